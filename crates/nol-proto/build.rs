@@ -1,0 +1,22 @@
+//! Compiles `proto/nol/v1` with protox (a protobuf compiler written in Rust), so a fresh machine
+//! needs no system `protoc`.
+use std::path::PathBuf;
+
+use prost::Message;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let proto_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let files = ["common", "registry", "cases", "transfer", "reporting", "events"]
+        .map(|name| proto_root.join(format!("nol/v1/{name}.proto")));
+    for file in &files {
+        println!("cargo:rerun-if-changed={}", file.display());
+    }
+    let descriptors = protox::compile(&files, [&proto_root])?;
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(out_dir.join("nol_descriptor.bin"), descriptors.encode_to_vec())?;
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .compile_fds(descriptors)?;
+    Ok(())
+}
