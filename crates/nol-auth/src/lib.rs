@@ -1,0 +1,384 @@
+//! Who is calling, and what they may see.
+//!
+//! Every business RPC carries `authorization: Bearer <token>`, a JWT signed with Ed25519 (EdDSA)
+//! that names the caller's region code and role. A caller sees and changes only its own region and
+//! the regions below it; anything else is `PERMISSION_DENIED`. Health and reflection take no token.
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use nol_region::RegionCode;
+use tonic::metadata::MetadataValue;
+
+/// The issuer every token must name.
+pub const ISSUER: &str = "not-one-less";
+
+/// What a caller does. Roles gate actions; regions gate data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// County bureau case worker (县级教育局): opens and works cases, hands them over.
+    Caseworker,
+    /// A school: confirms attendance, reports absent pupils.
+    School,
+    /// City or provincial bureau (设区市 / 省教育厅): reads and supervises.
+    Supervisor,
+    /// County poverty-alleviation leading group member (R6 approvals).
+    Approver,
+    /// Operator of the deployment: dead letters, backlogs.
+    Operator,
+    /// Another bureau's system calling the API.
+    System,
+}
+
+impl Role {
+    pub const ALL: [Role; 6] = [
+        Role::Caseworker,
+        Role::School,
+        Role::Supervisor,
+        Role::Approver,
+        Role::Operator,
+        Role::System,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Caseworker => "caseworker",
+            Role::School => "school",
+            Role::Supervisor => "supervisor",
+            Role::Approver => "approver",
+            Role::Operator => "operator",
+            Role::System => "system",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|role| role.as_str() == text)
+            .ok_or_else(|| {
+                let known: Vec<_> = Role::ALL.iter().map(|role| role.as_str()).collect();
+                format!("unknown role {text:?}; one of {}", known.join(", "))
+            })
+    }
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Claims {
+    iss: String,
+    sub: String,
+    region: String,
+    role: String,
+    iat: u64,
+    exp: u64,
+}
+
+/// The authenticated caller of one request.
+#[derive(Clone)]
+pub struct Caller {
+    pub subject: String,
+    pub region: RegionCode,
+    pub role: Role,
+    bearer: Arc<str>,
+}
+
+impl fmt::Debug for Caller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Caller")
+            .field("subject", &self.subject)
+            .field("region", &self.region)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A refusal: the caller may not do this, or may not see that region.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Denied {
+    #[error("region {requested} is outside your region {own}")]
+    OutOfScope { own: RegionCode, requested: RegionCode },
+    #[error("this deployment serves {} ({deployment}); your token is for {} ({own})", .deployment.name(), .own.name())]
+    OtherProvince { own: RegionCode, deployment: RegionCode },
+    #[error("the {role} role may not {action}")]
+    Role { role: Role, action: &'static str },
+    /// Another service of the province refused the caller (its message passes through).
+    #[error("{0}")]
+    Upstream(String),
+}
+
+impl From<Denied> for tonic::Status {
+    fn from(denied: Denied) -> tonic::Status {
+        tonic::Status::permission_denied(denied.to_string())
+    }
+}
+
+impl Caller {
+    /// True when `region` is the caller's own region or lies below it.
+    pub fn sees(&self, region: &RegionCode) -> bool {
+        self.region.contains(region)
+    }
+
+    pub fn require_scope(&self, region: &RegionCode) -> Result<(), Denied> {
+        if self.sees(region) {
+            Ok(())
+        } else {
+            Err(Denied::OutOfScope {
+                own: self.region,
+                requested: *region,
+            })
+        }
+    }
+
+    /// Refuses a caller of another province outright: each deployment serves one province.
+    pub fn require_province(&self, deployment: &RegionCode) -> Result<(), Denied> {
+        if self.region.province() == deployment.province() {
+            Ok(())
+        } else {
+            Err(Denied::OtherProvince {
+                own: self.region,
+                deployment: deployment.province(),
+            })
+        }
+    }
+
+    pub fn require_role(&self, allowed: &[Role], action: &'static str) -> Result<(), Denied> {
+        if allowed.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(Denied::Role {
+                role: self.role,
+                action,
+            })
+        }
+    }
+
+    /// The caller's own token, to forward when this service calls another in the province on the
+    /// caller's behalf (the callee checks scope again).
+    pub fn authorization_header(&self) -> MetadataValue<tonic::metadata::Ascii> {
+        // The token came in as a valid ASCII header value.
+        MetadataValue::try_from(format!("Bearer {}", self.bearer))
+            .unwrap_or_else(|_| MetadataValue::from_static(""))
+    }
+
+    /// A caller for work the system does on its own (event consumers), scoped to a province.
+    pub fn system(province: RegionCode) -> Caller {
+        Caller {
+            subject: "system".to_owned(),
+            region: province,
+            role: Role::System,
+            bearer: Arc::from(""),
+        }
+    }
+}
+
+/// Why a token was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("missing authorization: send 'authorization: Bearer <token>'")]
+    Missing,
+    #[error("the authorization header is not 'Bearer <token>'")]
+    Malformed,
+    #[error("the token is invalid or expired")]
+    Invalid,
+    #[error("the token names an unknown region or role: {0}")]
+    BadClaims(String),
+    #[error("key: {0}")]
+    Key(String),
+}
+
+/// Signs tokens. Lives with the identity provider (for the local stack, `nol token`).
+pub struct TokenIssuer {
+    key: EncodingKey,
+}
+
+impl TokenIssuer {
+    pub fn from_pem(private_pem: &[u8]) -> Result<TokenIssuer, TokenError> {
+        let key = EncodingKey::from_ed_pem(private_pem).map_err(|e| TokenError::Key(e.to_string()))?;
+        Ok(TokenIssuer { key })
+    }
+
+    pub fn issue(
+        &self,
+        subject: &str,
+        region: RegionCode,
+        role: Role,
+        lifetime: Duration,
+    ) -> Result<String, TokenError> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let claims = Claims {
+            iss: ISSUER.to_owned(),
+            sub: subject.to_owned(),
+            region: region.to_string(),
+            role: role.as_str().to_owned(),
+            iat: now,
+            exp: now + lifetime.as_secs(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &self.key)
+            .map_err(|e| TokenError::Key(e.to_string()))
+    }
+}
+
+/// Verifies tokens in every service.
+#[derive(Clone)]
+pub struct TokenVerifier {
+    key: Arc<DecodingKey>,
+    validation: Arc<Validation>,
+}
+
+impl TokenVerifier {
+    pub fn from_pem(public_pem: &[u8]) -> Result<TokenVerifier, TokenError> {
+        let key = DecodingKey::from_ed_pem(public_pem).map_err(|e| TokenError::Key(e.to_string()))?;
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+        validation.leeway = 30;
+        Ok(TokenVerifier {
+            key: Arc::new(key),
+            validation: Arc::new(validation),
+        })
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Caller, TokenError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
+            .map_err(|_| TokenError::Invalid)?;
+        let claims = data.claims;
+        let region = RegionCode::parse(&claims.region).map_err(|e| TokenError::BadClaims(e.to_string()))?;
+        let role = claims.role.parse::<Role>().map_err(TokenError::BadClaims)?;
+        Ok(Caller {
+            subject: claims.sub,
+            region,
+            role,
+            bearer: Arc::from(token),
+        })
+    }
+
+    /// Reads and verifies the `authorization` metadata of a request.
+    pub fn verify_metadata(&self, metadata: &tonic::metadata::MetadataMap) -> Result<Caller, TokenError> {
+        let value = metadata.get("authorization").ok_or(TokenError::Missing)?;
+        let text = value.to_str().map_err(|_| TokenError::Malformed)?;
+        let token = text
+            .strip_prefix("Bearer ")
+            .or_else(|| text.strip_prefix("bearer "))
+            .ok_or(TokenError::Malformed)?;
+        self.verify(token.trim())
+    }
+}
+
+/// A tonic interceptor that authenticates every request and leaves the [`Caller`] in its
+/// extensions; handlers read it with [`caller`].
+#[derive(Clone)]
+pub struct Authenticate {
+    verifier: TokenVerifier,
+}
+
+impl Authenticate {
+    pub fn new(verifier: TokenVerifier) -> Authenticate {
+        Authenticate { verifier }
+    }
+}
+
+impl tonic::service::Interceptor for Authenticate {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let caller = self
+            .verifier
+            .verify_metadata(request.metadata())
+            .map_err(|error| tonic::Status::unauthenticated(error.to_string()))?;
+        request.extensions_mut().insert(caller);
+        Ok(request)
+    }
+}
+
+/// The caller of an authenticated request.
+pub fn caller<T>(request: &tonic::Request<T>) -> Result<Caller, tonic::Status> {
+    request
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| tonic::Status::unauthenticated(TokenError::Missing.to_string()))
+}
+
+/// A new Ed25519 signing key pair as (private PKCS#8 PEM, public SPKI PEM).
+pub fn generate_signing_key_pem() -> Result<(String, String), TokenError> {
+    use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+    use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey};
+    let signing = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+    let private_pem = signing
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|e| TokenError::Key(e.to_string()))?;
+    let public_pem = signing
+        .verifying_key()
+        .to_public_key_pem(LineEnding::LF)
+        .map_err(|e| TokenError::Key(e.to_string()))?;
+    Ok((private_pem.to_string(), public_pem))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> (TokenIssuer, TokenVerifier) {
+        let (private_pem, public_pem) = generate_signing_key_pem().unwrap();
+        (
+            TokenIssuer::from_pem(private_pem.as_bytes()).unwrap(),
+            TokenVerifier::from_pem(public_pem.as_bytes()).unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_county_token_sees_its_county_only() {
+        let (issuer, verifier) = keys();
+        let xuanwu = RegionCode::parse("320102").unwrap();
+        let token = issuer
+            .issue("wang.li", xuanwu, Role::Caseworker, Duration::from_secs(60))
+            .unwrap();
+        let caller = verifier.verify(&token).unwrap();
+        assert_eq!(caller.region, xuanwu);
+        assert_eq!(caller.role, Role::Caseworker);
+        assert!(caller.sees(&xuanwu));
+        assert!(caller.require_scope(&RegionCode::parse("320104").unwrap()).is_err());
+        assert!(caller.require_scope(&RegionCode::parse("320000").unwrap()).is_err());
+        assert!(caller.require_scope(&RegionCode::parse("341221").unwrap()).is_err());
+        assert!(caller.require_role(&[Role::Supervisor], "close supervision items").is_err());
+    }
+
+    #[test]
+    fn tokens_from_another_key_or_tampered_are_refused() {
+        let (issuer, _) = keys();
+        let (_, other_verifier) = keys();
+        let token = issuer
+            .issue("x", RegionCode::parse("320000").unwrap(), Role::Supervisor, Duration::from_secs(60))
+            .unwrap();
+        assert!(matches!(other_verifier.verify(&token), Err(TokenError::Invalid)));
+        let (issuer, verifier) = keys();
+        let token = issuer
+            .issue("x", RegionCode::parse("320000").unwrap(), Role::Supervisor, Duration::from_secs(60))
+            .unwrap();
+        let mut tampered = token.clone();
+        tampered.pop();
+        tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
+        assert!(matches!(verifier.verify(&tampered), Err(TokenError::Invalid)));
+    }
+
+    #[test]
+    fn role_names_round_trip() {
+        for role in Role::ALL {
+            assert_eq!(role.as_str().parse::<Role>().unwrap(), role);
+        }
+        assert!("king".parse::<Role>().is_err());
+    }
+}
