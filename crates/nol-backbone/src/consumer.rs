@@ -1,0 +1,343 @@
+//! Durable pull consumers with an inbox.
+//!
+//! A consumer takes what has arrived (up to a batch), applies every message in one transaction,
+//! each under its own savepoint, records each event id in the inbox with its effect, commits, and
+//! only then acks. A redelivered message finds its id in the inbox and is acked without effect. A
+//! message that can never be processed (undecodable, unknown version, a rule it breaks) is parked
+//! as a dead letter with the reason and terminated, and the stream keeps flowing. A transient
+//! failure (PostgreSQL down) rolls the batch back and naks it for redelivery.
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, AckKind, consumer::pull};
+use futures::{FutureExt, StreamExt};
+use nol_events::{EventEnvelope, UndecodableEvent};
+use sqlx::{Acquire, PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::BackboneStats;
+use crate::relay::backoff;
+
+/// Why a handler could not apply an event.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// Retrying cannot help: park the message as a dead letter.
+    #[error("{0}")]
+    Permanent(String),
+    /// Retrying may help (the database is down): roll back and redeliver.
+    #[error(transparent)]
+    Transient(#[from] anyhow::Error),
+}
+
+impl From<UndecodableEvent> for HandlerError {
+    fn from(error: UndecodableEvent) -> Self {
+        HandlerError::Permanent(error.to_string())
+    }
+}
+
+impl From<sqlx::Error> for HandlerError {
+    fn from(error: sqlx::Error) -> Self {
+        HandlerError::Transient(error.into())
+    }
+}
+
+/// Applies one event inside the consumer's transaction. It may write the service's own tables and
+/// its outbox through `conn`; all of it commits with the inbox record, or none of it does.
+pub trait EventHandler: Send + Sync + 'static {
+    fn handle<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        envelope: &'a EventEnvelope,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send + 'a;
+}
+
+/// What a consumer listens to and how.
+#[derive(Debug, Clone)]
+pub struct ConsumerSpec {
+    /// Durable name; unique per stream, e.g. the service's name.
+    pub durable_name: String,
+    /// Subjects to receive (NATS ≥ 2.10 `filter_subjects`).
+    pub filter_subjects: Vec<String>,
+    /// How long the server waits for an ack before redelivering.
+    pub ack_wait: Duration,
+    /// Messages applied per transaction at most.
+    pub max_batch: usize,
+}
+
+/// What happened to one message of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposition {
+    Applied,
+    Duplicate,
+    DeadLetter(String),
+}
+
+/// A durable consumer of one stream, applying events with `handler`.
+pub struct Consumer<H> {
+    pool: PgPool,
+    stream: jetstream::stream::Stream,
+    spec: ConsumerSpec,
+    handler: H,
+    stats: BackboneStats,
+}
+
+impl<H: EventHandler> Consumer<H> {
+    pub fn new(pool: PgPool, stream: jetstream::stream::Stream, spec: ConsumerSpec, handler: H, stats: BackboneStats) -> Self {
+        Consumer {
+            pool,
+            stream,
+            spec,
+            handler,
+            stats,
+        }
+    }
+
+    /// Creates (or updates) the durable consumer on the server.
+    pub async fn bind(&self) -> anyhow::Result<jetstream::consumer::Consumer<pull::Config>> {
+        let config = pull::Config {
+            durable_name: Some(self.spec.durable_name.clone()),
+            filter_subjects: self.spec.filter_subjects.clone(),
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            ack_wait: self.spec.ack_wait,
+            max_deliver: -1,
+            max_ack_pending: 10_000,
+            ..Default::default()
+        };
+        Ok(self.stream.create_consumer(config).await?)
+    }
+
+    /// Runs until `shutdown`, surviving NATS and PostgreSQL outages; logs once per change of state.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut healthy = true;
+        let mut failures_in_a_row = 0u32;
+        'connect: loop {
+            let messages = match self.bind().await {
+                Ok(consumer) => {
+                    consumer
+                        .stream()
+                        .max_messages_per_batch(self.spec.max_batch)
+                        .heartbeat(Duration::from_secs(5))
+                        .expires(Duration::from_secs(30))
+                        .messages()
+                        .await
+                }
+                Err(error) => Err(async_nats::jetstream::consumer::StreamError::with_source(
+                    async_nats::jetstream::consumer::StreamErrorKind::Other,
+                    error.to_string(),
+                )),
+            };
+            let mut messages = match messages {
+                Ok(messages) => messages,
+                Err(error) => {
+                    if healthy {
+                        tracing::warn!(consumer = %self.spec.durable_name, error = %error, "consumer cannot subscribe; retrying with backoff");
+                        healthy = false;
+                    }
+                    failures_in_a_row = failures_in_a_row.saturating_add(1);
+                    let delay = backoff(Duration::from_millis(200), Duration::from_secs(5), failures_in_a_row);
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break 'connect,
+                        _ = tokio::time::sleep(delay) => continue 'connect,
+                    }
+                }
+            };
+            loop {
+                let first = tokio::select! {
+                    _ = shutdown.cancelled() => break 'connect,
+                    next = messages.next() => next,
+                };
+                let first = match first {
+                    Some(Ok(message)) => message,
+                    Some(Err(error)) => {
+                        tracing::debug!(consumer = %self.spec.durable_name, error = %error, "consumer stream error; resubscribing");
+                        continue 'connect;
+                    }
+                    None => continue 'connect,
+                };
+                let mut batch = vec![first];
+                while batch.len() < self.spec.max_batch {
+                    match messages.next().now_or_never() {
+                        Some(Some(Ok(message))) => batch.push(message),
+                        _ => break,
+                    }
+                }
+                match self.apply(&batch).await {
+                    Ok(dispositions) => {
+                        if !healthy {
+                            tracing::info!(consumer = %self.spec.durable_name, "consumer recovered");
+                            healthy = true;
+                        }
+                        failures_in_a_row = 0;
+                        acknowledge(&batch, &dispositions).await;
+                    }
+                    Err(error) => {
+                        if healthy {
+                            tracing::warn!(consumer = %self.spec.durable_name, error = %error, "consumer cannot apply events; redelivering with backoff");
+                            healthy = false;
+                        }
+                        failures_in_a_row = failures_in_a_row.saturating_add(1);
+                        let delay = backoff(Duration::from_millis(200), Duration::from_secs(5), failures_in_a_row);
+                        for message in &batch {
+                            let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
+                        }
+                        tokio::select! {
+                            _ = shutdown.cancelled() => break 'connect,
+                            _ = tokio::time::sleep(delay) => {}
+                        }
+                    }
+                }
+            }
+        }
+        tracing::debug!(consumer = %self.spec.durable_name, "consumer stopped");
+    }
+
+    /// Applies a batch in one transaction and commits it; does not ack. Returns each message's
+    /// disposition, in order.
+    pub async fn apply(&self, batch: &[jetstream::Message]) -> anyhow::Result<Vec<Disposition>> {
+        let mut tx = self.pool.begin().await?;
+        let mut dispositions = Vec::with_capacity(batch.len());
+        for message in batch {
+            if message.info().is_ok_and(|info| info.delivered > 1) {
+                self.stats.add_redelivered(1);
+            }
+            let disposition = self.apply_one(&mut tx, message).await?;
+            dispositions.push(disposition);
+        }
+        tx.commit().await?;
+        for disposition in &dispositions {
+            match disposition {
+                Disposition::Applied => self.stats.add_applied(1),
+                Disposition::Duplicate => self.stats.add_duplicates(1),
+                Disposition::DeadLetter(_) => self.stats.add_dead_letters(1),
+            }
+        }
+        Ok(dispositions)
+    }
+
+    async fn apply_one(&self, conn: &mut PgConnection, message: &jetstream::Message) -> anyhow::Result<Disposition> {
+        let envelope = match nol_events::decode_envelope(&message.payload) {
+            Ok(envelope) => envelope,
+            Err(error) => {
+                self.park(conn, message, None, &error.to_string()).await?;
+                return Ok(Disposition::DeadLetter(error.to_string()));
+            }
+        };
+        let event_id = Uuid::parse_str(&envelope.event_id)?;
+        let span = tracing::info_span!(
+            "consume",
+            consumer = %self.spec.durable_name,
+            event_type = %envelope.event_type,
+            event_id = %envelope.event_id,
+        );
+        nol_telemetry::set_parent_from_map(&span, &envelope.trace_context);
+        async {
+            let mut savepoint = conn.begin().await?;
+            let inserted = sqlx::query(
+                "INSERT INTO inbox (consumer, event_id, event_type, outcome) VALUES ($1, $2, $3, 'applied')
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(&self.spec.durable_name)
+            .bind(event_id)
+            .bind(&envelope.event_type)
+            .execute(&mut *savepoint)
+            .await?
+            .rows_affected();
+            if inserted == 0 {
+                savepoint.commit().await?;
+                tracing::debug!("duplicate delivery dropped by the inbox");
+                return Ok(Disposition::Duplicate);
+            }
+            match self.handler.handle(&mut savepoint, &envelope).await {
+                Ok(()) => {
+                    savepoint.commit().await?;
+                    Ok(Disposition::Applied)
+                }
+                Err(HandlerError::Permanent(reason)) => {
+                    savepoint.rollback().await?;
+                    tracing::warn!(reason = %reason, "event parked as a dead letter");
+                    self.park(conn, message, Some(&envelope), &reason).await?;
+                    Ok(Disposition::DeadLetter(reason))
+                }
+                Err(HandlerError::Transient(error)) => Err(error),
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn park(
+        &self,
+        conn: &mut PgConnection,
+        message: &jetstream::Message,
+        envelope: Option<&EventEnvelope>,
+        reason: &str,
+    ) -> sqlx::Result<()> {
+        let sequence = message.info().map(|info| info.stream_sequence as i64).unwrap_or(0);
+        sqlx::query(
+            "INSERT INTO dead_letter (consumer, subject, stream_sequence, event_id, event_type, reason, body)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&self.spec.durable_name)
+        .bind(message.subject.as_str())
+        .bind(sequence)
+        .bind(envelope.map(|envelope| envelope.event_id.as_str()))
+        .bind(envelope.map(|envelope| envelope.event_type.as_str()))
+        .bind(reason)
+        .bind(message.payload.as_ref())
+        .execute(&mut *conn)
+        .await?;
+        if let Some(event_id) = envelope.and_then(|envelope| Uuid::parse_str(&envelope.event_id).ok()) {
+            sqlx::query(
+                "INSERT INTO inbox (consumer, event_id, event_type, outcome) VALUES ($1, $2, $3, 'dead_letter')
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(&self.spec.durable_name)
+            .bind(event_id)
+            .bind(envelope.map(|envelope| envelope.event_type.as_str()).unwrap_or_default())
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Acks applied and duplicate messages, terminates dead letters (their record is committed).
+pub async fn acknowledge(batch: &[jetstream::Message], dispositions: &[Disposition]) {
+    for (message, disposition) in batch.iter().zip(dispositions) {
+        let kind = match disposition {
+            Disposition::DeadLetter(_) => AckKind::Term,
+            Disposition::Applied | Disposition::Duplicate => AckKind::Ack,
+        };
+        if let Err(error) = message.ack_with(kind).await {
+            // The effect is committed; a lost ack only means a redelivery the inbox will drop.
+            tracing::debug!(error = %error, "ack failed");
+        }
+    }
+}
+
+/// A dead letter, as operators see it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeadLetter {
+    pub id: i64,
+    pub consumer: String,
+    pub subject: String,
+    pub stream_sequence: i64,
+    pub event_id: Option<String>,
+    pub event_type: Option<String>,
+    pub reason: String,
+    pub parked_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The newest dead letters of this service.
+pub async fn dead_letters(pool: &PgPool, limit: i64) -> sqlx::Result<Vec<DeadLetter>> {
+    sqlx::query_as::<_, DeadLetter>(
+        "SELECT id, consumer, subject, stream_sequence, event_id, event_type, reason, parked_at
+           FROM dead_letter ORDER BY id DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}

@@ -1,0 +1,94 @@
+//! The event backbone between services and between provinces.
+//!
+//! PostgreSQL is the system of record; NATS JetStream carries the events. A service writes its
+//! events to its [`outbox`] in the same transaction as its change. The [`relay`] publishes
+//! them with `Nats-Msg-Id` = event id and marks them sent only after the stream's ack. A
+//! [`consumer`] is a durable pull consumer that records each event id in its inbox in the same
+//! transaction as its effect and acks after commit. Together: at-least-once delivery, exactly-once
+//! effect, and no dual writes.
+#![forbid(unsafe_code)]
+
+pub mod consumer;
+pub mod outbox;
+pub mod relay;
+mod stats;
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+use nol_events::SubjectScheme;
+use nol_region::RegionCode;
+pub use stats::{BackboneStats, StatsSnapshot};
+
+/// Creates the backbone tables (outbox, inbox, dead letters) in the pool's schema. They have
+/// their own migrations table so they sit beside each service's own migrations.
+pub async fn migrate(pool: &sqlx::PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    let mut migrator = sqlx::migrate!("./migrations");
+    migrator.dangerous_set_table_name("_backbone_migrations");
+    migrator.run(pool).await
+}
+
+/// Stream settings of a deployment.
+#[derive(Debug, Clone)]
+pub struct StreamSettings {
+    /// Replicas of each province stream (1 locally, 3 in production).
+    pub replicas: usize,
+    /// How long the stream keeps messages; consumers must catch up within it.
+    pub max_age: Duration,
+    /// The window in which the stream drops a re-published message with the same id.
+    pub duplicate_window: Duration,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        StreamSettings {
+            replicas: 1,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            duplicate_window: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Connects to NATS with reconnection forever, naming the connection after the process.
+pub async fn connect_nats(url: &str, connection_name: &str) -> anyhow::Result<async_nats::Client> {
+    let client = async_nats::ConnectOptions::new()
+        .name(connection_name)
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .connection_timeout(Duration::from_secs(5))
+        .event_callback(|event| async move {
+            match event {
+                async_nats::Event::Disconnected => tracing::warn!("nats disconnected"),
+                async_nats::Event::Connected => tracing::info!("nats connected"),
+                other => tracing::debug!(event = %other, "nats event"),
+            }
+        })
+        .connect(url)
+        .await?;
+    Ok(client)
+}
+
+/// A JetStream context whose requests (publish acks, API calls) time out after `timeout`.
+pub fn jetstream_context(client: async_nats::Client, timeout: Duration) -> jetstream::Context {
+    jetstream::ContextBuilder::new().timeout(timeout).build(client)
+}
+
+/// Makes sure the province's stream exists: everything addressed to the province, on file storage.
+pub async fn ensure_province_stream(
+    js: &jetstream::Context,
+    scheme: &SubjectScheme,
+    province: &RegionCode,
+    settings: &StreamSettings,
+) -> anyhow::Result<jetstream::stream::Stream> {
+    let config = jetstream::stream::Config {
+        name: scheme.stream_name(province),
+        subjects: vec![scheme.stream_subjects(province)],
+        storage: jetstream::stream::StorageType::File,
+        num_replicas: settings.replicas,
+        max_age: settings.max_age,
+        duplicate_window: settings.duplicate_window,
+        description: Some(format!("Not One Less events addressed to {}", province.name())),
+        ..Default::default()
+    };
+    Ok(js.get_or_create_stream(config).await?)
+}

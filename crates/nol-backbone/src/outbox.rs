@@ -1,0 +1,63 @@
+//! Writing events in the same transaction as the change they report.
+
+use nol_events::{EventEnvelope, EventHeader};
+use prost::Message;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+/// Adds an event to the outbox. Call inside the transaction that makes the change: both commit
+/// or neither does.
+pub async fn enqueue(conn: &mut PgConnection, subject: &str, envelope: &EventEnvelope) -> sqlx::Result<()> {
+    let id = Uuid::parse_str(&envelope.event_id).map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
+    sqlx::query("INSERT INTO outbox (id, subject, event_type, envelope) VALUES ($1, $2, $3, $4)")
+        .bind(id)
+        .bind(subject)
+        .bind(&envelope.event_type)
+        .bind(envelope.encode_to_vec())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Wraps `payload` in a new envelope (now, in the current trace) and adds it to the outbox.
+pub async fn emit<P: Message>(
+    conn: &mut PgConnection,
+    subject: &str,
+    header: EventHeader<'_>,
+    payload: &P,
+) -> sqlx::Result<EventEnvelope> {
+    let envelope = nol_events::envelope(
+        header,
+        payload,
+        chrono::Utc::now(),
+        nol_telemetry::current_trace_context(),
+    );
+    enqueue(conn, subject, &envelope).await?;
+    Ok(envelope)
+}
+
+/// What is waiting in an outbox.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Backlog {
+    /// Rows not yet acknowledged by a stream.
+    pub unsent: i64,
+    /// Of those, rows that failed at least once (a destination unreachable, say).
+    pub retrying: i64,
+    /// Age in seconds of the oldest unsent row.
+    pub oldest_unsent_seconds: f64,
+}
+
+pub async fn backlog(pool: &sqlx::PgPool) -> sqlx::Result<Backlog> {
+    let row: (i64, i64, Option<f64>) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE attempts > 0),
+                EXTRACT(EPOCH FROM clock_timestamp() - min(created_at))::float8
+           FROM outbox WHERE sent_at IS NULL",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(Backlog {
+        unsent: row.0,
+        retrying: row.1,
+        oldest_unsent_seconds: row.2.unwrap_or(0.0),
+    })
+}

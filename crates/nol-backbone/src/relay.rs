@@ -1,0 +1,311 @@
+//! Publishes outbox rows to JetStream.
+//!
+//! Each pass claims due rows with `FOR UPDATE SKIP LOCKED`, so several replicas share the work
+//! without publishing a row twice at once; it selects by `sent_at IS NULL`, not by an id
+//! watermark, so a row whose transaction commits after a later one is still found. A row is marked
+//! sent only after the stream's ack, in the claiming transaction: a relay that dies after publishing
+//! leaves the row unsent, it is published again with the same `Nats-Msg-Id`, and the stream's
+//! duplicate window (then the consumer's inbox) drops the copy. A row whose publish fails (for
+//! example, the other province is unreachable) is retried with backoff without holding up others.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, context::PublishAckFuture};
+use futures::future::join_all;
+use nol_events::headers;
+use prost::Message;
+use rand::Rng;
+use sqlx::postgres::PgListener;
+use sqlx::{PgPool, Postgres, Transaction};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::BackboneStats;
+
+/// How the relay paces itself.
+#[derive(Debug, Clone)]
+pub struct RelaySettings {
+    /// Rows claimed per pass.
+    pub batch_size: i64,
+    /// How often to look without a notification (notifications can be missed while reconnecting).
+    pub poll_interval: Duration,
+    /// First retry delay of a failed row; doubles per attempt up to `max_backoff`.
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Sent rows are deleted after this long.
+    pub retention: Duration,
+}
+
+impl Default for RelaySettings {
+    fn default() -> Self {
+        RelaySettings {
+            batch_size: 256,
+            poll_interval: Duration::from_millis(500),
+            min_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(10),
+            retention: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// One claimed outbox row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClaimedRow {
+    pub id: Uuid,
+    pub subject: String,
+    pub envelope: Vec<u8>,
+    pub attempts: i32,
+}
+
+/// What became of one publish.
+#[derive(Debug)]
+pub enum PublishOutcome {
+    Acked { id: Uuid, stream_sequence: u64 },
+    Failed { id: Uuid, attempts: i32, error: String },
+}
+
+/// The outbox relay of one service.
+#[derive(Clone)]
+pub struct Relay {
+    pool: PgPool,
+    js: jetstream::Context,
+    channel: String,
+    settings: RelaySettings,
+    stats: BackboneStats,
+}
+
+impl Relay {
+    /// `schema` is the service's schema, which names the notification channel.
+    pub fn new(pool: PgPool, js: jetstream::Context, schema: &str, settings: RelaySettings, stats: BackboneStats) -> Relay {
+        Relay {
+            pool,
+            js,
+            channel: format!("nol_outbox_{schema}"),
+            settings,
+            stats,
+        }
+    }
+
+    /// Runs until `shutdown`; survives PostgreSQL and NATS outages, logging once per change of state.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut listener: Option<PgListener> = None;
+        let mut healthy = true;
+        let mut failures_in_a_row = 0u32;
+        let mut last_cleanup = tokio::time::Instant::now();
+        loop {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            if listener.is_none() {
+                listener = self.listen().await.ok();
+            }
+            match self.publish_due().await {
+                Ok(claimed) => {
+                    if !healthy {
+                        tracing::info!("outbox relay recovered");
+                        healthy = true;
+                    }
+                    failures_in_a_row = 0;
+                    if claimed as i64 >= self.settings.batch_size {
+                        continue;
+                    }
+                }
+                Err(error) => {
+                    if healthy {
+                        tracing::warn!(error = %error, "outbox relay cannot work; retrying with backoff");
+                        healthy = false;
+                    }
+                    failures_in_a_row = failures_in_a_row.saturating_add(1);
+                    listener = None;
+                    let delay = backoff(self.settings.min_backoff, self.settings.max_backoff, failures_in_a_row);
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(delay) => continue,
+                    }
+                }
+            }
+            if last_cleanup.elapsed() > Duration::from_secs(60) {
+                last_cleanup = tokio::time::Instant::now();
+                if let Err(error) = self.delete_sent().await {
+                    tracing::debug!(error = %error, "outbox cleanup failed");
+                }
+            }
+            let wait = self.settings.poll_interval;
+            match listener.as_mut() {
+                Some(active) => {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        notification = active.try_recv() => {
+                            if !matches!(notification, Ok(Some(_))) {
+                                listener = None;
+                            }
+                        }
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+                None => {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+            }
+        }
+        tracing::debug!("outbox relay stopped");
+    }
+
+    async fn listen(&self) -> sqlx::Result<PgListener> {
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen(&self.channel).await?;
+        Ok(listener)
+    }
+
+    /// One pass: claim due rows, publish them, record the outcomes, commit. Returns rows claimed.
+    pub async fn publish_due(&self) -> anyhow::Result<usize> {
+        let mut tx = self.pool.begin().await?;
+        let rows = claim(&mut tx, self.settings.batch_size).await?;
+        if rows.is_empty() {
+            tx.commit().await?;
+            return Ok(0);
+        }
+        let outcomes = self.publish(&rows).await;
+        record(&mut tx, &outcomes, &self.settings).await?;
+        tx.commit().await?;
+        let acked = outcomes
+            .iter()
+            .filter(|outcome| matches!(outcome, PublishOutcome::Acked { .. }))
+            .count() as u64;
+        self.stats.add_published(acked);
+        self.stats.add_publish_failures(outcomes.len() as u64 - acked);
+        Ok(rows.len())
+    }
+
+    /// Publishes claimed rows and waits for every ack (or failure). Sends them all first, in
+    /// order, so the stream stores them in claim order, then awaits the acks together.
+    pub async fn publish(&self, rows: &[ClaimedRow]) -> Vec<PublishOutcome> {
+        let mut sent: Vec<(&ClaimedRow, Result<PublishAckFuture, String>)> = Vec::with_capacity(rows.len());
+        for row in rows {
+            let message = publish_message(row);
+            let result = self
+                .js
+                .send_publish(row.subject.clone(), message)
+                .await
+                .map_err(|error| error.to_string());
+            sent.push((row, result));
+        }
+        join_all(sent.into_iter().map(|(row, result)| async move {
+            let acked = match result {
+                Ok(ack_future) => ack_future.await.map_err(|error| error.to_string()),
+                Err(error) => Err(error),
+            };
+            match acked {
+                Ok(ack) => PublishOutcome::Acked {
+                    id: row.id,
+                    stream_sequence: ack.sequence,
+                },
+                Err(error) => PublishOutcome::Failed {
+                    id: row.id,
+                    attempts: row.attempts + 1,
+                    error,
+                },
+            }
+        }))
+        .await
+    }
+
+    async fn delete_sent(&self) -> sqlx::Result<u64> {
+        let result = sqlx::query(
+            "DELETE FROM outbox WHERE sent_at < clock_timestamp() - make_interval(secs => $1)",
+        )
+        .bind(self.settings.retention.as_secs_f64())
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected())
+    }
+}
+
+fn publish_message(row: &ClaimedRow) -> jetstream::message::PublishMessage {
+    let mut headers = async_nats::HeaderMap::new();
+    if let Ok(envelope) = nol_events::EventEnvelope::decode(row.envelope.as_slice()) {
+        headers.insert(headers::EVENT_TYPE, envelope.event_type.as_str());
+        headers.insert(headers::SCHEMA_VERSION, envelope.schema_version.to_string().as_str());
+        for (key, value) in &envelope.trace_context {
+            headers.insert(key.as_str(), value.as_str());
+        }
+    }
+    jetstream::message::PublishMessage::build()
+        .headers(headers)
+        .message_id(row.id.to_string())
+        .payload(row.envelope.clone().into())
+}
+
+/// Claims up to `limit` due, unsent rows; other relays skip them until this transaction ends.
+pub async fn claim(tx: &mut Transaction<'_, Postgres>, limit: i64) -> sqlx::Result<Vec<ClaimedRow>> {
+    sqlx::query_as::<_, ClaimedRow>(
+        "SELECT id, subject, envelope, attempts FROM outbox
+          WHERE sent_at IS NULL AND next_attempt_at <= clock_timestamp()
+          ORDER BY next_attempt_at, created_at
+          LIMIT $1
+          FOR UPDATE SKIP LOCKED",
+    )
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .await
+}
+
+/// Marks acked rows sent and schedules failed rows for a retry.
+pub async fn record(tx: &mut Transaction<'_, Postgres>, outcomes: &[PublishOutcome], settings: &RelaySettings) -> sqlx::Result<()> {
+    let mut acked_ids = Vec::new();
+    let mut acked_sequences = Vec::new();
+    let mut failed_ids = Vec::new();
+    let mut failed_errors = Vec::new();
+    let mut failed_delays = Vec::new();
+    for outcome in outcomes {
+        match outcome {
+            PublishOutcome::Acked { id, stream_sequence } => {
+                acked_ids.push(*id);
+                acked_sequences.push(*stream_sequence as i64);
+            }
+            PublishOutcome::Failed { id, attempts, error } => {
+                failed_ids.push(*id);
+                failed_errors.push(error.chars().take(500).collect::<String>());
+                let delay = backoff(settings.min_backoff, settings.max_backoff, *attempts as u32);
+                failed_delays.push(delay.as_millis() as i64);
+            }
+        }
+    }
+    if !acked_ids.is_empty() {
+        sqlx::query(
+            "UPDATE outbox SET sent_at = clock_timestamp(), stream_sequence = s.seq,
+                    attempts = outbox.attempts + 1, last_error = NULL
+               FROM unnest($1::uuid[], $2::int8[]) AS s(id, seq)
+              WHERE outbox.id = s.id",
+        )
+        .bind(&acked_ids)
+        .bind(&acked_sequences)
+        .execute(&mut **tx)
+        .await?;
+    }
+    if !failed_ids.is_empty() {
+        sqlx::query(
+            "UPDATE outbox SET attempts = outbox.attempts + 1, last_error = s.error,
+                    next_attempt_at = clock_timestamp() + make_interval(secs => s.delay_ms / 1000.0)
+               FROM unnest($1::uuid[], $2::text[], $3::int8[]) AS s(id, error, delay_ms)
+              WHERE outbox.id = s.id",
+        )
+        .bind(&failed_ids)
+        .bind(&failed_errors)
+        .bind(&failed_delays)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Exponential backoff with jitter: `min * 2^(attempt-1)`, at most `max`, then ±20%.
+pub fn backoff(min: Duration, max: Duration, attempt: u32) -> Duration {
+    let exponent = attempt.saturating_sub(1).min(20);
+    let base = min.saturating_mul(1u32 << exponent).min(max);
+    let jitter = rand::thread_rng().gen_range(0.8..1.2);
+    base.mul_f64(jitter)
+}
