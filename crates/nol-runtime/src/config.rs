@@ -1,0 +1,131 @@
+//! Configuration from the environment. The README's configuration table lists every variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use nol_region::{RegionCode, RegionLevel};
+
+/// Settings shared by the four services. Each reads the variables it needs.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// `registry`, `cases`, `transfer` or `reporting`; names the schema, the durable consumer,
+    /// and the process in logs and traces.
+    pub service: &'static str,
+    /// `NOL_PROVINCE`: the province this deployment serves, e.g. 320000.
+    pub province: RegionCode,
+    /// `NOL_GRPC_ADDR`: where to listen (port 0 picks a free port).
+    pub grpc_addr: SocketAddr,
+    /// `NOL_DATABASE_URL`: the province's PostgreSQL database.
+    pub database_url: String,
+    /// `NOL_NATS_URL`: the province's NATS server.
+    pub nats_url: String,
+    /// `NOL_SUBJECT_PREFIX`: first token of every subject (tests use one per test).
+    pub subject_prefix: String,
+    /// `NOL_KEYS_DIR`: token verification key, data key, sealing keys (see `ProvinceKeys`).
+    pub keys_dir: PathBuf,
+    /// `NOL_STREAM_REPLICAS`: replicas of the province stream (3 in production).
+    pub stream_replicas: usize,
+    /// `NOL_ACK_WAIT_SECS`: how long NATS waits for a consumer's ack before redelivering.
+    pub ack_wait: Duration,
+    /// `NOL_REGISTRY_URL`: this province's registry, for services that read pupils.
+    pub registry_url: Option<String>,
+    /// `NOL_CASES_URL`: this province's case service, for services that read cases.
+    pub cases_url: Option<String>,
+}
+
+/// The default gRPC port of each service (Jiangsu's in the local stack; Anhui's add 10).
+pub fn default_port(service: &str) -> u16 {
+    match service {
+        "registry" => 50051,
+        "cases" => 50052,
+        "transfer" => 50053,
+        "reporting" => 50054,
+        _ => 0,
+    }
+}
+
+impl ServiceConfig {
+    pub fn from_env(service: &'static str) -> anyhow::Result<ServiceConfig> {
+        Self::from_lookup(service, |name| std::env::var(name).ok())
+    }
+
+    /// Reads the settings through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(service: &'static str, lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<ServiceConfig> {
+        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let province_text = get("NOL_PROVINCE").context("NOL_PROVINCE is required (a province code, e.g. 320000)")?;
+        let province = RegionCode::parse(&province_text).with_context(|| format!("NOL_PROVINCE={province_text}"))?;
+        anyhow::ensure!(
+            province.level() == RegionLevel::Province,
+            "NOL_PROVINCE={province_text} is not a province code"
+        );
+        let grpc_addr = get("NOL_GRPC_ADDR")
+            .unwrap_or_else(|| format!("127.0.0.1:{}", default_port(service)))
+            .parse()
+            .context("NOL_GRPC_ADDR must be host:port")?;
+        let database_url = get("NOL_DATABASE_URL")
+            .unwrap_or_else(|| format!("postgres://postgres@127.0.0.1:5432/nol_{province}"));
+        let nats_url = get("NOL_NATS_URL").unwrap_or_else(|| "nats://127.0.0.1:4222".to_owned());
+        let subject_prefix = get("NOL_SUBJECT_PREFIX").unwrap_or_else(|| "nol".to_owned());
+        let keys_dir = PathBuf::from(get("NOL_KEYS_DIR").context("NOL_KEYS_DIR is required (see `nol keys`)")?);
+        let stream_replicas = get("NOL_STREAM_REPLICAS")
+            .map(|text| text.parse())
+            .transpose()
+            .context("NOL_STREAM_REPLICAS must be a number")?
+            .unwrap_or(1);
+        let ack_wait = get("NOL_ACK_WAIT_SECS")
+            .map(|text| text.parse::<f64>())
+            .transpose()
+            .context("NOL_ACK_WAIT_SECS must be a number")?
+            .map(Duration::from_secs_f64)
+            .unwrap_or(Duration::from_secs(30));
+        Ok(ServiceConfig {
+            service,
+            province,
+            grpc_addr,
+            database_url,
+            nats_url,
+            subject_prefix,
+            keys_dir,
+            stream_replicas,
+            ack_wait,
+            registry_url: get("NOL_REGISTRY_URL"),
+            cases_url: get("NOL_CASES_URL"),
+        })
+    }
+
+    /// A URL another service needs; a clear error when it is missing.
+    pub fn require_url(&self, value: &Option<String>, variable: &str) -> anyhow::Result<String> {
+        value
+            .clone()
+            .with_context(|| format!("{variable} is required by the {} service", self.service))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn defaults_follow_the_province() {
+        let config =
+            ServiceConfig::from_lookup("cases", lookup(&[("NOL_PROVINCE", "340000"), ("NOL_KEYS_DIR", "/k")])).unwrap();
+        assert_eq!(config.database_url, "postgres://postgres@127.0.0.1:5432/nol_340000");
+        assert_eq!(config.grpc_addr.port(), 50052);
+        assert_eq!(config.ack_wait, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_county_is_not_a_deployment() {
+        let error = ServiceConfig::from_lookup("cases", lookup(&[("NOL_PROVINCE", "320102"), ("NOL_KEYS_DIR", "/k")]))
+            .unwrap_err();
+        assert!(error.to_string().contains("not a province"));
+    }
+}

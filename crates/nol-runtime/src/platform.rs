@@ -1,0 +1,159 @@
+//! Starting a service: configuration and keys in, database and NATS connected, migrations
+//! applied, the province stream ensured, the outbox relay and consumers running, the gRPC server
+//! bound. Each service's `start` is this plus its own handlers.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_nats::jetstream;
+use nol_auth::Authenticate;
+use nol_backbone::consumer::{Consumer, ConsumerSpec, EventHandler};
+use nol_backbone::relay::{Relay, RelaySettings};
+use nol_backbone::{BackboneStats, StreamSettings};
+use nol_events::SubjectScheme;
+use sqlx::PgPool;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
+
+use crate::{ProvinceKeys, ServiceConfig, database, server};
+
+/// A started service's connections and background tasks.
+pub struct Platform {
+    pub config: ServiceConfig,
+    pub keys: ProvinceKeys,
+    pub pool: PgPool,
+    pub js: jetstream::Context,
+    pub scheme: SubjectScheme,
+    pub stream: jetstream::stream::Stream,
+    pub stats: BackboneStats,
+    pub shutdown: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+/// A service that is serving; `addr` is the bound gRPC address.
+pub struct RunningService {
+    pub addr: SocketAddr,
+    pub stats: BackboneStats,
+    handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningService {
+    /// Waits until the service has shut down (after its shutdown token was cancelled).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.handle.await.context("service task panicked")?
+    }
+}
+
+impl Platform {
+    /// Connects everything and applies the runtime's, the backbone's and the service's migrations.
+    pub async fn start(
+        config: ServiceConfig,
+        service_migrator: sqlx::migrate::Migrator,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Platform> {
+        let keys = ProvinceKeys::load(&config.keys_dir)?;
+        let pool = database::connect(&config.database_url, config.service, 16)
+            .await
+            .with_context(|| format!("connecting to the database for {}", config.service))?;
+        database::migrate_runtime(&pool).await?;
+        nol_backbone::migrate(&pool).await?;
+        service_migrator.run(&pool).await?;
+        let scheme = SubjectScheme::new(&config.subject_prefix)?;
+        let client = nol_backbone::connect_nats(
+            &config.nats_url,
+            &format!("nol-{}-{}", config.service, config.province),
+        )
+        .await?;
+        let js = nol_backbone::jetstream_context(client, Duration::from_secs(5));
+        let settings = StreamSettings {
+            replicas: config.stream_replicas,
+            ..StreamSettings::default()
+        };
+        let stream = nol_backbone::ensure_province_stream(&js, &scheme, &config.province, &settings)
+            .await
+            .context("creating the province stream")?;
+        let stats = BackboneStats::default();
+        let mut tasks = JoinSet::new();
+        let relay = Relay::new(
+            pool.clone(),
+            js.clone(),
+            config.service,
+            RelaySettings::default(),
+            stats.clone(),
+        );
+        tasks.spawn(relay.run(shutdown.clone()));
+        Ok(Platform {
+            config,
+            keys,
+            pool,
+            js,
+            scheme,
+            stream,
+            stats,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Starts the service's durable consumer on its province stream.
+    pub fn spawn_consumer<H: EventHandler>(&mut self, filter_subjects: Vec<String>, handler: H) {
+        let spec = ConsumerSpec {
+            durable_name: self.config.service.to_owned(),
+            filter_subjects,
+            ack_wait: self.config.ack_wait,
+            max_batch: 256,
+        };
+        let consumer = Consumer::new(self.pool.clone(), self.stream.clone(), spec, handler, self.stats.clone());
+        self.tasks.spawn(consumer.run(self.shutdown.clone()));
+    }
+
+    /// The interceptor that authenticates callers of this deployment.
+    pub fn authenticate(&self) -> Authenticate {
+        Authenticate::new(self.keys.verifier.0.clone())
+    }
+
+    /// Binds the gRPC port and serves `routes` with health and reflection until shutdown, then
+    /// waits for the relay and consumers to stop.
+    pub async fn serve(self, routes: Routes, service_names: &[&str]) -> anyhow::Result<RunningService> {
+        let bound = server::bind(self.config.grpc_addr)
+            .await
+            .with_context(|| format!("binding {}", self.config.grpc_addr))?;
+        let addr = bound.addr;
+        let (reporter, health_service) = server::health();
+        for name in service_names {
+            reporter
+                .set_service_status(*name, tonic_health::ServingStatus::Serving)
+                .await;
+        }
+        let shutdown = self.shutdown.clone();
+        let mut tasks = self.tasks;
+        let pool = self.pool.clone();
+        let stats = self.stats.clone();
+        let handle = tokio::spawn(async move {
+            let served = server::serve(bound, routes, health_service, shutdown.clone()).await;
+            shutdown.cancel();
+            while tasks.join_next().await.is_some() {}
+            pool.close().await;
+            served
+        });
+        tracing::info!(service = %self.config.service, province = %self.config.province, addr = %addr, "serving");
+        Ok(RunningService { addr, stats, handle })
+    }
+}
+
+/// The common `main` of a service process: telemetry, configuration from the environment,
+/// SIGINT/SIGTERM, start, a ready line on stdout (`NOL_READY service=… grpc=host:port`), wait.
+pub async fn run_main<F, Fut>(service: &'static str, start: F) -> anyhow::Result<()>
+where
+    F: FnOnce(ServiceConfig, CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<RunningService>>,
+{
+    let config = ServiceConfig::from_env(service)?;
+    let _telemetry = nol_telemetry::init(&format!("nol-{service}"))?;
+    let shutdown = crate::shutdown::on_signal();
+    let running = start(config, shutdown).await?;
+    println!("NOL_READY service={service} grpc={}", running.addr);
+    running.wait().await
+}

@@ -1,0 +1,55 @@
+//! The gRPC server every service runs: its own services behind the token check, plus
+//! `grpc.health.v1` and `grpc.reflection.v1` without one, a span per call joined to the caller's
+//! trace, and graceful shutdown.
+
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
+use tonic_health::server::HealthReporter;
+use tower_http::trace::TraceLayer;
+
+/// A bound listener; `port()` is known before serving, so tests and the stack can use port 0.
+pub struct Bound {
+    listener: TcpListener,
+    pub addr: SocketAddr,
+}
+
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<Bound> {
+    let listener = TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    Ok(Bound { listener, addr })
+}
+
+/// Health reporting for the services a process serves.
+pub fn health() -> (HealthReporter, tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>) {
+    tonic_health::server::health_reporter()
+}
+
+/// Serves `routes` (the business services, already wrapped in the token check) with health and
+/// reflection until `shutdown`; in-flight calls finish first.
+pub async fn serve(
+    bound: Bound,
+    routes: Routes,
+    health_service: tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(nol_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let routes = routes.add_service(health_service).add_service(reflection);
+    let trace = TraceLayer::new_for_grpc().make_span_with(|request: &http::Request<_>| {
+        let span = tracing::info_span!("grpc", rpc = %request.uri().path(), otel.kind = "server");
+        nol_telemetry::set_parent_from_headers(&span, request.headers());
+        span
+    });
+    tonic::transport::Server::builder()
+        .layer(trace)
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(bound.listener), shutdown.cancelled_owned())
+        .await?;
+    Ok(())
+}
