@@ -1,0 +1,137 @@
+//! What the case service does with the province's events: the transfer service's hand-off steps.
+
+use nol_backbone::consumer::{EventHandler, HandlerError};
+use nol_events::{
+    EventEnvelope, HANDOFF_ACCEPTED, HANDOFF_COMPLETED, HANDOFF_REQUESTED, SubjectScheme, decode_payload, region_field,
+    uuid_field,
+};
+use nol_pii::{DataKey, ResidentId, SealKeyPair};
+use nol_proto::v1::{HandoffAccepted, HandoffCompleted, HandoffDossier, HandoffRequested};
+use nol_region::RegionCode;
+use prost::Message;
+use sqlx::PgConnection;
+
+use crate::domain::cause_name;
+use crate::grpc::child_record;
+use crate::ledger::{self, StepError};
+use crate::store::NewCase;
+
+/// The subjects the case service consumes in `province`.
+pub fn filter_subjects(scheme: &SubjectScheme, province: &RegionCode) -> Vec<String> {
+    [HANDOFF_REQUESTED, HANDOFF_ACCEPTED, HANDOFF_COMPLETED]
+        .into_iter()
+        .map(|event_type| scheme.local_filter(province, event_type))
+        .collect()
+}
+
+pub struct CaseEvents {
+    pub scheme: SubjectScheme,
+    pub data_key: DataKey,
+    pub seal: SealKeyPair,
+}
+
+impl EventHandler for CaseEvents {
+    async fn handle(&self, conn: &mut PgConnection, envelope: &EventEnvelope) -> Result<(), HandlerError> {
+        if HANDOFF_REQUESTED.matches(&envelope.event_type) {
+            let event: HandoffRequested = decode_payload(envelope, HANDOFF_REQUESTED)?;
+            let case_id = uuid_field(envelope, "case_id", &event.case_id)?;
+            let handoff_id = uuid_field(envelope, "handoff_id", &event.handoff_id)?;
+            region_field(envelope, "destination_region_code", &event.destination_region_code)?;
+            let result = ledger::begin_handoff(
+                conn,
+                &self.scheme,
+                case_id,
+                handoff_id,
+                &event.destination_region_code,
+                &envelope.actor,
+            )
+            .await;
+            step_result(result)
+        } else if HANDOFF_COMPLETED.matches(&envelope.event_type) {
+            let event: HandoffCompleted = decode_payload(envelope, HANDOFF_COMPLETED)?;
+            let case_id = uuid_field(envelope, "case_id", &event.case_id)?;
+            let handoff_id = uuid_field(envelope, "handoff_id", &event.handoff_id)?;
+            region_field(envelope, "destination_region_code", &event.destination_region_code)?;
+            let result = ledger::complete_handoff(
+                conn,
+                &self.scheme,
+                case_id,
+                handoff_id,
+                &event.destination_region_code,
+                &envelope.actor,
+            )
+            .await;
+            step_result(result)
+        } else if HANDOFF_ACCEPTED.matches(&envelope.event_type) {
+            self.take_in(conn, envelope).await
+        } else {
+            Err(HandlerError::Permanent(format!(
+                "the case service does not handle {}",
+                envelope.event_type
+            )))
+        }
+    }
+}
+
+impl CaseEvents {
+    /// Opens the case here for an accepted incoming hand-off, from the sealed dossier.
+    async fn take_in(&self, conn: &mut PgConnection, envelope: &EventEnvelope) -> Result<(), HandlerError> {
+        let event: HandoffAccepted = decode_payload(envelope, HANDOFF_ACCEPTED)?;
+        let handoff_id = uuid_field(envelope, "handoff_id", &event.handoff_id)?;
+        let origin_case_id = uuid_field(envelope, "case_id", &event.case_id)?;
+        let origin = region_field(envelope, "origin_region_code", &event.origin_region_code)?;
+        let destination = region_field(envelope, "destination_region_code", &event.destination_region_code)?;
+        let opened = self
+            .seal
+            .open(&event.sealed_dossier)
+            .map_err(|error| HandlerError::Permanent(format!("hand-off dossier: {error}")))?;
+        let dossier = HandoffDossier::decode(opened.as_slice())
+            .map_err(|error| HandlerError::Permanent(format!("hand-off dossier does not decode: {error}")))?;
+        let child = dossier
+            .child
+            .ok_or_else(|| HandlerError::Permanent("hand-off dossier has no child".to_owned()))?;
+        let resident_id = ResidentId::parse(&child.resident_id)
+            .map_err(|error| HandlerError::Permanent(format!("hand-off dossier: {error}")))?;
+        let case = NewCase {
+            id: uuid::Uuid::now_v7(),
+            pupil_id: None,
+            child: child_record(&self.data_key, &child.full_name, &resident_id, &child.hukou_region_code),
+            region: destination.to_string(),
+            causes: crate::domain::check_causes(&dossier.causes)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|cause| cause_name(cause).to_owned())
+                .collect(),
+            notes: dossier.notes,
+            source: "handoff",
+            origin_region: Some(origin.to_string()),
+            origin_case_id: Some(origin_case_id),
+            handoff_id: Some(handoff_id),
+            opened_by: event.accepted_by,
+        };
+        match ledger::open(conn, &self.scheme, &case).await {
+            Ok(row) => {
+                tracing::info!(case_id = %row.id, handoff_id = %handoff_id, region = %destination, "case taken in");
+                Ok(())
+            }
+            Err(error) if nol_runtime::database::is_unique_violation(&error, Some("dropout_case_one_per_incoming_handoff")) => {
+                // Already taken in (a redelivery that outlived the inbox): nothing to do.
+                Ok(())
+            }
+            Err(error) if nol_runtime::database::is_unique_violation(&error, Some("dropout_case_one_active_per_child")) => {
+                Err(HandlerError::Permanent(format!(
+                    "R2: hand-off {handoff_id}: the child already has an active case in this province"
+                )))
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+}
+
+fn step_result(result: Result<(), StepError>) -> Result<(), HandlerError> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(StepError::Database(error)) => Err(error.into()),
+        Err(rule @ (StepError::NoSuchCase(_) | StepError::Rule(_))) => Err(HandlerError::Permanent(rule.to_string())),
+    }
+}

@@ -1,0 +1,144 @@
+//! The case ledger's operations: each is one transaction holding the change, its history and
+//! its event in the outbox. Used by the gRPC handlers and by the event consumer alike.
+
+use nol_events::{CASE_HANDED_OVER, CASE_HANDOFF_PENDING, CASE_OPENED, EventHeader, SubjectScheme};
+use nol_proto::v1::{CaseHandedOver, CaseHandoffPending, CaseOpened, CaseSource};
+use nol_region::RegionCode;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::domain::{RuleViolation, Status, Transition, cause_from_name};
+use crate::store::{self, CaseRow, NewCase};
+
+/// Inserts a case and its `case_opened` event. A unique violation of
+/// `dropout_case_one_active_per_child` means the child already has an active case.
+pub async fn open(conn: &mut PgConnection, scheme: &SubjectScheme, case: &NewCase) -> sqlx::Result<CaseRow> {
+    let row = store::insert(conn, case).await?;
+    let region = parse_stored_region(&row.region)?;
+    let payload = CaseOpened {
+        case_id: row.id.to_string(),
+        pupil_id: row.pupil_id.map(|id| id.to_string()).unwrap_or_default(),
+        region_code: row.region.clone(),
+        causes: row.causes.iter().map(|name| cause_from_name(name) as i32).collect(),
+        source: if row.source == "handoff" {
+            CaseSource::Handoff
+        } else {
+            CaseSource::Local
+        } as i32,
+        origin_region_code: row.origin_region.clone().unwrap_or_default(),
+        handoff_id: row.handoff_id.map(|id| id.to_string()).unwrap_or_default(),
+    };
+    nol_backbone::outbox::emit(
+        conn,
+        &scheme.local(CASE_OPENED, &region),
+        EventHeader {
+            event_type: CASE_OPENED,
+            source_region: region,
+            aggregate_type: "dropout_case",
+            aggregate_id: &payload.case_id,
+            aggregate_sequence: row.version as u64,
+            actor: &row.opened_by,
+        },
+        &payload,
+    )
+    .await?;
+    Ok(row)
+}
+
+/// Why a hand-off step could not be applied to a case.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error("case {0} does not exist here")]
+    NoSuchCase(Uuid),
+    #[error(transparent)]
+    Rule(#[from] RuleViolation),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// A hand-off of the case was requested: mark it pending (still owned here).
+pub async fn begin_handoff(
+    conn: &mut PgConnection,
+    scheme: &SubjectScheme,
+    case_id: Uuid,
+    handoff_id: Uuid,
+    destination: &str,
+    actor: &str,
+) -> Result<(), StepError> {
+    let row = store::get_for_update(conn, case_id)
+        .await?
+        .ok_or(StepError::NoSuchCase(case_id))?;
+    let transition = crate::domain::CaseState::from_row(&row)?.begin_handoff(handoff_id)?;
+    let Transition::To(status) = transition else {
+        return Ok(());
+    };
+    let version = store::set_handoff_status(conn, &row, status, handoff_id, destination, actor).await?;
+    let region = parse_stored_region(&row.region)?;
+    let payload = CaseHandoffPending {
+        case_id: case_id.to_string(),
+        region_code: row.region.clone(),
+        handoff_id: handoff_id.to_string(),
+        destination_region_code: destination.to_owned(),
+    };
+    nol_backbone::outbox::emit(
+        conn,
+        &scheme.local(CASE_HANDOFF_PENDING, &region),
+        EventHeader {
+            event_type: CASE_HANDOFF_PENDING,
+            source_region: region,
+            aggregate_type: "dropout_case",
+            aggregate_id: &payload.case_id,
+            aggregate_sequence: version as u64,
+            actor,
+        },
+        &payload,
+    )
+    .await?;
+    Ok(())
+}
+
+/// The destination accepted: the case is handed over here; its history stays.
+pub async fn complete_handoff(
+    conn: &mut PgConnection,
+    scheme: &SubjectScheme,
+    case_id: Uuid,
+    handoff_id: Uuid,
+    destination: &str,
+    actor: &str,
+) -> Result<(), StepError> {
+    let row = store::get_for_update(conn, case_id)
+        .await?
+        .ok_or(StepError::NoSuchCase(case_id))?;
+    let transition = crate::domain::CaseState::from_row(&row)?.complete_handoff(handoff_id)?;
+    let Transition::To(status) = transition else {
+        return Ok(());
+    };
+    let version = store::set_handoff_status(conn, &row, status, handoff_id, destination, actor).await?;
+    let region = parse_stored_region(&row.region)?;
+    let payload = CaseHandedOver {
+        case_id: case_id.to_string(),
+        region_code: row.region.clone(),
+        handoff_id: handoff_id.to_string(),
+        destination_region_code: destination.to_owned(),
+    };
+    nol_backbone::outbox::emit(
+        conn,
+        &scheme.local(CASE_HANDED_OVER, &region),
+        EventHeader {
+            event_type: CASE_HANDED_OVER,
+            source_region: region,
+            aggregate_type: "dropout_case",
+            aggregate_id: &payload.case_id,
+            aggregate_sequence: version as u64,
+            actor,
+        },
+        &payload,
+    )
+    .await?;
+    debug_assert_eq!(status, Status::HandedOver);
+    Ok(())
+}
+
+fn parse_stored_region(text: &str) -> sqlx::Result<RegionCode> {
+    RegionCode::parse(text).map_err(|error| sqlx::Error::Decode(Box::new(error)))
+}

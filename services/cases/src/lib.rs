@@ -1,0 +1,32 @@
+//! Case management: the dropout ledger (台账) and one case file per child (一人一案).
+#![forbid(unsafe_code)]
+
+mod consumers;
+pub mod domain;
+mod grpc;
+mod ledger;
+mod store;
+
+use nol_proto::v1::case_service_server::CaseServiceServer;
+use nol_runtime::{Platform, RunningService, ServiceConfig};
+use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
+
+/// Binds encrypted resident ID numbers to this column, so a value copied elsewhere won't decrypt.
+const RESIDENT_ID_CONTEXT: &str = "cases.dropout_case.resident_id";
+
+/// Starts the case service of one province and serves it until `shutdown`.
+pub async fn start(config: ServiceConfig, shutdown: CancellationToken) -> anyhow::Result<RunningService> {
+    let registry_url = config.require_url(&config.registry_url, "NOL_REGISTRY_URL")?;
+    let mut platform = Platform::start(config, sqlx::migrate!("./migrations"), shutdown).await?;
+    let handler = consumers::CaseEvents {
+        scheme: platform.scheme.clone(),
+        data_key: platform.keys.data.clone(),
+        seal: platform.keys.seal.clone(),
+    };
+    let filters = consumers::filter_subjects(&platform.scheme, &platform.config.province);
+    platform.spawn_consumer(filters, handler);
+    let service = grpc::Cases::new(&platform, &registry_url)?;
+    let routes = Routes::new(CaseServiceServer::with_interceptor(service, platform.authenticate()));
+    platform.serve(routes, &["nol.v1.CaseService"]).await
+}

@@ -1,0 +1,203 @@
+//! The case service's SQL.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use nol_runtime::paging::Cursor;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::domain::Status;
+
+/// A case row as stored (the resident ID number encrypted).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CaseRow {
+    pub id: Uuid,
+    pub pupil_id: Option<Uuid>,
+    pub child_name: String,
+    pub resident_id_cipher: Vec<u8>,
+    pub resident_id_masked: String,
+    pub sex: i16,
+    pub birth_date: NaiveDate,
+    pub hukou_region: String,
+    pub region: String,
+    pub status: String,
+    pub causes: Vec<String>,
+    pub notes: String,
+    pub source: String,
+    pub origin_region: Option<String>,
+    pub origin_case_id: Option<Uuid>,
+    pub handoff_id: Option<Uuid>,
+    pub handoff_destination: Option<String>,
+    pub opened_by: String,
+    pub opened_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+const COLUMNS: &str = "id, pupil_id, child_name, resident_id_cipher, resident_id_masked, sex, birth_date,
+    hukou_region, region, status, causes, notes, source, origin_region, origin_case_id, handoff_id,
+    handoff_destination, opened_by, opened_at, updated_at, version";
+
+/// The child as a case stores it.
+#[derive(Debug, Clone)]
+pub struct ChildRecord {
+    pub full_name: String,
+    pub resident_id_cipher: Vec<u8>,
+    pub resident_id_index: Vec<u8>,
+    pub resident_id_masked: String,
+    pub sex: i16,
+    pub birth_date: NaiveDate,
+    pub hukou_region: String,
+}
+
+/// A case to open.
+#[derive(Debug, Clone)]
+pub struct NewCase {
+    pub id: Uuid,
+    pub pupil_id: Option<Uuid>,
+    pub child: ChildRecord,
+    pub region: String,
+    pub causes: Vec<String>,
+    pub notes: String,
+    pub source: &'static str,
+    pub origin_region: Option<String>,
+    pub origin_case_id: Option<Uuid>,
+    pub handoff_id: Option<Uuid>,
+    pub opened_by: String,
+}
+
+pub async fn insert(conn: &mut PgConnection, case: &NewCase) -> sqlx::Result<CaseRow> {
+    let row = sqlx::query_as::<_, CaseRow>(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO dropout_case (id, pupil_id, child_name, resident_id_cipher, resident_id_index, resident_id_masked,
+                                   sex, birth_date, hukou_region, region, status, causes, notes, source,
+                                   origin_region, origin_case_id, handoff_id, opened_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'open', $11, $12, $13, $14, $15, $16, $17)
+         RETURNING {COLUMNS}"
+    )))
+    .bind(case.id)
+    .bind(case.pupil_id)
+    .bind(&case.child.full_name)
+    .bind(&case.child.resident_id_cipher)
+    .bind(&case.child.resident_id_index)
+    .bind(&case.child.resident_id_masked)
+    .bind(case.child.sex)
+    .bind(case.child.birth_date)
+    .bind(&case.child.hukou_region)
+    .bind(&case.region)
+    .bind(&case.causes)
+    .bind(&case.notes)
+    .bind(case.source)
+    .bind(&case.origin_region)
+    .bind(case.origin_case_id)
+    .bind(case.handoff_id)
+    .bind(&case.opened_by)
+    .fetch_one(&mut *conn)
+    .await?;
+    append_history(conn, case.id, 1, &case.opened_by, "opened", serde_json::json!({ "source": case.source })).await?;
+    Ok(row)
+}
+
+/// The active case of the child with this blind index, if any.
+pub async fn find_active_by_index(pool: &PgPool, index: &[u8]) -> sqlx::Result<Option<CaseRow>> {
+    sqlx::query_as::<_, CaseRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM dropout_case
+          WHERE resident_id_index = $1 AND status IN ('open', 'handoff_pending')"
+    )))
+    .bind(index)
+    .fetch_optional(pool)
+    .await
+}
+
+pub async fn get(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<CaseRow>> {
+    sqlx::query_as::<_, CaseRow>(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM dropout_case WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// Reads a case and locks it for a change in this transaction.
+pub async fn get_for_update(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<CaseRow>> {
+    sqlx::query_as::<_, CaseRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM dropout_case WHERE id = $1 FOR UPDATE"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Cases owned in the subtree whose codes start with `prefix`, newest first.
+pub async fn list(
+    pool: &PgPool,
+    prefix: &str,
+    status: Option<Status>,
+    after: Option<Cursor>,
+    limit: i64,
+) -> sqlx::Result<Vec<CaseRow>> {
+    sqlx::query_as::<_, CaseRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM dropout_case
+          WHERE region LIKE $1 || '%'
+            AND ($2::text IS NULL OR status = $2)
+            AND ($3::timestamptz IS NULL OR (opened_at, id) < ($3, $4))
+          ORDER BY opened_at DESC, id DESC
+          LIMIT $5"
+    )))
+    .bind(prefix)
+    .bind(status.map(Status::as_str))
+    .bind(after.map(|cursor| cursor.time))
+    .bind(after.map(|cursor| cursor.id))
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Moves a case to `status` for hand-off `handoff_id`; returns the new version.
+pub async fn set_handoff_status(
+    conn: &mut PgConnection,
+    row: &CaseRow,
+    status: Status,
+    handoff_id: Uuid,
+    destination: &str,
+    actor: &str,
+) -> sqlx::Result<i64> {
+    let version: i64 = sqlx::query_scalar(
+        "UPDATE dropout_case
+            SET status = $2, handoff_id = $3, handoff_destination = $4,
+                updated_at = clock_timestamp(), version = version + 1
+          WHERE id = $1
+          RETURNING version",
+    )
+    .bind(row.id)
+    .bind(status.as_str())
+    .bind(handoff_id)
+    .bind(destination)
+    .fetch_one(&mut *conn)
+    .await?;
+    append_history(
+        conn,
+        row.id,
+        version,
+        actor,
+        status.as_str(),
+        serde_json::json!({ "handoff_id": handoff_id, "destination_region_code": destination }),
+    )
+    .await?;
+    Ok(version)
+}
+
+async fn append_history(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+    version: i64,
+    actor: &str,
+    change: &str,
+    detail: serde_json::Value,
+) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO case_history (case_id, version, actor, change, detail) VALUES ($1, $2, $3, $4, $5)")
+        .bind(case_id)
+        .bind(version)
+        .bind(actor)
+        .bind(change)
+        .bind(detail)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

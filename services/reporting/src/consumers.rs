@@ -1,0 +1,56 @@
+//! Counting the province's events.
+
+use nol_backbone::consumer::{EventHandler, HandlerError};
+use nol_events::{
+    CASE_HANDED_OVER, CASE_OPENED, EventEnvelope, PUPIL_REGISTERED, SubjectScheme, decode_payload, occurred_at,
+    region_field,
+};
+use nol_proto::v1::{CaseHandedOver, CaseOpened, PupilRegistered};
+use nol_region::RegionCode;
+use sqlx::PgConnection;
+
+use crate::metrics::{Metric, for_case_opened};
+
+pub fn filter_subjects(scheme: &SubjectScheme, province: &RegionCode) -> Vec<String> {
+    [PUPIL_REGISTERED, CASE_OPENED, CASE_HANDED_OVER]
+        .into_iter()
+        .map(|event_type| scheme.local_filter(province, event_type))
+        .collect()
+}
+
+pub struct Counting;
+
+impl EventHandler for Counting {
+    async fn handle(&self, conn: &mut PgConnection, envelope: &EventEnvelope) -> Result<(), HandlerError> {
+        let (region, metric) = if PUPIL_REGISTERED.matches(&envelope.event_type) {
+            let event: PupilRegistered = decode_payload(envelope, PUPIL_REGISTERED)?;
+            let region = region_field(envelope, "enrollment_region_code", &event.enrollment_region_code)?;
+            (region, Metric::PupilsRegistered)
+        } else if CASE_OPENED.matches(&envelope.event_type) {
+            let event: CaseOpened = decode_payload(envelope, CASE_OPENED)?;
+            let region = region_field(envelope, "region_code", &event.region_code)?;
+            (region, for_case_opened(&event))
+        } else if CASE_HANDED_OVER.matches(&envelope.event_type) {
+            let event: CaseHandedOver = decode_payload(envelope, CASE_HANDED_OVER)?;
+            let region = region_field(envelope, "region_code", &event.region_code)?;
+            (region, Metric::CasesHandedOut)
+        } else {
+            return Err(HandlerError::Permanent(format!(
+                "the reporting service does not count {}",
+                envelope.event_type
+            )));
+        };
+        sqlx::query(
+            "INSERT INTO region_count (region, metric, value, last_event_at) VALUES ($1, $2, 1, $3)
+             ON CONFLICT (region, metric) DO UPDATE
+                SET value = region_count.value + 1,
+                    last_event_at = greatest(region_count.last_event_at, excluded.last_event_at)",
+        )
+        .bind(region.as_str())
+        .bind(metric.as_str())
+        .bind(occurred_at(envelope))
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+}

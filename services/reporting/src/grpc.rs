@@ -1,0 +1,78 @@
+//! gRPC transport of the reporting service.
+
+use chrono::{DateTime, Utc};
+use nol_auth::{Caller, caller};
+use nol_proto::v1::reporting_service_server::ReportingService;
+use nol_proto::v1::{GetRegionSummaryRequest, GetRegionSummaryResponse, RegionSummary};
+use nol_region::RegionCode;
+use nol_runtime::{Platform, ServiceError};
+use sqlx::PgPool;
+use tonic::{Request, Response, Status};
+
+use crate::metrics::{Metric, cases_active};
+
+pub struct Reporting {
+    pool: PgPool,
+    province: RegionCode,
+}
+
+impl Reporting {
+    pub fn new(platform: &Platform) -> Reporting {
+        Reporting {
+            pool: platform.pool.clone(),
+            province: platform.config.province,
+        }
+    }
+
+    async fn summary(&self, caller: &Caller, request: GetRegionSummaryRequest) -> Result<RegionSummary, ServiceError> {
+        let region = if request.region_code.is_empty() {
+            caller.region
+        } else {
+            RegionCode::parse(&request.region_code).map_err(|error| ServiceError::invalid("region_code", error.to_string()))?
+        };
+        caller.require_scope(&region)?;
+        let rows: Vec<(String, i64, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT metric, sum(value)::int8, max(last_event_at) FROM region_count
+              WHERE region LIKE $1 || '%' GROUP BY metric",
+        )
+        .bind(region.subtree_prefix())
+        .fetch_all(&self.pool)
+        .await?;
+        let value = |metric: Metric| {
+            rows.iter()
+                .find(|(name, _, _)| name == metric.as_str())
+                .map(|(_, value, _)| *value)
+                .unwrap_or(0)
+        };
+        let opened = value(Metric::CasesOpened);
+        let taken_in = value(Metric::CasesTakenIn);
+        let handed_out = value(Metric::CasesHandedOut);
+        Ok(RegionSummary {
+            region_code: region.to_string(),
+            region_name: region.full_name(),
+            pupils_registered: value(Metric::PupilsRegistered),
+            cases_opened: opened,
+            cases_active: cases_active(opened, taken_in, handed_out),
+            cases_handed_out: handed_out,
+            cases_taken_in: taken_in,
+            last_event_time: rows
+                .iter()
+                .map(|(_, _, at)| *at)
+                .max()
+                .map(nol_runtime::time::timestamp),
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl ReportingService for Reporting {
+    async fn get_region_summary(
+        &self,
+        request: Request<GetRegionSummaryRequest>,
+    ) -> Result<Response<GetRegionSummaryResponse>, Status> {
+        let caller = caller(&request)?;
+        caller.require_province(&self.province).map_err(ServiceError::from)?;
+        let summary = self.summary(&caller, request.into_inner()).await?;
+        Ok(Response::new(GetRegionSummaryResponse { summary: Some(summary) }))
+    }
+}

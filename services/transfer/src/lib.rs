@@ -1,0 +1,30 @@
+//! Cross-region hand-off of dropout cases (R11): the origin asks, the destination records and
+//! acknowledges receipt, a destination case worker accepts, and ownership moves on that accept.
+#![forbid(unsafe_code)]
+
+mod consumers;
+pub mod domain;
+mod grpc;
+mod handoffs;
+mod store;
+
+use nol_proto::v1::transfer_service_server::TransferServiceServer;
+use nol_runtime::{Platform, RunningService, ServiceConfig};
+use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
+
+/// Starts the transfer service of one province and serves it until `shutdown`.
+pub async fn start(config: ServiceConfig, shutdown: CancellationToken) -> anyhow::Result<RunningService> {
+    let cases_url = config.require_url(&config.cases_url, "NOL_CASES_URL")?;
+    let mut platform = Platform::start(config, sqlx::migrate!("./migrations"), shutdown).await?;
+    let handler = consumers::TransferEvents {
+        scheme: platform.scheme.clone(),
+        seal: platform.keys.seal.clone(),
+        province: platform.config.province,
+    };
+    let filters = consumers::filter_subjects(&platform.scheme, &platform.config.province);
+    platform.spawn_consumer(filters, handler);
+    let service = grpc::Transfer::new(&platform, &cases_url)?;
+    let routes = Routes::new(TransferServiceServer::with_interceptor(service, platform.authenticate()));
+    platform.serve(routes, &["nol.v1.TransferService"]).await
+}
