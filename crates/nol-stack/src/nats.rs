@@ -1,0 +1,158 @@
+//! A nats-server process with JetStream on file storage, optionally linked to other provinces'
+//! servers as a leaf node.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::process::{Child, Command};
+
+use crate::eventually;
+
+/// How to run one province's server.
+#[derive(Debug, Clone)]
+pub struct NatsOptions {
+    /// Server name and JetStream domain, e.g. `p320000`.
+    pub name: String,
+    /// Client port; `None` picks a free one.
+    pub client_port: Option<u16>,
+    /// Accept leaf-node connections from other provinces on this port (`Some(None)`: a free one).
+    pub leaf_listen: Option<Option<u16>>,
+    /// Leaf-node URLs of other provinces' servers to connect to.
+    pub leaf_remotes: Vec<String>,
+}
+
+/// A running (or stopped) nats-server and what it listens on.
+pub struct NatsServer {
+    binary: PathBuf,
+    dir: PathBuf,
+    options: NatsOptions,
+    child: Option<Child>,
+    pub client_port: u16,
+    pub leaf_port: Option<u16>,
+}
+
+impl NatsServer {
+    /// Starts a server whose files (config, JetStream store, log) live under `dir`.
+    pub async fn start(dir: &Path, options: NatsOptions) -> anyhow::Result<NatsServer> {
+        std::fs::create_dir_all(dir)?;
+        let mut server = NatsServer {
+            binary: crate::tools::nats_server()?,
+            dir: dir.to_path_buf(),
+            options,
+            child: None,
+            client_port: 0,
+            leaf_port: None,
+        };
+        server.launch().await?;
+        // Later restarts reuse the ports first chosen, so clients and leaf links find it again.
+        server.options.client_port = Some(server.client_port);
+        if server.options.leaf_listen.is_some() {
+            server.options.leaf_listen = Some(server.leaf_port);
+        }
+        Ok(server)
+    }
+
+    pub fn client_url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.client_port)
+    }
+
+    pub fn leaf_url(&self) -> Option<String> {
+        self.leaf_port.map(|port| format!("nats-leaf://127.0.0.1:{port}"))
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("nats-server.log")
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
+    fn config(&self) -> String {
+        let port = |port: Option<u16>| port.map(|port| port.to_string()).unwrap_or_else(|| "-1".to_owned());
+        let mut config = format!(
+            "server_name: {name}\nlisten: \"127.0.0.1:{client}\"\n\
+             jetstream {{\n  store_dir: \"{dir}/jetstream\"\n  domain: {name}\n}}\n",
+            name = self.options.name,
+            client = port(self.options.client_port),
+            dir = self.dir.display(),
+        );
+        if self.options.leaf_listen.is_some() || !self.options.leaf_remotes.is_empty() {
+            config.push_str("leafnodes {\n");
+            if let Some(listen) = self.options.leaf_listen {
+                config.push_str(&format!("  listen: \"127.0.0.1:{}\"\n", port(listen)));
+            }
+            if !self.options.leaf_remotes.is_empty() {
+                let urls: Vec<String> = self.options.leaf_remotes.iter().map(|url| format!("\"{url}\"")).collect();
+                config.push_str(&format!("  remotes: [ {{ urls: [{}] }} ]\n", urls.join(", ")));
+            }
+            config.push_str("}\n");
+        }
+        config
+    }
+
+    async fn launch(&mut self) -> anyhow::Result<()> {
+        let config_path = self.dir.join("nats-server.conf");
+        std::fs::write(&config_path, self.config())?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())?;
+        let log_start = log.metadata()?.len();
+        let child = Command::new(&self.binary)
+            .arg("-c")
+            .arg(&config_path)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", self.binary.display()))?;
+        self.child = Some(child);
+        // The server logs what it listens on, then "Server is ready".
+        let log_path = self.log_path();
+        let startup = eventually("nats-server to be ready", Duration::from_secs(20), || {
+            let log_path = log_path.clone();
+            async move {
+                let text = std::fs::read(&log_path)?;
+                let text = String::from_utf8_lossy(&text[(log_start as usize).min(text.len())..]).into_owned();
+                Ok(text.contains("Server is ready").then_some(text))
+            }
+        })
+        .await
+        .with_context(|| format!("nats-server did not start; see {}", self.log_path().display()))?;
+        let port_after = |marker: &str| {
+            startup
+                .lines()
+                .find_map(|line| line.split_once(marker))
+                .and_then(|(_, address)| address.trim().rsplit(':').next())
+                .and_then(|port| port.parse::<u16>().ok())
+        };
+        self.client_port = port_after("Listening for client connections on").context("nats-server logged no client port")?;
+        self.leaf_port = port_after("Listening for leafnode connections on");
+        Ok(())
+    }
+
+    /// SIGKILL: the process dies with whatever it had not written.
+    pub async fn kill(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await?;
+        }
+        Ok(())
+    }
+
+    /// SIGTERM and wait: a clean shutdown (the local stack's Ctrl-C).
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            crate::process::terminate(&mut child, Duration::from_secs(10)).await?;
+        }
+        Ok(())
+    }
+
+    /// Starts the server again on the same ports and store.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.stop().await?;
+        self.launch().await
+    }
+}

@@ -1,0 +1,158 @@
+//! PostgreSQL for a stack: a database per province on a server (the machine's, or a cluster the
+//! stack owns under its data folder, which it can also stop and start).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::Connection;
+use sqlx::postgres::PgConnection;
+
+use crate::eventually;
+
+/// The server tests and the local stack use unless told otherwise.
+pub fn default_admin_url() -> String {
+    std::env::var("NOL_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// `admin_url` with its database replaced by `name`.
+pub fn database_url(admin_url: &str, name: &str) -> String {
+    let (base, _) = admin_url.rsplit_once('/').unwrap_or((admin_url, ""));
+    format!("{base}/{name}")
+}
+
+/// True when a server answers at `admin_url`.
+pub async fn reachable(admin_url: &str) -> bool {
+    tokio::time::timeout(Duration::from_secs(3), PgConnection::connect(admin_url))
+        .await
+        .is_ok_and(|connection| connection.is_ok())
+}
+
+/// Creates database `name` unless it exists; returns its URL.
+pub async fn create_database(admin_url: &str, name: &str) -> anyhow::Result<String> {
+    anyhow::ensure!(
+        name.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'_'),
+        "database names here are lowercase letters, digits and '_'"
+    );
+    let mut admin = PgConnection::connect(admin_url)
+        .await
+        .with_context(|| format!("connecting to PostgreSQL at {admin_url}"))?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(name)
+        .fetch_one(&mut admin)
+        .await?;
+    if !exists {
+        // The name was checked above to be a plain identifier.
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut admin)
+            .await?;
+    }
+    admin.close().await?;
+    Ok(database_url(admin_url, name))
+}
+
+/// Drops database `name`, disconnecting whoever is still connected.
+pub async fn drop_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
+    let mut admin = PgConnection::connect(admin_url).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")))
+        .execute(&mut admin)
+        .await?;
+    admin.close().await?;
+    Ok(())
+}
+
+/// A PostgreSQL cluster owned by the stack, in its own folder and port.
+pub struct PgCluster {
+    dir: PathBuf,
+    pub port: u16,
+    bin: PathBuf,
+}
+
+impl PgCluster {
+    /// Creates the cluster under `dir` unless it exists (trust auth, user `postgres`).
+    pub fn init(dir: &Path, port: u16) -> anyhow::Result<PgCluster> {
+        let cluster = PgCluster {
+            dir: dir.to_path_buf(),
+            port,
+            bin: crate::tools::postgres_bin_dir()?,
+        };
+        if !dir.join("PG_VERSION").exists() {
+            std::fs::create_dir_all(dir)?;
+            cluster.hand_to_postgres_user()?;
+            let status = cluster
+                .command("initdb")
+                .arg("-D")
+                .arg(dir)
+                .args(["-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8"])
+                .stdout(std::process::Stdio::null())
+                .status()
+                .context("running initdb")?;
+            anyhow::ensure!(status.success(), "initdb failed for {}", dir.display());
+        }
+        Ok(cluster)
+    }
+
+    pub fn admin_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// `initdb` and `postgres` refuse to run as root: run them as the `postgres` user then.
+    fn command(&self, program: &str) -> Command {
+        let path = self.bin.join(program);
+        if nix::unistd::Uid::effective().is_root() {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(path);
+            command
+        } else {
+            Command::new(path)
+        }
+    }
+
+    fn hand_to_postgres_user(&self) -> anyhow::Result<()> {
+        if nix::unistd::Uid::effective().is_root() {
+            let status = Command::new("chown").args(["-R", "postgres:postgres"]).arg(&self.dir).status()?;
+            anyhow::ensure!(status.success(), "chown of {} failed", self.dir.display());
+        }
+        Ok(())
+    }
+
+    /// Starts the server and waits until it accepts connections.
+    pub async fn start(&self) -> anyhow::Result<()> {
+        let options = format!("-p {} -k {} -c listen_addresses=127.0.0.1", self.port, self.dir.display());
+        let status = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(&self.dir)
+            .args(["-o", &options, "-l"])
+            .arg(self.dir.join("server.log"))
+            .args(["-w", "start"])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .context("running pg_ctl start")?;
+        anyhow::ensure!(status.success(), "pg_ctl start failed; see {}", self.dir.join("server.log").display());
+        let url = self.admin_url();
+        eventually("the cluster to accept connections", Duration::from_secs(30), || {
+            let url = url.clone();
+            async move { Ok(reachable(&url).await.then_some(())) }
+        })
+        .await
+    }
+
+    /// Stops the server: `fast` for a clean stop, `immediate` to simulate a crash.
+    pub fn stop(&self, mode: &str) -> anyhow::Result<()> {
+        let status = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(&self.dir)
+            .args(["-m", mode, "-w", "stop"])
+            .stdout(std::process::Stdio::null())
+            .status()?;
+        anyhow::ensure!(status.success(), "pg_ctl stop -m {mode} failed");
+        Ok(())
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.dir.join("postmaster.pid").exists()
+    }
+}

