@@ -96,23 +96,14 @@ pub async fn seed(stack: &Stack) -> anyhow::Result<()> {
         }
     })
     .await?;
-    anhui
-        .transfer
-        .clone()
-        .accept_handoff(AcceptHandoffRequest {
-            handoff_id: handoff_id.clone(),
-        })
-        .await?;
+    anhui.transfer.clone().accept_handoff(AcceptHandoffRequest { handoff_id: handoff_id.clone() }).await?;
     eprintln!("demo: 341221 accepted hand-off {handoff_id}");
 
     eventually("Jiangsu's case to be marked handed over", Duration::from_secs(30), || {
         let mut cases = jiangsu.cases.clone();
         async move {
             let handed_over = cases
-                .list_cases(ListCasesRequest {
-                    status: CaseStatus::HandedOver as i32,
-                    ..Default::default()
-                })
+                .list_cases(ListCasesRequest { status: CaseStatus::HandedOver as i32, ..Default::default() })
                 .await?
                 .into_inner();
             Ok((!handed_over.dropout_cases.is_empty()).then_some(()))

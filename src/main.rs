@@ -3,6 +3,7 @@
 //! ```text
 //! nol up [--demo]                       both provinces on this machine (the README's first command)
 //! nol token --region 320102 --role caseworker
+//! nol keys --province 320000 --province 340000   a deployment's keys
 //! nol serve registry|cases|transfer|reporting   one service, configured from the environment
 //! ```
 #![forbid(unsafe_code)]
@@ -18,7 +19,11 @@ use nol_auth::Role;
 use nol_region::RegionCode;
 
 #[derive(Parser)]
-#[command(name = "nol", version, about = "Not One Less (一个都不能少): find every out-of-school child, bring each one back")]
+#[command(
+    name = "nol",
+    version,
+    about = "Not One Less (一个都不能少): find every out-of-school child, bring each one back"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -53,6 +58,15 @@ enum Command {
         #[arg(long, default_value = "var")]
         data: PathBuf,
     },
+    /// Creates the keys of a deployment (token signing key, each province's data and sealing keys,
+    /// peers' public keys) under DATA/keys, keeping any that exist.
+    Keys {
+        /// Provinces of the deployment, e.g. --province 320000 --province 340000.
+        #[arg(long = "province", required = true)]
+        provinces: Vec<String>,
+        #[arg(long, default_value = "var")]
+        data: PathBuf,
+    },
     /// Runs one service, configured from the environment (see the README's table).
     Serve {
         #[arg(value_parser = ["registry", "cases", "transfer", "reporting"])]
@@ -65,18 +79,20 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
         Command::Up { demo, data } => runtime.block_on(up::run(&data, demo)),
-        Command::Token {
-            region,
-            role,
-            subject,
-            hours,
-            data,
-        } => {
+        Command::Token { region, role, subject, hours, data } => {
             let region = RegionCode::parse(&region)?;
             let role: Role = role.parse().map_err(anyhow::Error::msg)?;
             let keys = nol_stack::StackKeys::load(&data.join("keys"))?;
             let subject = subject.unwrap_or_else(|| format!("{role}@{region}"));
             println!("{}", keys.token(&subject, region, role, Duration::from_secs(hours * 3600))?);
+            Ok(())
+        }
+        Command::Keys { provinces, data } => {
+            let codes = provinces.iter().map(|code| RegionCode::parse(code)).collect::<Result<Vec<_>, _>>()?;
+            nol_stack::StackKeys::ensure(&data.join("keys"), &codes)?;
+            for code in &codes {
+                println!("{}: NOL_KEYS_DIR={}", code.name(), data.join("keys").join(code.to_string()).display());
+            }
             Ok(())
         }
         Command::Serve { service } => runtime.block_on(async move {

@@ -73,7 +73,7 @@ pub async fn run(data: &Path, demo: bool) -> anyhow::Result<()> {
         );
     }
     for server in &stack.nats {
-        println!("  nats {}  (leaf link {})", server.client_url(), server.leaf_url().unwrap_or_else(|| "→ hub".into()));
+        println!("  nats {}  (leaf link {})", server.address(), server.leaf_url().unwrap_or_else(|| "→ hub".into()));
     }
     println!("  databases: {} (nol_320000, nol_340000); logs: {}", admin_url, data.join("log").display());
     println!();
@@ -82,8 +82,12 @@ pub async fn run(data: &Path, demo: bool) -> anyhow::Result<()> {
     println!("Token, 阜阳市临泉县 (341221) case worker:");
     println!("  export ANHUI_TOKEN={linquan}");
     println!();
-    println!("Try:  grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" 127.0.0.1:50052 nol.v1.CaseService/ListCases");
-    println!("      grpcurl -plaintext -H \"authorization: Bearer $ANHUI_TOKEN\" -d '{{\"direction\":\"HANDOFF_DIRECTION_INCOMING\"}}' 127.0.0.1:50063 nol.v1.TransferService/ListHandoffs");
+    println!(
+        "Try:  grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" 127.0.0.1:50052 nol.v1.CaseService/ListCases"
+    );
+    println!(
+        "      grpcurl -plaintext -H \"authorization: Bearer $ANHUI_TOKEN\" -d '{{\"direction\":\"HANDOFF_DIRECTION_INCOMING\"}}' 127.0.0.1:50063 nol.v1.TransferService/ListHandoffs"
+    );
     println!("More tokens: nol token --region <code> --role <role>.  Ctrl-C stops everything.");
 
     wait_for_signal().await;

@@ -35,14 +35,8 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 6] = [
-        Role::Caseworker,
-        Role::School,
-        Role::Supervisor,
-        Role::Approver,
-        Role::Operator,
-        Role::System,
-    ];
+    pub const ALL: [Role; 6] =
+        [Role::Caseworker, Role::School, Role::Supervisor, Role::Approver, Role::Operator, Role::System];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -65,13 +59,10 @@ impl fmt::Display for Role {
 impl FromStr for Role {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Role::ALL
-            .into_iter()
-            .find(|role| role.as_str() == text)
-            .ok_or_else(|| {
-                let known: Vec<_> = Role::ALL.iter().map(|role| role.as_str()).collect();
-                format!("unknown role {text:?}; one of {}", known.join(", "))
-            })
+        Role::ALL.into_iter().find(|role| role.as_str() == text).ok_or_else(|| {
+            let known: Vec<_> = Role::ALL.iter().map(|role| role.as_str()).collect();
+            format!("unknown role {text:?}; one of {}", known.join(", "))
+        })
     }
 }
 
@@ -131,14 +122,7 @@ impl Caller {
     }
 
     pub fn require_scope(&self, region: &RegionCode) -> Result<(), Denied> {
-        if self.sees(region) {
-            Ok(())
-        } else {
-            Err(Denied::OutOfScope {
-                own: self.region,
-                requested: *region,
-            })
-        }
+        if self.sees(region) { Ok(()) } else { Err(Denied::OutOfScope { own: self.region, requested: *region }) }
     }
 
     /// Refuses a caller of another province outright: each deployment serves one province.
@@ -146,40 +130,24 @@ impl Caller {
         if self.region.province() == deployment.province() {
             Ok(())
         } else {
-            Err(Denied::OtherProvince {
-                own: self.region,
-                deployment: deployment.province(),
-            })
+            Err(Denied::OtherProvince { own: self.region, deployment: deployment.province() })
         }
     }
 
     pub fn require_role(&self, allowed: &[Role], action: &'static str) -> Result<(), Denied> {
-        if allowed.contains(&self.role) {
-            Ok(())
-        } else {
-            Err(Denied::Role {
-                role: self.role,
-                action,
-            })
-        }
+        if allowed.contains(&self.role) { Ok(()) } else { Err(Denied::Role { role: self.role, action }) }
     }
 
     /// The caller's own token, to forward when this service calls another in the province on the
     /// caller's behalf (the callee checks scope again).
     pub fn authorization_header(&self) -> MetadataValue<tonic::metadata::Ascii> {
         // The token came in as a valid ASCII header value.
-        MetadataValue::try_from(format!("Bearer {}", self.bearer))
-            .unwrap_or_else(|_| MetadataValue::from_static(""))
+        MetadataValue::try_from(format!("Bearer {}", self.bearer)).unwrap_or_else(|_| MetadataValue::from_static(""))
     }
 
     /// A caller for work the system does on its own (event consumers), scoped to a province.
     pub fn system(province: RegionCode) -> Caller {
-        Caller {
-            subject: "system".to_owned(),
-            region: province,
-            role: Role::System,
-            bearer: Arc::from(""),
-        }
+        Caller { subject: "system".to_owned(), region: province, role: Role::System, bearer: Arc::from("") }
     }
 }
 
@@ -216,10 +184,7 @@ impl TokenIssuer {
         role: Role,
         lifetime: Duration,
     ) -> Result<String, TokenError> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
         let claims = Claims {
             iss: ISSUER.to_owned(),
             sub: subject.to_owned(),
@@ -247,34 +212,24 @@ impl TokenVerifier {
         validation.set_issuer(&[ISSUER]);
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
         validation.leeway = 30;
-        Ok(TokenVerifier {
-            key: Arc::new(key),
-            validation: Arc::new(validation),
-        })
+        Ok(TokenVerifier { key: Arc::new(key), validation: Arc::new(validation) })
     }
 
     pub fn verify(&self, token: &str) -> Result<Caller, TokenError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
-            .map_err(|_| TokenError::Invalid)?;
+        let data =
+            jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(|_| TokenError::Invalid)?;
         let claims = data.claims;
         let region = RegionCode::parse(&claims.region).map_err(|e| TokenError::BadClaims(e.to_string()))?;
         let role = claims.role.parse::<Role>().map_err(TokenError::BadClaims)?;
-        Ok(Caller {
-            subject: claims.sub,
-            region,
-            role,
-            bearer: Arc::from(token),
-        })
+        Ok(Caller { subject: claims.sub, region, role, bearer: Arc::from(token) })
     }
 
     /// Reads and verifies the `authorization` metadata of a request.
     pub fn verify_metadata(&self, metadata: &tonic::metadata::MetadataMap) -> Result<Caller, TokenError> {
         let value = metadata.get("authorization").ok_or(TokenError::Missing)?;
         let text = value.to_str().map_err(|_| TokenError::Malformed)?;
-        let token = text
-            .strip_prefix("Bearer ")
-            .or_else(|| text.strip_prefix("bearer "))
-            .ok_or(TokenError::Malformed)?;
+        let token =
+            text.strip_prefix("Bearer ").or_else(|| text.strip_prefix("bearer ")).ok_or(TokenError::Malformed)?;
         self.verify(token.trim())
     }
 }
@@ -317,13 +272,9 @@ pub fn generate_signing_key_pem() -> Result<(String, String), TokenError> {
     use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
     use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey};
     let signing = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
-    let private_pem = signing
-        .to_pkcs8_pem(LineEnding::LF)
-        .map_err(|e| TokenError::Key(e.to_string()))?;
-    let public_pem = signing
-        .verifying_key()
-        .to_public_key_pem(LineEnding::LF)
-        .map_err(|e| TokenError::Key(e.to_string()))?;
+    let private_pem = signing.to_pkcs8_pem(LineEnding::LF).map_err(|e| TokenError::Key(e.to_string()))?;
+    let public_pem =
+        signing.verifying_key().to_public_key_pem(LineEnding::LF).map_err(|e| TokenError::Key(e.to_string()))?;
     Ok((private_pem.to_string(), public_pem))
 }
 
@@ -343,9 +294,7 @@ mod tests {
     fn a_county_token_sees_its_county_only() {
         let (issuer, verifier) = keys();
         let xuanwu = RegionCode::parse("320102").unwrap();
-        let token = issuer
-            .issue("wang.li", xuanwu, Role::Caseworker, Duration::from_secs(60))
-            .unwrap();
+        let token = issuer.issue("wang.li", xuanwu, Role::Caseworker, Duration::from_secs(60)).unwrap();
         let caller = verifier.verify(&token).unwrap();
         assert_eq!(caller.region, xuanwu);
         assert_eq!(caller.role, Role::Caseworker);
@@ -360,14 +309,12 @@ mod tests {
     fn tokens_from_another_key_or_tampered_are_refused() {
         let (issuer, _) = keys();
         let (_, other_verifier) = keys();
-        let token = issuer
-            .issue("x", RegionCode::parse("320000").unwrap(), Role::Supervisor, Duration::from_secs(60))
-            .unwrap();
+        let token =
+            issuer.issue("x", RegionCode::parse("320000").unwrap(), Role::Supervisor, Duration::from_secs(60)).unwrap();
         assert!(matches!(other_verifier.verify(&token), Err(TokenError::Invalid)));
         let (issuer, verifier) = keys();
-        let token = issuer
-            .issue("x", RegionCode::parse("320000").unwrap(), Role::Supervisor, Duration::from_secs(60))
-            .unwrap();
+        let token =
+            issuer.issue("x", RegionCode::parse("320000").unwrap(), Role::Supervisor, Duration::from_secs(60)).unwrap();
         let mut tampered = token.clone();
         tampered.pop();
         tampered.push(if token.ends_with('A') { 'B' } else { 'A' });

@@ -85,14 +85,14 @@ pub struct Consumer<H> {
 }
 
 impl<H: EventHandler> Consumer<H> {
-    pub fn new(pool: PgPool, stream: jetstream::stream::Stream, spec: ConsumerSpec, handler: H, stats: BackboneStats) -> Self {
-        Consumer {
-            pool,
-            stream,
-            spec,
-            handler,
-            stats,
-        }
+    pub fn new(
+        pool: PgPool,
+        stream: jetstream::stream::Stream,
+        spec: ConsumerSpec,
+        handler: H,
+        stats: BackboneStats,
+    ) -> Self {
+        Consumer { pool, stream, spec, handler, stats }
     }
 
     /// Creates (or updates) the durable consumer on the server.

@@ -50,8 +50,14 @@ impl Default for StreamSettings {
 }
 
 /// Connects to NATS with reconnection forever, naming the connection after the process.
+/// Credentials may be given in the URL (`nats://user:password@host:port`).
 pub async fn connect_nats(url: &str, connection_name: &str) -> anyhow::Result<async_nats::Client> {
-    let client = async_nats::ConnectOptions::new()
+    let (url, credentials) = split_credentials(url);
+    let mut options = async_nats::ConnectOptions::new();
+    if let Some((user, password)) = credentials {
+        options = options.user_and_password(user, password);
+    }
+    let client = options
         .name(connection_name)
         .retry_on_initial_connect()
         .max_reconnects(None)
@@ -63,9 +69,23 @@ pub async fn connect_nats(url: &str, connection_name: &str) -> anyhow::Result<as
                 other => tracing::debug!(event = %other, "nats event"),
             }
         })
-        .connect(url)
+        .connect(url.as_str())
         .await?;
     Ok(client)
+}
+
+/// Splits `scheme://user:password@rest` into `scheme://rest` and the credentials.
+fn split_credentials(url: &str) -> (String, Option<(String, String)>) {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return (url.to_owned(), None);
+    };
+    match rest.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+            (format!("{scheme}://{host}"), Some((user.to_owned(), password.to_owned())))
+        }
+        None => (url.to_owned(), None),
+    }
 }
 
 /// A JetStream context whose requests (publish acks, API calls) time out after `timeout`.
@@ -82,7 +102,7 @@ pub async fn ensure_province_stream(
 ) -> anyhow::Result<jetstream::stream::Stream> {
     let config = jetstream::stream::Config {
         name: scheme.stream_name(province),
-        subjects: vec![scheme.stream_subjects(province)],
+        subjects: scheme.stream_subjects(province),
         storage: jetstream::stream::StorageType::File,
         num_replicas: settings.replicas,
         max_age: settings.max_age,
@@ -91,4 +111,16 @@ pub async fn ensure_province_stream(
         ..Default::default()
     };
     Ok(js.get_or_create_stream(config).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn credentials_come_out_of_the_url() {
+        assert_eq!(
+            super::split_credentials("nats://svc:pw@127.0.0.1:4222"),
+            ("nats://127.0.0.1:4222".to_owned(), Some(("svc".to_owned(), "pw".to_owned())))
+        );
+        assert_eq!(super::split_credentials("nats://127.0.0.1:4222"), ("nats://127.0.0.1:4222".to_owned(), None));
+    }
 }

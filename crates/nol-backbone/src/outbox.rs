@@ -26,12 +26,7 @@ pub async fn emit<P: Message>(
     header: EventHeader<'_>,
     payload: &P,
 ) -> sqlx::Result<EventEnvelope> {
-    let envelope = nol_events::envelope(
-        header,
-        payload,
-        chrono::Utc::now(),
-        nol_telemetry::current_trace_context(),
-    );
+    let envelope = nol_events::envelope(header, payload, chrono::Utc::now(), nol_telemetry::current_trace_context());
     enqueue(conn, subject, &envelope).await?;
     Ok(envelope)
 }
@@ -55,9 +50,5 @@ pub async fn backlog(pool: &sqlx::PgPool) -> sqlx::Result<Backlog> {
     )
     .fetch_one(pool)
     .await?;
-    Ok(Backlog {
-        unsent: row.0,
-        retrying: row.1,
-        oldest_unsent_seconds: row.2.unwrap_or(0.0),
-    })
+    Ok(Backlog { unsent: row.0, retrying: row.1, oldest_unsent_seconds: row.2.unwrap_or(0.0) })
 }

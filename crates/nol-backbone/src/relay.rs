@@ -76,14 +76,14 @@ pub struct Relay {
 
 impl Relay {
     /// `schema` is the service's schema, which names the notification channel.
-    pub fn new(pool: PgPool, js: jetstream::Context, schema: &str, settings: RelaySettings, stats: BackboneStats) -> Relay {
-        Relay {
-            pool,
-            js,
-            channel: format!("nol_outbox_{schema}"),
-            settings,
-            stats,
-        }
+    pub fn new(
+        pool: PgPool,
+        js: jetstream::Context,
+        schema: &str,
+        settings: RelaySettings,
+        stats: BackboneStats,
+    ) -> Relay {
+        Relay { pool, js, channel: format!("nol_outbox_{schema}"), settings, stats }
     }
 
     /// Runs until `shutdown`; survives PostgreSQL and NATS outages, logging once per change of state.
@@ -171,10 +171,7 @@ impl Relay {
         let outcomes = self.publish(&rows).await;
         record(&mut tx, &outcomes, &self.settings).await?;
         tx.commit().await?;
-        let acked = outcomes
-            .iter()
-            .filter(|outcome| matches!(outcome, PublishOutcome::Acked { .. }))
-            .count() as u64;
+        let acked = outcomes.iter().filter(|outcome| matches!(outcome, PublishOutcome::Acked { .. })).count() as u64;
         self.stats.add_published(acked);
         self.stats.add_publish_failures(outcomes.len() as u64 - acked);
         Ok(rows.len())
@@ -186,11 +183,7 @@ impl Relay {
         let mut sent: Vec<(&ClaimedRow, Result<PublishAckFuture, String>)> = Vec::with_capacity(rows.len());
         for row in rows {
             let message = publish_message(row);
-            let result = self
-                .js
-                .send_publish(row.subject.clone(), message)
-                .await
-                .map_err(|error| error.to_string());
+            let result = self.js.send_publish(row.subject.clone(), message).await.map_err(|error| error.to_string());
             sent.push((row, result));
         }
         join_all(sent.into_iter().map(|(row, result)| async move {
@@ -199,27 +192,18 @@ impl Relay {
                 Err(error) => Err(error),
             };
             match acked {
-                Ok(ack) => PublishOutcome::Acked {
-                    id: row.id,
-                    stream_sequence: ack.sequence,
-                },
-                Err(error) => PublishOutcome::Failed {
-                    id: row.id,
-                    attempts: row.attempts + 1,
-                    error,
-                },
+                Ok(ack) => PublishOutcome::Acked { id: row.id, stream_sequence: ack.sequence },
+                Err(error) => PublishOutcome::Failed { id: row.id, attempts: row.attempts + 1, error },
             }
         }))
         .await
     }
 
     async fn delete_sent(&self) -> sqlx::Result<u64> {
-        let result = sqlx::query(
-            "DELETE FROM outbox WHERE sent_at < clock_timestamp() - make_interval(secs => $1)",
-        )
-        .bind(self.settings.retention.as_secs_f64())
-        .execute(&self.pool)
-        .await?;
+        let result = sqlx::query("DELETE FROM outbox WHERE sent_at < clock_timestamp() - make_interval(secs => $1)")
+            .bind(self.settings.retention.as_secs_f64())
+            .execute(&self.pool)
+            .await?;
         Ok(result.rows_affected())
     }
 }
@@ -254,7 +238,11 @@ pub async fn claim(tx: &mut Transaction<'_, Postgres>, limit: i64) -> sqlx::Resu
 }
 
 /// Marks acked rows sent and schedules failed rows for a retry.
-pub async fn record(tx: &mut Transaction<'_, Postgres>, outcomes: &[PublishOutcome], settings: &RelaySettings) -> sqlx::Result<()> {
+pub async fn record(
+    tx: &mut Transaction<'_, Postgres>,
+    outcomes: &[PublishOutcome],
+    settings: &RelaySettings,
+) -> sqlx::Result<()> {
     let mut acked_ids = Vec::new();
     let mut acked_sequences = Vec::new();
     let mut failed_ids = Vec::new();

@@ -5,60 +5,28 @@
 use crate::EventType;
 
 /// `PupilRegistered`: the registry recorded a new pupil.
-pub const PUPIL_REGISTERED: EventType = EventType {
-    service: "registry",
-    name: "pupil_registered",
-    version: 1,
-};
+pub const PUPIL_REGISTERED: EventType = EventType { service: "registry", name: "pupil_registered", version: 1 };
 
 /// `CaseOpened`: a case became active in a region (opened there, or taken in by hand-off).
-pub const CASE_OPENED: EventType = EventType {
-    service: "cases",
-    name: "case_opened",
-    version: 1,
-};
+pub const CASE_OPENED: EventType = EventType { service: "cases", name: "case_opened", version: 1 };
 
 /// `CaseHandoffPending`: a hand-off of the case was requested; the case is still owned here.
-pub const CASE_HANDOFF_PENDING: EventType = EventType {
-    service: "cases",
-    name: "case_handoff_pending",
-    version: 1,
-};
+pub const CASE_HANDOFF_PENDING: EventType = EventType { service: "cases", name: "case_handoff_pending", version: 1 };
 
 /// `CaseHandedOver`: the destination accepted; the case is no longer owned here.
-pub const CASE_HANDED_OVER: EventType = EventType {
-    service: "cases",
-    name: "case_handed_over",
-    version: 1,
-};
+pub const CASE_HANDED_OVER: EventType = EventType { service: "cases", name: "case_handed_over", version: 1 };
 
 /// `HandoffRequested`: the origin asks a destination region to take over a case.
-pub const HANDOFF_REQUESTED: EventType = EventType {
-    service: "transfer",
-    name: "handoff_requested",
-    version: 1,
-};
+pub const HANDOFF_REQUESTED: EventType = EventType { service: "transfer", name: "handoff_requested", version: 1 };
 
 /// `HandoffReceived`: the destination's receipt.
-pub const HANDOFF_RECEIVED: EventType = EventType {
-    service: "transfer",
-    name: "handoff_received",
-    version: 1,
-};
+pub const HANDOFF_RECEIVED: EventType = EventType { service: "transfer", name: "handoff_received", version: 1 };
 
 /// `HandoffAccepted`: the destination accepted; it owns the case now.
-pub const HANDOFF_ACCEPTED: EventType = EventType {
-    service: "transfer",
-    name: "handoff_accepted",
-    version: 1,
-};
+pub const HANDOFF_ACCEPTED: EventType = EventType { service: "transfer", name: "handoff_accepted", version: 1 };
 
 /// `HandoffCompleted`: the origin learned of the accept.
-pub const HANDOFF_COMPLETED: EventType = EventType {
-    service: "transfer",
-    name: "handoff_completed",
-    version: 1,
-};
+pub const HANDOFF_COMPLETED: EventType = EventType { service: "transfer", name: "handoff_completed", version: 1 };
 
 /// All of them, for documentation and tests.
 pub const ALL: [EventType; 8] = [

@@ -12,12 +12,12 @@ mod subjects;
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
 pub use catalogue::*;
+use chrono::{DateTime, Utc};
 pub use nol_proto::v1::EventEnvelope;
 use nol_region::RegionCode;
 use prost::Message;
-pub use subjects::{SubjectScheme, SubjectSchemeError};
+pub use subjects::{LinkPermissions, SubjectScheme, SubjectSchemeError};
 use uuid::Uuid;
 
 /// Header names set on every published message.
@@ -90,19 +90,11 @@ pub enum UndecodableEvent {
     #[error("expected event type {expected}, got {actual}")]
     WrongType { expected: String, actual: String },
     #[error("{event_type} schema version {version} is newer than this consumer knows ({known})")]
-    UnknownVersion {
-        event_type: String,
-        version: u32,
-        known: u32,
-    },
+    UnknownVersion { event_type: String, version: u32, known: u32 },
     #[error("the {event_type} payload does not decode: {reason}")]
     BadPayload { event_type: String, reason: String },
     #[error("field {field} of {event_type}: {reason}")]
-    BadField {
-        event_type: String,
-        field: &'static str,
-        reason: String,
-    },
+    BadField { event_type: String, field: &'static str, reason: String },
 }
 
 /// Decodes a message body into an envelope.
@@ -116,7 +108,10 @@ pub fn decode_envelope(body: &[u8]) -> Result<EventEnvelope, UndecodableEvent> {
 
 /// Decodes the payload of an envelope that should be of `expected` type, refusing versions newer
 /// than the one this build produces.
-pub fn decode_payload<P: Message + Default>(envelope: &EventEnvelope, expected: EventType) -> Result<P, UndecodableEvent> {
+pub fn decode_payload<P: Message + Default>(
+    envelope: &EventEnvelope,
+    expected: EventType,
+) -> Result<P, UndecodableEvent> {
     if !expected.matches(&envelope.event_type) {
         return Err(UndecodableEvent::WrongType {
             expected: expected.qualified(),
@@ -130,14 +125,16 @@ pub fn decode_payload<P: Message + Default>(envelope: &EventEnvelope, expected: 
             known: expected.version,
         });
     }
-    P::decode(envelope.payload.as_slice()).map_err(|e| UndecodableEvent::BadPayload {
-        event_type: envelope.event_type.clone(),
-        reason: e.to_string(),
-    })
+    P::decode(envelope.payload.as_slice())
+        .map_err(|e| UndecodableEvent::BadPayload { event_type: envelope.event_type.clone(), reason: e.to_string() })
 }
 
 /// Parses a region code carried in a payload field, as a permanent error when it is not one.
-pub fn region_field(envelope: &EventEnvelope, field: &'static str, value: &str) -> Result<RegionCode, UndecodableEvent> {
+pub fn region_field(
+    envelope: &EventEnvelope,
+    field: &'static str,
+    value: &str,
+) -> Result<RegionCode, UndecodableEvent> {
     RegionCode::parse(value).map_err(|e| UndecodableEvent::BadField {
         event_type: envelope.event_type.clone(),
         field,

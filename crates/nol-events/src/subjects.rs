@@ -5,13 +5,20 @@
 //! <prefix>.<dest-province>.xp.<origin-province>.<service>.<event>.<dest-region>
 //!                                                                     cross-province messages
 //! ```
-//! Everything under `<prefix>.<province>.>` is stored by that province's stream `<PREFIX>_<province>`,
+//! Everything under `<prefix>.<province>.{evt,xp}.>` is stored by that province's stream `<PREFIX>_<province>`,
 //! so a message addressed to another province is stored only by the destination's stream, and the
 //! destination's ack is what the origin's relay waits for.
 
 use nol_region::RegionCode;
 
 use crate::EventType;
+
+/// Subjects a province's NATS server may send and receive over the link between provinces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkPermissions {
+    pub publish: Vec<String>,
+    pub subscribe: Vec<String>,
+}
 
 /// Subjects and stream names for one deployment; the prefix lets tests and deployments share a
 /// NATS account without seeing each other's messages.
@@ -34,15 +41,11 @@ impl SubjectScheme {
     pub fn new(prefix: &str) -> Result<SubjectScheme, SubjectSchemeError> {
         let valid = !prefix.is_empty()
             && prefix.len() <= 32
-            && prefix
-                .bytes()
-                .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'_');
+            && prefix.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'_');
         if !valid {
             return Err(SubjectSchemeError(prefix.to_owned()));
         }
-        Ok(SubjectScheme {
-            prefix: prefix.to_owned(),
-        })
+        Ok(SubjectScheme { prefix: prefix.to_owned() })
     }
 
     pub fn prefix(&self) -> &str {
@@ -54,21 +57,29 @@ impl SubjectScheme {
         format!("{}_{}", self.prefix.to_ascii_uppercase(), province.province())
     }
 
-    /// The subjects of that stream.
-    pub fn stream_subjects(&self, province: &RegionCode) -> String {
-        format!("{}.{}.>", self.prefix, province.province())
+    /// The subjects of that stream: the province's own events, and messages addressed to it.
+    /// (Two filters rather than one `>`, so the link between provinces can allow exactly the
+    /// second.)
+    pub fn stream_subjects(&self, province: &RegionCode) -> Vec<String> {
+        vec![
+            format!("{}.{}.evt.>", self.prefix, province.province()),
+            format!("{}.{}.xp.>", self.prefix, province.province()),
+        ]
+    }
+
+    /// What a province's server may send over the link to other provinces (publish) and receive
+    /// from them (subscribe): its own cross-province messages and the replies (stream acks) that
+    /// travel on `_INBOX`. Nothing else crosses, in particular no province's own events.
+    pub fn link_permissions(&self, province: &RegionCode) -> LinkPermissions {
+        LinkPermissions {
+            publish: vec![format!("{}.*.xp.{}.>", self.prefix, province.province()), "_INBOX.>".to_owned()],
+            subscribe: vec![format!("{}.{}.xp.>", self.prefix, province.province()), "_INBOX.>".to_owned()],
+        }
     }
 
     /// A province's own event about `region`.
     pub fn local(&self, event_type: EventType, region: &RegionCode) -> String {
-        format!(
-            "{}.{}.evt.{}.{}.{}",
-            self.prefix,
-            region.province(),
-            event_type.service,
-            event_type.name,
-            region
-        )
+        format!("{}.{}.evt.{}.{}.{}", self.prefix, region.province(), event_type.service, event_type.name, region)
     }
 
     /// A message from `origin` to `destination`, stored by the destination's province.
@@ -86,24 +97,12 @@ impl SubjectScheme {
 
     /// Consumer filter: `province`'s own events of one type, for every region.
     pub fn local_filter(&self, province: &RegionCode, event_type: EventType) -> String {
-        format!(
-            "{}.{}.evt.{}.{}.*",
-            self.prefix,
-            province.province(),
-            event_type.service,
-            event_type.name
-        )
+        format!("{}.{}.evt.{}.{}.*", self.prefix, province.province(), event_type.service, event_type.name)
     }
 
     /// Consumer filter: messages of one type addressed to `province` from any province.
     pub fn cross_filter(&self, province: &RegionCode, event_type: EventType) -> String {
-        format!(
-            "{}.{}.xp.*.{}.{}.*",
-            self.prefix,
-            province.province(),
-            event_type.service,
-            event_type.name
-        )
+        format!("{}.{}.xp.*.{}.{}.*", self.prefix, province.province(), event_type.service, event_type.name)
     }
 }
 
@@ -118,16 +117,16 @@ mod tests {
         let xuanwu = RegionCode::parse("320102").unwrap();
         let linquan = RegionCode::parse("341221").unwrap();
         assert_eq!(scheme.stream_name(&xuanwu), "NOL_320000");
-        assert_eq!(scheme.stream_subjects(&xuanwu), "nol.320000.>");
+        assert_eq!(scheme.stream_subjects(&xuanwu), ["nol.320000.evt.>", "nol.320000.xp.>"]);
+        let link = scheme.link_permissions(&linquan);
+        assert_eq!(link.publish, ["nol.*.xp.340000.>", "_INBOX.>"]);
+        assert_eq!(link.subscribe, ["nol.340000.xp.>", "_INBOX.>"]);
         assert_eq!(scheme.local(CASE_OPENED, &xuanwu), "nol.320000.evt.cases.case_opened.320102");
         assert_eq!(
             scheme.cross(HANDOFF_REQUESTED, &xuanwu, &linquan),
             "nol.340000.xp.320000.transfer.handoff_requested.341221"
         );
-        assert_eq!(
-            scheme.cross_filter(&linquan, HANDOFF_REQUESTED),
-            "nol.340000.xp.*.transfer.handoff_requested.*"
-        );
+        assert_eq!(scheme.cross_filter(&linquan, HANDOFF_REQUESTED), "nol.340000.xp.*.transfer.handoff_requested.*");
     }
 
     #[test]

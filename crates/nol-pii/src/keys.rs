@@ -36,10 +36,7 @@ impl DataKey {
         // Output lengths are far below HKDF's limit, so expand cannot fail.
         hkdf.expand(b"pii aead v1", &mut aead_key).unwrap_or_default();
         hkdf.expand(b"pii blind index v1", &mut index_key).unwrap_or_default();
-        DataKey {
-            cipher: Aes256Gcm::new(&aead_key.into()),
-            index_key,
-        }
+        DataKey { cipher: Aes256Gcm::new(&aead_key.into()), index_key }
     }
 
     pub fn from_base64(text: &str) -> Result<DataKey, KeyError> {
@@ -57,15 +54,9 @@ impl DataKey {
     pub fn encrypt(&self, plaintext: &[u8], context: &str) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_LEN];
         OsRng.fill_bytes(&mut nonce);
-        let payload = Payload {
-            msg: plaintext,
-            aad: context.as_bytes(),
-        };
+        let payload = Payload { msg: plaintext, aad: context.as_bytes() };
         // AES-GCM encryption of an in-memory buffer only fails for inputs beyond 64 GiB.
-        let sealed = self
-            .cipher
-            .encrypt(Nonce::from_slice(&nonce), payload)
-            .unwrap_or_default();
+        let sealed = self.cipher.encrypt(Nonce::from_slice(&nonce), payload).unwrap_or_default();
         let mut out = Vec::with_capacity(1 + NONCE_LEN + sealed.len());
         out.push(CIPHERTEXT_VERSION);
         out.extend_from_slice(&nonce);
@@ -78,13 +69,8 @@ impl DataKey {
             return Err(KeyError::Undecryptable);
         }
         let nonce = Nonce::from_slice(&ciphertext[1..1 + NONCE_LEN]);
-        let payload = Payload {
-            msg: &ciphertext[1 + NONCE_LEN..],
-            aad: context.as_bytes(),
-        };
-        self.cipher
-            .decrypt(nonce, payload)
-            .map_err(|_| KeyError::Undecryptable)
+        let payload = Payload { msg: &ciphertext[1 + NONCE_LEN..], aad: context.as_bytes() };
+        self.cipher.decrypt(nonce, payload).map_err(|_| KeyError::Undecryptable)
     }
 
     /// The keyed blind index of a value: equal values give equal indexes, and without the key
@@ -115,15 +101,11 @@ pub struct SealPublicKey(crypto_box::PublicKey);
 
 impl SealKeyPair {
     pub fn generate() -> SealKeyPair {
-        SealKeyPair {
-            secret: crypto_box::SecretKey::generate(&mut crypto_box::aead::OsRng),
-        }
+        SealKeyPair { secret: crypto_box::SecretKey::generate(&mut crypto_box::aead::OsRng) }
     }
 
     pub fn from_base64(text: &str) -> Result<SealKeyPair, KeyError> {
-        Ok(SealKeyPair {
-            secret: crypto_box::SecretKey::from(decode_32(text)?),
-        })
+        Ok(SealKeyPair { secret: crypto_box::SecretKey::from(decode_32(text)?) })
     }
 
     pub fn secret_base64(&self) -> String {
@@ -159,9 +141,7 @@ impl SealPublicKey {
     /// (an anonymous crypto_box: ephemeral X25519, XSalsa20-Poly1305).
     pub fn seal(&self, plaintext: &[u8]) -> Vec<u8> {
         // Sealing fails only when the system RNG does.
-        self.0
-            .seal(&mut crypto_box::aead::OsRng, plaintext)
-            .unwrap_or_default()
+        self.0.seal(&mut crypto_box::aead::OsRng, plaintext).unwrap_or_default()
     }
 }
 

@@ -38,8 +38,8 @@ const CHECK_CHARS: [char; 11] = ['1', '0', 'X', '9', '8', '7', '6', '5', '4', '3
 /// GB/T 2260 province prefixes. Older IDs carry county codes that no longer exist, so only the
 /// province part is checked against the standard.
 const PROVINCE_PREFIXES: [&str; 34] = [
-    "11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37", "41",
-    "42", "43", "44", "45", "46", "50", "51", "52", "53", "54", "61", "62", "63", "64", "65",
+    "11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37", "41", "42", "43", "44",
+    "45", "46", "50", "51", "52", "53", "54", "61", "62", "63", "64", "65",
     // Taiwan, Hong Kong and Macao residents' numbers issued on the mainland.
     "71", "81", "82",
 ];
@@ -58,16 +58,14 @@ impl ResidentId {
             return Err(ResidentIdError::WrongLength(length));
         }
         let bytes = normalized.as_bytes();
-        if !bytes[..17].iter().all(u8::is_ascii_digit)
-            || !(bytes[17].is_ascii_digit() || bytes[17] == b'X')
-        {
+        if !bytes[..17].iter().all(u8::is_ascii_digit) || !(bytes[17].is_ascii_digit() || bytes[17] == b'X') {
             return Err(ResidentIdError::NotDigits);
         }
         if !PROVINCE_PREFIXES.contains(&&normalized[..2]) {
             return Err(ResidentIdError::UnknownProvince);
         }
-        let birth_date = NaiveDate::parse_from_str(&normalized[6..14], "%Y%m%d")
-            .map_err(|_| ResidentIdError::BadBirthDate)?;
+        let birth_date =
+            NaiveDate::parse_from_str(&normalized[6..14], "%Y%m%d").map_err(|_| ResidentIdError::BadBirthDate)?;
         if birth_date.year() < 1900 {
             return Err(ResidentIdError::BadBirthDate);
         }
@@ -117,11 +115,7 @@ impl ResidentId {
 }
 
 fn check_char(first_seventeen: &[u8]) -> char {
-    let sum: u32 = first_seventeen
-        .iter()
-        .zip(WEIGHTS)
-        .map(|(digit, weight)| u32::from(digit - b'0') * weight)
-        .sum();
+    let sum: u32 = first_seventeen.iter().zip(WEIGHTS).map(|(digit, weight)| u32::from(digit - b'0') * weight).sum();
     CHECK_CHARS[(sum % 11) as usize]
 }
 

@@ -77,10 +77,7 @@ impl RegionCode {
     pub fn parse_county(text: &str) -> Result<Self, RegionCodeError> {
         let code = RegionCode::parse(text)?;
         if !code.is_leaf() {
-            return Err(RegionCodeError::NotCounty {
-                code: code.to_string(),
-                name: code.name(),
-            });
+            return Err(RegionCodeError::NotCounty { code: code.to_string(), name: code.name() });
         }
         Ok(code)
     }

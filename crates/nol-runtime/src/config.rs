@@ -52,7 +52,10 @@ impl ServiceConfig {
     }
 
     /// Reads the settings through `lookup` (the environment, or a map in tests).
-    pub fn from_lookup(service: &'static str, lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<ServiceConfig> {
+    pub fn from_lookup(
+        service: &'static str,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<ServiceConfig> {
         let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
         let province_text = get("NOL_PROVINCE").context("NOL_PROVINCE is required (a province code, e.g. 320000)")?;
         let province = RegionCode::parse(&province_text).with_context(|| format!("NOL_PROVINCE={province_text}"))?;
@@ -64,8 +67,8 @@ impl ServiceConfig {
             .unwrap_or_else(|| format!("127.0.0.1:{}", default_port(service)))
             .parse()
             .context("NOL_GRPC_ADDR must be host:port")?;
-        let database_url = get("NOL_DATABASE_URL")
-            .unwrap_or_else(|| format!("postgres://postgres@127.0.0.1:5432/nol_{province}"));
+        let database_url =
+            get("NOL_DATABASE_URL").unwrap_or_else(|| format!("postgres://postgres@127.0.0.1:5432/nol_{province}"));
         let nats_url = get("NOL_NATS_URL").unwrap_or_else(|| "nats://127.0.0.1:4222".to_owned());
         let subject_prefix = get("NOL_SUBJECT_PREFIX").unwrap_or_else(|| "nol".to_owned());
         let keys_dir = PathBuf::from(get("NOL_KEYS_DIR").context("NOL_KEYS_DIR is required (see `nol keys`)")?);
@@ -97,9 +100,7 @@ impl ServiceConfig {
 
     /// A URL another service needs; a clear error when it is missing.
     pub fn require_url(&self, value: &Option<String>, variable: &str) -> anyhow::Result<String> {
-        value
-            .clone()
-            .with_context(|| format!("{variable} is required by the {} service", self.service))
+        value.clone().with_context(|| format!("{variable} is required by the {} service", self.service))
     }
 }
 

@@ -3,8 +3,8 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 /// SQLSTATE of a unique violation.
 pub const UNIQUE_VIOLATION: &str = "23505";
@@ -23,9 +23,7 @@ pub async fn connect(url: &str, schema: &str, max_connections: u32) -> anyhow::R
         .connect_with(base.clone())
         .await?;
     // The name was checked to be a plain identifier above.
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")))
-        .execute(&bootstrap)
-        .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))).execute(&bootstrap).await?;
     bootstrap.close().await;
     let options = base.options([("search_path", schema)]);
     let pool = PgPoolOptions::new()

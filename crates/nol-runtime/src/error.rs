@@ -16,10 +16,7 @@ pub struct FieldViolation {
 
 impl FieldViolation {
     pub fn new(field: impl Into<String>, description: impl Into<String>) -> FieldViolation {
-        FieldViolation {
-            field: field.into(),
-            description: description.into(),
-        }
+        FieldViolation { field: field.into(), description: description.into() }
     }
 }
 
@@ -43,10 +40,8 @@ pub enum ServiceError {
 }
 
 fn invalid_summary(violations: &[FieldViolation]) -> String {
-    let parts: Vec<String> = violations
-        .iter()
-        .map(|violation| format!("{}: {}", violation.field, violation.description))
-        .collect();
+    let parts: Vec<String> =
+        violations.iter().map(|violation| format!("{}: {}", violation.field, violation.description)).collect();
     format!("invalid request: {}", parts.join("; "))
 }
 
@@ -125,11 +120,7 @@ impl Violations {
 
     /// `Err(Invalid)` when any field was wrong.
     pub fn finish(self) -> Result<(), ServiceError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(ServiceError::Invalid(self.0))
-        }
+        if self.0.is_empty() { Ok(()) } else { Err(ServiceError::Invalid(self.0)) }
     }
 }
 
@@ -141,6 +132,25 @@ pub fn checked<T>(value: Option<T>) -> Result<T, ServiceError> {
 /// Parses a UUID field.
 pub fn parse_uuid(field: &str, text: &str) -> Result<uuid::Uuid, ServiceError> {
     uuid::Uuid::parse_str(text.trim()).map_err(|_| ServiceError::invalid(field, "is not a valid identifier (UUID)"))
+}
+
+impl ServiceError {
+    /// Maps the status of a call to another service of the province: the caller's own problems
+    /// (not found, not allowed, invalid) pass through; anything else means that service failed.
+    pub fn from_upstream(status: tonic::Status, service: &str) -> ServiceError {
+        match status.code() {
+            Code::NotFound => ServiceError::NotFound(status.message().to_owned()),
+            Code::PermissionDenied => ServiceError::Denied(nol_auth::Denied::Upstream(status.message().to_owned())),
+            Code::InvalidArgument => ServiceError::invalid("", status.message().to_owned()),
+            Code::FailedPrecondition => ServiceError::FailedPrecondition(status.message().to_owned()),
+            Code::Unavailable | Code::DeadlineExceeded => {
+                ServiceError::Unavailable(format!("the {service} service is unavailable; try again shortly"))
+            }
+            _ => {
+                ServiceError::Internal(anyhow::anyhow!("{service} answered {:?}: {}", status.code(), status.message()))
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -165,22 +175,5 @@ mod tests {
         let status = Status::from(ServiceError::Internal(anyhow::anyhow!("password=hunter2 at db01")));
         assert_eq!(status.code(), Code::Internal);
         assert!(!status.message().contains("hunter2"));
-    }
-}
-
-impl ServiceError {
-    /// Maps the status of a call to another service of the province: the caller's own problems
-    /// (not found, not allowed, invalid) pass through; anything else means that service failed.
-    pub fn from_upstream(status: tonic::Status, service: &str) -> ServiceError {
-        match status.code() {
-            Code::NotFound => ServiceError::NotFound(status.message().to_owned()),
-            Code::PermissionDenied => ServiceError::Denied(nol_auth::Denied::Upstream(status.message().to_owned())),
-            Code::InvalidArgument => ServiceError::invalid("", status.message().to_owned()),
-            Code::FailedPrecondition => ServiceError::FailedPrecondition(status.message().to_owned()),
-            Code::Unavailable | Code::DeadlineExceeded => {
-                ServiceError::Unavailable(format!("the {service} service is unavailable; try again shortly"))
-            }
-            _ => ServiceError::Internal(anyhow::anyhow!("{service} answered {:?}: {}", status.code(), status.message())),
-        }
     }
 }

@@ -42,7 +42,8 @@ impl ProvinceKeys {
         let verifier = TokenVerifier::from_pem(read("auth.pub.pem")?.as_bytes())
             .map_err(|error| anyhow::anyhow!("auth.pub.pem: {error}"))?;
         let data = DataKey::from_base64(&read("data.key")?).map_err(|error| anyhow::anyhow!("data.key: {error}"))?;
-        let seal = SealKeyPair::from_base64(&read("seal.key")?).map_err(|error| anyhow::anyhow!("seal.key: {error}"))?;
+        let seal =
+            SealKeyPair::from_base64(&read("seal.key")?).map_err(|error| anyhow::anyhow!("seal.key: {error}"))?;
         let mut peers = HashMap::new();
         let peers_dir = dir.join("peers");
         if peers_dir.is_dir() {
@@ -60,12 +61,7 @@ impl ProvinceKeys {
                 peers.insert(region.province(), key);
             }
         }
-        Ok(ProvinceKeys {
-            data,
-            seal,
-            peers,
-            verifier: TokenVerifierHandle(verifier),
-        })
+        Ok(ProvinceKeys { data, seal, peers, verifier: TokenVerifierHandle(verifier) })
     }
 
     /// The sealing key of `province` (our own included).

@@ -16,3 +16,15 @@ pub use config::ServiceConfig;
 pub use error::{FieldViolation, ServiceError, Violations};
 pub use keys::ProvinceKeys;
 pub use platform::{Platform, RunningService};
+
+/// The authenticated caller of a request to a service of `province`; a caller of another
+/// province is refused outright.
+pub fn caller_of<T>(
+    request: &tonic::Request<T>,
+    province: &nol_region::RegionCode,
+) -> Result<nol_auth::Caller, ServiceError> {
+    let caller = nol_auth::caller(request)
+        .map_err(|_| ServiceError::Internal(anyhow::anyhow!("a request reached a handler without a caller")))?;
+    caller.require_province(province)?;
+    Ok(caller)
+}

@@ -64,10 +64,8 @@ mod tests {
 
     #[test]
     fn tokens_round_trip_and_garbage_is_refused() {
-        let cursor = Cursor {
-            time: DateTime::from_timestamp_micros(1_764_000_000_123_456).unwrap(),
-            id: Uuid::now_v7(),
-        };
+        let cursor =
+            Cursor { time: DateTime::from_timestamp_micros(1_764_000_000_123_456).unwrap(), id: Uuid::now_v7() };
         assert_eq!(Cursor::decode(&cursor.encode()).unwrap(), Some(cursor));
         assert_eq!(Cursor::decode("").unwrap(), None);
         assert!(Cursor::decode("not a token").is_err());

@@ -61,40 +61,19 @@ impl Platform {
         nol_backbone::migrate(&pool).await?;
         service_migrator.run(&pool).await?;
         let scheme = SubjectScheme::new(&config.subject_prefix)?;
-        let client = nol_backbone::connect_nats(
-            &config.nats_url,
-            &format!("nol-{}-{}", config.service, config.province),
-        )
-        .await?;
+        let client =
+            nol_backbone::connect_nats(&config.nats_url, &format!("nol-{}-{}", config.service, config.province))
+                .await?;
         let js = nol_backbone::jetstream_context(client, Duration::from_secs(5));
-        let settings = StreamSettings {
-            replicas: config.stream_replicas,
-            ..StreamSettings::default()
-        };
+        let settings = StreamSettings { replicas: config.stream_replicas, ..StreamSettings::default() };
         let stream = nol_backbone::ensure_province_stream(&js, &scheme, &config.province, &settings)
             .await
             .context("creating the province stream")?;
         let stats = BackboneStats::default();
         let mut tasks = JoinSet::new();
-        let relay = Relay::new(
-            pool.clone(),
-            js.clone(),
-            config.service,
-            RelaySettings::default(),
-            stats.clone(),
-        );
+        let relay = Relay::new(pool.clone(), js.clone(), config.service, RelaySettings::default(), stats.clone());
         tasks.spawn(relay.run(shutdown.clone()));
-        Ok(Platform {
-            config,
-            keys,
-            pool,
-            js,
-            scheme,
-            stream,
-            stats,
-            shutdown,
-            tasks,
-        })
+        Ok(Platform { config, keys, pool, js, scheme, stream, stats, shutdown, tasks })
     }
 
     /// Starts the service's durable consumer on its province stream.
@@ -117,22 +96,21 @@ impl Platform {
     /// Binds the gRPC port and serves `routes` with health and reflection until shutdown, then
     /// waits for the relay and consumers to stop.
     pub async fn serve(self, routes: Routes, service_names: &[&str]) -> anyhow::Result<RunningService> {
-        let bound = server::bind(self.config.grpc_addr)
-            .await
-            .with_context(|| format!("binding {}", self.config.grpc_addr))?;
+        let bound =
+            server::bind(self.config.grpc_addr).await.with_context(|| format!("binding {}", self.config.grpc_addr))?;
         let addr = bound.addr;
         let (reporter, health_service) = server::health();
         for name in service_names {
-            reporter
-                .set_service_status(*name, tonic_health::ServingStatus::Serving)
-                .await;
+            reporter.set_service_status(*name, tonic_health::ServingStatus::Serving).await;
         }
         let shutdown = self.shutdown.clone();
         let mut tasks = self.tasks;
         let pool = self.pool.clone();
         let stats = self.stats.clone();
+        let names: Vec<String> = service_names.iter().map(|name| (*name).to_owned()).collect();
         let handle = tokio::spawn(async move {
-            let served = server::serve(bound, routes, health_service, shutdown.clone()).await;
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let served = server::serve(bound, routes, &names, health_service, shutdown.clone()).await;
             shutdown.cancel();
             while tasks.join_next().await.is_some() {}
             pool.close().await;

@@ -24,22 +24,30 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<Bound> {
 }
 
 /// Health reporting for the services a process serves.
-pub fn health() -> (HealthReporter, tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>) {
+pub fn health()
+-> (HealthReporter, tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>) {
     tonic_health::server::health_reporter()
 }
 
-/// Serves `routes` (the business services, already wrapped in the token check) with health and
-/// reflection until `shutdown`; in-flight calls finish first.
+/// Serves `routes` (the business services named `service_names`, already wrapped in the token
+/// check) with health and reflection until `shutdown`; in-flight calls finish first. Reflection
+/// lists only the services this process serves.
 pub async fn serve(
     bound: Bound,
     routes: Routes,
+    service_names: &[&str],
     health_service: tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let reflection = tonic_reflection::server::Builder::configure()
+    let mut reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(nol_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+        .with_service_name("grpc.health.v1.Health")
+        .with_service_name("grpc.reflection.v1.ServerReflection");
+    for name in service_names {
+        reflection = reflection.with_service_name(*name);
+    }
+    let reflection = reflection.build_v1()?;
     let routes = routes.add_service(health_service).add_service(reflection);
     let trace = TraceLayer::new_for_grpc().make_span_with(|request: &http::Request<_>| {
         let span = tracing::info_span!("grpc", rpc = %request.uri().path(), otel.kind = "server");

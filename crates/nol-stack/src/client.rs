@@ -53,7 +53,8 @@ impl Clients {
     /// Clients of services at these URLs.
     pub fn at(registry: &str, cases: &str, transfer: &str, reporting: &str, token: &str) -> anyhow::Result<Clients> {
         let bearer = Bearer::new(token)?;
-        let channel = |url: &str| -> anyhow::Result<Channel> { Ok(Endpoint::from_shared(url.to_owned())?.connect_lazy()) };
+        let channel =
+            |url: &str| -> anyhow::Result<Channel> { Ok(Endpoint::from_shared(url.to_owned())?.connect_lazy()) };
         Ok(Clients {
             registry: RegistryServiceClient::with_interceptor(channel(registry)?, bearer.clone()),
             cases: CaseServiceClient::with_interceptor(channel(cases)?, bearer.clone()),

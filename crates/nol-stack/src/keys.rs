@@ -33,10 +33,8 @@ impl StackKeys {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&signing, std::fs::Permissions::from_mode(0o600))?;
         }
-        let missing: Vec<&RegionCode> = provinces
-            .iter()
-            .filter(|province| !dir.join(province.to_string()).join("seal.key").exists())
-            .collect();
+        let missing: Vec<&RegionCode> =
+            provinces.iter().filter(|province| !dir.join(province.to_string()).join("seal.key").exists()).collect();
         if !missing.is_empty() {
             let public_pem = std::fs::read_to_string(dir.join("auth.pub.pem"))?;
             let mut pairs = Vec::new();
@@ -71,10 +69,22 @@ impl StackKeys {
         let pem = std::fs::read(dir.join("auth.pem"))
             .with_context(|| format!("no signing key under {}; start the stack first (nol up)", dir.display()))?;
         let issuer = TokenIssuer::from_pem(&pem).map_err(|error| anyhow::anyhow!("{error}"))?;
-        Ok(StackKeys {
-            dir: dir.to_path_buf(),
-            issuer,
-        })
+        Ok(StackKeys { dir: dir.to_path_buf(), issuer })
+    }
+
+    /// The password `province`'s NATS server uses on the hub's leaf-node port (made on first use).
+    pub fn link_password(&self, province: &RegionCode) -> anyhow::Result<String> {
+        let path = self.dir.join(format!("link-{}.password", province.province()));
+        if let Ok(existing) = std::fs::read_to_string(&path) {
+            return Ok(existing.trim().to_owned());
+        }
+        use rand::Rng;
+        let password: String =
+            rand::thread_rng().sample_iter(&rand::distributions::Alphanumeric).take(32).map(char::from).collect();
+        std::fs::write(&path, &password)?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        Ok(password)
     }
 
     /// The folder to pass as `NOL_KEYS_DIR` to `province`'s services.
@@ -84,8 +94,6 @@ impl StackKeys {
 
     /// A token for a caller of `region` in `role`, valid for `lifetime`.
     pub fn token(&self, subject: &str, region: RegionCode, role: Role, lifetime: Duration) -> anyhow::Result<String> {
-        self.issuer
-            .issue(subject, region, role, lifetime)
-            .map_err(|error| anyhow::anyhow!("{error}"))
+        self.issuer.issue(subject, region, role, lifetime).map_err(|error| anyhow::anyhow!("{error}"))
     }
 }

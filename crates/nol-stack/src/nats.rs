@@ -11,7 +11,7 @@ use tokio::process::{Child, Command};
 use crate::eventually;
 
 /// How to run one province's server.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct NatsOptions {
     /// Server name and JetStream domain, e.g. `p320000`.
     pub name: String,
@@ -19,8 +19,22 @@ pub struct NatsOptions {
     pub client_port: Option<u16>,
     /// Accept leaf-node connections from other provinces on this port (`Some(None)`: a free one).
     pub leaf_listen: Option<Option<u16>>,
-    /// Leaf-node URLs of other provinces' servers to connect to.
+    /// Leaf-node URLs of other provinces' servers to connect to (with credentials).
     pub leaf_remotes: Vec<String>,
+    /// Users of this server. On the hub: the local services' user (no limits), and one user per
+    /// linked province, limited to that province's cross-province subjects. Leaf-node links
+    /// authenticate against these users, and their permissions bound what crosses the link.
+    pub users: Vec<NatsUser>,
+    /// The user local clients connect as (one of `users`), if any.
+    pub client_user: Option<NatsUser>,
+}
+
+/// A user of a server: credentials, and permissions unless unrestricted.
+#[derive(Debug, Clone)]
+pub struct NatsUser {
+    pub user: String,
+    pub password: String,
+    pub permissions: Option<nol_events::LinkPermissions>,
 }
 
 /// A running (or stopped) nats-server and what it listens on.
@@ -54,12 +68,26 @@ impl NatsServer {
         Ok(server)
     }
 
-    pub fn client_url(&self) -> String {
+    /// Where clients connect, without credentials (for display).
+    pub fn address(&self) -> String {
         format!("nats://127.0.0.1:{}", self.client_port)
+    }
+
+    /// The URL local clients connect with (credentials included when the server has users).
+    pub fn client_url(&self) -> String {
+        match &self.options.client_user {
+            Some(user) => format!("nats://{}:{}@127.0.0.1:{}", user.user, user.password, self.client_port),
+            None => format!("nats://127.0.0.1:{}", self.client_port),
+        }
     }
 
     pub fn leaf_url(&self) -> Option<String> {
         self.leaf_port.map(|port| format!("nats-leaf://127.0.0.1:{port}"))
+    }
+
+    /// The hub's leaf-node URL with a province's credentials.
+    pub fn leaf_url_as(&self, user: &NatsUser) -> Option<String> {
+        self.leaf_port.map(|port| format!("nats-leaf://{}:{}@127.0.0.1:{port}", user.user, user.password))
     }
 
     pub fn log_path(&self) -> PathBuf {
@@ -79,11 +107,33 @@ impl NatsServer {
             client = port(self.options.client_port),
             dir = self.dir.display(),
         );
+        if !self.options.users.is_empty() {
+            config.push_str("authorization {\n  users: [\n");
+            for user in &self.options.users {
+                let list = |subjects: &[String]| {
+                    subjects.iter().map(|subject| format!("\"{subject}\"")).collect::<Vec<_>>().join(", ")
+                };
+                let permissions = match &user.permissions {
+                    Some(limits) => format!(
+                        ", permissions: {{ publish: {{ allow: [{}] }}, subscribe: {{ allow: [{}] }} }}",
+                        list(&limits.publish),
+                        list(&limits.subscribe)
+                    ),
+                    None => String::new(),
+                };
+                config.push_str(&format!(
+                    "    {{ user: \"{}\", password: \"{}\"{permissions} }}\n",
+                    user.user, user.password
+                ));
+            }
+            config.push_str("  ]\n}\n");
+        }
         if self.options.leaf_listen.is_some() || !self.options.leaf_remotes.is_empty() {
             config.push_str("leafnodes {\n");
             if let Some(listen) = self.options.leaf_listen {
                 config.push_str(&format!("  listen: \"127.0.0.1:{}\"\n", port(listen)));
             }
+
             if !self.options.leaf_remotes.is_empty() {
                 let urls: Vec<String> = self.options.leaf_remotes.iter().map(|url| format!("\"{url}\"")).collect();
                 config.push_str(&format!("  remotes: [ {{ urls: [{}] }} ]\n", urls.join(", ")));
@@ -96,10 +146,7 @@ impl NatsServer {
     async fn launch(&mut self) -> anyhow::Result<()> {
         let config_path = self.dir.join("nats-server.conf");
         std::fs::write(&config_path, self.config())?;
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path())?;
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path())?;
         let log_start = log.metadata()?.len();
         let child = Command::new(&self.binary)
             .arg("-c")
@@ -129,7 +176,8 @@ impl NatsServer {
                 .and_then(|(_, address)| address.trim().rsplit(':').next())
                 .and_then(|port| port.parse::<u16>().ok())
         };
-        self.client_port = port_after("Listening for client connections on").context("nats-server logged no client port")?;
+        self.client_port =
+            port_after("Listening for client connections on").context("nats-server logged no client port")?;
         self.leaf_port = port_after("Listening for leafnode connections on");
         Ok(())
     }

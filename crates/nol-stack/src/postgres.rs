@@ -35,18 +35,15 @@ pub async fn create_database(admin_url: &str, name: &str) -> anyhow::Result<Stri
         name.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'_'),
         "database names here are lowercase letters, digits and '_'"
     );
-    let mut admin = PgConnection::connect(admin_url)
-        .await
-        .with_context(|| format!("connecting to PostgreSQL at {admin_url}"))?;
+    let mut admin =
+        PgConnection::connect(admin_url).await.with_context(|| format!("connecting to PostgreSQL at {admin_url}"))?;
     let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
         .bind(name)
         .fetch_one(&mut admin)
         .await?;
     if !exists {
         // The name was checked above to be a plain identifier.
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-            .execute(&mut admin)
-            .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&mut admin).await?;
     }
     admin.close().await?;
     Ok(database_url(admin_url, name))
@@ -72,11 +69,7 @@ pub struct PgCluster {
 impl PgCluster {
     /// Creates the cluster under `dir` unless it exists (trust auth, user `postgres`).
     pub fn init(dir: &Path, port: u16) -> anyhow::Result<PgCluster> {
-        let cluster = PgCluster {
-            dir: dir.to_path_buf(),
-            port,
-            bin: crate::tools::postgres_bin_dir()?,
-        };
+        let cluster = PgCluster { dir: dir.to_path_buf(), port, bin: crate::tools::postgres_bin_dir()? };
         if !dir.join("PG_VERSION").exists() {
             std::fs::create_dir_all(dir)?;
             cluster.hand_to_postgres_user()?;

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use nol_region::RegionCode;
 
-use crate::nats::{NatsOptions, NatsServer};
+use nol_events::SubjectScheme;
+
+use crate::nats::{NatsOptions, NatsServer, NatsUser};
 use crate::process::{LogTo, ServiceProcess};
 use crate::{StackKeys, postgres};
 
@@ -81,8 +83,20 @@ impl ProvinceStack {
         let name = |service: &str| format!("{service}@{}", settings.province);
         let (registry_name, reporting_name) = (name("registry"), name("reporting"));
         let (registry, reporting) = tokio::try_join!(
-            ServiceProcess::start(binary, &registry_name, "registry", env(settings.ports.registry, &[]), log("registry")),
-            ServiceProcess::start(binary, &reporting_name, "reporting", env(settings.ports.reporting, &[]), log("reporting")),
+            ServiceProcess::start(
+                binary,
+                &registry_name,
+                "registry",
+                env(settings.ports.registry, &[]),
+                log("registry")
+            ),
+            ServiceProcess::start(
+                binary,
+                &reporting_name,
+                "reporting",
+                env(settings.ports.reporting, &[]),
+                log("reporting")
+            ),
         )?;
         let cases = ServiceProcess::start(
             binary,
@@ -96,10 +110,7 @@ impl ProvinceStack {
             binary,
             &name("transfer"),
             "transfer",
-            env(
-                settings.ports.transfer,
-                &[("NOL_REGISTRY_URL", registry.url()), ("NOL_CASES_URL", cases.url())],
-            ),
+            env(settings.ports.transfer, &[("NOL_REGISTRY_URL", registry.url()), ("NOL_CASES_URL", cases.url())]),
             log("transfer"),
         )
         .await?;
@@ -156,24 +167,45 @@ impl Stack {
         let keys = StackKeys::ensure(&settings.data_dir.join("keys"), &codes)?;
         let log_dir = settings.data_dir.join("log");
         std::fs::create_dir_all(&log_dir)?;
-        let mut nats = Vec::new();
+        // The first province's server is the hub; every other province links to it as a leaf
+        // node, limited to its own cross-province subjects.
+        let scheme = SubjectScheme::new(&settings.subject_prefix)?;
+        let mut leaf_users = Vec::new();
+        for code in codes.iter().skip(1) {
+            leaf_users.push(NatsUser {
+                user: format!("p{code}"),
+                password: keys.link_password(code)?,
+                permissions: Some(scheme.link_permissions(code)),
+            });
+        }
+        let hub_local =
+            NatsUser { user: "services".to_owned(), password: keys.link_password(&codes[0])?, permissions: None };
+        let mut nats: Vec<NatsServer> = Vec::new();
         for (index, (code, _, client_port)) in settings.provinces.iter().enumerate() {
             let options = NatsOptions {
                 name: format!("p{code}"),
                 client_port: *client_port,
                 leaf_listen: (index == 0).then_some(settings.hub_leaf_port),
-                leaf_remotes: match nats.first() {
-                    Some(hub) => NatsServer::leaf_url(hub).into_iter().collect(),
-                    None => Vec::new(),
+                leaf_remotes: match (nats.first(), index.checked_sub(1).and_then(|user| leaf_users.get(user))) {
+                    (Some(hub), Some(user)) => hub.leaf_url_as(user).into_iter().collect(),
+                    _ => Vec::new(),
                 },
+                users: if index == 0 {
+                    std::iter::once(hub_local.clone()).chain(leaf_users.iter().cloned()).collect()
+                } else {
+                    Vec::new()
+                },
+                client_user: (index == 0).then(|| hub_local.clone()),
             };
             nats.push(NatsServer::start(&settings.data_dir.join("nats").join(code.to_string()), options).await?);
         }
         let mut provinces = Vec::new();
         for ((code, ports, _), server) in settings.provinces.iter().zip(&nats) {
-            let database_url =
-                postgres::create_database(&settings.admin_database_url, &format!("{}_{code}", settings.database_prefix))
-                    .await?;
+            let database_url = postgres::create_database(
+                &settings.admin_database_url,
+                &format!("{}_{code}", settings.database_prefix),
+            )
+            .await?;
             let province_settings = ProvinceSettings {
                 province: *code,
                 database_url,
@@ -186,12 +218,7 @@ impl Stack {
             };
             provinces.push(ProvinceStack::start(&settings.binary, &province_settings).await?);
         }
-        Ok(Stack {
-            keys,
-            nats,
-            provinces,
-            settings,
-        })
+        Ok(Stack { keys, nats, provinces, settings })
     }
 
     pub fn province(&self, code: &str) -> &ProvinceStack {

@@ -35,9 +35,7 @@ pub fn nats_server() -> anyhow::Result<PathBuf> {
 }
 
 fn tools_dir() -> PathBuf {
-    std::env::var("NOL_TOOLS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| crate::repo_root().join("var/tools"))
+    std::env::var("NOL_TOOLS_DIR").map(PathBuf::from).unwrap_or_else(|_| crate::repo_root().join("var/tools"))
 }
 
 /// Installs into a fresh folder and renames it into place, so concurrent test processes never
@@ -66,19 +64,12 @@ fn install_nats_server(tools: &Path) -> anyhow::Result<()> {
 
 /// Fails unless `path` runs and reports version 2.10 or newer.
 pub fn check_nats_version(path: &Path) -> anyhow::Result<()> {
-    let output = Command::new(path)
-        .arg("--version")
-        .output()
-        .with_context(|| format!("running {}", path.display()))?;
+    let output = Command::new(path).arg("--version").output().with_context(|| format!("running {}", path.display()))?;
     let text = String::from_utf8_lossy(&output.stdout);
     let version = text.trim().rsplit('v').next().unwrap_or_default();
     let mut parts = version.split('.').map(|part| part.parse::<u32>().unwrap_or(0));
     let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    anyhow::ensure!(
-        (major, minor) >= (2, 10),
-        "{} is nats-server {version}; 2.10 or newer is needed",
-        path.display()
-    );
+    anyhow::ensure!((major, minor) >= (2, 10), "{} is nats-server {version}; 2.10 or newer is needed", path.display());
     Ok(())
 }
 
@@ -93,7 +84,5 @@ pub fn postgres_bin_dir() -> anyhow::Result<PathBuf> {
         .filter(|bin| bin.join("initdb").exists())
         .collect();
     versions.sort();
-    versions
-        .pop()
-        .context("no initdb under /usr/lib/postgresql/*/bin (set NOL_PG_BIN)")
+    versions.pop().context("no initdb under /usr/lib/postgresql/*/bin (set NOL_PG_BIN)")
 }

@@ -31,15 +31,11 @@ impl Drop for TelemetryGuard {
 
 /// Installs the global subscriber for a process named `service_name`. Call once, first thing.
 pub fn init(service_name: &str) -> anyhow::Result<TelemetryGuard> {
-    let resource = opentelemetry_sdk::Resource::builder()
-        .with_service_name(service_name.to_owned())
-        .build();
+    let resource = opentelemetry_sdk::Resource::builder().with_service_name(service_name.to_owned()).build();
     let mut builder = SdkTracerProvider::builder().with_resource(resource);
     let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").unwrap_or_default();
     if !endpoint.is_empty() {
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .build()?;
+        let exporter = opentelemetry_otlp::SpanExporter::builder().with_tonic().build()?;
         builder = builder.with_batch_exporter(exporter);
     }
     let provider = builder.build();
@@ -53,14 +49,10 @@ pub fn init(service_name: &str) -> anyhow::Result<TelemetryGuard> {
     let json = std::env::var("NOL_LOG_FORMAT").is_ok_and(|format| format == "json");
     let registry = tracing_subscriber::registry().with(filter).with(otel_layer);
     if json {
-        registry
-            .with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr))
-            .try_init()?;
+        registry.with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr)).try_init()?;
     } else {
         let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-        registry
-            .with(tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(std::io::stderr))
-            .try_init()?;
+        registry.with(tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(std::io::stderr)).try_init()?;
     }
     Ok(TelemetryGuard { provider })
 }
@@ -112,10 +104,9 @@ struct MetadataInjector<'a>(&'a mut tonic::metadata::MetadataMap);
 
 impl Injector for MetadataInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
-        if let (Ok(key), Ok(value)) = (
-            tonic::metadata::MetadataKey::from_bytes(key.as_bytes()),
-            tonic::metadata::MetadataValue::try_from(value),
-        ) {
+        if let (Ok(key), Ok(value)) =
+            (tonic::metadata::MetadataKey::from_bytes(key.as_bytes()), tonic::metadata::MetadataValue::try_from(value))
+        {
             self.0.insert(key, value);
         }
     }

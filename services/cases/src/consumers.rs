@@ -65,10 +65,7 @@ impl EventHandler for CaseEvents {
         } else if HANDOFF_ACCEPTED.matches(&envelope.event_type) {
             self.take_in(conn, envelope).await
         } else {
-            Err(HandlerError::Permanent(format!(
-                "the case service does not handle {}",
-                envelope.event_type
-            )))
+            Err(HandlerError::Permanent(format!("the case service does not handle {}", envelope.event_type)))
         }
     }
 }
@@ -87,9 +84,7 @@ impl CaseEvents {
             .map_err(|error| HandlerError::Permanent(format!("hand-off dossier: {error}")))?;
         let dossier = HandoffDossier::decode(opened.as_slice())
             .map_err(|error| HandlerError::Permanent(format!("hand-off dossier does not decode: {error}")))?;
-        let child = dossier
-            .child
-            .ok_or_else(|| HandlerError::Permanent("hand-off dossier has no child".to_owned()))?;
+        let child = dossier.child.ok_or_else(|| HandlerError::Permanent("hand-off dossier has no child".to_owned()))?;
         let resident_id = ResidentId::parse(&child.resident_id)
             .map_err(|error| HandlerError::Permanent(format!("hand-off dossier: {error}")))?;
         let case = NewCase {
@@ -114,11 +109,18 @@ impl CaseEvents {
                 tracing::info!(case_id = %row.id, handoff_id = %handoff_id, region = %destination, "case taken in");
                 Ok(())
             }
-            Err(error) if nol_runtime::database::is_unique_violation(&error, Some("dropout_case_one_per_incoming_handoff")) => {
+            Err(error)
+                if nol_runtime::database::is_unique_violation(
+                    &error,
+                    Some("dropout_case_one_per_incoming_handoff"),
+                ) =>
+            {
                 // Already taken in (a redelivery that outlived the inbox): nothing to do.
                 Ok(())
             }
-            Err(error) if nol_runtime::database::is_unique_violation(&error, Some("dropout_case_one_active_per_child")) => {
+            Err(error)
+                if nol_runtime::database::is_unique_violation(&error, Some("dropout_case_one_active_per_child")) =>
+            {
                 Err(HandlerError::Permanent(format!(
                     "R2: hand-off {handoff_id}: the child already has an active case in this province"
                 )))

@@ -90,11 +90,7 @@ impl CaseState {
     pub fn from_row(row: &crate::store::CaseRow) -> Result<CaseState, RuleViolation> {
         let status = Status::parse(&row.status).ok_or(RuleViolation::Corrupt("status"))?;
         let region = RegionCode::parse(&row.region).map_err(|_| RuleViolation::Corrupt("region"))?;
-        Ok(CaseState {
-            status,
-            region,
-            handoff_id: row.handoff_id,
-        })
+        Ok(CaseState { status, region, handoff_id: row.handoff_id })
     }
 
     /// A hand-off was requested: the case stays owned here, marked pending.
@@ -104,12 +100,10 @@ impl CaseState {
             (Status::HandoffPending | Status::HandedOver, Some(current)) if current == handoff_id => {
                 Ok(Transition::AlreadyDone)
             }
-            (Status::HandoffPending, current) => Err(RuleViolation::HandoffUnderWay {
-                pending: current.unwrap_or_default(),
-            }),
-            (Status::HandedOver, _) => Err(RuleViolation::NotOpen {
-                status: self.status.as_str(),
-            }),
+            (Status::HandoffPending, current) => {
+                Err(RuleViolation::HandoffUnderWay { pending: current.unwrap_or_default() })
+            }
+            (Status::HandedOver, _) => Err(RuleViolation::NotOpen { status: self.status.as_str() }),
         }
     }
 
@@ -118,13 +112,12 @@ impl CaseState {
     pub fn complete_handoff(&self, handoff_id: Uuid) -> Result<Transition, RuleViolation> {
         match (self.status, self.handoff_id) {
             (Status::HandedOver, Some(current)) if current == handoff_id => Ok(Transition::AlreadyDone),
-            (Status::HandedOver, current) => Err(RuleViolation::HandedOverByAnother {
-                by: current.unwrap_or_default(),
-                requested: handoff_id,
-            }),
-            (Status::HandoffPending, Some(current)) if current != handoff_id => Err(RuleViolation::HandoffUnderWay {
-                pending: current,
-            }),
+            (Status::HandedOver, current) => {
+                Err(RuleViolation::HandedOverByAnother { by: current.unwrap_or_default(), requested: handoff_id })
+            }
+            (Status::HandoffPending, Some(current)) if current != handoff_id => {
+                Err(RuleViolation::HandoffUnderWay { pending: current })
+            }
             (Status::Open | Status::HandoffPending, _) => Ok(Transition::To(Status::HandedOver)),
         }
     }
@@ -176,11 +169,7 @@ mod tests {
     use super::*;
 
     fn state(status: Status, handoff_id: Option<Uuid>) -> CaseState {
-        CaseState {
-            status,
-            region: RegionCode::parse("320102").unwrap(),
-            handoff_id,
-        }
+        CaseState { status, region: RegionCode::parse("320102").unwrap(), handoff_id }
     }
 
     #[test]
@@ -199,10 +188,7 @@ mod tests {
     #[test]
     fn completion_may_overtake_the_pending_notice() {
         let handoff = Uuid::now_v7();
-        assert_eq!(
-            state(Status::Open, None).complete_handoff(handoff),
-            Ok(Transition::To(Status::HandedOver))
-        );
+        assert_eq!(state(Status::Open, None).complete_handoff(handoff), Ok(Transition::To(Status::HandedOver)));
     }
 
     #[test]
@@ -227,9 +213,6 @@ mod tests {
     fn causes_are_required_and_deduplicated() {
         assert_eq!(check_causes(&[]), Err(RuleViolation::NoCause));
         assert_eq!(check_causes(&[0, 99]), Err(RuleViolation::NoCause));
-        assert_eq!(
-            check_causes(&[1, 4, 1]).unwrap(),
-            vec![DropoutCause::FamilyPoverty, DropoutCause::GoneToWork]
-        );
+        assert_eq!(check_causes(&[1, 4, 1]).unwrap(), vec![DropoutCause::FamilyPoverty, DropoutCause::GoneToWork]);
     }
 }

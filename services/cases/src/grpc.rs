@@ -1,6 +1,6 @@
 //! gRPC transport of the case service.
 
-use nol_auth::{Caller, Role, caller};
+use nol_auth::{Caller, Role};
 use nol_events::SubjectScheme;
 use nol_pii::{DataKey, ResidentId};
 use nol_proto::v1::case_service_server::CaseService;
@@ -48,12 +48,6 @@ impl Cases {
         })
     }
 
-    fn caller<T>(&self, request: &Request<T>) -> Result<Caller, ServiceError> {
-        let caller = caller(request).map_err(|_| ServiceError::Internal(anyhow::anyhow!("no caller on request")))?;
-        caller.require_province(&self.province)?;
-        Ok(caller)
-    }
-
     async fn open(&self, caller: &Caller, request: OpenCaseRequest) -> Result<DropoutCase, ServiceError> {
         caller.require_role(&[Role::Caseworker], "open dropout cases")?;
         let pupil_id = parse_uuid("pupil_id", &request.pupil_id)?;
@@ -62,13 +56,8 @@ impl Cases {
             return Err(ServiceError::invalid("notes", "is longer than 4,000 characters"));
         }
         // The registry checks the caller's scope over the pupil again, and audits the full read.
-        let mut lookup = Request::new(GetPupilRequest {
-            pupil_id: pupil_id.to_string(),
-            view: PupilView::Full as i32,
-        });
-        lookup
-            .metadata_mut()
-            .insert("authorization", caller.authorization_header());
+        let mut lookup = Request::new(GetPupilRequest { pupil_id: pupil_id.to_string(), view: PupilView::Full as i32 });
+        lookup.metadata_mut().insert("authorization", caller.authorization_header());
         let pupil = self
             .registry
             .clone()
@@ -137,19 +126,13 @@ impl Cases {
         if full {
             caller.require_role(&[Role::Caseworker, Role::System], "see full resident ID numbers")?;
         }
-        let row = store::get(&self.pool, id)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("no case {id}")))?;
+        let row = store::get(&self.pool, id).await?.ok_or_else(|| ServiceError::NotFound(format!("no case {id}")))?;
         let region = RegionCode::parse(&row.region).map_err(anyhow::Error::from)?;
         caller.require_scope(&region)?;
         let mut conn = self.pool.acquire().await?;
         let action = if full { "case.read_full" } else { "case.read" };
         audit::record(&mut conn, caller, action, "dropout_case", &[id.to_string()]).await?;
-        let revealed = if full {
-            Some(reveal(&self.data_key, &row.resident_id_cipher)?)
-        } else {
-            None
-        };
+        let revealed = if full { Some(reveal(&self.data_key, &row.resident_id_cipher)?) } else { None };
         Ok(to_proto(&row, revealed))
     }
 
@@ -157,7 +140,8 @@ impl Cases {
         let region = if request.region_code.is_empty() {
             caller.region
         } else {
-            RegionCode::parse(&request.region_code).map_err(|error| ServiceError::invalid("region_code", error.to_string()))?
+            RegionCode::parse(&request.region_code)
+                .map_err(|error| ServiceError::invalid("region_code", error.to_string()))?
         };
         caller.require_scope(&region)?;
         let status = CaseStatus::try_from(request.status)
@@ -166,17 +150,11 @@ impl Cases {
         let size = paging::page_size(request.page_size)?;
         let after = Cursor::decode(&request.page_token)?;
         let mut rows = store::list(&self.pool, region.subtree_prefix(), status, after, size + 1).await?;
-        let next_page_token = paging::next_page(&mut rows, size, |row| Cursor {
-            time: row.opened_at,
-            id: row.id,
-        });
+        let next_page_token = paging::next_page(&mut rows, size, |row| Cursor { time: row.opened_at, id: row.id });
         let ids: Vec<String> = rows.iter().map(|row| row.id.to_string()).collect();
         let mut conn = self.pool.acquire().await?;
         audit::record(&mut conn, caller, "case.list", "dropout_case", &ids).await?;
-        Ok(ListCasesResponse {
-            dropout_cases: rows.iter().map(|row| to_proto(row, None)).collect(),
-            next_page_token,
-        })
+        Ok(ListCasesResponse { dropout_cases: rows.iter().map(|row| to_proto(row, None)).collect(), next_page_token })
     }
 }
 
@@ -198,9 +176,7 @@ pub fn child_record(data_key: &DataKey, full_name: &str, resident_id: &ResidentI
 
 /// Decrypts a stored resident ID number.
 pub fn reveal(data_key: &DataKey, cipher: &[u8]) -> Result<ResidentId, ServiceError> {
-    let bytes = data_key
-        .decrypt(cipher, RESIDENT_ID_CONTEXT)
-        .map_err(|error| ServiceError::Internal(error.into()))?;
+    let bytes = data_key.decrypt(cipher, RESIDENT_ID_CONTEXT).map_err(|error| ServiceError::Internal(error.into()))?;
     let text = String::from_utf8(bytes).map_err(|error| ServiceError::Internal(error.into()))?;
     ResidentId::parse(&text).map_err(|error| ServiceError::Internal(error.into()))
 }
@@ -225,11 +201,7 @@ fn to_proto(row: &CaseRow, revealed: Option<ResidentId>) -> DropoutCase {
         status: Status::parse(&row.status).map(Status::to_proto).unwrap_or_default() as i32,
         causes: row.causes.iter().map(|name| cause_from_name(name) as i32).collect(),
         notes: row.notes.clone(),
-        source: if row.source == "handoff" {
-            CaseSource::Handoff
-        } else {
-            CaseSource::Local
-        } as i32,
+        source: if row.source == "handoff" { CaseSource::Handoff } else { CaseSource::Local } as i32,
         origin_region_code: row.origin_region.clone().unwrap_or_default(),
         origin_case_id: row.origin_case_id.map(|id| id.to_string()).unwrap_or_default(),
         handoff_id: row.handoff_id.map(|id| id.to_string()).unwrap_or_default(),
@@ -243,23 +215,19 @@ fn to_proto(row: &CaseRow, revealed: Option<ResidentId>) -> DropoutCase {
 #[tonic::async_trait]
 impl CaseService for Cases {
     async fn open_case(&self, request: Request<OpenCaseRequest>) -> Result<Response<OpenCaseResponse>, GrpcStatus> {
-        let caller = self.caller(&request)?;
+        let caller = nol_runtime::caller_of(&request, &self.province)?;
         let dropout_case = self.open(&caller, request.into_inner()).await?;
-        Ok(Response::new(OpenCaseResponse {
-            dropout_case: Some(dropout_case),
-        }))
+        Ok(Response::new(OpenCaseResponse { dropout_case: Some(dropout_case) }))
     }
 
     async fn get_case(&self, request: Request<GetCaseRequest>) -> Result<Response<GetCaseResponse>, GrpcStatus> {
-        let caller = self.caller(&request)?;
+        let caller = nol_runtime::caller_of(&request, &self.province)?;
         let dropout_case = self.get(&caller, request.into_inner()).await?;
-        Ok(Response::new(GetCaseResponse {
-            dropout_case: Some(dropout_case),
-        }))
+        Ok(Response::new(GetCaseResponse { dropout_case: Some(dropout_case) }))
     }
 
     async fn list_cases(&self, request: Request<ListCasesRequest>) -> Result<Response<ListCasesResponse>, GrpcStatus> {
-        let caller = self.caller(&request)?;
+        let caller = nol_runtime::caller_of(&request, &self.province)?;
         Ok(Response::new(self.list(&caller, request.into_inner()).await?))
     }
 }

@@ -20,11 +20,7 @@ pub async fn open(conn: &mut PgConnection, scheme: &SubjectScheme, case: &NewCas
         pupil_id: row.pupil_id.map(|id| id.to_string()).unwrap_or_default(),
         region_code: row.region.clone(),
         causes: row.causes.iter().map(|name| cause_from_name(name) as i32).collect(),
-        source: if row.source == "handoff" {
-            CaseSource::Handoff
-        } else {
-            CaseSource::Local
-        } as i32,
+        source: if row.source == "handoff" { CaseSource::Handoff } else { CaseSource::Local } as i32,
         origin_region_code: row.origin_region.clone().unwrap_or_default(),
         handoff_id: row.handoff_id.map(|id| id.to_string()).unwrap_or_default(),
     };
@@ -65,9 +61,7 @@ pub async fn begin_handoff(
     destination: &str,
     actor: &str,
 ) -> Result<(), StepError> {
-    let row = store::get_for_update(conn, case_id)
-        .await?
-        .ok_or(StepError::NoSuchCase(case_id))?;
+    let row = store::get_for_update(conn, case_id).await?.ok_or(StepError::NoSuchCase(case_id))?;
     let transition = crate::domain::CaseState::from_row(&row)?.begin_handoff(handoff_id)?;
     let Transition::To(status) = transition else {
         return Ok(());
@@ -106,9 +100,7 @@ pub async fn complete_handoff(
     destination: &str,
     actor: &str,
 ) -> Result<(), StepError> {
-    let row = store::get_for_update(conn, case_id)
-        .await?
-        .ok_or(StepError::NoSuchCase(case_id))?;
+    let row = store::get_for_update(conn, case_id).await?.ok_or(StepError::NoSuchCase(case_id))?;
     let transition = crate::domain::CaseState::from_row(&row)?.complete_handoff(handoff_id)?;
     let Transition::To(status) = transition else {
         return Ok(());

@@ -42,18 +42,14 @@ impl NewPupil {
         } else {
             None
         };
-        let enrollment_region = violations.check(
-            "pupil.enrollment_region_code",
-            RegionCode::parse_county(&pupil.enrollment_region_code),
-        );
-        let hukou_region = violations.check("pupil.hukou_region_code", RegionCode::parse_county(&pupil.hukou_region_code));
+        let enrollment_region =
+            violations.check("pupil.enrollment_region_code", RegionCode::parse_county(&pupil.enrollment_region_code));
+        let hukou_region =
+            violations.check("pupil.hukou_region_code", RegionCode::parse_county(&pupil.hukou_region_code));
         let residence_region = if pupil.residence_region_code.trim().is_empty() {
             enrollment_region
         } else {
-            violations.check(
-                "pupil.residence_region_code",
-                RegionCode::parse_county(&pupil.residence_region_code),
-            )
+            violations.check("pupil.residence_region_code", RegionCode::parse_county(&pupil.residence_region_code))
         };
         violations.require("pupil.school_name", &pupil.school_name);
         if !(1..=9).contains(&pupil.grade) {
@@ -153,7 +149,8 @@ mod tests {
         request.enrollment_region_code = "320100".into();
         request.hukou_region_code = "999999".into();
         request.grade = 10;
-        let nol_runtime::ServiceError::Invalid(violations) = NewPupil::from_request(&request, today()).unwrap_err() else {
+        let nol_runtime::ServiceError::Invalid(violations) = NewPupil::from_request(&request, today()).unwrap_err()
+        else {
             panic!("expected invalid argument");
         };
         let fields: Vec<&str> = violations.iter().map(|violation| violation.field.as_str()).collect();

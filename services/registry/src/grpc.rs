@@ -1,12 +1,12 @@
 //! gRPC transport of the registry: authenticate, validate, call the store, map errors.
 
-use nol_auth::{Caller, Role, caller};
+use nol_auth::{Caller, Role};
 use nol_events::{EventHeader, PUPIL_REGISTERED, SubjectScheme};
 use nol_pii::{DataKey, ResidentId};
 use nol_proto::v1::registry_service_server::RegistryService;
 use nol_proto::v1::{
-    CreatePupilRequest, CreatePupilResponse, GetPupilRequest, GetPupilResponse, ListPupilsRequest,
-    ListPupilsResponse, Pupil, PupilRegistered, PupilView, Sex,
+    CreatePupilRequest, CreatePupilResponse, GetPupilRequest, GetPupilResponse, ListPupilsRequest, ListPupilsResponse,
+    Pupil, PupilRegistered, PupilView, Sex,
 };
 use nol_region::RegionCode;
 use nol_runtime::error::parse_uuid;
@@ -38,17 +38,9 @@ impl Registry {
         }
     }
 
-    fn caller<T>(&self, request: &Request<T>) -> Result<Caller, ServiceError> {
-        let caller = caller(request).map_err(|_| ServiceError::Internal(anyhow::anyhow!("no caller on request")))?;
-        caller.require_province(&self.province)?;
-        Ok(caller)
-    }
-
     async fn create(&self, caller: &Caller, request: CreatePupilRequest) -> Result<Pupil, ServiceError> {
         caller.require_role(&[Role::Caseworker, Role::School, Role::System], "register pupils")?;
-        let pupil = request
-            .pupil
-            .ok_or_else(|| ServiceError::invalid("pupil", "is required"))?;
+        let pupil = request.pupil.ok_or_else(|| ServiceError::invalid("pupil", "is required"))?;
         let new_pupil = NewPupil::from_request(&pupil, chrono::Utc::now().date_naive())?;
         caller.require_scope(&new_pupil.enrollment_region)?;
         if new_pupil.enrollment_region.province() != self.province {
@@ -58,9 +50,7 @@ impl Registry {
             ));
         }
         let protected = ProtectedId {
-            cipher: self
-                .data_key
-                .encrypt(new_pupil.resident_id.expose().as_bytes(), RESIDENT_ID_CONTEXT),
+            cipher: self.data_key.encrypt(new_pupil.resident_id.expose().as_bytes(), RESIDENT_ID_CONTEXT),
             index: self.data_key.blind_index(new_pupil.resident_id.expose()),
             masked: new_pupil.resident_id.masked(),
         };
@@ -133,9 +123,7 @@ impl Registry {
         if full {
             caller.require_role(&[Role::Caseworker, Role::System], "see full resident ID numbers")?;
         }
-        let row = store::get(&self.pool, id)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("no pupil {id}")))?;
+        let row = store::get(&self.pool, id).await?.ok_or_else(|| ServiceError::NotFound(format!("no pupil {id}")))?;
         let region = RegionCode::parse(&row.enrollment_region).map_err(anyhow::Error::from)?;
         caller.require_scope(&region)?;
         let action = if full { "pupil.read_full" } else { "pupil.read" };
@@ -148,23 +136,18 @@ impl Registry {
         let region = if request.region_code.is_empty() {
             caller.region
         } else {
-            RegionCode::parse(&request.region_code).map_err(|error| ServiceError::invalid("region_code", error.to_string()))?
+            RegionCode::parse(&request.region_code)
+                .map_err(|error| ServiceError::invalid("region_code", error.to_string()))?
         };
         caller.require_scope(&region)?;
         let size = paging::page_size(request.page_size)?;
         let after = Cursor::decode(&request.page_token)?;
         let mut rows = store::list(&self.pool, region.subtree_prefix(), after, size + 1).await?;
-        let next_page_token = paging::next_page(&mut rows, size, |row| Cursor {
-            time: row.created_at,
-            id: row.id,
-        });
+        let next_page_token = paging::next_page(&mut rows, size, |row| Cursor { time: row.created_at, id: row.id });
         let ids: Vec<String> = rows.iter().map(|row| row.id.to_string()).collect();
         let mut conn = self.pool.acquire().await?;
         audit::record(&mut conn, caller, "pupil.list", "pupil", &ids).await?;
-        Ok(ListPupilsResponse {
-            pupils: rows.iter().map(|row| self.to_proto(row, false)).collect(),
-            next_page_token,
-        })
+        Ok(ListPupilsResponse { pupils: rows.iter().map(|row| self.to_proto(row, false)).collect(), next_page_token })
     }
 
     fn to_proto(&self, row: &PupilRow, full: bool) -> Pupil {
@@ -205,20 +188,23 @@ impl Registry {
 
 #[tonic::async_trait]
 impl RegistryService for Registry {
-    async fn create_pupil(&self, request: Request<CreatePupilRequest>) -> Result<Response<CreatePupilResponse>, Status> {
-        let caller = self.caller(&request)?;
+    async fn create_pupil(
+        &self,
+        request: Request<CreatePupilRequest>,
+    ) -> Result<Response<CreatePupilResponse>, Status> {
+        let caller = nol_runtime::caller_of(&request, &self.province)?;
         let pupil = self.create(&caller, request.into_inner()).await?;
         Ok(Response::new(CreatePupilResponse { pupil: Some(pupil) }))
     }
 
     async fn get_pupil(&self, request: Request<GetPupilRequest>) -> Result<Response<GetPupilResponse>, Status> {
-        let caller = self.caller(&request)?;
+        let caller = nol_runtime::caller_of(&request, &self.province)?;
         let pupil = self.get(&caller, request.into_inner()).await?;
         Ok(Response::new(GetPupilResponse { pupil: Some(pupil) }))
     }
 
     async fn list_pupils(&self, request: Request<ListPupilsRequest>) -> Result<Response<ListPupilsResponse>, Status> {
-        let caller = self.caller(&request)?;
+        let caller = nol_runtime::caller_of(&request, &self.province)?;
         Ok(Response::new(self.list(&caller, request.into_inner()).await?))
     }
 }

@@ -1,7 +1,7 @@
 //! gRPC transport of the reporting service.
 
 use chrono::{DateTime, Utc};
-use nol_auth::{Caller, caller};
+use nol_auth::Caller;
 use nol_proto::v1::reporting_service_server::ReportingService;
 use nol_proto::v1::{GetRegionSummaryRequest, GetRegionSummaryResponse, RegionSummary};
 use nol_region::RegionCode;
@@ -18,17 +18,15 @@ pub struct Reporting {
 
 impl Reporting {
     pub fn new(platform: &Platform) -> Reporting {
-        Reporting {
-            pool: platform.pool.clone(),
-            province: platform.config.province,
-        }
+        Reporting { pool: platform.pool.clone(), province: platform.config.province }
     }
 
     async fn summary(&self, caller: &Caller, request: GetRegionSummaryRequest) -> Result<RegionSummary, ServiceError> {
         let region = if request.region_code.is_empty() {
             caller.region
         } else {
-            RegionCode::parse(&request.region_code).map_err(|error| ServiceError::invalid("region_code", error.to_string()))?
+            RegionCode::parse(&request.region_code)
+                .map_err(|error| ServiceError::invalid("region_code", error.to_string()))?
         };
         caller.require_scope(&region)?;
         let rows: Vec<(String, i64, DateTime<Utc>)> = sqlx::query_as(
@@ -39,10 +37,7 @@ impl Reporting {
         .fetch_all(&self.pool)
         .await?;
         let value = |metric: Metric| {
-            rows.iter()
-                .find(|(name, _, _)| name == metric.as_str())
-                .map(|(_, value, _)| *value)
-                .unwrap_or(0)
+            rows.iter().find(|(name, _, _)| name == metric.as_str()).map(|(_, value, _)| *value).unwrap_or(0)
         };
         let opened = value(Metric::CasesOpened);
         let taken_in = value(Metric::CasesTakenIn);
@@ -55,11 +50,7 @@ impl Reporting {
             cases_active: cases_active(opened, taken_in, handed_out),
             cases_handed_out: handed_out,
             cases_taken_in: taken_in,
-            last_event_time: rows
-                .iter()
-                .map(|(_, _, at)| *at)
-                .max()
-                .map(nol_runtime::time::timestamp),
+            last_event_time: rows.iter().map(|(_, _, at)| *at).max().map(nol_runtime::time::timestamp),
         })
     }
 }
@@ -70,8 +61,7 @@ impl ReportingService for Reporting {
         &self,
         request: Request<GetRegionSummaryRequest>,
     ) -> Result<Response<GetRegionSummaryResponse>, Status> {
-        let caller = caller(&request)?;
-        caller.require_province(&self.province).map_err(ServiceError::from)?;
+        let caller = nol_runtime::caller_of(&request, &self.province)?;
         let summary = self.summary(&caller, request.into_inner()).await?;
         Ok(Response::new(GetRegionSummaryResponse { summary: Some(summary) }))
     }

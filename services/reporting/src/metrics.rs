@@ -24,11 +24,7 @@ impl Metric {
 
 /// A case becoming active counts as opened here or as taken in from another region.
 pub fn for_case_opened(event: &CaseOpened) -> Metric {
-    if event.source == CaseSource::Handoff as i32 {
-        Metric::CasesTakenIn
-    } else {
-        Metric::CasesOpened
-    }
+    if event.source == CaseSource::Handoff as i32 { Metric::CasesTakenIn } else { Metric::CasesOpened }
 }
 
 /// Cases owned and not handed over: every case that became active here, less those handed out.
@@ -42,10 +38,7 @@ mod tests {
 
     #[test]
     fn a_case_taken_in_is_not_counted_as_opened_here() {
-        let mut event = CaseOpened {
-            source: CaseSource::Local as i32,
-            ..Default::default()
-        };
+        let mut event = CaseOpened { source: CaseSource::Local as i32, ..Default::default() };
         assert_eq!(for_case_opened(&event), Metric::CasesOpened);
         event.source = CaseSource::Handoff as i32;
         assert_eq!(for_case_opened(&event), Metric::CasesTakenIn);

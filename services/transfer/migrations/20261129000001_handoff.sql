@@ -13,6 +13,7 @@ CREATE TABLE handoff (
     birth_date          date        NOT NULL,
     hukou_region        text        NOT NULL,
     sealed_dossier      bytea,                  -- incoming: the dossier sealed to this province
+    trace_context       jsonb       NOT NULL DEFAULT '{}',  -- the request's trace, continued by the accept
     requested_by        text        NOT NULL,
     requested_at        timestamptz NOT NULL,
     delivered_at        timestamptz,

@@ -43,10 +43,7 @@ impl EventHandler for TransferEvents {
             let id = uuid_field(envelope, "handoff_id", &accepted.handoff_id)?;
             Ok(handoffs::record_acceptance(conn, &self.scheme, id, &accepted.accepted_by).await?)
         } else {
-            Err(HandlerError::Permanent(format!(
-                "the transfer service does not handle {}",
-                envelope.event_type
-            )))
+            Err(HandlerError::Permanent(format!("the transfer service does not handle {}", envelope.event_type)))
         }
     }
 }
@@ -86,6 +83,7 @@ impl TransferEvents {
             birth_date: resident_id.birth_date(),
             hukou_region: child.hukou_region_code,
             sealed_dossier: Some(request.sealed_dossier),
+            trace_context: envelope.trace_context.clone(),
             requested_by: request.requested_by,
             requested_at: occurred_at(envelope),
         };

@@ -112,7 +112,11 @@ pub enum Refusal {
 }
 
 /// Checks that a case in `case_status`, owned by `case_region`, may go to `destination`.
-pub fn check_request(case_region: &RegionCode, case_status: CaseStatus, destination: &RegionCode) -> Result<(), Refusal> {
+pub fn check_request(
+    case_region: &RegionCode,
+    case_status: CaseStatus,
+    destination: &RegionCode,
+) -> Result<(), Refusal> {
     if destination == case_region {
         return Err(Refusal::SameRegion { region: *case_region });
     }

@@ -1,6 +1,6 @@
 //! gRPC transport of the transfer service.
 
-use nol_auth::{Caller, Role, caller};
+use nol_auth::{Caller, Role};
 use nol_events::SubjectScheme;
 use nol_pii::SealPublicKey;
 use nol_proto::v1::case_service_client::CaseServiceClient;
@@ -20,6 +20,7 @@ use sqlx::PgPool;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::domain::{Direction, Refusal, State, check_accept, check_request};
@@ -59,30 +60,21 @@ impl Transfer {
         })
     }
 
-    fn caller<T>(&self, request: &Request<T>) -> Result<Caller, ServiceError> {
-        let caller = caller(request).map_err(|_| ServiceError::Internal(anyhow::anyhow!("no caller on request")))?;
-        caller.require_province(&self.province)?;
-        Ok(caller)
-    }
-
     /// The key to seal a dossier for `destination`'s province (our own for a hand-off inside it).
     fn seal_key(&self, destination: &RegionCode) -> Result<SealPublicKey, Refusal> {
         if destination.province() == self.province {
             return Ok(self.keys.seal.public_key());
         }
-        self.keys.seal_key_of(destination).ok_or(Refusal::NoLink {
-            province: destination.province(),
-        })
+        self.keys.seal_key_of(destination).ok_or(Refusal::NoLink { province: destination.province() })
     }
 
     async fn request(&self, caller: &Caller, request: RequestHandoffRequest) -> Result<Handoff, ServiceError> {
         caller.require_role(&[Role::Caseworker], "hand cases over")?;
         let mut violations = nol_runtime::Violations::default();
-        let case_id = violations.check("case_id", Uuid::parse_str(request.case_id.trim()).map_err(|_| "is not a valid identifier (UUID)"));
-        let destination = violations.check(
-            "destination_region_code",
-            RegionCode::parse_county(&request.destination_region_code),
-        );
+        let case_id = violations
+            .check("case_id", Uuid::parse_str(request.case_id.trim()).map_err(|_| "is not a valid identifier (UUID)"));
+        let destination =
+            violations.check("destination_region_code", RegionCode::parse_county(&request.destination_region_code));
         let reason = request.reason.trim().to_owned();
         if reason.is_empty() {
             violations.add("reason", "is required: tell the destination's case worker why");
@@ -93,13 +85,8 @@ impl Transfer {
         let (case_id, destination) = (nol_runtime::error::checked(case_id)?, nol_runtime::error::checked(destination)?);
 
         // The case service checks the caller's scope over the case again, and audits the read.
-        let mut lookup = Request::new(GetCaseRequest {
-            case_id: case_id.to_string(),
-            view: CaseView::Full as i32,
-        });
-        lookup
-            .metadata_mut()
-            .insert("authorization", caller.authorization_header());
+        let mut lookup = Request::new(GetCaseRequest { case_id: case_id.to_string(), view: CaseView::Full as i32 });
+        lookup.metadata_mut().insert("authorization", caller.authorization_header());
         let case = self
             .cases
             .clone()
@@ -135,6 +122,7 @@ impl Transfer {
             birth_date: chrono::NaiveDate::parse_from_str(&child.birth_date, "%Y-%m-%d").unwrap_or_default(),
             hukou_region: child.hukou_region_code.clone(),
             sealed_dossier: None,
+            trace_context: nol_telemetry::current_trace_context(),
             requested_by: caller.subject.clone(),
             requested_at: chrono::Utc::now(),
         };
@@ -169,7 +157,11 @@ impl Transfer {
                 row.accepted_at.map(|time| time.to_rfc3339()).unwrap_or_default()
             )));
         }
-        let updated = handoffs::accept(&mut tx, &self.scheme, &row, &caller.subject).await?;
+        // The accept's messages continue the hand-off's own trace, so one hand-off is one trace
+        // across both provinces, from the origin's request to its case marked handed over.
+        let span = tracing::info_span!("handoff.accept", handoff_id = %id);
+        nol_telemetry::set_parent_from_map(&span, &row.trace_context);
+        let updated = handoffs::accept(&mut tx, &self.scheme, &row, &caller.subject).instrument(span).await?;
         audit::record(&mut tx, caller, "handoff.accept", "handoff", &[id.to_string()]).await?;
         tx.commit().await?;
         tracing::info!(handoff_id = %id, region = %destination, "hand-off accepted; ownership moved here");
@@ -206,7 +198,8 @@ impl Transfer {
         let region = if request.region_code.is_empty() {
             caller.region
         } else {
-            RegionCode::parse(&request.region_code).map_err(|error| ServiceError::invalid("region_code", error.to_string()))?
+            RegionCode::parse(&request.region_code)
+                .map_err(|error| ServiceError::invalid("region_code", error.to_string()))?
         };
         caller.require_scope(&region)?;
         let direction = HandoffDirection::try_from(request.direction)
@@ -217,23 +210,13 @@ impl Transfer {
             .map_err(|_| ServiceError::invalid("state", "is not a known state"))?;
         let size = paging::page_size(request.page_size)?;
         let after = Cursor::decode(&request.page_token)?;
-        let filter = ListFilter {
-            prefix: region.subtree_prefix(),
-            direction,
-            state,
-        };
+        let filter = ListFilter { prefix: region.subtree_prefix(), direction, state };
         let mut rows = store::list(&self.pool, &filter, after, size + 1).await?;
-        let next_page_token = paging::next_page(&mut rows, size, |row| Cursor {
-            time: row.requested_at,
-            id: row.id,
-        });
+        let next_page_token = paging::next_page(&mut rows, size, |row| Cursor { time: row.requested_at, id: row.id });
         let ids: Vec<String> = rows.iter().map(|row| row.id.to_string()).collect();
         let mut conn = self.pool.acquire().await?;
         audit::record(&mut conn, caller, "handoff.list", "handoff", &ids).await?;
-        Ok(ListHandoffsResponse {
-            handoffs: rows.iter().map(to_proto).collect(),
-            next_page_token,
-        })
+        Ok(ListHandoffsResponse { handoffs: rows.iter().map(to_proto).collect(), next_page_token })
     }
 }
 
@@ -279,19 +262,22 @@ impl TransferService for Transfer {
         &self,
         request: Request<RequestHandoffRequest>,
     ) -> Result<Response<RequestHandoffResponse>, Status> {
-        let caller = self.caller(&request)?;
+        let caller = nol_runtime::caller_of(&request, &self.province)?;
         let handoff = self.request(&caller, request.into_inner()).await?;
         Ok(Response::new(RequestHandoffResponse { handoff: Some(handoff) }))
     }
 
     async fn get_handoff(&self, request: Request<GetHandoffRequest>) -> Result<Response<GetHandoffResponse>, Status> {
-        let caller = self.caller(&request)?;
+        let caller = nol_runtime::caller_of(&request, &self.province)?;
         let handoff = self.get(&caller, request.into_inner()).await?;
         Ok(Response::new(GetHandoffResponse { handoff: Some(handoff) }))
     }
 
-    async fn list_handoffs(&self, request: Request<ListHandoffsRequest>) -> Result<Response<ListHandoffsResponse>, Status> {
-        let caller = self.caller(&request)?;
+    async fn list_handoffs(
+        &self,
+        request: Request<ListHandoffsRequest>,
+    ) -> Result<Response<ListHandoffsResponse>, Status> {
+        let caller = nol_runtime::caller_of(&request, &self.province)?;
         Ok(Response::new(self.list(&caller, request.into_inner()).await?))
     }
 
@@ -299,7 +285,7 @@ impl TransferService for Transfer {
         &self,
         request: Request<AcceptHandoffRequest>,
     ) -> Result<Response<AcceptHandoffResponse>, Status> {
-        let caller = self.caller(&request)?;
+        let caller = nol_runtime::caller_of(&request, &self.province)?;
         let handoff = self.accept(&caller, request.into_inner()).await?;
         Ok(Response::new(AcceptHandoffResponse { handoff: Some(handoff) }))
     }

@@ -13,7 +13,13 @@ use uuid::Uuid;
 use crate::domain::{Direction, State};
 use crate::store::{self, HandoffRow, NewHandoff};
 
-fn header<'a>(event_type: nol_events::EventType, source: RegionCode, id: &'a str, sequence: u64, actor: &'a str) -> EventHeader<'a> {
+fn header<'a>(
+    event_type: nol_events::EventType,
+    source: RegionCode,
+    id: &'a str,
+    sequence: u64,
+    actor: &'a str,
+) -> EventHeader<'a> {
     EventHeader {
         event_type,
         source_region: source,
@@ -35,9 +41,7 @@ pub async fn request(
     destination: RegionCode,
     sealed_dossier: Vec<u8>,
 ) -> sqlx::Result<HandoffRow> {
-    let row = store::insert(conn, handoff)
-        .await?
-        .ok_or_else(|| sqlx::Error::RowNotFound)?;
+    let row = store::insert(conn, handoff).await?.ok_or_else(|| sqlx::Error::RowNotFound)?;
     let id = handoff.id.to_string();
     let mut message = HandoffRequested {
         handoff_id: id.clone(),
@@ -111,7 +115,12 @@ pub async fn record_receipt(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<(
 
 /// A destination case worker accepts: ownership moves here with this commit. Tell the origin,
 /// and our own case service (with the sealed dossier) to open the case.
-pub async fn accept(conn: &mut PgConnection, scheme: &SubjectScheme, row: &HandoffRow, accepted_by: &str) -> sqlx::Result<HandoffRow> {
+pub async fn accept(
+    conn: &mut PgConnection,
+    scheme: &SubjectScheme,
+    row: &HandoffRow,
+    accepted_by: &str,
+) -> sqlx::Result<HandoffRow> {
     let origin = stored_region(&row.origin_region)?;
     let destination = stored_region(&row.destination_region)?;
     let updated = store::set_state(conn, row.id, Direction::Incoming, State::Accepted, Some(accepted_by)).await?;
@@ -144,7 +153,12 @@ pub async fn accept(conn: &mut PgConnection, scheme: &SubjectScheme, row: &Hando
 
 /// The origin learned of the accept: record it and tell our case service to mark the case handed
 /// over. Only the first acceptance counts.
-pub async fn record_acceptance(conn: &mut PgConnection, scheme: &SubjectScheme, id: Uuid, accepted_by: &str) -> sqlx::Result<()> {
+pub async fn record_acceptance(
+    conn: &mut PgConnection,
+    scheme: &SubjectScheme,
+    id: Uuid,
+    accepted_by: &str,
+) -> sqlx::Result<()> {
     let Some(row) = store::get_for_update(conn, id, Direction::Outgoing).await? else {
         tracing::warn!(handoff_id = %id, "acceptance of an unknown hand-off ignored");
         return Ok(());

@@ -1,5 +1,7 @@
 //! The transfer service's SQL.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use nol_runtime::paging::Cursor;
 use sqlx::{PgConnection, PgPool};
@@ -22,6 +24,7 @@ pub struct HandoffRow {
     pub birth_date: NaiveDate,
     pub hukou_region: String,
     pub sealed_dossier: Option<Vec<u8>>,
+    pub trace_context: sqlx::types::Json<HashMap<String, String>>,
     pub requested_by: String,
     pub requested_at: DateTime<Utc>,
     pub delivered_at: Option<DateTime<Utc>>,
@@ -30,8 +33,8 @@ pub struct HandoffRow {
 }
 
 const COLUMNS: &str = "id, direction, state, case_id, origin_region, destination_region, reason, child_name,
-    resident_id_masked, sex, birth_date, hukou_region, sealed_dossier, requested_by, requested_at, delivered_at,
-    accepted_by, accepted_at";
+    resident_id_masked, sex, birth_date, hukou_region, sealed_dossier, trace_context, requested_by, requested_at,
+    delivered_at, accepted_by, accepted_at";
 
 /// A new row: an outgoing request here, or an incoming one received.
 #[derive(Debug, Clone)]
@@ -49,6 +52,7 @@ pub struct NewHandoff {
     pub birth_date: NaiveDate,
     pub hukou_region: String,
     pub sealed_dossier: Option<Vec<u8>>,
+    pub trace_context: HashMap<String, String>,
     pub requested_by: String,
     pub requested_at: DateTime<Utc>,
 }
@@ -58,9 +62,9 @@ pub async fn insert(conn: &mut PgConnection, handoff: &NewHandoff) -> sqlx::Resu
     let delivered_at = (handoff.state == State::Delivered).then(Utc::now);
     sqlx::query_as::<_, HandoffRow>(sqlx::AssertSqlSafe(format!(
         "INSERT INTO handoff (id, direction, state, case_id, origin_region, destination_region, reason, child_name,
-                              resident_id_masked, sex, birth_date, hukou_region, sealed_dossier, requested_by,
-                              requested_at, delivered_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+                              resident_id_masked, sex, birth_date, hukou_region, sealed_dossier, trace_context,
+                              requested_by, requested_at, delivered_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
          ON CONFLICT (id, direction) DO NOTHING
          RETURNING {COLUMNS}"
     )))
@@ -77,6 +81,7 @@ pub async fn insert(conn: &mut PgConnection, handoff: &NewHandoff) -> sqlx::Resu
     .bind(handoff.birth_date)
     .bind(&handoff.hukou_region)
     .bind(&handoff.sealed_dossier)
+    .bind(sqlx::types::Json(&handoff.trace_context))
     .bind(&handoff.requested_by)
     .bind(handoff.requested_at)
     .bind(delivered_at)
@@ -104,7 +109,11 @@ pub async fn get_any(pool: &PgPool, id: Uuid) -> sqlx::Result<Vec<HandoffRow>> {
     .await
 }
 
-pub async fn get_for_update(conn: &mut PgConnection, id: Uuid, direction: Direction) -> sqlx::Result<Option<HandoffRow>> {
+pub async fn get_for_update(
+    conn: &mut PgConnection,
+    id: Uuid,
+    direction: Direction,
+) -> sqlx::Result<Option<HandoffRow>> {
     sqlx::query_as::<_, HandoffRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM handoff WHERE id = $1 AND direction = $2 FOR UPDATE"
     )))
@@ -150,7 +159,12 @@ pub struct ListFilter<'a> {
 
 /// Hand-offs whose own side's region (origin for outgoing, destination for incoming) lies in the
 /// subtree, newest first.
-pub async fn list(pool: &PgPool, filter: &ListFilter<'_>, after: Option<Cursor>, limit: i64) -> sqlx::Result<Vec<HandoffRow>> {
+pub async fn list(
+    pool: &PgPool,
+    filter: &ListFilter<'_>,
+    after: Option<Cursor>,
+    limit: i64,
+) -> sqlx::Result<Vec<HandoffRow>> {
     sqlx::query_as::<_, HandoffRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM handoff
           WHERE ((direction = 'outgoing' AND origin_region LIKE $1 || '%')
