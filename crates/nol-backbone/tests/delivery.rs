@@ -1,0 +1,324 @@
+//! The backbone's promises, on a real nats-server and a real PostgreSQL database: every committed
+//! event is delivered, and its effect is applied exactly once, whatever dies when.
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+use futures::StreamExt;
+use nol_backbone::consumer::{Consumer, ConsumerSpec, Disposition, EventHandler, HandlerError};
+use nol_backbone::relay::{self, Relay, RelaySettings};
+use nol_backbone::{BackboneStats, StreamSettings};
+use nol_events::{EventEnvelope, EventHeader, PUPIL_REGISTERED, SubjectScheme};
+use nol_proto::v1::PupilRegistered;
+use nol_region::RegionCode;
+use nol_stack::nats::{NatsOptions, NatsServer};
+use nol_stack::{eventually, postgres};
+use prost::Message;
+use sqlx::{PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Records one row per applied event, with no unique key: a double effect would show.
+struct RecordEffect;
+
+impl EventHandler for RecordEffect {
+    async fn handle(&self, conn: &mut PgConnection, envelope: &EventEnvelope) -> Result<(), HandlerError> {
+        let payload: PupilRegistered = nol_events::decode_payload(envelope, PUPIL_REGISTERED)?;
+        sqlx::query("INSERT INTO effect (event_id, pupil_id) VALUES ($1, $2)")
+            .bind(Uuid::parse_str(&envelope.event_id).map_err(|error| HandlerError::Permanent(error.to_string()))?)
+            .bind(payload.pupil_id)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+}
+
+struct Fixture {
+    nats: NatsServer,
+    pool: PgPool,
+    database: String,
+    js: jetstream::Context,
+    scheme: SubjectScheme,
+    stream: jetstream::stream::Stream,
+    province: RegionCode,
+    _dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    async fn start() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let nats = NatsServer::start(
+            &dir.path().join("nats"),
+            NatsOptions { name: "backbone".into(), ..NatsOptions::default() },
+        )
+        .await
+        .unwrap();
+        let id = Uuid::new_v4().simple().to_string()[..12].to_owned();
+        let database = format!("nol_backbone_{id}");
+        let url = postgres::create_database(&postgres::default_admin_url(), &database).await.unwrap();
+        let pool = nol_runtime::database::connect(&url, "svc", 8).await.unwrap();
+        nol_backbone::migrate(&pool).await.unwrap();
+        sqlx::query("CREATE TABLE effect (event_id uuid NOT NULL, pupil_id text NOT NULL)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let client = nol_backbone::connect_nats(&nats.client_url(), "test").await.unwrap();
+        let js = nol_backbone::jetstream_context(client, Duration::from_secs(5));
+        let scheme = SubjectScheme::new(&format!("t{id}")).unwrap();
+        let province = RegionCode::parse("320000").unwrap();
+        let stream =
+            nol_backbone::ensure_province_stream(&js, &scheme, &province, &StreamSettings::default()).await.unwrap();
+        Fixture { nats, pool, database, js, scheme, stream, province, _dir: dir }
+    }
+
+    fn relay(&self, stats: &BackboneStats) -> Relay {
+        let settings = RelaySettings { poll_interval: Duration::from_millis(50), ..RelaySettings::default() };
+        Relay::new(self.pool.clone(), self.js.clone(), "svc", settings, stats.clone())
+    }
+
+    fn consumer(&self, ack_wait: Duration, stats: &BackboneStats) -> Consumer<RecordEffect> {
+        let spec = ConsumerSpec {
+            durable_name: "effects".into(),
+            filter_subjects: vec![self.scheme.local_filter(&self.province, PUPIL_REGISTERED)],
+            ack_wait,
+            max_batch: 64,
+        };
+        Consumer::new(self.pool.clone(), self.stream.clone(), spec, RecordEffect, stats.clone())
+    }
+
+    /// An envelope for a new event, and the subject it goes to.
+    fn event(&self) -> (String, EventEnvelope) {
+        let region = RegionCode::parse("320102").unwrap();
+        let payload = PupilRegistered {
+            pupil_id: Uuid::now_v7().to_string(),
+            enrollment_region_code: "320102".into(),
+            hukou_region_code: "341221".into(),
+            migrant: true,
+        };
+        let envelope = nol_events::envelope(
+            EventHeader {
+                event_type: PUPIL_REGISTERED,
+                source_region: region,
+                aggregate_type: "pupil",
+                aggregate_id: &payload.pupil_id,
+                aggregate_sequence: 1,
+                actor: "test",
+            },
+            &payload,
+            chrono::Utc::now(),
+            Default::default(),
+        );
+        (self.scheme.local(PUPIL_REGISTERED, &region), envelope)
+    }
+
+    /// Commits `count` events to the outbox in one transaction.
+    async fn enqueue(&self, count: usize) -> Vec<String> {
+        let mut tx = self.pool.begin().await.unwrap();
+        let mut ids = Vec::new();
+        for _ in 0..count {
+            let (subject, envelope) = self.event();
+            nol_backbone::outbox::enqueue(&mut tx, &subject, &envelope).await.unwrap();
+            ids.push(envelope.event_id);
+        }
+        tx.commit().await.unwrap();
+        ids
+    }
+
+    async fn scalar(&self, sql: &'static str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(&self.pool).await.unwrap()
+    }
+
+    async fn stream_messages(&self) -> u64 {
+        self.js
+            .get_stream(self.stream.cached_info().config.name.clone())
+            .await
+            .unwrap()
+            .get_info()
+            .await
+            .unwrap()
+            .state
+            .messages
+    }
+
+    /// Waits until the durable consumer has nothing pending or unacknowledged.
+    async fn drained(&self) {
+        eventually("the consumer to ack everything", Duration::from_secs(30), || async {
+            let mut consumer: jetstream::consumer::PullConsumer =
+                self.stream.get_consumer("effects").await.map_err(|error| anyhow::anyhow!("{error}"))?;
+            let info = consumer.info().await.map_err(|error| anyhow::anyhow!("{error}"))?;
+            Ok((info.num_pending == 0 && info.num_ack_pending == 0).then_some(()))
+        })
+        .await
+        .unwrap();
+    }
+
+    async fn finish(self) {
+        self.pool.close().await;
+        postgres::drop_database(&postgres::default_admin_url(), &self.database).await.unwrap();
+        drop(self.nats);
+    }
+}
+
+async fn run_consumer_until_applied(fixture: &Fixture, expected: i64, stats: &BackboneStats) -> CancellationToken {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(fixture.consumer(Duration::from_secs(1), stats).run(shutdown.clone()));
+    eventually("the effects to be applied", Duration::from_secs(30), || async {
+        let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM effect").fetch_one(&fixture.pool).await?;
+        Ok((applied >= expected).then_some(()))
+    })
+    .await
+    .unwrap();
+    shutdown
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_killed_between_publish_and_mark_sent_causes_no_duplicate_effect() {
+    let fixture = Fixture::start().await;
+    let stats = BackboneStats::default();
+    let relay = fixture.relay(&stats);
+    let ids = fixture.enqueue(50).await;
+
+    // Claim and publish, then die before marking sent: the transaction never commits.
+    let mut tx = fixture.pool.begin().await.unwrap();
+    let claimed = relay::claim(&mut tx, 256).await.unwrap();
+    assert_eq!(claimed.len(), 50);
+    let outcomes = relay.publish(&claimed).await;
+    assert!(outcomes.iter().all(|outcome| matches!(outcome, relay::PublishOutcome::Acked { .. })));
+    drop(tx);
+    assert_eq!(fixture.scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL").await, 50);
+
+    // The restarted relay publishes everything again; the stream drops the copies by Nats-Msg-Id.
+    assert_eq!(relay.publish_due().await.unwrap(), 50);
+    assert_eq!(fixture.scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL").await, 0);
+    assert_eq!(fixture.stream_messages().await, 50);
+
+    // Even a copy that slips past the stream's window (here: a new message id) has no effect.
+    let first = claimed[0].clone();
+    fixture.js.publish(first.subject.clone(), first.envelope.clone().into()).await.unwrap().await.unwrap();
+    let consumer_stats = BackboneStats::default();
+    let shutdown = run_consumer_until_applied(&fixture, 50, &consumer_stats).await;
+    fixture.drained().await;
+    shutdown.cancel();
+    assert_eq!(fixture.scalar("SELECT count(*) FROM effect").await, 50);
+    assert_eq!(fixture.scalar("SELECT count(DISTINCT event_id) FROM effect").await, 50);
+    let snapshot = consumer_stats.snapshot();
+    assert_eq!((snapshot.applied, snapshot.duplicates), (50, 1));
+    println!(
+        "relay crash: {} events, {} published twice, stream kept {}, effects {}, duplicates dropped by inbox {}",
+        ids.len(),
+        claimed.len(),
+        fixture.stream_messages().await,
+        snapshot.applied,
+        snapshot.duplicates
+    );
+    fixture.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_that_commits_after_a_later_one_is_still_published() {
+    let fixture = Fixture::start().await;
+    let stats = BackboneStats::default();
+    let relay = fixture.relay(&stats);
+
+    // A starts first (its row is older) but commits last.
+    let mut slow = fixture.pool.begin().await.unwrap();
+    let (subject, late) = fixture.event();
+    nol_backbone::outbox::enqueue(&mut slow, &subject, &late).await.unwrap();
+    let early = fixture.enqueue(1).await;
+    assert_eq!(relay.publish_due().await.unwrap(), 1, "only the committed row is visible");
+    slow.commit().await.unwrap();
+    assert_eq!(relay.publish_due().await.unwrap(), 1, "the late commit is found, not skipped");
+
+    let sent: Vec<(Uuid,)> = sqlx::query_as("SELECT id FROM outbox WHERE sent_at IS NOT NULL ORDER BY stream_sequence")
+        .fetch_all(&fixture.pool)
+        .await
+        .unwrap();
+    let sent: Vec<String> = sent.into_iter().map(|(id,)| id.to_string()).collect();
+    assert_eq!(sent, vec![early[0].clone(), late.event_id.clone()]);
+    assert_eq!(fixture.stream_messages().await, 2);
+    fixture.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_that_dies_between_commit_and_ack_applies_its_effect_once() {
+    let fixture = Fixture::start().await;
+    let relay_stats = BackboneStats::default();
+    fixture.enqueue(20).await;
+    fixture.relay(&relay_stats).publish_due().await.unwrap();
+
+    // Apply and commit a batch, then "die" without acking.
+    let dying_stats = BackboneStats::default();
+    let dying = fixture.consumer(Duration::from_secs(1), &dying_stats);
+    let pull = dying.bind().await.unwrap();
+    let batch: Vec<jetstream::Message> =
+        pull.fetch().max_messages(20).messages().await.unwrap().map(|message| message.unwrap()).collect().await;
+    assert_eq!(batch.len(), 20);
+    let dispositions = dying.apply(&batch).await.unwrap();
+    assert!(dispositions.iter().all(|disposition| *disposition == Disposition::Applied));
+    drop(batch);
+    assert_eq!(fixture.scalar("SELECT count(*) FROM effect").await, 20);
+
+    // The server redelivers after ack_wait; the restarted consumer finds every id in its inbox.
+    let stats = BackboneStats::default();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(fixture.consumer(Duration::from_secs(1), &stats).run(shutdown.clone()));
+    fixture.drained().await;
+    shutdown.cancel();
+    let snapshot = stats.snapshot();
+    assert_eq!(fixture.scalar("SELECT count(*) FROM effect").await, 20);
+    assert_eq!((snapshot.applied, snapshot.duplicates), (0, 20));
+    assert!(snapshot.redelivered >= 20);
+    println!(
+        "consumer crash: 20 events applied before the crash, {} redelivered, {} dropped by the inbox, effects 20",
+        snapshot.redelivered, snapshot.duplicates
+    );
+    fixture.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_relays_share_one_outbox_without_publishing_a_row_twice() {
+    let fixture = Fixture::start().await;
+    fixture.enqueue(600).await;
+    let stats = BackboneStats::default();
+    let shutdown = CancellationToken::new();
+    for _ in 0..3 {
+        let settings =
+            RelaySettings { batch_size: 50, poll_interval: Duration::from_millis(20), ..RelaySettings::default() };
+        let relay = Relay::new(fixture.pool.clone(), fixture.js.clone(), "svc", settings, stats.clone());
+        tokio::spawn(relay.run(shutdown.clone()));
+    }
+    eventually("three relays to empty the outbox", Duration::from_secs(30), || async {
+        let unsent: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetch_one(&fixture.pool).await?;
+        Ok((unsent == 0).then_some(()))
+    })
+    .await
+    .unwrap();
+    shutdown.cancel();
+    assert_eq!(stats.snapshot().published, 600, "each row acknowledged once");
+    assert_eq!(fixture.stream_messages().await, 600);
+    fixture.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_messages_are_parked_with_a_reason_and_the_stream_keeps_flowing() {
+    let fixture = Fixture::start().await;
+    let (subject, mut newer) = fixture.event();
+    newer.schema_version = 99;
+    fixture.js.publish(subject.clone(), "\u{1}not protobuf".into()).await.unwrap().await.unwrap();
+    fixture.js.publish(subject.clone(), newer.encode_to_vec().into()).await.unwrap().await.unwrap();
+    fixture.enqueue(5).await;
+    fixture.relay(&BackboneStats::default()).publish_due().await.unwrap();
+
+    let stats = BackboneStats::default();
+    let shutdown = run_consumer_until_applied(&fixture, 5, &stats).await;
+    fixture.drained().await;
+    shutdown.cancel();
+    let parked = nol_backbone::consumer::dead_letters(&fixture.pool, 10).await.unwrap();
+    assert_eq!(parked.len(), 2);
+    assert!(parked.iter().any(|letter| letter.reason.contains("not an event envelope")));
+    assert!(parked.iter().any(|letter| letter.reason.contains("schema version 99")));
+    assert_eq!(stats.snapshot().dead_letters, 2);
+    assert_eq!(fixture.scalar("SELECT count(*) FROM effect").await, 5);
+    fixture.finish().await;
+}

@@ -1,0 +1,119 @@
+//! What the system tests share: a two-province stack of real processes on free ports, with its
+//! own databases, NATS servers and subject prefix, torn down at the end.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use nol_auth::Role;
+use nol_region::RegionCode;
+use nol_stack::postgres;
+use nol_stack::{Clients, ServicePorts, Stack, StackSettings};
+
+pub struct TestStack {
+    stack: Option<Stack>,
+    pub subject_prefix: String,
+    database_prefix: String,
+    _dir: tempfile::TempDir,
+}
+
+impl TestStack {
+    /// Jiangsu (320000, the NATS hub) and Anhui (340000, a leaf), four services each.
+    pub async fn start() -> TestStack {
+        let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let subject_prefix = format!("t{id}");
+        let database_prefix = format!("nol_t{id}");
+        let settings = StackSettings {
+            binary: env!("CARGO_BIN_EXE_nol").into(),
+            data_dir: dir.path().to_path_buf(),
+            provinces: vec![
+                (code("320000"), ServicePorts::default(), None),
+                (code("340000"), ServicePorts::default(), None),
+            ],
+            admin_database_url: postgres::default_admin_url(),
+            database_prefix: database_prefix.clone(),
+            subject_prefix: subject_prefix.clone(),
+            ack_wait: Duration::from_secs(5),
+            log_to_files: false,
+            hub_leaf_port: None,
+        };
+        let stack = Stack::start(settings).await.expect("two-province stack starts");
+        TestStack { stack: Some(stack), subject_prefix, database_prefix, _dir: dir }
+    }
+
+    pub fn stack(&self) -> &Stack {
+        self.stack.as_ref().expect("stack running")
+    }
+
+    pub fn stack_mut(&mut self) -> &mut Stack {
+        self.stack.as_mut().expect("stack running")
+    }
+
+    /// Clients of `province`'s services for a caller of `region` in `role`.
+    pub fn clients(&self, province: &str, region: &str, role: Role) -> Clients {
+        let token = self.token(region, role);
+        Clients::for_province(self.stack().province(province), &token).expect("clients")
+    }
+
+    pub fn token(&self, region: &str, role: Role) -> String {
+        self.stack()
+            .keys
+            .token(&format!("{role}@{region}"), code(region), role, Duration::from_secs(600))
+            .expect("token")
+    }
+
+    /// A connection to `province`'s database, in `schema`.
+    pub async fn database(&self, province: &str, schema: &str) -> sqlx::PgPool {
+        let url = &self.stack().province(province).database_url;
+        nol_runtime::database::connect(url, schema, 2).await.expect("database")
+    }
+
+    /// Stops everything and drops the databases.
+    pub async fn finish(mut self) {
+        if let Some(stack) = self.stack.take() {
+            stack.destroy().await.expect("stack stops cleanly");
+        }
+    }
+}
+
+impl Drop for TestStack {
+    fn drop(&mut self) {
+        if self.stack.is_none() {
+            return;
+        }
+        // After a failed assertion `finish` never ran: drop the databases anyway.
+        let prefix = self.database_prefix.clone();
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(async {
+                for province in ["320000", "340000"] {
+                    let _ =
+                        postgres::drop_database(&postgres::default_admin_url(), &format!("{prefix}_{province}")).await;
+                }
+            });
+            Ok::<_, std::io::Error>(())
+        })
+        .join();
+    }
+}
+
+pub fn code(text: &str) -> RegionCode {
+    RegionCode::parse(text).expect("region code")
+}
+
+/// Waits for a condition through the API, failing the test after 30 s.
+pub async fn eventually<T, F, Fut>(what: &str, probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
+{
+    nol_stack::eventually(what, Duration::from_secs(30), probe).await.unwrap_or_else(|error| panic!("{error:#}"))
+}
+
+/// A valid resident ID number born in `region` on 2013-05-02 with sequence `sequence`.
+pub fn resident_id(region: &str, sequence: u16) -> String {
+    nol_pii::ResidentId::from_parts(region, chrono::NaiveDate::from_ymd_opt(2013, 5, 2).unwrap(), sequence)
+        .unwrap()
+        .expose()
+        .to_owned()
+}
