@@ -9,6 +9,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 use tonic_health::server::HealthReporter;
+use tower_http::classify::{GrpcCode, GrpcErrorsAsFailures, SharedClassifier};
 use tower_http::trace::TraceLayer;
 
 /// A bound listener; `port()` is known before serving, so tests and the stack can use port 0.
@@ -49,7 +50,15 @@ pub async fn serve(
     }
     let reflection = reflection.build_v1()?;
     let routes = routes.add_service(health_service).add_service(reflection);
-    let trace = TraceLayer::new_for_grpc().make_span_with(|request: &http::Request<_>| {
+    // A refusal of bad input is the caller's problem, not a server failure: log it quietly.
+    let classifier = GrpcErrorsAsFailures::new()
+        .with_success(GrpcCode::InvalidArgument)
+        .with_success(GrpcCode::NotFound)
+        .with_success(GrpcCode::AlreadyExists)
+        .with_success(GrpcCode::PermissionDenied)
+        .with_success(GrpcCode::Unauthenticated)
+        .with_success(GrpcCode::FailedPrecondition);
+    let trace = TraceLayer::new(SharedClassifier::new(classifier)).make_span_with(|request: &http::Request<_>| {
         let span = tracing::info_span!("grpc", rpc = %request.uri().path(), otel.kind = "server");
         nol_telemetry::set_parent_from_headers(&span, request.headers());
         span
