@@ -12,20 +12,14 @@ CREATE TABLE outbox (
     next_attempt_at timestamptz NOT NULL DEFAULT clock_timestamp(),
     last_error      text,
     sent_at         timestamptz,
-    stream_sequence bigint
+    stream_sequence bigint,
+    -- Bumped by a deliberate re-send (outbox::resend): the message goes out again under
+    -- Nats-Msg-Id '<id>.<generation>', past the stream's duplicate window; the event id inside is
+    -- unchanged, so a consumer that already applied it drops the copy in its inbox.
+    generation      integer     NOT NULL DEFAULT 0
 );
 -- The relay's work queue: only unsent rows, in the order they became due.
 CREATE INDEX outbox_unsent ON outbox (next_attempt_at, created_at) WHERE sent_at IS NULL;
-
--- Wakes the relay at commit time (NOTIFY is delivered on commit), one notification a statement.
-CREATE FUNCTION outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify('nol_outbox_' || current_schema(), '');
-    RETURN NULL;
-END;
-$$;
-CREATE TRIGGER outbox_notify AFTER INSERT ON outbox
-    FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify();
 
 -- Consumers record each event id with its effect, in one transaction, and ack after commit.
 CREATE TABLE inbox (

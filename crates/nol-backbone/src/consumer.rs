@@ -19,6 +19,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::BackboneStats;
+use crate::outbox::RelayWake;
 use crate::relay::backoff;
 
 /// Why a handler could not apply an event.
@@ -52,6 +53,17 @@ pub trait EventHandler: Send + Sync + 'static {
         conn: &'a mut PgConnection,
         envelope: &'a EventEnvelope,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send + 'a;
+
+    /// Called instead of `handle` for an event already applied (a redelivery, or a sender's
+    /// deliberate re-send because our answer never reached it). The effect must not be applied
+    /// again; a handler may answer again (a receipt, say). Does nothing by default.
+    fn handle_duplicate<'a>(
+        &'a self,
+        _conn: &'a mut PgConnection,
+        _envelope: &'a EventEnvelope,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send + 'a {
+        async { Ok(()) }
+    }
 }
 
 /// What a consumer listens to and how.
@@ -65,6 +77,9 @@ pub struct ConsumerSpec {
     pub ack_wait: Duration,
     /// Messages applied per transaction at most.
     pub max_batch: usize,
+    /// Fault injection for the fault suite: abort the process after this many batches were
+    /// committed, before they are acked (`NOL_FAULT_CONSUMER_CRASH_AFTER`). Never set otherwise.
+    pub crash_after_batches: Option<u64>,
 }
 
 /// What happened to one message of a batch.
@@ -82,17 +97,21 @@ pub struct Consumer<H> {
     spec: ConsumerSpec,
     handler: H,
     stats: BackboneStats,
+    wake: RelayWake,
 }
 
 impl<H: EventHandler> Consumer<H> {
+    /// A consumer applying events with `handler`; `wake` is told after each commit, since a handler
+    /// may have written to the service's outbox.
     pub fn new(
         pool: PgPool,
         stream: jetstream::stream::Stream,
         spec: ConsumerSpec,
         handler: H,
         stats: BackboneStats,
+        wake: RelayWake,
     ) -> Self {
-        Consumer { pool, stream, spec, handler, stats }
+        Consumer { pool, stream, spec, handler, stats, wake }
     }
 
     /// Creates (or updates) the durable consumer on the server.
@@ -113,6 +132,7 @@ impl<H: EventHandler> Consumer<H> {
     pub async fn run(self, shutdown: CancellationToken) {
         let mut healthy = true;
         let mut failures_in_a_row = 0u32;
+        let mut committed_batches = 0u64;
         'connect: loop {
             let messages = match self.bind().await {
                 Ok(consumer) => {
@@ -166,6 +186,13 @@ impl<H: EventHandler> Consumer<H> {
                 }
                 match self.apply(&batch).await {
                     Ok(dispositions) => {
+                        committed_batches += 1;
+                        if self.spec.crash_after_batches.is_some_and(|limit| committed_batches >= limit) {
+                            eprintln!(
+                                "fault injection: consumer aborting after committing batch {committed_batches}, before acking it"
+                            );
+                            std::process::abort();
+                        }
                         if !healthy {
                             tracing::info!(consumer = %self.spec.durable_name, "consumer recovered");
                             healthy = true;
@@ -195,18 +222,20 @@ impl<H: EventHandler> Consumer<H> {
     }
 
     /// Applies a batch in one transaction and commits it; does not ack. Returns each message's
-    /// disposition, in order.
+    /// disposition, in order. The common case takes one statement for the whole batch's inbox
+    /// records; a batch holding a message that cannot be applied is redone message by message,
+    /// each under a savepoint, so that one message is parked and the rest applied.
     pub async fn apply(&self, batch: &[jetstream::Message]) -> anyhow::Result<Vec<Disposition>> {
-        let mut tx = self.pool.begin().await?;
-        let mut dispositions = Vec::with_capacity(batch.len());
         for message in batch {
             if message.info().is_ok_and(|info| info.delivered > 1) {
                 self.stats.add_redelivered(1);
             }
-            let disposition = self.apply_one(&mut tx, message).await?;
-            dispositions.push(disposition);
         }
-        tx.commit().await?;
+        let dispositions = match self.apply_batch(batch).await? {
+            Some(dispositions) => dispositions,
+            None => self.apply_one_by_one(batch).await?,
+        };
+        self.wake.notify();
         for disposition in &dispositions {
             match disposition {
                 Disposition::Applied => self.stats.add_applied(1),
@@ -214,6 +243,70 @@ impl<H: EventHandler> Consumer<H> {
                 Disposition::DeadLetter(_) => self.stats.add_dead_letters(1),
             }
         }
+        Ok(dispositions)
+    }
+
+    /// The whole batch in one go; `None` when some message needs the careful path.
+    async fn apply_batch(&self, batch: &[jetstream::Message]) -> anyhow::Result<Option<Vec<Disposition>>> {
+        let mut envelopes = Vec::with_capacity(batch.len());
+        for message in batch {
+            match nol_events::decode_envelope(&message.payload) {
+                Ok(envelope) => envelopes.push(envelope),
+                Err(_) => return Ok(None),
+            }
+        }
+        let ids: Vec<Uuid> =
+            envelopes.iter().map(|envelope| Uuid::parse_str(&envelope.event_id)).collect::<Result<_, _>>()?;
+        let types: Vec<&str> = envelopes.iter().map(|envelope| envelope.event_type.as_str()).collect();
+        let mut tx = self.pool.begin().await?;
+        let mut fresh: std::collections::HashSet<Uuid> = sqlx::query_scalar(
+            "INSERT INTO inbox (consumer, event_id, event_type, outcome)
+             SELECT $1, id, event_type, 'applied' FROM unnest($2::uuid[], $3::text[]) AS t(id, event_type)
+             ON CONFLICT DO NOTHING
+             RETURNING event_id",
+        )
+        .bind(&self.spec.durable_name)
+        .bind(&ids)
+        .bind(&types)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+        let mut dispositions = Vec::with_capacity(batch.len());
+        for (envelope, id) in envelopes.iter().zip(&ids) {
+            // The first copy of an event in this batch is fresh; any other copy is a duplicate.
+            let is_fresh = fresh.remove(id);
+            let span = consume_span(&self.spec.durable_name, envelope);
+            let result = async {
+                if is_fresh {
+                    self.handler.handle(&mut tx, envelope).await
+                } else {
+                    self.handler.handle_duplicate(&mut tx, envelope).await
+                }
+            }
+            .instrument(span)
+            .await;
+            match result {
+                Ok(()) => {
+                    dispositions.push(if is_fresh { Disposition::Applied } else { Disposition::Duplicate });
+                }
+                Err(HandlerError::Transient(error)) => return Err(error),
+                Err(HandlerError::Permanent(_)) => return Ok(None),
+            }
+        }
+        tx.commit().await?;
+        Ok(Some(dispositions))
+    }
+
+    /// Message by message, each under a savepoint: a message that cannot be applied is parked
+    /// as a dead letter and the others are applied.
+    async fn apply_one_by_one(&self, batch: &[jetstream::Message]) -> anyhow::Result<Vec<Disposition>> {
+        let mut tx = self.pool.begin().await?;
+        let mut dispositions = Vec::with_capacity(batch.len());
+        for message in batch {
+            dispositions.push(self.apply_one(&mut tx, message).await?);
+        }
+        tx.commit().await?;
         Ok(dispositions)
     }
 
@@ -226,13 +319,7 @@ impl<H: EventHandler> Consumer<H> {
             }
         };
         let event_id = Uuid::parse_str(&envelope.event_id)?;
-        let span = tracing::info_span!(
-            "consume",
-            consumer = %self.spec.durable_name,
-            event_type = %envelope.event_type,
-            event_id = %envelope.event_id,
-        );
-        nol_telemetry::set_parent_from_map(&span, &envelope.trace_context);
+        let span = consume_span(&self.spec.durable_name, &envelope);
         async {
             let mut savepoint = conn.begin().await?;
             let inserted = sqlx::query(
@@ -246,8 +333,15 @@ impl<H: EventHandler> Consumer<H> {
             .await?
             .rows_affected();
             if inserted == 0 {
-                savepoint.commit().await?;
                 tracing::debug!("duplicate delivery dropped by the inbox");
+                match self.handler.handle_duplicate(&mut savepoint, &envelope).await {
+                    Ok(()) => savepoint.commit().await?,
+                    Err(HandlerError::Transient(error)) => return Err(error),
+                    Err(HandlerError::Permanent(reason)) => {
+                        savepoint.rollback().await?;
+                        tracing::warn!(reason = %reason, "answering a duplicate failed");
+                    }
+                }
                 return Ok(Disposition::Duplicate);
             }
             match self.handler.handle(&mut savepoint, &envelope).await {
@@ -304,6 +398,18 @@ impl<H: EventHandler> Consumer<H> {
     }
 }
 
+/// The span of one event's processing, a child of the trace the event was produced in.
+fn consume_span(consumer: &str, envelope: &EventEnvelope) -> tracing::Span {
+    let span = tracing::info_span!(
+        "consume",
+        consumer = %consumer,
+        event_type = %envelope.event_type,
+        event_id = %envelope.event_id,
+    );
+    nol_telemetry::set_parent_from_map(&span, &envelope.trace_context);
+    span
+}
+
 /// Acks applied and duplicate messages, terminates dead letters (their record is committed).
 pub async fn acknowledge(batch: &[jetstream::Message], dispositions: &[Disposition]) {
     for (message, disposition) in batch.iter().zip(dispositions) {
@@ -316,6 +422,19 @@ pub async fn acknowledge(batch: &[jetstream::Message], dispositions: &[Dispositi
             tracing::debug!(error = %error, "ack failed");
         }
     }
+}
+
+/// How far a durable consumer is behind: messages not yet delivered, and delivered but unacked.
+pub async fn lag(stream: &jetstream::stream::Stream, durable_name: &str) -> anyhow::Result<(u64, u64)> {
+    let mut consumer: jetstream::consumer::PullConsumer =
+        stream.get_consumer(durable_name).await.map_err(|error| anyhow::anyhow!("{error}"))?;
+    let info = consumer.info().await.map_err(|error| anyhow::anyhow!("{error}"))?;
+    Ok((info.num_pending, info.num_ack_pending as u64))
+}
+
+/// How many dead letters this service holds.
+pub async fn dead_letter_count(pool: &PgPool) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT count(*) FROM dead_letter").fetch_one(pool).await
 }
 
 /// A dead letter, as operators see it.

@@ -53,6 +53,7 @@ impl Default for StreamSettings {
 /// Credentials may be given in the URL (`nats://user:password@host:port`).
 pub async fn connect_nats(url: &str, connection_name: &str) -> anyhow::Result<async_nats::Client> {
     let (url, credentials) = split_credentials(url);
+    let last_event: std::sync::Arc<std::sync::Mutex<Option<String>>> = Default::default();
     let mut options = async_nats::ConnectOptions::new();
     if let Some((user, password)) = credentials {
         options = options.user_and_password(user, password);
@@ -62,11 +63,23 @@ pub async fn connect_nats(url: &str, connection_name: &str) -> anyhow::Result<as
         .retry_on_initial_connect()
         .max_reconnects(None)
         .connection_timeout(Duration::from_secs(5))
-        .event_callback(|event| async move {
-            match event {
-                async_nats::Event::Disconnected => tracing::warn!("nats disconnected"),
-                async_nats::Event::Connected => tracing::info!("nats connected"),
-                other => tracing::debug!(event = %other, "nats event"),
+        .event_callback(move |event| {
+            // One log line per change of state, not one per reconnect attempt.
+            let last = last_event.clone();
+            async move {
+                let text = event.to_string();
+                let mut last = last.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                if last.as_deref() == Some(text.as_str()) {
+                    return;
+                }
+                match &event {
+                    async_nats::Event::Connected => tracing::info!("nats connected"),
+                    async_nats::Event::Disconnected => tracing::warn!("nats disconnected; reconnecting with backoff"),
+                    async_nats::Event::ServerError(error) => tracing::warn!(error = %error, "nats server error"),
+                    async_nats::Event::ClientError(error) => tracing::warn!(error = %error, "nats client error"),
+                    other => tracing::debug!(event = %other, "nats event"),
+                }
+                *last = Some(text);
             }
         })
         .connect(url.as_str())

@@ -5,6 +5,23 @@ use prost::Message;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+/// Wakes this process's relay after a transaction with outbox rows commits. (A trigger with
+/// `NOTIFY` would do it across processes, but PostgreSQL serialises the commits of notifying
+/// transactions; other replicas' rows are found by the relay's poll instead.)
+#[derive(Debug, Clone, Default)]
+pub struct RelayWake(std::sync::Arc<tokio::sync::Notify>);
+
+impl RelayWake {
+    /// Call after committing a transaction that wrote to the outbox.
+    pub fn notify(&self) {
+        self.0.notify_one();
+    }
+
+    pub(crate) async fn notified(&self) {
+        self.0.notified().await;
+    }
+}
+
 /// Adds an event to the outbox. Call inside the transaction that makes the change: both commit
 /// or neither does.
 pub async fn enqueue(conn: &mut PgConnection, subject: &str, envelope: &EventEnvelope) -> sqlx::Result<()> {
@@ -29,6 +46,26 @@ pub async fn emit<P: Message>(
     let envelope = nol_events::envelope(header, payload, chrono::Utc::now(), nol_telemetry::current_trace_context());
     enqueue(conn, subject, &envelope).await?;
     Ok(envelope)
+}
+
+/// Whether an event's outbox row was acknowledged by a stream (`Some(true)`), is still waiting
+/// (`Some(false)`), or is gone (deleted after the retention period).
+pub async fn sent(conn: &mut PgConnection, event_id: Uuid) -> sqlx::Result<Option<bool>> {
+    sqlx::query_scalar("SELECT sent_at IS NOT NULL FROM outbox WHERE id = $1").bind(event_id).fetch_optional(conn).await
+}
+
+/// Sends an already-sent event again (same event id, new message id), for a receiver that has not
+/// answered. Returns false when the row is gone (deleted after the retention period).
+pub async fn resend(conn: &mut PgConnection, event_id: Uuid) -> sqlx::Result<bool> {
+    let updated = sqlx::query(
+        "UPDATE outbox SET sent_at = NULL, generation = generation + 1, attempts = 0,
+                next_attempt_at = clock_timestamp(), last_error = NULL
+          WHERE id = $1 AND sent_at IS NOT NULL",
+    )
+    .bind(event_id)
+    .execute(conn)
+    .await?;
+    Ok(updated.rows_affected() == 1)
 }
 
 /// What is waiting in an outbox.

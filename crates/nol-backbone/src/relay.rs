@@ -15,25 +15,28 @@ use futures::future::join_all;
 use nol_events::headers;
 use prost::Message;
 use rand::Rng;
-use sqlx::postgres::PgListener;
 use sqlx::{PgPool, Postgres, Transaction};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::BackboneStats;
+use crate::outbox::RelayWake;
 
 /// How the relay paces itself.
 #[derive(Debug, Clone)]
 pub struct RelaySettings {
     /// Rows claimed per pass.
     pub batch_size: i64,
-    /// How often to look without a notification (notifications can be missed while reconnecting).
+    /// How often to look without a wake-up (rows written by other replicas are found this way).
     pub poll_interval: Duration,
     /// First retry delay of a failed row; doubles per attempt up to `max_backoff`.
     pub min_backoff: Duration,
     pub max_backoff: Duration,
     /// Sent rows are deleted after this long.
     pub retention: Duration,
+    /// Fault injection for the fault suite: abort the process after this many batches were
+    /// published, before they are marked sent (`NOL_FAULT_RELAY_CRASH_AFTER`). Never set otherwise.
+    pub crash_after_batches: Option<u64>,
 }
 
 impl Default for RelaySettings {
@@ -44,6 +47,7 @@ impl Default for RelaySettings {
             min_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(10),
             retention: Duration::from_secs(24 * 3600),
+            crash_after_batches: None,
         }
     }
 }
@@ -55,6 +59,14 @@ pub struct ClaimedRow {
     pub subject: String,
     pub envelope: Vec<u8>,
     pub attempts: i32,
+    pub generation: i32,
+}
+
+impl ClaimedRow {
+    /// The `Nats-Msg-Id`: the event id, suffixed by the generation of a deliberate re-send.
+    pub fn message_id(&self) -> String {
+        if self.generation == 0 { self.id.to_string() } else { format!("{}.{}", self.id, self.generation) }
+    }
 }
 
 /// What became of one publish.
@@ -69,35 +81,32 @@ pub enum PublishOutcome {
 pub struct Relay {
     pool: PgPool,
     js: jetstream::Context,
-    channel: String,
+    wake: RelayWake,
     settings: RelaySettings,
     stats: BackboneStats,
+    batches: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Relay {
-    /// `schema` is the service's schema, which names the notification channel.
+    /// A relay woken by `wake` (after this process's commits) and by its poll.
     pub fn new(
         pool: PgPool,
         js: jetstream::Context,
-        schema: &str,
+        wake: RelayWake,
         settings: RelaySettings,
         stats: BackboneStats,
     ) -> Relay {
-        Relay { pool, js, channel: format!("nol_outbox_{schema}"), settings, stats }
+        Relay { pool, js, wake, settings, stats, batches: Default::default() }
     }
 
     /// Runs until `shutdown`; survives PostgreSQL and NATS outages, logging once per change of state.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut listener: Option<PgListener> = None;
         let mut healthy = true;
         let mut failures_in_a_row = 0u32;
         let mut last_cleanup = tokio::time::Instant::now();
         loop {
             if shutdown.is_cancelled() {
                 break;
-            }
-            if listener.is_none() {
-                listener = self.listen().await.ok();
             }
             match self.publish_due().await {
                 Ok(claimed) => {
@@ -116,7 +125,6 @@ impl Relay {
                         healthy = false;
                     }
                     failures_in_a_row = failures_in_a_row.saturating_add(1);
-                    listener = None;
                     let delay = backoff(self.settings.min_backoff, self.settings.max_backoff, failures_in_a_row);
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
@@ -130,34 +138,13 @@ impl Relay {
                     tracing::debug!(error = %error, "outbox cleanup failed");
                 }
             }
-            let wait = self.settings.poll_interval;
-            match listener.as_mut() {
-                Some(active) => {
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        notification = active.try_recv() => {
-                            if !matches!(notification, Ok(Some(_))) {
-                                listener = None;
-                            }
-                        }
-                        _ = tokio::time::sleep(wait) => {}
-                    }
-                }
-                None => {
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(wait) => {}
-                    }
-                }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(self.settings.poll_interval) => {}
             }
         }
         tracing::debug!("outbox relay stopped");
-    }
-
-    async fn listen(&self) -> sqlx::Result<PgListener> {
-        let mut listener = PgListener::connect_with(&self.pool).await?;
-        listener.listen(&self.channel).await?;
-        Ok(listener)
     }
 
     /// One pass: claim due rows, publish them, record the outcomes, commit. Returns rows claimed.
@@ -169,6 +156,11 @@ impl Relay {
             return Ok(0);
         }
         let outcomes = self.publish(&rows).await;
+        let published = self.batches.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if self.settings.crash_after_batches.is_some_and(|limit| published >= limit) {
+            eprintln!("fault injection: relay aborting after publishing batch {published}, before marking it sent");
+            std::process::abort();
+        }
         record(&mut tx, &outcomes, &self.settings).await?;
         tx.commit().await?;
         let acked = outcomes.iter().filter(|outcome| matches!(outcome, PublishOutcome::Acked { .. })).count() as u64;
@@ -219,14 +211,14 @@ fn publish_message(row: &ClaimedRow) -> jetstream::message::PublishMessage {
     }
     jetstream::message::PublishMessage::build()
         .headers(headers)
-        .message_id(row.id.to_string())
+        .message_id(row.message_id())
         .payload(row.envelope.clone().into())
 }
 
 /// Claims up to `limit` due, unsent rows; other relays skip them until this transaction ends.
 pub async fn claim(tx: &mut Transaction<'_, Postgres>, limit: i64) -> sqlx::Result<Vec<ClaimedRow>> {
     sqlx::query_as::<_, ClaimedRow>(
-        "SELECT id, subject, envelope, attempts FROM outbox
+        "SELECT id, subject, envelope, attempts, generation FROM outbox
           WHERE sent_at IS NULL AND next_attempt_at <= clock_timestamp()
           ORDER BY next_attempt_at, created_at
           LIMIT $1

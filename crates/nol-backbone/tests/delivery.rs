@@ -73,7 +73,7 @@ impl Fixture {
 
     fn relay(&self, stats: &BackboneStats) -> Relay {
         let settings = RelaySettings { poll_interval: Duration::from_millis(50), ..RelaySettings::default() };
-        Relay::new(self.pool.clone(), self.js.clone(), "svc", settings, stats.clone())
+        Relay::new(self.pool.clone(), self.js.clone(), Default::default(), settings, stats.clone())
     }
 
     fn consumer(&self, ack_wait: Duration, stats: &BackboneStats) -> Consumer<RecordEffect> {
@@ -82,8 +82,9 @@ impl Fixture {
             filter_subjects: vec![self.scheme.local_filter(&self.province, PUPIL_REGISTERED)],
             ack_wait,
             max_batch: 64,
+            crash_after_batches: None,
         };
-        Consumer::new(self.pool.clone(), self.stream.clone(), spec, RecordEffect, stats.clone())
+        Consumer::new(self.pool.clone(), self.stream.clone(), spec, RecordEffect, stats.clone(), Default::default())
     }
 
     /// An envelope for a new event, and the subject it goes to.
@@ -184,7 +185,8 @@ async fn a_relay_killed_between_publish_and_mark_sent_causes_no_duplicate_effect
     assert_eq!(claimed.len(), 50);
     let outcomes = relay.publish(&claimed).await;
     assert!(outcomes.iter().all(|outcome| matches!(outcome, relay::PublishOutcome::Acked { .. })));
-    drop(tx);
+    // What PostgreSQL sees when the process dies: the transaction ends without a commit.
+    tx.rollback().await.unwrap();
     assert_eq!(fixture.scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL").await, 50);
 
     // The restarted relay publishes everything again; the stream drops the copies by Nats-Msg-Id.
@@ -284,7 +286,7 @@ async fn several_relays_share_one_outbox_without_publishing_a_row_twice() {
     for _ in 0..3 {
         let settings =
             RelaySettings { batch_size: 50, poll_interval: Duration::from_millis(20), ..RelaySettings::default() };
-        let relay = Relay::new(fixture.pool.clone(), fixture.js.clone(), "svc", settings, stats.clone());
+        let relay = Relay::new(fixture.pool.clone(), fixture.js.clone(), Default::default(), settings, stats.clone());
         tokio::spawn(relay.run(shutdown.clone()));
     }
     eventually("three relays to empty the outbox", Duration::from_secs(30), || async {
