@@ -28,8 +28,11 @@ pub const HANDOFF_ACCEPTED: EventType = EventType { service: "transfer", name: "
 /// `HandoffCompleted`: the origin learned of the accept.
 pub const HANDOFF_COMPLETED: EventType = EventType { service: "transfer", name: "handoff_completed", version: 1 };
 
+/// `HandoffOverdue`: not accepted by the deadline; escalated to the origin's parent bureau.
+pub const HANDOFF_OVERDUE: EventType = EventType { service: "transfer", name: "handoff_overdue", version: 1 };
+
 /// All of them, for documentation and tests.
-pub const ALL: [EventType; 8] = [
+pub const ALL: [EventType; 9] = [
     PUPIL_REGISTERED,
     CASE_OPENED,
     CASE_HANDOFF_PENDING,
@@ -38,4 +41,5 @@ pub const ALL: [EventType; 8] = [
     HANDOFF_RECEIVED,
     HANDOFF_ACCEPTED,
     HANDOFF_COMPLETED,
+    HANDOFF_OVERDUE,
 ];

@@ -33,6 +33,19 @@ pub struct ServiceConfig {
     pub registry_url: Option<String>,
     /// `NOL_CASES_URL`: this province's case service, for services that read cases.
     pub cases_url: Option<String>,
+    /// `NOL_METRICS_ADDR`: where `/metrics` (Prometheus text format) is served; by default the
+    /// gRPC port + 1000 on the same host (port 0 with a gRPC port 0).
+    pub metrics_addr: SocketAddr,
+    /// `NOL_HANDOFF_RESEND_SECS`: the origin re-sends an unanswered hand-off request after this
+    /// long, then after twice as long, up to an hour between tries.
+    pub handoff_resend: Duration,
+    /// `NOL_HANDOFF_DEADLINE_SECS`: a hand-off not accepted within this long is escalated to the
+    /// origin's parent bureau (R12).
+    pub handoff_deadline: Duration,
+    /// `NOL_FAULT_RELAY_CRASH_AFTER` / `NOL_FAULT_CONSUMER_CRASH_AFTER`: fault injection for the
+    /// fault suite only (abort after N batches published / committed, before marking / acking).
+    pub fault_relay_crash_after: Option<u64>,
+    pub fault_consumer_crash_after: Option<u64>,
 }
 
 /// The default gRPC port of each service (Jiangsu's in the local stack; Anhui's add 10).
@@ -63,7 +76,7 @@ impl ServiceConfig {
             province.level() == RegionLevel::Province,
             "NOL_PROVINCE={province_text} is not a province code"
         );
-        let grpc_addr = get("NOL_GRPC_ADDR")
+        let grpc_addr: SocketAddr = get("NOL_GRPC_ADDR")
             .unwrap_or_else(|| format!("127.0.0.1:{}", default_port(service)))
             .parse()
             .context("NOL_GRPC_ADDR must be host:port")?;
@@ -83,6 +96,26 @@ impl ServiceConfig {
             .context("NOL_ACK_WAIT_SECS must be a number")?
             .map(Duration::from_secs_f64)
             .unwrap_or(Duration::from_secs(30));
+        let seconds = |name: &str, default: f64| -> anyhow::Result<Duration> {
+            let value = get(name)
+                .map(|text| text.parse::<f64>())
+                .transpose()
+                .with_context(|| format!("{name} must be a number"))?;
+            Ok(Duration::from_secs_f64(value.unwrap_or(default)))
+        };
+        let count = |name: &str| -> anyhow::Result<Option<u64>> {
+            get(name)
+                .map(|text| text.parse::<u64>())
+                .transpose()
+                .with_context(|| format!("{name} must be a whole number"))
+        };
+        let metrics_addr = match get("NOL_METRICS_ADDR") {
+            Some(text) => text.parse().context("NOL_METRICS_ADDR must be host:port")?,
+            None => {
+                let port = if grpc_addr.port() == 0 { 0 } else { grpc_addr.port().saturating_add(1000) };
+                SocketAddr::new(grpc_addr.ip(), port)
+            }
+        };
         Ok(ServiceConfig {
             service,
             province,
@@ -95,6 +128,11 @@ impl ServiceConfig {
             ack_wait,
             registry_url: get("NOL_REGISTRY_URL"),
             cases_url: get("NOL_CASES_URL"),
+            metrics_addr,
+            handoff_resend: seconds("NOL_HANDOFF_RESEND_SECS", 30.0)?,
+            handoff_deadline: seconds("NOL_HANDOFF_DEADLINE_SECS", 7.0 * 24.0 * 3600.0)?,
+            fault_relay_crash_after: count("NOL_FAULT_RELAY_CRASH_AFTER")?,
+            fault_consumer_crash_after: count("NOL_FAULT_CONSUMER_CRASH_AFTER")?,
         })
     }
 
@@ -121,6 +159,8 @@ mod tests {
         assert_eq!(config.database_url, "postgres://postgres@127.0.0.1:5432/nol_340000");
         assert_eq!(config.grpc_addr.port(), 50052);
         assert_eq!(config.ack_wait, Duration::from_secs(30));
+        assert_eq!(config.metrics_addr.port(), 51052);
+        assert_eq!(config.fault_relay_crash_after, None);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! What every Not One Less service runs on.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod audit;
 pub mod config;
 pub mod database;
@@ -27,4 +28,17 @@ pub fn caller_of<T>(
         .map_err(|_| ServiceError::Internal(anyhow::anyhow!("a request reached a handler without a caller")))?;
     caller.require_province(province)?;
     Ok(caller)
+}
+
+/// The region a request names in field `region_code` (the caller's own when empty), which must be
+/// the caller's region or one below it.
+pub fn region_in_scope(caller: &nol_auth::Caller, requested: &str) -> Result<nol_region::RegionCode, ServiceError> {
+    let region = if requested.trim().is_empty() {
+        caller.region
+    } else {
+        nol_region::RegionCode::parse(requested)
+            .map_err(|error| ServiceError::invalid("region_code", error.to_string()))?
+    };
+    caller.require_scope(&region)?;
+    Ok(region)
 }

@@ -9,6 +9,7 @@ use anyhow::Context;
 use async_nats::jetstream;
 use nol_auth::Authenticate;
 use nol_backbone::consumer::{Consumer, ConsumerSpec, EventHandler};
+use nol_backbone::outbox::RelayWake;
 use nol_backbone::relay::{Relay, RelaySettings};
 use nol_backbone::{BackboneStats, StreamSettings};
 use nol_events::SubjectScheme;
@@ -17,6 +18,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 
+use std::sync::Arc;
+
+use nol_proto::v1::admin_service_server::AdminServiceServer;
+
+use crate::admin::{self, Admin, Gauges, NoGauges, Observer};
 use crate::{ProvinceKeys, ServiceConfig, database, server};
 
 /// A started service's connections and background tasks.
@@ -28,13 +34,18 @@ pub struct Platform {
     pub scheme: SubjectScheme,
     pub stream: jetstream::stream::Stream,
     pub stats: BackboneStats,
+    /// Tell it after committing a transaction that wrote to the outbox.
+    pub wake: RelayWake,
     pub shutdown: CancellationToken,
     tasks: JoinSet<()>,
+    consumer: Option<String>,
+    gauges: Arc<dyn Gauges>,
 }
 
-/// A service that is serving; `addr` is the bound gRPC address.
+/// A service that is serving; `addr` is the bound gRPC address, `metrics_addr` serves `/metrics`.
 pub struct RunningService {
     pub addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
     pub stats: BackboneStats,
     handle: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -71,9 +82,35 @@ impl Platform {
             .context("creating the province stream")?;
         let stats = BackboneStats::default();
         let mut tasks = JoinSet::new();
-        let relay = Relay::new(pool.clone(), js.clone(), config.service, RelaySettings::default(), stats.clone());
+        let relay_settings =
+            RelaySettings { crash_after_batches: config.fault_relay_crash_after, ..RelaySettings::default() };
+        let wake = RelayWake::default();
+        let relay = Relay::new(pool.clone(), js.clone(), wake.clone(), relay_settings, stats.clone());
         tasks.spawn(relay.run(shutdown.clone()));
-        Ok(Platform { config, keys, pool, js, scheme, stream, stats, shutdown, tasks })
+        Ok(Platform {
+            config,
+            keys,
+            pool,
+            js,
+            scheme,
+            stream,
+            stats,
+            wake,
+            shutdown,
+            tasks,
+            consumer: None,
+            gauges: Arc::new(NoGauges),
+        })
+    }
+
+    /// Service-specific gauges for the admin service and `/metrics`.
+    pub fn set_gauges(&mut self, gauges: impl Gauges) {
+        self.gauges = Arc::new(gauges);
+    }
+
+    /// Runs a background task of the service until shutdown (it must watch `self.shutdown`).
+    pub fn spawn_task(&mut self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.tasks.spawn(task);
     }
 
     /// Starts the service's durable consumer on its province stream.
@@ -83,8 +120,11 @@ impl Platform {
             filter_subjects,
             ack_wait: self.config.ack_wait,
             max_batch: 256,
+            crash_after_batches: self.config.fault_consumer_crash_after,
         };
-        let consumer = Consumer::new(self.pool.clone(), self.stream.clone(), spec, handler, self.stats.clone());
+        self.consumer = Some(spec.durable_name.clone());
+        let consumer =
+            Consumer::new(self.pool.clone(), self.stream.clone(), spec, handler, self.stats.clone(), self.wake.clone());
         self.tasks.spawn(consumer.run(self.shutdown.clone()));
     }
 
@@ -93,18 +133,41 @@ impl Platform {
         Authenticate::new(self.keys.verifier.0.clone())
     }
 
-    /// Binds the gRPC port and serves `routes` with health and reflection until shutdown, then
-    /// waits for the relay and consumers to stop.
+    /// Binds the gRPC and metrics ports and serves `routes` with the admin service, health and
+    /// reflection until shutdown, then waits for the relay and consumers to stop.
     pub async fn serve(self, routes: Routes, service_names: &[&str]) -> anyhow::Result<RunningService> {
         let bound =
             server::bind(self.config.grpc_addr).await.with_context(|| format!("binding {}", self.config.grpc_addr))?;
         let addr = bound.addr;
+        let metrics_listener = tokio::net::TcpListener::bind(self.config.metrics_addr)
+            .await
+            .with_context(|| format!("binding the metrics port {}", self.config.metrics_addr))?;
+        let metrics_addr = metrics_listener.local_addr()?;
+        let observer = Observer {
+            service: self.config.service,
+            province: self.config.province,
+            pool: self.pool.clone(),
+            stream: self.stream.clone(),
+            stats: self.stats.clone(),
+            consumer: self.consumer.clone(),
+            gauges: self.gauges.clone(),
+        };
+        let admin = AdminServiceServer::with_interceptor(Admin::new(observer.clone()), self.authenticate());
+        let routes = routes.add_service(admin);
+        let mut service_names = service_names.to_vec();
+        service_names.push("nol.v1.AdminService");
         let (reporter, health_service) = server::health();
-        for name in service_names {
+        for name in &service_names {
             reporter.set_service_status(*name, tonic_health::ServingStatus::Serving).await;
         }
         let shutdown = self.shutdown.clone();
         let mut tasks = self.tasks;
+        let metrics_shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            if let Err(error) = admin::serve_metrics(metrics_listener, observer, metrics_shutdown).await {
+                tracing::warn!(error = %error, "metrics server stopped");
+            }
+        });
         let pool = self.pool.clone();
         let stats = self.stats.clone();
         let names: Vec<String> = service_names.iter().map(|name| (*name).to_owned()).collect();
@@ -116,8 +179,8 @@ impl Platform {
             pool.close().await;
             served
         });
-        tracing::info!(service = %self.config.service, province = %self.config.province, addr = %addr, "serving");
-        Ok(RunningService { addr, stats, handle })
+        tracing::info!(service = %self.config.service, province = %self.config.province, addr = %addr, metrics = %metrics_addr, "serving");
+        Ok(RunningService { addr, metrics_addr, stats, handle })
     }
 }
 
@@ -132,6 +195,6 @@ where
     let _telemetry = nol_telemetry::init(&format!("nol-{service}"))?;
     let shutdown = crate::shutdown::on_signal();
     let running = start(config, shutdown).await?;
-    println!("NOL_READY service={service} grpc={}", running.addr);
+    println!("NOL_READY service={service} grpc={} metrics={}", running.addr, running.metrics_addr);
     running.wait().await
 }
