@@ -19,6 +19,9 @@ CREATE TABLE dropout_case (
     origin_case_id       uuid,
     handoff_id           uuid,
     handoff_destination  text,
+    supervision_region   text,                       -- a higher bureau supervising the case (督办, R12)
+    supervision_reason   text,
+    supervision_at       timestamptz,
     opened_by            text        NOT NULL,
     opened_at            timestamptz NOT NULL DEFAULT clock_timestamp(),
     updated_at           timestamptz NOT NULL DEFAULT clock_timestamp(),

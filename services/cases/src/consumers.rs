@@ -2,23 +2,23 @@
 
 use nol_backbone::consumer::{EventHandler, HandlerError};
 use nol_events::{
-    EventEnvelope, HANDOFF_ACCEPTED, HANDOFF_COMPLETED, HANDOFF_REQUESTED, SubjectScheme, decode_payload, region_field,
-    uuid_field,
+    EventEnvelope, HANDOFF_ACCEPTED, HANDOFF_COMPLETED, HANDOFF_OVERDUE, HANDOFF_REQUESTED, SubjectScheme,
+    decode_payload, region_field, uuid_field,
 };
 use nol_pii::{DataKey, ResidentId, SealKeyPair};
-use nol_proto::v1::{HandoffAccepted, HandoffCompleted, HandoffDossier, HandoffRequested};
+use nol_proto::v1::{HandoffAccepted, HandoffCompleted, HandoffDossier, HandoffOverdue, HandoffRequested};
 use nol_region::RegionCode;
 use prost::Message;
 use sqlx::PgConnection;
 
 use crate::domain::cause_name;
 use crate::grpc::child_record;
-use crate::ledger::{self, StepError};
-use crate::store::NewCase;
+use crate::ledger::{self, HandoffStep, StepError};
+use crate::store::{self, NewCase};
 
 /// The subjects the case service consumes in `province`.
 pub fn filter_subjects(scheme: &SubjectScheme, province: &RegionCode) -> Vec<String> {
-    [HANDOFF_REQUESTED, HANDOFF_ACCEPTED, HANDOFF_COMPLETED]
+    [HANDOFF_REQUESTED, HANDOFF_ACCEPTED, HANDOFF_COMPLETED, HANDOFF_OVERDUE]
         .into_iter()
         .map(|event_type| scheme.local_filter(province, event_type))
         .collect()
@@ -32,38 +32,45 @@ pub struct CaseEvents {
 
 impl EventHandler for CaseEvents {
     async fn handle(&self, conn: &mut PgConnection, envelope: &EventEnvelope) -> Result<(), HandlerError> {
-        if HANDOFF_REQUESTED.matches(&envelope.event_type) {
+        let step = if HANDOFF_REQUESTED.matches(&envelope.event_type) {
             let event: HandoffRequested = decode_payload(envelope, HANDOFF_REQUESTED)?;
-            let case_id = uuid_field(envelope, "case_id", &event.case_id)?;
-            let handoff_id = uuid_field(envelope, "handoff_id", &event.handoff_id)?;
-            region_field(envelope, "destination_region_code", &event.destination_region_code)?;
-            let result = ledger::begin_handoff(
-                conn,
-                &self.scheme,
-                case_id,
-                handoff_id,
-                &event.destination_region_code,
-                &envelope.actor,
-            )
-            .await;
-            step_result(result)
+            Some((HandoffStep::Begin, event.case_id, event.handoff_id, event.destination_region_code))
         } else if HANDOFF_COMPLETED.matches(&envelope.event_type) {
             let event: HandoffCompleted = decode_payload(envelope, HANDOFF_COMPLETED)?;
-            let case_id = uuid_field(envelope, "case_id", &event.case_id)?;
-            let handoff_id = uuid_field(envelope, "handoff_id", &event.handoff_id)?;
-            region_field(envelope, "destination_region_code", &event.destination_region_code)?;
-            let result = ledger::complete_handoff(
+            Some((HandoffStep::Complete, event.case_id, event.handoff_id, event.destination_region_code))
+        } else {
+            None
+        };
+        if let Some((step, case_id, handoff_id, destination)) = step {
+            let case_id = uuid_field(envelope, "case_id", &case_id)?;
+            let handoff_id = uuid_field(envelope, "handoff_id", &handoff_id)?;
+            let destination = region_field(envelope, "destination_region_code", &destination)?;
+            let result = ledger::apply_handoff_step(
                 conn,
                 &self.scheme,
+                step,
                 case_id,
                 handoff_id,
-                &event.destination_region_code,
+                destination.as_str(),
                 &envelope.actor,
             )
             .await;
             step_result(result)
         } else if HANDOFF_ACCEPTED.matches(&envelope.event_type) {
             self.take_in(conn, envelope).await
+        } else if HANDOFF_OVERDUE.matches(&envelope.event_type) {
+            let overdue: HandoffOverdue = decode_payload(envelope, HANDOFF_OVERDUE)?;
+            let case_id = uuid_field(envelope, "case_id", &overdue.case_id)?;
+            let supervisor = region_field(envelope, "escalated_to_region_code", &overdue.escalated_to_region_code)?;
+            let reason = format!(
+                "R12: hand-off {} to {} not accepted by its deadline; the case stays with {}",
+                overdue.handoff_id, overdue.destination_region_code, overdue.origin_region_code
+            );
+            if !store::raise_supervision(conn, case_id, supervisor.as_str(), &reason, &envelope.actor).await? {
+                return Err(HandlerError::Permanent(format!("case {case_id} does not exist here")));
+            }
+            tracing::warn!(case_id = %case_id, supervisor = %supervisor, "case escalated for supervision");
+            Ok(())
         } else {
             Err(HandlerError::Permanent(format!("the case service does not handle {}", envelope.event_type)))
         }

@@ -30,6 +30,7 @@ pub struct Cases {
     pool: PgPool,
     data_key: DataKey,
     scheme: SubjectScheme,
+    wake: nol_backbone::outbox::RelayWake,
     province: RegionCode,
     registry: RegistryClient,
 }
@@ -43,6 +44,7 @@ impl Cases {
             pool: platform.pool.clone(),
             data_key: platform.keys.data.clone(),
             scheme: platform.scheme.clone(),
+            wake: platform.wake.clone(),
             province: platform.config.province,
             registry: RegistryServiceClient::with_interceptor(channel, PropagateTrace),
         })
@@ -96,6 +98,7 @@ impl Cases {
         };
         audit::record(&mut tx, caller, "case.open", "dropout_case", &[row.id.to_string()]).await?;
         tx.commit().await?;
+        self.wake.notify();
         tracing::info!(case_id = %row.id, region = %row.region, "case opened");
         Ok(to_proto(&row, None))
     }
@@ -137,13 +140,7 @@ impl Cases {
     }
 
     async fn list(&self, caller: &Caller, request: ListCasesRequest) -> Result<ListCasesResponse, ServiceError> {
-        let region = if request.region_code.is_empty() {
-            caller.region
-        } else {
-            RegionCode::parse(&request.region_code)
-                .map_err(|error| ServiceError::invalid("region_code", error.to_string()))?
-        };
-        caller.require_scope(&region)?;
+        let region = nol_runtime::region_in_scope(caller, &request.region_code)?;
         let status = CaseStatus::try_from(request.status)
             .map(Status::from_proto)
             .map_err(|_| ServiceError::invalid("status", "is not a known case status"))?;
@@ -209,6 +206,8 @@ fn to_proto(row: &CaseRow, revealed: Option<ResidentId>) -> DropoutCase {
         opened_by: row.opened_by.clone(),
         open_time: Some(nol_runtime::time::timestamp(row.opened_at)),
         update_time: Some(nol_runtime::time::timestamp(row.updated_at)),
+        supervision_region_code: row.supervision_region.clone().unwrap_or_default(),
+        supervision_reason: row.supervision_reason.clone().unwrap_or_default(),
     }
 }
 

@@ -52,82 +52,64 @@ pub enum StepError {
     Database(#[from] sqlx::Error),
 }
 
-/// A hand-off of the case was requested: mark it pending (still owned here).
-pub async fn begin_handoff(
-    conn: &mut PgConnection,
-    scheme: &SubjectScheme,
-    case_id: Uuid,
-    handoff_id: Uuid,
-    destination: &str,
-    actor: &str,
-) -> Result<(), StepError> {
-    let row = store::get_for_update(conn, case_id).await?.ok_or(StepError::NoSuchCase(case_id))?;
-    let transition = crate::domain::CaseState::from_row(&row)?.begin_handoff(handoff_id)?;
-    let Transition::To(status) = transition else {
-        return Ok(());
-    };
-    let version = store::set_handoff_status(conn, &row, status, handoff_id, destination, actor).await?;
-    let region = parse_stored_region(&row.region)?;
-    let payload = CaseHandoffPending {
-        case_id: case_id.to_string(),
-        region_code: row.region.clone(),
-        handoff_id: handoff_id.to_string(),
-        destination_region_code: destination.to_owned(),
-    };
-    nol_backbone::outbox::emit(
-        conn,
-        &scheme.local(CASE_HANDOFF_PENDING, &region),
-        EventHeader {
-            event_type: CASE_HANDOFF_PENDING,
-            source_region: region,
-            aggregate_type: "dropout_case",
-            aggregate_id: &payload.case_id,
-            aggregate_sequence: version as u64,
-            actor,
-        },
-        &payload,
-    )
-    .await?;
-    Ok(())
+/// A step of a hand-off, as the case service sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandoffStep {
+    /// A hand-off was requested: the case is pending, still owned here.
+    Begin,
+    /// The destination accepted: the case is handed over; its history stays here.
+    Complete,
 }
 
-/// The destination accepted: the case is handed over here; its history stays.
-pub async fn complete_handoff(
+/// Applies a hand-off step to a case, with its history and its event; a step already applied
+/// (redelivered, or overtaken by a later one) changes nothing.
+pub async fn apply_handoff_step(
     conn: &mut PgConnection,
     scheme: &SubjectScheme,
+    step: HandoffStep,
     case_id: Uuid,
     handoff_id: Uuid,
     destination: &str,
     actor: &str,
 ) -> Result<(), StepError> {
     let row = store::get_for_update(conn, case_id).await?.ok_or(StepError::NoSuchCase(case_id))?;
-    let transition = crate::domain::CaseState::from_row(&row)?.complete_handoff(handoff_id)?;
+    let state = crate::domain::CaseState::from_row(&row)?;
+    let transition = match step {
+        HandoffStep::Begin => state.begin_handoff(handoff_id)?,
+        HandoffStep::Complete => state.complete_handoff(handoff_id)?,
+    };
     let Transition::To(status) = transition else {
         return Ok(());
     };
     let version = store::set_handoff_status(conn, &row, status, handoff_id, destination, actor).await?;
     let region = parse_stored_region(&row.region)?;
-    let payload = CaseHandedOver {
-        case_id: case_id.to_string(),
-        region_code: row.region.clone(),
-        handoff_id: handoff_id.to_string(),
-        destination_region_code: destination.to_owned(),
+    let event_type = match step {
+        HandoffStep::Begin => CASE_HANDOFF_PENDING,
+        HandoffStep::Complete => CASE_HANDED_OVER,
     };
-    nol_backbone::outbox::emit(
-        conn,
-        &scheme.local(CASE_HANDED_OVER, &region),
-        EventHeader {
-            event_type: CASE_HANDED_OVER,
-            source_region: region,
-            aggregate_type: "dropout_case",
-            aggregate_id: &payload.case_id,
-            aggregate_sequence: version as u64,
-            actor,
-        },
-        &payload,
-    )
-    .await?;
-    debug_assert_eq!(status, Status::HandedOver);
+    let aggregate_id = case_id.to_string();
+    let header = EventHeader {
+        event_type,
+        source_region: region,
+        aggregate_type: "dropout_case",
+        aggregate_id: &aggregate_id,
+        aggregate_sequence: version as u64,
+        actor,
+    };
+    let subject = scheme.local(event_type, &region);
+    let (case_id, region_code, handoff_id, destination_region_code) =
+        (aggregate_id.clone(), row.region.clone(), handoff_id.to_string(), destination.to_owned());
+    match step {
+        HandoffStep::Begin => {
+            let payload = CaseHandoffPending { case_id, region_code, handoff_id, destination_region_code };
+            nol_backbone::outbox::emit(conn, &subject, header, &payload).await?;
+        }
+        HandoffStep::Complete => {
+            debug_assert_eq!(status, Status::HandedOver);
+            let payload = CaseHandedOver { case_id, region_code, handoff_id, destination_region_code };
+            nol_backbone::outbox::emit(conn, &subject, header, &payload).await?;
+        }
+    }
     Ok(())
 }
 

@@ -27,6 +27,8 @@ pub struct CaseRow {
     pub origin_case_id: Option<Uuid>,
     pub handoff_id: Option<Uuid>,
     pub handoff_destination: Option<String>,
+    pub supervision_region: Option<String>,
+    pub supervision_reason: Option<String>,
     pub opened_by: String,
     pub opened_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -35,7 +37,7 @@ pub struct CaseRow {
 
 const COLUMNS: &str = "id, pupil_id, child_name, resident_id_cipher, resident_id_masked, sex, birth_date,
     hukou_region, region, status, causes, notes, source, origin_region, origin_case_id, handoff_id,
-    handoff_destination, opened_by, opened_at, updated_at, version";
+    handoff_destination, supervision_region, supervision_reason, opened_by, opened_at, updated_at, version";
 
 /// The child as a case stores it.
 #[derive(Debug, Clone)]
@@ -181,6 +183,41 @@ pub async fn set_handoff_status(
     )
     .await?;
     Ok(version)
+}
+
+/// Puts the case under a higher bureau's supervision (R12), recording why in its history.
+pub async fn raise_supervision(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+    region: &str,
+    reason: &str,
+    actor: &str,
+) -> sqlx::Result<bool> {
+    let version: Option<i64> = sqlx::query_scalar(
+        "UPDATE dropout_case
+            SET supervision_region = $2, supervision_reason = $3, supervision_at = clock_timestamp(),
+                updated_at = clock_timestamp(), version = version + 1
+          WHERE id = $1
+          RETURNING version",
+    )
+    .bind(case_id)
+    .bind(region)
+    .bind(reason)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(version) = version else {
+        return Ok(false);
+    };
+    append_history(
+        conn,
+        case_id,
+        version,
+        actor,
+        "supervision_raised",
+        serde_json::json!({ "region_code": region, "reason": reason }),
+    )
+    .await?;
+    Ok(true)
 }
 
 async fn append_history(

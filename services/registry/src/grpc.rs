@@ -25,6 +25,7 @@ pub struct Registry {
     pool: PgPool,
     data_key: DataKey,
     scheme: SubjectScheme,
+    wake: nol_backbone::outbox::RelayWake,
     province: RegionCode,
 }
 
@@ -34,6 +35,7 @@ impl Registry {
             pool: platform.pool.clone(),
             data_key: platform.keys.data.clone(),
             scheme: platform.scheme.clone(),
+            wake: platform.wake.clone(),
             province: platform.config.province,
         }
     }
@@ -86,6 +88,7 @@ impl Registry {
         .await?;
         audit::record(&mut tx, caller, "pupil.create", "pupil", &[id.to_string()]).await?;
         tx.commit().await?;
+        self.wake.notify();
         tracing::info!(pupil_id = %id, region = %new_pupil.enrollment_region, "pupil registered");
         Ok(self.to_proto(&row, false))
     }
@@ -133,13 +136,7 @@ impl Registry {
     }
 
     async fn list(&self, caller: &Caller, request: ListPupilsRequest) -> Result<ListPupilsResponse, ServiceError> {
-        let region = if request.region_code.is_empty() {
-            caller.region
-        } else {
-            RegionCode::parse(&request.region_code)
-                .map_err(|error| ServiceError::invalid("region_code", error.to_string()))?
-        };
-        caller.require_scope(&region)?;
+        let region = nol_runtime::region_in_scope(caller, &request.region_code)?;
         let size = paging::page_size(request.page_size)?;
         let after = Cursor::decode(&request.page_token)?;
         let mut rows = store::list(&self.pool, region.subtree_prefix(), after, size + 1).await?;

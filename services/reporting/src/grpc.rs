@@ -22,13 +22,7 @@ impl Reporting {
     }
 
     async fn summary(&self, caller: &Caller, request: GetRegionSummaryRequest) -> Result<RegionSummary, ServiceError> {
-        let region = if request.region_code.is_empty() {
-            caller.region
-        } else {
-            RegionCode::parse(&request.region_code)
-                .map_err(|error| ServiceError::invalid("region_code", error.to_string()))?
-        };
-        caller.require_scope(&region)?;
+        let region = nol_runtime::region_in_scope(caller, &request.region_code)?;
         let rows: Vec<(String, i64, DateTime<Utc>)> = sqlx::query_as(
             "SELECT metric, sum(value)::int8, max(last_event_at) FROM region_count
               WHERE region LIKE $1 || '%' GROUP BY metric",

@@ -19,12 +19,22 @@ CREATE TABLE handoff (
     delivered_at        timestamptz,
     accepted_by         text,
     accepted_at         timestamptz,
+    -- Outgoing: the request's event id (re-sent under it until the destination answers), when
+    -- it was last sent and how often; the escalation to the parent bureau past the deadline (R12).
+    request_event_id    uuid,
+    last_sent_at        timestamptz,
+    resend_count        integer     NOT NULL DEFAULT 0,
+    escalated_at        timestamptz,
+    escalated_to        text,
     updated_at          timestamptz NOT NULL DEFAULT clock_timestamp(),
     PRIMARY KEY (id, direction)
 );
 -- At most one hand-off of a case under way at a time.
 CREATE UNIQUE INDEX handoff_one_under_way_per_case ON handoff (case_id)
     WHERE direction = 'outgoing' AND state IN ('requested', 'delivered');
+-- The sweeper's work: outgoing hand-offs not yet accepted.
+CREATE INDEX handoff_outgoing_unanswered ON handoff (last_sent_at)
+    WHERE direction = 'outgoing' AND state <> 'accepted';
 CREATE INDEX handoff_outgoing_by_region ON handoff (origin_region text_pattern_ops, requested_at DESC, id DESC)
     WHERE direction = 'outgoing';
 CREATE INDEX handoff_incoming_by_region ON handoff (destination_region text_pattern_ops, requested_at DESC, id DESC)

@@ -46,9 +46,23 @@ impl EventHandler for TransferEvents {
             Err(HandlerError::Permanent(format!("the transfer service does not handle {}", envelope.event_type)))
         }
     }
+
+    async fn handle_duplicate(&self, conn: &mut PgConnection, envelope: &EventEnvelope) -> Result<(), HandlerError> {
+        self.answer_again(conn, envelope).await
+    }
 }
 
 impl TransferEvents {
+    /// A request seen before (the origin re-sent it for want of an answer): answer again.
+    async fn answer_again(&self, conn: &mut PgConnection, envelope: &EventEnvelope) -> Result<(), HandlerError> {
+        if !HANDOFF_REQUESTED.matches(&envelope.event_type) {
+            return Ok(());
+        }
+        let request: HandoffRequested = decode_payload(envelope, HANDOFF_REQUESTED)?;
+        let id = uuid_field(envelope, "handoff_id", &request.handoff_id)?;
+        Ok(handoffs::answer(conn, &self.scheme, id).await?)
+    }
+
     async fn receive(&self, conn: &mut PgConnection, envelope: &EventEnvelope) -> Result<(), HandlerError> {
         let request: HandoffRequested = decode_payload(envelope, HANDOFF_REQUESTED)?;
         let id = uuid_field(envelope, "handoff_id", &request.handoff_id)?;

@@ -33,6 +33,7 @@ pub struct Transfer {
     pool: PgPool,
     keys: ProvinceKeys,
     scheme: SubjectScheme,
+    wake: nol_backbone::outbox::RelayWake,
     province: RegionCode,
     cases: CaseClient,
 }
@@ -55,6 +56,7 @@ impl Transfer {
             pool: platform.pool.clone(),
             keys: platform.keys.clone(),
             scheme: platform.scheme.clone(),
+            wake: platform.wake.clone(),
             province: platform.config.province,
             cases: CaseServiceClient::with_interceptor(channel, PropagateTrace),
         })
@@ -121,13 +123,13 @@ impl Transfer {
             sex: child.sex as i16,
             birth_date: chrono::NaiveDate::parse_from_str(&child.birth_date, "%Y-%m-%d").unwrap_or_default(),
             hukou_region: child.hukou_region_code.clone(),
-            sealed_dossier: None,
+            sealed_dossier: Some(sealed),
             trace_context: nol_telemetry::current_trace_context(),
             requested_by: caller.subject.clone(),
             requested_at: chrono::Utc::now(),
         };
         let mut tx = self.pool.begin().await?;
-        let row = match handoffs::request(&mut tx, &self.scheme, &handoff, origin, destination, sealed).await {
+        let row = match handoffs::request(&mut tx, &self.scheme, &handoff).await {
             Ok(row) => row,
             Err(error) if database::is_unique_violation(&error, Some("handoff_one_under_way_per_case")) => {
                 return Err(Refusal::AlreadyUnderWay.into());
@@ -136,6 +138,7 @@ impl Transfer {
         };
         audit::record(&mut tx, caller, "handoff.request", "handoff", &[row.id.to_string()]).await?;
         tx.commit().await?;
+        self.wake.notify();
         tracing::info!(handoff_id = %row.id, origin = %origin, destination = %destination, "hand-off requested");
         Ok(to_proto(&row))
     }
@@ -164,6 +167,7 @@ impl Transfer {
         let updated = handoffs::accept(&mut tx, &self.scheme, &row, &caller.subject).instrument(span).await?;
         audit::record(&mut tx, caller, "handoff.accept", "handoff", &[id.to_string()]).await?;
         tx.commit().await?;
+        self.wake.notify();
         tracing::info!(handoff_id = %id, region = %destination, "hand-off accepted; ownership moved here");
         Ok(to_proto(&updated))
     }
@@ -195,13 +199,7 @@ impl Transfer {
     }
 
     async fn list(&self, caller: &Caller, request: ListHandoffsRequest) -> Result<ListHandoffsResponse, ServiceError> {
-        let region = if request.region_code.is_empty() {
-            caller.region
-        } else {
-            RegionCode::parse(&request.region_code)
-                .map_err(|error| ServiceError::invalid("region_code", error.to_string()))?
-        };
-        caller.require_scope(&region)?;
+        let region = nol_runtime::region_in_scope(caller, &request.region_code)?;
         let direction = HandoffDirection::try_from(request.direction)
             .map(Direction::from_proto)
             .map_err(|_| ServiceError::invalid("direction", "is not a known direction"))?;
@@ -210,7 +208,8 @@ impl Transfer {
             .map_err(|_| ServiceError::invalid("state", "is not a known state"))?;
         let size = paging::page_size(request.page_size)?;
         let after = Cursor::decode(&request.page_token)?;
-        let filter = ListFilter { prefix: region.subtree_prefix(), direction, state };
+        let filter =
+            ListFilter { prefix: region.subtree_prefix(), direction, state, escalated_only: request.escalated_only };
         let mut rows = store::list(&self.pool, &filter, after, size + 1).await?;
         let next_page_token = paging::next_page(&mut rows, size, |row| Cursor { time: row.requested_at, id: row.id });
         let ids: Vec<String> = rows.iter().map(|row| row.id.to_string()).collect();
@@ -253,6 +252,9 @@ fn to_proto(row: &HandoffRow) -> Handoff {
         deliver_time: time(row.delivered_at),
         accepted_by: row.accepted_by.clone().unwrap_or_default(),
         accept_time: time(row.accepted_at),
+        escalate_time: time(row.escalated_at),
+        escalated_to_region_code: row.escalated_to.clone().unwrap_or_default(),
+        resend_count: row.resend_count,
     }
 }
 

@@ -7,11 +7,32 @@ pub mod domain;
 mod grpc;
 mod handoffs;
 mod store;
+mod sweeper;
+
+use std::future::Future;
+use std::pin::Pin;
 
 use nol_proto::v1::transfer_service_server::TransferServiceServer;
+use nol_runtime::admin::Gauges;
 use nol_runtime::{Platform, RunningService, ServiceConfig};
+use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
+
+/// Admin gauges: outgoing hand-offs not yet accepted, and of those the escalated ones.
+struct UnansweredHandoffs;
+
+impl Gauges for UnansweredHandoffs {
+    fn read<'a>(
+        &'a self,
+        pool: &'a PgPool,
+    ) -> Pin<Box<dyn Future<Output = sqlx::Result<Vec<(&'static str, i64)>>> + Send + 'a>> {
+        Box::pin(async move {
+            let (pending, escalated) = store::unanswered_counts(pool).await?;
+            Ok(vec![("handoffs_pending", pending), ("handoffs_escalated", escalated)])
+        })
+    }
+}
 
 /// Starts the transfer service of one province and serves it until `shutdown`.
 pub async fn start(config: ServiceConfig, shutdown: CancellationToken) -> anyhow::Result<RunningService> {
@@ -24,6 +45,15 @@ pub async fn start(config: ServiceConfig, shutdown: CancellationToken) -> anyhow
     };
     let filters = consumers::filter_subjects(&platform.scheme, &platform.config.province);
     platform.spawn_consumer(filters, handler);
+    let sweeper = sweeper::Sweeper {
+        pool: platform.pool.clone(),
+        scheme: platform.scheme.clone(),
+        wake: platform.wake.clone(),
+        resend_after: platform.config.handoff_resend,
+        deadline: platform.config.handoff_deadline,
+    };
+    platform.spawn_task(sweeper.run(platform.shutdown.clone()));
+    platform.set_gauges(UnansweredHandoffs);
     let service = grpc::Transfer::new(&platform, &cases_url)?;
     let routes = Routes::new(TransferServiceServer::with_interceptor(service, platform.authenticate()));
     platform.serve(routes, &["nol.v1.TransferService"]).await
