@@ -47,6 +47,8 @@ pub async fn run(data: &Path, demo: bool) -> anyhow::Result<()> {
         ack_wait: Duration::from_secs(30),
         log_to_files: true,
         hub_leaf_port: Some(HUB_LEAF_PORT),
+        cuttable_link: false,
+        extra_env: Default::default(),
     };
     let mut stack = Stack::start(settings)
         .await
@@ -90,7 +92,7 @@ pub async fn run(data: &Path, demo: bool) -> anyhow::Result<()> {
     );
     println!("More tokens: nol token --region <code> --role <role>.  Ctrl-C stops everything.");
 
-    wait_for_signal().await;
+    nol_runtime::shutdown::on_signal().cancelled().await;
     eprintln!("stopping …");
     stack.stop().await?;
     if let Some(cluster) = private_cluster {
@@ -98,19 +100,4 @@ pub async fn run(data: &Path, demo: bool) -> anyhow::Result<()> {
     }
     eprintln!("stopped; data kept under {}", data.display());
     Ok(())
-}
-
-async fn wait_for_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate => {}
-    }
 }

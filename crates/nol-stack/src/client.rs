@@ -1,5 +1,6 @@
 //! gRPC clients of one province's services, calling with a bearer token.
 
+use nol_proto::v1::admin_service_client::AdminServiceClient;
 use nol_proto::v1::case_service_client::CaseServiceClient;
 use nol_proto::v1::registry_service_client::RegistryServiceClient;
 use nol_proto::v1::reporting_service_client::ReportingServiceClient;
@@ -62,4 +63,10 @@ impl Clients {
             reporting: ReportingServiceClient::with_interceptor(channel(reporting)?, bearer),
         })
     }
+}
+
+/// The admin service of one service process, as `token`'s caller.
+pub fn admin(url: &str, token: &str) -> anyhow::Result<AdminServiceClient<Authed>> {
+    let channel = Endpoint::from_shared(url.to_owned())?.connect_lazy();
+    Ok(AdminServiceClient::with_interceptor(channel, Bearer::new(token)?))
 }

@@ -10,6 +10,7 @@ pub mod nats;
 pub mod postgres;
 pub mod process;
 pub mod province;
+pub mod proxy;
 pub mod tools;
 pub mod wait;
 

@@ -27,6 +27,8 @@ pub struct NatsOptions {
     pub users: Vec<NatsUser>,
     /// The user local clients connect as (one of `users`), if any.
     pub client_user: Option<NatsUser>,
+    /// fsync every JetStream write (`sync_interval: always`), as production runs.
+    pub sync_always: bool,
 }
 
 /// A user of a server: credentials, and permissions unless unrestricted.
@@ -102,10 +104,11 @@ impl NatsServer {
         let port = |port: Option<u16>| port.map(|port| port.to_string()).unwrap_or_else(|| "-1".to_owned());
         let mut config = format!(
             "server_name: {name}\nlisten: \"127.0.0.1:{client}\"\n\
-             jetstream {{\n  store_dir: \"{dir}/jetstream\"\n  domain: {name}\n}}\n",
+             jetstream {{\n  store_dir: \"{dir}/jetstream\"\n  domain: {name}\n{sync}}}\n",
             name = self.options.name,
             client = port(self.options.client_port),
             dir = self.dir.display(),
+            sync = if self.options.sync_always { "  sync_interval: always\n" } else { "" },
         );
         if !self.options.users.is_empty() {
             config.push_str("authorization {\n  users: [\n");
@@ -132,6 +135,8 @@ impl NatsServer {
             config.push_str("leafnodes {\n");
             if let Some(listen) = self.options.leaf_listen {
                 config.push_str(&format!("  listen: \"127.0.0.1:{}\"\n", port(listen)));
+                // Leaves connect only where told (a test's cuttable link sits in between).
+                config.push_str("  no_advertise: true\n");
             }
 
             if !self.options.leaf_remotes.is_empty() {

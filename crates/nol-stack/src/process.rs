@@ -26,6 +26,7 @@ pub enum LogTo {
 pub struct ServiceProcess {
     pub name: String,
     pub addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
     binary: PathBuf,
     service: String,
     env: BTreeMap<String, String>,
@@ -45,6 +46,7 @@ impl ServiceProcess {
         let mut process = ServiceProcess {
             name: name.to_owned(),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             binary: binary.to_path_buf(),
             service: service.to_owned(),
             env,
@@ -74,18 +76,22 @@ impl ServiceProcess {
         let mut lines = BufReader::new(stdout).lines();
         let ready = tokio::time::timeout(Duration::from_secs(60), async {
             while let Some(line) = lines.next_line().await? {
-                if let Some(addr) = line
-                    .strip_prefix("NOL_READY ")
-                    .and_then(|rest| rest.split_whitespace().find_map(|field| field.strip_prefix("grpc=")))
-                {
-                    return Ok::<_, anyhow::Error>(Some(addr.parse::<SocketAddr>()?));
+                if let Some(rest) = line.strip_prefix("NOL_READY ") {
+                    let field = |name: &str| -> anyhow::Result<SocketAddr> {
+                        let value = rest
+                            .split_whitespace()
+                            .find_map(|field| field.strip_prefix(name))
+                            .ok_or_else(|| anyhow::anyhow!("ready line without {name}"))?;
+                        Ok(value.parse()?)
+                    };
+                    return Ok::<_, anyhow::Error>(Some((field("grpc=")?, field("metrics=")?)));
                 }
             }
             Ok(None)
         })
         .await;
-        let addr = match ready {
-            Ok(Ok(Some(addr))) => addr,
+        let (addr, metrics_addr) = match ready {
+            Ok(Ok(Some(addresses))) => addresses,
             Ok(Ok(None)) => {
                 let status = child.wait().await?;
                 anyhow::bail!("{} exited before it was ready ({status})", self.name);
@@ -96,6 +102,7 @@ impl ServiceProcess {
         // Keep draining stdout so the process never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         self.addr = addr;
+        self.metrics_addr = metrics_addr;
         self.child = Some(child);
         Ok(())
     }
@@ -124,11 +131,38 @@ impl ServiceProcess {
         Ok(())
     }
 
-    /// Starts the process again with the same settings, on the same port.
+    /// Starts the process again with the same settings, on the same ports (after a stop or kill).
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.stop().await?;
         self.env.insert("NOL_GRPC_ADDR".to_owned(), self.addr.to_string());
+        self.env.insert("NOL_METRICS_ADDR".to_owned(), self.metrics_addr.to_string());
         self.launch().await
+    }
+
+    /// Changes a setting for the next (re)start.
+    pub fn set_env(&mut self, key: &str, value: Option<&str>) {
+        match value {
+            Some(value) => self.env.insert(key.to_owned(), value.to_owned()),
+            None => self.env.remove(key),
+        };
+    }
+
+    /// True while the process runs (false after it exited, e.g. by a fault-injection abort).
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Waits for the process to exit on its own (a fault-injection abort), up to `timeout`.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        let child = self.child.as_mut().ok_or_else(|| anyhow::anyhow!("{} is not running", self.name))?;
+        let status = tokio::time::timeout(timeout, child.wait())
+            .await
+            .map_err(|_| anyhow::anyhow!("{} did not exit within {timeout:?}", self.name))??;
+        self.child = None;
+        Ok(status)
     }
 }
 

@@ -10,6 +10,7 @@ use nol_events::SubjectScheme;
 
 use crate::nats::{NatsOptions, NatsServer, NatsUser};
 use crate::process::{LogTo, ServiceProcess};
+use crate::proxy::LinkProxy;
 use crate::{StackKeys, postgres};
 
 /// gRPC ports of one province's services; 0 picks a free port.
@@ -55,6 +56,8 @@ pub struct ProvinceSettings {
     pub ack_wait: Duration,
     /// Log folder (one file per service), or `None` to inherit stderr.
     pub log_dir: Option<PathBuf>,
+    /// More settings for every service (e.g. hand-off deadlines in tests).
+    pub extra_env: BTreeMap<String, String>,
 }
 
 impl ProvinceStack {
@@ -71,6 +74,7 @@ impl ProvinceStack {
                 ("NOL_ACK_WAIT_SECS".to_owned(), settings.ack_wait.as_secs_f64().to_string()),
                 ("NOL_GRPC_ADDR".to_owned(), format!("127.0.0.1:{port}")),
             ]);
+            env.extend(settings.extra_env.clone());
             for (key, value) in extra {
                 env.insert((*key).to_owned(), value.clone());
             }
@@ -151,12 +155,18 @@ pub struct StackSettings {
     pub log_to_files: bool,
     /// Leaf-node port of the hub, `None` for a free one.
     pub hub_leaf_port: Option<u16>,
+    /// Route the link between provinces through a [`LinkProxy`] that tests can cut.
+    pub cuttable_link: bool,
+    /// More settings for every service.
+    pub extra_env: BTreeMap<String, String>,
 }
 
 /// A running stack: linked NATS servers, databases, and every province's services.
 pub struct Stack {
     pub keys: StackKeys,
     pub nats: Vec<NatsServer>,
+    /// The link between provinces, when `cuttable_link` was asked for.
+    pub link: Option<LinkProxy>,
     pub provinces: Vec<ProvinceStack>,
     settings: StackSettings,
 }
@@ -181,21 +191,32 @@ impl Stack {
         let hub_local =
             NatsUser { user: "services".to_owned(), password: keys.link_password(&codes[0])?, permissions: None };
         let mut nats: Vec<NatsServer> = Vec::new();
+        let mut link = None;
         for (index, (code, _, client_port)) in settings.provinces.iter().enumerate() {
+            if index == 1 && settings.cuttable_link {
+                let hub_leaf = nats[0].leaf_port.ok_or_else(|| anyhow::anyhow!("the hub has no leaf port"))?;
+                link = Some(LinkProxy::start(std::net::SocketAddr::from(([127, 0, 0, 1], hub_leaf))).await?);
+            }
+            let leaf_remotes = match (nats.first(), index.checked_sub(1).and_then(|user| leaf_users.get(user))) {
+                (Some(_), Some(user)) if link.is_some() => {
+                    let port = link.as_ref().map(|proxy: &LinkProxy| proxy.addr.port()).unwrap_or_default();
+                    vec![format!("nats-leaf://{}:{}@127.0.0.1:{port}", user.user, user.password)]
+                }
+                (Some(hub), Some(user)) => hub.leaf_url_as(user).into_iter().collect(),
+                _ => Vec::new(),
+            };
             let options = NatsOptions {
                 name: format!("p{code}"),
                 client_port: *client_port,
                 leaf_listen: (index == 0).then_some(settings.hub_leaf_port),
-                leaf_remotes: match (nats.first(), index.checked_sub(1).and_then(|user| leaf_users.get(user))) {
-                    (Some(hub), Some(user)) => hub.leaf_url_as(user).into_iter().collect(),
-                    _ => Vec::new(),
-                },
+                leaf_remotes,
                 users: if index == 0 {
                     std::iter::once(hub_local.clone()).chain(leaf_users.iter().cloned()).collect()
                 } else {
                     Vec::new()
                 },
                 client_user: (index == 0).then(|| hub_local.clone()),
+                sync_always: false,
             };
             nats.push(NatsServer::start(&settings.data_dir.join("nats").join(code.to_string()), options).await?);
         }
@@ -215,10 +236,18 @@ impl Stack {
                 ports: *ports,
                 ack_wait: settings.ack_wait,
                 log_dir: settings.log_to_files.then(|| log_dir.clone()),
+                extra_env: settings.extra_env.clone(),
             };
             provinces.push(ProvinceStack::start(&settings.binary, &province_settings).await?);
         }
-        Ok(Stack { keys, nats, provinces, settings })
+        Ok(Stack { keys, nats, link, provinces, settings })
+    }
+
+    pub fn province_mut(&mut self, code: &str) -> &mut ProvinceStack {
+        self.provinces
+            .iter_mut()
+            .find(|province| province.province.as_str() == code)
+            .unwrap_or_else(|| panic!("no province {code} in this stack"))
     }
 
     pub fn province(&self, code: &str) -> &ProvinceStack {
