@@ -217,7 +217,10 @@ async fn callers_see_only_their_own_subtree_and_province() {
     };
     let mut names: Vec<String> = listed.service.into_iter().map(|service| service.name).collect();
     names.sort();
-    assert_eq!(names, ["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "nol.v1.CaseService"]);
+    assert_eq!(
+        names,
+        ["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "nol.v1.AdminService", "nol.v1.CaseService"]
+    );
 
     test.finish().await;
 }

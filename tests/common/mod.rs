@@ -9,16 +9,35 @@ use nol_region::RegionCode;
 use nol_stack::postgres;
 use nol_stack::{Clients, ServicePorts, Stack, StackSettings};
 
+/// What a test may change about its stack.
+#[derive(Default, Clone)]
+pub struct TestOptions {
+    pub cuttable_link: bool,
+    pub extra_env: std::collections::BTreeMap<String, String>,
+    /// Another PostgreSQL server (a cluster the test owns), instead of the machine's.
+    pub admin_database_url: Option<String>,
+}
+
+fn settings_admin(options: &TestOptions) -> String {
+    options.admin_database_url.clone().unwrap_or_else(postgres::default_admin_url)
+}
+
 pub struct TestStack {
     stack: Option<Stack>,
     pub subject_prefix: String,
     database_prefix: String,
+    admin_url: String,
     _dir: tempfile::TempDir,
 }
 
 impl TestStack {
     /// Jiangsu (320000, the NATS hub) and Anhui (340000, a leaf), four services each.
     pub async fn start() -> TestStack {
+        TestStack::start_with(TestOptions::default()).await
+    }
+
+    /// As [`TestStack::start`], with a cuttable link, more settings, or another PostgreSQL server.
+    pub async fn start_with(options: TestOptions) -> TestStack {
         let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
         let dir = tempfile::tempdir().expect("temp dir");
         let subject_prefix = format!("t{id}");
@@ -30,15 +49,23 @@ impl TestStack {
                 (code("320000"), ServicePorts::default(), None),
                 (code("340000"), ServicePorts::default(), None),
             ],
-            admin_database_url: postgres::default_admin_url(),
+            admin_database_url: options.admin_database_url.clone().unwrap_or_else(postgres::default_admin_url),
             database_prefix: database_prefix.clone(),
             subject_prefix: subject_prefix.clone(),
             ack_wait: Duration::from_secs(5),
             log_to_files: false,
             hub_leaf_port: None,
+            cuttable_link: options.cuttable_link,
+            extra_env: options.extra_env.clone(),
         };
         let stack = Stack::start(settings).await.expect("two-province stack starts");
-        TestStack { stack: Some(stack), subject_prefix, database_prefix, _dir: dir }
+        TestStack {
+            stack: Some(stack),
+            subject_prefix,
+            database_prefix,
+            admin_url: settings_admin(&options),
+            _dir: dir,
+        }
     }
 
     pub fn stack(&self) -> &Stack {
