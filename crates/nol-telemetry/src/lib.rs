@@ -44,7 +44,7 @@ pub fn init(service_name: &str) -> anyhow::Result<TelemetryGuard> {
     let tracer = provider.tracer("not-one-less");
 
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,h2=warn,hyper=warn,tower=warn,sqlx=warn,async_nats=warn"));
+        .unwrap_or_else(|_| EnvFilter::new("info,h2=warn,hyper=warn,tower=warn,sqlx=warn,async_nats=off"));
     let otel_layer = tracing_opentelemetry::layer().with_tracer(tracer);
     let json = std::env::var("NOL_LOG_FORMAT").is_ok_and(|format| format == "json");
     let registry = tracing_subscriber::registry().with(filter).with(otel_layer);

@@ -1,0 +1,416 @@
+//! `cargo bench --bench backbone`: what the backbone costs, against raw baselines measured in the
+//! same run on the same machine (this machine is shared and noisy: compare the ratios).
+//!
+//! 1. Raw JetStream: publishes with awaited acks, 256 in flight.
+//! 2. Raw PostgreSQL: single-row commits, from one connection and from eight.
+//! 3. The project's path: events through gRPC (CreatePupil, 8 callers; `NOL_BENCH_CALLERS`) → transaction with outbox →
+//!    relay → JetStream → the reporting service's inbox, until every one is counted.
+//! 4. Hand-off latency: from the destination's accept (its commit) to the origin recording it (its
+//!    commit), against raw JetStream publish→consume over the same link between provinces.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use nol_auth::Role;
+use nol_proto::v1::{
+    AcceptHandoffRequest, CreatePupilRequest, DropoutCause, GetRegionSummaryRequest, HandoffDirection,
+    ListHandoffsRequest, OpenCaseRequest, Pupil, RequestHandoffRequest,
+};
+use nol_region::RegionCode;
+use nol_stack::{Clients, ServicePorts, Stack, StackSettings, postgres};
+use sqlx::Connection;
+
+const RAW_PUBLISHES: usize = 20_000;
+const RAW_COMMITS: usize = 2_000;
+const PATH_EVENTS: u32 = 4_000;
+const HANDOFFS: u16 = 100;
+const RAW_LATENCY_SAMPLES: usize = 500;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let prefix = format!("b{id}");
+    let settings = StackSettings {
+        binary: env!("CARGO_BIN_EXE_nol").into(),
+        data_dir: dir.path().to_path_buf(),
+        provinces: vec![
+            (RegionCode::parse("320000")?, ServicePorts::default(), None),
+            (RegionCode::parse("340000")?, ServicePorts::default(), None),
+        ],
+        admin_database_url: postgres::default_admin_url(),
+        database_prefix: format!("nol_b{id}"),
+        subject_prefix: prefix.clone(),
+        ack_wait: Duration::from_secs(30),
+        log_to_files: true,
+        hub_leaf_port: None,
+        cuttable_link: false,
+        extra_env: Default::default(),
+    };
+    let stack = Stack::start(settings).await?;
+    println!("Not One Less backbone benchmark ({})", chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"));
+    println!();
+
+    let raw_publish = raw_jetstream_publish(&stack, &prefix).await?;
+    println!("raw JetStream publish, awaited acks, 256 in flight: {raw_publish:>9.0} msg/s ({RAW_PUBLISHES} messages)");
+    let (fsync_one, fsync_256) = raw_fsync_publish(dir.path()).await?;
+    println!("raw JetStream publish with sync_interval: always, 1 in flight:   {fsync_one:>9.0} msg/s");
+    println!("raw JetStream publish with sync_interval: always, 256 in flight: {fsync_256:>9.0} msg/s");
+    let raw_commit_1 = raw_postgres_commits(1, 1).await?;
+    let raw_commit_8 = raw_postgres_commits(8, 1).await?;
+    let raw_shaped_8 = raw_postgres_commits(8, 3).await?;
+    println!("raw PostgreSQL single-row commits, 1 connection:     {raw_commit_1:>9.0} commits/s");
+    println!("raw PostgreSQL single-row commits, 8 connections:    {raw_commit_8:>9.0} commits/s");
+    println!("raw PostgreSQL 3-insert transactions (an event's shape), 8 connections: {raw_shaped_8:>6.0} commits/s");
+
+    let callers: usize = std::env::var("NOL_BENCH_CALLERS").ok().and_then(|text| text.parse().ok()).unwrap_or(8);
+    let path = project_path(&stack, callers).await?;
+    println!(
+        "project path, gRPC → outbox → relay → JetStream → inbox, {callers} callers: {path:>7.0} events/s \
+         ({PATH_EVENTS} events)"
+    );
+    println!(
+        "  ratio to raw PostgreSQL commits (8 connections, the bound: one commit per event): {:.2}",
+        path / raw_commit_8
+    );
+    println!(
+        "  ratio to raw PostgreSQL 3-insert transactions (8 connections):                     {:.2}",
+        path / raw_shaped_8
+    );
+    println!(
+        "  ratio to raw JetStream publishes (256 in flight):                                  {:.3}",
+        path / raw_publish
+    );
+
+    let (raw_p50, raw_p99) = raw_cross_province_latency(&stack, &prefix).await?;
+    let (handoff_p50, handoff_p99) = handoff_latency(&stack).await?;
+    println!();
+    println!(
+        "raw JetStream publish→consume across the province link: p50 {raw_p50:>7.2} ms  p99 {raw_p99:>7.2} ms ({RAW_LATENCY_SAMPLES} messages)"
+    );
+    println!(
+        "hand-off, destination accept → origin records it:       p50 {handoff_p50:>7.2} ms  p99 {handoff_p99:>7.2} ms ({HANDOFFS} hand-offs)"
+    );
+    println!("  ratio p50 {:.1}×, p99 {:.1}×", handoff_p50 / raw_p50, handoff_p99 / raw_p99);
+
+    let mut stack = stack;
+    stack.stop().await?;
+    for province in ["320000", "340000"] {
+        postgres::drop_database(&postgres::default_admin_url(), &format!("nol_b{id}_{province}")).await?;
+    }
+    Ok(())
+}
+
+async fn jetstream(stack: &Stack, index: usize) -> anyhow::Result<async_nats::jetstream::Context> {
+    let client = nol_backbone::connect_nats(&stack.nats[index].client_url(), "bench").await?;
+    Ok(async_nats::jetstream::new(client))
+}
+
+/// Publishes into a stream of its own on Jiangsu's server, 256 acks outstanding at a time.
+async fn raw_jetstream_publish(stack: &Stack, prefix: &str) -> anyhow::Result<f64> {
+    let js = jetstream(stack, 0).await?;
+    let subject = format!("{prefix}raw.publish");
+    js.get_or_create_stream(async_nats::jetstream::stream::Config {
+        name: format!("{}_RAW", prefix.to_uppercase()),
+        subjects: vec![subject.clone()],
+        storage: async_nats::jetstream::stream::StorageType::File,
+        ..Default::default()
+    })
+    .await?;
+    let payload = bytes::Bytes::from(vec![7u8; 200]);
+    let started = Instant::now();
+    let mut in_flight = futures::stream::FuturesUnordered::new();
+    for _ in 0..RAW_PUBLISHES {
+        if in_flight.len() >= 256 {
+            in_flight.next().await.transpose()?;
+        }
+        let ack = js.publish(subject.clone(), payload.clone()).await?;
+        in_flight.push(ack.into_future());
+    }
+    while let Some(ack) = in_flight.next().await {
+        ack?;
+    }
+    Ok(RAW_PUBLISHES as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Publishes to a server of its own that fsyncs every write, one at a time and 256 in flight.
+async fn raw_fsync_publish(dir: &std::path::Path) -> anyhow::Result<(f64, f64)> {
+    let mut server = nol_stack::NatsServer::start(
+        &dir.join("nats-fsync"),
+        nol_stack::nats::NatsOptions { name: "fsync".into(), sync_always: true, ..Default::default() },
+    )
+    .await?;
+    let client = nol_backbone::connect_nats(&server.client_url(), "bench").await?;
+    let js = async_nats::jetstream::new(client);
+    js.get_or_create_stream(async_nats::jetstream::stream::Config {
+        name: "FSYNC".into(),
+        subjects: vec!["fsync.>".into()],
+        storage: async_nats::jetstream::stream::StorageType::File,
+        ..Default::default()
+    })
+    .await?;
+    let payload = bytes::Bytes::from(vec![7u8; 200]);
+    let count = 2_000;
+    let started = Instant::now();
+    for _ in 0..count {
+        js.publish("fsync.one", payload.clone()).await?.await?;
+    }
+    let one = count as f64 / started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let mut in_flight = futures::stream::FuturesUnordered::new();
+    for _ in 0..RAW_PUBLISHES / 4 {
+        if in_flight.len() >= 256 {
+            in_flight.next().await.transpose()?;
+        }
+        in_flight.push(js.publish("fsync.many", payload.clone()).await?.into_future());
+    }
+    while let Some(ack) = in_flight.next().await {
+        ack?;
+    }
+    let many = (RAW_PUBLISHES / 4) as f64 / started.elapsed().as_secs_f64();
+    server.stop().await?;
+    Ok((one, many))
+}
+
+/// Transactions of `inserts` single-row INSERTs (1: autocommit) into a table of its own, from
+/// `connections` connections.
+async fn raw_postgres_commits(connections: usize, inserts: usize) -> anyhow::Result<f64> {
+    let admin = postgres::default_admin_url();
+    let name = format!("nol_bench_raw_{}", uuid::Uuid::new_v4().simple());
+    let url = postgres::create_database(&admin, &name).await?;
+    let mut setup = sqlx::PgConnection::connect(&url).await?;
+    sqlx::query("CREATE TABLE raw_commit (id bigserial PRIMARY KEY, body text NOT NULL)").execute(&mut setup).await?;
+    let per_connection = RAW_COMMITS / connections;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut connection = sqlx::PgConnection::connect(&url).await?;
+            let insert = "INSERT INTO raw_commit (body) VALUES ('a row of about forty bytes, like a pupil')";
+            for _ in 0..per_connection {
+                if inserts == 1 {
+                    sqlx::query(insert).execute(&mut connection).await?;
+                } else {
+                    let mut tx = connection.begin().await?;
+                    for _ in 0..inserts {
+                        sqlx::query(insert).execute(&mut *tx).await?;
+                    }
+                    tx.commit().await?;
+                }
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let rate = (per_connection * connections) as f64 / started.elapsed().as_secs_f64();
+    setup.close().await?;
+    postgres::drop_database(&admin, &name).await?;
+    Ok(rate)
+}
+
+/// Registers pupils through gRPC with 8 callers and waits until reporting has counted them all.
+async fn project_path(stack: &Stack, callers: usize) -> anyhow::Result<f64> {
+    let clients = Clients::for_province(
+        stack.province("320000"),
+        &stack.keys.token("bench", RegionCode::parse("320102")?, Role::Caseworker, Duration::from_secs(3600))?,
+    )?;
+    let supervisor = Clients::for_province(
+        stack.province("320000"),
+        &stack.keys.token("bench", RegionCode::parse("320000")?, Role::Supervisor, Duration::from_secs(3600))?,
+    )?;
+    let next = Arc::new(AtomicU32::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..callers {
+        let (next, mut registry) = (next.clone(), clients.registry.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let index = next.fetch_add(1, Ordering::SeqCst);
+                if index >= PATH_EVENTS {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                let birth = chrono::NaiveDate::from_ymd_opt(2012, 1, 1).unwrap_or_default()
+                    + chrono::Days::new(u64::from(index / 1000));
+                let resident_id = nol_pii::ResidentId::from_parts("320102", birth, (index % 1000) as u16)?;
+                registry
+                    .create_pupil(CreatePupilRequest {
+                        pupil: Some(Pupil {
+                            full_name: format!("学生{index}"),
+                            resident_id: resident_id.expose().to_owned(),
+                            enrollment_region_code: "320102".into(),
+                            hukou_region_code: "320102".into(),
+                            school_name: "示范小学".into(),
+                            grade: 3,
+                            ..Default::default()
+                        }),
+                    })
+                    .await?;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let calls_done = started.elapsed();
+    nol_stack::eventually("reporting to count every event", Duration::from_secs(300), || {
+        let mut reporting = supervisor.reporting.clone();
+        async move {
+            let summary = reporting.get_region_summary(GetRegionSummaryRequest::default()).await?.into_inner();
+            Ok((summary.summary.unwrap_or_default().pupils_registered >= i64::from(PATH_EVENTS)).then_some(()))
+        }
+    })
+    .await?;
+    let total = started.elapsed();
+    println!(
+        "  (gRPC calls committed at {:.0}/s; the last event was counted {:.0} ms after the last call)",
+        f64::from(PATH_EVENTS) / calls_done.as_secs_f64(),
+        (total - calls_done).as_secs_f64() * 1000.0
+    );
+    Ok(f64::from(PATH_EVENTS) / total.as_secs_f64())
+}
+
+/// Publishes from Anhui's server to a subject Jiangsu's stream stores (the same link and permissions
+/// as a hand-off acceptance), one at a time, and consumes on Jiangsu; returns (p50, p99) in ms.
+async fn raw_cross_province_latency(stack: &Stack, prefix: &str) -> anyhow::Result<(f64, f64)> {
+    let anhui = jetstream(stack, 1).await?;
+    let jiangsu = jetstream(stack, 0).await?;
+    let subject = format!("{prefix}.320000.xp.340000.bench.raw.320102");
+    let stream = jiangsu.get_stream(format!("{}_320000", prefix.to_uppercase())).await?;
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            filter_subject: subject.clone(),
+            ack_policy: async_nats::jetstream::consumer::AckPolicy::None,
+            ..Default::default()
+        })
+        .await?;
+    let mut messages = consumer.stream().max_messages_per_batch(1).messages().await?;
+    let mut latencies = Vec::with_capacity(RAW_LATENCY_SAMPLES);
+    for _ in 0..RAW_LATENCY_SAMPLES {
+        let sent = Instant::now();
+        anhui.publish(subject.clone(), bytes::Bytes::from_static(b"x")).await?.await?;
+        let message = messages.next().await.ok_or_else(|| anyhow::anyhow!("consumer ended"))??;
+        drop(message);
+        latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+    }
+    Ok(percentiles(latencies))
+}
+
+/// Hands `HANDOFFS` cases from 320102 to 341221, accepts them one at a time, and reads each
+/// latency from the two commits' timestamps (one PostgreSQL server, one clock).
+async fn handoff_latency(stack: &Stack) -> anyhow::Result<(f64, f64)> {
+    let hour = Duration::from_secs(3600);
+    let xuanwu = Clients::for_province(
+        stack.province("320000"),
+        &stack.keys.token("bench", RegionCode::parse("320102")?, Role::Caseworker, hour)?,
+    )?;
+    let linquan = Clients::for_province(
+        stack.province("340000"),
+        &stack.keys.token("bench", RegionCode::parse("341221")?, Role::Caseworker, hour)?,
+    )?;
+    for sequence in 0..HANDOFFS {
+        let birth = chrono::NaiveDate::from_ymd_opt(2013, 5, 2).unwrap_or_default();
+        let resident_id = nol_pii::ResidentId::from_parts("341221", birth, sequence)?;
+        let pupil = xuanwu
+            .registry
+            .clone()
+            .create_pupil(CreatePupilRequest {
+                pupil: Some(Pupil {
+                    full_name: format!("随迁子女{sequence}"),
+                    resident_id: resident_id.expose().to_owned(),
+                    enrollment_region_code: "320102".into(),
+                    hukou_region_code: "341221".into(),
+                    school_name: "示范小学".into(),
+                    grade: 6,
+                    ..Default::default()
+                }),
+            })
+            .await?
+            .into_inner()
+            .pupil
+            .unwrap_or_default();
+        let case = xuanwu
+            .cases
+            .clone()
+            .open_case(OpenCaseRequest {
+                pupil_id: pupil.pupil_id,
+                causes: vec![DropoutCause::FamilyPoverty as i32],
+                notes: String::new(),
+            })
+            .await?
+            .into_inner()
+            .dropout_case
+            .unwrap_or_default();
+        xuanwu
+            .transfer
+            .clone()
+            .request_handoff(RequestHandoffRequest {
+                case_id: case.case_id,
+                destination_region_code: "341221".into(),
+                reason: "bench".into(),
+            })
+            .await?;
+    }
+    let incoming = nol_stack::eventually("Anhui to receive every hand-off", Duration::from_secs(120), || {
+        let mut transfer = linquan.transfer.clone();
+        async move {
+            let list = transfer
+                .list_handoffs(ListHandoffsRequest {
+                    direction: HandoffDirection::Incoming as i32,
+                    page_size: 500,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner()
+                .handoffs;
+            Ok((list.len() >= usize::from(HANDOFFS)).then_some(list))
+        }
+    })
+    .await?;
+    let origin = nol_runtime::database::connect(&stack.province("320000").database_url, "transfer", 2).await?;
+    let destination = nol_runtime::database::connect(&stack.province("340000").database_url, "transfer", 2).await?;
+    for handoff in &incoming {
+        linquan
+            .transfer
+            .clone()
+            .accept_handoff(AcceptHandoffRequest { handoff_id: handoff.handoff_id.clone() })
+            .await?;
+        let id = uuid::Uuid::parse_str(&handoff.handoff_id)?;
+        nol_stack::eventually("the origin to record the accept", Duration::from_secs(30), || {
+            let origin = origin.clone();
+            async move {
+                let state: String =
+                    sqlx::query_scalar("SELECT state FROM handoff WHERE id = $1 AND direction = 'outgoing'")
+                        .bind(id)
+                        .fetch_one(&origin)
+                        .await?;
+                Ok((state == "accepted").then_some(()))
+            }
+        })
+        .await?;
+    }
+    let accepted_there: Vec<(uuid::Uuid, chrono::DateTime<chrono::Utc>)> =
+        sqlx::query_as("SELECT id, accepted_at FROM handoff WHERE direction = 'incoming' AND accepted_at IS NOT NULL")
+            .fetch_all(&destination)
+            .await?;
+    let mut latencies = Vec::new();
+    for (id, accepted_at) in accepted_there {
+        let recorded: chrono::DateTime<chrono::Utc> =
+            sqlx::query_scalar("SELECT accepted_at FROM handoff WHERE id = $1 AND direction = 'outgoing'")
+                .bind(id)
+                .fetch_one(&origin)
+                .await?;
+        latencies.push((recorded - accepted_at).num_microseconds().unwrap_or_default() as f64 / 1000.0);
+    }
+    Ok(percentiles(latencies))
+}
+
+fn percentiles(mut samples: Vec<f64>) -> (f64, f64) {
+    samples.sort_by(f64::total_cmp);
+    let at = |fraction: f64| samples[((samples.len() as f64 - 1.0) * fraction).round() as usize];
+    (at(0.50), at(0.99))
+}
