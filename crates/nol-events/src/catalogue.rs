@@ -31,8 +31,12 @@ pub const HANDOFF_COMPLETED: EventType = EventType { service: "transfer", name: 
 /// `HandoffOverdue`: not accepted by the deadline; escalated to the origin's parent bureau.
 pub const HANDOFF_OVERDUE: EventType = EventType { service: "transfer", name: "handoff_overdue", version: 1 };
 
+/// `SuspectedOutOfSchool`: a cross-check found a school-age child enrolled nowhere (R15).
+pub const PUPIL_SUSPECTED_OUT_OF_SCHOOL: EventType =
+    EventType { service: "registry", name: "pupil_suspected_out_of_school", version: 1 };
+
 /// All of them, for documentation and tests.
-pub const ALL: [EventType; 9] = [
+pub const ALL: [EventType; 10] = [
     PUPIL_REGISTERED,
     CASE_OPENED,
     CASE_HANDOFF_PENDING,
@@ -42,4 +46,5 @@ pub const ALL: [EventType; 9] = [
     HANDOFF_ACCEPTED,
     HANDOFF_COMPLETED,
     HANDOFF_OVERDUE,
+    PUPIL_SUSPECTED_OUT_OF_SCHOOL,
 ];
