@@ -160,6 +160,10 @@ pub fn occurred_at(envelope: &EventEnvelope) -> DateTime<Utc> {
         .unwrap_or_else(Utc::now)
 }
 
+/// The AES-GCM context under which an event carries a resident ID number encrypted with the
+/// province's data key (`nol_pii::DataKey`), e.g. `SuspectedOutOfSchool.resident_id_sealed`.
+pub const RESIDENT_ID_EVENT_CONTEXT: &str = "event.resident_id";
+
 #[cfg(test)]
 mod tests {
     use super::*;
