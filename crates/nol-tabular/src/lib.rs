@@ -1,0 +1,102 @@
+//! The files bureaus exchange.
+//!
+//! Bureaus send lists as CSV (UTF-8, with or without a BOM, or GBK as Excel saves it on a Chinese
+//! Windows) and `.xlsx`, with Chinese column headers in whatever order. [`TableReader`] reads
+//! such a file as a stream of rows (CSV in constant memory; `.xlsx` row by row from its sheet XML),
+//! maps the header onto the columns a caller expects by name and alias, and numbers rows as a
+//! person looking at the file sees them. [`TableWriter`] writes rows back in the same format and
+//! encoding, for the error file returned to whoever sent the original.
+#![forbid(unsafe_code)]
+
+mod reader;
+mod writer;
+
+pub use reader::{RawRow, TableReader};
+pub use writer::TableWriter;
+
+/// A file's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Xlsx,
+}
+
+impl Format {
+    /// From a file name's extension.
+    pub fn from_file_name(name: &str) -> Option<Format> {
+        let lower = name.to_ascii_lowercase();
+        if lower.ends_with(".csv") || lower.ends_with(".txt") {
+            Some(Format::Csv)
+        } else if lower.ends_with(".xlsx") {
+            Some(Format::Xlsx)
+        } else {
+            None
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Xlsx => "xlsx",
+        }
+    }
+}
+
+/// A CSV file's text encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// UTF-8 when the bytes are valid UTF-8, else GBK when they are valid GBK.
+    Auto,
+    Utf8,
+    Gbk,
+}
+
+/// One column a reader expects: a key for the program, the header names people use for it
+/// (the first is the name written in error files), and whether a file must have it.
+#[derive(Debug, Clone, Copy)]
+pub struct Column {
+    pub key: &'static str,
+    pub headers: &'static [&'static str],
+    pub required: bool,
+}
+
+/// The largest row read; a longer one is reported as an error of that row and skipped.
+pub const MAX_ROW_BYTES: usize = 64 * 1024;
+
+/// Why a file cannot be read at all (row-level problems are the caller's to report).
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    #[error("the file is empty")]
+    Empty,
+    #[error("the file has no header row")]
+    NoHeader,
+    #[error(
+        "the file is not valid UTF-8 (at byte {byte_offset}){}",
+        if *.looks_like_gbk { "; it looks like GBK (as Excel saves CSV on Chinese Windows): send it as GBK, or let the encoding be detected" } else { "" }
+    )]
+    NotUtf8 { byte_offset: u64, looks_like_gbk: bool },
+    #[error("the file is not valid GBK (at byte {byte_offset})")]
+    NotGbk { byte_offset: u64 },
+    #[error("the file is neither UTF-8 nor GBK text")]
+    UnknownEncoding,
+    #[error("the .xlsx file cannot be read: {0}")]
+    BadXlsx(String),
+    #[error("the header lacks required columns: {}", .0.join(", "))]
+    MissingColumns(Vec<String>),
+    #[error("the header has column {0} twice")]
+    DuplicateColumn(String),
+    #[error("reading the file: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the CSV is malformed: {0}")]
+    Csv(String),
+}
+
+/// Normalises a header cell: no spaces (ASCII or full-width), no BOM, no required-field stars.
+pub(crate) fn normalize_header(text: &str) -> String {
+    text.chars()
+        .filter(|character| {
+            !character.is_whitespace() && *character != '\u{feff}' && *character != '*' && *character != '＊'
+        })
+        .collect::<String>()
+        .to_lowercase()
+}
