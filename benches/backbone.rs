@@ -223,6 +223,7 @@ async fn project_path(stack: &Stack, callers: usize) -> anyhow::Result<f64> {
         stack.province("320000"),
         &stack.keys.token("bench", RegionCode::parse("320000")?, Role::Supervisor, Duration::from_secs(3600))?,
     )?;
+    clients.ensure_school("3201020001", "南京市玄武区示范小学", "320102").await?;
     let next = Arc::new(AtomicU32::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -242,9 +243,8 @@ async fn project_path(stack: &Stack, callers: usize) -> anyhow::Result<f64> {
                         pupil: Some(Pupil {
                             full_name: format!("学生{index}"),
                             resident_id: resident_id.expose().to_owned(),
-                            enrollment_region_code: "320102".into(),
                             hukou_region_code: "320102".into(),
-                            school_name: "示范小学".into(),
+                            school_code: "3201020001".into(),
                             grade: 3,
                             ..Default::default()
                         }),
@@ -322,9 +322,8 @@ async fn handoff_latency(stack: &Stack) -> anyhow::Result<(f64, f64)> {
                 pupil: Some(Pupil {
                     full_name: format!("随迁子女{sequence}"),
                     resident_id: resident_id.expose().to_owned(),
-                    enrollment_region_code: "320102".into(),
                     hukou_region_code: "341221".into(),
-                    school_name: "示范小学".into(),
+                    school_code: "3201020001".into(),
                     grade: 6,
                     ..Default::default()
                 }),

@@ -24,6 +24,7 @@ pub async fn seed(stack: &Stack) -> anyhow::Result<()> {
         stack.province("340000"),
         &stack.keys.token("demo.linquan", RegionCode::parse("341221")?, Role::Caseworker, hour)?,
     )?;
+    jiangsu.ensure_school("3201020001", "南京市玄武区示范小学", "320102").await?;
     let resident_id = ResidentId::from_parts("341221", NaiveDate::from_ymd_opt(2013, 5, 2).unwrap_or_default(), 31)?;
 
     let created = jiangsu
@@ -33,9 +34,8 @@ pub async fn seed(stack: &Stack) -> anyhow::Result<()> {
             pupil: Some(Pupil {
                 full_name: "李小明".into(),
                 resident_id: resident_id.expose().to_owned(),
-                enrollment_region_code: "320102".into(),
                 hukou_region_code: "341221".into(),
-                school_name: "南京市玄武区示范小学".into(),
+                school_code: "3201020001".into(),
                 grade: 5,
                 ..Default::default()
             }),

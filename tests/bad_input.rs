@@ -17,9 +17,8 @@ fn pupil(resident_id: &str) -> Pupil {
     Pupil {
         full_name: "王芳".into(),
         resident_id: resident_id.into(),
-        enrollment_region_code: "320102".into(),
         hukou_region_code: "341221".into(),
-        school_name: "南京市玄武区示范小学".into(),
+        school_code: "3201020001".into(),
         grade: 4,
         ..Default::default()
     }
@@ -73,8 +72,8 @@ async fn malformed_ids_and_unknown_regions_are_refused_field_by_field_and_nothin
         ),
         (
             "a city where a county is needed, and no name",
-            Pupil { enrollment_region_code: "320100".into(), full_name: "".into(), ..pupil(&valid) },
-            vec!["pupil.full_name", "pupil.enrollment_region_code"],
+            Pupil { hukou_region_code: "320100".into(), full_name: "".into(), ..pupil(&valid) },
+            vec!["pupil.full_name", "pupil.hukou_region_code"],
             "not a county-level region",
         ),
     ];
@@ -101,8 +100,7 @@ async fn malformed_ids_and_unknown_regions_are_refused_field_by_field_and_nothin
     assert_eq!(count(&registry, "SELECT count(*) FROM outbox").await, 1);
     // Seen from a sibling county, the conflict does not reveal the record.
     let qinhuai = test.clients("320000", "320104", Role::Caseworker);
-    let status =
-        register(&qinhuai, Pupil { enrollment_region_code: "320104".into(), ..pupil(&valid) }).await.unwrap_err();
+    let status = register(&qinhuai, Pupil { school_code: "3201040001".into(), ..pupil(&valid) }).await.unwrap_err();
     assert_eq!(status.code(), Code::AlreadyExists);
     assert!(!status.message().contains(&first.pupil_id));
 

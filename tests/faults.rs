@@ -51,9 +51,8 @@ impl Load {
                         let pupil = Pupil {
                             full_name: format!("学生{index}"),
                             resident_id: nth_resident_id(index),
-                            enrollment_region_code: "320102".into(),
                             hukou_region_code: "320102".into(),
-                            school_name: "南京市玄武区示范小学".into(),
+                            school_code: "3201020001".into(),
                             grade: 3,
                             ..Default::default()
                         };
@@ -373,9 +372,8 @@ async fn fault_poison_messages_are_parked_and_the_stream_keeps_flowing() {
                 pupil: Some(Pupil {
                     full_name: "张三".into(),
                     resident_id: nth_resident_id(index),
-                    enrollment_region_code: "320102".into(),
                     hukou_region_code: "320102".into(),
-                    school_name: "示范小学".into(),
+                    school_code: "3201020001".into(),
                     grade: 2,
                     ..Default::default()
                 }),
@@ -439,9 +437,8 @@ async fn open_cases(clients: &Clients, count: u16, first_sequence: u16) -> Vec<S
                 pupil: Some(Pupil {
                     full_name: format!("随迁子女{sequence}"),
                     resident_id: resident_id("341221", sequence),
-                    enrollment_region_code: "320102".into(),
                     hukou_region_code: "341221".into(),
-                    school_name: "南京市玄武区示范小学".into(),
+                    school_code: "3201020001".into(),
                     grade: 6,
                     ..Default::default()
                 }),

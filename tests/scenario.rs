@@ -29,9 +29,8 @@ async fn a_migrant_childs_case_is_handed_from_jiangsu_to_anhui() {
             pupil: Some(Pupil {
                 full_name: "李小明".into(),
                 resident_id: child_id.clone(),
-                enrollment_region_code: "320102".into(),
                 hukou_region_code: "341221".into(),
-                school_name: "南京市玄武区示范小学".into(),
+                school_code: "3201020001".into(),
                 grade: 5,
                 ..Default::default()
             }),

@@ -6,8 +6,18 @@ use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let files = ["common", "registry", "cases", "transfer", "reporting", "events", "admin"]
-        .map(|name| proto_root.join(format!("nol/v1/{name}.proto")));
+    let files = [
+        "common",
+        "registry",
+        "registry_imports",
+        "registry_checks",
+        "cases",
+        "transfer",
+        "reporting",
+        "events",
+        "admin",
+    ]
+    .map(|name| proto_root.join(format!("nol/v1/{name}.proto")));
     for file in &files {
         println!("cargo:rerun-if-changed={}", file.display());
     }

@@ -59,6 +59,7 @@ impl TestStack {
             extra_env: options.extra_env.clone(),
         };
         let stack = Stack::start(settings).await.expect("two-province stack starts");
+        seed_schools(&stack).await;
         TestStack {
             stack: Some(stack),
             subject_prefix,
@@ -143,4 +144,16 @@ pub fn resident_id(region: &str, sequence: u16) -> String {
         .unwrap()
         .expose()
         .to_owned()
+}
+
+/// Schools every test may enrol pupils at: 3201020001 in 南京市玄武区 (320102) and 3201040001 in
+/// 秦淮区 (320104).
+pub async fn seed_schools(stack: &Stack) {
+    let token = stack.keys.token("seed", code("320000"), Role::System, Duration::from_secs(600)).expect("token");
+    let clients = Clients::for_province(stack.province("320000"), &token).expect("clients");
+    for (school_code, name, region) in
+        [("3201020001", "南京市玄武区示范小学", "320102"), ("3201040001", "南京市秦淮区实验小学", "320104")]
+    {
+        clients.ensure_school(school_code, name, region).await.expect("school registered");
+    }
 }

@@ -35,8 +35,14 @@ pub const HANDOFF_OVERDUE: EventType = EventType { service: "transfer", name: "h
 pub const PUPIL_SUSPECTED_OUT_OF_SCHOOL: EventType =
     EventType { service: "registry", name: "pupil_suspected_out_of_school", version: 1 };
 
+/// `PupilStatusChanged`: a pupil's enrollment status changed, or the pupil moved school.
+pub const PUPIL_STATUS_CHANGED: EventType = EventType { service: "registry", name: "pupil_status_changed", version: 1 };
+
+/// `PupilsImported`: a bulk import added pupils in one county.
+pub const PUPILS_IMPORTED: EventType = EventType { service: "registry", name: "pupils_imported", version: 1 };
+
 /// All of them, for documentation and tests.
-pub const ALL: [EventType; 10] = [
+pub const ALL: [EventType; 12] = [
     PUPIL_REGISTERED,
     CASE_OPENED,
     CASE_HANDOFF_PENDING,
@@ -47,4 +53,6 @@ pub const ALL: [EventType; 10] = [
     HANDOFF_COMPLETED,
     HANDOFF_OVERDUE,
     PUPIL_SUSPECTED_OUT_OF_SCHOOL,
+    PUPIL_STATUS_CHANGED,
+    PUPILS_IMPORTED,
 ];

@@ -65,6 +65,25 @@ impl Clients {
     }
 }
 
+impl Clients {
+    /// Registers a primary school unless its code is already registered.
+    pub async fn ensure_school(&self, school_code: &str, name: &str, region_code: &str) -> anyhow::Result<()> {
+        let school = nol_proto::v1::School {
+            school_code: school_code.into(),
+            name: name.into(),
+            region_code: region_code.into(),
+            level: nol_proto::v1::SchoolLevel::Primary as i32,
+            ownership: nol_proto::v1::SchoolOwnership::Public as i32,
+            ..Default::default()
+        };
+        match self.registry.clone().create_school(nol_proto::v1::CreateSchoolRequest { school: Some(school) }).await {
+            Ok(_) => Ok(()),
+            Err(status) if status.code() == tonic::Code::AlreadyExists => Ok(()),
+            Err(status) => Err(status.into()),
+        }
+    }
+}
+
 /// The admin service of one service process, as `token`'s caller.
 pub fn admin(url: &str, token: &str) -> anyhow::Result<AdminServiceClient<Authed>> {
     let channel = Endpoint::from_shared(url.to_owned())?.connect_lazy();

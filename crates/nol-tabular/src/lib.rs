@@ -11,7 +11,7 @@
 mod reader;
 mod writer;
 
-pub use reader::{RawRow, TableReader};
+pub use reader::{ColumnMap, RawRow, TableReader};
 pub use writer::TableWriter;
 
 /// A file's format.

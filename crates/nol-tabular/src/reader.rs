@@ -18,6 +18,29 @@ pub struct RawRow {
 
 type Rows = Box<dyn Iterator<Item = Result<RawRow, TableError>> + Send>;
 
+/// Where each expected column is in a file's rows.
+#[derive(Debug, Clone, Default)]
+pub struct ColumnMap {
+    positions: HashMap<&'static str, usize>,
+}
+
+impl ColumnMap {
+    /// The column positions, to read rows elsewhere (the rows may be read on another thread).
+    pub fn columns(&self) -> ColumnMap {
+        ColumnMap { positions: self.positions.clone() }
+    }
+
+    /// True when the file has the column `key`.
+    pub fn has(&self, key: &str) -> bool {
+        self.positions.contains_key(key)
+    }
+
+    /// The trimmed cell of column `key` in `row` ("" when absent).
+    pub fn cell<'row>(&self, row: &'row RawRow, key: &str) -> &'row str {
+        self.positions.get(key).and_then(|index| row.cells.get(*index)).map(|cell| cell.trim()).unwrap_or("")
+    }
+}
+
 /// A file being read: its header mapped onto the expected columns, then its rows.
 pub struct TableReader {
     header: Vec<String>,
@@ -64,6 +87,11 @@ impl TableReader {
     /// The encoding the file was read in (UTF-8 for `.xlsx`).
     pub fn encoding(&self) -> Encoding {
         self.encoding
+    }
+
+    /// The column positions, to read rows elsewhere (the rows may be read on another thread).
+    pub fn columns(&self) -> ColumnMap {
+        ColumnMap { positions: self.positions.clone() }
     }
 
     /// True when the file has the column `key`.

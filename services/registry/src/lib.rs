@@ -1,8 +1,13 @@
-//! The student registry (学籍): the province's pupils, one per resident ID number.
+//! The student registry (学籍): the province's schools and pupils (one per resident ID number),
+//! bulk imports of the files bureaus exchange, the other agencies' lists, and the cross-checks
+//! that find the children no one counted (R14, R15).
 #![forbid(unsafe_code)]
 
+mod crosscheck;
 pub mod domain;
+mod export;
 mod grpc;
+mod import;
 mod store;
 
 use nol_proto::v1::registry_service_server::RegistryServiceServer;
@@ -10,10 +15,22 @@ use nol_runtime::{Platform, RunningService, ServiceConfig};
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 
+/// Binds a pupil's encrypted resident ID number to its column.
+const RESIDENT_ID_CONTEXT: &str = "registry.pupil.resident_id";
+/// Binds the encrypted numbers of the household register and poverty registry lists.
+const AGENCY_ID_CONTEXT: &str = "registry.agency.resident_id";
+
+/// The bare SQL of the cross-check's main question, for the benchmark's baseline: how many
+/// school-age children of the household register (born between $1 and $2) are enrolled nowhere.
+pub const BARE_OUT_OF_SCHOOL_SQL: &str = "SELECT count(*) FROM household_member h
+    WHERE h.id_problem IS NULL AND h.birth_date BETWEEN $1 AND $2
+      AND NOT EXISTS (SELECT 1 FROM pupil p WHERE p.resident_id_index = h.resident_id_index
+                                               AND p.enrollment_status <> 'transferred_out')";
+
 /// Starts the registry of one province and serves it until `shutdown`.
 pub async fn start(config: ServiceConfig, shutdown: CancellationToken) -> anyhow::Result<RunningService> {
     let platform = Platform::start(config, sqlx::migrate!("./migrations"), shutdown).await?;
     let service = grpc::Registry::new(&platform);
-    let routes = Routes::new(RegistryServiceServer::with_interceptor(service, platform.authenticate()));
-    platform.serve(routes, &["nol.v1.RegistryService"]).await
+    let server = RegistryServiceServer::with_interceptor(service, platform.authenticate());
+    platform.serve(Routes::new(server), &["nol.v1.RegistryService"]).await
 }

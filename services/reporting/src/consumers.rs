@@ -2,17 +2,17 @@
 
 use nol_backbone::consumer::{EventHandler, HandlerError};
 use nol_events::{
-    CASE_HANDED_OVER, CASE_OPENED, EventEnvelope, PUPIL_REGISTERED, SubjectScheme, decode_payload, occurred_at,
-    region_field,
+    CASE_HANDED_OVER, CASE_OPENED, EventEnvelope, PUPIL_REGISTERED, PUPILS_IMPORTED, SubjectScheme, decode_payload,
+    occurred_at, region_field,
 };
-use nol_proto::v1::{CaseHandedOver, CaseOpened, PupilRegistered};
+use nol_proto::v1::{CaseHandedOver, CaseOpened, PupilRegistered, PupilsImported};
 use nol_region::RegionCode;
 use sqlx::PgConnection;
 
 use crate::metrics::{Metric, for_case_opened};
 
 pub fn filter_subjects(scheme: &SubjectScheme, province: &RegionCode) -> Vec<String> {
-    [PUPIL_REGISTERED, CASE_OPENED, CASE_HANDED_OVER]
+    [PUPIL_REGISTERED, PUPILS_IMPORTED, CASE_OPENED, CASE_HANDED_OVER]
         .into_iter()
         .map(|event_type| scheme.local_filter(province, event_type))
         .collect()
@@ -22,18 +22,22 @@ pub struct Counting;
 
 impl EventHandler for Counting {
     async fn handle(&self, conn: &mut PgConnection, envelope: &EventEnvelope) -> Result<(), HandlerError> {
-        let (region, metric) = if PUPIL_REGISTERED.matches(&envelope.event_type) {
+        let (region, metric, amount) = if PUPIL_REGISTERED.matches(&envelope.event_type) {
             let event: PupilRegistered = decode_payload(envelope, PUPIL_REGISTERED)?;
             let region = region_field(envelope, "enrollment_region_code", &event.enrollment_region_code)?;
-            (region, Metric::PupilsRegistered)
+            (region, Metric::PupilsRegistered, 1)
+        } else if PUPILS_IMPORTED.matches(&envelope.event_type) {
+            let event: PupilsImported = decode_payload(envelope, PUPILS_IMPORTED)?;
+            let region = region_field(envelope, "region_code", &event.region_code)?;
+            (region, Metric::PupilsRegistered, event.count)
         } else if CASE_OPENED.matches(&envelope.event_type) {
             let event: CaseOpened = decode_payload(envelope, CASE_OPENED)?;
             let region = region_field(envelope, "region_code", &event.region_code)?;
-            (region, for_case_opened(&event))
+            (region, for_case_opened(&event), 1)
         } else if CASE_HANDED_OVER.matches(&envelope.event_type) {
             let event: CaseHandedOver = decode_payload(envelope, CASE_HANDED_OVER)?;
             let region = region_field(envelope, "region_code", &event.region_code)?;
-            (region, Metric::CasesHandedOut)
+            (region, Metric::CasesHandedOut, 1)
         } else {
             return Err(HandlerError::Permanent(format!(
                 "the reporting service does not count {}",
@@ -41,14 +45,15 @@ impl EventHandler for Counting {
             )));
         };
         sqlx::query(
-            "INSERT INTO region_count (region, metric, value, last_event_at) VALUES ($1, $2, 1, $3)
+            "INSERT INTO region_count (region, metric, value, last_event_at) VALUES ($1, $2, $4, $3)
              ON CONFLICT (region, metric) DO UPDATE
-                SET value = region_count.value + 1,
+                SET value = region_count.value + excluded.value,
                     last_event_at = greatest(region_count.last_event_at, excluded.last_event_at)",
         )
         .bind(region.as_str())
         .bind(metric.as_str())
         .bind(occurred_at(envelope))
+        .bind(amount)
         .execute(conn)
         .await?;
         Ok(())

@@ -1,0 +1,150 @@
+//! The cross-check (R15): the household register and the poverty registry against the pupils.
+//! One transaction records every finding as an item (closed items stay closed unless their data
+//! changed) and publishes each newly found or reopened out-of-school child as an event for the
+//! case service's suspected-dropout ledger.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use chrono::NaiveDate;
+use nol_auth::Caller;
+use nol_backbone::outbox::RelayWake;
+use nol_events::{EventHeader, PUPIL_SUSPECTED_OUT_OF_SCHOOL, RESIDENT_ID_EVENT_CONTEXT, SubjectScheme};
+use nol_pii::{DataKey, ResidentId, Sex};
+use nol_proto::v1::{CrossCheckRun, SuspectedOutOfSchool};
+use nol_region::RegionCode;
+use nol_runtime::{ServiceError, audit};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::AGENCY_ID_CONTEXT;
+use crate::domain::checks::{Kind, school_age_births};
+use crate::store::checks::{self, RunFinding};
+
+pub struct CrossCheck {
+    pub pool: PgPool,
+    pub data_key: DataKey,
+    pub scheme: SubjectScheme,
+    pub province: RegionCode,
+    pub wake: RelayWake,
+}
+
+impl CrossCheck {
+    pub async fn run(
+        &self,
+        caller: &Caller,
+        region: RegionCode,
+        as_of: NaiveDate,
+    ) -> Result<CrossCheckRun, ServiceError> {
+        let started = Instant::now();
+        let run = Uuid::now_v7();
+        let school_age = school_age_births(as_of);
+        let province_prefix = self.province.subtree_prefix();
+        let mut tx = self.pool.begin().await?;
+        let children = checks::children_checked(&mut tx, region.subtree_prefix(), province_prefix, school_age).await?;
+        let findings =
+            checks::record_findings(&mut tx, run, region.subtree_prefix(), province_prefix, school_age).await?;
+        let mut found: BTreeMap<String, i64> = BTreeMap::new();
+        let (mut opened, mut still_open, mut kept_closed) = (0i64, 0i64, 0i64);
+        for finding in &findings {
+            *found.entry(finding.kind.clone()).or_default() += 1;
+            let newly_open = match finding.was_open {
+                None => true,
+                Some(true) => {
+                    still_open += 1;
+                    false
+                }
+                Some(false) if finding.open => true,
+                Some(false) => {
+                    kept_closed += 1;
+                    false
+                }
+            };
+            if newly_open {
+                opened += 1;
+                if Kind::parse(&finding.kind) == Some(Kind::OutOfSchool) {
+                    self.publish_suspect(&mut tx, caller, run, finding).await?;
+                }
+            }
+        }
+        let duration_ms = started.elapsed().as_millis() as i64;
+        let found_json = serde_json::to_value(&found).map_err(anyhow::Error::from)?;
+        let ran_at = checks::record_run(
+            &mut tx,
+            run,
+            region.as_str(),
+            as_of,
+            children,
+            &found_json,
+            (opened, still_open, kept_closed),
+            duration_ms,
+            &caller.subject,
+        )
+        .await?;
+        audit::record(&mut tx, caller, "crosscheck.run", "check_run", &[run.to_string()]).await?;
+        tx.commit().await?;
+        self.wake.notify();
+        tracing::info!(run = %run, region = %region, children, opened, still_open, kept_closed, duration_ms, "cross-check ran");
+        Ok(CrossCheckRun {
+            run_id: run.to_string(),
+            region_code: region.to_string(),
+            children_checked: children,
+            found: found.into_iter().collect(),
+            opened,
+            still_open,
+            kept_closed,
+            run_time: Some(nol_runtime::time::timestamp(ran_at)),
+            duration_ms,
+        })
+    }
+
+    /// The case service learns of the child: the number travels encrypted under the province's
+    /// data key (never in clear), with what a case worker needs to find the family.
+    async fn publish_suspect(
+        &self,
+        conn: &mut PgConnection,
+        caller: &Caller,
+        run: Uuid,
+        finding: &RunFinding,
+    ) -> Result<(), ServiceError> {
+        let cipher = finding.resident_id_cipher.as_deref().unwrap_or_default();
+        let clear =
+            self.data_key.decrypt(cipher, AGENCY_ID_CONTEXT).map_err(|error| ServiceError::Internal(error.into()))?;
+        let text = String::from_utf8(clear).map_err(|error| ServiceError::Internal(error.into()))?;
+        let id = ResidentId::parse(&text).map_err(|error| ServiceError::Internal(error.into()))?;
+        let region = RegionCode::parse(&finding.region).map_err(anyhow::Error::from)?;
+        let detail =
+            |key: &str| finding.detail.get(key).and_then(|value| value.as_str()).unwrap_or_default().to_owned();
+        let payload = SuspectedOutOfSchool {
+            check_item_id: finding.id.to_string(),
+            check_run_id: run.to_string(),
+            region_code: finding.region.clone(),
+            full_name: finding.full_name.clone(),
+            resident_id_sealed: self.data_key.encrypt(id.expose().as_bytes(), RESIDENT_ID_EVENT_CONTEXT),
+            resident_id_masked: id.masked(),
+            sex: match id.sex() {
+                Sex::Male => nol_proto::v1::Sex::Male,
+                Sex::Female => nol_proto::v1::Sex::Female,
+            } as i32,
+            birth_date: id.birth_date().format("%Y-%m-%d").to_string(),
+            hukou_region_code: detail("hukou_region"),
+            residence_region_code: detail("residence_region"),
+            reason: finding.reason.clone(),
+        };
+        nol_backbone::outbox::emit(
+            conn,
+            &self.scheme.local(PUPIL_SUSPECTED_OUT_OF_SCHOOL, &region),
+            EventHeader {
+                event_type: PUPIL_SUSPECTED_OUT_OF_SCHOOL,
+                source_region: region,
+                aggregate_type: "check_item",
+                aggregate_id: &payload.check_item_id,
+                aggregate_sequence: 1,
+                actor: &caller.subject,
+            },
+            &payload,
+        )
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,45 @@
+//! Cross-check items as an .xlsx file, headers in Chinese first.
+
+use nol_region::RegionCode;
+use nol_tabular::{Encoding, Format, TableWriter};
+
+use crate::domain::checks::{Kind, outcome_from_name};
+use crate::store::checks::ItemRow;
+
+const HEADER: [&str; 11] = [
+    "类型 kind",
+    "区县代码 county",
+    "区县 county name",
+    "姓名 name",
+    "身份证号 ID (masked)",
+    "原因 reason",
+    "状态 status",
+    "销号结果 outcome",
+    "销号说明 detail",
+    "首次发现 first found",
+    "最近发现 last found",
+];
+
+pub fn items_xlsx(items: &[ItemRow]) -> Result<Vec<u8>, nol_tabular::TableError> {
+    let header: Vec<String> = HEADER.iter().map(|cell| (*cell).to_owned()).collect();
+    let mut writer = TableWriter::new(Format::Xlsx, Encoding::Utf8, &header)?;
+    for item in items {
+        let kind = Kind::parse(&item.kind).map(Kind::chinese).unwrap_or(item.kind.as_str());
+        let region_name = RegionCode::parse(&item.region).map(|region| region.full_name()).unwrap_or_default();
+        let outcome = item.outcome.as_deref().map(|name| format!("{:?}", outcome_from_name(name))).unwrap_or_default();
+        writer.write_row(&[
+            kind.to_owned(),
+            item.region.clone(),
+            region_name,
+            item.full_name.clone(),
+            item.resident_id_masked.clone(),
+            item.reason.clone(),
+            if item.open { "未销号 open".to_owned() } else { "已销号 closed".to_owned() },
+            outcome,
+            item.outcome_detail.clone().unwrap_or_default(),
+            item.first_found_at.format("%Y-%m-%d %H:%M").to_string(),
+            item.last_found_at.format("%Y-%m-%d %H:%M").to_string(),
+        ])?;
+    }
+    writer.finish()
+}

@@ -1,0 +1,209 @@
+//! Imports: receiving the file, running the job, reading it, the error file.
+
+use std::io::Write;
+
+use futures::StreamExt;
+use nol_auth::{Caller, Role};
+use nol_proto::v1::*;
+use nol_region::RegionCode;
+use nol_runtime::error::parse_uuid;
+use nol_runtime::{ServiceError, audit};
+use nol_tabular::{Encoding, Format, TableWriter};
+use tonic::Streaming;
+
+use super::Registry;
+use crate::import::{Kind, ReceivedFile};
+use crate::store::imports::{self, JobRow};
+
+/// The largest file accepted.
+const MAX_FILE_BYTES: u64 = 1 << 30;
+
+/// The first message names the file; the others carry its bytes.
+pub(super) enum Part {
+    Header(ImportHeader),
+    Data(Vec<u8>),
+}
+
+/// The four import requests share one shape.
+pub(super) trait ImportMessage: Send + 'static {
+    fn part(self) -> Option<Part>;
+}
+
+macro_rules! import_message {
+    ($message:ty, $part:path) => {
+        impl ImportMessage for $message {
+            fn part(self) -> Option<Part> {
+                use $part as P;
+                match self.part? {
+                    P::Header(header) => Some(Part::Header(header)),
+                    P::Data(data) => Some(Part::Data(data)),
+                }
+            }
+        }
+    };
+}
+
+import_message!(ImportPupilsRequest, import_pupils_request::Part);
+import_message!(ImportSchoolsRequest, import_schools_request::Part);
+import_message!(ImportHouseholdRegisterRequest, import_household_register_request::Part);
+import_message!(ImportPovertyRegistryRequest, import_poverty_registry_request::Part);
+
+impl Registry {
+    pub(super) async fn import<M: ImportMessage>(
+        &self,
+        caller: &Caller,
+        kind: Kind,
+        mut stream: Streaming<M>,
+    ) -> Result<ImportJob, ServiceError> {
+        let allowed: &[Role] = match kind {
+            Kind::Pupils => &[Role::Caseworker, Role::School, Role::System],
+            Kind::Schools => &[Role::Caseworker, Role::Supervisor, Role::System],
+            Kind::HouseholdRegister | Kind::PovertyRegistry => &[Role::Caseworker, Role::Supervisor, Role::System],
+        };
+        caller.require_role(allowed, "import this list")?;
+        let header = match stream.next().await {
+            Some(Ok(message)) => match message.part() {
+                Some(Part::Header(header)) => header,
+                _ => return Err(ServiceError::invalid("header", "the first message must be the header")),
+            },
+            Some(Err(status)) => {
+                return Err(ServiceError::Unavailable(format!("the upload broke off: {}", status.message())));
+            }
+            None => return Err(ServiceError::invalid("header", "the stream is empty")),
+        };
+        let job_id = parse_uuid("header.job_id", &header.job_id)?;
+        let file_name = header.file_name.trim().to_owned();
+        if file_name.is_empty() {
+            return Err(ServiceError::invalid("header.file_name", "is required"));
+        }
+        let format = match FileFormat::try_from(header.format).unwrap_or_default() {
+            FileFormat::Csv => Format::Csv,
+            FileFormat::Xlsx => Format::Xlsx,
+            FileFormat::Unspecified => Format::from_file_name(&file_name).ok_or_else(|| {
+                ServiceError::invalid("header.format", "give the format, or a file name ending in .csv or .xlsx")
+            })?,
+        };
+        let encoding = match TextEncoding::try_from(header.encoding).unwrap_or_default() {
+            TextEncoding::Utf8 => Encoding::Utf8,
+            TextEncoding::Gbk => Encoding::Gbk,
+            TextEncoding::Unspecified => Encoding::Auto,
+        };
+        if let Some(existing) = imports::get(&self.pool, job_id).await?
+            && existing.caller_region != caller.region.as_str()
+        {
+            return Err(ServiceError::AlreadyExists(format!("job {job_id} belongs to another caller")));
+        }
+        imports::begin(&self.pool, job_id, kind.as_str(), &file_name, &caller.subject, caller.region.as_str()).await?;
+        // The upload goes to a temporary file: memory stays bounded whatever the file's size.
+        let mut file = tempfile::NamedTempFile::new().map_err(|error| ServiceError::Internal(error.into()))?;
+        let mut received: u64 = 0;
+        while let Some(message) = stream.next().await {
+            let message = match message {
+                Ok(message) => message,
+                Err(status) => {
+                    imports::finish(
+                        &self.pool,
+                        job_id,
+                        "failed",
+                        "the upload broke off; send the file again with the same job id",
+                    )
+                    .await?;
+                    return Err(ServiceError::Unavailable(format!("the upload broke off: {}", status.message())));
+                }
+            };
+            match message.part() {
+                Some(Part::Data(data)) => {
+                    received += data.len() as u64;
+                    if received > MAX_FILE_BYTES {
+                        imports::finish(&self.pool, job_id, "failed", "the file is larger than 1 GiB").await?;
+                        return Err(ServiceError::invalid("data", "the file is larger than 1 GiB; split it"));
+                    }
+                    file.write_all(&data).map_err(|error| ServiceError::Internal(error.into()))?;
+                }
+                _ => return Err(ServiceError::invalid("header", "only the first message may be a header")),
+            }
+        }
+        file.flush().map_err(|error| ServiceError::Internal(error.into()))?;
+        let mut conn = self.pool.acquire().await?;
+        audit::record(&mut conn, caller, &format!("import.{}", kind.as_str()), "import_job", &[job_id.to_string()])
+            .await?;
+        drop(conn);
+        let received_file = ReceivedFile { job_id, file_name, format, encoding, path: file.path().to_path_buf() };
+        let job = self.importer.run(caller, kind, received_file).await?;
+        drop(file);
+        self.job_to_proto(&job).await
+    }
+
+    async fn job_in_scope(&self, caller: &Caller, text: &str) -> Result<JobRow, ServiceError> {
+        let id = parse_uuid("job_id", text)?;
+        let job =
+            imports::get(&self.pool, id).await?.ok_or_else(|| ServiceError::NotFound(format!("no import job {id}")))?;
+        let owner = RegionCode::parse(&job.caller_region).map_err(anyhow::Error::from)?;
+        if job.caller != caller.subject {
+            caller.require_scope(&owner)?;
+        }
+        Ok(job)
+    }
+
+    pub(super) async fn get_job(
+        &self,
+        caller: &Caller,
+        request: GetImportJobRequest,
+    ) -> Result<ImportJob, ServiceError> {
+        let job = self.job_in_scope(caller, &request.job_id).await?;
+        self.job_to_proto(&job).await
+    }
+
+    pub(super) async fn error_file(
+        &self,
+        caller: &Caller,
+        request: DownloadImportErrorsRequest,
+    ) -> Result<(Vec<u8>, String), ServiceError> {
+        let job = self.job_in_scope(caller, &request.job_id).await?;
+        let rows = imports::errors(&self.pool, job.id, None).await?;
+        let format = if job.file_format == "xlsx" { Format::Xlsx } else { Format::Csv };
+        let encoding = if job.file_encoding == "gbk" { Encoding::Gbk } else { Encoding::Utf8 };
+        let mut header = job.header.clone();
+        header.extend(["错误行号".to_owned(), "错误列".to_owned(), "错误原因".to_owned()]);
+        let write = || -> Result<Vec<u8>, nol_tabular::TableError> {
+            let mut writer = TableWriter::new(format, encoding, &header)?;
+            for row in &rows {
+                let mut cells = row.cells.clone();
+                cells.resize(job.header.len(), String::new());
+                cells.extend([row.row_number.to_string(), row.column_name.clone(), row.reason.clone()]);
+                writer.write_row(&cells)?;
+            }
+            writer.finish()
+        };
+        let bytes = write().map_err(|error| ServiceError::Internal(error.into()))?;
+        let stem = job.file_name.rsplit_once('.').map(|(stem, _)| stem).unwrap_or(&job.file_name);
+        Ok((bytes, format!("{stem}.errors.{}", format.extension())))
+    }
+
+    pub(super) async fn job_to_proto(&self, job: &JobRow) -> Result<ImportJob, ServiceError> {
+        let errors = imports::errors(&self.pool, job.id, Some(100)).await?;
+        let state = match job.state.as_str() {
+            "uploading" => ImportState::Uploading,
+            "running" => ImportState::Running,
+            "succeeded" => ImportState::Succeeded,
+            _ => ImportState::Failed,
+        };
+        Ok(ImportJob {
+            job_id: job.id.to_string(),
+            kind: Kind::parse(&job.kind).map(Kind::to_proto).unwrap_or_default() as i32,
+            file_name: job.file_name.clone(),
+            state: state as i32,
+            rows_read: job.rows_read,
+            rows_imported: job.rows_imported,
+            rows_unchanged: job.rows_unchanged,
+            rows_rejected: job.rows_rejected,
+            errors: errors
+                .into_iter()
+                .map(|error| RowError { row: error.row_number, column: error.column_name, reason: error.reason })
+                .collect(),
+            message: job.message.clone(),
+            start_time: Some(nol_runtime::time::timestamp(job.started_at)),
+            finish_time: nol_runtime::time::optional_timestamp(job.finished_at),
+        })
+    }
+}

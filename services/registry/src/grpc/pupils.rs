@@ -1,0 +1,531 @@
+//! Pupils: registration, reads and searches, status changes, transfers, provisional identities.
+
+use chrono::NaiveDate;
+use nol_auth::{Caller, Role};
+use nol_events::{EventHeader, PUPIL_REGISTERED, PUPIL_STATUS_CHANGED};
+use nol_pii::ResidentId;
+use nol_proto::v1::{
+    CreatePupilRequest, DisabilityGrade, EnrollmentStatus, GetPupilRequest, ListDataQualityIssuesRequest,
+    ListDataQualityIssuesResponse, ListPupilStatusChangesRequest, ListPupilStatusChangesResponse, ListPupilsRequest,
+    ListPupilsResponse, Pupil, PupilRegistered, PupilStatusChange, PupilStatusChanged, PupilView,
+    SetPupilResidentIdRequest, Sex, TransferPupilRequest, UpdatePupilStatusRequest,
+};
+use nol_region::RegionCode;
+use nol_runtime::error::parse_uuid;
+use nol_runtime::paging::{self, Cursor};
+use nol_runtime::{ServiceError, Violations, audit, database};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::Registry;
+use crate::RESIDENT_ID_CONTEXT;
+use crate::domain::columns::*;
+use crate::domain::pupil::{self, Identity, PupilText, parse_date};
+use crate::domain::status::{Status, check_change};
+use crate::store::pupils::{self, NewPupilRecord, PupilFilter, PupilRow, StatusChange};
+use crate::store::schools;
+
+const WRITERS: &[Role] = &[Role::Caseworker, Role::School, Role::System];
+
+/// The request field of a validated column.
+fn field_of(key: &str) -> String {
+    let field = match key {
+        RESIDENT_ID => "resident_id",
+        SEX => "sex",
+        BIRTH_DATE => "birth_date",
+        HUKOU => "hukou_region_code",
+        RESIDENCE => "residence_region_code",
+        SCHOOL_CODE => "school_code",
+        GRADE => "grade",
+        STATUS => "enrollment_status",
+        DISABILITY => "disability_grade",
+        POOR => "registered_poor",
+        HOUSEHOLD => "poor_household_id",
+        _ => "full_name",
+    };
+    format!("pupil.{field}")
+}
+
+fn disability_text(grade: i32) -> &'static str {
+    match DisabilityGrade::try_from(grade).unwrap_or_default() {
+        DisabilityGrade::One => "1",
+        DisabilityGrade::Two => "2",
+        DisabilityGrade::Three => "3",
+        DisabilityGrade::Four => "4",
+        DisabilityGrade::None | DisabilityGrade::Unspecified => "",
+    }
+}
+
+fn disability_proto(grade: i16) -> DisabilityGrade {
+    match grade {
+        1 => DisabilityGrade::One,
+        2 => DisabilityGrade::Two,
+        3 => DisabilityGrade::Three,
+        4 => DisabilityGrade::Four,
+        _ => DisabilityGrade::None,
+    }
+}
+
+impl Registry {
+    pub(super) async fn create_pupil(
+        &self,
+        caller: &Caller,
+        request: CreatePupilRequest,
+    ) -> Result<Pupil, ServiceError> {
+        caller.require_role(WRITERS, "register pupils")?;
+        let pupil = request.pupil.ok_or_else(|| ServiceError::invalid("pupil", "is required"))?;
+        let grade = pupil.grade.to_string();
+        let status = EnrollmentStatus::try_from(pupil.enrollment_status)
+            .ok()
+            .and_then(Status::from_proto)
+            .map(Status::as_str)
+            .unwrap_or("");
+        let sex = match Sex::try_from(pupil.sex).unwrap_or_default() {
+            Sex::Male => "男",
+            Sex::Female => "女",
+            Sex::Unspecified => "",
+        };
+        let text = PupilText {
+            full_name: &pupil.full_name,
+            resident_id: &pupil.resident_id,
+            sex,
+            birth_date: &pupil.birth_date,
+            hukou_region: &pupil.hukou_region_code,
+            residence_region: &pupil.residence_region_code,
+            school_code: &pupil.school_code,
+            grade: &grade,
+            status,
+            disability: disability_text(pupil.disability_grade),
+            registered_poor: if pupil.registered_poor { "是" } else { "" },
+            household_id: &pupil.poor_household_id,
+        };
+        let valid = pupil::validate(&text, chrono::Utc::now().date_naive()).map_err(|problems| {
+            ServiceError::Invalid(
+                problems
+                    .into_iter()
+                    .map(|(key, reason)| nol_runtime::FieldViolation::new(field_of(key), reason))
+                    .collect(),
+            )
+        })?;
+        let school = schools::get(&self.pool, &valid.school_code)
+            .await?
+            .ok_or_else(|| ServiceError::invalid("pupil.school_code", "is not a registered school of the province"))?;
+        let enrollment = RegionCode::parse(&school.region).map_err(anyhow::Error::from)?;
+        caller.require_scope(&enrollment)?;
+        let residence = valid.residence_region.unwrap_or(enrollment);
+        let (cipher, index, masked, provisional_key) = match &valid.identity {
+            Identity::Resident(id) => (
+                Some(self.data_key.encrypt(id.expose().as_bytes(), RESIDENT_ID_CONTEXT)),
+                Some(self.data_key.blind_index(id.expose())),
+                Some(id.masked()),
+                None,
+            ),
+            Identity::Provisional { .. } => {
+                (None, None, None, Some(self.data_key.blind_index(&valid.provisional_key_text())))
+            }
+        };
+        let id = Uuid::now_v7();
+        let record = NewPupilRecord {
+            id,
+            pupil: &valid,
+            enrollment_region: enrollment.as_str(),
+            residence_region: residence.as_str(),
+            migrant: valid.migrant(&enrollment),
+            resident_id_cipher: cipher,
+            resident_id_index: index.clone(),
+            resident_id_masked: masked,
+            provisional_key,
+            created_by: &caller.subject,
+        };
+        let mut tx = self.pool.begin().await?;
+        let row = match pupils::insert(&mut tx, &record).await {
+            Ok(row) => row,
+            Err(error) if database::is_unique_violation(&error, Some("pupil_one_per_resident_id")) => {
+                drop(tx);
+                return Err(self.already_registered(caller, index.as_deref().unwrap_or_default()).await);
+            }
+            Err(error) if database::is_unique_violation(&error, Some("pupil_one_per_provisional_key")) => {
+                return Err(ServiceError::AlreadyExists(
+                    "a pupil of this name and birth date without a resident ID number is already registered at this school"
+                        .to_owned(),
+                ));
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let payload = PupilRegistered {
+            pupil_id: id.to_string(),
+            enrollment_region_code: row.enrollment_region.clone(),
+            hukou_region_code: row.hukou_region.clone(),
+            migrant: row.migrant,
+        };
+        nol_backbone::outbox::emit(
+            &mut tx,
+            &self.scheme.local(PUPIL_REGISTERED, &enrollment),
+            EventHeader {
+                event_type: PUPIL_REGISTERED,
+                source_region: enrollment,
+                aggregate_type: "pupil",
+                aggregate_id: &payload.pupil_id,
+                aggregate_sequence: 1,
+                actor: &caller.subject,
+            },
+            &payload,
+        )
+        .await?;
+        audit::record(&mut tx, caller, "pupil.create", "pupil", &[id.to_string()]).await?;
+        tx.commit().await?;
+        self.wake.notify();
+        tracing::info!(pupil_id = %id, region = %enrollment, provisional = row.provisional, "pupil registered");
+        Ok(self.to_proto(&row, false))
+    }
+
+    /// ALREADY_EXISTS naming the existing record as far as the caller may see it.
+    async fn already_registered(&self, caller: &Caller, index: &[u8]) -> ServiceError {
+        match pupils::find_by_index(&self.pool, index).await {
+            Ok(Some(existing)) => match RegionCode::parse(&existing.enrollment_region) {
+                Ok(region) if caller.sees(&region) => ServiceError::AlreadyExists(format!(
+                    "this resident ID number is already registered: pupil {} at {} ({}) in {} ({})",
+                    existing.id,
+                    existing.school_name,
+                    existing.school_code,
+                    region.full_name(),
+                    region
+                )),
+                Ok(region) => ServiceError::AlreadyExists(format!(
+                    "this resident ID number is already registered in another region of the province; ask {} to \
+                     resolve it",
+                    region.full_name()
+                )),
+                Err(_) => ServiceError::AlreadyExists("this resident ID number is already registered".to_owned()),
+            },
+            Ok(None) => ServiceError::AlreadyExists("this resident ID number is already registered".to_owned()),
+            Err(error) => error.into(),
+        }
+    }
+
+    /// Reads a pupil the caller may see.
+    async fn pupil_in_scope(&self, caller: &Caller, field: &str, text: &str) -> Result<PupilRow, ServiceError> {
+        let id = parse_uuid(field, text)?;
+        let row = pupils::get(&self.pool, id).await?.ok_or_else(|| ServiceError::NotFound(format!("no pupil {id}")))?;
+        caller.require_scope(&RegionCode::parse(&row.enrollment_region).map_err(anyhow::Error::from)?)?;
+        Ok(row)
+    }
+
+    pub(super) async fn get_pupil(&self, caller: &Caller, request: GetPupilRequest) -> Result<Pupil, ServiceError> {
+        let full = PupilView::try_from(request.view) == Ok(PupilView::Full);
+        if full {
+            caller.require_role(&[Role::Caseworker, Role::System], "see full resident ID numbers")?;
+        }
+        let row = self.pupil_in_scope(caller, "pupil_id", &request.pupil_id).await?;
+        let action = if full { "pupil.read_full" } else { "pupil.read" };
+        let mut conn = self.pool.acquire().await?;
+        audit::record(&mut conn, caller, action, "pupil", &[row.id.to_string()]).await?;
+        Ok(self.to_proto(&row, full))
+    }
+
+    pub(super) async fn list_pupils(
+        &self,
+        caller: &Caller,
+        request: ListPupilsRequest,
+    ) -> Result<ListPupilsResponse, ServiceError> {
+        let region = nol_runtime::region_in_scope(caller, &request.region_code)?;
+        let mut violations = Violations::default();
+        let status = match EnrollmentStatus::try_from(request.enrollment_status) {
+            Ok(EnrollmentStatus::Unspecified) => None,
+            Ok(status) => Status::from_proto(status),
+            Err(_) => {
+                violations.add("enrollment_status", "is not a known status");
+                None
+            }
+        };
+        let resident_id_index = if request.resident_id.trim().is_empty() {
+            None
+        } else {
+            violations
+                .check("resident_id", ResidentId::parse(&request.resident_id))
+                .map(|id| self.data_key.blind_index(id.expose()))
+        };
+        violations.finish()?;
+        let filter = PupilFilter {
+            prefix: region.subtree_prefix(),
+            school_code: Some(request.school_code.trim()).filter(|code| !code.is_empty()),
+            status,
+            migrant: request.migrant,
+            registered_poor: request.registered_poor,
+            severe_disability_only: request.severe_disability_only,
+            name_prefix: Some(request.name_prefix.trim()).filter(|name| !name.is_empty()),
+            resident_id_index,
+            provisional_only: false,
+        };
+        let (pupils, next_page_token) =
+            self.page_of_pupils(caller, &filter, request.page_size, &request.page_token, "pupil.list").await?;
+        Ok(ListPupilsResponse { pupils, next_page_token })
+    }
+
+    async fn page_of_pupils(
+        &self,
+        caller: &Caller,
+        filter: &PupilFilter<'_>,
+        page_size: i32,
+        page_token: &str,
+        action: &str,
+    ) -> Result<(Vec<Pupil>, String), ServiceError> {
+        let size = paging::page_size(page_size)?;
+        let after = Cursor::decode(page_token)?;
+        let mut rows = pupils::list(&self.pool, filter, after, size + 1).await?;
+        let next = paging::next_page(&mut rows, size, |row| Cursor { time: row.created_at, id: row.id });
+        let ids: Vec<String> = rows.iter().map(|row| row.id.to_string()).collect();
+        let mut conn = self.pool.acquire().await?;
+        audit::record(&mut conn, caller, action, "pupil", &ids).await?;
+        Ok((rows.iter().map(|row| self.to_proto(row, false)).collect(), next))
+    }
+
+    pub(super) async fn update_status(
+        &self,
+        caller: &Caller,
+        request: UpdatePupilStatusRequest,
+    ) -> Result<Pupil, ServiceError> {
+        caller.require_role(WRITERS, "change enrollment status")?;
+        let to = EnrollmentStatus::try_from(request.enrollment_status)
+            .ok()
+            .and_then(Status::from_proto)
+            .ok_or_else(|| ServiceError::invalid("enrollment_status", "is required"))?;
+        let (reason, effective) = reason_and_date(&request.reason, &request.effective_date)?;
+        let row = self.pupil_in_scope(caller, "pupil_id", &request.pupil_id).await?;
+        let mut tx = self.pool.begin().await?;
+        let row = pupils::get_for_update(&mut tx, row.id).await?.ok_or(sqlx::Error::RowNotFound)?;
+        let from = Status::parse(&row.enrollment_status).unwrap_or(Status::Enrolled);
+        check_change(from, to, effective, chrono::Utc::now().date_naive(), row.birth_date)
+            .map_err(|refusal| ServiceError::FailedPrecondition(refusal.to_string()))?;
+        let change = StatusChange {
+            to_status: to,
+            to_school: &row.school_code,
+            to_region: &row.enrollment_region,
+            grade: row.grade,
+            migrant: row.migrant,
+            reason: &reason,
+            effective_date: effective,
+            recorded_by: &caller.subject,
+        };
+        self.record_change(&mut tx, caller, &row, &change).await?;
+        tx.commit().await?;
+        self.wake.notify();
+        let updated = pupils::get(&self.pool, row.id).await?.ok_or(sqlx::Error::RowNotFound)?;
+        Ok(self.to_proto(&updated, false))
+    }
+
+    pub(super) async fn transfer(&self, caller: &Caller, request: TransferPupilRequest) -> Result<Pupil, ServiceError> {
+        caller.require_role(WRITERS, "transfer pupils")?;
+        let (reason, effective) = reason_and_date(&request.reason, &request.effective_date)?;
+        let row = self.pupil_in_scope(caller, "pupil_id", &request.pupil_id).await?;
+        let school = schools::get(&self.pool, request.to_school_code.trim())
+            .await?
+            .ok_or_else(|| ServiceError::invalid("to_school_code", "is not a registered school of the province"))?;
+        if school.code == row.school_code {
+            return Err(ServiceError::FailedPrecondition(format!("the pupil is already at {}", school.name)));
+        }
+        let grade = if request.grade == 0 {
+            row.grade
+        } else {
+            pupil::parse_grade(&request.grade.to_string()).map_err(|reason| ServiceError::invalid("grade", reason))?
+        };
+        let to_region = RegionCode::parse(&school.region).map_err(anyhow::Error::from)?;
+        let hukou = RegionCode::parse(&row.hukou_region).map_err(anyhow::Error::from)?;
+        let mut tx = self.pool.begin().await?;
+        let row = pupils::get_for_update(&mut tx, row.id).await?.ok_or(sqlx::Error::RowNotFound)?;
+        let status = Status::parse(&row.enrollment_status).unwrap_or(Status::Enrolled);
+        if !matches!(status, Status::Enrolled | Status::Suspended | Status::Deferred | Status::HomeTaught) {
+            return Err(ServiceError::FailedPrecondition(format!(
+                "a pupil who is {} cannot move school; change the status first",
+                status.chinese()
+            )));
+        }
+        if row.birth_date.is_some_and(|birth| effective < birth) || effective > chrono::Utc::now().date_naive() {
+            return Err(ServiceError::invalid("effective_date", "must be between the pupil's birth and today"));
+        }
+        let change = StatusChange {
+            to_status: status,
+            to_school: &school.code,
+            to_region: to_region.as_str(),
+            grade,
+            migrant: hukou != to_region,
+            reason: &reason,
+            effective_date: effective,
+            recorded_by: &caller.subject,
+        };
+        self.record_change(&mut tx, caller, &row, &change).await?;
+        tx.commit().await?;
+        self.wake.notify();
+        let updated = pupils::get(&self.pool, row.id).await?.ok_or(sqlx::Error::RowNotFound)?;
+        Ok(self.to_proto(&updated, false))
+    }
+
+    /// A status change or transfer: the row, its history, its event, its audit entry.
+    async fn record_change(
+        &self,
+        conn: &mut PgConnection,
+        caller: &Caller,
+        row: &PupilRow,
+        change: &StatusChange<'_>,
+    ) -> Result<(), ServiceError> {
+        let version = pupils::change(conn, row, change).await?;
+        let region = RegionCode::parse(change.to_region).map_err(anyhow::Error::from)?;
+        let from = Status::parse(&row.enrollment_status).unwrap_or(Status::Enrolled);
+        let payload = PupilStatusChanged {
+            pupil_id: row.id.to_string(),
+            region_code: change.to_region.to_owned(),
+            from_status: from.to_proto() as i32,
+            to_status: change.to_status.to_proto() as i32,
+            from_school_code: row.school_code.clone(),
+            to_school_code: change.to_school.to_owned(),
+            reason: change.reason.to_owned(),
+            effective_date: change.effective_date.format("%Y-%m-%d").to_string(),
+            from_region_code: row.enrollment_region.clone(),
+        };
+        nol_backbone::outbox::emit(
+            conn,
+            &self.scheme.local(PUPIL_STATUS_CHANGED, &region),
+            EventHeader {
+                event_type: PUPIL_STATUS_CHANGED,
+                source_region: region,
+                aggregate_type: "pupil",
+                aggregate_id: &payload.pupil_id,
+                aggregate_sequence: version as u64,
+                actor: &caller.subject,
+            },
+            &payload,
+        )
+        .await?;
+        audit::record(conn, caller, "pupil.change", "pupil", &[row.id.to_string()]).await?;
+        Ok(())
+    }
+
+    pub(super) async fn history(
+        &self,
+        caller: &Caller,
+        request: ListPupilStatusChangesRequest,
+    ) -> Result<ListPupilStatusChangesResponse, ServiceError> {
+        let row = self.pupil_in_scope(caller, "pupil_id", &request.pupil_id).await?;
+        let changes = pupils::history(&self.pool, row.id).await?;
+        let status = |name: &str| Status::parse(name).map(Status::to_proto).unwrap_or_default() as i32;
+        Ok(ListPupilStatusChangesResponse {
+            changes: changes
+                .into_iter()
+                .map(|change| PupilStatusChange {
+                    sequence: change.sequence,
+                    from_status: status(&change.from_status),
+                    to_status: status(&change.to_status),
+                    from_school_code: change.from_school,
+                    to_school_code: change.to_school,
+                    reason: change.reason,
+                    effective_date: change.effective_date.format("%Y-%m-%d").to_string(),
+                    recorded_by: change.recorded_by,
+                    record_time: Some(nol_runtime::time::timestamp(change.recorded_at)),
+                })
+                .collect(),
+        })
+    }
+
+    pub(super) async fn data_quality(
+        &self,
+        caller: &Caller,
+        request: ListDataQualityIssuesRequest,
+    ) -> Result<ListDataQualityIssuesResponse, ServiceError> {
+        let region = nol_runtime::region_in_scope(caller, &request.region_code)?;
+        let filter = PupilFilter { prefix: region.subtree_prefix(), provisional_only: true, ..PupilFilter::default() };
+        let (pupils, next_page_token) =
+            self.page_of_pupils(caller, &filter, request.page_size, &request.page_token, "pupil.list").await?;
+        Ok(ListDataQualityIssuesResponse { pupils, next_page_token })
+    }
+
+    pub(super) async fn set_resident_id(
+        &self,
+        caller: &Caller,
+        request: SetPupilResidentIdRequest,
+    ) -> Result<Pupil, ServiceError> {
+        caller.require_role(WRITERS, "set resident ID numbers")?;
+        let id = ResidentId::parse(&request.resident_id)
+            .map_err(|error| ServiceError::invalid("resident_id", error.to_string()))?;
+        let row = self.pupil_in_scope(caller, "pupil_id", &request.pupil_id).await?;
+        if !row.provisional {
+            return Err(ServiceError::FailedPrecondition("the pupil already has a resident ID number".to_owned()));
+        }
+        let index = self.data_key.blind_index(id.expose());
+        let mut tx = self.pool.begin().await?;
+        let updated = pupils::set_resident_id(
+            &mut tx,
+            row.id,
+            &self.data_key.encrypt(id.expose().as_bytes(), RESIDENT_ID_CONTEXT),
+            &index,
+            &id.masked(),
+            pupils::sex_code(id.sex()),
+            id.birth_date(),
+        )
+        .await;
+        match updated {
+            Ok(_) => {}
+            Err(error) if database::is_unique_violation(&error, Some("pupil_one_per_resident_id")) => {
+                drop(tx);
+                return Err(self.already_registered(caller, &index).await);
+            }
+            Err(error) => return Err(error.into()),
+        }
+        audit::record(&mut tx, caller, "pupil.set_resident_id", "pupil", &[row.id.to_string()]).await?;
+        tx.commit().await?;
+        let updated = pupils::get(&self.pool, row.id).await?.ok_or(sqlx::Error::RowNotFound)?;
+        Ok(self.to_proto(&updated, false))
+    }
+
+    pub(super) fn to_proto(&self, row: &PupilRow, full: bool) -> Pupil {
+        let resident_id = if full {
+            row.resident_id_cipher
+                .as_deref()
+                .and_then(|cipher| self.data_key.decrypt(cipher, RESIDENT_ID_CONTEXT).ok())
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .and_then(|text| ResidentId::parse(&text).ok())
+                .map(|id| id.expose().to_owned())
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Pupil {
+            pupil_id: row.id.to_string(),
+            full_name: row.full_name.clone(),
+            resident_id,
+            resident_id_masked: row.resident_id_masked.clone().unwrap_or_default(),
+            sex: match row.sex {
+                1 => Sex::Male as i32,
+                2 => Sex::Female as i32,
+                _ => Sex::Unspecified as i32,
+            },
+            birth_date: row.birth_date.map(|date| date.format("%Y-%m-%d").to_string()).unwrap_or_default(),
+            enrollment_region_code: row.enrollment_region.clone(),
+            hukou_region_code: row.hukou_region.clone(),
+            residence_region_code: row.residence_region.clone(),
+            school_name: row.school_name.clone(),
+            grade: i32::from(row.grade),
+            migrant: row.migrant,
+            enrollment_status: Status::parse(&row.enrollment_status).map(Status::to_proto).unwrap_or_default() as i32,
+            create_time: Some(nol_runtime::time::timestamp(row.created_at)),
+            created_by: row.created_by.clone(),
+            school_code: row.school_code.clone(),
+            disability_grade: disability_proto(row.disability_grade) as i32,
+            registered_poor: row.registered_poor,
+            poor_household_id: row.poor_household_id.clone().unwrap_or_default(),
+            identity_provisional: row.provisional,
+        }
+    }
+}
+
+/// A change's reason (required) and effective date (today when empty).
+fn reason_and_date(reason: &str, date: &str) -> Result<(String, NaiveDate), ServiceError> {
+    let mut violations = Violations::default();
+    violations.require("reason", reason);
+    let effective = if date.trim().is_empty() {
+        Some(chrono::Utc::now().date_naive())
+    } else {
+        violations.check("effective_date", parse_date(date).ok_or("is not a date (YYYY-MM-DD)"))
+    };
+    violations.finish()?;
+    Ok((reason.trim().to_owned(), nol_runtime::error::checked(effective)?))
+}

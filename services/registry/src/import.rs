@@ -1,0 +1,728 @@
+//! Bulk imports of the files bureaus exchange: pupils, schools, the household register and the
+//! poverty registry.
+//!
+//! A job reads its file on a blocking thread (CSV in constant memory) and hands rows over in
+//! batches; each batch is one transaction holding its records, its rejected rows, its events and
+//! the job's progress (`last_row`), so a job resumed after a crash starts after the last committed
+//! row and nothing is imported twice. Good rows land; bad rows are recorded with row, column and
+//! reason for the error file; a row already imported unchanged counts as unchanged, so importing
+//! the same file again changes nothing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use nol_auth::Caller;
+use nol_backbone::outbox::RelayWake;
+use nol_events::{EventHeader, PUPILS_IMPORTED, SubjectScheme};
+use nol_pii::DataKey;
+use nol_proto::v1::{ImportKind, PupilsImported};
+use nol_region::RegionCode;
+use nol_runtime::ServiceError;
+use nol_tabular::{Column, ColumnMap, Encoding, Format, RawRow, TableError, TableReader};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::domain::columns::{self, *};
+use crate::domain::pupil::{self, Identity, PupilText, check_name, parse_date, parse_resident_id};
+use crate::domain::school;
+use crate::store::agency::{self, HouseholdRecord, PovertyRecord};
+use crate::store::imports::{self, BatchCounts, JobRow, RowErrorRecord};
+use crate::store::pupils::{self, ImportedPupil};
+use crate::store::schools;
+use crate::{AGENCY_ID_CONTEXT, RESIDENT_ID_CONTEXT};
+
+/// Rows per transaction.
+const BATCH_ROWS: usize = 5_000;
+
+/// What a job imports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Pupils,
+    Schools,
+    HouseholdRegister,
+    PovertyRegistry,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Pupils => "pupils",
+            Kind::Schools => "schools",
+            Kind::HouseholdRegister => "household_register",
+            Kind::PovertyRegistry => "poverty_registry",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Kind> {
+        [Kind::Pupils, Kind::Schools, Kind::HouseholdRegister, Kind::PovertyRegistry]
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
+    }
+
+    pub fn to_proto(self) -> ImportKind {
+        match self {
+            Kind::Pupils => ImportKind::Pupils,
+            Kind::Schools => ImportKind::Schools,
+            Kind::HouseholdRegister => ImportKind::HouseholdRegister,
+            Kind::PovertyRegistry => ImportKind::PovertyRegistry,
+        }
+    }
+
+    pub fn columns(self) -> &'static [Column] {
+        match self {
+            Kind::Pupils => columns::PUPILS,
+            Kind::Schools => columns::SCHOOLS,
+            Kind::HouseholdRegister => columns::HOUSEHOLD_REGISTER,
+            Kind::PovertyRegistry => columns::POVERTY_REGISTRY,
+        }
+    }
+}
+
+/// The file of one job, received.
+pub struct ReceivedFile {
+    pub job_id: Uuid,
+    pub file_name: String,
+    pub format: Format,
+    pub encoding: Encoding,
+    pub path: PathBuf,
+}
+
+/// Runs imports for one registry.
+#[derive(Clone)]
+pub struct Importer {
+    pub pool: PgPool,
+    pub data_key: DataKey,
+    pub scheme: SubjectScheme,
+    pub province: RegionCode,
+    pub wake: RelayWake,
+}
+
+/// A batch's rows, as read.
+struct Batch {
+    rows: Vec<RawRow>,
+}
+
+impl Importer {
+    /// Runs (or resumes) a job over a received file and returns it finished.
+    pub async fn run(&self, caller: &Caller, kind: Kind, file: ReceivedFile) -> Result<JobRow, ServiceError> {
+        let job = imports::begin(
+            &self.pool,
+            file.job_id,
+            kind.as_str(),
+            &file.file_name,
+            &caller.subject,
+            caller.region.as_str(),
+        )
+        .await?;
+        if job.kind != kind.as_str() {
+            return Err(ServiceError::invalid(
+                "header.job_id",
+                format!("job {} imports {}, not {}", job.id, job.kind, kind.as_str()),
+            ));
+        }
+        if job.state == "succeeded" {
+            return Ok(job);
+        }
+        let resume_after = job.last_row;
+        let (reader, columns) = {
+            let path = file.path.clone();
+            let opened = tokio::task::spawn_blocking(move || {
+                TableReader::open(&path, file.format, file.encoding, kind.columns()).map(|reader| {
+                    let columns = reader.columns();
+                    (reader, columns)
+                })
+            })
+            .await
+            .map_err(|error| ServiceError::Internal(error.into()))?;
+            match opened {
+                Ok(opened) => opened,
+                Err(error) => {
+                    let message = error.to_string();
+                    imports::finish(&self.pool, job.id, "failed", &message).await?;
+                    return Err(file_error(error));
+                }
+            }
+        };
+        let encoding = match (file.format, reader.encoding()) {
+            (Format::Xlsx, _) => "",
+            (Format::Csv, Encoding::Gbk) => "gbk",
+            (Format::Csv, _) => "utf8",
+        };
+        imports::start_rows(&self.pool, job.id, file.format.extension(), encoding, reader.header()).await?;
+        let header = reader.header().to_vec();
+        let (sender, mut batches) = tokio::sync::mpsc::channel::<Result<Batch, TableError>>(2);
+        let reading = tokio::task::spawn_blocking(move || {
+            let mut rows = Vec::with_capacity(BATCH_ROWS);
+            for row in reader {
+                match row {
+                    Ok(row) if (row.number as i64) <= resume_after => continue,
+                    Ok(row) => {
+                        rows.push(row);
+                        if rows.len() == BATCH_ROWS
+                            && sender.blocking_send(Ok(Batch { rows: std::mem::take(&mut rows) })).is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Err(error) => {
+                        let _ = sender.blocking_send(Err(error));
+                        return;
+                    }
+                }
+            }
+            if !rows.is_empty() {
+                let _ = sender.blocking_send(Ok(Batch { rows }));
+            }
+        });
+        let context = JobContext {
+            importer: self,
+            caller,
+            job: job.id,
+            columns,
+            header,
+            kind,
+            today: chrono::Utc::now().date_naive(),
+            schools: if kind == Kind::Pupils { schools::all(&self.pool).await? } else { HashMap::new() },
+        };
+        let mut failure = None;
+        while let Some(batch) = batches.recv().await {
+            let outcome = match batch {
+                Ok(batch) => context.apply(batch).await,
+                Err(error) => Err(file_error(error)),
+            };
+            if let Err(error) = outcome {
+                failure = Some(error);
+                break;
+            }
+        }
+        drop(batches);
+        let _ = reading.await;
+        if let Some(error) = failure {
+            let message = match &error {
+                ServiceError::Internal(_) => "the import stopped; resume it with the same job id".to_owned(),
+                other => other.to_string(),
+            };
+            imports::finish(&self.pool, job.id, "failed", &message).await?;
+            return Err(error);
+        }
+        let finished = imports::get(&self.pool, job.id).await?.ok_or(sqlx::Error::RowNotFound)?;
+        let message = if finished.rows_read == 0 {
+            "the file has a header and no rows".to_owned()
+        } else {
+            format!(
+                "{} rows: {} imported, {} unchanged, {} rejected",
+                finished.rows_read, finished.rows_imported, finished.rows_unchanged, finished.rows_rejected
+            )
+        };
+        imports::finish(&self.pool, job.id, "succeeded", &message).await?;
+        tracing::info!(job = %job.id, kind = kind.as_str(), summary = %message, "import finished");
+        Ok(imports::get(&self.pool, job.id).await?.ok_or(sqlx::Error::RowNotFound)?)
+    }
+}
+
+/// A whole-file problem, as the caller hears it.
+fn file_error(error: TableError) -> ServiceError {
+    match error {
+        TableError::Io(error) => ServiceError::Internal(error.into()),
+        TableError::NotUtf8 { .. } | TableError::NotGbk { .. } | TableError::UnknownEncoding => {
+            ServiceError::invalid("header.encoding", error.to_string())
+        }
+        other => ServiceError::invalid("data", other.to_string()),
+    }
+}
+
+struct JobContext<'a> {
+    importer: &'a Importer,
+    caller: &'a Caller,
+    job: Uuid,
+    columns: ColumnMap,
+    header: Vec<String>,
+    kind: Kind,
+    today: NaiveDate,
+    /// Pupils: every school of the province, code → (county, name).
+    schools: HashMap<String, (String, String)>,
+}
+
+/// Problems of one row, gathered into one error record.
+struct RowProblems {
+    columns: Vec<String>,
+    reasons: Vec<String>,
+}
+
+impl RowProblems {
+    fn new() -> RowProblems {
+        RowProblems { columns: Vec::new(), reasons: Vec::new() }
+    }
+
+    fn add(&mut self, column: String, reason: impl Into<String>) {
+        let reason = reason.into();
+        self.reasons.push(if column.is_empty() { reason } else { format!("{column}: {reason}") });
+        self.columns.push(column);
+    }
+
+    fn into_record(self, row: &RawRow) -> RowErrorRecord {
+        RowErrorRecord {
+            row_number: row.number as i64,
+            column: self.columns.join("；"),
+            reason: self.reasons.join("；"),
+            cells: row.cells.clone(),
+        }
+    }
+}
+
+impl JobContext<'_> {
+    fn header_of(&self, key: &str) -> String {
+        // The file's own header for the column where it has it, else ours.
+        self.kind
+            .columns()
+            .iter()
+            .find(|column| column.key == key)
+            .and_then(|column| {
+                self.header.iter().find(|cell| {
+                    let name: String = cell.chars().filter(|character| !character.is_whitespace()).collect();
+                    column.headers.iter().any(|header| *header == name) || column.key == name
+                })
+            })
+            .cloned()
+            .unwrap_or_else(|| columns::header_of(self.kind.columns(), key))
+    }
+
+    fn cell<'row>(&self, row: &'row RawRow, key: &str) -> &'row str {
+        self.columns.cell(row, key)
+    }
+
+    /// Rows too long to read are rejected before anything else.
+    fn too_long(row: &RawRow) -> Option<RowErrorRecord> {
+        row.too_long.then(|| RowErrorRecord {
+            row_number: row.number as i64,
+            column: String::new(),
+            reason: format!("the row is longer than {} KiB and was not read", nol_tabular::MAX_ROW_BYTES / 1024),
+            cells: Vec::new(),
+        })
+    }
+
+    async fn apply(&self, batch: Batch) -> Result<(), ServiceError> {
+        let mut tx = self.importer.pool.begin().await?;
+        let last_row = batch.rows.last().map(|row| row.number as i64).unwrap_or(0);
+        let mut counts = BatchCounts { read: batch.rows.len() as i64, last_row, ..BatchCounts::default() };
+        let errors = match self.kind {
+            Kind::Pupils => self.apply_pupils(&mut tx, &batch.rows, &mut counts).await?,
+            Kind::Schools => self.apply_schools(&mut tx, &batch.rows, &mut counts).await?,
+            Kind::HouseholdRegister | Kind::PovertyRegistry => {
+                self.apply_agency(&mut tx, &batch.rows, &mut counts).await?
+            }
+        };
+        counts.rejected = errors.len() as i64;
+        imports::insert_errors(&mut tx, self.job, &errors).await?;
+        imports::record_batch(&mut tx, self.job, &counts).await?;
+        tx.commit().await?;
+        self.importer.wake.notify();
+        Ok(())
+    }
+
+    /// The region a row must be in: inside the province and the caller's subtree.
+    fn check_scope(&self, region: &RegionCode) -> Option<String> {
+        if region.province() != self.importer.province {
+            Some(format!("{} is not in {}", region.full_name(), self.importer.province.name()))
+        } else if !self.caller.sees(region) {
+            Some(format!("{} is outside your region {}", region.full_name(), self.caller.region))
+        } else {
+            None
+        }
+    }
+
+    async fn apply_pupils(
+        &self,
+        conn: &mut PgConnection,
+        rows: &[RawRow],
+        counts: &mut BatchCounts,
+    ) -> Result<Vec<RowErrorRecord>, ServiceError> {
+        let key = &self.importer.data_key;
+        let mut errors = Vec::new();
+        let mut good: Vec<ImportedPupil> = Vec::with_capacity(rows.len());
+        let mut first_seen: HashMap<Vec<u8>, i64> = HashMap::new();
+        for row in rows {
+            if let Some(error) = Self::too_long(row) {
+                errors.push(error);
+                continue;
+            }
+            let text = PupilText {
+                full_name: self.cell(row, FULL_NAME),
+                resident_id: self.cell(row, RESIDENT_ID),
+                sex: self.cell(row, SEX),
+                birth_date: self.cell(row, BIRTH_DATE),
+                hukou_region: self.cell(row, HUKOU),
+                residence_region: self.cell(row, RESIDENCE),
+                school_code: self.cell(row, SCHOOL_CODE),
+                grade: self.cell(row, GRADE),
+                status: self.cell(row, STATUS),
+                disability: self.cell(row, DISABILITY),
+                registered_poor: self.cell(row, POOR),
+                household_id: self.cell(row, HOUSEHOLD),
+            };
+            let mut problems = RowProblems::new();
+            let valid = match pupil::validate(&text, self.today) {
+                Ok(valid) => Some(valid),
+                Err(found) => {
+                    for (column, reason) in found {
+                        problems.add(self.header_of(column), reason);
+                    }
+                    None
+                }
+            };
+            let school = self.schools.get(text.school_code.trim());
+            if school.is_none() && !text.school_code.trim().is_empty() {
+                problems.add(self.header_of(SCHOOL_CODE), "is not a registered school of the province");
+            }
+            let enrollment = school.and_then(|(region, _)| RegionCode::parse(region).ok());
+            if let Some(region) = &enrollment
+                && let Some(reason) = self.check_scope(region)
+            {
+                problems.add(self.header_of(SCHOOL_CODE), reason);
+            }
+            let (Some(valid), Some(enrollment), true) = (valid, enrollment, problems.reasons.is_empty()) else {
+                errors.push(problems.into_record(row));
+                continue;
+            };
+            let (pupil_key, provisional, cipher, masked) = match &valid.identity {
+                Identity::Resident(id) => (
+                    key.blind_index(id.expose()),
+                    false,
+                    Some(key.encrypt(id.expose().as_bytes(), RESIDENT_ID_CONTEXT)),
+                    Some(id.masked()),
+                ),
+                Identity::Provisional { .. } => (key.blind_index(&valid.provisional_key_text()), true, None, None),
+            };
+            if let Some(first) = first_seen.get(&pupil_key) {
+                let mut duplicate = RowProblems::new();
+                duplicate.add(String::new(), format!("duplicate of row {first}"));
+                errors.push(duplicate.into_record(row));
+                continue;
+            }
+            first_seen.insert(pupil_key.clone(), row.number as i64);
+            let residence = valid.residence_region.unwrap_or(enrollment);
+            good.push(ImportedPupil {
+                row_number: row.number as i64,
+                id: Uuid::now_v7(),
+                migrant: valid.migrant(&enrollment),
+                enrollment_region: enrollment.to_string(),
+                residence_region: residence.to_string(),
+                pupil: valid,
+                key: pupil_key,
+                provisional,
+                resident_id_cipher: cipher,
+                resident_id_masked: masked,
+            });
+        }
+        if good.is_empty() {
+            return Ok(errors);
+        }
+        let inserted: std::collections::HashSet<Vec<u8>> =
+            pupils::insert_batch(conn, self.job, &self.caller.subject, &good).await?.into_iter().collect();
+        let others: Vec<Vec<u8>> =
+            good.iter().filter(|row| !inserted.contains(&row.key)).map(|row| row.key.clone()).collect();
+        let holders: HashMap<Vec<u8>, pupils::KeyHolder> = if others.is_empty() {
+            HashMap::new()
+        } else {
+            pupils::key_holders(conn, &others).await?.into_iter().map(|holder| (holder.key.clone(), holder)).collect()
+        };
+        let mut conflicts = Vec::new();
+        let mut per_county: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+        let by_number: HashMap<i64, &RawRow> = rows.iter().map(|raw| (raw.number as i64, raw)).collect();
+        for row in &good {
+            if inserted.contains(&row.key) {
+                counts.imported += 1;
+                let entry = per_county.entry(row.enrollment_region.clone()).or_default();
+                entry.0 += 1;
+                entry.1 += i64::from(row.migrant);
+                continue;
+            }
+            let Some(holder) = holders.get(&row.key) else {
+                counts.unchanged += 1;
+                continue;
+            };
+            let mut problems = RowProblems::new();
+            if holder.import_job == Some(self.job) && holder.import_row != Some(row.row_number) {
+                problems.add(String::new(), format!("duplicate of row {}", holder.import_row.unwrap_or_default()));
+            } else if holder.school_code == row.pupil.school_code {
+                counts.unchanged += 1;
+                continue;
+            } else {
+                let region = RegionCode::parse(&holder.enrollment_region).ok();
+                let where_ = match region {
+                    Some(region) if self.caller.sees(&region) => {
+                        format!("{} ({}, {})", holder.school_name, holder.school_code, region.full_name())
+                    }
+                    _ => "a school in another region of the province".to_owned(),
+                };
+                problems.add(self.header_of(RESIDENT_ID), format!("already registered at {where_} (人籍分离?)"));
+                if !row.provisional {
+                    conflicts.push((row.row_number, row));
+                }
+            }
+            errors.push(RowErrorRecord {
+                row_number: row.row_number,
+                column: problems.columns.join("；"),
+                reason: problems.reasons.join("；"),
+                cells: by_number.get(&row.row_number).map(|raw| raw.cells.clone()).unwrap_or_default(),
+            });
+        }
+        pupils::record_conflicts(conn, self.job, &conflicts).await?;
+        for (county, (count, migrant_count)) in per_county {
+            let region = RegionCode::parse(&county).map_err(anyhow::Error::from)?;
+            let payload = PupilsImported { job_id: self.job.to_string(), region_code: county, count, migrant_count };
+            nol_backbone::outbox::emit(
+                conn,
+                &self.importer.scheme.local(PUPILS_IMPORTED, &region),
+                EventHeader {
+                    event_type: PUPILS_IMPORTED,
+                    source_region: region,
+                    aggregate_type: "import_job",
+                    aggregate_id: &payload.job_id,
+                    aggregate_sequence: 1,
+                    actor: &self.caller.subject,
+                },
+                &payload,
+            )
+            .await?;
+        }
+        errors.sort_by_key(|error| error.row_number);
+        Ok(errors)
+    }
+
+    async fn apply_schools(
+        &self,
+        conn: &mut PgConnection,
+        rows: &[RawRow],
+        counts: &mut BatchCounts,
+    ) -> Result<Vec<RowErrorRecord>, ServiceError> {
+        let mut errors = Vec::new();
+        let mut good = Vec::new();
+        let mut first_seen: HashMap<String, i64> = HashMap::new();
+        let mut good_rows: HashMap<String, &RawRow> = HashMap::new();
+        for row in rows {
+            if let Some(error) = Self::too_long(row) {
+                errors.push(error);
+                continue;
+            }
+            let mut problems = RowProblems::new();
+            match school::validate(
+                self.cell(row, SCHOOL_CODE),
+                self.cell(row, SCHOOL_NAME),
+                self.cell(row, REGION),
+                self.cell(row, LEVEL),
+                self.cell(row, OWNERSHIP),
+            ) {
+                Ok(valid) => {
+                    if let Some(reason) = self.check_scope(&valid.region) {
+                        problems.add(self.header_of(REGION), reason);
+                    } else if let Some(first) = first_seen.get(&valid.code) {
+                        problems.add(String::new(), format!("duplicate of row {first}"));
+                    } else {
+                        first_seen.insert(valid.code.clone(), row.number as i64);
+                        good_rows.insert(valid.code.clone(), row);
+                        good.push(valid);
+                        continue;
+                    }
+                }
+                Err(found) => {
+                    for (column, reason) in found {
+                        problems.add(self.header_of(column), reason);
+                    }
+                }
+            }
+            errors.push(problems.into_record(row));
+        }
+        if !good.is_empty() {
+            let inserted: std::collections::HashSet<String> =
+                schools::insert_batch(conn, &self.caller.subject, &good).await?.into_iter().collect();
+            counts.imported += inserted.len() as i64;
+            let others: Vec<String> = good
+                .iter()
+                .filter(|school| !inserted.contains(&school.code))
+                .map(|school| school.code.clone())
+                .collect();
+            let existing: HashMap<String, schools::SchoolRow> = if others.is_empty() {
+                HashMap::new()
+            } else {
+                schools::get_many(conn, &others).await?.into_iter().map(|row| (row.code.clone(), row)).collect()
+            };
+            for school in good.iter().filter(|school| !inserted.contains(&school.code)) {
+                match existing.get(&school.code) {
+                    Some(row) if row.name == school.name && row.region == school.region.as_str() => {
+                        counts.unchanged += 1
+                    }
+                    Some(row) => {
+                        let mut problems = RowProblems::new();
+                        problems.add(
+                            self.header_of(SCHOOL_CODE),
+                            format!("is already registered as {} in {}", row.name, row.region),
+                        );
+                        if let Some(raw) = good_rows.get(&school.code) {
+                            errors.push(problems.into_record(raw));
+                        }
+                    }
+                    None => counts.unchanged += 1,
+                }
+            }
+        }
+        errors.sort_by_key(|error| error.row_number);
+        Ok(errors)
+    }
+
+    /// The household register or the poverty registry. A number that fails its check is kept
+    /// (finding it is the point of the cross-check), under the blind index of the text given.
+    async fn apply_agency(
+        &self,
+        conn: &mut PgConnection,
+        rows: &[RawRow],
+        counts: &mut BatchCounts,
+    ) -> Result<Vec<RowErrorRecord>, ServiceError> {
+        let key = &self.importer.data_key;
+        let mut errors = Vec::new();
+        let mut households = Vec::new();
+        let mut poverty = Vec::new();
+        let mut first_seen: HashMap<Vec<u8>, i64> = HashMap::new();
+        for row in rows {
+            if let Some(error) = Self::too_long(row) {
+                errors.push(error);
+                continue;
+            }
+            let mut problems = RowProblems::new();
+            let name = self.cell(row, FULL_NAME);
+            if let Err(reason) = check_name(name) {
+                problems.add(self.header_of(FULL_NAME), reason);
+            }
+            let raw_id = self.cell(row, RESIDENT_ID).to_ascii_uppercase();
+            if raw_id.is_empty() {
+                problems.add(self.header_of(RESIDENT_ID), "is required");
+            }
+            let parsed = parse_resident_id(&raw_id, self.today);
+            let responsible = match self.kind {
+                Kind::HouseholdRegister => {
+                    let hukou = RegionCode::parse_county(self.cell(row, HUKOU));
+                    let residence_text = self.cell(row, RESIDENCE);
+                    let residence = if residence_text.is_empty() {
+                        hukou.clone()
+                    } else {
+                        RegionCode::parse_county(residence_text)
+                    };
+                    if let Err(error) = &hukou {
+                        problems.add(self.header_of(HUKOU), error.to_string());
+                    }
+                    if let Err(error) = &residence {
+                        problems.add(self.header_of(RESIDENCE), error.to_string());
+                    }
+                    match (hukou, residence) {
+                        (Ok(hukou), Ok(residence)) => Some((hukou, residence)),
+                        _ => None,
+                    }
+                }
+                _ => {
+                    let region = RegionCode::parse_county(self.cell(row, REGION));
+                    if let Err(error) = &region {
+                        problems.add(self.header_of(REGION), error.to_string());
+                    }
+                    if self.cell(row, HOUSEHOLD).is_empty() {
+                        problems.add(self.header_of(HOUSEHOLD), "is required");
+                    }
+                    region.ok().map(|region| (region, region))
+                }
+            };
+            let listed_birth = {
+                let text = self.cell(row, BIRTH_DATE);
+                if text.is_empty() {
+                    None
+                } else {
+                    let parsed_date = parse_date(text);
+                    if parsed_date.is_none() {
+                        problems.add(self.header_of(BIRTH_DATE), "is not a date (YYYY-MM-DD)");
+                    }
+                    parsed_date
+                }
+            };
+            if let Some((hukou, residence)) = &responsible {
+                let acting = if residence.province() == self.importer.province { residence } else { hukou };
+                if let Some(reason) = self.check_scope(acting) {
+                    problems
+                        .add(self.header_of(if self.kind == Kind::PovertyRegistry { REGION } else { HUKOU }), reason);
+                }
+            }
+            let Some((hukou, residence)) = responsible.filter(|_| problems.reasons.is_empty()) else {
+                errors.push(problems.into_record(row));
+                continue;
+            };
+            let (index, masked, problem, birth_date, sex) = match &parsed {
+                Ok(id) => {
+                    (key.blind_index(id.expose()), id.masked(), None, Some(id.birth_date()), pupils::sex_code(id.sex()))
+                }
+                Err(reason) => (key.blind_index(&raw_id), mask_raw(&raw_id), Some(reason.clone()), None, 0),
+            };
+            if let Some(first) = first_seen.get(&index) {
+                let mut duplicate = RowProblems::new();
+                duplicate.add(String::new(), format!("duplicate of row {first}"));
+                errors.push(duplicate.into_record(row));
+                continue;
+            }
+            first_seen.insert(index.clone(), row.number as i64);
+            let cipher = key.encrypt(raw_id.as_bytes(), AGENCY_ID_CONTEXT);
+            match self.kind {
+                Kind::HouseholdRegister => households.push(HouseholdRecord {
+                    row_number: row.number as i64,
+                    resident_id_index: index,
+                    resident_id_cipher: cipher,
+                    resident_id_masked: masked,
+                    id_problem: problem,
+                    full_name: pupil::normalize_name(name),
+                    birth_date,
+                    listed_birth_date: listed_birth,
+                    sex,
+                    hukou_region: hukou.to_string(),
+                    residence_region: residence.to_string(),
+                }),
+                _ => poverty.push(PovertyRecord {
+                    row_number: row.number as i64,
+                    resident_id_index: index,
+                    resident_id_cipher: cipher,
+                    resident_id_masked: masked,
+                    id_problem: problem,
+                    full_name: pupil::normalize_name(name),
+                    household_id: self.cell(row, HOUSEHOLD).to_owned(),
+                    region: hukou.to_string(),
+                }),
+            }
+        }
+        let outcome = if !households.is_empty() {
+            agency::upsert_household(conn, self.job, &households).await?
+        } else if !poverty.is_empty() {
+            agency::upsert_poverty(conn, self.job, &poverty).await?
+        } else {
+            agency::UpsertOutcome::default()
+        };
+        counts.imported += outcome.imported;
+        counts.unchanged += outcome.unchanged;
+        let by_number: HashMap<i64, &RawRow> = rows.iter().map(|raw| (raw.number as i64, raw)).collect();
+        for (row_number, first) in outcome.duplicates {
+            if let Some(raw) = by_number.get(&row_number) {
+                let mut duplicate = RowProblems::new();
+                duplicate.add(String::new(), format!("duplicate of row {first}"));
+                errors.push(duplicate.into_record(raw));
+            }
+        }
+        errors.sort_by_key(|error| error.row_number);
+        Ok(errors)
+    }
+}
+
+/// Masks a number that is not a valid resident ID the way valid ones are (or wholly, if short).
+fn mask_raw(raw: &str) -> String {
+    let characters: Vec<char> = raw.chars().collect();
+    if characters.len() >= 10 {
+        let head: String = characters[..6].iter().collect();
+        let tail: String = characters[characters.len() - 4..].iter().collect();
+        format!("{head}{}{tail}", "*".repeat(characters.len() - 10))
+    } else {
+        "*".repeat(characters.len())
+    }
+}

@@ -1,0 +1,162 @@
+//! The other agencies' lists: the household register's children and the poverty registry's.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+/// One child of the household register, protected.
+#[derive(Debug, Clone)]
+pub struct HouseholdRecord {
+    pub row_number: i64,
+    pub resident_id_index: Vec<u8>,
+    pub resident_id_cipher: Vec<u8>,
+    pub resident_id_masked: String,
+    pub id_problem: Option<String>,
+    pub full_name: String,
+    pub birth_date: Option<NaiveDate>,
+    pub listed_birth_date: Option<NaiveDate>,
+    pub sex: i16,
+    pub hukou_region: String,
+    pub residence_region: String,
+}
+
+/// One child of the poverty registry, protected.
+#[derive(Debug, Clone)]
+pub struct PovertyRecord {
+    pub row_number: i64,
+    pub resident_id_index: Vec<u8>,
+    pub resident_id_cipher: Vec<u8>,
+    pub resident_id_masked: String,
+    pub id_problem: Option<String>,
+    pub full_name: String,
+    pub household_id: String,
+    pub region: String,
+}
+
+/// What became of a batch's rows: imported (new or changed), unchanged, or a duplicate of an
+/// earlier row of the same file (row number).
+#[derive(Debug, Default)]
+pub struct UpsertOutcome {
+    pub imported: i64,
+    pub unchanged: i64,
+    pub duplicates: Vec<(i64, i64)>,
+}
+
+pub async fn upsert_household(
+    conn: &mut PgConnection,
+    job: Uuid,
+    records: &[HouseholdRecord],
+) -> sqlx::Result<UpsertOutcome> {
+    let changed: Vec<Vec<u8>> = sqlx::query_scalar(
+        "INSERT INTO household_member (resident_id_index, resident_id_cipher, resident_id_masked, id_problem, full_name,
+                                       birth_date, listed_birth_date, sex, hukou_region, residence_region, import_job, import_row)
+         SELECT index, cipher, masked, problem, name, birth, listed, sex, hukou, residence, $11, row
+           FROM unnest($1::bytea[], $2::bytea[], $3::text[], $4::text[], $5::text[], $6::date[], $7::date[], $8::int2[],
+                       $9::text[], $10::text[], $12::int8[])
+                AS t(index, cipher, masked, problem, name, birth, listed, sex, hukou, residence, row)
+         ON CONFLICT (resident_id_index) DO UPDATE
+            SET resident_id_cipher = EXCLUDED.resident_id_cipher, id_problem = EXCLUDED.id_problem,
+                full_name = EXCLUDED.full_name, birth_date = EXCLUDED.birth_date,
+                listed_birth_date = EXCLUDED.listed_birth_date, sex = EXCLUDED.sex,
+                hukou_region = EXCLUDED.hukou_region, residence_region = EXCLUDED.residence_region,
+                import_job = EXCLUDED.import_job, import_row = EXCLUDED.import_row, imported_at = clock_timestamp()
+          WHERE household_member.import_job <> EXCLUDED.import_job
+            AND (household_member.full_name, household_member.birth_date, household_member.listed_birth_date,
+                 household_member.hukou_region, household_member.residence_region, household_member.id_problem)
+                IS DISTINCT FROM
+                (EXCLUDED.full_name, EXCLUDED.birth_date, EXCLUDED.listed_birth_date, EXCLUDED.hukou_region,
+                 EXCLUDED.residence_region, EXCLUDED.id_problem)
+         RETURNING resident_id_index",
+    )
+    .bind(records.iter().map(|record| record.resident_id_index.clone()).collect::<Vec<_>>())
+    .bind(records.iter().map(|record| record.resident_id_cipher.clone()).collect::<Vec<_>>())
+    .bind(records.iter().map(|record| record.resident_id_masked.as_str()).collect::<Vec<_>>())
+    .bind(records.iter().map(|record| record.id_problem.as_deref()).collect::<Vec<_>>())
+    .bind(records.iter().map(|record| record.full_name.as_str()).collect::<Vec<_>>())
+    .bind(records.iter().map(|record| record.birth_date).collect::<Vec<_>>())
+    .bind(records.iter().map(|record| record.listed_birth_date).collect::<Vec<_>>())
+    .bind(records.iter().map(|record| record.sex).collect::<Vec<_>>())
+    .bind(records.iter().map(|record| record.hukou_region.as_str()).collect::<Vec<_>>())
+    .bind(records.iter().map(|record| record.residence_region.as_str()).collect::<Vec<_>>())
+    .bind(job)
+    .bind(records.iter().map(|record| record.row_number).collect::<Vec<_>>())
+    .fetch_all(&mut *conn)
+    .await?;
+    let rows: Vec<(i64, Vec<u8>)> =
+        records.iter().map(|record| (record.row_number, record.resident_id_index.clone())).collect();
+    classify(conn, "household_member", job, &rows, changed).await
+}
+
+pub async fn upsert_poverty(
+    conn: &mut PgConnection,
+    job: Uuid,
+    records: &[PovertyRecord],
+) -> sqlx::Result<UpsertOutcome> {
+    let changed: Vec<Vec<u8>> = sqlx::query_scalar(
+        "INSERT INTO poverty_child (resident_id_index, resident_id_cipher, resident_id_masked, id_problem, full_name,
+                                    household_id, region, import_job, import_row)
+         SELECT index, cipher, masked, problem, name, household, region, $8, row
+           FROM unnest($1::bytea[], $2::bytea[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $9::int8[])
+                AS t(index, cipher, masked, problem, name, household, region, row)
+         ON CONFLICT (resident_id_index) DO UPDATE
+            SET resident_id_cipher = EXCLUDED.resident_id_cipher, id_problem = EXCLUDED.id_problem,
+                full_name = EXCLUDED.full_name, household_id = EXCLUDED.household_id, region = EXCLUDED.region,
+                import_job = EXCLUDED.import_job, import_row = EXCLUDED.import_row, imported_at = clock_timestamp()
+          WHERE poverty_child.import_job <> EXCLUDED.import_job
+            AND (poverty_child.full_name, poverty_child.household_id, poverty_child.region, poverty_child.id_problem)
+                IS DISTINCT FROM (EXCLUDED.full_name, EXCLUDED.household_id, EXCLUDED.region, EXCLUDED.id_problem)
+         RETURNING resident_id_index",
+    )
+    .bind(records.iter().map(|record| record.resident_id_index.clone()).collect::<Vec<_>>())
+    .bind(records.iter().map(|record| record.resident_id_cipher.clone()).collect::<Vec<_>>())
+    .bind(records.iter().map(|record| record.resident_id_masked.as_str()).collect::<Vec<_>>())
+    .bind(records.iter().map(|record| record.id_problem.as_deref()).collect::<Vec<_>>())
+    .bind(records.iter().map(|record| record.full_name.as_str()).collect::<Vec<_>>())
+    .bind(records.iter().map(|record| record.household_id.as_str()).collect::<Vec<_>>())
+    .bind(records.iter().map(|record| record.region.as_str()).collect::<Vec<_>>())
+    .bind(job)
+    .bind(records.iter().map(|record| record.row_number).collect::<Vec<_>>())
+    .fetch_all(&mut *conn)
+    .await?;
+    let rows: Vec<(i64, Vec<u8>)> =
+        records.iter().map(|record| (record.row_number, record.resident_id_index.clone())).collect();
+    classify(conn, "poverty_child", job, &rows, changed).await
+}
+
+/// Rows the upsert did not change are either already there unchanged, or a duplicate of an
+/// earlier row of the same file (this job wrote the record, from another row).
+async fn classify(
+    conn: &mut PgConnection,
+    table: &'static str,
+    job: Uuid,
+    rows: &[(i64, Vec<u8>)],
+    changed: Vec<Vec<u8>>,
+) -> sqlx::Result<UpsertOutcome> {
+    let changed: std::collections::HashSet<Vec<u8>> = changed.into_iter().collect();
+    let untouched: Vec<Vec<u8>> =
+        rows.iter().filter(|(_, index)| !changed.contains(index)).map(|(_, index)| index.clone()).collect();
+    let mut outcome = UpsertOutcome { imported: changed.len() as i64, ..UpsertOutcome::default() };
+    if untouched.is_empty() {
+        return Ok(outcome);
+    }
+    // The table name is one of two constants.
+    let writers: Vec<(Vec<u8>, Uuid, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT resident_id_index, import_job, import_row FROM {table} WHERE resident_id_index = ANY($1)"
+    )))
+    .bind(&untouched)
+    .fetch_all(conn)
+    .await?;
+    let writers: HashMap<Vec<u8>, (Uuid, i64)> =
+        writers.into_iter().map(|(index, job, row)| (index, (job, row))).collect();
+    for (row, index) in rows.iter().filter(|(_, index)| !changed.contains(index)) {
+        match writers.get(index) {
+            Some((writer, first_row)) if *writer == job && first_row != row => {
+                outcome.duplicates.push((*row, *first_row))
+            }
+            _ => outcome.unchanged += 1,
+        }
+    }
+    Ok(outcome)
+}

@@ -1,0 +1,245 @@
+//! Cross-check runs and their findings.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use nol_runtime::paging::Cursor;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+/// What the cross-check finds in a region, as one query. Each branch is one kind of finding; the
+/// region of a household-register child is where the family lives when that is in the province,
+/// else the household registration. The subject keeps findings apart (and stable across runs).
+const FINDINGS: &str = "
+  SELECT 'out_of_school' AS kind, h.resident_id_index AS subject,
+         CASE WHEN h.residence_region LIKE $4 || '%' THEN h.residence_region ELSE h.hukou_region END AS region,
+         h.full_name, h.resident_id_cipher AS cipher, h.resident_id_masked AS masked,
+         '户籍登记的适龄儿童在全省无学籍 (school-age in the household register, enrolled nowhere in the province)' AS reason,
+         sha256(convert_to(concat_ws('|', h.full_name, h.birth_date, h.hukou_region, h.residence_region), 'UTF8')) AS fingerprint,
+         jsonb_build_object('hukou_region', h.hukou_region, 'residence_region', h.residence_region) AS detail
+    FROM household_member h
+   WHERE h.id_problem IS NULL AND h.birth_date BETWEEN $2 AND $3
+     AND NOT EXISTS (SELECT 1 FROM pupil p
+                      WHERE p.resident_id_index = h.resident_id_index AND p.enrollment_status <> 'transferred_out')
+  UNION ALL
+  SELECT 'invalid_resident_id', h.resident_id_index,
+         CASE WHEN h.residence_region LIKE $4 || '%' THEN h.residence_region ELSE h.hukou_region END,
+         h.full_name, h.resident_id_cipher, h.resident_id_masked, '户籍名单: ' || h.id_problem,
+         sha256(convert_to(concat_ws('|', h.full_name, h.id_problem, h.hukou_region), 'UTF8')),
+         jsonb_build_object('hukou_region', h.hukou_region, 'residence_region', h.residence_region)
+    FROM household_member h WHERE h.id_problem IS NOT NULL
+  UNION ALL
+  SELECT 'invalid_resident_id', '\\x70'::bytea || c.resident_id_index, c.region, c.full_name, c.resident_id_cipher,
+         c.resident_id_masked, '扶贫名单: ' || c.id_problem,
+         sha256(convert_to(concat_ws('|', c.full_name, c.id_problem, c.region), 'UTF8')),
+         jsonb_build_object('household_id', c.household_id)
+    FROM poverty_child c WHERE c.id_problem IS NOT NULL
+  UNION ALL
+  SELECT 'birth_date_mismatch', h.resident_id_index,
+         CASE WHEN h.residence_region LIKE $4 || '%' THEN h.residence_region ELSE h.hukou_region END,
+         h.full_name, h.resident_id_cipher, h.resident_id_masked,
+         '户籍名单的出生日期 ' || h.listed_birth_date || ' 与身份证号不符 (listed birth date disagrees with the ID)',
+         sha256(convert_to(concat_ws('|', h.full_name, h.listed_birth_date, h.birth_date), 'UTF8')),
+         jsonb_build_object('hukou_region', h.hukou_region, 'residence_region', h.residence_region)
+    FROM household_member h
+   WHERE h.id_problem IS NULL AND h.listed_birth_date IS NOT NULL AND h.listed_birth_date <> h.birth_date
+  UNION ALL
+  SELECT 'poor_flag_unconfirmed', p.resident_id_index, p.enrollment_region, p.full_name, p.resident_id_cipher,
+         p.resident_id_masked, '学籍标为建档立卡, 扶贫名单中没有 (flagged registered-poor; the poverty registry does not know the child)',
+         sha256(convert_to(concat_ws('|', p.full_name, p.poor_household_id, p.school_code), 'UTF8')),
+         jsonb_build_object('school_code', p.school_code, 'household_id', p.poor_household_id)
+    FROM pupil p
+   WHERE p.registered_poor AND p.resident_id_index IS NOT NULL
+     AND NOT EXISTS (SELECT 1 FROM poverty_child c WHERE c.resident_id_index = p.resident_id_index)
+  UNION ALL
+  SELECT 'poor_flag_missing', p.resident_id_index, p.enrollment_region, p.full_name, p.resident_id_cipher,
+         p.resident_id_masked, '扶贫名单中的建档立卡子女, 学籍未标识 (in the poverty registry, not flagged in the student record)',
+         sha256(convert_to(concat_ws('|', p.full_name, c.household_id, p.school_code), 'UTF8')),
+         jsonb_build_object('school_code', p.school_code, 'household_id', c.household_id)
+    FROM pupil p JOIN poverty_child c ON c.resident_id_index = p.resident_id_index AND c.id_problem IS NULL
+   WHERE NOT p.registered_poor
+  UNION ALL
+  SELECT 'enrolled_twice', e.resident_id_index || convert_to(e.school_code, 'UTF8'), e.region, e.full_name,
+         e.resident_id_cipher, e.resident_id_masked,
+         '同一身份证号已在其他学校注册, 又被 ' || e.school_code || ' 报送 (人籍分离 candidate)',
+         sha256(convert_to(concat_ws('|', e.full_name, e.school_code), 'UTF8')),
+         jsonb_build_object('school_code', e.school_code)
+    FROM enrollment_conflict e";
+
+/// One finding of a run, with what the item was before the run (`was_open`: None for new).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RunFinding {
+    pub id: Uuid,
+    pub kind: String,
+    pub region: String,
+    pub full_name: String,
+    pub resident_id_cipher: Option<Vec<u8>>,
+    pub reason: String,
+    pub detail: sqlx::types::Json<serde_json::Value>,
+    pub open: bool,
+    pub was_open: Option<bool>,
+}
+
+/// Records what the cross-check finds in the subtree `prefix` as items: new findings open, closed
+/// ones stay closed unless their data changed. Returns every finding of this run.
+pub async fn record_findings(
+    conn: &mut PgConnection,
+    run: Uuid,
+    prefix: &str,
+    province_prefix: &str,
+    school_age: (NaiveDate, NaiveDate),
+) -> sqlx::Result<Vec<RunFinding>> {
+    sqlx::query_as::<_, RunFinding>(sqlx::AssertSqlSafe(format!(
+        "WITH found AS ({FINDINGS}),
+              scoped AS (SELECT * FROM found WHERE region LIKE $1 || '%'),
+              old AS (SELECT c.kind, c.subject, c.open FROM check_item c JOIN scoped s USING (kind, subject)),
+              upserted AS (
+                INSERT INTO check_item (id, kind, subject, region, full_name, resident_id_cipher, resident_id_masked,
+                                        reason, fingerprint, detail, last_run)
+                SELECT gen_random_uuid(), kind, subject, region, full_name, cipher, masked, reason, fingerprint, detail, $5
+                  FROM scoped
+                ON CONFLICT (kind, subject) DO UPDATE SET
+                   region = EXCLUDED.region, full_name = EXCLUDED.full_name,
+                   resident_id_cipher = EXCLUDED.resident_id_cipher, resident_id_masked = EXCLUDED.resident_id_masked,
+                   reason = EXCLUDED.reason, detail = EXCLUDED.detail,
+                   open = check_item.open OR check_item.fingerprint <> EXCLUDED.fingerprint,
+                   outcome = CASE WHEN check_item.fingerprint = EXCLUDED.fingerprint THEN check_item.outcome END,
+                   outcome_detail = CASE WHEN check_item.fingerprint = EXCLUDED.fingerprint THEN check_item.outcome_detail END,
+                   closed_by = CASE WHEN check_item.fingerprint = EXCLUDED.fingerprint THEN check_item.closed_by END,
+                   closed_at = CASE WHEN check_item.fingerprint = EXCLUDED.fingerprint THEN check_item.closed_at END,
+                   fingerprint = EXCLUDED.fingerprint, last_found_at = clock_timestamp(), last_run = EXCLUDED.last_run
+                RETURNING id, kind, subject, region, full_name, resident_id_cipher, resident_id_masked, reason, detail, open)
+         SELECT u.id, u.kind, u.region, u.full_name, u.resident_id_cipher, u.resident_id_masked, u.reason, u.detail, u.open,
+                o.open AS was_open
+           FROM upserted u LEFT JOIN old o USING (kind, subject)"
+    )))
+    .bind(prefix)
+    .bind(school_age.0)
+    .bind(school_age.1)
+    .bind(province_prefix)
+    .bind(run)
+    .fetch_all(conn)
+    .await
+}
+
+/// School-age children of the household register in the subtree (with valid numbers).
+pub async fn children_checked(
+    conn: &mut PgConnection,
+    prefix: &str,
+    province_prefix: &str,
+    school_age: (NaiveDate, NaiveDate),
+) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM household_member h
+          WHERE h.id_problem IS NULL AND h.birth_date BETWEEN $2 AND $3
+            AND (CASE WHEN h.residence_region LIKE $4 || '%' THEN h.residence_region ELSE h.hukou_region END) LIKE $1 || '%'",
+    )
+    .bind(prefix)
+    .bind(school_age.0)
+    .bind(school_age.1)
+    .bind(province_prefix)
+    .fetch_one(conn)
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn record_run(
+    conn: &mut PgConnection,
+    run: Uuid,
+    region: &str,
+    as_of: NaiveDate,
+    children: i64,
+    found: &serde_json::Value,
+    (opened, still_open, kept_closed): (i64, i64, i64),
+    duration_ms: i64,
+    caller: &str,
+) -> sqlx::Result<DateTime<Utc>> {
+    sqlx::query_scalar(
+        "INSERT INTO check_run (id, region, as_of_date, children, found, opened, still_open, kept_closed, duration_ms, caller)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ran_at",
+    )
+    .bind(run)
+    .bind(region)
+    .bind(as_of)
+    .bind(children)
+    .bind(found)
+    .bind(opened)
+    .bind(still_open)
+    .bind(kept_closed)
+    .bind(duration_ms)
+    .bind(caller)
+    .fetch_one(conn)
+    .await
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ItemRow {
+    pub id: Uuid,
+    pub kind: String,
+    pub region: String,
+    pub full_name: String,
+    pub resident_id_masked: String,
+    pub reason: String,
+    pub open: bool,
+    pub outcome: Option<String>,
+    pub outcome_detail: Option<String>,
+    pub closed_by: Option<String>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub first_found_at: DateTime<Utc>,
+    pub last_found_at: DateTime<Utc>,
+}
+
+const ITEM_COLUMNS: &str = "id, kind, region, full_name, resident_id_masked, reason, open, outcome, outcome_detail,
+    closed_by, closed_at, first_found_at, last_found_at";
+
+pub async fn list(
+    pool: &PgPool,
+    prefix: &str,
+    kind: Option<&str>,
+    include_closed: bool,
+    after: Option<Cursor>,
+    limit: i64,
+) -> sqlx::Result<Vec<ItemRow>> {
+    sqlx::query_as::<_, ItemRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {ITEM_COLUMNS} FROM check_item
+          WHERE region LIKE $1 || '%' AND ($2::text IS NULL OR kind = $2) AND ($3 OR open)
+            AND ($4::timestamptz IS NULL OR (first_found_at, id) < ($4, $5))
+          ORDER BY first_found_at DESC, id DESC
+          LIMIT $6"
+    )))
+    .bind(prefix)
+    .bind(kind)
+    .bind(include_closed)
+    .bind(after.map(|cursor| cursor.time))
+    .bind(after.map(|cursor| cursor.id))
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+pub async fn get<'c>(executor: impl sqlx::PgExecutor<'c>, id: Uuid) -> sqlx::Result<Option<ItemRow>> {
+    sqlx::query_as::<_, ItemRow>(sqlx::AssertSqlSafe(format!("SELECT {ITEM_COLUMNS} FROM check_item WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(executor)
+        .await
+}
+
+/// Closes an open item; false when it was already closed.
+pub async fn close(
+    conn: &mut PgConnection,
+    id: Uuid,
+    outcome: &str,
+    detail: &str,
+    closed_by: &str,
+) -> sqlx::Result<bool> {
+    Ok(sqlx::query(
+        "UPDATE check_item SET open = false, outcome = $2, outcome_detail = $3, closed_by = $4, closed_at = clock_timestamp()
+          WHERE id = $1 AND open",
+    )
+    .bind(id)
+    .bind(outcome)
+    .bind(detail)
+    .bind(closed_by)
+    .execute(conn)
+    .await?
+    .rows_affected()
+        == 1)
+}
