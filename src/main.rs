@@ -4,11 +4,15 @@
 //! nol up [--demo]                       both provinces on this machine (the README's first command)
 //! nol token --region 320102 --role caseworker
 //! nol keys --province 320000 --province 340000   a deployment's keys
+//! nol import pupils|schools|hukou|poverty FILE   a bureau's file into the registry
+//! nol gen --out DIR                     a synthetic province for benchmarks
 //! nol serve registry|cases|transfer|reporting   one service, configured from the environment
 //! ```
 #![forbid(unsafe_code)]
 
 mod demo;
+mod import;
+mod synthetic;
 mod up;
 
 use std::path::PathBuf;
@@ -67,6 +71,36 @@ enum Command {
         #[arg(long, default_value = "var")]
         data: PathBuf,
     },
+    /// Imports a bureau's file (CSV in UTF-8 or GBK, or .xlsx) into the registry; rejected rows
+    /// go to an error file of the same format next to it.
+    Import {
+        /// pupils, schools, hukou (the household register) or poverty (the poverty registry).
+        list: nol_stack::client::ImportTarget,
+        file: PathBuf,
+        /// The registry's address.
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        server: String,
+        /// A token (see `nol token`); defaults to $NOL_TOKEN.
+        #[arg(long, env = "NOL_TOKEN", hide_env_values = true)]
+        token: String,
+        /// auto, utf8 or gbk (CSV only).
+        #[arg(long, default_value = "auto")]
+        encoding: String,
+        /// Resume a job that failed part-way (rows already committed are skipped).
+        #[arg(long)]
+        resume: Option<uuid::Uuid>,
+    },
+    /// Writes a synthetic province's files (schools, pupils, household register, poverty
+    /// registry) with known findings planted: 1,000,000 pupils unless --divide-by.
+    Gen {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = "320000")]
+        province: String,
+        /// Make it this many times smaller.
+        #[arg(long, default_value_t = 1)]
+        divide_by: usize,
+    },
     /// Runs one service, configured from the environment (see the README's table).
     Serve {
         #[arg(value_parser = ["registry", "cases", "transfer", "reporting"])]
@@ -95,6 +129,15 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Import { list, file, server, token, encoding, resume } => {
+            let encoding = match encoding.as_str() {
+                "utf8" | "utf-8" => nol_proto::v1::TextEncoding::Utf8,
+                "gbk" => nol_proto::v1::TextEncoding::Gbk,
+                _ => nol_proto::v1::TextEncoding::Unspecified,
+            };
+            runtime.block_on(import::run(import::ImportArgs { target: list, file, server, token, encoding, resume }))
+        }
+        Command::Gen { out, province, divide_by } => synthetic::run(&out, &province, divide_by),
         Command::Serve { service } => runtime.block_on(async move {
             use nol_runtime::platform::run_main;
             match service.as_str() {

@@ -11,6 +11,7 @@ pub mod postgres;
 pub mod process;
 pub mod province;
 pub mod proxy;
+pub mod synth;
 pub mod tools;
 pub mod wait;
 

@@ -8,7 +8,7 @@ pub struct TableWriter {
 }
 
 enum Inner {
-    Csv { writer: csv::Writer<Vec<u8>>, encoding: Encoding },
+    Csv { writer: Box<csv::Writer<Vec<u8>>>, encoding: Encoding },
     Xlsx { workbook: Box<Workbook>, row: u32 },
 }
 
@@ -20,7 +20,7 @@ impl TableWriter {
     /// A new file with `header` as its first row.
     pub fn new(format: Format, encoding: Encoding, header: &[String]) -> Result<TableWriter, TableError> {
         let inner = match format {
-            Format::Csv => Inner::Csv { writer: csv::Writer::from_writer(Vec::new()), encoding },
+            Format::Csv => Inner::Csv { writer: Box::new(csv::Writer::from_writer(Vec::new())), encoding },
             Format::Xlsx => {
                 let mut workbook = Box::new(Workbook::new());
                 workbook.add_worksheet_with_constant_memory().map_err(xlsx_error)?;
