@@ -36,6 +36,28 @@ pub async fn enqueue(conn: &mut PgConnection, subject: &str, envelope: &EventEnv
     Ok(())
 }
 
+/// Adds many events to the outbox in one statement (a job that publishes thousands at once).
+pub async fn enqueue_many(conn: &mut PgConnection, events: &[(String, EventEnvelope)]) -> sqlx::Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut ids = Vec::with_capacity(events.len());
+    for (_, envelope) in events {
+        ids.push(Uuid::parse_str(&envelope.event_id).map_err(|error| sqlx::Error::Encode(Box::new(error)))?);
+    }
+    sqlx::query(
+        "INSERT INTO outbox (id, subject, event_type, envelope)
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[])",
+    )
+    .bind(&ids)
+    .bind(events.iter().map(|(subject, _)| subject.as_str()).collect::<Vec<_>>())
+    .bind(events.iter().map(|(_, envelope)| envelope.event_type.as_str()).collect::<Vec<_>>())
+    .bind(events.iter().map(|(_, envelope)| envelope.encode_to_vec()).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Wraps `payload` in a new envelope (now, in the current trace) and adds it to the outbox.
 pub async fn emit<P: Message>(
     conn: &mut PgConnection,

@@ -47,6 +47,8 @@ CREATE UNIQUE INDEX pupil_one_per_provisional_key ON pupil (provisional_key);
 CREATE INDEX pupil_by_region ON pupil (enrollment_region text_pattern_ops, created_at DESC, id DESC);
 CREATE INDEX pupil_by_school ON pupil (school_code);
 CREATE INDEX pupil_provisional ON pupil (enrollment_region text_pattern_ops) WHERE provisional_key IS NOT NULL;
+-- Registered-poor pupils, readable from the index alone (for the poverty cross-check).
+CREATE INDEX pupil_registered_poor ON pupil (resident_id_index) INCLUDE (id) WHERE registered_poor;
 
 -- Every status change and transfer, with its reason and effective date.
 CREATE TABLE pupil_status_change (
@@ -88,15 +90,23 @@ CREATE TABLE household_member (
     full_name           text        NOT NULL,
     birth_date          date,                      -- from the number when valid
     listed_birth_date   date,                      -- as the list gives it
+    birth_mismatch      boolean     NOT NULL,      -- the list's birth date disagrees with the number's
     sex                 smallint    NOT NULL,
     hukou_region        text        NOT NULL,
     residence_region    text        NOT NULL,
+    -- The county that must act: the residence when in the province, else the household registration.
+    responsible_region  text        NOT NULL,
     import_job          uuid        NOT NULL,
     import_row          bigint      NOT NULL,
     imported_at         timestamptz NOT NULL DEFAULT clock_timestamp()
 );
-CREATE INDEX household_member_by_residence ON household_member (residence_region text_pattern_ops);
-CREATE INDEX household_member_by_hukou ON household_member (hukou_region text_pattern_ops);
+CREATE INDEX household_member_by_region ON household_member (responsible_region text_pattern_ops);
+-- The cross-check's rarer findings, found without scanning the whole register.
+CREATE INDEX household_member_bad_id ON household_member (resident_id_index) WHERE id_problem IS NOT NULL;
+CREATE INDEX household_member_birth_mismatch ON household_member (resident_id_index) WHERE birth_mismatch;
+-- Counting the school-age children of a region without reading the rows.
+CREATE INDEX household_member_school_age ON household_member (responsible_region text_pattern_ops, birth_date)
+    WHERE id_problem IS NULL;
 
 -- The poverty registry's children (扶贫).
 CREATE TABLE poverty_child (

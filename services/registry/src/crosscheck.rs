@@ -9,12 +9,12 @@ use std::time::Instant;
 use chrono::NaiveDate;
 use nol_auth::Caller;
 use nol_backbone::outbox::RelayWake;
-use nol_events::{EventHeader, PUPIL_SUSPECTED_OUT_OF_SCHOOL, RESIDENT_ID_EVENT_CONTEXT, SubjectScheme};
+use nol_events::{EventEnvelope, EventHeader, PUPIL_SUSPECTED_OUT_OF_SCHOOL, RESIDENT_ID_EVENT_CONTEXT, SubjectScheme};
 use nol_pii::{DataKey, ResidentId, Sex};
 use nol_proto::v1::{CrossCheckRun, SuspectedOutOfSchool};
 use nol_region::RegionCode;
 use nol_runtime::{ServiceError, audit};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::AGENCY_ID_CONTEXT;
@@ -25,7 +25,6 @@ pub struct CrossCheck {
     pub pool: PgPool,
     pub data_key: DataKey,
     pub scheme: SubjectScheme,
-    pub province: RegionCode,
     pub wake: RelayWake,
 }
 
@@ -39,12 +38,15 @@ impl CrossCheck {
         let started = Instant::now();
         let run = Uuid::now_v7();
         let school_age = school_age_births(as_of);
-        let province_prefix = self.province.subtree_prefix();
         let mut tx = self.pool.begin().await?;
-        let children = checks::children_checked(&mut tx, region.subtree_prefix(), province_prefix, school_age).await?;
-        let findings =
-            checks::record_findings(&mut tx, run, region.subtree_prefix(), province_prefix, school_age).await?;
+        // The count of children checked runs beside the check, on another connection.
+        let (children, findings) = tokio::join!(
+            checks::children_checked(&self.pool, region.subtree_prefix(), school_age),
+            checks::record_findings(&mut tx, run, region.subtree_prefix(), school_age)
+        );
+        let (children, findings) = (children?, findings?);
         let mut found: BTreeMap<String, i64> = BTreeMap::new();
+        let mut suspects = Vec::new();
         let (mut opened, mut still_open, mut kept_closed) = (0i64, 0i64, 0i64);
         for finding in &findings {
             *found.entry(finding.kind.clone()).or_default() += 1;
@@ -63,10 +65,11 @@ impl CrossCheck {
             if newly_open {
                 opened += 1;
                 if Kind::parse(&finding.kind) == Some(Kind::OutOfSchool) {
-                    self.publish_suspect(&mut tx, caller, run, finding).await?;
+                    suspects.push(self.suspect_event(caller, run, finding)?);
                 }
             }
         }
+        nol_backbone::outbox::enqueue_many(&mut tx, &suspects).await?;
         let duration_ms = started.elapsed().as_millis() as i64;
         let found_json = serde_json::to_value(&found).map_err(anyhow::Error::from)?;
         let ran_at = checks::record_run(
@@ -100,13 +103,12 @@ impl CrossCheck {
 
     /// The case service learns of the child: the number travels encrypted under the province's
     /// data key (never in clear), with what a case worker needs to find the family.
-    async fn publish_suspect(
+    fn suspect_event(
         &self,
-        conn: &mut PgConnection,
         caller: &Caller,
         run: Uuid,
         finding: &RunFinding,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<(String, EventEnvelope), ServiceError> {
         let cipher = finding.resident_id_cipher.as_deref().unwrap_or_default();
         let clear =
             self.data_key.decrypt(cipher, AGENCY_ID_CONTEXT).map_err(|error| ServiceError::Internal(error.into()))?;
@@ -131,9 +133,7 @@ impl CrossCheck {
             residence_region_code: detail("residence_region"),
             reason: finding.reason.clone(),
         };
-        nol_backbone::outbox::emit(
-            conn,
-            &self.scheme.local(PUPIL_SUSPECTED_OUT_OF_SCHOOL, &region),
+        let envelope = nol_events::envelope(
             EventHeader {
                 event_type: PUPIL_SUSPECTED_OUT_OF_SCHOOL,
                 source_region: region,
@@ -143,8 +143,9 @@ impl CrossCheck {
                 actor: &caller.subject,
             },
             &payload,
-        )
-        .await?;
-        Ok(())
+            chrono::Utc::now(),
+            nol_telemetry::current_trace_context(),
+        );
+        Ok((self.scheme.local(PUPIL_SUSPECTED_OUT_OF_SCHOOL, &region), envelope))
     }
 }

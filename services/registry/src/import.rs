@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use nol_auth::Caller;
@@ -103,6 +104,23 @@ struct Batch {
     rows: Vec<RawRow>,
 }
 
+/// A batch checked and protected, ready to write.
+struct Prepared {
+    read: i64,
+    last_row: i64,
+    errors: Vec<RowErrorRecord>,
+    rows: PreparedRows,
+    /// The cells of the good rows, for the rows writing turns out to reject.
+    cells: HashMap<i64, Vec<String>>,
+}
+
+enum PreparedRows {
+    Pupils(Vec<ImportedPupil>),
+    Schools(Vec<(i64, school::ValidSchool)>),
+    Household(Vec<HouseholdRecord>),
+    Poverty(Vec<PovertyRecord>),
+}
+
 impl Importer {
     /// Runs (or resumes) a job over a received file and returns it finished.
     pub async fn run(&self, caller: &Caller, kind: Kind, file: ReceivedFile) -> Result<JobRow, ServiceError> {
@@ -175,25 +193,45 @@ impl Importer {
                 let _ = sender.blocking_send(Ok(Batch { rows }));
             }
         });
-        let context = JobContext {
-            importer: self,
-            caller,
+        let context = Arc::new(JobContext {
+            importer: self.clone(),
+            caller: caller.clone(),
             job: job.id,
             columns,
             header,
             kind,
             today: chrono::Utc::now().date_naive(),
             schools: if kind == Kind::Pupils { schools::all(&self.pool).await? } else { HashMap::new() },
-        };
+        });
+        // A pipeline: batch N+1 is checked and encrypted on a blocking thread while batch N is
+        // written; batches are still written, and committed, in file order.
         let mut failure = None;
-        while let Some(batch) = batches.recv().await {
-            let outcome = match batch {
-                Ok(batch) => context.apply(batch).await,
-                Err(error) => Err(file_error(error)),
+        let mut pending: Option<tokio::task::JoinHandle<Prepared>> = None;
+        loop {
+            let next = match batches.recv().await {
+                Some(Ok(batch)) => {
+                    let context = context.clone();
+                    Some(tokio::task::spawn_blocking(move || context.prepare(batch)))
+                }
+                Some(Err(error)) => {
+                    failure = Some(file_error(error));
+                    None
+                }
+                None => None,
             };
-            if let Err(error) = outcome {
-                failure = Some(error);
-                break;
+            if let Some(previous) = pending.take() {
+                let written = match previous.await {
+                    Ok(prepared) => context.write(prepared).await,
+                    Err(error) => Err(ServiceError::Internal(error.into())),
+                };
+                if let Err(error) = written {
+                    failure = Some(error);
+                    break;
+                }
+            }
+            match next {
+                Some(handle) => pending = Some(handle),
+                None => break,
             }
         }
         drop(batches);
@@ -217,7 +255,31 @@ impl Importer {
         };
         imports::finish(&self.pool, job.id, "succeeded", &message).await?;
         tracing::info!(job = %job.id, kind = kind.as_str(), summary = %message, "import finished");
+        if finished.rows_imported > 10_000 {
+            self.refresh_statistics(kind);
+        }
         Ok(imports::get(&self.pool, job.id).await?.ok_or(sqlx::Error::RowNotFound)?)
+    }
+}
+
+impl Importer {
+    /// After a large import, refreshes the planner's statistics and the visibility map in the
+    /// background (the cross-check's plans and index-only scans depend on them).
+    fn refresh_statistics(&self, kind: Kind) {
+        let table = match kind {
+            Kind::Pupils => "pupil",
+            Kind::Schools => "school",
+            Kind::HouseholdRegister => "household_member",
+            Kind::PovertyRegistry => "poverty_child",
+        };
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            // The table name is one of four constants.
+            let statement = format!("VACUUM (ANALYZE) {table}");
+            if let Err(error) = sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&pool).await {
+                tracing::debug!(error = %error, table, "refreshing statistics failed");
+            }
+        });
     }
 }
 
@@ -232,9 +294,9 @@ fn file_error(error: TableError) -> ServiceError {
     }
 }
 
-struct JobContext<'a> {
-    importer: &'a Importer,
-    caller: &'a Caller,
+struct JobContext {
+    importer: Importer,
+    caller: Caller,
     job: Uuid,
     columns: ColumnMap,
     header: Vec<String>,
@@ -261,6 +323,16 @@ impl RowProblems {
         self.columns.push(column);
     }
 
+    /// The record of a row whose cells are filled in later.
+    fn into_record_numbered(self, row_number: i64) -> RowErrorRecord {
+        RowErrorRecord {
+            row_number,
+            column: self.columns.join("；"),
+            reason: self.reasons.join("；"),
+            cells: Vec::new(),
+        }
+    }
+
     fn into_record(self, row: &RawRow) -> RowErrorRecord {
         RowErrorRecord {
             row_number: row.number as i64,
@@ -271,7 +343,7 @@ impl RowProblems {
     }
 }
 
-impl JobContext<'_> {
+impl JobContext {
     fn header_of(&self, key: &str) -> String {
         // The file's own header for the column where it has it, else ours.
         self.kind
@@ -302,23 +374,59 @@ impl JobContext<'_> {
         })
     }
 
-    async fn apply(&self, batch: Batch) -> Result<(), ServiceError> {
-        let mut tx = self.importer.pool.begin().await?;
+    /// Checks and protects a batch (CPU only).
+    fn prepare(&self, batch: Batch) -> Prepared {
         let last_row = batch.rows.last().map(|row| row.number as i64).unwrap_or(0);
-        let mut counts = BatchCounts { read: batch.rows.len() as i64, last_row, ..BatchCounts::default() };
-        let errors = match self.kind {
-            Kind::Pupils => self.apply_pupils(&mut tx, &batch.rows, &mut counts).await?,
-            Kind::Schools => self.apply_schools(&mut tx, &batch.rows, &mut counts).await?,
-            Kind::HouseholdRegister | Kind::PovertyRegistry => {
-                self.apply_agency(&mut tx, &batch.rows, &mut counts).await?
+        let read = batch.rows.len() as i64;
+        let (errors, rows) = match self.kind {
+            Kind::Pupils => self.prepare_pupils(&batch.rows),
+            Kind::Schools => self.prepare_schools(&batch.rows),
+            Kind::HouseholdRegister | Kind::PovertyRegistry => self.prepare_agency(&batch.rows),
+        };
+        let rejected: std::collections::HashSet<i64> = errors.iter().map(|error| error.row_number).collect();
+        let cells = batch
+            .rows
+            .into_iter()
+            .filter(|row| !rejected.contains(&(row.number as i64)))
+            .map(|row| (row.number as i64, row.cells))
+            .collect();
+        Prepared { read, last_row, errors, rows, cells }
+    }
+
+    /// Writes a prepared batch in one transaction with its rejected rows, events and progress.
+    async fn write(&self, prepared: Prepared) -> Result<(), ServiceError> {
+        let Prepared { read, last_row, mut errors, rows, cells } = prepared;
+        let mut counts = BatchCounts { read, last_row, ..BatchCounts::default() };
+        let mut tx = self.importer.pool.begin().await?;
+        let rejected_on_write = match rows {
+            PreparedRows::Pupils(pupils) => self.write_pupils(&mut tx, pupils, &mut counts).await?,
+            PreparedRows::Schools(schools) => self.write_schools(&mut tx, schools, &mut counts).await?,
+            PreparedRows::Household(records) => {
+                let outcome = agency::upsert_household(&mut tx, self.job, &records).await?;
+                self.agency_outcome(outcome, &mut counts)
+            }
+            PreparedRows::Poverty(records) => {
+                let outcome = agency::upsert_poverty(&mut tx, self.job, &records).await?;
+                self.agency_outcome(outcome, &mut counts)
             }
         };
+        for (row_number, mut problems) in rejected_on_write {
+            problems.cells = cells.get(&row_number).cloned().unwrap_or_default();
+            errors.push(problems);
+        }
+        errors.sort_by_key(|error| error.row_number);
         counts.rejected = errors.len() as i64;
         imports::insert_errors(&mut tx, self.job, &errors).await?;
         imports::record_batch(&mut tx, self.job, &counts).await?;
         tx.commit().await?;
         self.importer.wake.notify();
         Ok(())
+    }
+
+    fn agency_outcome(&self, outcome: agency::UpsertOutcome, counts: &mut BatchCounts) -> Vec<(i64, RowErrorRecord)> {
+        counts.imported += outcome.imported;
+        counts.unchanged += outcome.unchanged;
+        outcome.duplicates.into_iter().map(|(row, first)| (row, duplicate_record(row, first))).collect()
     }
 
     /// The region a row must be in: inside the province and the caller's subtree.
@@ -332,12 +440,7 @@ impl JobContext<'_> {
         }
     }
 
-    async fn apply_pupils(
-        &self,
-        conn: &mut PgConnection,
-        rows: &[RawRow],
-        counts: &mut BatchCounts,
-    ) -> Result<Vec<RowErrorRecord>, ServiceError> {
+    fn prepare_pupils(&self, rows: &[RawRow]) -> (Vec<RowErrorRecord>, PreparedRows) {
         let key = &self.importer.data_key;
         let mut errors = Vec::new();
         let mut good: Vec<ImportedPupil> = Vec::with_capacity(rows.len());
@@ -395,9 +498,7 @@ impl JobContext<'_> {
                 Identity::Provisional { .. } => (key.blind_index(&valid.provisional_key_text()), true, None, None),
             };
             if let Some(first) = first_seen.get(&pupil_key) {
-                let mut duplicate = RowProblems::new();
-                duplicate.add(String::new(), format!("duplicate of row {first}"));
-                errors.push(duplicate.into_record(row));
+                errors.push(RowErrorRecord { cells: row.cells.clone(), ..duplicate_record(row.number as i64, *first) });
                 continue;
             }
             first_seen.insert(pupil_key.clone(), row.number as i64);
@@ -415,8 +516,20 @@ impl JobContext<'_> {
                 resident_id_masked: masked,
             });
         }
+        (errors, PreparedRows::Pupils(good))
+    }
+
+    /// Inserts the batch's pupils; rows whose child is already registered are unchanged (same
+    /// school), duplicates of an earlier row, or conflicts (人籍分离 candidates).
+    async fn write_pupils(
+        &self,
+        conn: &mut PgConnection,
+        good: Vec<ImportedPupil>,
+        counts: &mut BatchCounts,
+    ) -> Result<Vec<(i64, RowErrorRecord)>, ServiceError> {
+        let mut rejected = Vec::new();
         if good.is_empty() {
-            return Ok(errors);
+            return Ok(rejected);
         }
         let inserted: std::collections::HashSet<Vec<u8>> =
             pupils::insert_batch(conn, self.job, &self.caller.subject, &good).await?.into_iter().collect();
@@ -429,7 +542,6 @@ impl JobContext<'_> {
         };
         let mut conflicts = Vec::new();
         let mut per_county: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-        let by_number: HashMap<i64, &RawRow> = rows.iter().map(|raw| (raw.number as i64, raw)).collect();
         for row in &good {
             if inserted.contains(&row.key) {
                 counts.imported += 1;
@@ -442,39 +554,32 @@ impl JobContext<'_> {
                 counts.unchanged += 1;
                 continue;
             };
-            let mut problems = RowProblems::new();
             if holder.import_job == Some(self.job) && holder.import_row != Some(row.row_number) {
-                problems.add(String::new(), format!("duplicate of row {}", holder.import_row.unwrap_or_default()));
+                rejected
+                    .push((row.row_number, duplicate_record(row.row_number, holder.import_row.unwrap_or_default())));
             } else if holder.school_code == row.pupil.school_code {
                 counts.unchanged += 1;
-                continue;
             } else {
-                let region = RegionCode::parse(&holder.enrollment_region).ok();
-                let where_ = match region {
-                    Some(region) if self.caller.sees(&region) => {
+                let where_ = match RegionCode::parse(&holder.enrollment_region) {
+                    Ok(region) if self.caller.sees(&region) => {
                         format!("{} ({}, {})", holder.school_name, holder.school_code, region.full_name())
                     }
                     _ => "a school in another region of the province".to_owned(),
                 };
+                let mut problems = RowProblems::new();
                 problems.add(self.header_of(RESIDENT_ID), format!("already registered at {where_} (人籍分离?)"));
+                rejected.push((row.row_number, problems.into_record_numbered(row.row_number)));
                 if !row.provisional {
                     conflicts.push((row.row_number, row));
                 }
             }
-            errors.push(RowErrorRecord {
-                row_number: row.row_number,
-                column: problems.columns.join("；"),
-                reason: problems.reasons.join("；"),
-                cells: by_number.get(&row.row_number).map(|raw| raw.cells.clone()).unwrap_or_default(),
-            });
         }
         pupils::record_conflicts(conn, self.job, &conflicts).await?;
+        let mut events = Vec::with_capacity(per_county.len());
         for (county, (count, migrant_count)) in per_county {
             let region = RegionCode::parse(&county).map_err(anyhow::Error::from)?;
             let payload = PupilsImported { job_id: self.job.to_string(), region_code: county, count, migrant_count };
-            nol_backbone::outbox::emit(
-                conn,
-                &self.importer.scheme.local(PUPILS_IMPORTED, &region),
+            let envelope = nol_events::envelope(
                 EventHeader {
                     event_type: PUPILS_IMPORTED,
                     source_region: region,
@@ -484,23 +589,19 @@ impl JobContext<'_> {
                     actor: &self.caller.subject,
                 },
                 &payload,
-            )
-            .await?;
+                chrono::Utc::now(),
+                nol_telemetry::current_trace_context(),
+            );
+            events.push((self.importer.scheme.local(PUPILS_IMPORTED, &region), envelope));
         }
-        errors.sort_by_key(|error| error.row_number);
-        Ok(errors)
+        nol_backbone::outbox::enqueue_many(conn, &events).await?;
+        Ok(rejected)
     }
 
-    async fn apply_schools(
-        &self,
-        conn: &mut PgConnection,
-        rows: &[RawRow],
-        counts: &mut BatchCounts,
-    ) -> Result<Vec<RowErrorRecord>, ServiceError> {
+    fn prepare_schools(&self, rows: &[RawRow]) -> (Vec<RowErrorRecord>, PreparedRows) {
         let mut errors = Vec::new();
         let mut good = Vec::new();
         let mut first_seen: HashMap<String, i64> = HashMap::new();
-        let mut good_rows: HashMap<String, &RawRow> = HashMap::new();
         for row in rows {
             if let Some(error) = Self::too_long(row) {
                 errors.push(error);
@@ -521,8 +622,7 @@ impl JobContext<'_> {
                         problems.add(String::new(), format!("duplicate of row {first}"));
                     } else {
                         first_seen.insert(valid.code.clone(), row.number as i64);
-                        good_rows.insert(valid.code.clone(), row);
-                        good.push(valid);
+                        good.push((row.number as i64, valid));
                         continue;
                     }
                 }
@@ -534,51 +634,49 @@ impl JobContext<'_> {
             }
             errors.push(problems.into_record(row));
         }
-        if !good.is_empty() {
-            let inserted: std::collections::HashSet<String> =
-                schools::insert_batch(conn, &self.caller.subject, &good).await?.into_iter().collect();
-            counts.imported += inserted.len() as i64;
-            let others: Vec<String> = good
-                .iter()
-                .filter(|school| !inserted.contains(&school.code))
-                .map(|school| school.code.clone())
-                .collect();
-            let existing: HashMap<String, schools::SchoolRow> = if others.is_empty() {
-                HashMap::new()
-            } else {
-                schools::get_many(conn, &others).await?.into_iter().map(|row| (row.code.clone(), row)).collect()
-            };
-            for school in good.iter().filter(|school| !inserted.contains(&school.code)) {
-                match existing.get(&school.code) {
-                    Some(row) if row.name == school.name && row.region == school.region.as_str() => {
-                        counts.unchanged += 1
-                    }
-                    Some(row) => {
-                        let mut problems = RowProblems::new();
-                        problems.add(
-                            self.header_of(SCHOOL_CODE),
-                            format!("is already registered as {} in {}", row.name, row.region),
-                        );
-                        if let Some(raw) = good_rows.get(&school.code) {
-                            errors.push(problems.into_record(raw));
-                        }
-                    }
-                    None => counts.unchanged += 1,
+        (errors, PreparedRows::Schools(good))
+    }
+
+    async fn write_schools(
+        &self,
+        conn: &mut PgConnection,
+        good: Vec<(i64, school::ValidSchool)>,
+        counts: &mut BatchCounts,
+    ) -> Result<Vec<(i64, RowErrorRecord)>, ServiceError> {
+        let mut rejected = Vec::new();
+        if good.is_empty() {
+            return Ok(rejected);
+        }
+        let valid: Vec<school::ValidSchool> = good.iter().map(|(_, school)| school.clone()).collect();
+        let inserted: std::collections::HashSet<String> =
+            schools::insert_batch(conn, &self.caller.subject, &valid).await?.into_iter().collect();
+        counts.imported += inserted.len() as i64;
+        let others: Vec<String> =
+            valid.iter().filter(|school| !inserted.contains(&school.code)).map(|school| school.code.clone()).collect();
+        let existing: HashMap<String, schools::SchoolRow> = if others.is_empty() {
+            HashMap::new()
+        } else {
+            schools::get_many(conn, &others).await?.into_iter().map(|row| (row.code.clone(), row)).collect()
+        };
+        for (row_number, school) in good.iter().filter(|(_, school)| !inserted.contains(&school.code)) {
+            match existing.get(&school.code) {
+                Some(row) if row.name != school.name || row.region != school.region.as_str() => {
+                    let mut problems = RowProblems::new();
+                    problems.add(
+                        self.header_of(SCHOOL_CODE),
+                        format!("is already registered as {} in {}", row.name, row.region),
+                    );
+                    rejected.push((*row_number, problems.into_record_numbered(*row_number)));
                 }
+                _ => counts.unchanged += 1,
             }
         }
-        errors.sort_by_key(|error| error.row_number);
-        Ok(errors)
+        Ok(rejected)
     }
 
     /// The household register or the poverty registry. A number that fails its check is kept
     /// (finding it is the point of the cross-check), under the blind index of the text given.
-    async fn apply_agency(
-        &self,
-        conn: &mut PgConnection,
-        rows: &[RawRow],
-        counts: &mut BatchCounts,
-    ) -> Result<Vec<RowErrorRecord>, ServiceError> {
+    fn prepare_agency(&self, rows: &[RawRow]) -> (Vec<RowErrorRecord>, PreparedRows) {
         let key = &self.importer.data_key;
         let mut errors = Vec::new();
         let mut households = Vec::new();
@@ -642,8 +740,10 @@ impl JobContext<'_> {
                     parsed_date
                 }
             };
-            if let Some((hukou, residence)) = &responsible {
-                let acting = if residence.province() == self.importer.province { residence } else { hukou };
+            let acting = responsible.as_ref().map(|(hukou, residence)| {
+                if residence.province() == self.importer.province { *residence } else { *hukou }
+            });
+            if let Some(acting) = &acting {
                 if let Some(reason) = self.check_scope(acting) {
                     problems
                         .add(self.header_of(if self.kind == Kind::PovertyRegistry { REGION } else { HUKOU }), reason);
@@ -660,9 +760,7 @@ impl JobContext<'_> {
                 Err(reason) => (key.blind_index(&raw_id), mask_raw(&raw_id), Some(reason.clone()), None, 0),
             };
             if let Some(first) = first_seen.get(&index) {
-                let mut duplicate = RowProblems::new();
-                duplicate.add(String::new(), format!("duplicate of row {first}"));
-                errors.push(duplicate.into_record(row));
+                errors.push(RowErrorRecord { cells: row.cells.clone(), ..duplicate_record(row.number as i64, *first) });
                 continue;
             }
             first_seen.insert(index.clone(), row.number as i64);
@@ -677,9 +775,11 @@ impl JobContext<'_> {
                     full_name: pupil::normalize_name(name),
                     birth_date,
                     listed_birth_date: listed_birth,
+                    birth_mismatch: matches!((listed_birth, birth_date), (Some(listed), Some(birth)) if listed != birth),
                     sex,
                     hukou_region: hukou.to_string(),
                     residence_region: residence.to_string(),
+                    responsible_region: acting.map(|region| region.to_string()).unwrap_or_default(),
                 }),
                 _ => poverty.push(PovertyRecord {
                     row_number: row.number as i64,
@@ -693,25 +793,22 @@ impl JobContext<'_> {
                 }),
             }
         }
-        let outcome = if !households.is_empty() {
-            agency::upsert_household(conn, self.job, &households).await?
-        } else if !poverty.is_empty() {
-            agency::upsert_poverty(conn, self.job, &poverty).await?
+        let rows = if self.kind == Kind::HouseholdRegister {
+            PreparedRows::Household(households)
         } else {
-            agency::UpsertOutcome::default()
+            PreparedRows::Poverty(poverty)
         };
-        counts.imported += outcome.imported;
-        counts.unchanged += outcome.unchanged;
-        let by_number: HashMap<i64, &RawRow> = rows.iter().map(|raw| (raw.number as i64, raw)).collect();
-        for (row_number, first) in outcome.duplicates {
-            if let Some(raw) = by_number.get(&row_number) {
-                let mut duplicate = RowProblems::new();
-                duplicate.add(String::new(), format!("duplicate of row {first}"));
-                errors.push(duplicate.into_record(raw));
-            }
-        }
-        errors.sort_by_key(|error| error.row_number);
-        Ok(errors)
+        (errors, rows)
+    }
+}
+
+/// A row rejected as a repeat of an earlier row of the same file.
+fn duplicate_record(row: i64, first: i64) -> RowErrorRecord {
+    RowErrorRecord {
+        row_number: row,
+        column: String::new(),
+        reason: format!("duplicate of row {first}"),
+        cells: Vec::new(),
     }
 }
 

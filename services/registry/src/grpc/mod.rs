@@ -46,7 +46,6 @@ impl Registry {
             pool: platform.pool.clone(),
             data_key: platform.keys.data.clone(),
             scheme: platform.scheme.clone(),
-            province: platform.config.province,
             wake: platform.wake.clone(),
         };
         Registry {

@@ -17,9 +17,11 @@ pub struct HouseholdRecord {
     pub full_name: String,
     pub birth_date: Option<NaiveDate>,
     pub listed_birth_date: Option<NaiveDate>,
+    pub birth_mismatch: bool,
     pub sex: i16,
     pub hukou_region: String,
     pub residence_region: String,
+    pub responsible_region: String,
 }
 
 /// One child of the poverty registry, protected.
@@ -51,17 +53,18 @@ pub async fn upsert_household(
 ) -> sqlx::Result<UpsertOutcome> {
     let changed: Vec<Vec<u8>> = sqlx::query_scalar(
         "INSERT INTO household_member (resident_id_index, resident_id_cipher, resident_id_masked, id_problem, full_name,
-                                       birth_date, listed_birth_date, sex, hukou_region, residence_region, import_job, import_row)
-         SELECT index, cipher, masked, problem, name, birth, listed, sex, hukou, residence, $11, row
+                                       birth_date, listed_birth_date, birth_mismatch, sex, hukou_region, residence_region,
+                                       responsible_region, import_job, import_row)
+         SELECT index, cipher, masked, problem, name, birth, listed, mismatch, sex, hukou, residence, responsible, $11, row
            FROM unnest($1::bytea[], $2::bytea[], $3::text[], $4::text[], $5::text[], $6::date[], $7::date[], $8::int2[],
-                       $9::text[], $10::text[], $12::int8[])
-                AS t(index, cipher, masked, problem, name, birth, listed, sex, hukou, residence, row)
+                       $9::text[], $10::text[], $12::int8[], $13::text[], $14::bool[])
+                AS t(index, cipher, masked, problem, name, birth, listed, sex, hukou, residence, row, responsible, mismatch)
          ON CONFLICT (resident_id_index) DO UPDATE
             SET resident_id_cipher = EXCLUDED.resident_id_cipher, id_problem = EXCLUDED.id_problem,
                 full_name = EXCLUDED.full_name, birth_date = EXCLUDED.birth_date,
-                listed_birth_date = EXCLUDED.listed_birth_date, sex = EXCLUDED.sex,
+                listed_birth_date = EXCLUDED.listed_birth_date, birth_mismatch = EXCLUDED.birth_mismatch, sex = EXCLUDED.sex,
                 hukou_region = EXCLUDED.hukou_region, residence_region = EXCLUDED.residence_region,
-                import_job = EXCLUDED.import_job, import_row = EXCLUDED.import_row, imported_at = clock_timestamp()
+                responsible_region = EXCLUDED.responsible_region, import_job = EXCLUDED.import_job, import_row = EXCLUDED.import_row, imported_at = clock_timestamp()
           WHERE household_member.import_job <> EXCLUDED.import_job
             AND (household_member.full_name, household_member.birth_date, household_member.listed_birth_date,
                  household_member.hukou_region, household_member.residence_region, household_member.id_problem)
@@ -82,6 +85,8 @@ pub async fn upsert_household(
     .bind(records.iter().map(|record| record.residence_region.as_str()).collect::<Vec<_>>())
     .bind(job)
     .bind(records.iter().map(|record| record.row_number).collect::<Vec<_>>())
+    .bind(records.iter().map(|record| record.responsible_region.as_str()).collect::<Vec<_>>())
+    .bind(records.iter().map(|record| record.birth_mismatch).collect::<Vec<_>>())
     .fetch_all(&mut *conn)
     .await?;
     let rows: Vec<(i64, Vec<u8>)> =
