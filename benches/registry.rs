@@ -1,0 +1,279 @@
+//! `cargo bench --bench registry`: the registry at the size of a large province, against bare
+//! PostgreSQL measured in the same run.
+//!
+//! A synthetic province (`nol gen`): 1,000,000 pupils in 5,000 schools across 100 counties, a
+//! household register of 1,050,000 children with 2,000 planted out-of-school children, 500
+//! poverty-flag mismatches and 300 bad numbers. Measured: raw `COPY` of the same pupil rows
+//! (encrypted beforehand) against the project's import through gRPC; the cross-check against the
+//! bare SQL anti-join it is built around; recall and precision against what was planted; the
+//! registry process's peak memory. `NOL_BENCH_DIVIDE=10` makes everything ten times smaller.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use nol_auth::Role;
+use nol_proto::v1::{RunCrossCheckRequest, TextEncoding};
+use nol_region::RegionCode;
+use nol_runtime::ProvinceKeys;
+use nol_stack::client::{ImportTarget, import_file};
+use nol_stack::synth::{SynthSpec, generate};
+use nol_stack::{Clients, ServicePorts, Stack, StackSettings, postgres};
+use sqlx::Connection;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let divide: usize = std::env::var("NOL_BENCH_DIVIDE").ok().and_then(|text| text.parse().ok()).unwrap_or(1);
+    let province = RegionCode::parse("320000")?;
+    let spec = if divide <= 1 { SynthSpec::full(province) } else { SynthSpec::scaled(province, divide) };
+    let dir = tempfile::tempdir()?;
+    let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let settings = StackSettings {
+        binary: env!("CARGO_BIN_EXE_nol").into(),
+        data_dir: dir.path().to_path_buf(),
+        provinces: vec![
+            (province, ServicePorts::default(), None),
+            (RegionCode::parse("340000")?, ServicePorts::default(), None),
+        ],
+        admin_database_url: postgres::default_admin_url(),
+        database_prefix: format!("nol_rb{id}"),
+        subject_prefix: format!("rb{id}"),
+        ack_wait: Duration::from_secs(30),
+        log_to_files: true,
+        hub_leaf_port: None,
+        cuttable_link: false,
+        extra_env: Default::default(),
+    };
+    let mut stack = Stack::start(settings).await?;
+    println!("Not One Less registry benchmark ({})", chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"));
+    println!();
+    let started = Instant::now();
+    let synthetic = generate(&spec, &dir.path().join("synth"))?;
+    println!(
+        "synthetic province: {} pupils in {} schools across {} counties; household register {}; written in {:.1}s",
+        spec.pupils,
+        spec.schools,
+        spec.counties,
+        spec.household,
+        started.elapsed().as_secs_f64()
+    );
+    let clients = Clients::for_province(
+        stack.province("320000"),
+        &stack.keys.token("bench", province, Role::System, Duration::from_secs(4 * 3600))?,
+    )?;
+    let keys = ProvinceKeys::load(&stack.keys.province_dir(&province))?;
+    let database_url = stack.province("320000").database_url.clone();
+
+    timed_import(&clients, ImportTarget::Schools, &synthetic.schools_csv, spec.schools).await?;
+
+    // Raw COPY of the same pupil rows, protected beforehand, into a copy of the pupil table.
+    let raw_rate = raw_copy(&database_url, &keys, &synthetic.pupils_csv).await?;
+    println!("raw PostgreSQL COPY of the pupil rows (same table and indexes): {raw_rate:>8.0} rows/s");
+
+    let imports_started = chrono::Utc::now();
+    let import_rate = timed_import(&clients, ImportTarget::Pupils, &synthetic.pupils_csv, spec.pupils).await?;
+    println!("  ratio to raw COPY: {:.2}", import_rate / raw_rate);
+    let registry_pid = stack.province("320000").registry.pid().unwrap_or_default();
+    timed_import(&clients, ImportTarget::HouseholdRegister, &synthetic.household_csv, spec.household).await?;
+    timed_import(&clients, ImportTarget::PovertyRegistry, &synthetic.poverty_csv, 0).await?;
+    let peak = peak_memory_mib(registry_pid);
+    let file_mib = std::fs::metadata(&synthetic.pupils_csv)?.len() as f64 / 1048576.0;
+    println!("registry process peak memory after the imports: {peak:.0} MiB (pupil file {file_mib:.0} MiB)");
+
+    // The cross-check against its bare anti-join, both on analysed tables.
+    let mut conn = sqlx::PgConnection::connect(&database_url).await?;
+    // The registry vacuums each table after an import of more than 10,000 rows, in the
+    // background; neither measurement should compete with it.
+    let mut poll = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        poll.tick().await;
+        let pending: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_user_tables
+              WHERE schemaname = 'registry' AND relname IN ('pupil', 'household_member', 'poverty_child')
+                AND n_live_tup > 10000 AND coalesce(last_vacuum, 'epoch') < $1",
+        )
+        .bind(imports_started)
+        .fetch_one(&mut conn)
+        .await?;
+        if pending == 0 {
+            break;
+        }
+    }
+    sqlx::query("ANALYZE registry.pupil, registry.household_member, registry.poverty_child").execute(&mut conn).await?;
+    let as_of = spec.as_of;
+    let school_age = (
+        as_of.checked_sub_months(chrono::Months::new(16 * 12)).and_then(|date| date.succ_opt()).unwrap_or(as_of),
+        as_of.checked_sub_months(chrono::Months::new(6 * 12)).unwrap_or(as_of),
+    );
+    let bare_sql = nol_registry::BARE_OUT_OF_SCHOOL_SQL
+        .replace("household_member", "registry.household_member")
+        .replace("pupil p", "registry.pupil p");
+    let mut bare_best = Duration::MAX;
+    let mut bare_count = 0i64;
+    for _ in 0..2 {
+        let started = Instant::now();
+        bare_count = sqlx::query_scalar(sqlx::AssertSqlSafe(bare_sql.clone()))
+            .bind(school_age.0)
+            .bind(school_age.1)
+            .fetch_one(&mut conn)
+            .await?;
+        bare_best = bare_best.min(started.elapsed());
+    }
+    println!(
+        "bare SQL anti-join (school-age children enrolled nowhere): {:>7.0} ms, {bare_count} children",
+        bare_best.as_secs_f64() * 1000.0
+    );
+    let started = Instant::now();
+    let run = clients
+        .registry
+        .clone()
+        .run_cross_check(RunCrossCheckRequest {
+            region_code: String::new(),
+            as_of_date: as_of.format("%Y-%m-%d").to_string(),
+        })
+        .await?
+        .into_inner()
+        .run
+        .unwrap_or_default();
+    let check_time = started.elapsed();
+    println!(
+        "cross-check through gRPC (all findings, items, events):   {:>7.0} ms ({} ms in the service), {} children checked",
+        check_time.as_secs_f64() * 1000.0,
+        run.duration_ms,
+        run.children_checked
+    );
+    println!("  ratio to the bare anti-join: {:.2}", check_time.as_secs_f64() / bare_best.as_secs_f64());
+    // The same check again: every finding already an item, nothing new to publish.
+    let started = Instant::now();
+    let rerun = clients
+        .registry
+        .clone()
+        .run_cross_check(RunCrossCheckRequest {
+            region_code: String::new(),
+            as_of_date: as_of.format("%Y-%m-%d").to_string(),
+        })
+        .await?
+        .into_inner()
+        .run
+        .unwrap_or_default();
+    let rerun_time = started.elapsed();
+    println!(
+        "cross-check re-run (nothing new: {} still open, {} opened):  {:>7.0} ms; ratio {:.2}",
+        rerun.still_open,
+        rerun.opened,
+        rerun_time.as_secs_f64() * 1000.0,
+        rerun_time.as_secs_f64() / bare_best.as_secs_f64()
+    );
+
+    // Recall and precision per planted kind, by blind index.
+    let planted = |ids: &[String]| -> HashSet<Vec<u8>> { ids.iter().map(|id| keys.data.blind_index(id)).collect() };
+    for (kind, expected) in [
+        ("out_of_school", planted(&synthetic.planted_out_of_school)),
+        ("invalid_resident_id", planted(&synthetic.planted_bad_ids)),
+        ("poor_flag_unconfirmed", planted(&synthetic.planted_flag_unconfirmed)),
+        ("poor_flag_missing", planted(&synthetic.planted_flag_missing)),
+    ] {
+        let found: HashSet<Vec<u8>> =
+            sqlx::query_scalar::<_, Vec<u8>>("SELECT subject FROM registry.check_item WHERE kind = $1")
+                .bind(kind)
+                .fetch_all(&mut conn)
+                .await?
+                .into_iter()
+                .collect();
+        let hits = found.intersection(&expected).count() as f64;
+        println!(
+            "  {kind:<22} planted {:>5}, found {:>5}: recall {:>5.1} %, precision {:>5.1} %",
+            expected.len(),
+            found.len(),
+            100.0 * hits / expected.len().max(1) as f64,
+            100.0 * hits / found.len().max(1) as f64
+        );
+    }
+    conn.close().await?;
+    stack.stop().await?;
+    for code in ["320000", "340000"] {
+        postgres::drop_database(&postgres::default_admin_url(), &format!("nol_rb{id}_{code}")).await?;
+    }
+    Ok(())
+}
+
+async fn timed_import(
+    clients: &Clients,
+    target: ImportTarget,
+    path: &std::path::Path,
+    expected: usize,
+) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let job = import_file(clients, target, path, uuid::Uuid::now_v7(), TextEncoding::Unspecified, |_| {}).await?;
+    let elapsed = started.elapsed().as_secs_f64();
+    anyhow::ensure!(job.rows_rejected == 0, "{target:?}: {:?}", job.errors);
+    anyhow::ensure!(expected == 0 || job.rows_imported == expected as i64, "{target:?}: {}", job.message);
+    let rate = job.rows_read as f64 / elapsed;
+    println!("import {:<20} {:>8} rows in {elapsed:>6.1}s: {rate:>8.0} rows/s", format!("{target:?}"), job.rows_read);
+    Ok(rate)
+}
+
+/// COPY of the pupil rows as the import would store them (numbers encrypted and indexed in
+/// advance, outside the timing) into a table like the pupil table.
+async fn raw_copy(database_url: &str, keys: &ProvinceKeys, pupils_csv: &std::path::Path) -> anyhow::Result<f64> {
+    let text = std::fs::read_to_string(pupils_csv)?;
+    let mut rows = String::with_capacity(text.len() * 3);
+    let hex = |bytes: &[u8]| -> String { bytes.iter().map(|byte| format!("{byte:02x}")).collect() };
+    let mut count = 0usize;
+    for line in text.lines().skip(1) {
+        let fields: Vec<&str> = line.split(',').collect();
+        let id = nol_pii::ResidentId::parse(fields[1])?;
+        let cipher = keys.data.encrypt(id.expose().as_bytes(), "registry.pupil.resident_id");
+        let index = keys.data.blind_index(id.expose());
+        let school_county = &fields[5][..6];
+        rows.push_str(&format!(
+            "{},{},\\x{},\\x{},{},{},{},{},{},{},{},{},{},enrolled,{},bench\n",
+            uuid::Uuid::now_v7(),
+            fields[0],
+            hex(&cipher),
+            hex(&index),
+            id.masked(),
+            if fields[2] == "男" { 1 } else { 2 },
+            fields[3],
+            school_county,
+            fields[4],
+            school_county,
+            fields[5],
+            fields[6],
+            fields[4] != school_county,
+            fields[7] == "是"
+        ));
+        count += 1;
+    }
+    let mut conn = sqlx::PgConnection::connect(database_url).await?;
+    sqlx::query("CREATE TABLE registry.bench_raw_pupil (LIKE registry.pupil INCLUDING ALL)").execute(&mut conn).await?;
+    let started = Instant::now();
+    let mut copy = conn
+        .copy_in_raw(
+            "COPY registry.bench_raw_pupil (id, full_name, resident_id_cipher, resident_id_index, resident_id_masked, sex,
+             birth_date, enrollment_region, hukou_region, residence_region, school_code, grade, migrant, enrollment_status,
+             registered_poor, created_by) FROM STDIN (FORMAT csv)",
+        )
+        .await?;
+    for chunk in rows.as_bytes().chunks(1 << 20) {
+        copy.send(chunk).await?;
+    }
+    copy.finish().await?;
+    let rate = count as f64 / started.elapsed().as_secs_f64();
+    sqlx::query("DROP TABLE registry.bench_raw_pupil").execute(&mut conn).await?;
+    conn.close().await?;
+    Ok(rate)
+}
+
+/// The peak resident memory of a process (VmHWM), in MiB.
+fn peak_memory_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("VmHWM:"))
+                .and_then(|line| line.split_whitespace().nth(1).and_then(|kib| kib.parse::<f64>().ok()))
+        })
+        .map(|kib| kib / 1024.0)
+        .unwrap_or(0.0)
+}
