@@ -41,8 +41,36 @@ pub const PUPIL_STATUS_CHANGED: EventType = EventType { service: "registry", nam
 /// `PupilsImported`: a bulk import added pupils in one county.
 pub const PUPILS_IMPORTED: EventType = EventType { service: "registry", name: "pupils_imported", version: 1 };
 
+/// `CaseStatusChanged`: a case moved between statuses (returned, monitoring, relapse, ...).
+pub const CASE_STATUS_CHANGED: EventType = EventType { service: "cases", name: "case_status_changed", version: 1 };
+
+/// `PersuasionRecorded`: a persuasion attempt was recorded on a case (R5).
+pub const PERSUASION_RECORDED: EventType = EventType { service: "cases", name: "persuasion_recorded", version: 1 };
+
+/// `AssistanceRequested`: a child was found working in another region (R8).
+pub const ASSISTANCE_REQUESTED: EventType = EventType { service: "cases", name: "assistance_requested", version: 1 };
+
+/// `SuspectRecorded`: an item entered the suspected-dropout ledger (R14).
+pub const SUSPECT_RECORDED: EventType = EventType { service: "cases", name: "suspect_recorded", version: 1 };
+
+/// `SuspectResolved`: a suspected-dropout item left the ledger with its outcome.
+pub const SUSPECT_RESOLVED: EventType = EventType { service: "cases", name: "suspect_resolved", version: 1 };
+
+/// `SupervisionRaised`: overdue work escalated to the parent bureau (督办, R12).
+pub const SUPERVISION_RAISED: EventType = EventType { service: "cases", name: "supervision_raised", version: 1 };
+
+/// `SupervisionClosed`: the supervising bureau closed a supervision item.
+pub const SUPERVISION_CLOSED: EventType = EventType { service: "cases", name: "supervision_closed", version: 1 };
+
 /// All of them, for documentation and tests.
-pub const ALL: [EventType; 12] = [
+pub const ALL: [EventType; 19] = [
+    CASE_STATUS_CHANGED,
+    PERSUASION_RECORDED,
+    ASSISTANCE_REQUESTED,
+    SUSPECT_RECORDED,
+    SUSPECT_RESOLVED,
+    SUPERVISION_RAISED,
+    SUPERVISION_CLOSED,
     PUPIL_REGISTERED,
     CASE_OPENED,
     CASE_HANDOFF_PENDING,

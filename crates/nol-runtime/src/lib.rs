@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod clock;
 pub mod config;
 pub mod database;
 pub mod error;

@@ -36,6 +36,8 @@ pub struct Platform {
     pub stats: BackboneStats,
     /// Tell it after committing a transaction that wrote to the outbox.
     pub wake: RelayWake,
+    /// The time business rules see (`NOL_CLOCK_FILE` in tests).
+    pub clock: crate::clock::Clock,
     pub shutdown: CancellationToken,
     tasks: JoinSet<()>,
     consumer: Option<String>,
@@ -87,7 +89,12 @@ impl Platform {
         let wake = RelayWake::default();
         let relay = Relay::new(pool.clone(), js.clone(), wake.clone(), relay_settings, stats.clone());
         tasks.spawn(relay.run(shutdown.clone()));
+        let clock = match &config.clock_file {
+            Some(path) => crate::clock::Clock::from_file(path.clone()),
+            None => crate::clock::Clock::system(),
+        };
         Ok(Platform {
+            clock,
             config,
             keys,
             pool,

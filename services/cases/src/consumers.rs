@@ -28,6 +28,7 @@ pub struct CaseEvents {
     pub scheme: SubjectScheme,
     pub data_key: DataKey,
     pub seal: SealKeyPair,
+    pub clock: nol_runtime::clock::Clock,
 }
 
 impl EventHandler for CaseEvents {
@@ -110,6 +111,11 @@ impl CaseEvents {
             origin_case_id: Some(origin_case_id),
             handoff_id: Some(handoff_id),
             opened_by: event.accepted_by,
+            confirmed_on: self.clock.today(),
+            migrant: child.hukou_region_code.get(..6) != Some(destination.as_str()),
+            registered_poor: false,
+            disability_grade: 0,
+            suspect_id: None,
         };
         match ledger::open(conn, &self.scheme, &case).await {
             Ok(row) => {

@@ -5,29 +5,51 @@ use nol_region::RegionCode;
 use uuid::Uuid;
 
 /// Where a case is; stored as its name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Status {
     Open,
     HandoffPending,
     HandedOver,
+    Returned,
+    Monitoring,
+    HomeTeaching,
+    Deferred,
+    Suspended,
+    Exempt,
+    Closed,
 }
 
 impl Status {
+    pub const ALL: [Status; 10] = [
+        Status::Open,
+        Status::HandoffPending,
+        Status::HandedOver,
+        Status::Returned,
+        Status::Monitoring,
+        Status::HomeTeaching,
+        Status::Deferred,
+        Status::Suspended,
+        Status::Exempt,
+        Status::Closed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Open => "open",
             Status::HandoffPending => "handoff_pending",
             Status::HandedOver => "handed_over",
+            Status::Returned => "returned",
+            Status::Monitoring => "monitoring",
+            Status::HomeTeaching => "home_teaching",
+            Status::Deferred => "deferred",
+            Status::Suspended => "suspended",
+            Status::Exempt => "exempt",
+            Status::Closed => "closed",
         }
     }
 
     pub fn parse(text: &str) -> Option<Status> {
-        match text {
-            "open" => Some(Status::Open),
-            "handoff_pending" => Some(Status::HandoffPending),
-            "handed_over" => Some(Status::HandedOver),
-            _ => None,
-        }
+        Status::ALL.into_iter().find(|status| status.as_str() == text)
     }
 
     pub fn to_proto(self) -> CaseStatus {
@@ -35,21 +57,24 @@ impl Status {
             Status::Open => CaseStatus::Open,
             Status::HandoffPending => CaseStatus::HandoffPending,
             Status::HandedOver => CaseStatus::HandedOver,
+            Status::Returned => CaseStatus::Returned,
+            Status::Monitoring => CaseStatus::Monitoring,
+            Status::HomeTeaching => CaseStatus::HomeTeaching,
+            Status::Deferred => CaseStatus::Deferred,
+            Status::Suspended => CaseStatus::Suspended,
+            Status::Exempt => CaseStatus::Exempt,
+            Status::Closed => CaseStatus::Closed,
         }
     }
 
     pub fn from_proto(status: CaseStatus) -> Option<Status> {
-        match status {
-            CaseStatus::Unspecified => None,
-            CaseStatus::Open => Some(Status::Open),
-            CaseStatus::HandoffPending => Some(Status::HandoffPending),
-            CaseStatus::HandedOver => Some(Status::HandedOver),
-        }
+        Status::ALL.into_iter().find(|candidate| candidate.to_proto() == status)
     }
 
-    /// Owned and worked here: counts toward the one-active-case-per-child rule.
+    /// The child's one case (R2): every status but the three ends. Must match the partial unique
+    /// index `dropout_case_one_active_per_child`.
     pub fn is_active(self) -> bool {
-        matches!(self, Status::Open | Status::HandoffPending)
+        !matches!(self, Status::HandedOver | Status::Exempt | Status::Closed)
     }
 }
 
@@ -103,7 +128,7 @@ impl CaseState {
             (Status::HandoffPending, current) => {
                 Err(RuleViolation::HandoffUnderWay { pending: current.unwrap_or_default() })
             }
-            (Status::HandedOver, _) => Err(RuleViolation::NotOpen { status: self.status.as_str() }),
+            (_, _) => Err(RuleViolation::NotOpen { status: self.status.as_str() }),
         }
     }
 
@@ -119,6 +144,7 @@ impl CaseState {
                 Err(RuleViolation::HandoffUnderWay { pending: current })
             }
             (Status::Open | Status::HandoffPending, _) => Ok(Transition::To(Status::HandedOver)),
+            (_, _) => Err(RuleViolation::NotOpen { status: self.status.as_str() }),
         }
     }
 }

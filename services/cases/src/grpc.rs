@@ -33,6 +33,7 @@ pub struct Cases {
     wake: nol_backbone::outbox::RelayWake,
     province: RegionCode,
     registry: RegistryClient,
+    clock: nol_runtime::clock::Clock,
 }
 
 impl Cases {
@@ -47,6 +48,7 @@ impl Cases {
             wake: platform.wake.clone(),
             province: platform.config.province,
             registry: RegistryServiceClient::with_interceptor(channel, PropagateTrace),
+            clock: platform.clock.clone(),
         })
     }
 
@@ -86,6 +88,11 @@ impl Cases {
             origin_case_id: None,
             handoff_id: None,
             opened_by: caller.subject.clone(),
+            confirmed_on: self.clock.today(),
+            migrant: pupil.migrant,
+            registered_poor: pupil.registered_poor,
+            disability_grade: pupil.disability_grade as i16,
+            suspect_id: None,
         };
         let mut tx = self.pool.begin().await?;
         let row = match ledger::open(&mut tx, &self.scheme, &case).await {

@@ -1,14 +1,16 @@
 //! The case ledger's operations: each is one transaction holding the change, its history and
 //! its event in the outbox. Used by the gRPC handlers and by the event consumer alike.
 
-use nol_events::{CASE_HANDED_OVER, CASE_HANDOFF_PENDING, CASE_OPENED, EventHeader, SubjectScheme};
-use nol_proto::v1::{CaseHandedOver, CaseHandoffPending, CaseOpened, CaseSource};
+use nol_events::{
+    CASE_HANDED_OVER, CASE_HANDOFF_PENDING, CASE_OPENED, CASE_STATUS_CHANGED, EventHeader, SubjectScheme,
+};
+use nol_proto::v1::{CaseHandedOver, CaseHandoffPending, CaseOpened, CaseSource, CaseStatusChanged};
 use nol_region::RegionCode;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::{RuleViolation, Status, Transition, cause_from_name};
-use crate::store::{self, CaseRow, NewCase};
+use crate::store::{self, CaseRow, NewCase, StatusChange};
 
 /// Inserts a case and its `case_opened` event. A unique violation of
 /// `dropout_case_one_active_per_child` means the child already has an active case.
@@ -39,6 +41,44 @@ pub async fn open(conn: &mut PgConnection, scheme: &SubjectScheme, case: &NewCas
     )
     .await?;
     Ok(row)
+}
+
+/// Moves a case to another status: the row, its history entry and its `case_status_changed`
+/// event, in the caller's transaction. The caller has locked the row (`store::get_for_update`) and
+/// checked the transition against the rules in `domain`.
+pub async fn change_status(
+    conn: &mut PgConnection,
+    scheme: &SubjectScheme,
+    row: &CaseRow,
+    change: &StatusChange<'_>,
+    reason: &str,
+) -> sqlx::Result<CaseRow> {
+    let from = Status::parse(&row.status).ok_or_else(|| sqlx::Error::Decode("stored case status unreadable".into()))?;
+    let updated = store::set_status(conn, row, change).await?;
+    let region = parse_stored_region(&updated.region)?;
+    let payload = CaseStatusChanged {
+        case_id: updated.id.to_string(),
+        region_code: updated.region.clone(),
+        from_status: from.to_proto() as i32,
+        to_status: change.to.to_proto() as i32,
+        relapse: change.relapse,
+        reason: reason.to_owned(),
+    };
+    nol_backbone::outbox::emit(
+        conn,
+        &scheme.local(CASE_STATUS_CHANGED, &region),
+        EventHeader {
+            event_type: CASE_STATUS_CHANGED,
+            source_region: region,
+            aggregate_type: "dropout_case",
+            aggregate_id: &payload.case_id,
+            aggregate_sequence: updated.version as u64,
+            actor: change.actor,
+        },
+        &payload,
+    )
+    .await?;
+    Ok(updated)
 }
 
 /// Why a hand-off step could not be applied to a case.

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod consumers;
+pub mod deadlines;
 pub mod domain;
 mod grpc;
 mod ledger;
@@ -23,6 +24,7 @@ pub async fn start(config: ServiceConfig, shutdown: CancellationToken) -> anyhow
         scheme: platform.scheme.clone(),
         data_key: platform.keys.data.clone(),
         seal: platform.keys.seal.clone(),
+        clock: platform.clock.clone(),
     };
     let filters = consumers::filter_subjects(&platform.scheme, &platform.config.province);
     platform.spawn_consumer(filters, handler);

@@ -1,0 +1,155 @@
+//! Deadlines (R12) as data, without I/O: what work a case owes next and by when.
+//!
+//! The policy is one row of `deadline_policy` per province database; the defaults follow the
+//! notice: first contact within 7 days of confirmation, an attempt at least every 14 days while
+//! open, deferred or suspended cases followed up monthly, and overdue work escalated to the parent
+//! bureau (督办) once it is 7 days past due.
+
+use chrono::{Duration, NaiveDate};
+
+use crate::domain::Status;
+
+/// The province's deadlines, in days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct DeadlinePolicy {
+    pub first_contact_days: i32,
+    pub attempt_interval_days: i32,
+    pub deferred_follow_up_days: i32,
+    pub supervision_after_days: i32,
+}
+
+impl Default for DeadlinePolicy {
+    fn default() -> Self {
+        DeadlinePolicy {
+            first_contact_days: 7,
+            attempt_interval_days: 14,
+            deferred_follow_up_days: 30,
+            supervision_after_days: 7,
+        }
+    }
+}
+
+/// What is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DueKind {
+    /// No attempt yet since the dropout was confirmed.
+    FirstContact,
+    /// The next persuasion attempt of an open case.
+    NextAttempt,
+    /// The follow-up of a deferred or suspended case (persuasion continues, R6).
+    FollowUp,
+}
+
+impl DueKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DueKind::FirstContact => "first_contact",
+            DueKind::NextAttempt => "next_attempt",
+            DueKind::FollowUp => "follow_up",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<DueKind> {
+        [DueKind::FirstContact, DueKind::NextAttempt, DueKind::FollowUp].into_iter().find(|kind| kind.as_str() == text)
+    }
+}
+
+/// The dates a case's deadlines run from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaseDates {
+    pub status: Status,
+    /// The day the dropout was confirmed (the case opened or was taken in).
+    pub confirmed_on: NaiveDate,
+    /// The newest persuasion attempt.
+    pub last_attempt_on: Option<NaiveDate>,
+    /// For a deferred or suspended case: the day the deferral was granted.
+    pub follow_up_from: Option<NaiveDate>,
+}
+
+/// The next piece of work a case owes and its due date; `None` when its status owes none by
+/// deadline (returned, monitoring — checked by semester campaigns instead —, home teaching,
+/// handed over, hand-off pending, ended).
+pub fn next_due(dates: &CaseDates, policy: &DeadlinePolicy) -> Option<(NaiveDate, DueKind)> {
+    match dates.status {
+        Status::Open => Some(match dates.last_attempt_on {
+            None => (dates.confirmed_on + Duration::days(policy.first_contact_days.into()), DueKind::FirstContact),
+            Some(last) => (last + Duration::days(policy.attempt_interval_days.into()), DueKind::NextAttempt),
+        }),
+        Status::Deferred | Status::Suspended => {
+            let from = [dates.follow_up_from, dates.last_attempt_on].into_iter().flatten().max()?;
+            Some((from + Duration::days(policy.deferred_follow_up_days.into()), DueKind::FollowUp))
+        }
+        _ => None,
+    }
+}
+
+/// Whether work due on `due_on` is overdue on `today` (due dates are inclusive).
+pub fn is_overdue(due_on: NaiveDate, today: NaiveDate) -> bool {
+    today > due_on
+}
+
+/// Whether overdue work has slipped far enough to be escalated to the parent bureau (督办).
+pub fn needs_supervision(due_on: NaiveDate, today: NaiveDate, policy: &DeadlinePolicy) -> bool {
+    today > due_on + Duration::days(policy.supervision_after_days.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(text: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
+    }
+
+    fn dates(status: Status, last_attempt: Option<&str>, follow_up: Option<&str>) -> CaseDates {
+        CaseDates {
+            status,
+            confirmed_on: day("2027-03-01"),
+            last_attempt_on: last_attempt.map(day),
+            follow_up_from: follow_up.map(day),
+        }
+    }
+
+    #[test]
+    fn an_open_case_owes_first_contact_then_an_attempt_every_interval() {
+        let policy = DeadlinePolicy::default();
+        assert_eq!(
+            next_due(&dates(Status::Open, None, None), &policy),
+            Some((day("2027-03-08"), DueKind::FirstContact))
+        );
+        assert_eq!(
+            next_due(&dates(Status::Open, Some("2027-03-05"), None), &policy),
+            Some((day("2027-03-19"), DueKind::NextAttempt))
+        );
+    }
+
+    #[test]
+    fn a_deferred_case_is_followed_up_monthly_from_the_newer_of_grant_and_attempt() {
+        let policy = DeadlinePolicy::default();
+        assert_eq!(
+            next_due(&dates(Status::Deferred, Some("2027-03-05"), Some("2027-03-10")), &policy),
+            Some((day("2027-04-09"), DueKind::FollowUp))
+        );
+        assert_eq!(
+            next_due(&dates(Status::Suspended, Some("2027-04-01"), Some("2027-03-10")), &policy),
+            Some((day("2027-05-01"), DueKind::FollowUp))
+        );
+    }
+
+    #[test]
+    fn other_statuses_owe_nothing_by_deadline() {
+        let policy = DeadlinePolicy::default();
+        for status in [Status::Returned, Status::Monitoring, Status::HomeTeaching, Status::HandedOver, Status::Closed] {
+            assert_eq!(next_due(&dates(status, None, None), &policy), None, "{status:?}");
+        }
+    }
+
+    #[test]
+    fn overdue_and_supervision_thresholds_are_exclusive_of_the_due_day() {
+        let policy = DeadlinePolicy::default();
+        assert!(!is_overdue(day("2027-03-08"), day("2027-03-08")));
+        assert!(is_overdue(day("2027-03-08"), day("2027-03-09")));
+        assert!(!needs_supervision(day("2027-03-08"), day("2027-03-15"), &policy));
+        assert!(needs_supervision(day("2027-03-08"), day("2027-03-16"), &policy));
+    }
+}
