@@ -11,6 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "registry",
         "registry_imports",
         "registry_checks",
+        "case_file",
         "cases",
         "transfer",
         "reporting",

@@ -1,6 +1,10 @@
 //! A case's rules, without I/O: which changes its status allows.
 
-use nol_proto::v1::{CaseStatus, DropoutCause};
+use chrono::{Datelike, NaiveDate};
+use nol_proto::v1::{
+    CaseStatus, CloseReason, DeferralKind, DropoutCause, EvidenceType, LearningSupport, MeasureKind, OfficerRole,
+    PersuasionDepartment, PersuasionMeans, PersuasionOutcome, PersuasionPlace,
+};
 use nol_region::RegionCode;
 use uuid::Uuid;
 
@@ -91,6 +95,9 @@ pub enum RuleViolation {
     NoCause,
     #[error("the stored case has an unreadable {0}")]
     Corrupt(&'static str),
+    /// A lifecycle rule refused the change; the text names the rule and everything missing.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// The outcome of an allowed change.
@@ -188,6 +195,297 @@ pub fn cause_from_name(name: &str) -> DropoutCause {
         "other" => DropoutCause::Other,
         _ => DropoutCause::Unspecified,
     }
+}
+
+/// Stored names of the proto enums: the value name without its prefix, in lowercase
+/// (`PERSUASION_OUTCOME_REFUSED` is stored as `refused`).
+pub trait StoredName: Sized + Copy {
+    fn stored(self) -> String;
+    fn from_stored(name: &str) -> Option<Self>;
+    /// The known, specified value of a wire number.
+    fn from_wire(value: i32) -> Option<Self>;
+}
+
+macro_rules! stored_name {
+    ($($enum:ty => $prefix:literal),* $(,)?) => {$(
+        impl StoredName for $enum {
+            fn stored(self) -> String {
+                self.as_str_name().trim_start_matches($prefix).to_ascii_lowercase()
+            }
+            fn from_stored(name: &str) -> Option<Self> {
+                <$enum>::from_str_name(&format!("{}{}", $prefix, name.to_ascii_uppercase()))
+            }
+            fn from_wire(value: i32) -> Option<Self> {
+                <$enum>::try_from(value).ok().filter(|known| *known as i32 != 0)
+            }
+        }
+    )*};
+}
+
+stored_name! {
+    OfficerRole => "OFFICER_ROLE_",
+    MeasureKind => "MEASURE_KIND_",
+    LearningSupport => "LEARNING_SUPPORT_",
+    EvidenceType => "EVIDENCE_TYPE_",
+    PersuasionDepartment => "PERSUASION_DEPARTMENT_",
+    PersuasionMeans => "PERSUASION_MEANS_",
+    PersuasionPlace => "PERSUASION_PLACE_",
+    PersuasionOutcome => "PERSUASION_OUTCOME_",
+    DeferralKind => "DEFERRAL_KIND_",
+    CloseReason => "CLOSE_REASON_",
+}
+
+/// A list of enum values from the wire: each known and specified, without repeats; the unknown
+/// ones are returned as the error.
+pub fn wire_list<E: StoredName + PartialEq>(values: &[i32]) -> Result<Vec<E>, Vec<i32>> {
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    for value in values {
+        match E::from_wire(*value) {
+            Some(item) if !known.contains(&item) => known.push(item),
+            Some(_) => {}
+            None => unknown.push(*value),
+        }
+    }
+    if unknown.is_empty() { Ok(known) } else { Err(unknown) }
+}
+
+/// Joint persuasion (联合劝返, R5/R6): at least one department besides education took part.
+pub fn is_joint(departments: &[PersuasionDepartment]) -> bool {
+    departments.iter().any(|department| *department != PersuasionDepartment::Education)
+}
+
+/// DisabilityGrade ONE (2) and TWO (3) are severe (R4).
+pub fn is_severe(disability_grade: i16) -> bool {
+    matches!(disability_grade, 2 | 3)
+}
+
+/// Whole years from `birth` to `today`.
+pub fn age_on(birth: NaiveDate, today: NaiveDate) -> u32 {
+    let mut years = today.year() - birth.year();
+    if (today.month(), today.day()) < (birth.month(), birth.day()) {
+        years -= 1;
+    }
+    years.max(0) as u32
+}
+
+/// The age from which a child is past compulsory-school age (义务教育: 6 to 15 years of age).
+pub const AGED_OUT_AT: u32 = 16;
+
+/// A phone number a case worker can call: an 11-digit mainland mobile number (1[3-9]xxxxxxxxx),
+/// or a landline with its area code (0 + 2 or 3 digits, optional '-', 7 or 8 digits).
+pub fn check_phone(phone: &str) -> Result<(), &'static str> {
+    let phone = phone.trim();
+    let digits = |text: &str| !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit());
+    let mobile = phone.len() == 11 && digits(phone) && phone.starts_with('1') && matches!(phone.as_bytes()[1], b'3'..=b'9');
+    let landline = match phone.split_once('-') {
+        Some((area, number)) => {
+            digits(area) && area.starts_with('0') && (3..=4).contains(&area.len()) && digits(number)
+                && (7..=8).contains(&number.len())
+        }
+        None => digits(phone) && phone.starts_with('0') && (10..=12).contains(&phone.len()),
+    };
+    if mobile || landline {
+        Ok(())
+    } else {
+        Err("is not a mobile number (11 digits, 1[3-9]...) or a landline with area code (e.g. 025-83331234)")
+    }
+}
+
+/// What the lifecycle rules look at: the case's status and what its file shows. Gathered by the
+/// store; decided here without I/O.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseFacts {
+    pub status: Status,
+    /// `DisabilityGrade` as its number.
+    pub disability_grade: i16,
+    /// Persuasion attempts in which a department besides education took part.
+    pub joint_attempts: u32,
+    /// Evidence of type judicial_ruling on the case (R6 a).
+    pub judicial_ruling: bool,
+    /// Evidence of type guardian_duty on the case (R6 b).
+    pub guardian_duty: bool,
+    /// The child's refusal stands: of the attempts that ended in "refused" or "agreed to return",
+    /// the newest ended in "refused" (R6 c).
+    pub refusal: bool,
+    /// Evidence of type medical on the case (R1).
+    pub medical_evidence: bool,
+    /// The pending deferral request's kind, if one is pending (R6 d).
+    pub pending_deferral: Option<DeferralKind>,
+    /// The child's age in whole years today, by the rule clock.
+    pub age_years: u32,
+}
+
+/// A lifecycle command on a case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    ReturnToSchool,
+    StartMonitoring,
+    Close(CloseReason),
+    StartHomeTeaching,
+    RequestDeferral(DeferralKind),
+    ApproveDeferral,
+    Exempt,
+    RecordRelapse,
+}
+
+/// The number of joint attempts R6 (a) requires ("three or more").
+pub const JOINT_ATTEMPTS_FOR_DEFERRAL: u32 = 3;
+
+fn wrong_status(rule: &str, action: &str, allowed: &[Status], status: Status) -> RuleViolation {
+    let allowed: Vec<&str> = allowed.iter().map(|status| status.as_str()).collect();
+    RuleViolation::Refused(format!(
+        "{rule}: {action} needs a case that is {}; this case is {}",
+        allowed.join(" or "),
+        status.as_str()
+    ))
+}
+
+/// R6 (a)–(c): what is missing for a deferral or suspension; empty when nothing is.
+pub fn deferral_missing(facts: &CaseFacts) -> Vec<String> {
+    let mut missing = Vec::new();
+    if facts.joint_attempts < JOINT_ATTEMPTS_FOR_DEFERRAL && !facts.judicial_ruling {
+        missing.push(format!(
+            "{JOINT_ATTEMPTS_FOR_DEFERRAL} joint persuasion attempts or a judicial ruling, this case has {} and no ruling",
+            facts.joint_attempts
+        ));
+    }
+    if !facts.guardian_duty {
+        missing.push("guardian's duty not recorded (evidence of type guardian_duty)".to_owned());
+    }
+    if !facts.refusal {
+        missing.push("the child's refusal not recorded (a persuasion attempt with outcome refused)".to_owned());
+    }
+    missing
+}
+
+/// Where `command` takes a case with these facts, or why it may not (naming the rule and
+/// everything missing).
+pub fn decide(facts: &CaseFacts, command: Command) -> Result<Status, RuleViolation> {
+    use Status::*;
+    let status = facts.status;
+    let allow = |rule: &str, action: &str, allowed: &[Status]| {
+        if allowed.contains(&status) { Ok(()) } else { Err(wrong_status(rule, action, allowed, status)) }
+    };
+    match command {
+        Command::ReturnToSchool => {
+            allow("R5", "a return to school", &[Open, HomeTeaching, Deferred, Suspended])?;
+            Ok(Returned)
+        }
+        Command::StartMonitoring => {
+            allow("R13", "monitoring", &[Returned])?;
+            Ok(Monitoring)
+        }
+        Command::Close(CloseReason::Completed) => {
+            allow("R1", "closing as completed", &[Monitoring, HomeTeaching])?;
+            Ok(Closed)
+        }
+        Command::Close(CloseReason::AgedOut) => {
+            allow("R1", "closing as aged out", &[Open, Returned, Monitoring, HomeTeaching, Deferred, Suspended])?;
+            if facts.age_years < AGED_OUT_AT {
+                return Err(RuleViolation::Refused(format!(
+                    "R1: closing as aged out needs a child of {AGED_OUT_AT} or older; this child is {}",
+                    facts.age_years
+                )));
+            }
+            Ok(Closed)
+        }
+        Command::Close(CloseReason::Unspecified) => {
+            Err(RuleViolation::Refused("R1: a case closes as completed or as aged out".to_owned()))
+        }
+        Command::StartHomeTeaching => {
+            allow("R4", "home teaching", &[Open])?;
+            if !is_severe(facts.disability_grade) {
+                return Err(RuleViolation::Refused(
+                    "R4: home teaching needs a severe disability (grade 1 or 2) on record; this child has none".to_owned(),
+                ));
+            }
+            Ok(HomeTeaching)
+        }
+        Command::RequestDeferral(kind) => {
+            allow("R6", "a deferral request", &[Open])?;
+            if let Some(pending) = facts.pending_deferral {
+                return Err(RuleViolation::Refused(format!(
+                    "R6: a {} request is already pending on this case",
+                    pending.stored()
+                )));
+            }
+            let missing = deferral_missing(facts);
+            if !missing.is_empty() {
+                return Err(RuleViolation::Refused(format!("R6: {} needs {}", deferral_word(kind), missing.join("; "))));
+            }
+            Ok(Open)
+        }
+        Command::ApproveDeferral => {
+            allow("R6", "an approved deferral", &[Open])?;
+            let Some(kind) = facts.pending_deferral else {
+                return Err(RuleViolation::Refused(
+                    "R6: no deferral request is pending; the county group approves a request".to_owned(),
+                ));
+            };
+            let missing = deferral_missing(facts);
+            if !missing.is_empty() {
+                return Err(RuleViolation::Refused(format!("R6: {} needs {}", deferral_word(kind), missing.join("; "))));
+            }
+            Ok(if kind == DeferralKind::Suspended { Suspended } else { Deferred })
+        }
+        Command::Exempt => {
+            allow("R1", "an exemption", &[Open, HomeTeaching])?;
+            if !facts.medical_evidence {
+                return Err(RuleViolation::Refused(
+                    "R1: an exemption needs medical evidence on the case (evidence of type medical)".to_owned(),
+                ));
+            }
+            Ok(Exempt)
+        }
+        Command::RecordRelapse => {
+            allow("R13", "a relapse", &[Monitoring])?;
+            Ok(Open)
+        }
+    }
+}
+
+fn deferral_word(kind: DeferralKind) -> &'static str {
+    if kind == DeferralKind::Suspended { "suspension" } else { "deferral" }
+}
+
+/// Persuasion continues in every status but the ends (R5, R6): an exempt, closed or handed-over
+/// case takes no attempts.
+pub fn check_attempt(status: Status) -> Result<(), RuleViolation> {
+    if status.is_active() {
+        Ok(())
+    } else {
+        Err(RuleViolation::Refused(format!(
+            "R5: persuasion attempts are recorded on an active case; this case is {}",
+            status.as_str()
+        )))
+    }
+}
+
+/// Home-teaching visits are logged while the case is in home teaching (R4).
+pub fn check_visit(status: Status) -> Result<(), RuleViolation> {
+    if status == Status::HomeTeaching {
+        Ok(())
+    } else {
+        Err(wrong_status("R4", "a home-teaching visit", &[Status::HomeTeaching], status))
+    }
+}
+
+/// The file of an ended case (exempt, closed, handed over) is kept as it is (R2).
+pub fn check_file_change(status: Status) -> Result<(), RuleViolation> {
+    if status.is_active() {
+        Ok(())
+    } else {
+        Err(RuleViolation::Refused(format!(
+            "R2: the file of an ended case is kept as it is; this case is {}",
+            status.as_str()
+        )))
+    }
+}
+
+/// A rule date (an attempt, a visit, a return, a document) may not lie in the future.
+pub fn check_not_future(day: NaiveDate, today: NaiveDate) -> Result<(), String> {
+    if day > today { Err(format!("is in the future (today is {today})")) } else { Ok(()) }
 }
 
 #[cfg(test)]

@@ -4,8 +4,11 @@
 mod consumers;
 pub mod deadlines;
 pub mod domain;
+mod export;
+mod file_store;
 mod grpc;
 mod ledger;
+mod lifecycle;
 mod store;
 
 use nol_proto::v1::case_service_server::CaseServiceServer;
@@ -29,6 +32,8 @@ pub async fn start(config: ServiceConfig, shutdown: CancellationToken) -> anyhow
     let filters = consumers::filter_subjects(&platform.scheme, &platform.config.province);
     platform.spawn_consumer(filters, handler);
     let service = grpc::Cases::new(&platform, &registry_url)?;
-    let routes = Routes::new(CaseServiceServer::with_interceptor(service, platform.authenticate()));
+    // Evidence files of up to 10 MiB arrive in one AddEvidence request.
+    let server = CaseServiceServer::new(service).max_decoding_message_size(lifecycle::MAX_EVIDENCE_FILE + (1 << 20));
+    let routes = Routes::new(tonic::service::interceptor::InterceptedService::new(server, platform.authenticate()));
     platform.serve(routes, &["nol.v1.CaseService"]).await
 }

@@ -178,27 +178,56 @@ pub async fn get_for_update(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<O
     .await
 }
 
+/// What a case listing selects, besides the region subtree.
+#[derive(Debug, Clone, Default)]
+pub struct CaseQuery {
+    /// Any of these statuses; empty for all.
+    pub statuses: Vec<Status>,
+    /// Any of these causes (stored names); empty for all.
+    pub causes: Vec<String>,
+    /// Overdue (true) or not overdue (false) on `today`.
+    pub overdue: Option<bool>,
+    pub migrant: Option<bool>,
+    pub registered_poor: Option<bool>,
+    /// A disability on record (grade ONE to FOUR) or not.
+    pub disability: Option<bool>,
+    /// Today by the rule clock, for `overdue`.
+    pub today: Option<NaiveDate>,
+}
+
 /// Cases owned in the subtree whose codes start with `prefix`, newest first.
 pub async fn list(
     pool: &PgPool,
     prefix: &str,
-    status: Option<Status>,
+    query: &CaseQuery,
     after: Option<Cursor>,
     limit: i64,
 ) -> sqlx::Result<Vec<CaseRow>> {
+    let statuses: Vec<&str> = query.statuses.iter().map(|status| status.as_str()).collect();
     sqlx::query_as::<_, CaseRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM dropout_case
           WHERE region LIKE $1 || '%'
-            AND ($2::text IS NULL OR status = $2)
+            AND (cardinality($2::text[]) = 0 OR status = ANY($2))
             AND ($3::timestamptz IS NULL OR (opened_at, id) < ($3, $4))
+            AND (cardinality($6::text[]) = 0 OR causes && $6)
+            AND ($7::boolean IS NULL OR (due_on IS NOT NULL AND due_on < $8::date) = $7)
+            AND ($9::boolean IS NULL OR migrant = $9)
+            AND ($10::boolean IS NULL OR registered_poor = $10)
+            AND ($11::boolean IS NULL OR (disability_grade BETWEEN 2 AND 5) = $11)
           ORDER BY opened_at DESC, id DESC
           LIMIT $5"
     )))
     .bind(prefix)
-    .bind(status.map(Status::as_str))
+    .bind(&statuses)
     .bind(after.map(|cursor| cursor.time))
     .bind(after.map(|cursor| cursor.id))
     .bind(limit)
+    .bind(&query.causes)
+    .bind(query.overdue)
+    .bind(query.today)
+    .bind(query.migrant)
+    .bind(query.registered_poor)
+    .bind(query.disability)
     .fetch_all(pool)
     .await
 }
