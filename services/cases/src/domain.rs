@@ -277,10 +277,14 @@ pub const AGED_OUT_AT: u32 = 16;
 pub fn check_phone(phone: &str) -> Result<(), &'static str> {
     let phone = phone.trim();
     let digits = |text: &str| !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit());
-    let mobile = phone.len() == 11 && digits(phone) && phone.starts_with('1') && matches!(phone.as_bytes()[1], b'3'..=b'9');
+    let mobile =
+        phone.len() == 11 && digits(phone) && phone.starts_with('1') && matches!(phone.as_bytes()[1], b'3'..=b'9');
     let landline = match phone.split_once('-') {
         Some((area, number)) => {
-            digits(area) && area.starts_with('0') && (3..=4).contains(&area.len()) && digits(number)
+            digits(area)
+                && area.starts_with('0')
+                && (3..=4).contains(&area.len())
+                && digits(number)
                 && (7..=8).contains(&number.len())
         }
         None => digits(phone) && phone.starts_with('0') && (10..=12).contains(&phone.len()),
@@ -397,7 +401,8 @@ pub fn decide(facts: &CaseFacts, command: Command) -> Result<Status, RuleViolati
             allow("R4", "home teaching", &[Open])?;
             if !is_severe(facts.disability_grade) {
                 return Err(RuleViolation::Refused(
-                    "R4: home teaching needs a severe disability (grade 1 or 2) on record; this child has none".to_owned(),
+                    "R4: home teaching needs a severe disability (grade 1 or 2) on record; this child has none"
+                        .to_owned(),
                 ));
             }
             Ok(HomeTeaching)
@@ -412,7 +417,11 @@ pub fn decide(facts: &CaseFacts, command: Command) -> Result<Status, RuleViolati
             }
             let missing = deferral_missing(facts);
             if !missing.is_empty() {
-                return Err(RuleViolation::Refused(format!("R6: {} needs {}", deferral_word(kind), missing.join("; "))));
+                return Err(RuleViolation::Refused(format!(
+                    "R6: {} needs {}",
+                    deferral_word(kind),
+                    missing.join("; ")
+                )));
             }
             Ok(Open)
         }
@@ -425,7 +434,11 @@ pub fn decide(facts: &CaseFacts, command: Command) -> Result<Status, RuleViolati
             };
             let missing = deferral_missing(facts);
             if !missing.is_empty() {
-                return Err(RuleViolation::Refused(format!("R6: {} needs {}", deferral_word(kind), missing.join("; "))));
+                return Err(RuleViolation::Refused(format!(
+                    "R6: {} needs {}",
+                    deferral_word(kind),
+                    missing.join("; ")
+                )));
             }
             Ok(if kind == DeferralKind::Suspended { Suspended } else { Deferred })
         }
@@ -447,6 +460,17 @@ pub fn decide(facts: &CaseFacts, command: Command) -> Result<Status, RuleViolati
 
 fn deferral_word(kind: DeferralKind) -> &'static str {
     if kind == DeferralKind::Suspended { "suspension" } else { "deferral" }
+}
+
+/// R2: a child with an active case gets no second one (the database's partial unique index
+/// `dropout_case_one_active_per_child` enforces the same).
+pub fn check_open(existing: impl IntoIterator<Item = Status>) -> Result<(), RuleViolation> {
+    match existing.into_iter().find(|status| status.is_active()) {
+        Some(status) => {
+            Err(RuleViolation::Refused(format!("R2: this child already has an active case ({})", status.as_str())))
+        }
+        None => Ok(()),
+    }
 }
 
 /// Persuasion continues in every status but the ends (R5, R6): an exempt, closed or handed-over
@@ -538,5 +562,165 @@ mod tests {
         assert_eq!(check_causes(&[]), Err(RuleViolation::NoCause));
         assert_eq!(check_causes(&[0, 99]), Err(RuleViolation::NoCause));
         assert_eq!(check_causes(&[1, 4, 1]).unwrap(), vec![DropoutCause::FamilyPoverty, DropoutCause::GoneToWork]);
+    }
+
+    fn facts(status: Status) -> CaseFacts {
+        CaseFacts {
+            status,
+            disability_grade: 1,
+            joint_attempts: 0,
+            judicial_ruling: false,
+            guardian_duty: false,
+            refusal: false,
+            medical_evidence: false,
+            pending_deferral: None,
+            age_years: 13,
+        }
+    }
+
+    fn refused(result: Result<Status, RuleViolation>) -> String {
+        match result {
+            Err(RuleViolation::Refused(text)) => text,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_return_goes_returned_monitoring_closed() {
+        assert_eq!(decide(&facts(Status::Open), Command::ReturnToSchool), Ok(Status::Returned));
+        assert_eq!(decide(&facts(Status::Returned), Command::StartMonitoring), Ok(Status::Monitoring));
+        assert_eq!(decide(&facts(Status::Monitoring), Command::Close(CloseReason::Completed)), Ok(Status::Closed));
+        assert_eq!(decide(&facts(Status::Deferred), Command::ReturnToSchool), Ok(Status::Returned));
+        let text = refused(decide(&facts(Status::Open), Command::StartMonitoring));
+        assert_eq!(text, "R13: monitoring needs a case that is returned; this case is open");
+        assert!(refused(decide(&facts(Status::Open), Command::Close(CloseReason::Completed))).starts_with("R1:"));
+        assert!(refused(decide(&facts(Status::Closed), Command::ReturnToSchool)).contains("this case is closed"));
+    }
+
+    #[test]
+    fn aged_out_needs_sixteen_years() {
+        let mut open = facts(Status::Open);
+        let text = refused(decide(&open, Command::Close(CloseReason::AgedOut)));
+        assert_eq!(text, "R1: closing as aged out needs a child of 16 or older; this child is 13");
+        open.age_years = 16;
+        assert_eq!(decide(&open, Command::Close(CloseReason::AgedOut)), Ok(Status::Closed));
+        assert_eq!(
+            age_on(NaiveDate::from_ymd_opt(2013, 5, 2).unwrap(), NaiveDate::from_ymd_opt(2029, 5, 1).unwrap()),
+            15
+        );
+        assert_eq!(
+            age_on(NaiveDate::from_ymd_opt(2013, 5, 2).unwrap(), NaiveDate::from_ymd_opt(2029, 5, 2).unwrap()),
+            16
+        );
+    }
+
+    #[test]
+    fn home_teaching_needs_a_severe_disability() {
+        let mut open = facts(Status::Open);
+        assert!(refused(decide(&open, Command::StartHomeTeaching)).starts_with("R4: home teaching needs a severe"));
+        open.disability_grade = 4; // grade three: not severe
+        assert!(decide(&open, Command::StartHomeTeaching).is_err());
+        open.disability_grade = 3; // grade two
+        assert_eq!(decide(&open, Command::StartHomeTeaching), Ok(Status::HomeTeaching));
+        assert!(check_visit(Status::HomeTeaching).is_ok());
+        assert!(check_visit(Status::Open).is_err());
+    }
+
+    #[test]
+    fn deferral_names_everything_missing() {
+        let mut open = facts(Status::Open);
+        open.joint_attempts = 2;
+        let text = refused(decide(&open, Command::RequestDeferral(DeferralKind::Deferred)));
+        assert_eq!(
+            text,
+            "R6: deferral needs 3 joint persuasion attempts or a judicial ruling, this case has 2 and no ruling; \
+             guardian's duty not recorded (evidence of type guardian_duty); the child's refusal not recorded \
+             (a persuasion attempt with outcome refused)"
+        );
+        open.joint_attempts = 3;
+        open.guardian_duty = true;
+        let text = refused(decide(&open, Command::RequestDeferral(DeferralKind::Suspended)));
+        assert_eq!(
+            text,
+            "R6: suspension needs the child's refusal not recorded (a persuasion attempt with outcome refused)"
+        );
+        open.refusal = true;
+        assert_eq!(decide(&open, Command::RequestDeferral(DeferralKind::Suspended)), Ok(Status::Open));
+        // Approval needs a pending request, and checks the conditions again.
+        assert!(refused(decide(&open, Command::ApproveDeferral)).contains("no deferral request is pending"));
+        open.pending_deferral = Some(DeferralKind::Suspended);
+        assert_eq!(decide(&open, Command::ApproveDeferral), Ok(Status::Suspended));
+        assert!(refused(decide(&open, Command::RequestDeferral(DeferralKind::Deferred))).contains("already pending"));
+        open.refusal = false;
+        assert!(refused(decide(&open, Command::ApproveDeferral)).contains("refusal not recorded"));
+        // A judicial ruling stands in for the three joint attempts.
+        let mut ruled = facts(Status::Open);
+        ruled.judicial_ruling = true;
+        ruled.guardian_duty = true;
+        ruled.refusal = true;
+        ruled.pending_deferral = Some(DeferralKind::Deferred);
+        assert_eq!(decide(&ruled, Command::ApproveDeferral), Ok(Status::Deferred));
+    }
+
+    #[test]
+    fn exemption_needs_medical_evidence_and_relapse_needs_monitoring() {
+        let mut open = facts(Status::Open);
+        assert!(refused(decide(&open, Command::Exempt)).starts_with("R1: an exemption needs medical evidence"));
+        open.medical_evidence = true;
+        assert_eq!(decide(&open, Command::Exempt), Ok(Status::Exempt));
+        assert_eq!(decide(&facts(Status::Monitoring), Command::RecordRelapse), Ok(Status::Open));
+        for status in [Status::Open, Status::Returned, Status::Deferred, Status::Closed] {
+            assert!(decide(&facts(status), Command::RecordRelapse).is_err(), "{status:?}");
+        }
+    }
+
+    #[test]
+    fn ended_cases_take_no_attempts_and_keep_their_file() {
+        for status in [Status::Exempt, Status::Closed, Status::HandedOver] {
+            assert!(check_attempt(status).is_err());
+            assert!(check_file_change(status).is_err());
+        }
+        for status in [Status::Open, Status::Deferred, Status::Suspended, Status::Monitoring, Status::HandoffPending] {
+            assert!(check_attempt(status).is_ok());
+        }
+        assert!(check_open([Status::Closed, Status::HandedOver]).is_ok());
+        assert!(check_open([Status::Closed, Status::Deferred]).is_err());
+    }
+
+    #[test]
+    fn joint_means_a_department_besides_education() {
+        assert!(!is_joint(&[PersuasionDepartment::Education]));
+        assert!(is_joint(&[PersuasionDepartment::Education, PersuasionDepartment::WomensFederation]));
+        assert!(is_joint(&[PersuasionDepartment::VillageCommittee]));
+    }
+
+    #[test]
+    fn phones_are_mobile_or_landline_with_area_code() {
+        for good in ["13812345678", "025-83331234", "0551-6543210", "02583331234"] {
+            assert!(check_phone(good).is_ok(), "{good}");
+        }
+        for bad in ["", "12812345678", "1381234567", "83331234", "025-123", "phone", "138-1234-5678"] {
+            assert!(check_phone(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn stored_names_round_trip() {
+        assert_eq!(PersuasionOutcome::Refused.stored(), "refused");
+        assert_eq!(PersuasionOutcome::from_stored("agreed_to_return"), Some(PersuasionOutcome::AgreedToReturn));
+        assert_eq!(EvidenceType::JudicialRuling.stored(), "judicial_ruling");
+        assert_eq!(OfficerRole::from_wire(0), None);
+        assert_eq!(
+            wire_list::<PersuasionMeans>(&[1, 4, 1]),
+            Ok(vec![PersuasionMeans::Emotional, PersuasionMeans::Legal])
+        );
+        assert_eq!(wire_list::<PersuasionMeans>(&[1, 99]), Err(vec![99]));
+        assert!(
+            check_not_future(
+                NaiveDate::from_ymd_opt(2027, 3, 2).unwrap(),
+                NaiveDate::from_ymd_opt(2027, 3, 1).unwrap()
+            )
+            .is_err()
+        );
     }
 }

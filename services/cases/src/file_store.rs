@@ -47,7 +47,8 @@ pub async fn facts(conn: &mut PgConnection, row: &CaseRow, today: NaiveDate) -> 
         .fetch_one(conn)
         .await?;
     Ok(CaseFacts {
-        status: Status::parse(&row.status).ok_or_else(|| sqlx::Error::Decode("stored case status unreadable".into()))?,
+        status: Status::parse(&row.status)
+            .ok_or_else(|| sqlx::Error::Decode("stored case status unreadable".into()))?,
         disability_grade: row.disability_grade,
         joint_attempts: joint.try_into().unwrap_or(u32::MAX),
         judicial_ruling: ruling,
@@ -147,7 +148,8 @@ pub struct MeasureRow {
     pub added_at: DateTime<Utc>,
 }
 
-const MEASURE_COLUMNS: &str = "id, kind, description, fund, learning_support, due_on, done_on, done_by, added_by, added_at";
+const MEASURE_COLUMNS: &str =
+    "id, kind, description, fund, learning_support, due_on, done_on, done_by, added_by, added_at";
 
 /// A measure to add to a plan.
 #[derive(Debug, Clone)]
@@ -306,11 +308,10 @@ pub async fn evidence_file(
     .fetch_optional(pool)
     .await?;
     let Some(row) = row else { return Ok(None) };
-    let content: Option<Vec<u8>> =
-        sqlx::query_scalar("SELECT content FROM case_evidence_file WHERE evidence_id = $1")
-            .bind(evidence_id)
-            .fetch_optional(pool)
-            .await?;
+    let content: Option<Vec<u8>> = sqlx::query_scalar("SELECT content FROM case_evidence_file WHERE evidence_id = $1")
+        .bind(evidence_id)
+        .fetch_optional(pool)
+        .await?;
     Ok(Some((row, content)))
 }
 
@@ -371,18 +372,21 @@ pub async fn insert_attempt(
     .bind(actor)
     .fetch_one(&mut *conn)
     .await?;
-    sqlx::query(
-        "UPDATE dropout_case SET last_attempt_on = greatest(last_attempt_on, $2) WHERE id = $1",
-    )
-    .bind(case_id)
-    .bind(attempt.attempt_on)
-    .execute(conn)
-    .await?;
+    sqlx::query("UPDATE dropout_case SET last_attempt_on = greatest(last_attempt_on, $2) WHERE id = $1")
+        .bind(case_id)
+        .bind(attempt.attempt_on)
+        .execute(conn)
+        .await?;
     Ok(row)
 }
 
 /// A case's attempts, newest recorded first, a page at a time.
-pub async fn attempts(pool: &PgPool, case_id: Uuid, after: Option<Cursor>, limit: i64) -> sqlx::Result<Vec<AttemptRow>> {
+pub async fn attempts(
+    pool: &PgPool,
+    case_id: Uuid,
+    after: Option<Cursor>,
+    limit: i64,
+) -> sqlx::Result<Vec<AttemptRow>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {ATTEMPT_COLUMNS} FROM persuasion_attempt
           WHERE case_id = $1 AND ($2::timestamptz IS NULL OR (recorded_at, id) < ($2, $3))

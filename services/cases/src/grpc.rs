@@ -373,7 +373,10 @@ impl CaseService for Cases {
         })))
     }
 
-    async fn get_case_file(&self, request: Request<GetCaseFileRequest>) -> Result<Response<GetCaseFileResponse>, GrpcStatus> {
+    async fn get_case_file(
+        &self,
+        request: Request<GetCaseFileRequest>,
+    ) -> Result<Response<GetCaseFileResponse>, GrpcStatus> {
         let caller = nol_runtime::caller_of(&request, &self.province)?;
         Ok(Response::new(self.case_file(&caller, request.into_inner()).await?))
     }
@@ -386,19 +389,28 @@ impl CaseService for Cases {
         Ok(Response::new(self.history(&caller, request.into_inner()).await?))
     }
 
-    async fn update_causes(&self, request: Request<UpdateCausesRequest>) -> Result<Response<UpdateCausesResponse>, GrpcStatus> {
+    async fn update_causes(
+        &self,
+        request: Request<UpdateCausesRequest>,
+    ) -> Result<Response<UpdateCausesResponse>, GrpcStatus> {
         let caller = nol_runtime::caller_of(&request, &self.province)?;
         let dropout_case = Cases::update_causes(self, &caller, request.into_inner()).await?;
         Ok(Response::new(UpdateCausesResponse { dropout_case: Some(dropout_case) }))
     }
 
-    async fn add_officer(&self, request: Request<AddOfficerRequest>) -> Result<Response<AddOfficerResponse>, GrpcStatus> {
+    async fn add_officer(
+        &self,
+        request: Request<AddOfficerRequest>,
+    ) -> Result<Response<AddOfficerResponse>, GrpcStatus> {
         let caller = nol_runtime::caller_of(&request, &self.province)?;
         let officer = Cases::add_officer(self, &caller, request.into_inner()).await?;
         Ok(Response::new(AddOfficerResponse { officer: Some(officer) }))
     }
 
-    async fn add_measure(&self, request: Request<AddMeasureRequest>) -> Result<Response<AddMeasureResponse>, GrpcStatus> {
+    async fn add_measure(
+        &self,
+        request: Request<AddMeasureRequest>,
+    ) -> Result<Response<AddMeasureResponse>, GrpcStatus> {
         let caller = nol_runtime::caller_of(&request, &self.province)?;
         let measure = Cases::add_measure(self, &caller, request.into_inner()).await?;
         Ok(Response::new(AddMeasureResponse { measure: Some(measure) }))
@@ -413,7 +425,10 @@ impl CaseService for Cases {
         Ok(Response::new(CompleteMeasureResponse { measure: Some(measure) }))
     }
 
-    async fn add_evidence(&self, request: Request<AddEvidenceRequest>) -> Result<Response<AddEvidenceResponse>, GrpcStatus> {
+    async fn add_evidence(
+        &self,
+        request: Request<AddEvidenceRequest>,
+    ) -> Result<Response<AddEvidenceResponse>, GrpcStatus> {
         let caller = nol_runtime::caller_of(&request, &self.province)?;
         let evidence = Cases::add_evidence(self, &caller, request.into_inner()).await?;
         Ok(Response::new(AddEvidenceResponse { evidence: Some(evidence) }))
@@ -520,7 +535,10 @@ impl CaseService for Cases {
         Ok(Response::new(RejectDeferralResponse { request: Some(deferral) }))
     }
 
-    async fn exempt_case(&self, request: Request<ExemptCaseRequest>) -> Result<Response<ExemptCaseResponse>, GrpcStatus> {
+    async fn exempt_case(
+        &self,
+        request: Request<ExemptCaseRequest>,
+    ) -> Result<Response<ExemptCaseResponse>, GrpcStatus> {
         let caller = nol_runtime::caller_of(&request, &self.province)?;
         let dropout_case = self.exempt(&caller, request.into_inner()).await?;
         Ok(Response::new(ExemptCaseResponse { dropout_case: Some(dropout_case) }))

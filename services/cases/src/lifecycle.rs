@@ -52,7 +52,8 @@ fn parse_date(violations: &mut Violations, field: &str, text: &str, today: Naive
         violations.add(field, "is required (YYYY-MM-DD)");
         return None;
     }
-    let date = violations.check(field, NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| "is not a date (YYYY-MM-DD)"))?;
+    let date = violations
+        .check(field, NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| "is not a date (YYYY-MM-DD)"))?;
     violations.check(field, check_not_future(date, today))?;
     Some(date)
 }
@@ -82,15 +83,18 @@ fn wire_one<E: StoredName + Into<i32>>(name: &str) -> i32 {
 impl Cases {
     /// Locks a case for a change by `caller`, who must see its region.
     async fn lock(&self, conn: &mut PgConnection, caller: &Caller, case_id: Uuid) -> Result<CaseRow, ServiceError> {
-        let row =
-            store::get_for_update(conn, case_id).await?.ok_or_else(|| ServiceError::NotFound(format!("no case {case_id}")))?;
+        let row = store::get_for_update(conn, case_id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("no case {case_id}")))?;
         caller.require_scope(&RegionCode::parse(&row.region).map_err(anyhow::Error::from)?)?;
         Ok(row)
     }
 
     /// Reads a case `caller` may see, for a read of its file.
     async fn readable(&self, caller: &Caller, case_id: Uuid) -> Result<CaseRow, ServiceError> {
-        let row = store::get(&self.pool, case_id).await?.ok_or_else(|| ServiceError::NotFound(format!("no case {case_id}")))?;
+        let row = store::get(&self.pool, case_id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("no case {case_id}")))?;
         caller.require_scope(&RegionCode::parse(&row.region).map_err(anyhow::Error::from)?)?;
         Ok(row)
     }
@@ -138,7 +142,11 @@ impl Cases {
         self.current(id).await
     }
 
-    pub(crate) async fn add_officer(&self, caller: &Caller, request: AddOfficerRequest) -> Result<CaseOfficer, ServiceError> {
+    pub(crate) async fn add_officer(
+        &self,
+        caller: &Caller,
+        request: AddOfficerRequest,
+    ) -> Result<CaseOfficer, ServiceError> {
         caller.require_role(CHANGE_ROLES, "change case files")?;
         let id = parse_uuid("case_id", &request.case_id)?;
         let officer = request.officer.unwrap_or_default();
@@ -165,7 +173,11 @@ impl Cases {
         Ok(officer_proto(&added))
     }
 
-    pub(crate) async fn add_measure(&self, caller: &Caller, request: AddMeasureRequest) -> Result<CaseMeasure, ServiceError> {
+    pub(crate) async fn add_measure(
+        &self,
+        caller: &Caller,
+        request: AddMeasureRequest,
+    ) -> Result<CaseMeasure, ServiceError> {
         caller.require_role(CHANGE_ROLES, "change case files")?;
         let id = parse_uuid("case_id", &request.case_id)?;
         let measure = request.measure.unwrap_or_default();
@@ -291,7 +303,8 @@ impl Cases {
         }
         let content = request.file_content;
         if content.len() > MAX_EVIDENCE_FILE {
-            violations.add("file_content", format!("is {} bytes; at most 10 MiB ({MAX_EVIDENCE_FILE} bytes)", content.len()));
+            violations
+                .add("file_content", format!("is {} bytes; at most 10 MiB ({MAX_EVIDENCE_FILE} bytes)", content.len()));
         }
         if content.is_empty() != file_name.is_empty() {
             violations.add("evidence.file_name", "a file needs its name, and a name needs its file");
@@ -342,11 +355,16 @@ impl Cases {
             .ok_or_else(|| ServiceError::NotFound(format!("no evidence {evidence_id} on case {id}")))?;
         let content = content.ok_or_else(|| ServiceError::NotFound(format!("evidence {evidence_id} has no file")))?;
         let mut conn = self.pool.acquire().await?;
-        audit::record(&mut conn, caller, "case.read_evidence_file", "case_evidence", &[evidence_id.to_string()]).await?;
+        audit::record(&mut conn, caller, "case.read_evidence_file", "case_evidence", &[evidence_id.to_string()])
+            .await?;
         Ok((row.file_name, row.file_sha256.as_deref().map(hex).unwrap_or_default(), content))
     }
 
-    pub(crate) async fn case_file(&self, caller: &Caller, request: GetCaseFileRequest) -> Result<GetCaseFileResponse, ServiceError> {
+    pub(crate) async fn case_file(
+        &self,
+        caller: &Caller,
+        request: GetCaseFileRequest,
+    ) -> Result<GetCaseFileResponse, ServiceError> {
         let id = parse_uuid("case_id", &request.case_id)?;
         let row = self.readable(caller, id).await?;
         let file = CaseFile {
@@ -504,8 +522,13 @@ impl Cases {
             aggregate_sequence: version as u64,
             actor: &caller.subject,
         };
-        nol_backbone::outbox::emit(&mut tx, &self.scheme.local(PERSUASION_RECORDED, &region), header(PERSUASION_RECORDED), &payload)
-            .await?;
+        nol_backbone::outbox::emit(
+            &mut tx,
+            &self.scheme.local(PERSUASION_RECORDED, &region),
+            header(PERSUASION_RECORDED),
+            &payload,
+        )
+        .await?;
         if let Some(assisting) = assisting {
             let request = AssistanceRequested {
                 case_id: aggregate_id.clone(),
@@ -571,9 +594,16 @@ impl Cases {
         let mut tx = self.pool.begin().await?;
         let row = self.lock(&mut tx, caller, id).await?;
         check_visit(Status::parse(&row.status).unwrap_or(Status::Closed)).map_err(refused)?;
-        let added =
-            file_store::insert_visit(&mut tx, id, visited_on, &teacher, visit.duration_minutes, &content, &caller.subject)
-                .await?;
+        let added = file_store::insert_visit(
+            &mut tx,
+            id,
+            visited_on,
+            &teacher,
+            visit.duration_minutes,
+            &content,
+            &caller.subject,
+        )
+        .await?;
         file_store::record_change(
             &mut tx,
             id,
@@ -591,7 +621,14 @@ impl Cases {
 
     /// A status transition: the rules decide over the facts the locked case shows; the change,
     /// its history entry and its `case_status_changed` event are written in one transaction.
-    async fn transition(&self, caller: &Caller, case_id: &str, command: Command, note: &str, detail: Detail) -> Result<DropoutCase, ServiceError> {
+    async fn transition(
+        &self,
+        caller: &Caller,
+        case_id: &str,
+        command: Command,
+        note: &str,
+        detail: Detail,
+    ) -> Result<DropoutCase, ServiceError> {
         caller.require_role(CHANGE_ROLES, "move cases between statuses")?;
         let id = parse_uuid("case_id", case_id)?;
         if note.chars().count() > 2000 {
@@ -630,7 +667,11 @@ impl Cases {
         self.current(id).await
     }
 
-    pub(crate) async fn return_to_school(&self, caller: &Caller, request: ReturnToSchoolRequest) -> Result<DropoutCase, ServiceError> {
+    pub(crate) async fn return_to_school(
+        &self,
+        caller: &Caller,
+        request: ReturnToSchoolRequest,
+    ) -> Result<DropoutCase, ServiceError> {
         let returned = request.returned.unwrap_or_default();
         let today = self.clock.today();
         let mut violations = Violations::default();
@@ -651,9 +692,14 @@ impl Cases {
         self.transition(caller, &request.case_id, Command::ReturnToSchool, "", Detail::Fresh("returned", fields)).await
     }
 
-    pub(crate) async fn start_monitoring(&self, caller: &Caller, request: StartMonitoringRequest) -> Result<DropoutCase, ServiceError> {
+    pub(crate) async fn start_monitoring(
+        &self,
+        caller: &Caller,
+        request: StartMonitoringRequest,
+    ) -> Result<DropoutCase, ServiceError> {
         let fields = serde_json::Map::new();
-        self.transition(caller, &request.case_id, Command::StartMonitoring, "", Detail::Keep("monitoring", fields)).await
+        self.transition(caller, &request.case_id, Command::StartMonitoring, "", Detail::Keep("monitoring", fields))
+            .await
     }
 
     pub(crate) async fn close(&self, caller: &Caller, request: CloseCaseRequest) -> Result<DropoutCase, ServiceError> {
@@ -661,7 +707,8 @@ impl Cases {
             .ok_or_else(|| ServiceError::invalid("reason", "is required: completed or aged out"))?;
         let mut fields = serde_json::Map::new();
         fields.insert("close_reason".into(), reason.stored().into());
-        self.transition(caller, &request.case_id, Command::Close(reason), &request.note, Detail::Keep("closed", fields)).await
+        self.transition(caller, &request.case_id, Command::Close(reason), &request.note, Detail::Keep("closed", fields))
+            .await
     }
 
     pub(crate) async fn start_home_teaching(
@@ -670,21 +717,42 @@ impl Cases {
         request: StartHomeTeachingRequest,
     ) -> Result<DropoutCase, ServiceError> {
         let fields = serde_json::Map::new();
-        self.transition(caller, &request.case_id, Command::StartHomeTeaching, &request.note, Detail::Fresh("home_teaching", fields))
-            .await
+        self.transition(
+            caller,
+            &request.case_id,
+            Command::StartHomeTeaching,
+            &request.note,
+            Detail::Fresh("home_teaching", fields),
+        )
+        .await
     }
 
-    pub(crate) async fn exempt(&self, caller: &Caller, request: ExemptCaseRequest) -> Result<DropoutCase, ServiceError> {
+    pub(crate) async fn exempt(
+        &self,
+        caller: &Caller,
+        request: ExemptCaseRequest,
+    ) -> Result<DropoutCase, ServiceError> {
         let fields = serde_json::Map::new();
         self.transition(caller, &request.case_id, Command::Exempt, &request.note, Detail::Fresh("exempt", fields)).await
     }
 
-    pub(crate) async fn relapse(&self, caller: &Caller, request: RecordRelapseRequest) -> Result<DropoutCase, ServiceError> {
+    pub(crate) async fn relapse(
+        &self,
+        caller: &Caller,
+        request: RecordRelapseRequest,
+    ) -> Result<DropoutCase, ServiceError> {
         if request.note.trim().is_empty() {
             return Err(ServiceError::invalid("note", "is required: what happened"));
         }
         let fields = serde_json::Map::new();
-        self.transition(caller, &request.case_id, Command::RecordRelapse, &request.note, Detail::Fresh("relapsed", fields)).await
+        self.transition(
+            caller,
+            &request.case_id,
+            Command::RecordRelapse,
+            &request.note,
+            Detail::Fresh("relapsed", fields),
+        )
+        .await
     }
 
     pub(crate) async fn request_deferral(
@@ -695,7 +763,8 @@ impl Cases {
         caller.require_role(CHANGE_ROLES, "request deferrals")?;
         let id = parse_uuid("case_id", &request.case_id)?;
         let mut violations = Violations::default();
-        let kind = violations.check("kind", DeferralKind::from_wire(request.kind).ok_or("is required: deferred or suspended"));
+        let kind =
+            violations.check("kind", DeferralKind::from_wire(request.kind).ok_or("is required: deferred or suspended"));
         let reason = text_field(&mut violations, "reason", &request.reason, true, 2000);
         violations.finish()?;
         let kind = checked(kind)?;
@@ -725,10 +794,12 @@ impl Cases {
         caller: &Caller,
         request_id: &str,
     ) -> Result<(DeferralRow, CaseRow), ServiceError> {
-        caller.require_role(&[Role::Approver], "decide deferral requests (R6: the county poverty-alleviation group)")?;
+        caller
+            .require_role(&[Role::Approver], "decide deferral requests (R6: the county poverty-alleviation group)")?;
         let id = parse_uuid("request_id", request_id)?;
-        let request =
-            file_store::deferral(&self.pool, id).await?.ok_or_else(|| ServiceError::NotFound(format!("no deferral request {id}")))?;
+        let request = file_store::deferral(&self.pool, id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("no deferral request {id}")))?;
         let row = self.lock(conn, caller, request.case_id).await?;
         if caller.region.as_str() != row.region {
             return Err(ServiceError::Denied(nol_auth::Denied::Upstream(format!(
@@ -779,7 +850,10 @@ impl Cases {
         let reason = format!("R6: {} approved by the county poverty-alleviation group", pending.kind);
         ledger::change_status(&mut tx, &self.scheme, &row, &status_change, &reason).await?;
         self.committed(tx, caller, "case.approve_deferral", row.id).await?;
-        Ok(ApproveDeferralResponse { request: Some(deferral_proto(&decided)), dropout_case: Some(self.current(row.id).await?) })
+        Ok(ApproveDeferralResponse {
+            request: Some(deferral_proto(&decided)),
+            dropout_case: Some(self.current(row.id).await?),
+        })
     }
 
     pub(crate) async fn reject_deferral(

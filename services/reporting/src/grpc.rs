@@ -36,14 +36,24 @@ impl Reporting {
         let opened = value(Metric::CasesOpened);
         let taken_in = value(Metric::CasesTakenIn);
         let handed_out = value(Metric::CasesHandedOut);
+        let (exempt, closed) = (value(Metric::CasesExempt), value(Metric::CasesClosed));
         Ok(RegionSummary {
             region_code: region.to_string(),
             region_name: region.full_name(),
             pupils_registered: value(Metric::PupilsRegistered),
             cases_opened: opened,
-            cases_active: cases_active(opened, taken_in, handed_out),
+            cases_active: cases_active(opened, taken_in, handed_out, exempt + closed),
             cases_handed_out: handed_out,
             cases_taken_in: taken_in,
+            cases_returned: value(Metric::CasesReturned),
+            cases_relapsed: value(Metric::CasesRelapsed),
+            cases_home_teaching: value(Metric::CasesHomeTeaching),
+            cases_deferred: value(Metric::CasesDeferred),
+            cases_suspended: value(Metric::CasesSuspended),
+            cases_exempt: exempt,
+            cases_closed: closed,
+            persuasion_attempts: value(Metric::PersuasionAttempts),
+            joint_persuasion_attempts: value(Metric::JointPersuasionAttempts),
             last_event_time: rows.iter().map(|(_, _, at)| *at).max().map(nol_runtime::time::timestamp),
         })
     }
