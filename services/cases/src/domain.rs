@@ -350,7 +350,7 @@ pub fn deferral_missing(facts: &CaseFacts) -> Vec<String> {
     let mut missing = Vec::new();
     if facts.joint_attempts < JOINT_ATTEMPTS_FOR_DEFERRAL && !facts.judicial_ruling {
         missing.push(format!(
-            "{JOINT_ATTEMPTS_FOR_DEFERRAL} joint persuasion attempts or a judicial ruling, this case has {} and no ruling",
+            "needs {JOINT_ATTEMPTS_FOR_DEFERRAL} joint persuasion attempts or a judicial ruling, this case has {} and no ruling",
             facts.joint_attempts
         ));
     }
@@ -415,14 +415,7 @@ pub fn decide(facts: &CaseFacts, command: Command) -> Result<Status, RuleViolati
                     pending.stored()
                 )));
             }
-            let missing = deferral_missing(facts);
-            if !missing.is_empty() {
-                return Err(RuleViolation::Refused(format!(
-                    "R6: {} needs {}",
-                    deferral_word(kind),
-                    missing.join("; ")
-                )));
-            }
+            refuse_deferral(kind, facts)?;
             Ok(Open)
         }
         Command::ApproveDeferral => {
@@ -432,14 +425,7 @@ pub fn decide(facts: &CaseFacts, command: Command) -> Result<Status, RuleViolati
                     "R6: no deferral request is pending; the county group approves a request".to_owned(),
                 ));
             };
-            let missing = deferral_missing(facts);
-            if !missing.is_empty() {
-                return Err(RuleViolation::Refused(format!(
-                    "R6: {} needs {}",
-                    deferral_word(kind),
-                    missing.join("; ")
-                )));
-            }
+            refuse_deferral(kind, facts)?;
             Ok(if kind == DeferralKind::Suspended { Suspended } else { Deferred })
         }
         Command::Exempt => {
@@ -456,6 +442,22 @@ pub fn decide(facts: &CaseFacts, command: Command) -> Result<Status, RuleViolati
             Ok(Open)
         }
     }
+}
+
+/// R6 (a)–(c) for a deferral or suspension of `kind`: "R6: deferral needs 3 joint persuasion
+/// attempts or a judicial ruling, this case has 2 and no ruling; guardian's duty not recorded".
+fn refuse_deferral(kind: DeferralKind, facts: &CaseFacts) -> Result<(), RuleViolation> {
+    let missing = deferral_missing(facts);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let text = missing.join("; ");
+    let word = deferral_word(kind);
+    Err(RuleViolation::Refused(if text.starts_with("needs") {
+        format!("R6: {word} {text}")
+    } else {
+        format!("R6: {word} refused: {text}")
+    }))
 }
 
 fn deferral_word(kind: DeferralKind) -> &'static str {
@@ -642,7 +644,7 @@ mod tests {
         let text = refused(decide(&open, Command::RequestDeferral(DeferralKind::Suspended)));
         assert_eq!(
             text,
-            "R6: suspension needs the child's refusal not recorded (a persuasion attempt with outcome refused)"
+            "R6: suspension refused: the child's refusal not recorded (a persuasion attempt with outcome refused)"
         );
         open.refusal = true;
         assert_eq!(decide(&open, Command::RequestDeferral(DeferralKind::Suspended)), Ok(Status::Open));

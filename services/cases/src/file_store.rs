@@ -74,14 +74,14 @@ pub struct CaseCounts {
 
 pub async fn counts(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<Vec<CaseCounts>> {
     sqlx::query_as::<_, CaseCounts>(
-        "SELECT id AS case_id,
-                (SELECT count(*) FROM case_officer WHERE case_id = id) AS officers,
-                (SELECT count(*) FROM case_measure WHERE case_id = id AND done_on IS NULL) AS open_measures,
-                (SELECT count(*) FROM case_evidence WHERE case_id = id) AS evidence,
-                (SELECT count(*) FROM persuasion_attempt WHERE case_id = id) AS attempts,
-                (SELECT count(*) FROM persuasion_attempt WHERE case_id = id AND joint) AS joint_attempts,
-                (SELECT d.id FROM deferral_request d WHERE d.case_id = id AND d.state = 'pending') AS pending_deferral
-           FROM unnest($1::uuid[]) AS id",
+        "SELECT c.id AS case_id,
+                (SELECT count(*) FROM case_officer o WHERE o.case_id = c.id) AS officers,
+                (SELECT count(*) FROM case_measure m WHERE m.case_id = c.id AND m.done_on IS NULL) AS open_measures,
+                (SELECT count(*) FROM case_evidence e WHERE e.case_id = c.id) AS evidence,
+                (SELECT count(*) FROM persuasion_attempt p WHERE p.case_id = c.id) AS attempts,
+                (SELECT count(*) FROM persuasion_attempt p WHERE p.case_id = c.id AND p.joint) AS joint_attempts,
+                (SELECT d.id FROM deferral_request d WHERE d.case_id = c.id AND d.state = 'pending') AS pending_deferral
+           FROM unnest($1::uuid[]) AS c (id)",
     )
     .bind(ids)
     .fetch_all(pool)
