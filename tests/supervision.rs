@@ -1,15 +1,18 @@
 //! Deadlines and supervision (R12) through the real stack, with the services' rule clock moved
 //! by the test: overdue work per region, supervision items raised to the parent bureau, answered
-//! and closed, escalated when left unanswered, and the deadline policy as data.
+//! and closed, escalated when left unanswered, the deadline policy as data, and the
+//! semester-start check (R13).
 
 mod common;
 
 use common::{RuleClock, TestStack, open_case, register_pupil, resident_id};
 use nol_auth::Role;
 use nol_proto::v1::{
-    AnswerSupervisionItemRequest, CloseSupervisionItemRequest, DeadlinePolicy, GetCaseRequest,
-    GetDeadlinePolicyRequest, ListOverdueWorkRequest, ListSupervisionItemsRequest, OverdueKind, SupervisionItem,
-    SupervisionState, SweepOverdueWorkRequest, UpdateDeadlinePolicyRequest,
+    AbsenceFollowUpOutcome, AnswerSupervisionItemRequest, CaseStatus, CheckItemState, CloseSupervisionItemRequest,
+    DeadlinePolicy, GetCaseRequest, GetDeadlinePolicyRequest, GetSemesterCheckProgressRequest, ListOverdueWorkRequest,
+    ListSemesterCheckItemsRequest, ListSupervisionItemsRequest, MarkSemesterAttendanceRequest, OverdueKind,
+    ProgressGrouping, RecordAbsenceFollowUpRequest, ReturnDetails, ReturnToSchoolRequest, StartMonitoringRequest,
+    StartSemesterCheckRequest, SupervisionItem, SupervisionState, SweepOverdueWorkRequest, UpdateDeadlinePolicyRequest,
 };
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -253,6 +256,246 @@ async fn the_deadline_policy_is_data_changed_by_the_province_only() {
     let work = overdue(&test, "320102", Role::Caseworker).await;
     assert_eq!(work.len(), 1, "first contact is now due three days after confirmation");
     assert_eq!(work[0].due_date, "2027-03-04");
+
+    test.finish().await;
+}
+
+/// Returns a case's child to school 3201020001 and puts the case in monitoring.
+async fn into_monitoring(clients: &nol_stack::Clients, case_id: &str) {
+    clients
+        .cases
+        .clone()
+        .return_to_school(ReturnToSchoolRequest {
+            case_id: case_id.into(),
+            returned: Some(ReturnDetails {
+                school_name: "南京市玄武区示范小学".into(),
+                school_code: "3201020001".into(),
+                class_name: "五年级二班".into(),
+                returned_on: String::new(),
+            }),
+        })
+        .await
+        .expect("returned");
+    clients
+        .cases
+        .clone()
+        .start_monitoring(StartMonitoringRequest { case_id: case_id.into() })
+        .await
+        .expect("monitoring");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_semester_check_lists_monitored_children_and_a_confirmed_absence_is_a_relapse() {
+    let clock = RuleClock::at("2027-02-20T09:00:00+08:00");
+    let test = TestStack::start_with(clock.options()).await;
+    let xuanwu = test.clients("320000", "320102", Role::Caseworker);
+    let mut cases = Vec::new();
+    for (sequence, name) in [(51, "孙小燕"), (52, "周小军"), (53, "吴小丽")] {
+        let case_id = open_case(&xuanwu, &register_pupil(&xuanwu, name, &resident_id("320102", sequence)).await).await;
+        into_monitoring(&xuanwu, &case_id).await;
+        cases.push(case_id);
+    }
+    let still_open = open_case(&xuanwu, &register_pupil(&xuanwu, "郑小东", &resident_id("320102", 54)).await).await;
+
+    // Bad requests name their fields; a region outside the caller's is refused.
+    let invalid = xuanwu
+        .supervision
+        .clone()
+        .start_semester_check(StartSemesterCheckRequest {
+            region_code: "320102".into(),
+            semester: "2027-summer".into(),
+            deadline: "2027-02-01".into(),
+        })
+        .await
+        .unwrap_err();
+    let fields: Vec<_> =
+        invalid.get_details_bad_request().unwrap().field_violations.iter().map(|v| v.field.clone()).collect();
+    assert_eq!(fields, ["semester", "deadline"]);
+    let foreign = xuanwu
+        .supervision
+        .clone()
+        .start_semester_check(StartSemesterCheckRequest {
+            region_code: "320104".into(),
+            semester: "2027-spring".into(),
+            deadline: "2027-03-01".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(foreign.code(), Code::PermissionDenied);
+
+    // The checklist holds the three monitored children, not the open case.
+    let check = xuanwu
+        .supervision
+        .clone()
+        .start_semester_check(StartSemesterCheckRequest {
+            region_code: "320102".into(),
+            semester: "2027-spring".into(),
+            deadline: "2027-03-01".into(),
+        })
+        .await
+        .expect("check started")
+        .into_inner()
+        .check
+        .unwrap();
+    assert_eq!(check.item_count, 3);
+    let overlapping = test
+        .clients("320000", "320100", Role::Supervisor)
+        .supervision
+        .start_semester_check(StartSemesterCheckRequest {
+            region_code: "320100".into(),
+            semester: "2027-spring".into(),
+            deadline: "2027-03-01".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(overlapping.code(), Code::AlreadyExists, "a city check would count 玄武区's children twice");
+
+    let school = test.clients("320000", "320102", Role::School);
+    let items = school
+        .supervision
+        .clone()
+        .list_semester_check_items(ListSemesterCheckItemsRequest {
+            check_id: check.check_id.clone(),
+            school_code: "3201020001".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("items listed")
+        .into_inner()
+        .items;
+    assert_eq!(items.len(), 3);
+    assert!(items.iter().all(|item| item.state == CheckItemState::Pending as i32));
+    assert!(!items.iter().any(|item| item.case_id == still_open));
+    assert!(items.iter().all(|item| item.school_name == "南京市玄武区示范小学"));
+    let item_of = |case_id: &str| items.iter().find(|item| item.case_id == case_id).unwrap().item_id.clone();
+    let (present, absent, unconfirmed) = (item_of(&cases[0]), item_of(&cases[1]), item_of(&cases[2]));
+
+    // The school marks one present and one absent; only the absent child is followed up.
+    let mark = |item_id: String, present: bool| {
+        let mut client = school.supervision.clone();
+        async move { client.mark_semester_attendance(MarkSemesterAttendanceRequest { item_id, present }).await }
+    };
+    mark(present.clone(), true).await.expect("marked present");
+    mark(absent.clone(), false).await.expect("marked absent");
+    let not_absent = xuanwu
+        .supervision
+        .clone()
+        .record_absence_follow_up(RecordAbsenceFollowUpRequest {
+            item_id: present.clone(),
+            outcome: AbsenceFollowUpOutcome::ConfirmedAbsent as i32,
+            note: "电话联系".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(not_absent.code(), Code::FailedPrecondition);
+    assert!(not_absent.message().starts_with("R13:"), "{}", not_absent.message());
+    let no_note = xuanwu
+        .supervision
+        .clone()
+        .record_absence_follow_up(RecordAbsenceFollowUpRequest {
+            item_id: absent.clone(),
+            outcome: AbsenceFollowUpOutcome::ConfirmedAbsent as i32,
+            note: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(no_note.code(), Code::InvalidArgument);
+    let by_school = school
+        .supervision
+        .clone()
+        .record_absence_follow_up(RecordAbsenceFollowUpRequest {
+            item_id: absent.clone(),
+            outcome: AbsenceFollowUpOutcome::ConfirmedAbsent as i32,
+            note: "家访".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(by_school.code(), Code::PermissionDenied);
+
+    // A confirmed absence reopens the case at once, as a relapse (反弹).
+    let relapsed = xuanwu
+        .supervision
+        .clone()
+        .record_absence_follow_up(RecordAbsenceFollowUpRequest {
+            item_id: absent.clone(),
+            outcome: AbsenceFollowUpOutcome::ConfirmedAbsent as i32,
+            note: "2月20日家访：孩子随父母外出务工，未返校".into(),
+        })
+        .await
+        .expect("followed up")
+        .into_inner()
+        .item
+        .unwrap();
+    assert_eq!(relapsed.state, CheckItemState::Relapsed as i32);
+    let reopened = xuanwu
+        .cases
+        .clone()
+        .get_case(GetCaseRequest { case_id: cases[1].clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .dropout_case
+        .unwrap();
+    assert_eq!(reopened.status, CaseStatus::Open as i32);
+    assert_eq!(reopened.relapse_count, 1);
+    let again = mark(absent.clone(), true).await.unwrap_err();
+    assert_eq!(again.code(), Code::FailedPrecondition, "a confirmed absence is not re-marked");
+
+    // Progress per school while the campaign runs.
+    let progress = |grouping: ProgressGrouping| {
+        let mut client = xuanwu.supervision.clone();
+        let check_id = check.check_id.clone();
+        async move {
+            client
+                .get_semester_check_progress(GetSemesterCheckProgressRequest { check_id, grouping: grouping as i32 })
+                .await
+                .expect("progress")
+                .into_inner()
+        }
+    };
+    let by_school = progress(ProgressGrouping::School).await;
+    assert_eq!(by_school.rows.len(), 1);
+    let row = &by_school.rows[0];
+    assert_eq!(row.key, "3201020001");
+    assert_eq!((row.total, row.pending, row.present, row.absent, row.relapsed, row.overdue), (3, 1, 1, 0, 1, 0));
+    let by_county = progress(ProgressGrouping::County).await;
+    assert_eq!(by_county.rows[0].key, "320102");
+    assert_eq!(by_county.rows[0].name, "江苏省南京市玄武区");
+
+    // Past the deadline the unconfirmed child is overdue work; past the threshold, supervised.
+    clock.set("2027-03-02T09:00:00+08:00");
+    let overdue_checks = xuanwu
+        .supervision
+        .clone()
+        .list_overdue_work(ListOverdueWorkRequest { kind: OverdueKind::SemesterCheck as i32, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(overdue_checks.total_count, 1);
+    assert_eq!(overdue_checks.work[0].case_id, cases[2]);
+    assert_eq!(overdue_checks.work[0].due_date, "2027-03-01");
+    assert_eq!(progress(ProgressGrouping::School).await.total.unwrap().overdue, 1);
+    clock.set("2027-03-09T09:00:00+08:00");
+    sweep(&test).await;
+    let supervised = items(&test, "320100", Role::Supervisor).await;
+    let check_item = supervised.iter().find(|item| item.kind == OverdueKind::SemesterCheck as i32).expect("raised");
+    assert_eq!(check_item.case_id, cases[2]);
+    assert_eq!(check_item.supervising_region_code, "320100");
+    drop(unconfirmed);
+
+    // The relapse reached the reporting service's stream.
+    common::eventually("the relapse is counted", || async {
+        let summary = xuanwu
+            .reporting
+            .clone()
+            .get_region_summary(nol_proto::v1::GetRegionSummaryRequest { region_code: "320102".into() })
+            .await?
+            .into_inner()
+            .summary
+            .unwrap_or_default();
+        Ok((summary.cases_relapsed == 1).then_some(()))
+    })
+    .await;
 
     test.finish().await;
 }
