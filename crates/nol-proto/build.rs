@@ -17,6 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "reporting",
         "events",
         "admin",
+        "supervision",
     ]
     .map(|name| proto_root.join(format!("nol/v1/{name}.proto")));
     for file in &files {

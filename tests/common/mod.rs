@@ -157,3 +157,72 @@ pub async fn seed_schools(stack: &Stack) {
         clients.ensure_school(school_code, name, region).await.expect("school registered");
     }
 }
+
+/// A rule clock the services read through `NOL_CLOCK_FILE`: the test moves time by rewriting it.
+pub struct RuleClock {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+}
+
+impl RuleClock {
+    /// A clock at `start`, an RFC 3339 instant such as `2027-03-01T09:00:00+08:00`.
+    pub fn at(start: &str) -> RuleClock {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("now");
+        std::fs::write(&path, start).expect("clock file");
+        RuleClock { _dir: dir, path }
+    }
+
+    /// Moves the services' rule time to `instant`.
+    pub fn set(&self, instant: &str) {
+        std::fs::write(&self.path, instant).expect("clock file");
+    }
+
+    /// The stack settings that make the services read this clock.
+    pub fn options(&self) -> TestOptions {
+        let mut options = TestOptions::default();
+        options.extra_env.insert("NOL_CLOCK_FILE".into(), self.path.display().to_string());
+        options
+    }
+}
+
+/// Registers a pupil of 南京市玄武区 (school 3201020001) as a case worker of 320102; returns its id.
+pub async fn register_pupil(clients: &Clients, name: &str, resident_id: &str) -> String {
+    clients
+        .registry
+        .clone()
+        .create_pupil(nol_proto::v1::CreatePupilRequest {
+            pupil: Some(nol_proto::v1::Pupil {
+                full_name: name.into(),
+                resident_id: resident_id.into(),
+                hukou_region_code: "320102".into(),
+                school_code: "3201020001".into(),
+                grade: 5,
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("pupil registered")
+        .into_inner()
+        .pupil
+        .expect("pupil")
+        .pupil_id
+}
+
+/// Opens a case for a pupil; returns the case id.
+pub async fn open_case(clients: &Clients, pupil_id: &str) -> String {
+    clients
+        .cases
+        .clone()
+        .open_case(nol_proto::v1::OpenCaseRequest {
+            pupil_id: pupil_id.into(),
+            causes: vec![nol_proto::v1::DropoutCause::FamilyPoverty as i32],
+            notes: String::new(),
+        })
+        .await
+        .expect("case opened")
+        .into_inner()
+        .dropout_case
+        .expect("case")
+        .case_id
+}

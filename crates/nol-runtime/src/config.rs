@@ -44,6 +44,8 @@ pub struct ServiceConfig {
     pub handoff_deadline: Duration,
     /// `NOL_FAULT_RELAY_CRASH_AFTER` / `NOL_FAULT_CONSUMER_CRASH_AFTER`: fault injection for the
     /// fault suite only (abort after N batches published / committed, before marking / acking).
+    /// `NOL_SUPERVISION_SWEEP_SECS`: how often the case service raises and escalates overdue work.
+    pub supervision_sweep: Duration,
     /// `NOL_CLOCK_FILE`: rule time read from this file (tests and drills); the system clock if unset.
     pub clock_file: Option<PathBuf>,
     pub fault_relay_crash_after: Option<u64>,
@@ -133,6 +135,7 @@ impl ServiceConfig {
             metrics_addr,
             handoff_resend: seconds("NOL_HANDOFF_RESEND_SECS", 30.0)?,
             handoff_deadline: seconds("NOL_HANDOFF_DEADLINE_SECS", 7.0 * 24.0 * 3600.0)?,
+            supervision_sweep: seconds("NOL_SUPERVISION_SWEEP_SECS", 3600.0)?,
             clock_file: get("NOL_CLOCK_FILE").map(PathBuf::from),
             fault_relay_crash_after: count("NOL_FAULT_RELAY_CRASH_AFTER")?,
             fault_consumer_crash_after: count("NOL_FAULT_CONSUMER_CRASH_AFTER")?,

@@ -4,6 +4,7 @@ use nol_proto::v1::admin_service_client::AdminServiceClient;
 use nol_proto::v1::case_service_client::CaseServiceClient;
 use nol_proto::v1::registry_service_client::RegistryServiceClient;
 use nol_proto::v1::reporting_service_client::ReportingServiceClient;
+use nol_proto::v1::supervision_service_client::SupervisionServiceClient;
 use nol_proto::v1::transfer_service_client::TransferServiceClient;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
@@ -37,6 +38,8 @@ pub struct Clients {
     pub cases: CaseServiceClient<Authed>,
     pub transfer: TransferServiceClient<Authed>,
     pub reporting: ReportingServiceClient<Authed>,
+    /// Deadlines, supervision and semester checks, served by the case service.
+    pub supervision: SupervisionServiceClient<Authed>,
 }
 
 impl Clients {
@@ -59,6 +62,7 @@ impl Clients {
         Ok(Clients {
             registry: RegistryServiceClient::with_interceptor(channel(registry)?, bearer.clone()),
             cases: CaseServiceClient::with_interceptor(channel(cases)?, bearer.clone()),
+            supervision: SupervisionServiceClient::with_interceptor(channel(cases)?, bearer.clone()),
             transfer: TransferServiceClient::with_interceptor(channel(transfer)?, bearer.clone()),
             reporting: ReportingServiceClient::with_interceptor(channel(reporting)?, bearer),
         })

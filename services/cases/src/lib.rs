@@ -10,8 +10,10 @@ mod grpc;
 mod ledger;
 mod lifecycle;
 mod store;
+pub mod supervision;
 
 use nol_proto::v1::case_service_server::CaseServiceServer;
+use nol_proto::v1::supervision_service_server::SupervisionServiceServer;
 use nol_runtime::{Platform, RunningService, ServiceConfig};
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
@@ -32,8 +34,11 @@ pub async fn start(config: ServiceConfig, shutdown: CancellationToken) -> anyhow
     let filters = consumers::filter_subjects(&platform.scheme, &platform.config.province);
     platform.spawn_consumer(filters, handler);
     let service = grpc::Cases::new(&platform, &registry_url)?;
+    let supervision = supervision::Supervision::new(&platform);
+    supervision::spawn_sweeper(supervision.clone(), platform.config.supervision_sweep, platform.shutdown.clone());
     // Evidence files of up to 10 MiB arrive in one AddEvidence request.
-    let server = CaseServiceServer::new(service).max_decoding_message_size(lifecycle::MAX_EVIDENCE_FILE + (1 << 20));
-    let routes = Routes::new(tonic::service::interceptor::InterceptedService::new(server, platform.authenticate()));
-    platform.serve(routes, &["nol.v1.CaseService"]).await
+    let cases = CaseServiceServer::new(service).max_decoding_message_size(lifecycle::MAX_EVIDENCE_FILE + (1 << 20));
+    let routes = Routes::new(tonic::service::interceptor::InterceptedService::new(cases, platform.authenticate()))
+        .add_service(SupervisionServiceServer::with_interceptor(supervision, platform.authenticate()));
+    platform.serve(routes, &["nol.v1.CaseService", "nol.v1.SupervisionService"]).await
 }

@@ -743,11 +743,10 @@ impl JobContext {
             let acting = responsible.as_ref().map(|(hukou, residence)| {
                 if residence.province() == self.importer.province { *residence } else { *hukou }
             });
-            if let Some(acting) = &acting {
-                if let Some(reason) = self.check_scope(acting) {
-                    problems
-                        .add(self.header_of(if self.kind == Kind::PovertyRegistry { REGION } else { HUKOU }), reason);
-                }
+            if let Some(acting) = &acting
+                && let Some(reason) = self.check_scope(acting)
+            {
+                problems.add(self.header_of(if self.kind == Kind::PovertyRegistry { REGION } else { HUKOU }), reason);
             }
             let Some((hukou, residence)) = responsible.filter(|_| problems.reasons.is_empty()) else {
                 errors.push(problems.into_record(row));
