@@ -124,6 +124,13 @@ pub fn check_request(
         CaseStatus::Open => Ok(()),
         CaseStatus::HandoffPending => Err(Refusal::AlreadyUnderWay),
         CaseStatus::HandedOver => Err(Refusal::CaseNotOpen { status: "handed over" }),
+        CaseStatus::Returned => Err(Refusal::CaseNotOpen { status: "returned to school" }),
+        CaseStatus::Monitoring => Err(Refusal::CaseNotOpen { status: "in monitoring" }),
+        CaseStatus::HomeTeaching => Err(Refusal::CaseNotOpen { status: "in home teaching" }),
+        CaseStatus::Deferred => Err(Refusal::CaseNotOpen { status: "deferred" }),
+        CaseStatus::Suspended => Err(Refusal::CaseNotOpen { status: "suspended" }),
+        CaseStatus::Exempt => Err(Refusal::CaseNotOpen { status: "exempt" }),
+        CaseStatus::Closed => Err(Refusal::CaseNotOpen { status: "closed" }),
         CaseStatus::Unspecified => Err(Refusal::CaseNotOpen { status: "in an unknown state" }),
     }
 }
