@@ -7,8 +7,10 @@ pub mod domain;
 mod grpc;
 mod ledger;
 mod store;
+mod suspects;
 
 use nol_proto::v1::case_service_server::CaseServiceServer;
+use nol_proto::v1::suspect_service_server::SuspectServiceServer;
 use nol_runtime::{Platform, RunningService, ServiceConfig};
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
@@ -29,6 +31,8 @@ pub async fn start(config: ServiceConfig, shutdown: CancellationToken) -> anyhow
     let filters = consumers::filter_subjects(&platform.scheme, &platform.config.province);
     platform.spawn_consumer(filters, handler);
     let service = grpc::Cases::new(&platform, &registry_url)?;
-    let routes = Routes::new(CaseServiceServer::with_interceptor(service, platform.authenticate()));
-    platform.serve(routes, &["nol.v1.CaseService"]).await
+    let suspects = suspects::grpc::Suspects::new(&platform, &registry_url)?;
+    let routes = Routes::new(CaseServiceServer::with_interceptor(service, platform.authenticate()))
+        .add_service(SuspectServiceServer::with_interceptor(suspects, platform.authenticate()));
+    platform.serve(routes, &["nol.v1.CaseService", "nol.v1.SuspectService"]).await
 }
