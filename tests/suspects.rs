@@ -522,5 +522,30 @@ async fn schools_and_case_workers_report_suspects_and_each_proof_closes_one() {
     // Every change went out as an event, in the transaction of the change.
     assert_eq!(events(&test, "suspect_recorded").await, 7);
     assert_eq!(events(&test, "suspect_resolved").await, 6);
+
+    // The case service reports the ledger healthy and lists it by reflection, without a token.
+    let cases_url = test.stack().province("320000").cases.url();
+    let channel = tonic::transport::Endpoint::from_shared(cases_url).unwrap().connect().await.unwrap();
+    let health = tonic_health::pb::health_client::HealthClient::new(channel.clone())
+        .check(tonic_health::pb::HealthCheckRequest { service: "nol.v1.SuspectService".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(health.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::FileContainingSymbol("nol.v1.SuspectService".into())),
+    };
+    let mut reflection = ServerReflectionClient::new(channel)
+        .server_reflection_info(futures::stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let answer = reflection.message().await.unwrap().unwrap().message_response;
+    assert!(matches!(answer, Some(MessageResponse::FileDescriptorResponse(_))), "{answer:?}");
     test.finish().await;
 }
