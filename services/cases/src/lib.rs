@@ -8,9 +8,11 @@ mod grpc;
 mod ledger;
 mod store;
 pub mod supervision;
+mod suspects;
 
 use nol_proto::v1::case_service_server::CaseServiceServer;
 use nol_proto::v1::supervision_service_server::SupervisionServiceServer;
+use nol_proto::v1::suspect_service_server::SuspectServiceServer;
 use nol_runtime::{Platform, RunningService, ServiceConfig};
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
@@ -33,7 +35,9 @@ pub async fn start(config: ServiceConfig, shutdown: CancellationToken) -> anyhow
     let service = grpc::Cases::new(&platform, &registry_url)?;
     let supervision = supervision::Supervision::new(&platform);
     supervision::spawn_sweeper(supervision.clone(), platform.config.supervision_sweep, platform.shutdown.clone());
+    let suspects = suspects::grpc::Suspects::new(&platform, &registry_url)?;
     let routes = Routes::new(CaseServiceServer::with_interceptor(service, platform.authenticate()))
+        .add_service(SuspectServiceServer::with_interceptor(suspects, platform.authenticate()))
         .add_service(SupervisionServiceServer::with_interceptor(supervision, platform.authenticate()));
-    platform.serve(routes, &["nol.v1.CaseService", "nol.v1.SupervisionService"]).await
+    platform.serve(routes, &["nol.v1.CaseService", "nol.v1.SuspectService", "nol.v1.SupervisionService"]).await
 }
