@@ -217,7 +217,14 @@ async fn callers_see_only_their_own_subtree_and_province() {
     names.sort();
     assert_eq!(
         names,
-        ["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "nol.v1.AdminService", "nol.v1.CaseService"]
+        [
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            "nol.v1.AdminService",
+            "nol.v1.CaseService",
+            "nol.v1.SupervisionService",
+            "nol.v1.SuspectService"
+        ]
     );
 
     test.finish().await;

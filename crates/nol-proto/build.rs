@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let proto_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read at run time, not compiled in: checkouts sharing one target directory share this
+    // script's binary, and each must compile its own protos.
+    let proto_root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let files = [
         "common",
         "registry",
@@ -13,6 +15,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "registry_checks",
         "case_file",
         "cases",
+        "suspects",
         "transfer",
         "reporting",
         "events",

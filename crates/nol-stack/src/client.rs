@@ -5,6 +5,7 @@ use nol_proto::v1::case_service_client::CaseServiceClient;
 use nol_proto::v1::registry_service_client::RegistryServiceClient;
 use nol_proto::v1::reporting_service_client::ReportingServiceClient;
 use nol_proto::v1::supervision_service_client::SupervisionServiceClient;
+use nol_proto::v1::suspect_service_client::SuspectServiceClient;
 use nol_proto::v1::transfer_service_client::TransferServiceClient;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
@@ -31,11 +32,13 @@ impl tonic::service::Interceptor for Bearer {
 
 type Authed = InterceptedService<Channel, Bearer>;
 
-/// The four services of a province, as one caller.
+/// The four services of a province (and the ledger the case service also serves), as one caller.
 #[derive(Clone)]
 pub struct Clients {
     pub registry: RegistryServiceClient<Authed>,
     pub cases: CaseServiceClient<Authed>,
+    /// The suspected-dropout ledger, served by the case service.
+    pub suspects: SuspectServiceClient<Authed>,
     pub transfer: TransferServiceClient<Authed>,
     pub reporting: ReportingServiceClient<Authed>,
     /// Deadlines, supervision and semester checks, served by the case service.
@@ -63,6 +66,7 @@ impl Clients {
             registry: RegistryServiceClient::with_interceptor(channel(registry)?, bearer.clone()),
             cases: CaseServiceClient::with_interceptor(channel(cases)?, bearer.clone()),
             supervision: SupervisionServiceClient::with_interceptor(channel(cases)?, bearer.clone()),
+            suspects: SuspectServiceClient::with_interceptor(channel(cases)?, bearer.clone()),
             transfer: TransferServiceClient::with_interceptor(channel(transfer)?, bearer.clone()),
             reporting: ReportingServiceClient::with_interceptor(channel(reporting)?, bearer),
         })

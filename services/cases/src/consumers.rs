@@ -1,9 +1,10 @@
-//! What the case service does with the province's events: the transfer service's hand-off steps.
+//! What the case service does with the province's events: the transfer service's hand-off steps,
+//! and the registry's cross-check suspects for the suspected-dropout ledger.
 
 use nol_backbone::consumer::{EventHandler, HandlerError};
 use nol_events::{
-    EventEnvelope, HANDOFF_ACCEPTED, HANDOFF_COMPLETED, HANDOFF_OVERDUE, HANDOFF_REQUESTED, SubjectScheme,
-    decode_payload, region_field, uuid_field,
+    EventEnvelope, HANDOFF_ACCEPTED, HANDOFF_COMPLETED, HANDOFF_OVERDUE, HANDOFF_REQUESTED,
+    PUPIL_SUSPECTED_OUT_OF_SCHOOL, SubjectScheme, decode_payload, region_field, uuid_field,
 };
 use nol_pii::{DataKey, ResidentId, SealKeyPair};
 use nol_proto::v1::{HandoffAccepted, HandoffCompleted, HandoffDossier, HandoffOverdue, HandoffRequested};
@@ -18,7 +19,7 @@ use crate::store::{self, NewCase};
 
 /// The subjects the case service consumes in `province`.
 pub fn filter_subjects(scheme: &SubjectScheme, province: &RegionCode) -> Vec<String> {
-    [HANDOFF_REQUESTED, HANDOFF_ACCEPTED, HANDOFF_COMPLETED, HANDOFF_OVERDUE]
+    [HANDOFF_REQUESTED, HANDOFF_ACCEPTED, HANDOFF_COMPLETED, HANDOFF_OVERDUE, PUPIL_SUSPECTED_OUT_OF_SCHOOL]
         .into_iter()
         .map(|event_type| scheme.local_filter(province, event_type))
         .collect()
@@ -72,6 +73,8 @@ impl EventHandler for CaseEvents {
             }
             tracing::warn!(case_id = %case_id, supervisor = %supervisor, "case escalated for supervision");
             Ok(())
+        } else if PUPIL_SUSPECTED_OUT_OF_SCHOOL.matches(&envelope.event_type) {
+            crate::suspects::take_in_cross_check(conn, &self.scheme, &self.data_key, self.clock.today(), envelope).await
         } else {
             Err(HandlerError::Permanent(format!("the case service does not handle {}", envelope.event_type)))
         }

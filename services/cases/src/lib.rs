@@ -11,9 +11,11 @@ mod ledger;
 mod lifecycle;
 mod store;
 pub mod supervision;
+mod suspects;
 
 use nol_proto::v1::case_service_server::CaseServiceServer;
 use nol_proto::v1::supervision_service_server::SupervisionServiceServer;
+use nol_proto::v1::suspect_service_server::SuspectServiceServer;
 use nol_runtime::{Platform, RunningService, ServiceConfig};
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
@@ -36,9 +38,11 @@ pub async fn start(config: ServiceConfig, shutdown: CancellationToken) -> anyhow
     let service = grpc::Cases::new(&platform, &registry_url)?;
     let supervision = supervision::Supervision::new(&platform);
     supervision::spawn_sweeper(supervision.clone(), platform.config.supervision_sweep, platform.shutdown.clone());
+    let suspects = suspects::grpc::Suspects::new(&platform, &registry_url)?;
     // Evidence files of up to 10 MiB arrive in one AddEvidence request.
     let cases = CaseServiceServer::new(service).max_decoding_message_size(lifecycle::MAX_EVIDENCE_FILE + (1 << 20));
     let routes = Routes::new(tonic::service::interceptor::InterceptedService::new(cases, platform.authenticate()))
+        .add_service(SuspectServiceServer::with_interceptor(suspects, platform.authenticate()))
         .add_service(SupervisionServiceServer::with_interceptor(supervision, platform.authenticate()));
-    platform.serve(routes, &["nol.v1.CaseService", "nol.v1.SupervisionService"]).await
+    platform.serve(routes, &["nol.v1.CaseService", "nol.v1.SuspectService", "nol.v1.SupervisionService"]).await
 }
