@@ -477,7 +477,7 @@ async fn the_semester_check_lists_monitored_children_and_a_confirmed_absence_is_
     assert_eq!(progress(ProgressGrouping::School).await.total.unwrap().overdue, 1);
     clock.set("2027-03-09T09:00:00+08:00");
     sweep(&test).await;
-    let supervised = items(&test, "320100", Role::Supervisor).await;
+    let supervised = crate::items(&test, "320100", Role::Supervisor).await;
     let check_item = supervised.iter().find(|item| item.kind == OverdueKind::SemesterCheck as i32).expect("raised");
     assert_eq!(check_item.case_id, cases[2]);
     assert_eq!(check_item.supervising_region_code, "320100");
