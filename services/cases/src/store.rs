@@ -154,7 +154,7 @@ pub async fn insert(conn: &mut PgConnection, case: &NewCase) -> sqlx::Result<Cas
 pub async fn find_active_by_index(pool: &PgPool, index: &[u8]) -> sqlx::Result<Option<CaseRow>> {
     sqlx::query_as::<_, CaseRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM dropout_case
-          WHERE resident_id_index = $1 AND status IN ('open', 'handoff_pending')"
+          WHERE resident_id_index = $1 AND status NOT IN ('handed_over', 'exempt', 'closed')"
     )))
     .bind(index)
     .fetch_optional(pool)
