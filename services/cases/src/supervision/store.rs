@@ -109,21 +109,16 @@ pub struct OverdueRow {
 }
 
 /// The overdue work of a subtree: cases past their due date and children of semester checks not
-/// confirmed by the check's deadline. Ordered by (due date, id), oldest first.
+/// confirmed by the check's deadline, as (id, case, region, kind, due date). Ordered by (due date,
+/// id), oldest first. Only the page's rows are then joined to the child and to supervision items.
 const OVERDUE: &str = "
-    SELECT c.id AS id, c.id AS case_id, c.region, c.due_kind AS kind, c.due_on, c.child_name,
-           c.resident_id_masked, c.sex, c.birth_date, c.hukou_region,
-           (SELECT s.id FROM supervision_item s
-             WHERE s.case_id = c.id AND s.kind = c.due_kind AND s.due_on = c.due_on AND s.check_item_id IS NULL) AS supervision_item_id
+    SELECT c.id AS id, c.id AS case_id, c.region, c.due_kind AS kind, c.due_on
       FROM dropout_case c
      WHERE c.region LIKE $1 || '%' AND c.due_on < $2 AND ($3::text IS NULL OR c.due_kind = $3)
     UNION ALL
-    SELECT i.id, i.case_id, i.region, 'semester_check', k.deadline, c.child_name,
-           c.resident_id_masked, c.sex, c.birth_date, c.hukou_region,
-           (SELECT s.id FROM supervision_item s WHERE s.check_item_id = i.id)
+    SELECT i.id, i.case_id, i.region, 'semester_check', k.deadline
       FROM semester_check_item i
       JOIN semester_check k ON k.id = i.check_id
-      JOIN dropout_case c ON c.id = i.case_id
      WHERE i.region LIKE $1 || '%' AND i.state IN ('pending', 'absent') AND k.deadline < $2
        AND ($3::text IS NULL OR $3 = 'semester_check')";
 
@@ -136,10 +131,20 @@ pub async fn list_overdue(
     limit: i64,
 ) -> sqlx::Result<Vec<OverdueRow>> {
     sqlx::query_as::<_, OverdueRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT * FROM ({OVERDUE}) AS work
-          WHERE ($4::date IS NULL OR (due_on, id) > ($4, $5))
-          ORDER BY due_on, id
-          LIMIT $6"
+        "SELECT w.id, w.case_id, w.region, w.kind, w.due_on, c.child_name, c.resident_id_masked, c.sex,
+                c.birth_date, c.hukou_region,
+                CASE WHEN w.kind = 'semester_check'
+                     THEN (SELECT s.id FROM supervision_item s WHERE s.check_item_id = w.id)
+                     ELSE (SELECT s.id FROM supervision_item s
+                            WHERE s.case_id = w.case_id AND s.kind = w.kind AND s.due_on = w.due_on
+                              AND s.check_item_id IS NULL)
+                END AS supervision_item_id
+           FROM (SELECT * FROM ({OVERDUE}) AS work
+                  WHERE ($4::date IS NULL OR (due_on, id) > ($4, $5))
+                  ORDER BY due_on, id
+                  LIMIT $6) AS w
+           JOIN dropout_case c ON c.id = w.case_id
+          ORDER BY w.due_on, w.id"
     )))
     .bind(prefix)
     .bind(today)
