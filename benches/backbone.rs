@@ -19,7 +19,7 @@ use nol_proto::v1::{
     ListHandoffsRequest, OpenCaseRequest, Pupil, RequestHandoffRequest,
 };
 use nol_region::RegionCode;
-use nol_stack::{Clients, ServicePorts, Stack, StackSettings, postgres};
+use nol_stack::{Clients, Stack, StackSettings, postgres};
 use sqlx::Connection;
 
 const RAW_PUBLISHES: usize = 20_000;
@@ -33,22 +33,7 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     let prefix = format!("b{id}");
-    let settings = StackSettings {
-        binary: env!("CARGO_BIN_EXE_nol").into(),
-        data_dir: dir.path().to_path_buf(),
-        provinces: vec![
-            (RegionCode::parse("320000")?, ServicePorts::default(), None),
-            (RegionCode::parse("340000")?, ServicePorts::default(), None),
-        ],
-        admin_database_url: postgres::default_admin_url(),
-        database_prefix: format!("nol_b{id}"),
-        subject_prefix: prefix.clone(),
-        ack_wait: Duration::from_secs(30),
-        log_to_files: true,
-        hub_leaf_port: None,
-        cuttable_link: false,
-        extra_env: Default::default(),
-    };
+    let settings = StackSettings::bench(env!("CARGO_BIN_EXE_nol").into(), dir.path().to_path_buf(), &format!("b{id}"));
     let stack = Stack::start(settings).await?;
     println!("Not One Less backbone benchmark ({})", chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"));
     println!();

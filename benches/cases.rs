@@ -24,7 +24,7 @@ use nol_proto::v1::{
     ListOverdueWorkRequest, ListSemesterCheckItemsRequest, MarkSemesterAttendanceRequest, StartSemesterCheckRequest,
 };
 use nol_region::{RegionCode, RegionTree};
-use nol_stack::{Clients, ServicePorts, Stack, StackSettings, postgres};
+use nol_stack::{Clients, Stack, StackSettings, postgres};
 
 const IN_FLIGHT: usize = 16;
 
@@ -35,22 +35,7 @@ async fn main() -> anyhow::Result<()> {
     let province = RegionCode::parse("320000")?;
     let dir = tempfile::tempdir()?;
     let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
-    let settings = StackSettings {
-        binary: env!("CARGO_BIN_EXE_nol").into(),
-        data_dir: dir.path().to_path_buf(),
-        provinces: vec![
-            (province, ServicePorts::default(), None),
-            (RegionCode::parse("340000")?, ServicePorts::default(), None),
-        ],
-        admin_database_url: postgres::default_admin_url(),
-        database_prefix: format!("nol_cb{id}"),
-        subject_prefix: format!("cb{id}"),
-        ack_wait: Duration::from_secs(30),
-        log_to_files: true,
-        hub_leaf_port: None,
-        cuttable_link: false,
-        extra_env: Default::default(),
-    };
+    let settings = StackSettings::bench(env!("CARGO_BIN_EXE_nol").into(), dir.path().to_path_buf(), &format!("cb{id}"));
     let mut stack = Stack::start(settings).await?;
     println!("Not One Less case benchmark ({})", chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"));
     println!();
@@ -262,7 +247,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let cases_pid = stack.province("320000").cases.pid().unwrap_or_default();
     println!();
-    println!("case service peak memory: {:.0} MiB", peak_memory_mib(cases_pid));
+    println!("case service peak memory: {:.0} MiB", nol_stack::process::peak_memory_mib(cases_pid));
     pool.close().await;
     stack.stop().await?;
     for code in ["320000", "340000"] {
@@ -316,17 +301,4 @@ fn ms(duration: Duration) -> f64 {
 
 fn ratio(service: Duration, bare: Duration) -> f64 {
     service.as_secs_f64() / bare.as_secs_f64()
-}
-
-fn peak_memory_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|line| line.starts_with("VmHWM:"))
-                .and_then(|line| line.split_whitespace().nth(1).and_then(|kib| kib.parse::<f64>().ok()))
-        })
-        .map(|kib| kib / 1024.0)
-        .unwrap_or(0.0)
 }

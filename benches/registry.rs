@@ -17,7 +17,7 @@ use nol_region::RegionCode;
 use nol_runtime::ProvinceKeys;
 use nol_stack::client::{ImportTarget, import_file};
 use nol_stack::synth::{SynthSpec, generate};
-use nol_stack::{Clients, ServicePorts, Stack, StackSettings, postgres};
+use nol_stack::{Clients, Stack, StackSettings, postgres};
 use sqlx::Connection;
 
 #[tokio::main]
@@ -27,22 +27,7 @@ async fn main() -> anyhow::Result<()> {
     let spec = if divide <= 1 { SynthSpec::full(province) } else { SynthSpec::scaled(province, divide) };
     let dir = tempfile::tempdir()?;
     let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
-    let settings = StackSettings {
-        binary: env!("CARGO_BIN_EXE_nol").into(),
-        data_dir: dir.path().to_path_buf(),
-        provinces: vec![
-            (province, ServicePorts::default(), None),
-            (RegionCode::parse("340000")?, ServicePorts::default(), None),
-        ],
-        admin_database_url: postgres::default_admin_url(),
-        database_prefix: format!("nol_rb{id}"),
-        subject_prefix: format!("rb{id}"),
-        ack_wait: Duration::from_secs(30),
-        log_to_files: true,
-        hub_leaf_port: None,
-        cuttable_link: false,
-        extra_env: Default::default(),
-    };
+    let settings = StackSettings::bench(env!("CARGO_BIN_EXE_nol").into(), dir.path().to_path_buf(), &format!("rb{id}"));
     let mut stack = Stack::start(settings).await?;
     println!("Not One Less registry benchmark ({})", chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"));
     println!();
@@ -75,7 +60,7 @@ async fn main() -> anyhow::Result<()> {
     let registry_pid = stack.province("320000").registry.pid().unwrap_or_default();
     timed_import(&clients, ImportTarget::HouseholdRegister, &synthetic.household_csv, spec.household).await?;
     timed_import(&clients, ImportTarget::PovertyRegistry, &synthetic.poverty_csv, 0).await?;
-    let peak = peak_memory_mib(registry_pid);
+    let peak = nol_stack::process::peak_memory_mib(registry_pid);
     let file_mib = std::fs::metadata(&synthetic.pupils_csv)?.len() as f64 / 1048576.0;
     println!("registry process peak memory after the imports: {peak:.0} MiB (pupil file {file_mib:.0} MiB)");
 
@@ -262,18 +247,4 @@ async fn raw_copy(database_url: &str, keys: &ProvinceKeys, pupils_csv: &std::pat
     sqlx::query("DROP TABLE registry.bench_raw_pupil").execute(&mut conn).await?;
     conn.close().await?;
     Ok(rate)
-}
-
-/// The peak resident memory of a process (VmHWM), in MiB.
-fn peak_memory_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|line| line.starts_with("VmHWM:"))
-                .and_then(|line| line.split_whitespace().nth(1).and_then(|kib| kib.parse::<f64>().ok()))
-        })
-        .map(|kib| kib / 1024.0)
-        .unwrap_or(0.0)
 }

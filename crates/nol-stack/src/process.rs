@@ -177,3 +177,17 @@ pub async fn terminate(child: &mut Child, grace: Duration) -> anyhow::Result<()>
     child.kill().await?;
     Ok(())
 }
+
+/// The peak resident memory (VmHWM) of process `pid` in MiB; 0 when it cannot be read.
+pub fn peak_memory_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("VmHWM:"))
+                .and_then(|line| line.split_whitespace().nth(1).and_then(|kib| kib.parse::<f64>().ok()))
+        })
+        .map(|kib| kib / 1024.0)
+        .unwrap_or(0.0)
+}

@@ -161,6 +161,30 @@ pub struct StackSettings {
     pub extra_env: BTreeMap<String, String>,
 }
 
+impl StackSettings {
+    /// What the benchmarks run: Jiangsu (the hub) and Anhui on free ports, databases
+    /// `nol_<tag>_<code>` on the machine's PostgreSQL, subjects under `<tag>`, service logs in files.
+    pub fn bench(binary: PathBuf, data_dir: PathBuf, tag: &str) -> StackSettings {
+        let province = |code: &str| RegionCode::parse(code).expect("a province code of the GB/T 2260 tree");
+        StackSettings {
+            binary,
+            data_dir,
+            provinces: vec![
+                (province("320000"), ServicePorts::default(), None),
+                (province("340000"), ServicePorts::default(), None),
+            ],
+            admin_database_url: crate::postgres::default_admin_url(),
+            database_prefix: format!("nol_{tag}"),
+            subject_prefix: tag.to_owned(),
+            ack_wait: Duration::from_secs(30),
+            log_to_files: true,
+            hub_leaf_port: None,
+            cuttable_link: false,
+            extra_env: BTreeMap::new(),
+        }
+    }
+}
+
 /// A running stack: linked NATS servers, databases, and every province's services.
 pub struct Stack {
     pub keys: StackKeys,

@@ -4,16 +4,12 @@ use nol_auth::{Caller, Role};
 use nol_events::SubjectScheme;
 use nol_pii::{DataKey, ResidentId};
 use nol_proto::v1::case_service_server::CaseService;
-use nol_proto::v1::registry_service_client::RegistryServiceClient;
 use nol_proto::v1::*;
 use nol_region::RegionCode;
 use nol_runtime::error::parse_uuid;
 use nol_runtime::paging::{self, Cursor};
 use nol_runtime::{Platform, ServiceError, Violations, audit, database};
-use nol_telemetry::PropagateTrace;
 use sqlx::PgPool;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status as GrpcStatus};
 use uuid::Uuid;
 
@@ -22,7 +18,7 @@ use crate::domain::{Status, StoredName, cause_from_name, cause_name, check_cause
 use crate::store::{self, CaseQuery, CaseRow, ChildRecord, NewCase};
 use crate::{RESIDENT_ID_CONTEXT, file_store, ledger};
 
-type RegistryClient = RegistryServiceClient<InterceptedService<Channel, PropagateTrace>>;
+use crate::registry::RegistryClient;
 
 pub struct Cases {
     pub(crate) pool: PgPool,
@@ -36,16 +32,13 @@ pub struct Cases {
 
 impl Cases {
     pub fn new(platform: &Platform, registry_url: &str) -> anyhow::Result<Cases> {
-        let channel = tonic::transport::Endpoint::from_shared(registry_url.to_owned())?
-            .connect_timeout(std::time::Duration::from_secs(3))
-            .connect_lazy();
         Ok(Cases {
             pool: platform.pool.clone(),
             data_key: platform.keys.data.clone(),
             scheme: platform.scheme.clone(),
             wake: platform.wake.clone(),
             province: platform.config.province,
-            registry: RegistryServiceClient::with_interceptor(channel, PropagateTrace),
+            registry: crate::registry::client(registry_url)?,
             clock: platform.clock.clone(),
         })
     }
@@ -57,18 +50,7 @@ impl Cases {
         if request.notes.chars().count() > 4000 {
             return Err(ServiceError::invalid("notes", "is longer than 4,000 characters"));
         }
-        // The registry checks the caller's scope over the pupil again, and audits the full read.
-        let mut lookup = Request::new(GetPupilRequest { pupil_id: pupil_id.to_string(), view: PupilView::Full as i32 });
-        lookup.metadata_mut().insert("authorization", caller.authorization_header());
-        let pupil = self
-            .registry
-            .clone()
-            .get_pupil(lookup)
-            .await
-            .map_err(|status| ServiceError::from_upstream(status, "registry"))?
-            .into_inner()
-            .pupil
-            .ok_or_else(|| ServiceError::Internal(anyhow::anyhow!("registry answered without a pupil")))?;
+        let pupil = crate::registry::pupil(&self.registry, caller, pupil_id, PupilView::Full).await?;
         let region = RegionCode::parse_county(&pupil.enrollment_region_code).map_err(anyhow::Error::from)?;
         caller.require_scope(&region)?;
         let resident_id = ResidentId::parse(&pupil.resident_id).map_err(anyhow::Error::from)?;

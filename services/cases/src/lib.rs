@@ -9,6 +9,7 @@ mod file_store;
 mod grpc;
 mod ledger;
 mod lifecycle;
+mod registry;
 mod store;
 pub mod supervision;
 mod suspects;

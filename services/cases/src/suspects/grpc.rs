@@ -3,22 +3,18 @@
 use nol_auth::{Caller, Role};
 use nol_events::SubjectScheme;
 use nol_pii::{DataKey, ResidentId};
-use nol_proto::v1::registry_service_client::RegistryServiceClient;
 use nol_proto::v1::suspect_service_server::SuspectService;
 use nol_proto::v1::{
     ChildSummary, CloseSuspectRequest, CloseSuspectResponse, ConfirmSuspectRequest, ConfirmSuspectResponse,
-    GetPupilRequest, GetSuspectRequest, GetSuspectResponse, ListSuspectsRequest, ListSuspectsResponse, Pupil,
-    PupilView, RecordSuspectRequest, RecordSuspectResponse, ReportAbsenceRequest, ReportAbsenceResponse, Sex, Suspect,
+    GetSuspectRequest, GetSuspectResponse, ListSuspectsRequest, ListSuspectsResponse, Pupil, PupilView,
+    RecordSuspectRequest, RecordSuspectResponse, ReportAbsenceRequest, ReportAbsenceResponse, Sex, Suspect,
     SuspectOrigin, SuspectState, SuspectView, record_suspect_request,
 };
 use nol_region::RegionCode;
 use nol_runtime::error::parse_uuid;
 use nol_runtime::paging::{self, Cursor};
 use nol_runtime::{FieldViolation, Platform, ServiceError, audit, database};
-use nol_telemetry::PropagateTrace;
 use sqlx::PgPool;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status as GrpcStatus};
 use uuid::Uuid;
 
@@ -30,7 +26,7 @@ use crate::grpc::child_record;
 use crate::ledger;
 use crate::store::NewCase;
 
-type RegistryClient = RegistryServiceClient<InterceptedService<Channel, PropagateTrace>>;
+use crate::registry::RegistryClient;
 
 pub struct Suspects {
     pool: PgPool,
@@ -48,16 +44,13 @@ fn invalid(violations: Vec<FieldViolation>) -> ServiceError {
 
 impl Suspects {
     pub fn new(platform: &Platform, registry_url: &str) -> anyhow::Result<Suspects> {
-        let channel = tonic::transport::Endpoint::from_shared(registry_url.to_owned())?
-            .connect_timeout(std::time::Duration::from_secs(3))
-            .connect_lazy();
         Ok(Suspects {
             pool: platform.pool.clone(),
             data_key: platform.keys.data.clone(),
             scheme: platform.scheme.clone(),
             wake: platform.wake.clone(),
             province: platform.config.province,
-            registry: RegistryServiceClient::with_interceptor(channel, PropagateTrace),
+            registry: crate::registry::client(registry_url)?,
             clock: platform.clock.clone(),
         })
     }
@@ -65,16 +58,7 @@ impl Suspects {
     /// Reads a pupil from the registry as the caller: the registry checks the caller's scope over
     /// the pupil again, and audits the read.
     async fn pupil(&self, caller: &Caller, pupil_id: Uuid, view: PupilView) -> Result<Pupil, ServiceError> {
-        let mut lookup = Request::new(GetPupilRequest { pupil_id: pupil_id.to_string(), view: view as i32 });
-        lookup.metadata_mut().insert("authorization", caller.authorization_header());
-        self.registry
-            .clone()
-            .get_pupil(lookup)
-            .await
-            .map_err(|status| ServiceError::from_upstream(status, "registry"))?
-            .into_inner()
-            .pupil
-            .ok_or_else(|| ServiceError::Internal(anyhow::anyhow!("registry answered without a pupil")))
+        crate::registry::pupil(&self.registry, caller, pupil_id, view).await
     }
 
     /// An item for a registered pupil, owned by the county of the pupil's student record.
