@@ -260,6 +260,40 @@ async fn the_deadline_policy_is_data_changed_by_the_province_only() {
     test.finish().await;
 }
 
+/// A case worker confirms that a child marked absent has dropped out again.
+async fn confirm_absent(
+    clients: &nol_stack::Clients,
+    item_id: &str,
+    note: &str,
+) -> Result<tonic::Response<nol_proto::v1::RecordAbsenceFollowUpResponse>, tonic::Status> {
+    clients
+        .supervision
+        .clone()
+        .record_absence_follow_up(RecordAbsenceFollowUpRequest {
+            item_id: item_id.into(),
+            outcome: AbsenceFollowUpOutcome::ConfirmedAbsent as i32,
+            note: note.into(),
+        })
+        .await
+}
+
+async fn start_check(
+    clients: &nol_stack::Clients,
+    region_code: &str,
+    semester: &str,
+    deadline: &str,
+) -> Result<tonic::Response<nol_proto::v1::StartSemesterCheckResponse>, tonic::Status> {
+    clients
+        .supervision
+        .clone()
+        .start_semester_check(StartSemesterCheckRequest {
+            region_code: region_code.into(),
+            semester: semester.into(),
+            deadline: deadline.into(),
+        })
+        .await
+}
+
 /// Returns a case's child to school 3201020001 and puts the case in monitoring.
 async fn into_monitoring(clients: &nol_stack::Clients, case_id: &str) {
     clients
@@ -298,40 +332,15 @@ async fn the_semester_check_lists_monitored_children_and_a_confirmed_absence_is_
     let still_open = open_case(&xuanwu, &register_pupil(&xuanwu, "郑小东", &resident_id("320102", 54)).await).await;
 
     // Bad requests name their fields; a region outside the caller's is refused.
-    let invalid = xuanwu
-        .supervision
-        .clone()
-        .start_semester_check(StartSemesterCheckRequest {
-            region_code: "320102".into(),
-            semester: "2027-summer".into(),
-            deadline: "2027-02-01".into(),
-        })
-        .await
-        .unwrap_err();
+    let invalid = start_check(&xuanwu, "320102", "2027-summer", "2027-02-01").await.unwrap_err();
     let fields: Vec<_> =
         invalid.get_details_bad_request().unwrap().field_violations.iter().map(|v| v.field.clone()).collect();
     assert_eq!(fields, ["semester", "deadline"]);
-    let foreign = xuanwu
-        .supervision
-        .clone()
-        .start_semester_check(StartSemesterCheckRequest {
-            region_code: "320104".into(),
-            semester: "2027-spring".into(),
-            deadline: "2027-03-01".into(),
-        })
-        .await
-        .unwrap_err();
+    let foreign = start_check(&xuanwu, "320104", "2027-spring", "2027-03-01").await.unwrap_err();
     assert_eq!(foreign.code(), Code::PermissionDenied);
 
     // The checklist holds the three monitored children, not the open case.
-    let check = xuanwu
-        .supervision
-        .clone()
-        .start_semester_check(StartSemesterCheckRequest {
-            region_code: "320102".into(),
-            semester: "2027-spring".into(),
-            deadline: "2027-03-01".into(),
-        })
+    let check = start_check(&xuanwu, "320102", "2027-spring", "2027-03-01")
         .await
         .expect("check started")
         .into_inner()
@@ -377,50 +386,16 @@ async fn the_semester_check_lists_monitored_children_and_a_confirmed_absence_is_
     };
     mark(present.clone(), true).await.expect("marked present");
     mark(absent.clone(), false).await.expect("marked absent");
-    let not_absent = xuanwu
-        .supervision
-        .clone()
-        .record_absence_follow_up(RecordAbsenceFollowUpRequest {
-            item_id: present.clone(),
-            outcome: AbsenceFollowUpOutcome::ConfirmedAbsent as i32,
-            note: "电话联系".into(),
-        })
-        .await
-        .unwrap_err();
+    let not_absent = confirm_absent(&xuanwu, &present, "电话联系").await.unwrap_err();
     assert_eq!(not_absent.code(), Code::FailedPrecondition);
     assert!(not_absent.message().starts_with("R13:"), "{}", not_absent.message());
-    let no_note = xuanwu
-        .supervision
-        .clone()
-        .record_absence_follow_up(RecordAbsenceFollowUpRequest {
-            item_id: absent.clone(),
-            outcome: AbsenceFollowUpOutcome::ConfirmedAbsent as i32,
-            note: String::new(),
-        })
-        .await
-        .unwrap_err();
+    let no_note = confirm_absent(&xuanwu, &absent, "").await.unwrap_err();
     assert_eq!(no_note.code(), Code::InvalidArgument);
-    let by_school = school
-        .supervision
-        .clone()
-        .record_absence_follow_up(RecordAbsenceFollowUpRequest {
-            item_id: absent.clone(),
-            outcome: AbsenceFollowUpOutcome::ConfirmedAbsent as i32,
-            note: "家访".into(),
-        })
-        .await
-        .unwrap_err();
+    let by_school = confirm_absent(&school, &absent, "家访").await.unwrap_err();
     assert_eq!(by_school.code(), Code::PermissionDenied);
 
     // A confirmed absence reopens the case at once, as a relapse (反弹).
-    let relapsed = xuanwu
-        .supervision
-        .clone()
-        .record_absence_follow_up(RecordAbsenceFollowUpRequest {
-            item_id: absent.clone(),
-            outcome: AbsenceFollowUpOutcome::ConfirmedAbsent as i32,
-            note: "2月20日家访：孩子随父母外出务工，未返校".into(),
-        })
+    let relapsed = confirm_absent(&xuanwu, &absent, "2月20日家访：孩子随父母外出务工，未返校")
         .await
         .expect("followed up")
         .into_inner()

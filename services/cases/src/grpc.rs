@@ -244,6 +244,29 @@ pub fn child_record(data_key: &DataKey, full_name: &str, resident_id: &ResidentI
     }
 }
 
+/// The child as lists and reads show it: the number masked, and in clear only when `revealed`.
+pub fn child_summary(
+    full_name: &str,
+    masked: &str,
+    sex: i16,
+    birth_date: Option<chrono::NaiveDate>,
+    hukou_region: &str,
+    revealed: Option<&ResidentId>,
+) -> ChildSummary {
+    ChildSummary {
+        full_name: full_name.to_owned(),
+        resident_id_masked: masked.to_owned(),
+        sex: match sex {
+            1 => Sex::Male as i32,
+            2 => Sex::Female as i32,
+            _ => Sex::Unspecified as i32,
+        },
+        birth_date: birth_date.map(|date| date.format("%Y-%m-%d").to_string()).unwrap_or_default(),
+        hukou_region_code: hukou_region.to_owned(),
+        resident_id: revealed.map(|id| id.expose().to_owned()).unwrap_or_default(),
+    }
+}
+
 /// Decrypts a stored resident ID number.
 pub fn reveal(data_key: &DataKey, cipher: &[u8]) -> Result<ResidentId, ServiceError> {
     let bytes = data_key.decrypt(cipher, RESIDENT_ID_CONTEXT).map_err(|error| ServiceError::Internal(error.into()))?;
@@ -293,18 +316,14 @@ fn to_proto(
         close_reason: CloseReason::from_stored(&detail("close_reason")).map(|reason| reason as i32).unwrap_or(0),
         case_id: row.id.to_string(),
         pupil_id: row.pupil_id.map(|id| id.to_string()).unwrap_or_default(),
-        child: Some(ChildSummary {
-            full_name: row.child_name.clone(),
-            resident_id_masked: row.resident_id_masked.clone(),
-            sex: match row.sex {
-                1 => Sex::Male as i32,
-                2 => Sex::Female as i32,
-                _ => Sex::Unspecified as i32,
-            },
-            birth_date: row.birth_date.format("%Y-%m-%d").to_string(),
-            hukou_region_code: row.hukou_region.clone(),
-            resident_id: revealed.map(|id| id.expose().to_owned()).unwrap_or_default(),
-        }),
+        child: Some(child_summary(
+            &row.child_name,
+            &row.resident_id_masked,
+            row.sex,
+            Some(row.birth_date),
+            &row.hukou_region,
+            revealed.as_ref(),
+        )),
         region_code: row.region.clone(),
         status: Status::parse(&row.status).map(Status::to_proto).unwrap_or_default() as i32,
         causes: row.causes.iter().map(|name| cause_from_name(name) as i32).collect(),

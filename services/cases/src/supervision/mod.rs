@@ -16,7 +16,7 @@ use nol_proto::v1::{
     GetSemesterCheckProgressResponse, ListOverdueWorkRequest, ListOverdueWorkResponse, ListSemesterCheckItemsRequest,
     ListSemesterCheckItemsResponse, ListSupervisionItemsRequest, ListSupervisionItemsResponse,
     MarkSemesterAttendanceRequest, MarkSemesterAttendanceResponse, OverdueKind, OverdueWork, ProgressGrouping,
-    RecordAbsenceFollowUpRequest, RecordAbsenceFollowUpResponse, SemesterCheck, SemesterCheckItem, Sex,
+    RecordAbsenceFollowUpRequest, RecordAbsenceFollowUpResponse, SemesterCheck, SemesterCheckItem,
     StartSemesterCheckRequest, StartSemesterCheckResponse, SupervisionClosed, SupervisionItem, SupervisionRaised,
     SupervisionState, SweepOverdueWorkRequest, SweepOverdueWorkResponse, UpdateDeadlinePolicyRequest,
     UpdateDeadlinePolicyResponse,
@@ -635,18 +635,7 @@ fn decode_school_token(token: &str) -> Result<Option<(String, Uuid)>, ServiceErr
 }
 
 fn child(name: &str, masked: &str, sex: i16, birth_date: NaiveDate, hukou: &str) -> ChildSummary {
-    ChildSummary {
-        full_name: name.to_owned(),
-        resident_id_masked: masked.to_owned(),
-        sex: match sex {
-            1 => Sex::Male as i32,
-            2 => Sex::Female as i32,
-            _ => Sex::Unspecified as i32,
-        },
-        birth_date: birth_date.to_string(),
-        hukou_region_code: hukou.to_owned(),
-        resident_id: String::new(),
-    }
+    crate::grpc::child_summary(name, masked, sex, Some(birth_date), hukou, None)
 }
 
 fn policy_message(row: &store::PolicyRow) -> PolicyMessage {

@@ -5,10 +5,10 @@ use nol_events::SubjectScheme;
 use nol_pii::{DataKey, ResidentId};
 use nol_proto::v1::suspect_service_server::SuspectService;
 use nol_proto::v1::{
-    ChildSummary, CloseSuspectRequest, CloseSuspectResponse, ConfirmSuspectRequest, ConfirmSuspectResponse,
-    GetSuspectRequest, GetSuspectResponse, ListSuspectsRequest, ListSuspectsResponse, Pupil, PupilView,
-    RecordSuspectRequest, RecordSuspectResponse, ReportAbsenceRequest, ReportAbsenceResponse, Sex, Suspect,
-    SuspectOrigin, SuspectState, SuspectView, record_suspect_request,
+    CloseSuspectRequest, CloseSuspectResponse, ConfirmSuspectRequest, ConfirmSuspectResponse, GetSuspectRequest,
+    GetSuspectResponse, ListSuspectsRequest, ListSuspectsResponse, Pupil, PupilView, RecordSuspectRequest,
+    RecordSuspectResponse, ReportAbsenceRequest, ReportAbsenceResponse, Sex, Suspect, SuspectOrigin, SuspectState,
+    SuspectView, record_suspect_request,
 };
 use nol_region::RegionCode;
 use nol_runtime::error::parse_uuid;
@@ -451,18 +451,14 @@ fn to_proto(row: &SuspectRow, revealed: Option<ResidentId>) -> Suspect {
         region_code: row.region.clone(),
         origin: Origin::parse(&row.origin).map(Origin::to_proto).unwrap_or_default() as i32,
         state: State::parse(&row.state).map(State::to_proto).unwrap_or_default() as i32,
-        child: Some(ChildSummary {
-            full_name: row.child_name.clone(),
-            resident_id_masked: row.resident_id_masked.clone(),
-            sex: match row.sex {
-                1 => Sex::Male as i32,
-                2 => Sex::Female as i32,
-                _ => Sex::Unspecified as i32,
-            },
-            birth_date: day(row.birth_date),
-            hukou_region_code: row.hukou_region.clone(),
-            resident_id: revealed.map(|id| id.expose().to_owned()).unwrap_or_default(),
-        }),
+        child: Some(crate::grpc::child_summary(
+            &row.child_name,
+            &row.resident_id_masked,
+            row.sex,
+            row.birth_date,
+            &row.hukou_region,
+            revealed.as_ref(),
+        )),
         pupil_id: row.pupil_id.map(|id| id.to_string()).unwrap_or_default(),
         check_item_id: row.check_item_id.map(|id| id.to_string()).unwrap_or_default(),
         reason: row.reason.clone(),
