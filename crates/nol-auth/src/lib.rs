@@ -11,6 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use nol_messages::vocab::Action;
+use nol_messages::{Common, Msg};
 use nol_region::RegionCode;
 use tonic::metadata::MetadataValue;
 
@@ -102,17 +104,43 @@ pub enum Denied {
     OutOfScope { own: RegionCode, requested: RegionCode },
     #[error("this deployment serves {} ({deployment}); your token is for {} ({own})", .deployment.name(), .own.name())]
     OtherProvince { own: RegionCode, deployment: RegionCode },
-    #[error("the {role} role may not {action}")]
-    Role { role: Role, action: &'static str },
-    /// Another service of the province refused the caller (its message passes through).
+    #[error("the {role} role may not {}", .action.en())]
+    Role { role: Role, action: Action },
+    /// Another service of the province refused the caller (its message passes through), or a
+    /// rule of this service that turns this caller away (e.g. only the owning county's approver
+    /// decides a deferral).
     #[error("{0}")]
-    Upstream(String),
+    Refused(Msg),
+}
+
+impl Denied {
+    /// What a person reads, from the catalogue.
+    pub fn message(&self) -> Msg {
+        match self {
+            Denied::OutOfScope { own, requested } => {
+                Common::OutOfScope { own: own.to_string(), requested: requested.to_string() }.into()
+            }
+            Denied::OtherProvince { own, deployment } => Common::OtherProvince {
+                own: own.to_string(),
+                own_name: own.name().to_owned(),
+                deployment: deployment.to_string(),
+                deployment_name: deployment.name().to_owned(),
+            }
+            .into(),
+            Denied::Role { role, action } => Common::RoleMayNot { role: role.to_string(), action: *action }.into(),
+            Denied::Refused(message) => message.clone(),
+        }
+    }
 }
 
 impl From<Denied> for tonic::Status {
     fn from(denied: Denied) -> tonic::Status {
-        tonic::Status::permission_denied(denied.to_string())
+        nol_messages::grpc::status(tonic::Code::PermissionDenied, &denied.message())
     }
+}
+
+fn unauthenticated(error: &TokenError) -> tonic::Status {
+    nol_messages::grpc::status(tonic::Code::Unauthenticated, &error.message())
 }
 
 impl Caller {
@@ -134,7 +162,7 @@ impl Caller {
         }
     }
 
-    pub fn require_role(&self, allowed: &[Role], action: &'static str) -> Result<(), Denied> {
+    pub fn require_role(&self, allowed: &[Role], action: Action) -> Result<(), Denied> {
         if allowed.contains(&self.role) { Ok(()) } else { Err(Denied::Role { role: self.role, action }) }
     }
 
@@ -164,6 +192,19 @@ pub enum TokenError {
     BadClaims(String),
     #[error("key: {0}")]
     Key(String),
+}
+
+impl TokenError {
+    /// What a person reads, from the catalogue.
+    pub fn message(&self) -> Msg {
+        match self {
+            TokenError::Missing => Common::TokenMissing,
+            TokenError::Malformed => Common::TokenMalformed,
+            TokenError::Invalid | TokenError::Key(_) => Common::TokenInvalid,
+            TokenError::BadClaims(detail) => Common::TokenBadClaims { detail: detail.clone() },
+        }
+        .into()
+    }
 }
 
 /// Signs tokens. Lives with the identity provider (for the local stack, `nol token`).
@@ -249,10 +290,7 @@ impl Authenticate {
 
 impl tonic::service::Interceptor for Authenticate {
     fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        let caller = self
-            .verifier
-            .verify_metadata(request.metadata())
-            .map_err(|error| tonic::Status::unauthenticated(error.to_string()))?;
+        let caller = self.verifier.verify_metadata(request.metadata()).map_err(|error| unauthenticated(&error))?;
         request.extensions_mut().insert(caller);
         Ok(request)
     }
@@ -260,11 +298,7 @@ impl tonic::service::Interceptor for Authenticate {
 
 /// The caller of an authenticated request.
 pub fn caller<T>(request: &tonic::Request<T>) -> Result<Caller, tonic::Status> {
-    request
-        .extensions()
-        .get::<Caller>()
-        .cloned()
-        .ok_or_else(|| tonic::Status::unauthenticated(TokenError::Missing.to_string()))
+    request.extensions().get::<Caller>().cloned().ok_or_else(|| unauthenticated(&TokenError::Missing))
 }
 
 /// A new Ed25519 signing key pair as (private PKCS#8 PEM, public SPKI PEM).
@@ -302,7 +336,7 @@ mod tests {
         assert!(caller.require_scope(&RegionCode::parse("320104").unwrap()).is_err());
         assert!(caller.require_scope(&RegionCode::parse("320000").unwrap()).is_err());
         assert!(caller.require_scope(&RegionCode::parse("341221").unwrap()).is_err());
-        assert!(caller.require_role(&[Role::Supervisor], "close supervision items").is_err());
+        assert!(caller.require_role(&[Role::Supervisor], Action::CloseSupervisionItems).is_err());
     }
 
     #[test]

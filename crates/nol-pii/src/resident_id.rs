@@ -33,6 +33,28 @@ pub enum ResidentIdError {
     WrongCheckDigit,
 }
 
+impl From<ResidentIdError> for nol_messages::Msg {
+    fn from(error: ResidentIdError) -> nol_messages::Msg {
+        error.message()
+    }
+}
+
+impl ResidentIdError {
+    /// What a person reads, from the catalogue.
+    pub fn message(&self) -> nol_messages::Msg {
+        use nol_messages::Common;
+        match self {
+            ResidentIdError::WrongLength(length) => Common::ResidentIdLength { length: *length },
+            ResidentIdError::NotDigits => Common::ResidentIdNotDigits,
+            ResidentIdError::UnknownProvince => Common::ResidentIdUnknownProvince,
+            ResidentIdError::BadBirthDate => Common::ResidentIdBadBirthDate,
+            ResidentIdError::FutureBirthDate => Common::ResidentIdFutureBirthDate,
+            ResidentIdError::WrongCheckDigit => Common::ResidentIdCheckDigit,
+        }
+        .into()
+    }
+}
+
 const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
 const CHECK_CHARS: [char; 11] = ['1', '0', 'X', '9', '8', '7', '6', '5', '4', '3', '2'];
 /// GB/T 2260 province prefixes. Older IDs carry county codes that no longer exist, so only the

@@ -56,6 +56,27 @@ pub enum RegionCodeError {
     NotCounty { code: String, name: &'static str },
 }
 
+impl From<RegionCodeError> for nol_messages::Msg {
+    fn from(error: RegionCodeError) -> nol_messages::Msg {
+        error.message()
+    }
+}
+
+impl RegionCodeError {
+    /// What a person reads, from the catalogue.
+    pub fn message(&self) -> nol_messages::Msg {
+        use nol_messages::Common;
+        match self {
+            RegionCodeError::Malformed(text) => Common::RegionMalformed { text: text.clone() },
+            RegionCodeError::Unknown(code) => Common::RegionUnknown { code: code.clone() },
+            RegionCodeError::NotCounty { code, name } => {
+                Common::RegionNotCounty { code: code.clone(), name: (*name).to_owned() }
+            }
+        }
+        .into()
+    }
+}
+
 impl RegionCode {
     /// Parses and checks a code against the tree.
     pub fn parse(text: &str) -> Result<Self, RegionCodeError> {

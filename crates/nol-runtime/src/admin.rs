@@ -158,7 +158,7 @@ impl Admin {
 
     fn authorize<T>(&self, request: &Request<T>) -> Result<(), ServiceError> {
         let caller = crate::caller_of(request, &self.observer.province)?;
-        caller.require_role(&[Role::Operator, Role::Supervisor], "read the backbone's state")?;
+        caller.require_role(&[Role::Operator, Role::Supervisor], nol_messages::vocab::Action::ReadBackbone)?;
         caller.require_scope(&self.observer.province)?;
         Ok(())
     }

@@ -37,8 +37,7 @@ pub fn region_in_scope(caller: &nol_auth::Caller, requested: &str) -> Result<nol
     let region = if requested.trim().is_empty() {
         caller.region
     } else {
-        nol_region::RegionCode::parse(requested)
-            .map_err(|error| ServiceError::invalid("region_code", error.to_string()))?
+        nol_region::RegionCode::parse(requested).map_err(|error| ServiceError::invalid("region_code", error))?
     };
     caller.require_scope(&region)?;
     Ok(region)

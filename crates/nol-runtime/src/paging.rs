@@ -27,7 +27,7 @@ impl Cursor {
         if token.is_empty() {
             return Ok(None);
         }
-        let invalid = || ServiceError::invalid("page_token", "is not a token this service issued");
+        let invalid = || ServiceError::invalid("page_token", nol_messages::Common::NotAPageToken);
         let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
         let text = String::from_utf8(bytes).map_err(|_| invalid())?;
         let (micros, id) = text.split_once(':').ok_or_else(invalid)?;
@@ -43,7 +43,7 @@ impl Cursor {
 pub fn page_size(requested: i32) -> Result<i64, ServiceError> {
     match requested {
         0 => Ok(DEFAULT_PAGE_SIZE),
-        size if size < 0 => Err(ServiceError::invalid("page_size", "must not be negative")),
+        size if size < 0 => Err(ServiceError::invalid("page_size", nol_messages::Common::NegativePageSize)),
         size => Ok(i64::from(size).min(MAX_PAGE_SIZE)),
     }
 }

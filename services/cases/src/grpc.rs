@@ -44,7 +44,7 @@ impl Cases {
     }
 
     async fn open(&self, caller: &Caller, request: OpenCaseRequest) -> Result<DropoutCase, ServiceError> {
-        caller.require_role(&[Role::Caseworker], "open dropout cases")?;
+        caller.require_role(&[Role::Caseworker], nol_messages::vocab::Action::OpenCases)?;
         let pupil_id = parse_uuid("pupil_id", &request.pupil_id)?;
         let causes = check_causes(&request.causes).map_err(|rule| ServiceError::invalid("causes", rule.to_string()))?;
         if request.notes.chars().count() > 4000 {
@@ -101,17 +101,17 @@ impl Cases {
             Ok(Some(existing)) => {
                 let visible = RegionCode::parse(&existing.region).is_ok_and(|region| caller.sees(&region));
                 if visible {
-                    ServiceError::AlreadyExists(format!(
+                    ServiceError::already_exists(format!(
                         "R2: this child already has an active case ({}, {})",
                         existing.id, existing.status
                     ))
                 } else {
-                    ServiceError::AlreadyExists(
+                    ServiceError::already_exists(
                         "R2: this child already has an active case in another region of the province".to_owned(),
                     )
                 }
             }
-            Ok(None) => ServiceError::AlreadyExists("R2: this child already has an active case".to_owned()),
+            Ok(None) => ServiceError::already_exists("R2: this child already has an active case".to_owned()),
             Err(error) => error.into(),
         }
     }
@@ -120,9 +120,9 @@ impl Cases {
         let id = parse_uuid("case_id", &request.case_id)?;
         let full = CaseView::try_from(request.view) == Ok(CaseView::Full);
         if full {
-            caller.require_role(&[Role::Caseworker, Role::System], "see full resident ID numbers")?;
+            caller.require_role(&[Role::Caseworker, Role::System], nol_messages::vocab::Action::SeeFullResidentIds)?;
         }
-        let row = store::get(&self.pool, id).await?.ok_or_else(|| ServiceError::NotFound(format!("no case {id}")))?;
+        let row = store::get(&self.pool, id).await?.ok_or_else(|| ServiceError::not_found(format!("no case {id}")))?;
         let region = RegionCode::parse(&row.region).map_err(anyhow::Error::from)?;
         caller.require_scope(&region)?;
         let mut conn = self.pool.acquire().await?;
@@ -202,7 +202,7 @@ impl Cases {
         let (region, query) = self.query(caller, &request.region_code, request.status, request.filter)?;
         let rows = store::list(&self.pool, region.subtree_prefix(), &query, None, Self::EXPORT_LIMIT + 1).await?;
         if rows.len() as i64 > Self::EXPORT_LIMIT {
-            return Err(ServiceError::FailedPrecondition(format!(
+            return Err(ServiceError::precondition(format!(
                 "more than {} cases match; narrow the region or the filters",
                 Self::EXPORT_LIMIT
             )));

@@ -40,7 +40,7 @@ pub const MAX_EVIDENCE_FILE: usize = 10 * 1024 * 1024;
 const CHANGE_ROLES: &[Role] = &[Role::Caseworker];
 
 fn refused(rule: RuleViolation) -> ServiceError {
-    ServiceError::FailedPrecondition(rule.to_string())
+    ServiceError::precondition(rule.to_string())
 }
 
 fn date_text(date: NaiveDate) -> String {
@@ -85,7 +85,7 @@ impl Cases {
     async fn lock(&self, conn: &mut PgConnection, caller: &Caller, case_id: Uuid) -> Result<CaseRow, ServiceError> {
         let row = store::get_for_update(conn, case_id)
             .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("no case {case_id}")))?;
+            .ok_or_else(|| ServiceError::not_found(format!("no case {case_id}")))?;
         caller.require_scope(&RegionCode::parse(&row.region).map_err(anyhow::Error::from)?)?;
         Ok(row)
     }
@@ -94,7 +94,7 @@ impl Cases {
     async fn readable(&self, caller: &Caller, case_id: Uuid) -> Result<CaseRow, ServiceError> {
         let row = store::get(&self.pool, case_id)
             .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("no case {case_id}")))?;
+            .ok_or_else(|| ServiceError::not_found(format!("no case {case_id}")))?;
         caller.require_scope(&RegionCode::parse(&row.region).map_err(anyhow::Error::from)?)?;
         Ok(row)
     }
@@ -122,7 +122,7 @@ impl Cases {
         caller: &Caller,
         request: UpdateCausesRequest,
     ) -> Result<DropoutCase, ServiceError> {
-        caller.require_role(CHANGE_ROLES, "change case files")?;
+        caller.require_role(CHANGE_ROLES, nol_messages::vocab::Action::ChangeCaseFiles)?;
         let id = parse_uuid("case_id", &request.case_id)?;
         let causes = check_causes(&request.causes).map_err(|rule| ServiceError::invalid("causes", rule.to_string()))?;
         let names: Vec<String> = causes.iter().map(|cause| cause_name(*cause).to_owned()).collect();
@@ -147,7 +147,7 @@ impl Cases {
         caller: &Caller,
         request: AddOfficerRequest,
     ) -> Result<CaseOfficer, ServiceError> {
-        caller.require_role(CHANGE_ROLES, "change case files")?;
+        caller.require_role(CHANGE_ROLES, nol_messages::vocab::Action::ChangeCaseFiles)?;
         let id = parse_uuid("case_id", &request.case_id)?;
         let officer = request.officer.unwrap_or_default();
         let mut violations = Violations::default();
@@ -178,7 +178,7 @@ impl Cases {
         caller: &Caller,
         request: AddMeasureRequest,
     ) -> Result<CaseMeasure, ServiceError> {
-        caller.require_role(CHANGE_ROLES, "change case files")?;
+        caller.require_role(CHANGE_ROLES, nol_messages::vocab::Action::ChangeCaseFiles)?;
         let id = parse_uuid("case_id", &request.case_id)?;
         let measure = request.measure.unwrap_or_default();
         let mut violations = Violations::default();
@@ -246,7 +246,7 @@ impl Cases {
         caller: &Caller,
         request: CompleteMeasureRequest,
     ) -> Result<CaseMeasure, ServiceError> {
-        caller.require_role(CHANGE_ROLES, "change case files")?;
+        caller.require_role(CHANGE_ROLES, nol_messages::vocab::Action::ChangeCaseFiles)?;
         let id = parse_uuid("case_id", &request.case_id)?;
         let measure_id = parse_uuid("measure_id", &request.measure_id)?;
         let today = self.clock.today();
@@ -263,9 +263,9 @@ impl Cases {
         check_file_change(Status::parse(&row.status).unwrap_or(Status::Closed)).map_err(refused)?;
         let measure = file_store::measure_for_update(&mut tx, id, measure_id)
             .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("no measure {measure_id} on case {id}")))?;
+            .ok_or_else(|| ServiceError::not_found(format!("no measure {measure_id} on case {id}")))?;
         if let Some(done) = measure.done_on {
-            return Err(ServiceError::FailedPrecondition(format!(
+            return Err(ServiceError::precondition(format!(
                 "the measure was already marked done on {done} by {}",
                 measure.done_by.unwrap_or_default()
             )));
@@ -288,7 +288,7 @@ impl Cases {
         caller: &Caller,
         request: AddEvidenceRequest,
     ) -> Result<CaseEvidence, ServiceError> {
-        caller.require_role(CHANGE_ROLES, "change case files")?;
+        caller.require_role(CHANGE_ROLES, nol_messages::vocab::Action::ChangeCaseFiles)?;
         let id = parse_uuid("case_id", &request.case_id)?;
         let evidence = request.evidence.unwrap_or_default();
         let today = self.clock.today();
@@ -352,8 +352,8 @@ impl Cases {
         self.readable(caller, id).await?;
         let (row, content) = file_store::evidence_file(&self.pool, id, evidence_id)
             .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("no evidence {evidence_id} on case {id}")))?;
-        let content = content.ok_or_else(|| ServiceError::NotFound(format!("evidence {evidence_id} has no file")))?;
+            .ok_or_else(|| ServiceError::not_found(format!("no evidence {evidence_id} on case {id}")))?;
+        let content = content.ok_or_else(|| ServiceError::not_found(format!("evidence {evidence_id} has no file")))?;
         let mut conn = self.pool.acquire().await?;
         audit::record(&mut conn, caller, "case.read_evidence_file", "case_evidence", &[evidence_id.to_string()])
             .await?;
@@ -425,7 +425,7 @@ impl Cases {
         caller: &Caller,
         request: RecordPersuasionAttemptRequest,
     ) -> Result<RecordPersuasionAttemptResponse, ServiceError> {
-        caller.require_role(CHANGE_ROLES, "record persuasion attempts")?;
+        caller.require_role(CHANGE_ROLES, nol_messages::vocab::Action::RecordPersuasion)?;
         let id = parse_uuid("case_id", &request.case_id)?;
         let attempt = request.attempt.unwrap_or_default();
         let today = self.clock.today();
@@ -578,7 +578,7 @@ impl Cases {
         caller: &Caller,
         request: LogHomeTeachingVisitRequest,
     ) -> Result<HomeTeachingVisit, ServiceError> {
-        caller.require_role(&[Role::Caseworker, Role::School], "log home-teaching visits")?;
+        caller.require_role(&[Role::Caseworker, Role::School], nol_messages::vocab::Action::LogHomeTeachingVisits)?;
         let id = parse_uuid("case_id", &request.case_id)?;
         let visit = request.visit.unwrap_or_default();
         let today = self.clock.today();
@@ -629,7 +629,7 @@ impl Cases {
         note: &str,
         detail: Detail,
     ) -> Result<DropoutCase, ServiceError> {
-        caller.require_role(CHANGE_ROLES, "move cases between statuses")?;
+        caller.require_role(CHANGE_ROLES, nol_messages::vocab::Action::MoveCaseStatus)?;
         let id = parse_uuid("case_id", case_id)?;
         if note.chars().count() > 2000 {
             return Err(ServiceError::invalid("note", "is longer than 2,000 characters"));
@@ -760,7 +760,7 @@ impl Cases {
         caller: &Caller,
         request: RequestDeferralRequest,
     ) -> Result<DeferralRequest, ServiceError> {
-        caller.require_role(CHANGE_ROLES, "request deferrals")?;
+        caller.require_role(CHANGE_ROLES, nol_messages::vocab::Action::RequestDeferrals)?;
         let id = parse_uuid("case_id", &request.case_id)?;
         let mut violations = Violations::default();
         let kind =
@@ -794,21 +794,20 @@ impl Cases {
         caller: &Caller,
         request_id: &str,
     ) -> Result<(DeferralRow, CaseRow), ServiceError> {
-        caller
-            .require_role(&[Role::Approver], "decide deferral requests (R6: the county poverty-alleviation group)")?;
+        caller.require_role(&[Role::Approver], nol_messages::vocab::Action::DecideDeferrals)?;
         let id = parse_uuid("request_id", request_id)?;
         let request = file_store::deferral(&self.pool, id)
             .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("no deferral request {id}")))?;
+            .ok_or_else(|| ServiceError::not_found(format!("no deferral request {id}")))?;
         let row = self.lock(conn, caller, request.case_id).await?;
         if caller.region.as_str() != row.region {
-            return Err(ServiceError::Denied(nol_auth::Denied::Upstream(format!(
+            return Err(ServiceError::Denied(nol_auth::Denied::Refused(nol_messages::Msg::from(format!(
                 "R6: deferral requests of {} are decided by an approver of that county, not of {}",
                 row.region, caller.region
-            ))));
+            )))));
         }
         if request.state != "pending" {
-            return Err(ServiceError::FailedPrecondition(format!(
+            return Err(ServiceError::precondition(format!(
                 "R6: the request was already {} by {}",
                 request.state,
                 request.decided_by.unwrap_or_default()
@@ -833,7 +832,7 @@ impl Cases {
         let to = decide(&facts, Command::ApproveDeferral).map_err(refused)?;
         let decided = file_store::decide_deferral(&mut tx, pending.id, "approved", note, &caller.subject)
             .await?
-            .ok_or_else(|| ServiceError::FailedPrecondition("R6: the request is no longer pending".to_owned()))?;
+            .ok_or_else(|| ServiceError::precondition("R6: the request is no longer pending".to_owned()))?;
         let change = to.as_str();
         let status_change = StatusChange {
             to,
@@ -869,7 +868,7 @@ impl Cases {
         let (pending, row) = self.deciding(&mut tx, caller, &request.request_id).await?;
         let decided = file_store::decide_deferral(&mut tx, pending.id, "rejected", reason, &caller.subject)
             .await?
-            .ok_or_else(|| ServiceError::FailedPrecondition("R6: the request is no longer pending".to_owned()))?;
+            .ok_or_else(|| ServiceError::precondition("R6: the request is no longer pending".to_owned()))?;
         file_store::record_change(
             &mut tx,
             row.id,

@@ -41,8 +41,8 @@ pub struct Transfer {
 impl From<Refusal> for ServiceError {
     fn from(refusal: Refusal) -> Self {
         match refusal {
-            Refusal::AlreadyUnderWay | Refusal::AlreadyAccepted => ServiceError::AlreadyExists(refusal.to_string()),
-            other => ServiceError::FailedPrecondition(other.to_string()),
+            Refusal::AlreadyUnderWay | Refusal::AlreadyAccepted => ServiceError::already_exists(refusal.to_string()),
+            other => ServiceError::precondition(other.to_string()),
         }
     }
 }
@@ -71,7 +71,7 @@ impl Transfer {
     }
 
     async fn request(&self, caller: &Caller, request: RequestHandoffRequest) -> Result<Handoff, ServiceError> {
-        caller.require_role(&[Role::Caseworker], "hand cases over")?;
+        caller.require_role(&[Role::Caseworker], nol_messages::vocab::Action::HandCasesOver)?;
         let mut violations = nol_runtime::Violations::default();
         let case_id = violations
             .check("case_id", Uuid::parse_str(request.case_id.trim()).map_err(|_| "is not a valid identifier (UUID)"));
@@ -144,17 +144,17 @@ impl Transfer {
     }
 
     async fn accept(&self, caller: &Caller, request: AcceptHandoffRequest) -> Result<Handoff, ServiceError> {
-        caller.require_role(&[Role::Caseworker], "accept hand-offs")?;
+        caller.require_role(&[Role::Caseworker], nol_messages::vocab::Action::AcceptHandoffs)?;
         let id = parse_uuid("handoff_id", &request.handoff_id)?;
         let mut tx = self.pool.begin().await?;
         let row = store::get_for_update(&mut tx, id, Direction::Incoming)
             .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("no incoming hand-off {id}")))?;
+            .ok_or_else(|| ServiceError::not_found(format!("no incoming hand-off {id}")))?;
         let destination = RegionCode::parse(&row.destination_region).map_err(anyhow::Error::from)?;
         caller.require_scope(&destination)?;
         let state = State::parse(&row.state).unwrap_or(State::Requested);
         if let Err(refusal) = check_accept(Direction::Incoming, state) {
-            return Err(ServiceError::AlreadyExists(format!(
+            return Err(ServiceError::already_exists(format!(
                 "{refusal} by {} at {}",
                 row.accepted_by.as_deref().unwrap_or("?"),
                 row.accepted_at.map(|time| time.to_rfc3339()).unwrap_or_default()
@@ -182,7 +182,7 @@ impl Transfer {
             None => store::get_any(&self.pool, id).await?,
         };
         if rows.is_empty() {
-            return Err(ServiceError::NotFound(format!("no hand-off {id}")));
+            return Err(ServiceError::not_found(format!("no hand-off {id}")));
         }
         let mut denied = None;
         for row in rows {
@@ -195,7 +195,7 @@ impl Transfer {
                 Err(error) => denied = Some(error),
             }
         }
-        Err(denied.map(ServiceError::from).unwrap_or_else(|| ServiceError::NotFound(format!("no hand-off {id}"))))
+        Err(denied.map(ServiceError::from).unwrap_or_else(|| ServiceError::not_found(format!("no hand-off {id}"))))
     }
 
     async fn list(&self, caller: &Caller, request: ListHandoffsRequest) -> Result<ListHandoffsResponse, ServiceError> {

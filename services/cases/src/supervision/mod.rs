@@ -159,7 +159,7 @@ impl Supervision {
         caller: &Caller,
         request: UpdateDeadlinePolicyRequest,
     ) -> Result<UpdateDeadlinePolicyResponse, ServiceError> {
-        caller.require_role(&[Role::Supervisor, Role::System], "change the deadline policy")?;
+        caller.require_role(&[Role::Supervisor, Role::System], nol_messages::vocab::Action::ChangeDeadlinePolicy)?;
         if caller.region.level() != RegionLevel::Province {
             // Only the provincial bureau changes the province's deadlines.
             return Err(nol_auth::Denied::OutOfScope { own: caller.region, requested: self.province }.into());
@@ -254,7 +254,7 @@ impl Supervision {
         caller: &Caller,
         request: AnswerSupervisionItemRequest,
     ) -> Result<SupervisionItem, ServiceError> {
-        caller.require_role(&[Role::Caseworker], "answer supervision items")?;
+        caller.require_role(&[Role::Caseworker], nol_messages::vocab::Action::AnswerSupervisionItems)?;
         let id = parse_uuid("item_id", &request.item_id)?;
         let answer = request.answer.trim();
         let mut violations = Violations::default();
@@ -267,7 +267,7 @@ impl Supervision {
         let mut tx = self.pool.begin().await?;
         let item = store::get_item(&mut tx, id, true).await?.ok_or_else(|| no_item(id))?;
         caller.require_scope(&stored_region(&item.region)?)?;
-        rules::answer(&item.state).map_err(ServiceError::FailedPrecondition)?;
+        rules::answer(&item.state).map_err(ServiceError::precondition)?;
         let row = store::answer_item(&mut tx, id, answer, &caller.subject).await?;
         store::note_on_case(
             &mut tx,
@@ -287,7 +287,7 @@ impl Supervision {
         caller: &Caller,
         request: CloseSupervisionItemRequest,
     ) -> Result<SupervisionItem, ServiceError> {
-        caller.require_role(&[Role::Supervisor], "close supervision items")?;
+        caller.require_role(&[Role::Supervisor], nol_messages::vocab::Action::CloseSupervisionItems)?;
         let id = parse_uuid("item_id", &request.item_id)?;
         let note = request.closing_note.trim();
         if note.chars().count() > 2000 {
@@ -298,7 +298,7 @@ impl Supervision {
         let supervising = stored_region(&item.supervising_region)?;
         // Only the supervising bureau (or one above it) closes the item.
         caller.require_scope(&supervising)?;
-        rules::close(&item.state).map_err(ServiceError::FailedPrecondition)?;
+        rules::close(&item.state).map_err(ServiceError::precondition)?;
         let row = store::close_item(&mut tx, id, note, &caller.subject).await?;
         store::note_on_case(
             &mut tx,
@@ -339,7 +339,7 @@ impl Supervision {
         caller: &Caller,
         request: StartSemesterCheckRequest,
     ) -> Result<SemesterCheck, ServiceError> {
-        caller.require_role(&[Role::Caseworker, Role::Supervisor], "start semester checks")?;
+        caller.require_role(&[Role::Caseworker, Role::Supervisor], nol_messages::vocab::Action::StartSemesterChecks)?;
         let mut violations = Violations::default();
         let region = if request.region_code.trim().is_empty() {
             Some(caller.region)
@@ -366,7 +366,7 @@ impl Supervision {
             .execute(&mut *tx)
             .await?;
         if let Some(existing) = store::overlapping_check(&mut tx, &semester, region.as_str(), prefix).await? {
-            return Err(ServiceError::AlreadyExists(format!(
+            return Err(ServiceError::already_exists(format!(
                 "R13: the {semester} check {} over {} already covers this region",
                 existing.id, existing.region
             )));
@@ -390,11 +390,11 @@ impl Supervision {
         let id = parse_uuid(field, text)?;
         let check = store::get_check(conn, id)
             .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("no semester check {id}")))?;
+            .ok_or_else(|| ServiceError::not_found(format!("no semester check {id}")))?;
         let region = stored_region(&check.region)?;
         // A caller sees a check over its region or below it, or a provincial check covering it.
         if !caller.sees(&region) && !region.contains(&caller.region) {
-            return Err(ServiceError::NotFound(format!("no semester check {id}")));
+            return Err(ServiceError::not_found(format!("no semester check {id}")));
         }
         Ok(check)
     }
@@ -443,7 +443,7 @@ impl Supervision {
         caller: &Caller,
         request: MarkSemesterAttendanceRequest,
     ) -> Result<SemesterCheckItem, ServiceError> {
-        caller.require_role(&[Role::School, Role::Caseworker], "mark semester attendance")?;
+        caller.require_role(&[Role::School, Role::Caseworker], nol_messages::vocab::Action::MarkSemesterAttendance)?;
         let id = parse_uuid("item_id", &request.item_id)?;
         let mut tx = self.pool.begin().await?;
         let mut item = store::get_check_item(&mut tx, id, true).await?.ok_or_else(|| no_check_item(id))?;
@@ -451,7 +451,7 @@ impl Supervision {
             return Err(no_check_item(id));
         }
         let state = ItemState::parse(&item.state).ok_or_else(|| corrupt("check item state"))?;
-        let next = rules::mark(state, request.present).map_err(ServiceError::FailedPrecondition)?;
+        let next = rules::mark(state, request.present).map_err(ServiceError::precondition)?;
         store::set_check_item_state(&mut tx, id, next.as_str(), &caller.subject, None).await?;
         tx.commit().await?;
         item.state = next.as_str().to_owned();
@@ -464,7 +464,7 @@ impl Supervision {
         caller: &Caller,
         request: RecordAbsenceFollowUpRequest,
     ) -> Result<SemesterCheckItem, ServiceError> {
-        caller.require_role(&[Role::Caseworker], "follow up absent children")?;
+        caller.require_role(&[Role::Caseworker], nol_messages::vocab::Action::FollowUpAbsentChildren)?;
         let id = parse_uuid("item_id", &request.item_id)?;
         let mut violations = Violations::default();
         let confirmed_absent = match AbsenceFollowUpOutcome::try_from(request.outcome) {
@@ -488,13 +488,13 @@ impl Supervision {
             return Err(no_check_item(id));
         }
         let state = ItemState::parse(&item.state).ok_or_else(|| corrupt("check item state"))?;
-        let next = rules::follow_up(state, confirmed_absent).map_err(ServiceError::FailedPrecondition)?;
+        let next = rules::follow_up(state, confirmed_absent).map_err(ServiceError::precondition)?;
         if next == ItemState::Relapsed {
             let case = crate::store::get_for_update(&mut tx, item.case_id)
                 .await?
-                .ok_or_else(|| ServiceError::NotFound(format!("no case {}", item.case_id)))?;
+                .ok_or_else(|| ServiceError::not_found(format!("no case {}", item.case_id)))?;
             if Status::parse(&case.status) != Some(Status::Monitoring) {
-                return Err(ServiceError::FailedPrecondition(format!(
+                return Err(ServiceError::precondition(format!(
                     "R13: the case is {}, not in monitoring; a relapse reopens only a monitored case",
                     case.status
                 )));
@@ -602,11 +602,11 @@ fn corrupt(what: &str) -> ServiceError {
 }
 
 fn no_item(id: Uuid) -> ServiceError {
-    ServiceError::NotFound(format!("no supervision item {id}"))
+    ServiceError::not_found(format!("no supervision item {id}"))
 }
 
 fn no_check_item(id: Uuid) -> ServiceError {
-    ServiceError::NotFound(format!("no semester check item {id}"))
+    ServiceError::not_found(format!("no semester check item {id}"))
 }
 
 fn parse_date(text: &str) -> Result<NaiveDate, &'static str> {
@@ -744,7 +744,7 @@ impl SupervisionService for Supervision {
     ) -> Result<Response<SweepOverdueWorkResponse>, GrpcStatus> {
         let caller = nol_runtime::caller_of(&request, &self.province)?;
         caller
-            .require_role(&[Role::Operator, Role::System], "run the supervision sweep")
+            .require_role(&[Role::Operator, Role::System], nol_messages::vocab::Action::RunSupervisionSweep)
             .map_err(ServiceError::from)?;
         let (raised, escalated) = self.sweep().await?;
         Ok(Response::new(SweepOverdueWorkResponse { raised, escalated }))

@@ -113,12 +113,12 @@ impl Suspects {
             let existing = store::find_pending(&self.pool, &item).await?;
             return Err(match existing {
                 Some(existing) if RegionCode::parse(&existing.region).is_ok_and(|region| caller.sees(&region)) => {
-                    ServiceError::AlreadyExists(format!(
+                    ServiceError::already_exists(format!(
                         "R14: this child already has a pending suspected-dropout item ({}, recorded by {})",
                         existing.id, existing.recorded_by
                     ))
                 }
-                _ => ServiceError::AlreadyExists(
+                _ => ServiceError::already_exists(
                     "R14: this child already has a pending suspected-dropout item in the province".to_owned(),
                 ),
             });
@@ -131,7 +131,7 @@ impl Suspects {
     }
 
     async fn report_absence(&self, caller: &Caller, request: ReportAbsenceRequest) -> Result<Suspect, ServiceError> {
-        caller.require_role(&[Role::School], "report absent pupils")?;
+        caller.require_role(&[Role::School], nol_messages::vocab::Action::ReportAbsentPupils)?;
         let mut violations = Vec::new();
         let pupil_id =
             parse_uuid("pupil_id", &request.pupil_id).map_err(|error| violations_of(error, &mut violations)).ok();
@@ -153,7 +153,7 @@ impl Suspects {
     }
 
     async fn record_suspect(&self, caller: &Caller, request: RecordSuspectRequest) -> Result<Suspect, ServiceError> {
-        caller.require_role(&[Role::Caseworker], "record suspected dropouts")?;
+        caller.require_role(&[Role::Caseworker], nol_messages::vocab::Action::RecordSuspects)?;
         let reason = domain::check_notes("reason", &request.reason).map_err(|found| invalid(vec![found]))?;
         let mut item = match request.child {
             None => {
@@ -232,7 +232,7 @@ impl Suspects {
     /// An item the caller may see and change.
     async fn item_in_scope(&self, caller: &Caller, id: Uuid) -> Result<SuspectRow, ServiceError> {
         let row =
-            store::get(&self.pool, id).await?.ok_or_else(|| ServiceError::NotFound(format!("no suspect {id}")))?;
+            store::get(&self.pool, id).await?.ok_or_else(|| ServiceError::not_found(format!("no suspect {id}")))?;
         caller.require_scope(&RegionCode::parse(&row.region).map_err(anyhow::Error::from)?)?;
         Ok(row)
     }
@@ -242,7 +242,7 @@ impl Suspects {
         caller: &Caller,
         request: ConfirmSuspectRequest,
     ) -> Result<ConfirmSuspectResponse, ServiceError> {
-        caller.require_role(&[Role::Caseworker], "confirm suspected dropouts")?;
+        caller.require_role(&[Role::Caseworker], nol_messages::vocab::Action::ConfirmSuspects)?;
         let mut violations = Vec::new();
         let id =
             parse_uuid("suspect_id", &request.suspect_id).map_err(|error| violations_of(error, &mut violations)).ok();
@@ -261,7 +261,7 @@ impl Suspects {
             Some(pupil_id) => {
                 let pupil = self.pupil(caller, pupil_id, PupilView::Full).await?;
                 let resident_id = ResidentId::parse(&pupil.resident_id).map_err(|_| {
-                    ServiceError::FailedPrecondition(
+                    ServiceError::precondition(
                         "R2: the pupil's resident ID number is not known (a provisional identity); correct it in \
                          the registry first, or close the item as a data error"
                             .to_owned(),
@@ -301,7 +301,7 @@ impl Suspects {
         let mut tx = self.pool.begin().await?;
         let locked = store::get_for_update(&mut tx, id)
             .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("no suspect {id}")))?;
+            .ok_or_else(|| ServiceError::not_found(format!("no suspect {id}")))?;
         pending(&locked)?;
         if let Some((case_id, status, region)) = store::active_case(&mut tx, &index).await? {
             return Err(already_active(caller, case_id, &status, &region));
@@ -309,7 +309,7 @@ impl Suspects {
         let opened = match ledger::open(&mut tx, &self.scheme, &case).await {
             Ok(row) => row,
             Err(error) if database::is_unique_violation(&error, Some("dropout_case_one_active_per_child")) => {
-                return Err(ServiceError::FailedPrecondition(
+                return Err(ServiceError::precondition(
                     "R2: this child already has an active case; the item stays pending".to_owned(),
                 ));
             }
@@ -334,7 +334,7 @@ impl Suspects {
     }
 
     async fn close(&self, caller: &Caller, request: CloseSuspectRequest) -> Result<Suspect, ServiceError> {
-        caller.require_role(&[Role::Caseworker], "close suspected dropouts")?;
+        caller.require_role(&[Role::Caseworker], nol_messages::vocab::Action::CloseSuspects)?;
         let today = self.clock.today();
         let mut violations = Vec::new();
         let id =
@@ -348,7 +348,7 @@ impl Suspects {
         let mut tx = self.pool.begin().await?;
         let locked = store::get_for_update(&mut tx, id)
             .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("no suspect {id}")))?;
+            .ok_or_else(|| ServiceError::not_found(format!("no suspect {id}")))?;
         pending(&locked)?;
         let resolution = Resolution {
             state: State::Closed,
@@ -371,7 +371,7 @@ impl Suspects {
         let id = parse_uuid("suspect_id", &request.suspect_id)?;
         let full = SuspectView::try_from(request.view) == Ok(SuspectView::Full);
         if full {
-            caller.require_role(&[Role::Caseworker, Role::System], "see full resident ID numbers")?;
+            caller.require_role(&[Role::Caseworker, Role::System], nol_messages::vocab::Action::SeeFullResidentIds)?;
         }
         let row = self.item_in_scope(caller, id).await?;
         let mut conn = self.pool.acquire().await?;
@@ -424,15 +424,15 @@ fn pending(row: &SuspectRow) -> Result<(), ServiceError> {
         row.outcome.as_deref().unwrap_or_default(),
         row.resolved_by.as_deref().unwrap_or_default(),
     )
-    .map_err(|rule| ServiceError::FailedPrecondition(rule.to_string()))
+    .map_err(|rule| ServiceError::precondition(rule.to_string()))
 }
 
 fn already_active(caller: &Caller, case_id: Uuid, status: &str, region: &str) -> ServiceError {
     let visible = RegionCode::parse(region).is_ok_and(|region| caller.sees(&region));
     ServiceError::FailedPrecondition(if visible {
-        format!("R2: this child already has an active case ({case_id}, {status}); the item stays pending")
+        format!("R2: this child already has an active case ({case_id}, {status}); the item stays pending").into()
     } else {
-        "R2: this child already has an active case in another region of the province; the item stays pending".to_owned()
+        "R2: this child already has an active case in another region of the province; the item stays pending".into()
     })
 }
 

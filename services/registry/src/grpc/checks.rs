@@ -47,7 +47,10 @@ impl Registry {
         caller: &Caller,
         request: RunCrossCheckRequest,
     ) -> Result<CrossCheckRun, ServiceError> {
-        caller.require_role(&[Role::Caseworker, Role::Supervisor, Role::System], "run cross-checks")?;
+        caller.require_role(
+            &[Role::Caseworker, Role::Supervisor, Role::System],
+            nol_messages::vocab::Action::RunCrossChecks,
+        )?;
         let region = nol_runtime::region_in_scope(caller, &request.region_code)?;
         let as_of = if request.as_of_date.trim().is_empty() {
             chrono::Utc::now().date_naive()
@@ -81,7 +84,8 @@ impl Registry {
         caller: &Caller,
         request: CloseCheckItemRequest,
     ) -> Result<CheckItem, ServiceError> {
-        caller.require_role(&[Role::Caseworker, Role::Supervisor], "close cross-check items")?;
+        caller
+            .require_role(&[Role::Caseworker, Role::Supervisor], nol_messages::vocab::Action::CloseCrossCheckItems)?;
         let id = parse_uuid("item_id", &request.item_id)?;
         let outcome = nol_proto::v1::CheckOutcome::try_from(request.outcome).unwrap_or_default();
         let outcome = check_close(outcome, &request.outcome_detail).map_err(|reason| {
@@ -91,10 +95,10 @@ impl Registry {
         let mut tx = self.pool.begin().await?;
         let item = checks::get(&mut *tx, id)
             .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("no cross-check item {id}")))?;
+            .ok_or_else(|| ServiceError::not_found(format!("no cross-check item {id}")))?;
         caller.require_scope(&RegionCode::parse(&item.region).map_err(anyhow::Error::from)?)?;
         if !checks::close(&mut tx, id, outcome, request.outcome_detail.trim(), &caller.subject).await? {
-            return Err(ServiceError::FailedPrecondition(format!(
+            return Err(ServiceError::precondition(format!(
                 "the item was already closed ({}) by {}",
                 item.outcome.unwrap_or_default(),
                 item.closed_by.unwrap_or_default()

@@ -60,14 +60,17 @@ impl Registry {
             Kind::Schools => &[Role::Caseworker, Role::Supervisor, Role::System],
             Kind::HouseholdRegister | Kind::PovertyRegistry => &[Role::Caseworker, Role::Supervisor, Role::System],
         };
-        caller.require_role(allowed, "import this list")?;
+        caller.require_role(allowed, nol_messages::vocab::Action::ImportThisList)?;
         let header = match stream.next().await {
             Some(Ok(message)) => match message.part() {
                 Some(Part::Header(header)) => header,
                 _ => return Err(ServiceError::invalid("header", "the first message must be the header")),
             },
             Some(Err(status)) => {
-                return Err(ServiceError::Unavailable(format!("the upload broke off: {}", status.message())));
+                return Err(ServiceError::Unavailable(nol_messages::Msg::from(format!(
+                    "the upload broke off: {}",
+                    status.message()
+                ))));
             }
             None => return Err(ServiceError::invalid("header", "the stream is empty")),
         };
@@ -91,7 +94,7 @@ impl Registry {
         if let Some(existing) = imports::get(&self.pool, job_id).await?
             && existing.caller_region != caller.region.as_str()
         {
-            return Err(ServiceError::AlreadyExists(format!("job {job_id} belongs to another caller")));
+            return Err(ServiceError::already_exists(format!("job {job_id} belongs to another caller")));
         }
         imports::begin(&self.pool, job_id, kind.as_str(), &file_name, &caller.subject, caller.region.as_str()).await?;
         // The upload goes to a temporary file: memory stays bounded whatever the file's size.
@@ -108,7 +111,10 @@ impl Registry {
                         "the upload broke off; send the file again with the same job id",
                     )
                     .await?;
-                    return Err(ServiceError::Unavailable(format!("the upload broke off: {}", status.message())));
+                    return Err(ServiceError::Unavailable(nol_messages::Msg::from(format!(
+                        "the upload broke off: {}",
+                        status.message()
+                    ))));
                 }
             };
             match message.part() {
@@ -136,8 +142,9 @@ impl Registry {
 
     async fn job_in_scope(&self, caller: &Caller, text: &str) -> Result<JobRow, ServiceError> {
         let id = parse_uuid("job_id", text)?;
-        let job =
-            imports::get(&self.pool, id).await?.ok_or_else(|| ServiceError::NotFound(format!("no import job {id}")))?;
+        let job = imports::get(&self.pool, id)
+            .await?
+            .ok_or_else(|| ServiceError::not_found(format!("no import job {id}")))?;
         let owner = RegionCode::parse(&job.caller_region).map_err(anyhow::Error::from)?;
         if job.caller != caller.subject {
             caller.require_scope(&owner)?;

@@ -72,7 +72,7 @@ impl Registry {
         caller: &Caller,
         request: CreatePupilRequest,
     ) -> Result<Pupil, ServiceError> {
-        caller.require_role(WRITERS, "register pupils")?;
+        caller.require_role(WRITERS, nol_messages::vocab::Action::RegisterPupils)?;
         let pupil = request.pupil.ok_or_else(|| ServiceError::invalid("pupil", "is required"))?;
         let grade = pupil.grade.to_string();
         let status = EnrollmentStatus::try_from(pupil.enrollment_status)
@@ -145,7 +145,7 @@ impl Registry {
                 return Err(self.already_registered(caller, index.as_deref().unwrap_or_default()).await);
             }
             Err(error) if database::is_unique_violation(&error, Some("pupil_one_per_provisional_key")) => {
-                return Err(ServiceError::AlreadyExists(
+                return Err(ServiceError::already_exists(
                     "a pupil of this name and birth date without a resident ID number is already registered at this school"
                         .to_owned(),
                 ));
@@ -183,7 +183,7 @@ impl Registry {
     async fn already_registered(&self, caller: &Caller, index: &[u8]) -> ServiceError {
         match pupils::find_by_index(&self.pool, index).await {
             Ok(Some(existing)) => match RegionCode::parse(&existing.enrollment_region) {
-                Ok(region) if caller.sees(&region) => ServiceError::AlreadyExists(format!(
+                Ok(region) if caller.sees(&region) => ServiceError::already_exists(format!(
                     "this resident ID number is already registered: pupil {} at {} ({}) in {} ({})",
                     existing.id,
                     existing.school_name,
@@ -191,14 +191,14 @@ impl Registry {
                     region.full_name(),
                     region
                 )),
-                Ok(region) => ServiceError::AlreadyExists(format!(
+                Ok(region) => ServiceError::already_exists(format!(
                     "this resident ID number is already registered in another region of the province; ask {} to \
                      resolve it",
                     region.full_name()
                 )),
-                Err(_) => ServiceError::AlreadyExists("this resident ID number is already registered".to_owned()),
+                Err(_) => ServiceError::already_exists("this resident ID number is already registered".to_owned()),
             },
-            Ok(None) => ServiceError::AlreadyExists("this resident ID number is already registered".to_owned()),
+            Ok(None) => ServiceError::already_exists("this resident ID number is already registered".to_owned()),
             Err(error) => error.into(),
         }
     }
@@ -206,7 +206,8 @@ impl Registry {
     /// Reads a pupil the caller may see.
     async fn pupil_in_scope(&self, caller: &Caller, field: &str, text: &str) -> Result<PupilRow, ServiceError> {
         let id = parse_uuid(field, text)?;
-        let row = pupils::get(&self.pool, id).await?.ok_or_else(|| ServiceError::NotFound(format!("no pupil {id}")))?;
+        let row =
+            pupils::get(&self.pool, id).await?.ok_or_else(|| ServiceError::not_found(format!("no pupil {id}")))?;
         caller.require_scope(&RegionCode::parse(&row.enrollment_region).map_err(anyhow::Error::from)?)?;
         Ok(row)
     }
@@ -214,7 +215,7 @@ impl Registry {
     pub(super) async fn get_pupil(&self, caller: &Caller, request: GetPupilRequest) -> Result<Pupil, ServiceError> {
         let full = PupilView::try_from(request.view) == Ok(PupilView::Full);
         if full {
-            caller.require_role(&[Role::Caseworker, Role::System], "see full resident ID numbers")?;
+            caller.require_role(&[Role::Caseworker, Role::System], nol_messages::vocab::Action::SeeFullResidentIds)?;
         }
         let row = self.pupil_in_scope(caller, "pupil_id", &request.pupil_id).await?;
         let action = if full { "pupil.read_full" } else { "pupil.read" };
@@ -285,7 +286,7 @@ impl Registry {
         caller: &Caller,
         request: UpdatePupilStatusRequest,
     ) -> Result<Pupil, ServiceError> {
-        caller.require_role(WRITERS, "change enrollment status")?;
+        caller.require_role(WRITERS, nol_messages::vocab::Action::ChangeEnrollmentStatus)?;
         let to = EnrollmentStatus::try_from(request.enrollment_status)
             .ok()
             .and_then(Status::from_proto)
@@ -296,7 +297,7 @@ impl Registry {
         let row = pupils::get_for_update(&mut tx, row.id).await?.ok_or(sqlx::Error::RowNotFound)?;
         let from = Status::parse(&row.enrollment_status).unwrap_or(Status::Enrolled);
         check_change(from, to, effective, chrono::Utc::now().date_naive(), row.birth_date)
-            .map_err(|refusal| ServiceError::FailedPrecondition(refusal.to_string()))?;
+            .map_err(|refusal| ServiceError::precondition(refusal.to_string()))?;
         let change = StatusChange {
             to_status: to,
             to_school: &row.school_code,
@@ -315,14 +316,14 @@ impl Registry {
     }
 
     pub(super) async fn transfer(&self, caller: &Caller, request: TransferPupilRequest) -> Result<Pupil, ServiceError> {
-        caller.require_role(WRITERS, "transfer pupils")?;
+        caller.require_role(WRITERS, nol_messages::vocab::Action::TransferPupils)?;
         let (reason, effective) = reason_and_date(&request.reason, &request.effective_date)?;
         let row = self.pupil_in_scope(caller, "pupil_id", &request.pupil_id).await?;
         let school = schools::get(&self.pool, request.to_school_code.trim())
             .await?
             .ok_or_else(|| ServiceError::invalid("to_school_code", "is not a registered school of the province"))?;
         if school.code == row.school_code {
-            return Err(ServiceError::FailedPrecondition(format!("the pupil is already at {}", school.name)));
+            return Err(ServiceError::precondition(format!("the pupil is already at {}", school.name)));
         }
         let grade = if request.grade == 0 {
             row.grade
@@ -335,7 +336,7 @@ impl Registry {
         let row = pupils::get_for_update(&mut tx, row.id).await?.ok_or(sqlx::Error::RowNotFound)?;
         let status = Status::parse(&row.enrollment_status).unwrap_or(Status::Enrolled);
         if !matches!(status, Status::Enrolled | Status::Suspended | Status::Deferred | Status::HomeTaught) {
-            return Err(ServiceError::FailedPrecondition(format!(
+            return Err(ServiceError::precondition(format!(
                 "a pupil who is {} cannot move school; change the status first",
                 status.chinese()
             )));
@@ -443,12 +444,12 @@ impl Registry {
         caller: &Caller,
         request: SetPupilResidentIdRequest,
     ) -> Result<Pupil, ServiceError> {
-        caller.require_role(WRITERS, "set resident ID numbers")?;
+        caller.require_role(WRITERS, nol_messages::vocab::Action::SetResidentIds)?;
         let id = ResidentId::parse(&request.resident_id)
             .map_err(|error| ServiceError::invalid("resident_id", error.to_string()))?;
         let row = self.pupil_in_scope(caller, "pupil_id", &request.pupil_id).await?;
         if !row.provisional {
-            return Err(ServiceError::FailedPrecondition("the pupil already has a resident ID number".to_owned()));
+            return Err(ServiceError::precondition("the pupil already has a resident ID number".to_owned()));
         }
         let index = self.data_key.blind_index(id.expose());
         let mut tx = self.pool.begin().await?;

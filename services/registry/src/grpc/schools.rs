@@ -27,7 +27,10 @@ impl Registry {
         caller: &Caller,
         request: CreateSchoolRequest,
     ) -> Result<School, ServiceError> {
-        caller.require_role(&[Role::Caseworker, Role::Supervisor, Role::System], "register schools")?;
+        caller.require_role(
+            &[Role::Caseworker, Role::Supervisor, Role::System],
+            nol_messages::vocab::Action::RegisterSchools,
+        )?;
         let school = request.school.ok_or_else(|| ServiceError::invalid("school", "is required"))?;
         let level = school::level_name(nol_proto::v1::SchoolLevel::try_from(school.level).unwrap_or_default());
         let ownership =
@@ -57,7 +60,7 @@ impl Registry {
         let mut tx = self.pool.begin().await?;
         if !store::insert(&mut tx, &valid, &caller.subject).await? {
             let existing = store::get(&mut *tx, &valid.code).await?.ok_or(sqlx::Error::RowNotFound)?;
-            return Err(ServiceError::AlreadyExists(format!(
+            return Err(ServiceError::already_exists(format!(
                 "school {} is already registered as {} in {}",
                 existing.code, existing.name, existing.region
             )));
@@ -71,7 +74,7 @@ impl Registry {
     pub(super) async fn get_school(&self, caller: &Caller, request: GetSchoolRequest) -> Result<School, ServiceError> {
         let row = store::get(&self.pool, request.school_code.trim())
             .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("no school {}", request.school_code.trim())))?;
+            .ok_or_else(|| ServiceError::not_found(format!("no school {}", request.school_code.trim())))?;
         caller.require_scope(&RegionCode::parse(&row.region).map_err(anyhow::Error::from)?)?;
         Ok(to_proto(&row))
     }

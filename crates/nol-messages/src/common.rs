@@ -1,0 +1,79 @@
+//! Messages every service shares: field checks, identifiers, paging, region codes, resident ID
+//! numbers, identity and scope, availability.
+
+use crate::vocab::{Action, role_zh};
+use crate::{Count, catalogue};
+
+catalogue! {
+    pub enum Common {
+        Required => "is required", "为必填项";
+        RequiredDate => "is required (YYYY-MM-DD)", "为必填项（格式 YYYY-MM-DD）";
+        TooLong { max: Count } => { format!("is longer than {} characters", max.en()) }, { format!("超过 {} 个字符", max.0) };
+        NotADate => "is not a date (YYYY-MM-DD)", "不是有效日期（格式 YYYY-MM-DD）";
+        /// A date that lies after the rule clock's today.
+        InFuture { today: String } => "is in the future (today is {today})", "晚于今天（今天是 {today}）";
+        /// The same, naming the date.
+        DateInFuture { day: String, today: String } =>
+            "{day} is in the future (today is {today})", "{day} 晚于今天（今天是 {today}）";
+        NotAUuid => "is not a valid identifier (UUID)", "不是有效的编号（UUID）";
+        NotAPageToken => "is not a token this service issued", "不是本服务签发的翻页标记";
+        NegativePageSize => "must not be negative", "不能为负数";
+        UnknownValues { values: String } => "has unknown values {values}", "含有无法识别的取值 {values}";
+        NotAName => "is a name, not a path", "应为文件名，而不是路径";
+        ControlCharacters => "contains control characters", "含有控制字符";
+        /// A phone number that is neither a mobile number nor a landline with its area code.
+        NotAPhone =>
+            "is not a mobile number (11 digits, 1[3-9]...) or a landline with area code (e.g. 025-83331234)",
+            "不是手机号码（11 位，以 13–19 开头）或带区号的固定电话（如 025-83331234）";
+
+        // Region codes (GB/T 2260).
+        RegionMalformed { text: String } =>
+            "a region code has 6 digits (GB/T 2260), got {text:?}", "行政区划代码应为 6 位数字（GB/T 2260），收到“{text}”";
+        RegionUnknown { code: String } =>
+            "{code} is not a code of the GB/T 2260 administrative tree", "{code} 不是 GB/T 2260 行政区划代码";
+        RegionNotCounty { code: String, name: String } =>
+            "{code} ({name}) is not a county-level region", "{code}（{name}）不是县级行政区";
+
+        // Resident ID numbers (居民身份证号).
+        ResidentIdLength { length: usize } =>
+            "a resident ID number has 18 characters, this one has {length}", "居民身份证号应为 18 位，此号码为 {length} 位";
+        ResidentIdNotDigits =>
+            "a resident ID number is 17 digits followed by a digit or X", "居民身份证号应为 17 位数字加 1 位数字或 X";
+        ResidentIdUnknownProvince =>
+            "the region part of the resident ID number names no province", "身份证号的地区码不属于任何省份";
+        ResidentIdBadBirthDate =>
+            "the birth date in the resident ID number is not a real date", "身份证号中的出生日期不是有效日期";
+        ResidentIdFutureBirthDate =>
+            "the birth date in the resident ID number is in the future", "身份证号中的出生日期晚于今天";
+        ResidentIdCheckDigit =>
+            "the check digit of the resident ID number is wrong (ISO 7064 MOD 11-2)",
+            "身份证号校验码错误（ISO 7064 MOD 11-2）";
+
+        // Identity and scope.
+        OutOfScope { own: String, requested: String } =>
+            "region {requested} is outside your region {own}", "{requested} 不在您的管辖范围 {own} 之内";
+        OtherProvince { own: String, own_name: String, deployment: String, deployment_name: String } =>
+            "this deployment serves {deployment_name} ({deployment}); your token is for {own_name} ({own})",
+            "本系统服务于{deployment_name}（{deployment}），您的令牌属于{own_name}（{own}）";
+        RoleMayNot { role: String, action: Action } =>
+            { format!("the {role} role may not {}", action.en()) },
+            { format!("{}角色无权{}", role_zh(role), action.zh()) };
+        TokenMissing =>
+            "missing authorization: send 'authorization: Bearer <token>'", "缺少身份凭证：请发送 authorization: Bearer <令牌>";
+        TokenMalformed => "the authorization header is not 'Bearer <token>'", "authorization 请求头格式应为 Bearer <令牌>";
+        TokenInvalid => "the token is invalid or expired", "令牌无效或已过期";
+        TokenBadClaims { detail: String } =>
+            "the token names an unknown region or role: {detail}", "令牌中的地区或角色无法识别：{detail}";
+
+        // Availability and failures.
+        DatabaseUnavailable =>
+            "the database is unavailable; try again shortly", "数据库暂时不可用，请稍后再试";
+        ServiceUnavailable { service: String } =>
+            "the {service} service is unavailable; try again shortly", "{service} 服务暂时不可用，请稍后再试";
+        Internal { trace_id: String } =>
+            "internal error; quote trace {trace_id} to the operators", "系统内部错误，请将追踪号 {trace_id} 告知运维人员";
+        /// The summary of a request with invalid fields.
+        InvalidRequest { fields_en: String, fields_zh: String } =>
+            "invalid request: {fields_en}", "请求有误：{fields_zh}";
+    }
+}

@@ -1,0 +1,240 @@
+//! The catalogue of the messages people read: every refusal, validation error and notice a
+//! service answers with, in 简体中文 (what a case worker reads) and English (what the gRPC status
+//! message and the logs carry). Handlers and rules name a message by its variant and its
+//! parameters; the words live here and nowhere else.
+//!
+//! Each area of the system has its own enum in its own file ([`Common`], [`Case`], [`Suspect`],
+//! [`Supervision`], [`Registry`], [`Transfer`], [`Reporting`]); [`Msg`] is any of them. A variant's
+//! name, in SCREAMING_SNAKE_CASE, is the machine-readable reason a client can switch on
+//! (`google.rpc.ErrorInfo.reason`, `FieldViolation.reason`).
+#![forbid(unsafe_code)]
+
+mod cases;
+mod common;
+#[cfg(feature = "grpc")]
+pub mod grpc;
+mod registry;
+mod reporting;
+mod supervision;
+mod suspects;
+mod transfer;
+pub mod vocab;
+
+pub use cases::Case;
+pub use common::Common;
+pub use registry::Registry;
+pub use reporting::Reporting;
+pub use supervision::Supervision;
+pub use suspects::Suspect;
+pub use transfer::Transfer;
+
+/// The locale of the localized text (`google.rpc.LocalizedMessage.locale`).
+pub const LOCALE_ZH_CN: &str = "zh-CN";
+
+/// Renders a catalogue entry: a string literal is a format string over the variant's fields, a
+/// block computes the text.
+macro_rules! text {
+    ($literal:literal) => {
+        format!($literal)
+    };
+    ($block:block) => {
+        $block
+    };
+}
+
+/// Declares one area's messages: each variant with its fields, its English and its Chinese text.
+/// `words!` declares words that messages are made of, which are not messages themselves.
+macro_rules! words {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $(
+                $(#[$variant_meta:meta])*
+                $variant:ident $({ $($field:ident : $type:ty),* $(,)? })? => $en:tt, $zh:tt;
+            )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum $name {
+            $( $(#[$variant_meta])* $variant $({ $($field: $type),* })?, )*
+        }
+
+        impl $name {
+            /// The English text.
+            #[allow(unused_variables)]
+            pub fn en(&self) -> String {
+                match self { $( $name::$variant $({ $($field),* })? => crate::text!($en), )* }
+            }
+
+            /// The Chinese (简体中文) text.
+            #[allow(unused_variables)]
+            pub fn zh(&self) -> String {
+                match self { $( $name::$variant $({ $($field),* })? => crate::text!($zh), )* }
+            }
+
+            /// The variant's name: the reason code, before case conversion.
+            pub fn name(&self) -> &'static str {
+                match self { $( $name::$variant { .. } => stringify!($variant), )* }
+            }
+        }
+    };
+}
+
+macro_rules! catalogue {
+    ($(#[$meta:meta])* pub enum $name:ident $body:tt) => {
+        crate::words! { $(#[$meta])* pub enum $name $body }
+
+        impl From<$name> for crate::Msg {
+            fn from(message: $name) -> crate::Msg {
+                crate::Msg::$name(message)
+            }
+        }
+    };
+}
+
+pub(crate) use catalogue;
+pub(crate) use text;
+pub(crate) use words;
+
+/// Any message of the catalogue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Msg {
+    Common(Common),
+    Case(Case),
+    Suspect(Suspect),
+    Supervision(Supervision),
+    Registry(Registry),
+    Transfer(Transfer),
+    Reporting(Reporting),
+    /// A message another service of the province answered with, passed on as it came.
+    Relayed {
+        en: String,
+        zh: String,
+    },
+    /// TRANSITIONAL: English text not yet in the catalogue. Removed when every service names its
+    /// messages (the compiler then finds any left).
+    Untranslated(String),
+}
+
+impl From<&str> for Msg {
+    fn from(text: &str) -> Msg {
+        Msg::Untranslated(text.to_owned())
+    }
+}
+
+impl From<String> for Msg {
+    fn from(text: String) -> Msg {
+        Msg::Untranslated(text)
+    }
+}
+
+impl Msg {
+    pub fn en(&self) -> String {
+        match self {
+            Msg::Common(message) => message.en(),
+            Msg::Case(message) => message.en(),
+            Msg::Suspect(message) => message.en(),
+            Msg::Supervision(message) => message.en(),
+            Msg::Registry(message) => message.en(),
+            Msg::Transfer(message) => message.en(),
+            Msg::Reporting(message) => message.en(),
+            Msg::Relayed { en, .. } => en.clone(),
+            Msg::Untranslated(text) => text.clone(),
+        }
+    }
+
+    pub fn zh(&self) -> String {
+        match self {
+            Msg::Common(message) => message.zh(),
+            Msg::Case(message) => message.zh(),
+            Msg::Suspect(message) => message.zh(),
+            Msg::Supervision(message) => message.zh(),
+            Msg::Registry(message) => message.zh(),
+            Msg::Transfer(message) => message.zh(),
+            Msg::Reporting(message) => message.zh(),
+            Msg::Relayed { zh, .. } => zh.clone(),
+            Msg::Untranslated(text) => text.clone(),
+        }
+    }
+
+    /// The machine-readable reason: the variant's name in SCREAMING_SNAKE_CASE
+    /// (`Case::AgedOutTooYoung` → `AGED_OUT_TOO_YOUNG`).
+    pub fn reason(&self) -> String {
+        let name = match self {
+            Msg::Common(message) => message.name(),
+            Msg::Case(message) => message.name(),
+            Msg::Suspect(message) => message.name(),
+            Msg::Supervision(message) => message.name(),
+            Msg::Registry(message) => message.name(),
+            Msg::Transfer(message) => message.name(),
+            Msg::Reporting(message) => message.name(),
+            Msg::Relayed { .. } => "RELAYED",
+            Msg::Untranslated(_) => "UNTRANSLATED",
+        };
+        screaming_snake(name)
+    }
+}
+
+impl std::fmt::Display for Msg {
+    /// The English text (logs and the gRPC status message).
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&self.en())
+    }
+}
+
+fn screaming_snake(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 8);
+    for (index, character) in name.chars().enumerate() {
+        if character.is_ascii_uppercase() && index > 0 {
+            out.push('_');
+        }
+        out.push(character.to_ascii_uppercase());
+    }
+    out
+}
+
+/// A count as people write it: `2,000` in English, `2000` in Chinese (no grouping under 10,000).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Count(pub u64);
+
+impl Count {
+    pub fn en(self) -> String {
+        let digits = self.0.to_string();
+        let mut out = String::new();
+        for (index, digit) in digits.chars().enumerate() {
+            if index > 0 && (digits.len() - index).is_multiple_of(3) {
+                out.push(',');
+            }
+            out.push(digit);
+        }
+        out
+    }
+}
+
+/// Joins Chinese clauses with the enumeration comma's big sister, the semicolon (；).
+pub(crate) fn join_zh(parts: impl IntoIterator<Item = String>) -> String {
+    parts.into_iter().collect::<Vec<_>>().join("；")
+}
+
+pub(crate) fn join_en(parts: impl IntoIterator<Item = String>) -> String {
+    parts.into_iter().collect::<Vec<_>>().join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_screaming_snake_case() {
+        assert_eq!(Msg::from(Common::Required).reason(), "REQUIRED");
+        assert_eq!(Msg::from(Common::TooLong { max: Count(2000) }).reason(), "TOO_LONG");
+    }
+
+    #[test]
+    fn counts_are_grouped_in_english() {
+        assert_eq!(Count(2000).en(), "2,000");
+        assert_eq!(Count(200_000).en(), "200,000");
+        assert_eq!(Count(50).en(), "50");
+    }
+}

@@ -1,0 +1,10 @@
+//! The messages of suspects.
+
+use crate::catalogue;
+
+catalogue! {
+    pub enum Suspect {
+        /// Removed once the area's first message lands.
+        Unused => "", "";
+    }
+}
