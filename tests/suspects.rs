@@ -271,7 +271,7 @@ async fn cross_check_suspects_enter_the_ledger_once_and_leave_it_with_an_outcome
         .suspect
         .unwrap();
     let r2 = xuanwu.suspects.clone().confirm_suspect(confirm(&again)).await.unwrap_err();
-    assert_eq!(r2.code(), Code::FailedPrecondition);
+    assert_eq!(r2.code(), Code::AlreadyExists, "R2 is ALREADY_EXISTS wherever it is raised");
     assert!(r2.message().starts_with("R2:") && r2.message().contains(&confirmed.case_id), "{}", r2.message());
     let still = xuanwu
         .suspects

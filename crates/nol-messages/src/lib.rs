@@ -24,9 +24,23 @@ pub use cases::Case;
 pub use common::Common;
 pub use registry::Registry;
 pub use reporting::Reporting;
-pub use supervision::Supervision;
+pub use supervision::{OverdueWhat, Supervision};
 pub use suspects::Suspect;
 pub use transfer::Transfer;
+
+/// One invalid field of a request: the field's path and what a case worker should fix. Rules
+/// return these for bad input; services answer them as `google.rpc.BadRequest`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    pub field: String,
+    pub message: Msg,
+}
+
+impl FieldViolation {
+    pub fn new(field: impl Into<String>, message: impl Into<Msg>) -> FieldViolation {
+        FieldViolation { field: field.into(), message: message.into() }
+    }
+}
 
 /// The locale of the localized text (`google.rpc.LocalizedMessage.locale`).
 pub const LOCALE_ZH_CN: &str = "zh-CN";

@@ -53,3 +53,74 @@ pub fn role_zh(role: &str) -> &'static str {
         _ => "未知角色",
     }
 }
+
+/// A case status's name in Chinese, from its stored name (`open` → 劝返中).
+pub fn case_status_zh(status: &str) -> &'static str {
+    match status {
+        "open" => "劝返中",
+        "handoff_pending" => "移交中",
+        "handed_over" => "已移交",
+        "returned" => "已复学",
+        "monitoring" => "巩固跟踪",
+        "home_teaching" => "送教上门",
+        "deferred" => "缓学",
+        "suspended" => "休学",
+        "exempt" => "免学",
+        "closed" => "已结案",
+        _ => "未知状态",
+    }
+}
+
+/// A suspected-dropout item's state in Chinese (`pending` → 待核实).
+pub fn suspect_state_zh(state: &str) -> &'static str {
+    match state {
+        "pending" => "待核实",
+        "confirmed" => "已确认辍学",
+        "closed" => "已销号",
+        _ => "未知状态",
+    }
+}
+
+/// How a suspected-dropout item was resolved, in Chinese (`enrolled_elsewhere` → 已在他处就读).
+pub fn suspect_outcome_zh(outcome: &str) -> &'static str {
+    match outcome {
+        "confirmed" => "确认辍学",
+        "enrolled_elsewhere" => "已在他处就读",
+        "deceased" => "死亡",
+        "emigrated" => "出境",
+        "exempt" => "免学",
+        "data_error" => "数据错误",
+        _ => "未知结果",
+    }
+}
+
+words! {
+    /// A step in a case's life, for a refusal that names it.
+    #[derive(Copy)]
+    pub enum CaseStep {
+        ReturnToSchool => "a return to school", "复学";
+        StartMonitoring => "monitoring", "巩固跟踪";
+        CloseCompleted => "closing as completed", "以完成劝返结案";
+        CloseAgedOut => "closing as aged out", "以超出义务教育年龄结案";
+        StartHomeTeaching => "home teaching", "送教上门";
+        RequestDeferral => "a deferral request", "提出缓学休学申请";
+        ApproveDeferral => "an approved deferral", "批准缓学休学";
+        Exempt => "an exemption", "免学";
+        Relapse => "a relapse", "记录反弹（重新辍学）";
+        HomeTeachingVisit => "a home-teaching visit", "登记送教上门";
+    }
+}
+
+words! {
+    /// What R6 (a)–(c) still lacks for a deferral or suspension.
+    pub enum DeferralGap {
+        /// Fewer than the required joint attempts, and no judicial ruling.
+        JointAttempts { required: u32, has: u32 } =>
+            "needs {required} joint persuasion attempts or a judicial ruling, this case has {has} and no ruling",
+            "需有 {required} 次以上联合劝返或司法裁决，此案件联合劝返 {has} 次且无司法裁决";
+        GuardianDuty => "guardian's duty not recorded (evidence of type guardian_duty)",
+            "未登记监护人已履行法定义务（证明材料类型：监护人履职）";
+        Refusal => "the child's refusal not recorded (a persuasion attempt with outcome refused)",
+            "未登记学生仍拒绝返校（劝返结果为“拒绝”的劝返记录）";
+    }
+}

@@ -137,6 +137,13 @@ impl RegionCode {
         self.0[..digits] == other.0[..digits]
     }
 
+    /// A migrant child (随迁子女) studies or lives in this county while the household is
+    /// registered (户籍) elsewhere: `hukou_region` (its code, or a longer code that starts with it)
+    /// is not this county.
+    pub fn is_migrant_here(&self, hukou_region: &str) -> bool {
+        hukou_region.get(..6) != Some(self.as_str())
+    }
+
     /// The digits every code in this node's subtree starts with; `LIKE prefix || '%'` in SQL.
     pub fn subtree_prefix(&self) -> &str {
         &self.as_str()[..self.level().significant_digits()]

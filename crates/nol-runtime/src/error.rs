@@ -10,18 +10,7 @@ use nol_auth::Denied;
 use nol_messages::{Common, Msg};
 use tonic::{Code, Status};
 
-/// One invalid field of a request: the field's path and what a case worker should fix.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldViolation {
-    pub field: String,
-    pub message: Msg,
-}
-
-impl FieldViolation {
-    pub fn new(field: impl Into<String>, message: impl Into<Msg>) -> FieldViolation {
-        FieldViolation { field: field.into(), message: message.into() }
-    }
-}
+pub use nol_messages::FieldViolation;
 
 /// What a request can fail with.
 #[derive(Debug, thiserror::Error)]

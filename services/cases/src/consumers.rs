@@ -1,21 +1,23 @@
-//! What the case service does with the province's events: the transfer service's hand-off steps,
-//! and the registry's cross-check suspects for the suspected-dropout ledger.
+//! What the case service does with the province's events: the transfer service's hand-off steps
+//! (through the case ledger), and the registry's cross-check suspects (into the suspected-dropout
+//! ledger).
 
 use nol_backbone::consumer::{EventHandler, HandlerError};
 use nol_events::{
     EventEnvelope, HANDOFF_ACCEPTED, HANDOFF_COMPLETED, HANDOFF_OVERDUE, HANDOFF_REQUESTED,
     PUPIL_SUSPECTED_OUT_OF_SCHOOL, SubjectScheme, decode_payload, region_field, uuid_field,
 };
+use nol_messages::Supervision as Says;
 use nol_pii::{DataKey, ResidentId, SealKeyPair};
 use nol_proto::v1::{HandoffAccepted, HandoffCompleted, HandoffDossier, HandoffOverdue, HandoffRequested};
 use nol_region::RegionCode;
 use prost::Message;
 use sqlx::PgConnection;
 
-use crate::domain::cause_name;
-use crate::grpc::child_record;
-use crate::ledger::{self, HandoffStep, StepError};
-use crate::store::{self, NewCase};
+use crate::case::domain::{Source, check_causes};
+use crate::case::ledger::{self, HandoffStep, LedgerError, StepError};
+use crate::case::store::{self, NewCase};
+use crate::child::ChildRecord;
 
 /// The subjects the case service consumes in `province`.
 pub fn filter_subjects(scheme: &SubjectScheme, province: &RegionCode) -> Vec<String> {
@@ -53,7 +55,7 @@ impl EventHandler for CaseEvents {
                 step,
                 case_id,
                 handoff_id,
-                destination.as_str(),
+                &destination,
                 &envelope.actor,
             )
             .await;
@@ -64,17 +66,36 @@ impl EventHandler for CaseEvents {
             let overdue: HandoffOverdue = decode_payload(envelope, HANDOFF_OVERDUE)?;
             let case_id = uuid_field(envelope, "case_id", &overdue.case_id)?;
             let supervisor = region_field(envelope, "escalated_to_region_code", &overdue.escalated_to_region_code)?;
-            let reason = format!(
-                "R12: hand-off {} to {} not accepted by its deadline; the case stays with {}",
-                overdue.handoff_id, overdue.destination_region_code, overdue.origin_region_code
-            );
-            if !store::raise_supervision(conn, case_id, supervisor.as_str(), &reason, &envelope.actor).await? {
+            let reason = Says::HandoffOverdue {
+                handoff_id: overdue.handoff_id.clone(),
+                destination: overdue.destination_region_code.clone(),
+                origin: overdue.origin_region_code.clone(),
+            }
+            .en();
+            let detail = serde_json::json!({ "region_code": supervisor.as_str(), "reason": reason });
+            let noted = ledger::note_supervision(
+                conn,
+                case_id,
+                Some((&supervisor, &reason)),
+                &envelope.actor,
+                "supervision_raised",
+                detail,
+            )
+            .await?;
+            if !noted {
                 return Err(HandlerError::Permanent(format!("case {case_id} does not exist here")));
             }
             tracing::warn!(case_id = %case_id, supervisor = %supervisor, "case escalated for supervision");
             Ok(())
         } else if PUPIL_SUSPECTED_OUT_OF_SCHOOL.matches(&envelope.event_type) {
-            crate::suspects::take_in_cross_check(conn, &self.scheme, &self.data_key, self.clock.today(), envelope).await
+            crate::suspects::service::take_in_cross_check(
+                conn,
+                &self.scheme,
+                &self.data_key,
+                self.clock.today(),
+                envelope,
+            )
+            .await
         } else {
             Err(HandlerError::Permanent(format!("the case service does not handle {}", envelope.event_type)))
         }
@@ -89,6 +110,10 @@ impl CaseEvents {
         let origin_case_id = uuid_field(envelope, "case_id", &event.case_id)?;
         let origin = region_field(envelope, "origin_region_code", &event.origin_region_code)?;
         let destination = region_field(envelope, "destination_region_code", &event.destination_region_code)?;
+        if store::taken_in(conn, handoff_id).await? {
+            // Already taken in (a redelivery that outlived the inbox): nothing to do.
+            return Ok(());
+        }
         let opened = self
             .seal
             .open(&event.sealed_dossier)
@@ -98,50 +123,33 @@ impl CaseEvents {
         let child = dossier.child.ok_or_else(|| HandlerError::Permanent("hand-off dossier has no child".to_owned()))?;
         let resident_id = ResidentId::parse(&child.resident_id)
             .map_err(|error| HandlerError::Permanent(format!("hand-off dossier: {error}")))?;
-        let case = NewCase {
+        let new = NewCase {
             id: uuid::Uuid::now_v7(),
             pupil_id: None,
-            child: child_record(&self.data_key, &child.full_name, &resident_id, &child.hukou_region_code),
-            region: destination.to_string(),
-            causes: crate::domain::check_causes(&dossier.causes)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|cause| cause_name(cause).to_owned())
-                .collect(),
+            child: ChildRecord::new(&self.data_key, &child.full_name, &resident_id, &child.hukou_region_code),
+            region: destination,
+            causes: check_causes(&dossier.causes).unwrap_or_default(),
             notes: dossier.notes,
-            source: "handoff",
-            origin_region: Some(origin.to_string()),
+            source: Source::Handoff,
+            origin_region: Some(origin),
             origin_case_id: Some(origin_case_id),
             handoff_id: Some(handoff_id),
             opened_by: event.accepted_by,
             confirmed_on: self.clock.today(),
-            migrant: child.hukou_region_code.get(..6) != Some(destination.as_str()),
+            migrant: destination.is_migrant_here(&child.hukou_region_code),
             registered_poor: false,
             disability_grade: 0,
             suspect_id: None,
         };
-        match ledger::open(conn, &self.scheme, &case).await {
-            Ok(row) => {
-                tracing::info!(case_id = %row.id, handoff_id = %handoff_id, region = %destination, "case taken in");
+        match ledger::open(conn, &self.scheme, &new, |_| true).await {
+            Ok(case) => {
+                tracing::info!(case_id = %case.id, handoff_id = %handoff_id, region = %destination, "case taken in");
                 Ok(())
             }
-            Err(error)
-                if nol_runtime::database::is_unique_violation(
-                    &error,
-                    Some("dropout_case_one_per_incoming_handoff"),
-                ) =>
-            {
-                // Already taken in (a redelivery that outlived the inbox): nothing to do.
-                Ok(())
+            Err(LedgerError::Refused(refusal)) => {
+                Err(HandlerError::Permanent(format!("hand-off {handoff_id}: {refusal}")))
             }
-            Err(error)
-                if nol_runtime::database::is_unique_violation(&error, Some("dropout_case_one_active_per_child")) =>
-            {
-                Err(HandlerError::Permanent(format!(
-                    "R2: hand-off {handoff_id}: the child already has an active case in this province"
-                )))
-            }
-            Err(error) => Err(error.into()),
+            Err(LedgerError::Database(error)) => Err(error.into()),
         }
     }
 }

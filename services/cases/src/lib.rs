@@ -1,18 +1,26 @@
 //! Case management: the dropout ledger (台账) and one case file per child (一人一案).
+//!
+//! One folder per capability, each with the same inside — `domain` (rules, no I/O), `store` (the
+//! SQL of its own tables), `service` (one use case per RPC) and `grpc` (transport):
+//!
+//! | capability | writes |
+//! |---|---|
+//! | `case` — the case file and its life; `case::ledger` is the one writer of cases | `dropout_case`, `case_history`, `deadline_policy`, the file's tables |
+//! | `suspects` — the suspected-dropout ledger (R14) | `suspect` |
+//! | `supervision` — deadlines, 督办 and the semester-start check (R12, R13) | `supervision_item`, `semester_check`, `semester_check_item` |
+//!
+//! Shared pieces: `child` (the child's encrypted record and masked summary), `registry` (the
+//! client of the province's registry), `error` (rule errors as service errors), `consumers`
+//! (the events this service applies).
 #![forbid(unsafe_code)]
 
+pub mod case;
+pub mod child;
 mod consumers;
-pub mod deadlines;
-pub mod domain;
-mod export;
-mod file_store;
-mod grpc;
-mod ledger;
-mod lifecycle;
+mod error;
 mod registry;
-mod store;
 pub mod supervision;
-mod suspects;
+pub mod suspects;
 
 use nol_proto::v1::case_service_server::CaseServiceServer;
 use nol_proto::v1::supervision_service_server::SupervisionServiceServer;
@@ -20,9 +28,6 @@ use nol_proto::v1::suspect_service_server::SuspectServiceServer;
 use nol_runtime::{Platform, RunningService, ServiceConfig};
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
-
-/// Binds encrypted resident ID numbers to this column, so a value copied elsewhere won't decrypt.
-const RESIDENT_ID_CONTEXT: &str = "cases.dropout_case.resident_id";
 
 /// Starts the case service of one province and serves it until `shutdown`.
 pub async fn start(config: ServiceConfig, shutdown: CancellationToken) -> anyhow::Result<RunningService> {
@@ -36,14 +41,22 @@ pub async fn start(config: ServiceConfig, shutdown: CancellationToken) -> anyhow
     };
     let filters = consumers::filter_subjects(&platform.scheme, &platform.config.province);
     platform.spawn_consumer(filters, handler);
-    let service = grpc::Cases::new(&platform, &registry_url)?;
-    let supervision = supervision::Supervision::new(&platform);
-    supervision::spawn_sweeper(supervision.clone(), platform.config.supervision_sweep, platform.shutdown.clone());
-    let suspects = suspects::grpc::Suspects::new(&platform, &registry_url)?;
+    let registry = registry::client(&registry_url)?;
+    let cases = case::service::CaseService::new(&platform, registry.clone());
+    let suspects = suspects::service::SuspectService::new(&platform, registry);
+    let supervision = supervision::service::SupervisionService::new(&platform);
+    supervision::sweeper::spawn(supervision.clone(), platform.config.supervision_sweep, platform.shutdown.clone());
     // Evidence files of up to 10 MiB arrive in one AddEvidence request.
-    let cases = CaseServiceServer::new(service).max_decoding_message_size(lifecycle::MAX_EVIDENCE_FILE + (1 << 20));
+    let cases = CaseServiceServer::new(case::grpc::CaseGrpc(cases))
+        .max_decoding_message_size(case::service::MAX_EVIDENCE_FILE + (1 << 20));
     let routes = Routes::new(tonic::service::interceptor::InterceptedService::new(cases, platform.authenticate()))
-        .add_service(SuspectServiceServer::with_interceptor(suspects, platform.authenticate()))
-        .add_service(SupervisionServiceServer::with_interceptor(supervision, platform.authenticate()));
+        .add_service(SuspectServiceServer::with_interceptor(
+            suspects::grpc::SuspectGrpc(suspects),
+            platform.authenticate(),
+        ))
+        .add_service(SupervisionServiceServer::with_interceptor(
+            supervision::grpc::SupervisionGrpc(supervision),
+            platform.authenticate(),
+        ));
     platform.serve(routes, &["nol.v1.CaseService", "nol.v1.SuspectService", "nol.v1.SupervisionService"]).await
 }

@@ -1,5 +1,5 @@
 //! A model-based property test of the case rules: random sequences of commands over a few
-//! children, applied to a model of the ledger through the pure rules of `nol_cases::domain`
+//! children, applied to a model of the ledger through the pure rules of `nol_cases::case::domain`
 //! (exactly as the service applies them), checking the invariants after every step:
 //! - never two active cases for one child (R2);
 //! - never deferred or suspended without R6's conditions and a pending request (granted);
@@ -7,12 +7,11 @@
 //! - home teaching only with a severe disability (R4);
 //! - an ended case (exempt, closed, handed over) takes no attempts and never changes again.
 
-use nol_cases::domain::{
-    CaseFacts, CaseState, Command, Status, Transition, check_attempt, check_file_change, check_open, decide,
+use nol_cases::case::domain::{
+    CaseFacts, CaseState, Command, Status, Transition, check_attempt, check_file_change, check_one_active, decide,
     deferral_missing, is_severe,
 };
 use nol_proto::v1::{CloseReason, DeferralKind};
-use nol_region::RegionCode;
 use proptest::prelude::*;
 
 const CHILDREN: usize = 3;
@@ -90,7 +89,7 @@ impl Ledger {
             Step::Open { child, disability_grade, age_years } => {
                 let existing: Vec<Status> =
                     self.cases.iter().filter(|case| case.child == child).map(|case| case.facts.status).collect();
-                if check_open(existing).is_ok() {
+                if check_one_active(existing).is_ok() {
                     self.cases.push(ModelCase {
                         child,
                         facts: CaseFacts {
@@ -143,11 +142,7 @@ impl Ledger {
             }
             Step::HandOver { case } => {
                 let Some(case) = self.cases.get_mut(case) else { return };
-                let state = CaseState {
-                    status: case.facts.status,
-                    region: RegionCode::parse("320102").unwrap(),
-                    handoff_id: None,
-                };
+                let state = CaseState { status: case.facts.status, handoff_id: None };
                 if let Ok(Transition::To(status)) = state.complete_handoff(uuid::Uuid::nil()) {
                     assert_eq!(status, Status::HandedOver);
                     assert_eq!(case.facts.status, Status::Open, "only an open case is handed over");

@@ -1,104 +1,34 @@
-//! The SQL of supervision and the semester-start check.
+//! The SQL of supervision and the semester-start check: it writes `supervision_item`,
+//! `semester_check` and `semester_check_item`, and reads the case ledger's `dropout_case` (what
+//! is overdue, who is in monitoring). Rows are decoded into the domain's types once.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use nol_region::RegionCode;
 use nol_runtime::paging::Cursor;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::deadlines::{CaseDates, DeadlinePolicy, next_due};
-use crate::domain::Status;
+use super::domain::{CheckState, ItemState, SupervisionItem, WorkKind};
+use crate::case::domain::ChildOnFile;
+use crate::case::domain::stored::Stored;
+use crate::case::store::{CorruptRow, decode, region};
 
-/// The policy row with who changed it last.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct PolicyRow {
-    pub first_contact_days: i32,
-    pub attempt_interval_days: i32,
-    pub deferred_follow_up_days: i32,
-    pub supervision_after_days: i32,
-    pub updated_by: String,
-    pub updated_at: DateTime<Utc>,
+fn all<R, T: TryFrom<R, Error = CorruptRow>>(rows: Vec<R>) -> sqlx::Result<Vec<T>> {
+    rows.into_iter().map(|row| T::try_from(row).map_err(sqlx::Error::from)).collect()
 }
 
-const POLICY_COLUMNS: &str = "first_contact_days, attempt_interval_days, deferred_follow_up_days, supervision_after_days, updated_by, updated_at";
-
-pub async fn policy_row(conn: &mut PgConnection) -> sqlx::Result<PolicyRow> {
-    sqlx::query_as::<_, PolicyRow>(sqlx::AssertSqlSafe(format!("SELECT {POLICY_COLUMNS} FROM deadline_policy")))
-        .fetch_one(conn)
-        .await
-}
-
-/// Stores a new policy and recomputes the due date of every case that has deadlines, in batches
-/// of the caller's transaction. Returns the stored row and how many cases were rescheduled.
-pub async fn update_policy(
-    conn: &mut PgConnection,
-    policy: &DeadlinePolicy,
-    actor: &str,
-) -> sqlx::Result<(PolicyRow, i64)> {
-    let row = sqlx::query_as::<_, PolicyRow>(sqlx::AssertSqlSafe(format!(
-        "UPDATE deadline_policy
-            SET first_contact_days = $1, attempt_interval_days = $2, deferred_follow_up_days = $3,
-                supervision_after_days = $4, updated_by = $5, updated_at = clock_timestamp()
-          RETURNING {POLICY_COLUMNS}"
-    )))
-    .bind(policy.first_contact_days)
-    .bind(policy.attempt_interval_days)
-    .bind(policy.deferred_follow_up_days)
-    .bind(policy.supervision_after_days)
-    .bind(actor)
-    .fetch_one(&mut *conn)
-    .await?;
-    #[derive(sqlx::FromRow)]
-    struct Dated {
-        id: Uuid,
-        status: String,
-        confirmed_on: NaiveDate,
-        last_attempt_on: Option<NaiveDate>,
-        follow_up_from: Option<NaiveDate>,
-    }
-    let rows = sqlx::query_as::<_, Dated>(
-        "SELECT id, status, coalesce(confirmed_on, (opened_at AT TIME ZONE 'Asia/Shanghai')::date) AS confirmed_on,
-                last_attempt_on, follow_up_from
-           FROM dropout_case WHERE status IN ('open', 'deferred', 'suspended')
-            FOR UPDATE",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    let (mut ids, mut days, mut kinds) = (Vec::new(), Vec::new(), Vec::new());
-    for row in &rows {
-        let Some(status) = Status::parse(&row.status) else { continue };
-        let dates = CaseDates {
-            status,
-            confirmed_on: row.confirmed_on,
-            last_attempt_on: row.last_attempt_on,
-            follow_up_from: row.follow_up_from,
-        };
-        let due = next_due(&dates, policy);
-        ids.push(row.id);
-        days.push(due.map(|(day, _)| day));
-        kinds.push(due.map(|(_, kind)| kind.as_str()));
-    }
-    let updated = sqlx::query(
-        "UPDATE dropout_case AS c SET due_on = u.due_on, due_kind = u.due_kind
-           FROM unnest($1::uuid[], $2::date[], $3::text[]) AS u (id, due_on, due_kind)
-          WHERE c.id = u.id AND (c.due_on IS DISTINCT FROM u.due_on OR c.due_kind IS DISTINCT FROM u.due_kind)",
-    )
-    .bind(&ids)
-    .bind(&days)
-    .bind(&kinds)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    Ok((row, updated as i64))
+fn one<R, T: TryFrom<R, Error = CorruptRow>>(row: R) -> sqlx::Result<T> {
+    T::try_from(row).map_err(sqlx::Error::from)
 }
 
 /// One piece of overdue work with the child's masked summary.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct OverdueRow {
+#[derive(Debug, Clone)]
+pub struct OverdueWork {
     /// The case, or the semester check item.
     pub id: Uuid,
     pub case_id: Uuid,
-    pub region: String,
-    pub kind: String,
+    pub region: RegionCode,
+    pub kind: WorkKind,
     pub due_on: NaiveDate,
     pub child_name: String,
     pub resident_id_masked: String,
@@ -108,293 +38,365 @@ pub struct OverdueRow {
     pub supervision_item_id: Option<Uuid>,
 }
 
-/// The overdue work of a subtree: cases past their due date and children of semester checks not
-/// confirmed by the check's deadline, as (id, case, region, kind, due date). Ordered by (due date,
-/// id), oldest first. Only the page's rows are then joined to the child and to supervision items.
-const OVERDUE: &str = "
-    SELECT c.id AS id, c.id AS case_id, c.region, c.due_kind AS kind, c.due_on
-      FROM dropout_case c
-     WHERE c.region LIKE $1 || '%' AND c.due_on < $2 AND ($3::text IS NULL OR c.due_kind = $3)
-    UNION ALL
-    SELECT i.id, i.case_id, i.region, 'semester_check', k.deadline
-      FROM semester_check_item i
-      JOIN semester_check k ON k.id = i.check_id
-     WHERE i.region LIKE $1 || '%' AND i.state IN ('pending', 'absent') AND k.deadline < $2
-       AND ($3::text IS NULL OR $3 = 'semester_check')";
+struct OverdueRow {
+    id: Uuid,
+    case_id: Uuid,
+    region: String,
+    kind: String,
+    due_on: NaiveDate,
+    child_name: String,
+    resident_id_masked: String,
+    sex: i16,
+    birth_date: NaiveDate,
+    hukou_region: String,
+    supervision_item_id: Option<Uuid>,
+}
 
+impl TryFrom<OverdueRow> for OverdueWork {
+    type Error = CorruptRow;
+    fn try_from(row: OverdueRow) -> Result<OverdueWork, CorruptRow> {
+        Ok(OverdueWork {
+            region: region("dropout_case", row.case_id, "region", &row.region)?,
+            kind: decode::<WorkKind>("dropout_case", row.case_id, "due_kind", &row.kind)?,
+            id: row.id,
+            case_id: row.case_id,
+            due_on: row.due_on,
+            child_name: row.child_name,
+            resident_id_masked: row.resident_id_masked,
+            sex: row.sex,
+            birth_date: row.birth_date,
+            hukou_region: row.hukou_region,
+            supervision_item_id: row.supervision_item_id,
+        })
+    }
+}
+
+/// The overdue work of a subtree, a page of it: cases past their due date and children of
+/// semester checks not confirmed by the check's deadline, ordered by (due date, id), oldest first.
+/// Only the page's rows are then joined to the child and to supervision items.
 pub async fn list_overdue(
     pool: &PgPool,
     prefix: &str,
     today: NaiveDate,
-    kind: Option<&str>,
+    kind: Option<WorkKind>,
     after: Option<(NaiveDate, Uuid)>,
     limit: i64,
-) -> sqlx::Result<Vec<OverdueRow>> {
-    sqlx::query_as::<_, OverdueRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT w.id, w.case_id, w.region, w.kind, w.due_on, c.child_name, c.resident_id_masked, c.sex,
-                c.birth_date, c.hukou_region,
-                CASE WHEN w.kind = 'semester_check'
-                     THEN (SELECT s.id FROM supervision_item s WHERE s.check_item_id = w.id)
-                     ELSE (SELECT s.id FROM supervision_item s
-                            WHERE s.case_id = w.case_id AND s.kind = w.kind AND s.due_on = w.due_on
-                              AND s.check_item_id IS NULL)
-                END AS supervision_item_id
-           FROM (SELECT * FROM ({OVERDUE}) AS work
-                  WHERE ($4::date IS NULL OR (due_on, id) > ($4, $5))
-                  ORDER BY due_on, id
-                  LIMIT $6) AS w
-           JOIN dropout_case c ON c.id = w.case_id
-          ORDER BY w.due_on, w.id"
-    )))
-    .bind(prefix)
-    .bind(today)
-    .bind(kind)
-    .bind(after.map(|(day, _)| day))
-    .bind(after.map(|(_, id)| id))
-    .bind(limit)
+) -> sqlx::Result<Vec<OverdueWork>> {
+    all(sqlx::query_as!(
+        OverdueRow,
+        r#"SELECT w.id AS "id!", w.case_id AS "case_id!", w.region AS "region!", w.kind AS "kind!",
+                  w.due_on AS "due_on!", c.child_name, c.resident_id_masked, c.sex, c.birth_date, c.hukou_region,
+                  CASE WHEN w.kind = 'semester_check'
+                       THEN (SELECT s.id FROM supervision_item s WHERE s.check_item_id = w.id)
+                       ELSE (SELECT s.id FROM supervision_item s
+                              WHERE s.case_id = w.case_id AND s.kind = w.kind AND s.due_on = w.due_on
+                                AND s.check_item_id IS NULL)
+                  END AS "supervision_item_id?"
+             FROM (SELECT * FROM (
+                      SELECT c.id AS id, c.id AS case_id, c.region, c.due_kind AS kind, c.due_on
+                        FROM dropout_case c
+                       WHERE c.region LIKE $1 || '%' AND c.due_on < $2 AND ($3::text IS NULL OR c.due_kind = $3)
+                      UNION ALL
+                      SELECT i.id, i.case_id, i.region, 'semester_check', k.deadline
+                        FROM semester_check_item i
+                        JOIN semester_check k ON k.id = i.check_id
+                       WHERE i.region LIKE $1 || '%' AND i.state IN ('pending', 'absent') AND k.deadline < $2
+                         AND ($3::text IS NULL OR $3 = 'semester_check')) AS work
+                    WHERE ($4::date IS NULL OR (due_on, id) > ($4, $5))
+                    ORDER BY due_on, id
+                    LIMIT $6) AS w
+             JOIN dropout_case c ON c.id = w.case_id
+            ORDER BY w.due_on, w.id"#,
+        prefix,
+        today,
+        kind.map(WorkKind::as_stored),
+        after.map(|(day, _)| day),
+        after.map(|(_, id)| id),
+        limit,
+    )
     .fetch_all(pool)
-    .await
+    .await?)
 }
 
-pub async fn count_overdue(pool: &PgPool, prefix: &str, today: NaiveDate, kind: Option<&str>) -> sqlx::Result<i64> {
-    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT (SELECT count(*) FROM dropout_case c
-                  WHERE c.region LIKE $1 || '%' AND c.due_on < $2 AND ($3::text IS NULL OR c.due_kind = $3))
-              + (SELECT count(*) FROM semester_check_item i JOIN semester_check k ON k.id = i.check_id
-                  WHERE i.region LIKE $1 || '%' AND i.state IN ('pending', 'absent') AND k.deadline < $2
-                    AND ($3::text IS NULL OR $3 = '{}'))",
-        super::rules::SEMESTER_CHECK
-    )))
-    .bind(prefix)
-    .bind(today)
-    .bind(kind)
+pub async fn count_overdue(pool: &PgPool, prefix: &str, today: NaiveDate, kind: Option<WorkKind>) -> sqlx::Result<i64> {
+    sqlx::query_scalar!(
+        r#"SELECT (SELECT count(*) FROM dropout_case c
+                    WHERE c.region LIKE $1 || '%' AND c.due_on < $2 AND ($3::text IS NULL OR c.due_kind = $3))
+                + (SELECT count(*) FROM semester_check_item i JOIN semester_check k ON k.id = i.check_id
+                    WHERE i.region LIKE $1 || '%' AND i.state IN ('pending', 'absent') AND k.deadline < $2
+                      AND ($3::text IS NULL OR $3 = 'semester_check')) AS "count!""#,
+        prefix,
+        today,
+        kind.map(WorkKind::as_stored),
+    )
     .fetch_one(pool)
     .await
 }
 
 /// Overdue work that has slipped past the threshold and has no supervision item yet.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct Slipped {
     pub case_id: Uuid,
     pub check_item_id: Option<Uuid>,
-    pub region: String,
-    pub kind: String,
+    pub region: RegionCode,
+    pub kind: WorkKind,
     pub due_on: NaiveDate,
+}
+
+struct SlippedRow {
+    case_id: Uuid,
+    check_item_id: Option<Uuid>,
+    region: String,
+    kind: String,
+    due_on: NaiveDate,
+}
+
+impl TryFrom<SlippedRow> for Slipped {
+    type Error = CorruptRow;
+    fn try_from(row: SlippedRow) -> Result<Slipped, CorruptRow> {
+        Ok(Slipped {
+            region: region("dropout_case", row.case_id, "region", &row.region)?,
+            kind: decode::<WorkKind>("dropout_case", row.case_id, "due_kind", &row.kind)?,
+            case_id: row.case_id,
+            check_item_id: row.check_item_id,
+            due_on: row.due_on,
+        })
+    }
 }
 
 /// Up to `limit` pieces of slipped work, locked (others sweeping skip them).
 pub async fn slipped(conn: &mut PgConnection, cutoff: NaiveDate, limit: i64) -> sqlx::Result<Vec<Slipped>> {
-    let mut rows = sqlx::query_as::<_, Slipped>(
-        "SELECT c.id AS case_id, NULL::uuid AS check_item_id, c.region, c.due_kind AS kind, c.due_on
-           FROM dropout_case c
-          WHERE c.due_on < $1
-            AND NOT EXISTS (SELECT 1 FROM supervision_item s
-                             WHERE s.case_id = c.id AND s.kind = c.due_kind AND s.due_on = c.due_on
-                               AND s.check_item_id IS NULL)
-          ORDER BY c.due_on, c.id
-          LIMIT $2
-            FOR UPDATE OF c SKIP LOCKED",
+    let mut rows: Vec<Slipped> = all(sqlx::query_as!(
+        SlippedRow,
+        r#"SELECT c.id AS case_id, NULL::uuid AS check_item_id, c.region, c.due_kind AS "kind!", c.due_on AS "due_on!"
+             FROM dropout_case c
+            WHERE c.due_on < $1
+              AND NOT EXISTS (SELECT 1 FROM supervision_item s
+                               WHERE s.case_id = c.id AND s.kind = c.due_kind AND s.due_on = c.due_on
+                                 AND s.check_item_id IS NULL)
+            ORDER BY c.due_on, c.id
+            LIMIT $2
+              FOR UPDATE OF c SKIP LOCKED"#,
+        cutoff,
+        limit,
     )
-    .bind(cutoff)
-    .bind(limit)
     .fetch_all(&mut *conn)
-    .await?;
+    .await?)?;
     if (rows.len() as i64) < limit {
-        let more = sqlx::query_as::<_, Slipped>(
-            "SELECT i.case_id, i.id AS check_item_id, i.region, 'semester_check' AS kind, k.deadline AS due_on
-               FROM semester_check_item i JOIN semester_check k ON k.id = i.check_id
-              WHERE i.state IN ('pending', 'absent') AND k.deadline < $1
-                AND NOT EXISTS (SELECT 1 FROM supervision_item s WHERE s.check_item_id = i.id)
-              ORDER BY k.deadline, i.id
-              LIMIT $2
-                FOR UPDATE OF i SKIP LOCKED",
+        let more: Vec<Slipped> = all(sqlx::query_as!(
+            SlippedRow,
+            r#"SELECT i.case_id, i.id AS "check_item_id?", i.region, 'semester_check' AS "kind!", k.deadline AS due_on
+                 FROM semester_check_item i JOIN semester_check k ON k.id = i.check_id
+                WHERE i.state IN ('pending', 'absent') AND k.deadline < $1
+                  AND NOT EXISTS (SELECT 1 FROM supervision_item s WHERE s.check_item_id = i.id)
+                ORDER BY k.deadline, i.id
+                LIMIT $2
+                  FOR UPDATE OF i SKIP LOCKED"#,
+            cutoff,
+            limit - rows.len() as i64,
         )
-        .bind(cutoff)
-        .bind(limit - rows.len() as i64)
         .fetch_all(&mut *conn)
-        .await?;
+        .await?)?;
         rows.extend(more);
     }
     Ok(rows)
 }
 
-/// A supervision item as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct ItemRow {
-    pub id: Uuid,
-    pub kind: String,
-    pub case_id: Uuid,
-    pub region: String,
-    pub supervising_region: String,
-    pub escalations: i32,
-    pub reason: String,
-    pub due_on: NaiveDate,
-    pub raised_at: DateTime<Utc>,
-    pub state: String,
-    pub answer: Option<String>,
-    pub answered_by: Option<String>,
-    pub closing_note: Option<String>,
-    pub closed_by: Option<String>,
+struct ItemRow {
+    id: Uuid,
+    kind: String,
+    case_id: Uuid,
+    region: String,
+    supervising_region: String,
+    escalations: i32,
+    reason: String,
+    due_on: NaiveDate,
+    raised_at: DateTime<Utc>,
+    state: String,
+    answer: Option<String>,
+    answered_by: Option<String>,
+    closing_note: Option<String>,
+    closed_by: Option<String>,
 }
 
-const ITEM_COLUMNS: &str = "id, kind, case_id, region, supervising_region, escalations, reason, due_on, raised_at,
-    state, answer, answered_by, closing_note, closed_by";
+impl TryFrom<ItemRow> for SupervisionItem {
+    type Error = CorruptRow;
+    fn try_from(row: ItemRow) -> Result<SupervisionItem, CorruptRow> {
+        let id = row.id;
+        Ok(SupervisionItem {
+            kind: decode::<WorkKind>("supervision_item", id, "kind", &row.kind)?,
+            region: region("supervision_item", id, "region", &row.region)?,
+            supervising_region: region("supervision_item", id, "supervising_region", &row.supervising_region)?,
+            state: decode::<ItemState>("supervision_item", id, "state", &row.state)?,
+            id,
+            case_id: row.case_id,
+            escalations: row.escalations,
+            reason: row.reason,
+            due_on: row.due_on,
+            raised_at: row.raised_at,
+            answer: row.answer,
+            answered_by: row.answered_by,
+            closing_note: row.closing_note,
+            closed_by: row.closed_by,
+        })
+    }
+}
 
 /// A new supervision item.
 pub struct NewItem<'a> {
     pub id: Uuid,
     pub slipped: &'a Slipped,
-    pub supervising_region: &'a str,
+    pub supervising_region: &'a RegionCode,
     pub reason: &'a str,
     pub raised_on: NaiveDate,
 }
 
-pub async fn insert_item(conn: &mut PgConnection, item: &NewItem<'_>) -> sqlx::Result<ItemRow> {
-    sqlx::query_as::<_, ItemRow>(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO supervision_item (id, kind, case_id, check_item_id, region, supervising_region, reason, due_on, raised_on)
+pub async fn insert_item(conn: &mut PgConnection, item: &NewItem<'_>) -> sqlx::Result<SupervisionItem> {
+    one(sqlx::query_as!(
+        ItemRow,
+        "INSERT INTO supervision_item (id, kind, case_id, check_item_id, region, supervising_region, reason, due_on,
+                                       raised_on)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-         RETURNING {ITEM_COLUMNS}"
-    )))
-    .bind(item.id)
-    .bind(&item.slipped.kind)
-    .bind(item.slipped.case_id)
-    .bind(item.slipped.check_item_id)
-    .bind(&item.slipped.region)
-    .bind(item.supervising_region)
-    .bind(item.reason)
-    .bind(item.slipped.due_on)
-    .bind(item.raised_on)
+         RETURNING id, kind, case_id, region, supervising_region, escalations, reason, due_on, raised_at, state,
+                   answer, answered_by, closing_note, closed_by",
+        item.id,
+        item.slipped.kind.as_stored(),
+        item.slipped.case_id,
+        item.slipped.check_item_id,
+        item.slipped.region.as_str(),
+        item.supervising_region.as_str(),
+        item.reason,
+        item.slipped.due_on,
+        item.raised_on,
+    )
     .fetch_one(conn)
-    .await
+    .await?)
 }
 
 /// Open items raised (or last escalated) before `cutoff` and not yet with the province: locked.
-pub async fn unanswered(conn: &mut PgConnection, cutoff: NaiveDate, limit: i64) -> sqlx::Result<Vec<ItemRow>> {
-    sqlx::query_as::<_, ItemRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {ITEM_COLUMNS} FROM supervision_item
+pub async fn unanswered(conn: &mut PgConnection, cutoff: NaiveDate, limit: i64) -> sqlx::Result<Vec<SupervisionItem>> {
+    all(sqlx::query_as!(
+        ItemRow,
+        "SELECT id, kind, case_id, region, supervising_region, escalations, reason, due_on, raised_at, state,
+                answer, answered_by, closing_note, closed_by
+           FROM supervision_item
           WHERE state = 'open' AND raised_on < $1 AND supervising_region NOT LIKE '__0000'
           ORDER BY raised_on, id
           LIMIT $2
-            FOR UPDATE SKIP LOCKED"
-    )))
-    .bind(cutoff)
-    .bind(limit)
+            FOR UPDATE SKIP LOCKED",
+        cutoff,
+        limit,
+    )
     .fetch_all(conn)
-    .await
+    .await?)
 }
 
 pub async fn escalate_item(
     conn: &mut PgConnection,
     id: Uuid,
-    supervising_region: &str,
+    supervising_region: &RegionCode,
     today: NaiveDate,
-) -> sqlx::Result<ItemRow> {
-    sqlx::query_as::<_, ItemRow>(sqlx::AssertSqlSafe(format!(
+) -> sqlx::Result<SupervisionItem> {
+    one(sqlx::query_as!(
+        ItemRow,
         "UPDATE supervision_item
             SET supervising_region = $2, escalations = escalations + 1, raised_on = $3
           WHERE id = $1
-          RETURNING {ITEM_COLUMNS}"
-    )))
-    .bind(id)
-    .bind(supervising_region)
-    .bind(today)
+          RETURNING id, kind, case_id, region, supervising_region, escalations, reason, due_on, raised_at, state,
+                    answer, answered_by, closing_note, closed_by",
+        id,
+        supervising_region.as_str(),
+        today,
+    )
     .fetch_one(conn)
-    .await
+    .await?)
 }
 
-pub async fn get_item(conn: &mut PgConnection, id: Uuid, lock: bool) -> sqlx::Result<Option<ItemRow>> {
-    let lock = if lock { "FOR UPDATE" } else { "" };
-    sqlx::query_as::<_, ItemRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {ITEM_COLUMNS} FROM supervision_item WHERE id = $1 {lock}"
-    )))
-    .bind(id)
+/// An item, locked for its answer or closing.
+pub async fn item_for_update(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<SupervisionItem>> {
+    sqlx::query_as!(
+        ItemRow,
+        "SELECT id, kind, case_id, region, supervising_region, escalations, reason, due_on, raised_at, state,
+                answer, answered_by, closing_note, closed_by
+           FROM supervision_item WHERE id = $1 FOR UPDATE",
+        id
+    )
     .fetch_optional(conn)
-    .await
+    .await?
+    .map(one)
+    .transpose()
 }
 
+/// Items raised for (or supervised by) the subtree whose codes start with `prefix`, newest first.
 pub async fn list_items(
     pool: &PgPool,
     prefix: &str,
-    state: Option<&str>,
+    state: Option<ItemState>,
     after: Option<Cursor>,
     limit: i64,
-) -> sqlx::Result<Vec<ItemRow>> {
-    sqlx::query_as::<_, ItemRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {ITEM_COLUMNS} FROM supervision_item
+) -> sqlx::Result<Vec<SupervisionItem>> {
+    all(sqlx::query_as!(
+        ItemRow,
+        "SELECT id, kind, case_id, region, supervising_region, escalations, reason, due_on, raised_at, state,
+                answer, answered_by, closing_note, closed_by
+           FROM supervision_item
           WHERE (region LIKE $1 || '%' OR supervising_region LIKE $1 || '%')
             AND ($2::text IS NULL OR state = $2)
             AND ($3::timestamptz IS NULL OR (raised_at, id) < ($3, $4))
           ORDER BY raised_at DESC, id DESC
-          LIMIT $5"
-    )))
-    .bind(prefix)
-    .bind(state)
-    .bind(after.map(|cursor| cursor.time))
-    .bind(after.map(|cursor| cursor.id))
-    .bind(limit)
+          LIMIT $5",
+        prefix,
+        state.map(ItemState::as_stored),
+        after.map(|cursor| cursor.time),
+        after.map(|cursor| cursor.id),
+        limit,
+    )
     .fetch_all(pool)
-    .await
+    .await?)
 }
 
-pub async fn answer_item(conn: &mut PgConnection, id: Uuid, answer: &str, actor: &str) -> sqlx::Result<ItemRow> {
-    sqlx::query_as::<_, ItemRow>(sqlx::AssertSqlSafe(format!(
+pub async fn answer_item(
+    conn: &mut PgConnection,
+    id: Uuid,
+    answer: &str,
+    actor: &str,
+) -> sqlx::Result<SupervisionItem> {
+    one(sqlx::query_as!(
+        ItemRow,
         "UPDATE supervision_item
             SET state = 'answered', answer = $2, answered_by = $3, answered_at = clock_timestamp()
           WHERE id = $1
-          RETURNING {ITEM_COLUMNS}"
-    )))
-    .bind(id)
-    .bind(answer)
-    .bind(actor)
+          RETURNING id, kind, case_id, region, supervising_region, escalations, reason, due_on, raised_at, state,
+                    answer, answered_by, closing_note, closed_by",
+        id,
+        answer,
+        actor,
+    )
     .fetch_one(conn)
-    .await
+    .await?)
 }
 
-pub async fn close_item(conn: &mut PgConnection, id: Uuid, note: &str, actor: &str) -> sqlx::Result<ItemRow> {
-    sqlx::query_as::<_, ItemRow>(sqlx::AssertSqlSafe(format!(
+pub async fn close_item(conn: &mut PgConnection, id: Uuid, note: &str, actor: &str) -> sqlx::Result<SupervisionItem> {
+    one(sqlx::query_as!(
+        ItemRow,
         "UPDATE supervision_item
             SET state = 'closed', closing_note = $2, closed_by = $3, closed_at = clock_timestamp()
           WHERE id = $1
-          RETURNING {ITEM_COLUMNS}"
-    )))
-    .bind(id)
-    .bind(note)
-    .bind(actor)
-    .fetch_one(conn)
-    .await
-}
-
-/// Notes a supervision change in the case's history (and, for a raise, on the case itself).
-pub async fn note_on_case(
-    conn: &mut PgConnection,
-    case_id: Uuid,
-    supervision: Option<(&str, &str)>,
-    actor: &str,
-    change: &str,
-    detail: serde_json::Value,
-) -> sqlx::Result<()> {
-    let version: i64 = sqlx::query_scalar(
-        "UPDATE dropout_case
-            SET supervision_region = CASE WHEN $2::text IS NULL THEN supervision_region ELSE $2 END,
-                supervision_reason = CASE WHEN $2::text IS NULL THEN supervision_reason ELSE $3 END,
-                supervision_at = CASE WHEN $2::text IS NULL THEN supervision_at ELSE clock_timestamp() END,
-                updated_at = clock_timestamp(), version = version + 1
-          WHERE id = $1
-          RETURNING version",
+          RETURNING id, kind, case_id, region, supervising_region, escalations, reason, due_on, raised_at, state,
+                    answer, answered_by, closing_note, closed_by",
+        id,
+        note,
+        actor,
     )
-    .bind(case_id)
-    .bind(supervision.map(|(region, _)| region))
-    .bind(supervision.map(|(_, reason)| reason))
-    .fetch_one(&mut *conn)
-    .await?;
-    crate::store::append_history(conn, case_id, version, actor, change, detail).await
+    .fetch_one(conn)
+    .await?)
 }
 
-/// A semester check as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct CheckRow {
+/// A semester check.
+#[derive(Debug, Clone)]
+pub struct Check {
     pub id: Uuid,
-    pub region: String,
+    pub region: RegionCode,
     pub semester: String,
     pub deadline: NaiveDate,
     pub item_count: i64,
@@ -402,25 +404,59 @@ pub struct CheckRow {
     pub started_at: DateTime<Utc>,
 }
 
-const CHECK_COLUMNS: &str = "id, region, semester, deadline, item_count, started_by, started_at";
+struct CheckRow {
+    id: Uuid,
+    region: String,
+    semester: String,
+    deadline: NaiveDate,
+    item_count: i64,
+    started_by: String,
+    started_at: DateTime<Utc>,
+}
+
+impl TryFrom<CheckRow> for Check {
+    type Error = CorruptRow;
+    fn try_from(row: CheckRow) -> Result<Check, CorruptRow> {
+        Ok(Check {
+            region: region("semester_check", row.id, "region", &row.region)?,
+            id: row.id,
+            semester: row.semester,
+            deadline: row.deadline,
+            item_count: row.item_count,
+            started_by: row.started_by,
+            started_at: row.started_at,
+        })
+    }
+}
+
+/// Serialises starts of checks of the same semester (one check per semester over any part of the
+/// tree), until the transaction ends.
+pub async fn lock_semester(conn: &mut PgConnection, semester: &str) -> sqlx::Result<()> {
+    sqlx::query!("SELECT pg_advisory_xact_lock(hashtext('semester_check:' || $1::text))", semester)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
 
 /// A check of the same semester over an overlapping region (an ancestor, a descendant or itself).
 pub async fn overlapping_check(
     conn: &mut PgConnection,
     semester: &str,
-    region: &str,
-    prefix: &str,
-) -> sqlx::Result<Option<CheckRow>> {
-    sqlx::query_as::<_, CheckRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {CHECK_COLUMNS} FROM semester_check
+    region: &RegionCode,
+) -> sqlx::Result<Option<Check>> {
+    sqlx::query_as!(
+        CheckRow,
+        "SELECT id, region, semester, deadline, item_count, started_by, started_at FROM semester_check
           WHERE semester = $1 AND (region LIKE $3 || '%' OR $2 LIKE region_prefix || '%')
-          LIMIT 1"
-    )))
-    .bind(semester)
-    .bind(region)
-    .bind(prefix)
+          LIMIT 1",
+        semester,
+        region.as_str(),
+        region.subtree_prefix(),
+    )
     .fetch_optional(conn)
-    .await
+    .await?
+    .map(one)
+    .transpose()
 }
 
 /// Creates a check and its checklist: every case in monitoring in the subtree, with the school
@@ -428,25 +464,25 @@ pub async fn overlapping_check(
 pub async fn start_check(
     conn: &mut PgConnection,
     id: Uuid,
-    region: &str,
-    prefix: &str,
+    region: &RegionCode,
     semester: &str,
     deadline: NaiveDate,
     actor: &str,
-) -> sqlx::Result<CheckRow> {
-    sqlx::query(
+) -> sqlx::Result<Check> {
+    let prefix = region.subtree_prefix();
+    sqlx::query!(
         "INSERT INTO semester_check (id, region, region_prefix, semester, deadline, started_by)
          VALUES ($1, $2, $3, $4, $5, $6)",
+        id,
+        region.as_str(),
+        prefix,
+        semester,
+        deadline,
+        actor,
     )
-    .bind(id)
-    .bind(region)
-    .bind(prefix)
-    .bind(semester)
-    .bind(deadline)
-    .bind(actor)
     .execute(&mut *conn)
     .await?;
-    let count = sqlx::query(
+    let count = sqlx::query!(
         "INSERT INTO semester_check_item (id, check_id, case_id, region, school_code, school_name)
          SELECT gen_random_uuid(), $1, c.id, c.region,
                 coalesce(r.detail->>'school_code', ''), coalesce(r.detail->>'school_name', '')
@@ -455,118 +491,194 @@ pub async fn start_check(
                                WHERE h.case_id = c.id AND h.change = 'returned'
                                ORDER BY h.version DESC LIMIT 1) r ON true
           WHERE c.region LIKE $2 || '%' AND c.status = 'monitoring'",
+        id,
+        prefix,
     )
-    .bind(id)
-    .bind(prefix)
     .execute(&mut *conn)
     .await?
     .rows_affected();
-    sqlx::query_as::<_, CheckRow>(sqlx::AssertSqlSafe(format!(
-        "UPDATE semester_check SET item_count = $2 WHERE id = $1 RETURNING {CHECK_COLUMNS}"
-    )))
-    .bind(id)
-    .bind(count as i64)
+    one(sqlx::query_as!(
+        CheckRow,
+        "UPDATE semester_check SET item_count = $2 WHERE id = $1
+         RETURNING id, region, semester, deadline, item_count, started_by, started_at",
+        id,
+        count as i64,
+    )
     .fetch_one(conn)
-    .await
+    .await?)
 }
 
-pub async fn get_check(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<CheckRow>> {
-    sqlx::query_as::<_, CheckRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {CHECK_COLUMNS} FROM semester_check WHERE id = $1"
-    )))
-    .bind(id)
+pub async fn get_check(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Check>> {
+    sqlx::query_as!(
+        CheckRow,
+        "SELECT id, region, semester, deadline, item_count, started_by, started_at FROM semester_check WHERE id = $1",
+        id
+    )
     .fetch_optional(conn)
-    .await
+    .await?
+    .map(one)
+    .transpose()
 }
 
 /// A checklist item with its check's deadline and the child's masked summary.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct CheckItemRow {
+#[derive(Debug, Clone)]
+pub struct CheckItem {
     pub id: Uuid,
     pub check_id: Uuid,
     pub case_id: Uuid,
-    pub region: String,
+    pub region: RegionCode,
     pub school_code: String,
     pub school_name: String,
-    pub state: String,
+    pub state: CheckState,
     pub updated_by: Option<String>,
     pub note: String,
     pub deadline: NaiveDate,
-    pub child_name: String,
+    pub child: ChildSummary,
+}
+
+/// The child as a checklist shows them.
+#[derive(Debug, Clone)]
+pub struct ChildSummary {
+    pub full_name: String,
     pub resident_id_masked: String,
     pub sex: i16,
     pub birth_date: NaiveDate,
     pub hukou_region: String,
 }
 
-const CHECK_ITEM_SELECT: &str = "
-    SELECT i.id, i.check_id, i.case_id, i.region, i.school_code, i.school_name, i.state, i.updated_by, i.note,
-           k.deadline, c.child_name, c.resident_id_masked, c.sex, c.birth_date, c.hukou_region
-      FROM semester_check_item i
-      JOIN semester_check k ON k.id = i.check_id
-      JOIN dropout_case c ON c.id = i.case_id";
-
-pub async fn get_check_item(conn: &mut PgConnection, id: Uuid, lock: bool) -> sqlx::Result<Option<CheckItemRow>> {
-    let lock = if lock { "FOR UPDATE OF i" } else { "" };
-    sqlx::query_as::<_, CheckItemRow>(sqlx::AssertSqlSafe(format!("{CHECK_ITEM_SELECT} WHERE i.id = $1 {lock}")))
-        .bind(id)
-        .fetch_optional(conn)
-        .await
+impl From<&ChildOnFile> for ChildSummary {
+    fn from(child: &ChildOnFile) -> ChildSummary {
+        ChildSummary {
+            full_name: child.full_name.clone(),
+            resident_id_masked: child.resident_id_masked.clone(),
+            sex: child.sex,
+            birth_date: child.birth_date,
+            hukou_region: child.hukou_region.clone(),
+        }
+    }
 }
 
+struct CheckItemRow {
+    id: Uuid,
+    check_id: Uuid,
+    case_id: Uuid,
+    region: String,
+    school_code: String,
+    school_name: String,
+    state: String,
+    updated_by: Option<String>,
+    note: String,
+    deadline: NaiveDate,
+    child_name: String,
+    resident_id_masked: String,
+    sex: i16,
+    birth_date: NaiveDate,
+    hukou_region: String,
+}
+
+impl TryFrom<CheckItemRow> for CheckItem {
+    type Error = CorruptRow;
+    fn try_from(row: CheckItemRow) -> Result<CheckItem, CorruptRow> {
+        Ok(CheckItem {
+            region: region("semester_check_item", row.id, "region", &row.region)?,
+            state: decode::<CheckState>("semester_check_item", row.id, "state", &row.state)?,
+            id: row.id,
+            check_id: row.check_id,
+            case_id: row.case_id,
+            school_code: row.school_code,
+            school_name: row.school_name,
+            updated_by: row.updated_by,
+            note: row.note,
+            deadline: row.deadline,
+            child: ChildSummary {
+                full_name: row.child_name,
+                resident_id_masked: row.resident_id_masked,
+                sex: row.sex,
+                birth_date: row.birth_date,
+                hukou_region: row.hukou_region,
+            },
+        })
+    }
+}
+
+/// A checklist item, locked for a mark or a follow-up.
+pub async fn check_item_for_update(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<CheckItem>> {
+    sqlx::query_as!(
+        CheckItemRow,
+        "SELECT i.id, i.check_id, i.case_id, i.region, i.school_code, i.school_name, i.state, i.updated_by, i.note,
+                k.deadline, c.child_name, c.resident_id_masked, c.sex, c.birth_date, c.hukou_region
+           FROM semester_check_item i
+           JOIN semester_check k ON k.id = i.check_id
+           JOIN dropout_case c ON c.id = i.case_id
+          WHERE i.id = $1
+            FOR UPDATE OF i",
+        id
+    )
+    .fetch_optional(conn)
+    .await?
+    .map(one)
+    .transpose()
+}
+
+/// A check's items in the subtree whose codes start with `prefix`, by school, a page at a time.
 pub async fn list_check_items(
     pool: &PgPool,
     check_id: Uuid,
     prefix: &str,
     school_code: Option<&str>,
-    state: Option<&str>,
+    state: Option<CheckState>,
     after: Option<(String, Uuid)>,
     limit: i64,
-) -> sqlx::Result<Vec<CheckItemRow>> {
-    sqlx::query_as::<_, CheckItemRow>(sqlx::AssertSqlSafe(format!(
-        "{CHECK_ITEM_SELECT}
+) -> sqlx::Result<Vec<CheckItem>> {
+    all(sqlx::query_as!(
+        CheckItemRow,
+        "SELECT i.id, i.check_id, i.case_id, i.region, i.school_code, i.school_name, i.state, i.updated_by, i.note,
+                k.deadline, c.child_name, c.resident_id_masked, c.sex, c.birth_date, c.hukou_region
+           FROM semester_check_item i
+           JOIN semester_check k ON k.id = i.check_id
+           JOIN dropout_case c ON c.id = i.case_id
           WHERE i.check_id = $1 AND i.region LIKE $2 || '%'
             AND ($3::text IS NULL OR i.school_code = $3)
             AND ($4::text IS NULL OR i.state = $4)
             AND ($5::text IS NULL OR (i.school_code, i.id) > ($5, $6))
           ORDER BY i.school_code, i.id
-          LIMIT $7"
-    )))
-    .bind(check_id)
-    .bind(prefix)
-    .bind(school_code)
-    .bind(state)
-    .bind(after.as_ref().map(|(school, _)| school.as_str()))
-    .bind(after.as_ref().map(|(_, id)| *id))
-    .bind(limit)
+          LIMIT $7",
+        check_id,
+        prefix,
+        school_code,
+        state.map(CheckState::as_stored),
+        after.as_ref().map(|(school, _)| school.as_str()),
+        after.as_ref().map(|(_, id)| *id),
+        limit,
+    )
     .fetch_all(pool)
-    .await
+    .await?)
 }
 
 pub async fn set_check_item_state(
     conn: &mut PgConnection,
     id: Uuid,
-    state: &str,
+    state: CheckState,
     actor: &str,
     note: Option<&str>,
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE semester_check_item
             SET state = $2, updated_by = $3, updated_at = clock_timestamp(), note = coalesce($4, note)
           WHERE id = $1",
+        id,
+        state.as_stored(),
+        actor,
+        note,
     )
-    .bind(id)
-    .bind(state)
-    .bind(actor)
-    .bind(note)
     .execute(conn)
     .await?;
     Ok(())
 }
 
 /// Counts of one group of a check.
-#[derive(Debug, Clone, Default, sqlx::FromRow)]
-pub struct ProgressRow {
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
     pub key: String,
     pub name: String,
     pub total: i64,
@@ -577,30 +689,56 @@ pub struct ProgressRow {
     pub overdue: i64,
 }
 
-/// Progress of a check grouped by school (`by_school`) or by county, within the caller's subtree.
-pub async fn progress(
+/// Progress of a check grouped by school, within the subtree whose codes start with `prefix`.
+pub async fn progress_by_school(
     pool: &PgPool,
     check_id: Uuid,
     prefix: &str,
-    by_school: bool,
     today: NaiveDate,
-) -> sqlx::Result<Vec<ProgressRow>> {
-    let (key, name) = if by_school { ("i.school_code", "max(i.school_name)") } else { ("i.region", "''") };
-    sqlx::query_as::<_, ProgressRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {key} AS key, {name} AS name, count(*) AS total,
-                count(*) FILTER (WHERE i.state = 'pending') AS pending,
-                count(*) FILTER (WHERE i.state = 'present') AS present,
-                count(*) FILTER (WHERE i.state = 'absent') AS absent,
-                count(*) FILTER (WHERE i.state = 'relapsed') AS relapsed,
-                count(*) FILTER (WHERE i.state IN ('pending', 'absent') AND k.deadline < $3) AS overdue
-           FROM semester_check_item i JOIN semester_check k ON k.id = i.check_id
-          WHERE i.check_id = $1 AND i.region LIKE $2 || '%'
-          GROUP BY {key}
-          ORDER BY {key}"
-    )))
-    .bind(check_id)
-    .bind(prefix)
-    .bind(today)
+) -> sqlx::Result<Vec<Progress>> {
+    sqlx::query_as!(
+        Progress,
+        r#"SELECT i.school_code AS "key!", max(i.school_name) AS "name!", count(*) AS "total!",
+                  count(*) FILTER (WHERE i.state = 'pending') AS "pending!",
+                  count(*) FILTER (WHERE i.state = 'present') AS "present!",
+                  count(*) FILTER (WHERE i.state = 'absent') AS "absent!",
+                  count(*) FILTER (WHERE i.state = 'relapsed') AS "relapsed!",
+                  count(*) FILTER (WHERE i.state IN ('pending', 'absent') AND k.deadline < $3) AS "overdue!"
+             FROM semester_check_item i JOIN semester_check k ON k.id = i.check_id
+            WHERE i.check_id = $1 AND i.region LIKE $2 || '%'
+            GROUP BY i.school_code
+            ORDER BY i.school_code"#,
+        check_id,
+        prefix,
+        today,
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// Progress of a check grouped by county, within the subtree whose codes start with `prefix`.
+pub async fn progress_by_county(
+    pool: &PgPool,
+    check_id: Uuid,
+    prefix: &str,
+    today: NaiveDate,
+) -> sqlx::Result<Vec<Progress>> {
+    sqlx::query_as!(
+        Progress,
+        r#"SELECT i.region AS "key!", '' AS "name!", count(*) AS "total!",
+                  count(*) FILTER (WHERE i.state = 'pending') AS "pending!",
+                  count(*) FILTER (WHERE i.state = 'present') AS "present!",
+                  count(*) FILTER (WHERE i.state = 'absent') AS "absent!",
+                  count(*) FILTER (WHERE i.state = 'relapsed') AS "relapsed!",
+                  count(*) FILTER (WHERE i.state IN ('pending', 'absent') AND k.deadline < $3) AS "overdue!"
+             FROM semester_check_item i JOIN semester_check k ON k.id = i.check_id
+            WHERE i.check_id = $1 AND i.region LIKE $2 || '%'
+            GROUP BY i.region
+            ORDER BY i.region"#,
+        check_id,
+        prefix,
+        today,
+    )
     .fetch_all(pool)
     .await
 }

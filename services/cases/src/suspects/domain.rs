@@ -1,14 +1,31 @@
 //! The suspected-dropout ledger's rules, without I/O: what a report must carry, which proof each
-//! way of closing an item needs (销号), and that a resolved item stays resolved.
+//! way of closing an item needs (销号), and that a resolved item stays resolved. A refusal is a
+//! [`SuspectRefusal`] in the catalogue's words.
 
 use chrono::NaiveDate;
+use chrono::{DateTime, Utc};
+use nol_messages::{Common, Count, FieldViolation, Suspect as Says};
 use nol_proto::v1::{
     DataErrorProof, DeceasedProof, EmigratedProof, EnrolledElsewhereProof, ExemptProof, SuspectOrigin, SuspectOutcome,
     SuspectProof, SuspectState, suspect_proof,
 };
 use nol_region::RegionCode;
-use nol_runtime::FieldViolation;
 use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::case::domain::stored::{Stored, stored_own};
+
+/// A refused change of an item, naming the rule (R14), in the catalogue's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuspectRefusal(pub Says);
+
+impl std::fmt::Display for SuspectRefusal {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&self.0.en())
+    }
+}
+
+impl std::error::Error for SuspectRefusal {}
 
 /// Where an item came from; stored as its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,21 +35,11 @@ pub enum Origin {
     Caseworker,
 }
 
+stored_own! {
+    Origin { CrossCheck => "cross_check", SchoolReport => "school_report", Caseworker => "caseworker" }
+}
+
 impl Origin {
-    pub const ALL: [Origin; 3] = [Origin::CrossCheck, Origin::SchoolReport, Origin::Caseworker];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Origin::CrossCheck => "cross_check",
-            Origin::SchoolReport => "school_report",
-            Origin::Caseworker => "caseworker",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Origin> {
-        Origin::ALL.into_iter().find(|origin| origin.as_str() == text)
-    }
-
     pub fn to_proto(self) -> SuspectOrigin {
         match self {
             Origin::CrossCheck => SuspectOrigin::CrossCheck,
@@ -43,7 +50,7 @@ impl Origin {
 
     /// `None` for unspecified (any origin).
     pub fn from_proto(origin: SuspectOrigin) -> Option<Origin> {
-        Origin::ALL.into_iter().find(|candidate| candidate.to_proto() == origin)
+        Origin::ALL.iter().copied().find(|candidate| candidate.to_proto() == origin)
     }
 }
 
@@ -55,21 +62,11 @@ pub enum State {
     Closed,
 }
 
+stored_own! {
+    State { Pending => "pending", Confirmed => "confirmed", Closed => "closed" }
+}
+
 impl State {
-    pub const ALL: [State; 3] = [State::Pending, State::Confirmed, State::Closed];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Pending => "pending",
-            State::Confirmed => "confirmed",
-            State::Closed => "closed",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<State> {
-        State::ALL.into_iter().find(|state| state.as_str() == text)
-    }
-
     pub fn to_proto(self) -> SuspectState {
         match self {
             State::Pending => SuspectState::Pending,
@@ -80,26 +77,84 @@ impl State {
 
     /// `None` for unspecified (any state).
     pub fn from_proto(state: SuspectState) -> Option<State> {
-        State::ALL.into_iter().find(|candidate| candidate.to_proto() == state)
+        State::ALL.iter().copied().find(|candidate| candidate.to_proto() == state)
     }
 }
 
-/// A refused change of an item, naming the rule.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SuspectViolation {
-    #[error("R14: this item was already {state} ({outcome}) by {by}; a resolved item cannot be resolved again")]
-    AlreadyResolved { state: &'static str, outcome: String, by: String },
+/// How an item left the ledger; stored as its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A dropout: a case opened.
+    Confirmed,
+    EnrolledElsewhere,
+    Deceased,
+    Emigrated,
+    Exempt,
+    DataError,
+}
+
+stored_own! {
+    Outcome {
+        Confirmed => "confirmed", EnrolledElsewhere => "enrolled_elsewhere", Deceased => "deceased",
+        Emigrated => "emigrated", Exempt => "exempt", DataError => "data_error",
+    }
+}
+
+impl Outcome {
+    pub fn to_proto(self) -> SuspectOutcome {
+        match self {
+            Outcome::Confirmed => SuspectOutcome::Confirmed,
+            Outcome::EnrolledElsewhere => SuspectOutcome::EnrolledElsewhere,
+            Outcome::Deceased => SuspectOutcome::Deceased,
+            Outcome::Emigrated => SuspectOutcome::Emigrated,
+            Outcome::Exempt => SuspectOutcome::Exempt,
+            Outcome::DataError => SuspectOutcome::DataError,
+        }
+    }
+}
+
+/// An item of the suspected-dropout ledger as the domain reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SuspectItem {
+    pub id: Uuid,
+    pub region: RegionCode,
+    pub origin: Origin,
+    pub state: State,
+    pub pupil_id: Option<Uuid>,
+    pub check_item_id: Option<Uuid>,
+    pub child_name: String,
+    pub resident_id_cipher: Option<Vec<u8>>,
+    pub resident_id_masked: String,
+    pub sex: i16,
+    pub birth_date: Option<NaiveDate>,
+    pub hukou_region: String,
+    pub residence_region: String,
+    pub reason: String,
+    pub days_missed: Option<i32>,
+    pub absent_since: Option<NaiveDate>,
+    pub school_code: Option<String>,
+    pub notes: String,
+    pub recorded_by: String,
+    pub recorded_at: DateTime<Utc>,
+    pub recorded_on: NaiveDate,
+    pub outcome: Option<Outcome>,
+    pub proof: Option<Value>,
+    pub case_id: Option<Uuid>,
+    pub resolved_by: Option<String>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub resolved_on: Option<NaiveDate>,
+    pub version: i64,
 }
 
 /// An item may be confirmed or closed only while pending.
-pub fn check_pending(state: State, outcome: &str, resolved_by: &str) -> Result<(), SuspectViolation> {
-    match state {
+pub fn check_pending(item: &SuspectItem) -> Result<(), SuspectRefusal> {
+    match item.state {
         State::Pending => Ok(()),
-        State::Confirmed | State::Closed => Err(SuspectViolation::AlreadyResolved {
-            state: state.as_str(),
-            outcome: outcome.to_owned(),
-            by: resolved_by.to_owned(),
-        }),
+        State::Confirmed | State::Closed => Err(SuspectRefusal(Says::AlreadyResolved {
+            state: item.state.as_stored(),
+            outcome: item.outcome.map(|outcome| outcome.as_stored()).unwrap_or_default().to_owned(),
+            by: item.resolved_by.clone().unwrap_or_default(),
+        })),
     }
 }
 
@@ -131,10 +186,10 @@ impl Checker<'_> {
         let value = value.trim();
         if value.is_empty() {
             if required {
-                self.violations.push(FieldViolation::new(self.field(name), "is required"));
+                self.violations.push(FieldViolation::new(self.field(name), Common::Required));
             }
         } else if value.chars().count() > MAX_TEXT {
-            self.violations.push(FieldViolation::new(self.field(name), "is longer than 500 characters"));
+            self.violations.push(FieldViolation::new(self.field(name), Common::TooLong { max: Count(500) }));
         }
         value.to_owned()
     }
@@ -143,7 +198,7 @@ impl Checker<'_> {
         let value = value.trim();
         if value.is_empty() {
             if required {
-                self.violations.push(FieldViolation::new(self.field(name), "is required (YYYY-MM-DD)"));
+                self.violations.push(FieldViolation::new(self.field(name), Common::RequiredDate));
             }
             return None;
         }
@@ -158,11 +213,10 @@ impl Checker<'_> {
 }
 
 /// A date (YYYY-MM-DD) that is not after `today`.
-pub fn past_date(text: &str, today: NaiveDate) -> Result<NaiveDate, String> {
-    let day =
-        NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| "is not a date (YYYY-MM-DD)".to_owned())?;
+pub fn past_date(text: &str, today: NaiveDate) -> Result<NaiveDate, Common> {
+    let day = NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| Common::NotADate)?;
     if day > today {
-        return Err(format!("{day} is in the future (today is {today})"));
+        return Err(Common::DateInFuture { day: day.to_string(), today: today.to_string() });
     }
     Ok(day)
 }
@@ -171,10 +225,7 @@ impl Proof {
     /// Validates the proof of a `CloseSuspectRequest` against the rule clock's `today`.
     pub fn check(proof: Option<&SuspectProof>, today: NaiveDate) -> Result<Proof, Vec<FieldViolation>> {
         let Some(kind) = proof.and_then(|proof| proof.kind.as_ref()) else {
-            return Err(vec![FieldViolation::new(
-                "proof",
-                "is required: enrolled_elsewhere, deceased, emigrated, exempt or data_error",
-            )]);
+            return Err(vec![FieldViolation::new("proof", Says::ProofRequired)]);
         };
         let prefix = match kind {
             suspect_proof::Kind::EnrolledElsewhere(_) => "proof.enrolled_elsewhere",
@@ -190,15 +241,12 @@ impl Proof {
                 let school_code = checker.text("school_code", &school.school_code, false);
                 let region_code = checker.text("region_code", &school.region_code, false);
                 if school_code.is_empty() && region_code.is_empty() {
-                    checker.violations.push(FieldViolation::new(
-                        checker.field("school_code"),
-                        "which school: its code, or at least its region_code, is required",
-                    ));
+                    checker.violations.push(FieldViolation::new(checker.field("school_code"), Says::WhichSchool));
                 }
                 if !region_code.is_empty()
                     && let Err(error) = RegionCode::parse(&region_code)
                 {
-                    checker.violations.push(FieldViolation::new(checker.field("region_code"), error.to_string()));
+                    checker.violations.push(FieldViolation::new(checker.field("region_code"), error));
                 }
                 Some(Proof::EnrolledElsewhere { school_name, school_code, region_code })
             }
@@ -238,14 +286,14 @@ impl Proof {
         }
     }
 
-    /// The outcome name stored and published (`SuspectResolved.outcome`).
-    pub fn outcome(&self) -> &'static str {
+    /// The outcome it closes the item with.
+    pub fn outcome(&self) -> Outcome {
         match self {
-            Proof::EnrolledElsewhere { .. } => "enrolled_elsewhere",
-            Proof::Deceased { .. } => "deceased",
-            Proof::Emigrated { .. } => "emigrated",
-            Proof::Exempt { .. } => "exempt",
-            Proof::DataError { .. } => "data_error",
+            Proof::EnrolledElsewhere { .. } => Outcome::EnrolledElsewhere,
+            Proof::Deceased { .. } => Outcome::Deceased,
+            Proof::Emigrated { .. } => Outcome::Emigrated,
+            Proof::Exempt { .. } => Outcome::Exempt,
+            Proof::DataError { .. } => Outcome::DataError,
         }
     }
 
@@ -273,48 +321,36 @@ impl Proof {
 }
 
 /// The stored proof of an item closed with `outcome`, as the API shows it.
-pub fn proof_to_proto(outcome: &str, stored: &Value) -> Option<SuspectProof> {
+pub fn proof_to_proto(outcome: Outcome, stored: &Value) -> Option<SuspectProof> {
     let field = |name: &str| stored.get(name).and_then(Value::as_str).unwrap_or_default().to_owned();
     let kind = match outcome {
-        "enrolled_elsewhere" => suspect_proof::Kind::EnrolledElsewhere(EnrolledElsewhereProof {
+        Outcome::EnrolledElsewhere => suspect_proof::Kind::EnrolledElsewhere(EnrolledElsewhereProof {
             school_name: field("school_name"),
             school_code: field("school_code"),
             region_code: field("region_code"),
         }),
-        "deceased" => suspect_proof::Kind::Deceased(DeceasedProof {
+        Outcome::Deceased => suspect_proof::Kind::Deceased(DeceasedProof {
             death_record_number: field("death_record_number"),
             issuing_body: field("issuing_body"),
             date: field("date"),
         }),
-        "emigrated" => suspect_proof::Kind::Emigrated(EmigratedProof {
+        Outcome::Emigrated => suspect_proof::Kind::Emigrated(EmigratedProof {
             evidence: field("evidence"),
             issuing_body: field("issuing_body"),
             date: field("date"),
         }),
-        "exempt" => suspect_proof::Kind::Exempt(ExemptProof {
+        Outcome::Exempt => suspect_proof::Kind::Exempt(ExemptProof {
             evidence_number: field("evidence_number"),
             issuing_body: field("issuing_body"),
             date: field("date"),
         }),
-        "data_error" => suspect_proof::Kind::DataError(DataErrorProof {
+        Outcome::DataError => suspect_proof::Kind::DataError(DataErrorProof {
             what_corrected: field("what_corrected"),
             how_corrected: field("how_corrected"),
         }),
-        _ => return None,
+        Outcome::Confirmed => return None,
     };
     Some(SuspectProof { kind: Some(kind) })
-}
-
-pub fn outcome_to_proto(outcome: Option<&str>) -> SuspectOutcome {
-    match outcome {
-        Some("confirmed") => SuspectOutcome::Confirmed,
-        Some("enrolled_elsewhere") => SuspectOutcome::EnrolledElsewhere,
-        Some("deceased") => SuspectOutcome::Deceased,
-        Some("emigrated") => SuspectOutcome::Emigrated,
-        Some("exempt") => SuspectOutcome::Exempt,
-        Some("data_error") => SuspectOutcome::DataError,
-        _ => SuspectOutcome::Unspecified,
-    }
 }
 
 /// The most school days a report can claim missed (a year's calendar days).
@@ -325,10 +361,10 @@ pub const MAX_DAYS_MISSED: i32 = 366;
 pub fn check_absence(days_missed: i32, absent_since: &str, today: NaiveDate) -> Result<NaiveDate, Vec<FieldViolation>> {
     let mut violations = Vec::new();
     if !(1..=MAX_DAYS_MISSED).contains(&days_missed) {
-        violations.push(FieldViolation::new("days_missed", format!("must be between 1 and {MAX_DAYS_MISSED}")));
+        violations.push(FieldViolation::new("days_missed", Says::DaysMissed { max: MAX_DAYS_MISSED }));
     }
     let since = if absent_since.trim().is_empty() {
-        violations.push(FieldViolation::new("absent_since", "is required (YYYY-MM-DD)"));
+        violations.push(FieldViolation::new("absent_since", Common::RequiredDate));
         None
     } else {
         match past_date(absent_since, today) {
@@ -348,7 +384,7 @@ pub fn check_absence(days_missed: i32, absent_since: &str, today: NaiveDate) -> 
 /// Free text of a request (notes, reason): at most 4,000 characters.
 pub fn check_notes(field: &str, text: &str) -> Result<String, FieldViolation> {
     if text.chars().count() > 4000 {
-        return Err(FieldViolation::new(field, "is longer than 4,000 characters"));
+        return Err(FieldViolation::new(field, Common::TooLong { max: Count(4000) }));
     }
     Ok(text.trim().to_owned())
 }
@@ -426,7 +462,7 @@ mod tests {
             let sent = SuspectProof { kind: Some(kind) };
             let proof = Proof::check(Some(&sent), today()).unwrap();
             assert_eq!(proof_to_proto(proof.outcome(), &proof.to_json()), Some(sent));
-            assert_ne!(outcome_to_proto(Some(proof.outcome())), SuspectOutcome::Unspecified);
+            assert_ne!(proof.outcome().to_proto(), SuspectOutcome::Unspecified);
         }
     }
 
@@ -464,23 +500,71 @@ mod tests {
         assert_eq!(fields(check_absence(3, "2027-02-30", today())), ["absent_since"]);
     }
 
-    #[test]
-    fn a_resolved_item_stays_resolved() {
-        assert!(check_pending(State::Pending, "", "").is_ok());
-        let twice = check_pending(State::Closed, "deceased", "caseworker@320102").unwrap_err();
-        assert!(twice.to_string().starts_with("R14: this item was already closed (deceased) by caseworker@320102"));
-        assert!(check_pending(State::Confirmed, "confirmed", "x").is_err());
+    fn item(state: State, outcome: Option<Outcome>, by: Option<&str>) -> SuspectItem {
+        SuspectItem {
+            id: Uuid::now_v7(),
+            region: RegionCode::parse("320102").unwrap(),
+            origin: Origin::Caseworker,
+            state,
+            pupil_id: None,
+            check_item_id: None,
+            child_name: "某某".into(),
+            resident_id_cipher: None,
+            resident_id_masked: String::new(),
+            sex: 0,
+            birth_date: None,
+            hukou_region: String::new(),
+            residence_region: String::new(),
+            reason: String::new(),
+            days_missed: None,
+            absent_since: None,
+            school_code: None,
+            notes: String::new(),
+            recorded_by: "caseworker@320102".into(),
+            recorded_at: Utc::now(),
+            recorded_on: today(),
+            outcome,
+            proof: None,
+            case_id: None,
+            resolved_by: by.map(str::to_owned),
+            resolved_at: None,
+            resolved_on: None,
+            version: 1,
+        }
     }
 
     #[test]
-    fn names_round_trip() {
+    fn a_resolved_item_stays_resolved() {
+        assert!(check_pending(&item(State::Pending, None, None)).is_ok());
+        let twice =
+            check_pending(&item(State::Closed, Some(Outcome::Deceased), Some("caseworker@320102"))).unwrap_err();
+        assert!(twice.to_string().starts_with("R14: this item was already closed (deceased) by caseworker@320102"));
+        assert_eq!(twice.0.zh(), "R14：该记录已由 caseworker@320102 处理为“已销号”（死亡），不能再次处理");
+        assert!(check_pending(&item(State::Confirmed, Some(Outcome::Confirmed), Some("x"))).is_err());
+    }
+
+    #[test]
+    fn names_round_trip_and_are_pinned() {
+        let names = |all: Vec<&'static str>| all;
+        assert_eq!(
+            names(Origin::ALL.iter().map(|origin| origin.as_stored()).collect()),
+            ["cross_check", "school_report", "caseworker"]
+        );
+        assert_eq!(
+            names(State::ALL.iter().map(|state| state.as_stored()).collect()),
+            ["pending", "confirmed", "closed"]
+        );
+        assert_eq!(
+            names(Outcome::ALL.iter().map(|outcome| outcome.as_stored()).collect()),
+            ["confirmed", "enrolled_elsewhere", "deceased", "emigrated", "exempt", "data_error"]
+        );
         for origin in Origin::ALL {
-            assert_eq!(Origin::parse(origin.as_str()), Some(origin));
-            assert_eq!(Origin::from_proto(origin.to_proto()), Some(origin));
+            assert_eq!(Origin::from_stored(origin.as_stored()), Some(*origin));
+            assert_eq!(Origin::from_proto(origin.to_proto()), Some(*origin));
         }
         for state in State::ALL {
-            assert_eq!(State::parse(state.as_str()), Some(state));
-            assert_eq!(State::from_proto(state.to_proto()), Some(state));
+            assert_eq!(State::from_stored(state.as_stored()), Some(*state));
+            assert_eq!(State::from_proto(state.to_proto()), Some(*state));
         }
         assert_eq!(State::from_proto(SuspectState::Unspecified), None);
         assert_eq!(Origin::from_proto(SuspectOrigin::Unspecified), None);

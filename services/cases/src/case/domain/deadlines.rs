@@ -7,10 +7,11 @@
 
 use chrono::{Duration, NaiveDate};
 
-use crate::domain::Status;
+use super::Status;
+use super::stored::stored_own;
 
 /// The province's deadlines, in days.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeadlinePolicy {
     pub first_contact_days: i32,
     pub attempt_interval_days: i32,
@@ -40,17 +41,18 @@ pub enum DueKind {
     FollowUp,
 }
 
-impl DueKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DueKind::FirstContact => "first_contact",
-            DueKind::NextAttempt => "next_attempt",
-            DueKind::FollowUp => "follow_up",
-        }
-    }
+stored_own! {
+    DueKind { FirstContact => "first_contact", NextAttempt => "next_attempt", FollowUp => "follow_up" }
+}
 
-    pub fn parse(text: &str) -> Option<DueKind> {
-        [DueKind::FirstContact, DueKind::NextAttempt, DueKind::FollowUp].into_iter().find(|kind| kind.as_str() == text)
+impl DueKind {
+    /// The catalogue's words for this work, in a supervision item's reason.
+    pub fn overdue_what(self) -> nol_messages::OverdueWhat {
+        match self {
+            DueKind::FirstContact => nol_messages::OverdueWhat::FirstContact,
+            DueKind::NextAttempt => nol_messages::OverdueWhat::NextAttempt,
+            DueKind::FollowUp => nol_messages::OverdueWhat::FollowUp,
+        }
     }
 }
 
@@ -142,6 +144,13 @@ mod tests {
         for status in [Status::Returned, Status::Monitoring, Status::HomeTeaching, Status::HandedOver, Status::Closed] {
             assert_eq!(next_due(&dates(status, None, None), &policy), None, "{status:?}");
         }
+    }
+
+    #[test]
+    fn due_kinds_are_stored_by_name() {
+        use super::super::stored::Stored;
+        let names: Vec<&str> = DueKind::ALL.iter().map(|kind| kind.as_stored()).collect();
+        assert_eq!(names, ["first_contact", "next_attempt", "follow_up"]);
     }
 
     #[test]

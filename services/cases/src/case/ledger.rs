@@ -1,0 +1,424 @@
+//! The case ledger (台账): the only writer of `dropout_case`, its history and its events. Every
+//! operation runs in the caller's transaction (which holds the case's row lock where it changes
+//! one) and writes the change, its `case_history` entry and its outbox event together. The case
+//! service, the suspected-dropout ledger (a confirmation opens a case), supervision (items are
+//! noted on the case, a relapse at the semester check reopens it) and the event consumer (hand-off
+//! steps) all change cases through here.
+
+use chrono::NaiveDate;
+use nol_events::{
+    ASSISTANCE_REQUESTED, CASE_HANDED_OVER, CASE_HANDOFF_PENDING, CASE_OPENED, CASE_STATUS_CHANGED, EventHeader,
+    PERSUASION_RECORDED, SubjectScheme,
+};
+use nol_messages::Case as Says;
+use nol_proto::v1::{
+    AssistanceRequested, CaseHandedOver, CaseHandoffPending, CaseOpened, CaseSource, CaseStatusChanged,
+    PersuasionRecorded,
+};
+use nol_region::RegionCode;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::domain::deadlines::{DeadlinePolicy, next_due};
+use super::domain::file::{Attempt, NewAttempt};
+use super::domain::stored::Stored;
+use super::domain::{Case, CaseRefusal, Due, Source, Status, Transition, assisting_region, check_open};
+use super::store::{self, NewCase, PolicyRow, StatusColumns};
+
+/// Why the ledger did not make a change.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error(transparent)]
+    Refused(#[from] CaseRefusal),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+fn due(dates: &super::domain::deadlines::CaseDates, policy: &DeadlinePolicy) -> Option<Due> {
+    next_due(dates, policy).map(|(on, kind)| Due { on, kind })
+}
+
+fn date_text(date: NaiveDate) -> String {
+    date.format("%Y-%m-%d").to_string()
+}
+
+/// Opens a case and emits `case_opened`, after R2: a child with an active case gets no second
+/// one. The refusal names the existing case only when `caller_sees` its region.
+pub async fn open(
+    conn: &mut PgConnection,
+    scheme: &SubjectScheme,
+    new: &NewCase,
+    caller_sees: impl Fn(&RegionCode) -> bool,
+) -> Result<Case, LedgerError> {
+    let existing = store::find_active_by_index(conn, &new.child.resident_id_index).await?;
+    check_open(existing.as_ref(), caller_sees)?;
+    let policy = store::policy(conn).await?;
+    let dates = super::domain::deadlines::CaseDates {
+        status: Status::Open,
+        confirmed_on: new.confirmed_on,
+        last_attempt_on: None,
+        follow_up_from: None,
+    };
+    let case = match store::insert(conn, new, due(&dates, &policy)).await {
+        Ok(case) => case,
+        // A concurrent open of the same child won between the check and the insert.
+        Err(error) if nol_runtime::database::is_unique_violation(&error, Some("dropout_case_one_active_per_child")) => {
+            return Err(CaseRefusal(Says::ActiveCaseUnknown).into());
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let detail = serde_json::json!({ "source": case.source.as_stored() });
+    store::append_history(conn, case.id, case.version, &case.opened_by, "opened", &detail).await?;
+    let payload = CaseOpened {
+        case_id: case.id.to_string(),
+        pupil_id: case.pupil_id.map(|id| id.to_string()).unwrap_or_default(),
+        region_code: case.region.to_string(),
+        causes: case.causes.iter().map(|cause| *cause as i32).collect(),
+        source: match case.source {
+            Source::Handoff => CaseSource::Handoff,
+            Source::Local => CaseSource::Local,
+        } as i32,
+        origin_region_code: case.origin_region.map(|region| region.to_string()).unwrap_or_default(),
+        handoff_id: case.handoff_id.map(|id| id.to_string()).unwrap_or_default(),
+    };
+    emit(
+        conn,
+        scheme,
+        CASE_OPENED,
+        Aggregate { region: &case.region, id: &payload.case_id, version: case.version },
+        &case.opened_by,
+        &payload,
+    )
+    .await?;
+    Ok(case)
+}
+
+/// Which case an event is about: its county, id and version after the change.
+struct Aggregate<'a> {
+    region: &'a RegionCode,
+    id: &'a str,
+    version: i64,
+}
+
+/// Writes a case event to the outbox, on the case's own county's subject.
+async fn emit<M: prost::Message>(
+    conn: &mut PgConnection,
+    scheme: &SubjectScheme,
+    event_type: nol_events::EventType,
+    aggregate: Aggregate<'_>,
+    actor: &str,
+    payload: &M,
+) -> sqlx::Result<()> {
+    nol_backbone::outbox::emit(
+        conn,
+        &scheme.local(event_type, aggregate.region),
+        EventHeader {
+            event_type,
+            source_region: *aggregate.region,
+            aggregate_type: "dropout_case",
+            aggregate_id: aggregate.id,
+            aggregate_sequence: aggregate.version as u64,
+            actor,
+        },
+        payload,
+    )
+    .await?;
+    Ok(())
+}
+
+/// A status change: the new status (decided by the domain), what the change records, and the
+/// dates it moves.
+#[derive(Debug, Clone)]
+pub struct StatusChange<'a> {
+    pub to: Status,
+    /// The history entry's name, e.g. "returned", "relapsed", "deferred".
+    pub change: &'a str,
+    pub actor: &'a str,
+    /// Replaces `status_detail` (e.g. the school, class and date of a return).
+    pub detail: serde_json::Value,
+    /// A monitored child dropped out again.
+    pub relapse: bool,
+    /// For a deferral or suspension: the day follow-ups run from.
+    pub follow_up_from: Option<NaiveDate>,
+    /// For a reopened case: the day the dropout was confirmed again.
+    pub confirmed_on: Option<NaiveDate>,
+}
+
+/// Moves a locked case to the status the domain decided: the row with its recomputed due date,
+/// its history entry and its `case_status_changed` event.
+pub async fn change_status(
+    conn: &mut PgConnection,
+    scheme: &SubjectScheme,
+    case: &Case,
+    change: &StatusChange<'_>,
+    reason: &str,
+) -> Result<Case, LedgerError> {
+    let policy = store::policy(conn).await?;
+    let mut dates = case.dates();
+    dates.status = change.to;
+    if let Some(day) = change.follow_up_from {
+        dates.follow_up_from = Some(day);
+    }
+    if let Some(day) = change.confirmed_on {
+        dates.confirmed_on = day;
+        dates.last_attempt_on = None;
+    }
+    let columns = StatusColumns {
+        status: change.to,
+        detail: &change.detail,
+        relapse: change.relapse,
+        follow_up_from: dates.follow_up_from,
+        confirmed_on: Some(dates.confirmed_on),
+        last_attempt_on: dates.last_attempt_on,
+        due: due(&dates, &policy),
+    };
+    let updated = store::set_status(conn, case.id, &columns).await?;
+    let mut detail = change.detail.clone();
+    if let Some(object) = detail.as_object_mut() {
+        object.insert("from".to_owned(), case.status.as_stored().into());
+        object.insert("to".to_owned(), change.to.as_stored().into());
+    }
+    store::append_history(conn, case.id, updated.version, change.actor, change.change, &detail).await?;
+    let payload = CaseStatusChanged {
+        case_id: updated.id.to_string(),
+        region_code: updated.region.to_string(),
+        from_status: case.status.to_proto() as i32,
+        to_status: change.to.to_proto() as i32,
+        relapse: change.relapse,
+        reason: reason.to_owned(),
+    };
+    emit(
+        conn,
+        scheme,
+        CASE_STATUS_CHANGED,
+        Aggregate { region: &updated.region, id: &payload.case_id, version: updated.version },
+        change.actor,
+        &payload,
+    )
+    .await?;
+    Ok(updated)
+}
+
+/// Records a change of a locked case's file (officers, plan, evidence, visits, deferral
+/// requests): the case's version moves and its history says what changed. Returns the version.
+pub async fn record_file_change(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+    actor: &str,
+    change: &str,
+    detail: serde_json::Value,
+) -> sqlx::Result<i64> {
+    let version = store::bump_version(conn, case_id).await?;
+    store::append_history(conn, case_id, version, actor, change, &detail).await?;
+    Ok(version)
+}
+
+/// Replaces a locked case's causes, with its history.
+pub async fn update_causes(
+    conn: &mut PgConnection,
+    case: &Case,
+    causes: &[nol_proto::v1::DropoutCause],
+    actor: &str,
+) -> sqlx::Result<()> {
+    store::set_causes(conn, case.id, causes).await?;
+    let from: Vec<&str> = case.causes.iter().map(|cause| cause.as_stored()).collect();
+    let to: Vec<&str> = causes.iter().map(|cause| cause.as_stored()).collect();
+    record_file_change(conn, case.id, actor, "causes_updated", serde_json::json!({ "from": from, "to": to })).await?;
+    Ok(())
+}
+
+/// Records a persuasion attempt on a locked case (R5): the attempt, the case's newest attempt date
+/// and due date, its history, `persuasion_recorded`, and — when the child was found at a work
+/// place in another county (R8) — `assistance_requested` to that county's bureau (across the
+/// province border when it lies in another province).
+pub async fn record_attempt(
+    conn: &mut PgConnection,
+    scheme: &SubjectScheme,
+    case: &Case,
+    new: &NewAttempt,
+    actor: &str,
+) -> sqlx::Result<Attempt> {
+    let attempt = super::store::file::insert_attempt(conn, case.id, new, actor).await?;
+    let mut dates = case.dates();
+    dates.last_attempt_on = dates.last_attempt_on.max(Some(new.attempt_on));
+    let policy = store::policy(conn).await?;
+    store::set_attempt_dates(conn, case.id, dates.last_attempt_on, due(&dates, &policy)).await?;
+    let assisting = assisting_region(new.place_region, &case.region);
+    let departments: Vec<&str> = new.departments.iter().map(|department| department.as_stored()).collect();
+    let means: Vec<&str> = new.means.iter().map(|means| means.as_stored()).collect();
+    let version = record_file_change(
+        conn,
+        case.id,
+        actor,
+        "persuasion_recorded",
+        serde_json::json!({
+            "attempt_id": attempt.id, "attempt_date": date_text(new.attempt_on), "joint": new.joint,
+            "departments": departments, "means": means, "place": new.place.as_stored(),
+            "place_region_code": new.place_region.map(|region| region.to_string()), "outcome": new.outcome.as_stored(),
+            "assistance_requested_from": assisting.map(|region| region.to_string()),
+        }),
+    )
+    .await?;
+    let aggregate_id = case.id.to_string();
+    let payload = PersuasionRecorded {
+        case_id: aggregate_id.clone(),
+        region_code: case.region.to_string(),
+        attempt_id: attempt.id.to_string(),
+        attempt_date: date_text(new.attempt_on),
+        joint: new.joint,
+        outcome: new.outcome as i32,
+    };
+    emit(
+        conn,
+        scheme,
+        PERSUASION_RECORDED,
+        Aggregate { region: &case.region, id: &aggregate_id, version },
+        actor,
+        &payload,
+    )
+    .await?;
+    if let Some(assisting) = assisting {
+        let request = AssistanceRequested {
+            case_id: aggregate_id.clone(),
+            region_code: case.region.to_string(),
+            assisting_region_code: assisting.to_string(),
+            full_name: case.child.full_name.clone(),
+            resident_id_masked: case.child.resident_id_masked.clone(),
+            request: Says::WorkPlaceAssistance {
+                place: assisting.full_name(),
+                date: date_text(new.attempt_on),
+                home: case.region.full_name(),
+            }
+            .en(),
+        };
+        let subject = if assisting.province() == case.region.province() {
+            scheme.local(ASSISTANCE_REQUESTED, &assisting)
+        } else {
+            scheme.cross(ASSISTANCE_REQUESTED, &case.region, &assisting)
+        };
+        let header = EventHeader {
+            event_type: ASSISTANCE_REQUESTED,
+            source_region: case.region,
+            aggregate_type: "dropout_case",
+            aggregate_id: &aggregate_id,
+            aggregate_sequence: version as u64,
+            actor,
+        };
+        nol_backbone::outbox::emit(conn, &subject, header, &request).await?;
+    }
+    Ok(attempt)
+}
+
+/// Why a hand-off step could not be applied to a case.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error("case {0} does not exist here")]
+    NoSuchCase(Uuid),
+    #[error(transparent)]
+    Rule(#[from] CaseRefusal),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// A step of a hand-off, as the case service sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandoffStep {
+    /// A hand-off was requested: the case is pending, still owned here.
+    Begin,
+    /// The destination accepted: the case is handed over; its history stays here.
+    Complete,
+}
+
+/// Applies a hand-off step to a case, with its history and its event; a step already applied
+/// (redelivered, or overtaken by a later one) changes nothing.
+pub async fn apply_handoff_step(
+    conn: &mut PgConnection,
+    scheme: &SubjectScheme,
+    step: HandoffStep,
+    case_id: Uuid,
+    handoff_id: Uuid,
+    destination: &RegionCode,
+    actor: &str,
+) -> Result<(), StepError> {
+    let case = store::get_for_update(conn, case_id).await?.ok_or(StepError::NoSuchCase(case_id))?;
+    let state = case.handoff_state();
+    let transition = match step {
+        HandoffStep::Begin => state.begin_handoff(handoff_id)?,
+        HandoffStep::Complete => state.complete_handoff(handoff_id)?,
+    };
+    let Transition::To(status) = transition else {
+        return Ok(());
+    };
+    let version = store::set_handoff_status(conn, case_id, status, handoff_id, destination).await?;
+    let detail = serde_json::json!({ "handoff_id": handoff_id, "destination_region_code": destination.as_str() });
+    store::append_history(conn, case_id, version, actor, status.as_stored(), &detail).await?;
+    let (case_id, region_code, handoff_id, destination_region_code) =
+        (case_id.to_string(), case.region.to_string(), handoff_id.to_string(), destination.to_string());
+    match step {
+        HandoffStep::Begin => {
+            let payload = CaseHandoffPending { case_id, region_code, handoff_id, destination_region_code };
+            emit(
+                conn,
+                scheme,
+                CASE_HANDOFF_PENDING,
+                Aggregate { region: &case.region, id: &payload.case_id, version },
+                actor,
+                &payload,
+            )
+            .await?;
+        }
+        HandoffStep::Complete => {
+            debug_assert_eq!(status, Status::HandedOver);
+            let payload = CaseHandedOver { case_id, region_code, handoff_id, destination_region_code };
+            emit(
+                conn,
+                scheme,
+                CASE_HANDED_OVER,
+                Aggregate { region: &case.region, id: &payload.case_id, version },
+                actor,
+                &payload,
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Notes a supervision change on a case (R12): its history entry and, for a raise, the
+/// supervising bureau and reason on the case itself. False when the case does not exist.
+pub async fn note_supervision(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+    raised: Option<(&RegionCode, &str)>,
+    actor: &str,
+    change: &str,
+    detail: serde_json::Value,
+) -> sqlx::Result<bool> {
+    let version = match raised {
+        Some((region, reason)) => store::set_supervision(conn, case_id, region, reason).await?,
+        None => Some(store::bump_version(conn, case_id).await?),
+    };
+    let Some(version) = version else { return Ok(false) };
+    store::append_history(conn, case_id, version, actor, change, &detail).await?;
+    Ok(true)
+}
+
+/// Stores a new deadline policy and recomputes the due date of every case that owes work by
+/// deadline, in the caller's transaction. Returns the stored row and how many cases moved.
+pub async fn change_policy(
+    conn: &mut PgConnection,
+    policy: &DeadlinePolicy,
+    actor: &str,
+) -> sqlx::Result<(PolicyRow, i64)> {
+    let row = store::update_policy(conn, policy, actor).await?;
+    let dated = store::dated_for_update(conn).await?;
+    let (mut ids, mut days, mut kinds) = (Vec::new(), Vec::new(), Vec::new());
+    for (id, _, dates) in &dated {
+        let due = due(dates, policy);
+        ids.push(*id);
+        days.push(due.map(|due| due.on));
+        kinds.push(due.map(|due| due.kind.as_stored().to_owned()));
+    }
+    let moved = store::set_due_dates(conn, &ids, &days, &kinds).await?;
+    Ok((row, moved as i64))
+}
