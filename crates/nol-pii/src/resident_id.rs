@@ -1,6 +1,6 @@
 use std::fmt;
 
-use chrono::{Datelike, NaiveDate};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 
 /// Sex as encoded in the 17th digit of a resident ID (odd = male).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,9 +67,10 @@ const PROVINCE_PREFIXES: [&str; 34] = [
 ];
 
 impl ResidentId {
-    /// Validates length, digits, province, birth date and the ISO 7064 MOD 11-2 check digit.
+    /// Validates length, digits, province, birth date and the ISO 7064 MOD 11-2 check digit; a
+    /// birth date is "in the future" after today in China Standard Time.
     pub fn parse(text: &str) -> Result<Self, ResidentIdError> {
-        Self::parse_on(text, chrono::Utc::now().date_naive())
+        Self::parse_on(text, china_date(Utc::now()))
     }
 
     /// As [`ResidentId::parse`], judging "future" against `today`.
@@ -136,6 +137,12 @@ impl ResidentId {
     }
 }
 
+/// The calendar date of `time` in China Standard Time (UTC+8, no daylight saving): a child born
+/// just after midnight in Beijing is born "today" there while it is still yesterday in UTC.
+fn china_date(time: DateTime<Utc>) -> NaiveDate {
+    (time + chrono::Duration::hours(8)).date_naive()
+}
+
 fn check_char(first_seventeen: &[u8]) -> char {
     let sum: u32 = first_seventeen.iter().zip(WEIGHTS).map(|(digit, weight)| u32::from(digit - b'0') * weight).sum();
     CHECK_CHARS[(sum % 11) as usize]
@@ -170,6 +177,14 @@ mod tests {
         assert_eq!(id.masked(), "110105********002X");
         assert_eq!(format!("{id:?}"), "ResidentId(110105********002X)");
         assert!(!format!("{id}").contains("19491231"));
+    }
+
+    #[test]
+    fn today_is_the_date_in_china() {
+        let at = |text: &str| DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc);
+        assert_eq!(china_date(at("2026-11-28T15:59:59Z")), NaiveDate::from_ymd_opt(2026, 11, 28).unwrap());
+        assert_eq!(china_date(at("2026-11-28T16:00:00Z")), NaiveDate::from_ymd_opt(2026, 11, 29).unwrap());
+        assert_eq!(china_date(at("2026-11-29T00:30:00+08:00")), NaiveDate::from_ymd_opt(2026, 11, 29).unwrap());
     }
 
     #[test]

@@ -13,6 +13,7 @@ use nol_events::{EventEnvelope, EventHeader, PUPIL_SUSPECTED_OUT_OF_SCHOOL, RESI
 use nol_pii::{DataKey, ResidentId, Sex};
 use nol_proto::v1::{CrossCheckRun, SuspectedOutOfSchool};
 use nol_region::RegionCode;
+use nol_runtime::clock::Clock;
 use nol_runtime::{ServiceError, audit};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -26,6 +27,8 @@ pub struct CrossCheck {
     pub data_key: DataKey,
     pub scheme: SubjectScheme,
     pub wake: RelayWake,
+    /// The rule clock: "today" for the numbers the events carry.
+    pub clock: Clock,
 }
 
 impl CrossCheck {
@@ -38,6 +41,7 @@ impl CrossCheck {
         let started = Instant::now();
         let run = Uuid::now_v7();
         let school_age = school_age_births(as_of);
+        let today = self.clock.today();
         let mut tx = self.pool.begin().await?;
         // The count of children checked runs beside the check, on another connection.
         let (children, findings) = tokio::join!(
@@ -49,7 +53,7 @@ impl CrossCheck {
         let mut suspects = Vec::new();
         let (mut opened, mut still_open, mut kept_closed) = (0i64, 0i64, 0i64);
         for finding in &findings {
-            *found.entry(finding.kind.clone()).or_default() += 1;
+            *found.entry(finding.kind.as_stored().to_owned()).or_default() += 1;
             let newly_open = match finding.was_open {
                 None => true,
                 Some(true) => {
@@ -64,8 +68,8 @@ impl CrossCheck {
             };
             if newly_open {
                 opened += 1;
-                if Kind::parse(&finding.kind) == Some(Kind::OutOfSchool) {
-                    suspects.push(self.suspect_event(caller, run, finding)?);
+                if finding.kind == Kind::OutOfSchool {
+                    suspects.push(self.suspect_event(caller, run, finding, today)?);
                 }
             }
         }
@@ -75,7 +79,7 @@ impl CrossCheck {
         let ran_at = checks::record_run(
             &mut tx,
             run,
-            region.as_str(),
+            region,
             as_of,
             children,
             &found_json,
@@ -108,19 +112,20 @@ impl CrossCheck {
         caller: &Caller,
         run: Uuid,
         finding: &RunFinding,
+        today: NaiveDate,
     ) -> Result<(String, EventEnvelope), ServiceError> {
         let cipher = finding.resident_id_cipher.as_deref().unwrap_or_default();
         let clear =
             self.data_key.decrypt(cipher, AGENCY_ID_CONTEXT).map_err(|error| ServiceError::Internal(error.into()))?;
         let text = String::from_utf8(clear).map_err(|error| ServiceError::Internal(error.into()))?;
-        let id = ResidentId::parse(&text).map_err(|error| ServiceError::Internal(error.into()))?;
-        let region = RegionCode::parse(&finding.region).map_err(anyhow::Error::from)?;
+        let id = ResidentId::parse_on(&text, today).map_err(|error| ServiceError::Internal(error.into()))?;
+        let region = finding.region;
         let detail =
             |key: &str| finding.detail.get(key).and_then(|value| value.as_str()).unwrap_or_default().to_owned();
         let payload = SuspectedOutOfSchool {
             check_item_id: finding.id.to_string(),
             check_run_id: run.to_string(),
-            region_code: finding.region.clone(),
+            region_code: region.to_string(),
             full_name: finding.full_name.clone(),
             resident_id_sealed: self.data_key.encrypt(id.expose().as_bytes(), RESIDENT_ID_EVENT_CONTEXT),
             resident_id_masked: id.masked(),

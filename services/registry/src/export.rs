@@ -1,10 +1,8 @@
 //! Cross-check items as an .xlsx file, headers in Chinese first.
 
-use nol_region::RegionCode;
 use nol_tabular::{Encoding, Format, TableWriter};
 
-use crate::domain::checks::{Kind, outcome_from_name};
-use crate::store::checks::ItemRow;
+use crate::store::checks::ItemRecord;
 
 const HEADER: [&str; 11] = [
     "类型 kind",
@@ -20,17 +18,15 @@ const HEADER: [&str; 11] = [
     "最近发现 last found",
 ];
 
-pub fn items_xlsx(items: &[ItemRow]) -> Result<Vec<u8>, nol_tabular::TableError> {
+pub fn items_xlsx(items: &[ItemRecord]) -> Result<Vec<u8>, nol_tabular::TableError> {
     let header: Vec<String> = HEADER.iter().map(|cell| (*cell).to_owned()).collect();
     let mut writer = TableWriter::new(Format::Xlsx, Encoding::Utf8, &header)?;
     for item in items {
-        let kind = Kind::parse(&item.kind).map(Kind::chinese).unwrap_or(item.kind.as_str());
-        let region_name = RegionCode::parse(&item.region).map(|region| region.full_name()).unwrap_or_default();
-        let outcome = item.outcome.as_deref().map(|name| format!("{:?}", outcome_from_name(name))).unwrap_or_default();
+        let outcome = item.outcome.map(|outcome| format!("{:?}", outcome.to_proto())).unwrap_or_default();
         writer.write_row(&[
-            kind.to_owned(),
-            item.region.clone(),
-            region_name,
+            item.kind.chinese().to_owned(),
+            item.region.to_string(),
+            item.region.full_name(),
             item.full_name.clone(),
             item.resident_id_masked.clone(),
             item.reason.clone(),

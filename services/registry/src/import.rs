@@ -16,69 +16,28 @@ use chrono::NaiveDate;
 use nol_auth::Caller;
 use nol_backbone::outbox::RelayWake;
 use nol_events::{EventHeader, PUPILS_IMPORTED, SubjectScheme};
+use nol_messages::{Common, Msg, Registry};
 use nol_pii::DataKey;
-use nol_proto::v1::{ImportKind, PupilsImported};
+use nol_proto::v1::PupilsImported;
 use nol_region::RegionCode;
 use nol_runtime::ServiceError;
-use nol_tabular::{Column, ColumnMap, Encoding, Format, RawRow, TableError, TableReader};
+use nol_runtime::clock::Clock;
+use nol_tabular::{ColumnMap, Encoding, Format, RawRow, TableError, TableReader};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::domain::columns::{self, *};
+use crate::domain::import_job::{FileRead, JobState, ListKind};
 use crate::domain::pupil::{self, Identity, PupilText, check_name, parse_date, parse_resident_id};
 use crate::domain::school;
 use crate::store::agency::{self, HouseholdRecord, PovertyRecord};
-use crate::store::imports::{self, BatchCounts, JobRow, RowErrorRecord};
+use crate::store::imports::{self, BatchCounts, JobRecord, RowErrorRecord};
 use crate::store::pupils::{self, ImportedPupil};
 use crate::store::schools;
 use crate::{AGENCY_ID_CONTEXT, RESIDENT_ID_CONTEXT};
 
 /// Rows per transaction.
 const BATCH_ROWS: usize = 5_000;
-
-/// What a job imports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Pupils,
-    Schools,
-    HouseholdRegister,
-    PovertyRegistry,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Pupils => "pupils",
-            Kind::Schools => "schools",
-            Kind::HouseholdRegister => "household_register",
-            Kind::PovertyRegistry => "poverty_registry",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Kind> {
-        [Kind::Pupils, Kind::Schools, Kind::HouseholdRegister, Kind::PovertyRegistry]
-            .into_iter()
-            .find(|kind| kind.as_str() == text)
-    }
-
-    pub fn to_proto(self) -> ImportKind {
-        match self {
-            Kind::Pupils => ImportKind::Pupils,
-            Kind::Schools => ImportKind::Schools,
-            Kind::HouseholdRegister => ImportKind::HouseholdRegister,
-            Kind::PovertyRegistry => ImportKind::PovertyRegistry,
-        }
-    }
-
-    pub fn columns(self) -> &'static [Column] {
-        match self {
-            Kind::Pupils => columns::PUPILS,
-            Kind::Schools => columns::SCHOOLS,
-            Kind::HouseholdRegister => columns::HOUSEHOLD_REGISTER,
-            Kind::PovertyRegistry => columns::POVERTY_REGISTRY,
-        }
-    }
-}
 
 /// The file of one job, received.
 pub struct ReceivedFile {
@@ -97,6 +56,8 @@ pub struct Importer {
     pub scheme: SubjectScheme,
     pub province: RegionCode,
     pub wake: RelayWake,
+    /// The rule clock: "today" for the resident ID numbers' birth dates.
+    pub clock: Clock,
 }
 
 /// A batch's rows, as read.
@@ -123,23 +84,20 @@ enum PreparedRows {
 
 impl Importer {
     /// Runs (or resumes) a job over a received file and returns it finished.
-    pub async fn run(&self, caller: &Caller, kind: Kind, file: ReceivedFile) -> Result<JobRow, ServiceError> {
-        let job = imports::begin(
-            &self.pool,
-            file.job_id,
-            kind.as_str(),
-            &file.file_name,
-            &caller.subject,
-            caller.region.as_str(),
-        )
-        .await?;
-        if job.kind != kind.as_str() {
+    pub async fn run(&self, caller: &Caller, kind: ListKind, file: ReceivedFile) -> Result<JobRecord, ServiceError> {
+        let job =
+            imports::begin(&self.pool, file.job_id, kind, &file.file_name, &caller.subject, caller.region).await?;
+        if job.kind != kind {
             return Err(ServiceError::invalid(
                 "header.job_id",
-                format!("job {} imports {}, not {}", job.id, job.kind, kind.as_str()),
+                Registry::JobKindMismatch {
+                    job: job.id.to_string(),
+                    kind: job.kind.as_stored().to_owned(),
+                    requested: kind.as_stored().to_owned(),
+                },
             ));
         }
-        if job.state == "succeeded" {
+        if job.state == JobState::Succeeded {
             return Ok(job);
         }
         let resume_after = job.last_row;
@@ -156,18 +114,13 @@ impl Importer {
             match opened {
                 Ok(opened) => opened,
                 Err(error) => {
-                    let message = error.to_string();
-                    imports::finish(&self.pool, job.id, "failed", &message).await?;
+                    let message = file_message(&error).unwrap_or(Registry::JobStopped);
+                    imports::finish(&self.pool, job.id, JobState::Failed, &message.en()).await?;
                     return Err(file_error(error));
                 }
             }
         };
-        let encoding = match (file.format, reader.encoding()) {
-            (Format::Xlsx, _) => "",
-            (Format::Csv, Encoding::Gbk) => "gbk",
-            (Format::Csv, _) => "utf8",
-        };
-        imports::start_rows(&self.pool, job.id, file.format.extension(), encoding, reader.header()).await?;
+        imports::start_rows(&self.pool, job.id, FileRead::new(file.format, reader.encoding()), reader.header()).await?;
         let header = reader.header().to_vec();
         let (sender, mut batches) = tokio::sync::mpsc::channel::<Result<Batch, TableError>>(2);
         let reading = tokio::task::spawn_blocking(move || {
@@ -200,8 +153,8 @@ impl Importer {
             columns,
             header,
             kind,
-            today: chrono::Utc::now().date_naive(),
-            schools: if kind == Kind::Pupils { schools::all(&self.pool).await? } else { HashMap::new() },
+            today: self.clock.today(),
+            schools: if kind == ListKind::Pupils { schools::all(&self.pool).await? } else { HashMap::new() },
         });
         // A pipeline: batch N+1 is checked and encrypted on a blocking thread while batch N is
         // written; batches are still written, and committed, in file order.
@@ -238,23 +191,26 @@ impl Importer {
         let _ = reading.await;
         if let Some(error) = failure {
             let message = match &error {
-                ServiceError::Internal(_) => "the import stopped; resume it with the same job id".to_owned(),
+                ServiceError::Internal(_) => Registry::JobStopped.en(),
                 other => other.to_string(),
             };
-            imports::finish(&self.pool, job.id, "failed", &message).await?;
+            imports::finish(&self.pool, job.id, JobState::Failed, &message).await?;
             return Err(error);
         }
         let finished = imports::get(&self.pool, job.id).await?.ok_or(sqlx::Error::RowNotFound)?;
         let message = if finished.rows_read == 0 {
-            "the file has a header and no rows".to_owned()
+            Registry::JobHeaderOnly
         } else {
-            format!(
-                "{} rows: {} imported, {} unchanged, {} rejected",
-                finished.rows_read, finished.rows_imported, finished.rows_unchanged, finished.rows_rejected
-            )
-        };
-        imports::finish(&self.pool, job.id, "succeeded", &message).await?;
-        tracing::info!(job = %job.id, kind = kind.as_str(), summary = %message, "import finished");
+            Registry::JobSummary {
+                read: finished.rows_read,
+                imported: finished.rows_imported,
+                unchanged: finished.rows_unchanged,
+                rejected: finished.rows_rejected,
+            }
+        }
+        .en();
+        imports::finish(&self.pool, job.id, JobState::Succeeded, &message).await?;
+        tracing::info!(job = %job.id, kind = kind.as_stored(), summary = %message, "import finished");
         if finished.rows_imported > 10_000 {
             self.refresh_statistics(kind);
         }
@@ -265,32 +221,51 @@ impl Importer {
 impl Importer {
     /// After a large import, refreshes the planner's statistics and the visibility map in the
     /// background (the cross-check's plans and index-only scans depend on them).
-    fn refresh_statistics(&self, kind: Kind) {
-        let table = match kind {
-            Kind::Pupils => "pupil",
-            Kind::Schools => "school",
-            Kind::HouseholdRegister => "household_member",
-            Kind::PovertyRegistry => "poverty_child",
-        };
+    fn refresh_statistics(&self, kind: ListKind) {
         let pool = self.pool.clone();
         tokio::spawn(async move {
-            // The table name is one of four constants.
-            let statement = format!("VACUUM (ANALYZE) {table}");
-            if let Err(error) = sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&pool).await {
-                tracing::debug!(error = %error, table, "refreshing statistics failed");
+            // One static statement per table (a table name cannot be bound).
+            let refreshed = match kind {
+                ListKind::Pupils => sqlx::query!("VACUUM (ANALYZE) pupil").execute(&pool).await,
+                ListKind::Schools => sqlx::query!("VACUUM (ANALYZE) school").execute(&pool).await,
+                ListKind::HouseholdRegister => sqlx::query!("VACUUM (ANALYZE) household_member").execute(&pool).await,
+                ListKind::PovertyRegistry => sqlx::query!("VACUUM (ANALYZE) poverty_child").execute(&pool).await,
+            };
+            if let Err(error) = refreshed {
+                tracing::debug!(error = %error, kind = kind.as_stored(), "refreshing statistics failed");
             }
         });
     }
 }
 
+/// What a person reads of a whole-file problem (None for a failure to read the received file,
+/// which is ours, not the caller's).
+fn file_message(error: &TableError) -> Option<Registry> {
+    Some(match error {
+        TableError::Empty => Registry::FileEmpty,
+        TableError::NoHeader => Registry::FileNoHeader,
+        TableError::NotUtf8 { byte_offset, looks_like_gbk } => {
+            Registry::FileNotUtf8 { byte_offset: *byte_offset, looks_like_gbk: *looks_like_gbk }
+        }
+        TableError::NotGbk { byte_offset } => Registry::FileNotGbk { byte_offset: *byte_offset },
+        TableError::UnknownEncoding => Registry::FileUnknownEncoding,
+        TableError::BadXlsx(detail) => Registry::FileBadXlsx { detail: detail.clone() },
+        TableError::MissingColumns(columns) => Registry::FileMissingColumns { columns: columns.clone() },
+        TableError::DuplicateColumn(column) => Registry::FileDuplicateColumn { column: column.clone() },
+        TableError::Csv(detail) => Registry::FileMalformedCsv { detail: detail.clone() },
+        TableError::Io(_) => return None,
+    })
+}
+
 /// A whole-file problem, as the caller hears it.
 fn file_error(error: TableError) -> ServiceError {
-    match error {
-        TableError::Io(error) => ServiceError::Internal(error.into()),
-        TableError::NotUtf8 { .. } | TableError::NotGbk { .. } | TableError::UnknownEncoding => {
-            ServiceError::invalid("header.encoding", error.to_string())
-        }
-        other => ServiceError::invalid("data", other.to_string()),
+    let field = match error {
+        TableError::NotUtf8 { .. } | TableError::NotGbk { .. } | TableError::UnknownEncoding => "header.encoding",
+        _ => "data",
+    };
+    match file_message(&error) {
+        Some(message) => ServiceError::invalid(field, message),
+        None => ServiceError::Internal(error.into()),
     }
 }
 
@@ -300,46 +275,57 @@ struct JobContext {
     job: Uuid,
     columns: ColumnMap,
     header: Vec<String>,
-    kind: Kind,
+    kind: ListKind,
     today: NaiveDate,
     /// Pupils: every school of the province, code → (county, name).
-    schools: HashMap<String, (String, String)>,
+    schools: HashMap<String, (RegionCode, String)>,
 }
 
-/// Problems of one row, gathered into one error record.
+/// Problems of one row, gathered into one error record: each under its column's header, in
+/// English for the API and in Chinese for the error file bureaus download.
 struct RowProblems {
     columns: Vec<String>,
-    reasons: Vec<String>,
+    problems: Vec<Msg>,
 }
 
 impl RowProblems {
     fn new() -> RowProblems {
-        RowProblems { columns: Vec::new(), reasons: Vec::new() }
+        RowProblems { columns: Vec::new(), problems: Vec::new() }
     }
 
-    fn add(&mut self, column: String, reason: impl Into<String>) {
-        let reason = reason.into();
-        self.reasons.push(if column.is_empty() { reason } else { format!("{column}: {reason}") });
+    fn add(&mut self, column: String, problem: impl Into<Msg>) {
+        self.problems.push(problem.into());
         self.columns.push(column);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.problems.is_empty()
     }
 
     /// The record of a row whose cells are filled in later.
     fn into_record_numbered(self, row_number: i64) -> RowErrorRecord {
+        let reason =
+            |text: fn(&Msg) -> String, separator: &str| {
+                self.columns
+                    .iter()
+                    .zip(&self.problems)
+                    .map(|(column, problem)| {
+                        if column.is_empty() { text(problem) } else { format!("{column}{separator}{}", text(problem)) }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("；")
+            };
         RowErrorRecord {
             row_number,
+            reason: reason(Msg::en, ": "),
+            reason_zh: reason(Msg::zh, "："),
             column: self.columns.join("；"),
-            reason: self.reasons.join("；"),
             cells: Vec::new(),
         }
     }
 
     fn into_record(self, row: &RawRow) -> RowErrorRecord {
-        RowErrorRecord {
-            row_number: row.number as i64,
-            column: self.columns.join("；"),
-            reason: self.reasons.join("；"),
-            cells: row.cells.clone(),
-        }
+        RowErrorRecord { cells: row.cells.clone(), ..self.into_record_numbered(row.number as i64) }
     }
 }
 
@@ -366,11 +352,10 @@ impl JobContext {
 
     /// Rows too long to read are rejected before anything else.
     fn too_long(row: &RawRow) -> Option<RowErrorRecord> {
-        row.too_long.then(|| RowErrorRecord {
-            row_number: row.number as i64,
-            column: String::new(),
-            reason: format!("the row is longer than {} KiB and was not read", nol_tabular::MAX_ROW_BYTES / 1024),
-            cells: Vec::new(),
+        row.too_long.then(|| {
+            let mut problems = RowProblems::new();
+            problems.add(String::new(), Registry::RowTooLong { kib: nol_tabular::MAX_ROW_BYTES / 1024 });
+            problems.into_record_numbered(row.number as i64)
         })
     }
 
@@ -379,9 +364,9 @@ impl JobContext {
         let last_row = batch.rows.last().map(|row| row.number as i64).unwrap_or(0);
         let read = batch.rows.len() as i64;
         let (errors, rows) = match self.kind {
-            Kind::Pupils => self.prepare_pupils(&batch.rows),
-            Kind::Schools => self.prepare_schools(&batch.rows),
-            Kind::HouseholdRegister | Kind::PovertyRegistry => self.prepare_agency(&batch.rows),
+            ListKind::Pupils => self.prepare_pupils(&batch.rows),
+            ListKind::Schools => self.prepare_schools(&batch.rows),
+            ListKind::HouseholdRegister | ListKind::PovertyRegistry => self.prepare_agency(&batch.rows),
         };
         let rejected: std::collections::HashSet<i64> = errors.iter().map(|error| error.row_number).collect();
         let cells = batch
@@ -430,11 +415,14 @@ impl JobContext {
     }
 
     /// The region a row must be in: inside the province and the caller's subtree.
-    fn check_scope(&self, region: &RegionCode) -> Option<String> {
+    fn check_scope(&self, region: &RegionCode) -> Option<Registry> {
         if region.province() != self.importer.province {
-            Some(format!("{} is not in {}", region.full_name(), self.importer.province.name()))
+            Some(Registry::RegionNotInProvince {
+                region_name: region.full_name(),
+                province: self.importer.province.name().to_owned(),
+            })
         } else if !self.caller.sees(region) {
-            Some(format!("{} is outside your region {}", region.full_name(), self.caller.region))
+            Some(Registry::RegionOutsideCaller { region_name: region.full_name(), own: self.caller.region.to_string() })
         } else {
             None
         }
@@ -476,15 +464,15 @@ impl JobContext {
             };
             let school = self.schools.get(text.school_code.trim());
             if school.is_none() && !text.school_code.trim().is_empty() {
-                problems.add(self.header_of(SCHOOL_CODE), "is not a registered school of the province");
+                problems.add(self.header_of(SCHOOL_CODE), Registry::NotARegisteredSchool);
             }
-            let enrollment = school.and_then(|(region, _)| RegionCode::parse(region).ok());
+            let enrollment = school.map(|(region, _)| *region);
             if let Some(region) = &enrollment
                 && let Some(reason) = self.check_scope(region)
             {
                 problems.add(self.header_of(SCHOOL_CODE), reason);
             }
-            let (Some(valid), Some(enrollment), true) = (valid, enrollment, problems.reasons.is_empty()) else {
+            let (Some(valid), Some(enrollment), true) = (valid, enrollment, problems.is_empty()) else {
                 errors.push(problems.into_record(row));
                 continue;
             };
@@ -507,8 +495,8 @@ impl JobContext {
                 row_number: row.number as i64,
                 id: Uuid::now_v7(),
                 migrant: valid.migrant(&enrollment),
-                enrollment_region: enrollment.to_string(),
-                residence_region: residence.to_string(),
+                enrollment_region: enrollment,
+                residence_region: residence,
                 pupil: valid,
                 key: pupil_key,
                 provisional,
@@ -541,11 +529,11 @@ impl JobContext {
             pupils::key_holders(conn, &others).await?.into_iter().map(|holder| (holder.key.clone(), holder)).collect()
         };
         let mut conflicts = Vec::new();
-        let mut per_county: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+        let mut per_county: BTreeMap<RegionCode, (i64, i64)> = BTreeMap::new();
         for row in &good {
             if inserted.contains(&row.key) {
                 counts.imported += 1;
-                let entry = per_county.entry(row.enrollment_region.clone()).or_default();
+                let entry = per_county.entry(row.enrollment_region).or_default();
                 entry.0 += 1;
                 entry.1 += i64::from(row.migrant);
                 continue;
@@ -560,14 +548,17 @@ impl JobContext {
             } else if holder.school_code == row.pupil.school_code {
                 counts.unchanged += 1;
             } else {
-                let where_ = match RegionCode::parse(&holder.enrollment_region) {
-                    Ok(region) if self.caller.sees(&region) => {
-                        format!("{} ({}, {})", holder.school_name, holder.school_code, region.full_name())
+                let registered = if self.caller.sees(&holder.enrollment_region) {
+                    Registry::EnrolledAtSchool {
+                        school_name: holder.school_name.clone(),
+                        school_code: holder.school_code.clone(),
+                        region_name: holder.enrollment_region.full_name(),
                     }
-                    _ => "a school in another region of the province".to_owned(),
+                } else {
+                    Registry::EnrolledInOtherRegion
                 };
                 let mut problems = RowProblems::new();
-                problems.add(self.header_of(RESIDENT_ID), format!("already registered at {where_} (人籍分离?)"));
+                problems.add(self.header_of(RESIDENT_ID), registered);
                 rejected.push((row.row_number, problems.into_record_numbered(row.row_number)));
                 if !row.provisional {
                     conflicts.push((row.row_number, row));
@@ -576,9 +567,9 @@ impl JobContext {
         }
         pupils::record_conflicts(conn, self.job, &conflicts).await?;
         let mut events = Vec::with_capacity(per_county.len());
-        for (county, (count, migrant_count)) in per_county {
-            let region = RegionCode::parse(&county).map_err(anyhow::Error::from)?;
-            let payload = PupilsImported { job_id: self.job.to_string(), region_code: county, count, migrant_count };
+        for (region, (count, migrant_count)) in per_county {
+            let payload =
+                PupilsImported { job_id: self.job.to_string(), region_code: region.to_string(), count, migrant_count };
             let envelope = nol_events::envelope(
                 EventHeader {
                     event_type: PUPILS_IMPORTED,
@@ -619,7 +610,7 @@ impl JobContext {
                     if let Some(reason) = self.check_scope(&valid.region) {
                         problems.add(self.header_of(REGION), reason);
                     } else if let Some(first) = first_seen.get(&valid.code) {
-                        problems.add(String::new(), format!("duplicate of row {first}"));
+                        problems.add(String::new(), Registry::DuplicateOfRow { row: *first });
                     } else {
                         first_seen.insert(valid.code.clone(), row.number as i64);
                         good.push((row.number as i64, valid));
@@ -653,18 +644,18 @@ impl JobContext {
         counts.imported += inserted.len() as i64;
         let others: Vec<String> =
             valid.iter().filter(|school| !inserted.contains(&school.code)).map(|school| school.code.clone()).collect();
-        let existing: HashMap<String, schools::SchoolRow> = if others.is_empty() {
+        let existing: HashMap<String, schools::SchoolRecord> = if others.is_empty() {
             HashMap::new()
         } else {
             schools::get_many(conn, &others).await?.into_iter().map(|row| (row.code.clone(), row)).collect()
         };
         for (row_number, school) in good.iter().filter(|(_, school)| !inserted.contains(&school.code)) {
             match existing.get(&school.code) {
-                Some(row) if row.name != school.name || row.region != school.region.as_str() => {
+                Some(row) if row.name != school.name || row.region != school.region => {
                     let mut problems = RowProblems::new();
                     problems.add(
                         self.header_of(SCHOOL_CODE),
-                        format!("is already registered as {} in {}", row.name, row.region),
+                        Registry::SchoolRegisteredAs { name: row.name.clone(), region: row.region.to_string() },
                     );
                     rejected.push((*row_number, problems.into_record_numbered(*row_number)));
                 }
@@ -694,11 +685,11 @@ impl JobContext {
             }
             let raw_id = self.cell(row, RESIDENT_ID).to_ascii_uppercase();
             if raw_id.is_empty() {
-                problems.add(self.header_of(RESIDENT_ID), "is required");
+                problems.add(self.header_of(RESIDENT_ID), Common::Required);
             }
             let parsed = parse_resident_id(&raw_id, self.today);
             let responsible = match self.kind {
-                Kind::HouseholdRegister => {
+                ListKind::HouseholdRegister => {
                     let hukou = RegionCode::parse_county(self.cell(row, HUKOU));
                     let residence_text = self.cell(row, RESIDENCE);
                     let residence = if residence_text.is_empty() {
@@ -707,10 +698,10 @@ impl JobContext {
                         RegionCode::parse_county(residence_text)
                     };
                     if let Err(error) = &hukou {
-                        problems.add(self.header_of(HUKOU), error.to_string());
+                        problems.add(self.header_of(HUKOU), error.message());
                     }
                     if let Err(error) = &residence {
-                        problems.add(self.header_of(RESIDENCE), error.to_string());
+                        problems.add(self.header_of(RESIDENCE), error.message());
                     }
                     match (hukou, residence) {
                         (Ok(hukou), Ok(residence)) => Some((hukou, residence)),
@@ -720,10 +711,10 @@ impl JobContext {
                 _ => {
                     let region = RegionCode::parse_county(self.cell(row, REGION));
                     if let Err(error) = &region {
-                        problems.add(self.header_of(REGION), error.to_string());
+                        problems.add(self.header_of(REGION), error.message());
                     }
                     if self.cell(row, HOUSEHOLD).is_empty() {
-                        problems.add(self.header_of(HOUSEHOLD), "is required");
+                        problems.add(self.header_of(HOUSEHOLD), Common::Required);
                     }
                     region.ok().map(|region| (region, region))
                 }
@@ -735,7 +726,7 @@ impl JobContext {
                 } else {
                     let parsed_date = parse_date(text);
                     if parsed_date.is_none() {
-                        problems.add(self.header_of(BIRTH_DATE), "is not a date (YYYY-MM-DD)");
+                        problems.add(self.header_of(BIRTH_DATE), Common::NotADate);
                     }
                     parsed_date
                 }
@@ -746,17 +737,17 @@ impl JobContext {
             if let Some(acting) = &acting
                 && let Some(reason) = self.check_scope(acting)
             {
-                problems.add(self.header_of(if self.kind == Kind::PovertyRegistry { REGION } else { HUKOU }), reason);
+                problems
+                    .add(self.header_of(if self.kind == ListKind::PovertyRegistry { REGION } else { HUKOU }), reason);
             }
-            let Some((hukou, residence)) = responsible.filter(|_| problems.reasons.is_empty()) else {
+            let (Some((hukou, residence)), Some(acting)) = (responsible.filter(|_| problems.is_empty()), acting) else {
                 errors.push(problems.into_record(row));
                 continue;
             };
+            // The number's problem is kept as data (the cross-check's item names it), in English.
             let (index, masked, problem, birth_date, sex) = match &parsed {
-                Ok(id) => {
-                    (key.blind_index(id.expose()), id.masked(), None, Some(id.birth_date()), pupils::sex_code(id.sex()))
-                }
-                Err(reason) => (key.blind_index(&raw_id), mask_raw(&raw_id), Some(reason.clone()), None, 0),
+                Ok(id) => (key.blind_index(id.expose()), id.masked(), None, Some(id.birth_date()), Some(id.sex())),
+                Err(reason) => (key.blind_index(&raw_id), mask_raw(&raw_id), Some(reason.en()), None, None),
             };
             if let Some(first) = first_seen.get(&index) {
                 errors.push(RowErrorRecord { cells: row.cells.clone(), ..duplicate_record(row.number as i64, *first) });
@@ -765,7 +756,7 @@ impl JobContext {
             first_seen.insert(index.clone(), row.number as i64);
             let cipher = key.encrypt(raw_id.as_bytes(), AGENCY_ID_CONTEXT);
             match self.kind {
-                Kind::HouseholdRegister => households.push(HouseholdRecord {
+                ListKind::HouseholdRegister => households.push(HouseholdRecord {
                     row_number: row.number as i64,
                     resident_id_index: index,
                     resident_id_cipher: cipher,
@@ -776,9 +767,9 @@ impl JobContext {
                     listed_birth_date: listed_birth,
                     birth_mismatch: matches!((listed_birth, birth_date), (Some(listed), Some(birth)) if listed != birth),
                     sex,
-                    hukou_region: hukou.to_string(),
-                    residence_region: residence.to_string(),
-                    responsible_region: acting.map(|region| region.to_string()).unwrap_or_default(),
+                    hukou_region: hukou,
+                    residence_region: residence,
+                    responsible_region: acting,
                 }),
                 _ => poverty.push(PovertyRecord {
                     row_number: row.number as i64,
@@ -788,11 +779,11 @@ impl JobContext {
                     id_problem: problem,
                     full_name: pupil::normalize_name(name),
                     household_id: self.cell(row, HOUSEHOLD).to_owned(),
-                    region: hukou.to_string(),
+                    region: hukou,
                 }),
             }
         }
-        let rows = if self.kind == Kind::HouseholdRegister {
+        let rows = if self.kind == ListKind::HouseholdRegister {
             PreparedRows::Household(households)
         } else {
             PreparedRows::Poverty(poverty)
@@ -803,12 +794,9 @@ impl JobContext {
 
 /// A row rejected as a repeat of an earlier row of the same file.
 fn duplicate_record(row: i64, first: i64) -> RowErrorRecord {
-    RowErrorRecord {
-        row_number: row,
-        column: String::new(),
-        reason: format!("duplicate of row {first}"),
-        cells: Vec::new(),
-    }
+    let mut problems = RowProblems::new();
+    problems.add(String::new(), Registry::DuplicateOfRow { row: first });
+    problems.into_record_numbered(row)
 }
 
 /// Masks a number that is not a valid resident ID the way valid ones are (or wholly, if short).
@@ -820,5 +808,46 @@ fn mask_raw(raw: &str) -> String {
         format!("{head}{}{tail}", "*".repeat(characters.len() - 10))
     } else {
         "*".repeat(characters.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_file_problems_say_what_the_reader_says() {
+        let errors = [
+            TableError::Empty,
+            TableError::NoHeader,
+            TableError::NotUtf8 { byte_offset: 17, looks_like_gbk: true },
+            TableError::NotUtf8 { byte_offset: 3, looks_like_gbk: false },
+            TableError::NotGbk { byte_offset: 9 },
+            TableError::UnknownEncoding,
+            TableError::BadXlsx("no sheet".to_owned()),
+            TableError::MissingColumns(vec!["身份证号".to_owned(), "年级".to_owned()]),
+            TableError::DuplicateColumn("姓名".to_owned()),
+            TableError::Csv("unequal lengths".to_owned()),
+        ];
+        for error in errors {
+            let message = file_message(&error).unwrap();
+            assert_eq!(message.en(), error.to_string());
+            assert!(!message.zh().is_empty());
+        }
+        assert!(file_message(&TableError::Io(std::io::Error::other("disk"))).is_none());
+    }
+
+    #[test]
+    fn a_rows_problems_in_english_for_the_api_and_in_chinese_for_the_file() {
+        let mut problems = RowProblems::new();
+        problems.add("身份证号".to_owned(), Common::Required);
+        problems.add("年级".to_owned(), Registry::NotAGrade);
+        let record = problems.into_record_numbered(7);
+        assert_eq!(record.column, "身份证号；年级");
+        assert_eq!(record.reason, "身份证号: is required；年级: is not a grade of compulsory education (1 to 9)");
+        assert_eq!(record.reason_zh, "身份证号：为必填项；年级：不是义务教育阶段的年级（1 至 9 年级）");
+        let duplicate = duplicate_record(9, 2);
+        assert_eq!((duplicate.column.as_str(), duplicate.reason.as_str()), ("", "duplicate of row 2"));
+        assert_eq!(duplicate.reason_zh, "与第 2 行重复");
     }
 }

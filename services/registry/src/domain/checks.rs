@@ -1,9 +1,10 @@
 //! Cross-check findings (R15) and how they are closed (销号).
 
 use chrono::{Months, NaiveDate};
+use nol_messages::Registry;
 use nol_proto::v1::{CheckItemKind, CheckOutcome};
 
-/// What a cross-check found; stored by name.
+/// What a cross-check found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     OutOfSchool,
@@ -24,7 +25,9 @@ pub const KINDS: [Kind; 6] = [
 ];
 
 impl Kind {
-    pub fn as_str(self) -> &'static str {
+    /// The text stored in `check_item.kind` (and written by the cross-check's query). Never
+    /// derived from the contract's names.
+    pub fn as_stored(self) -> &'static str {
         match self {
             Kind::OutOfSchool => "out_of_school",
             Kind::PoorFlagUnconfirmed => "poor_flag_unconfirmed",
@@ -32,6 +35,18 @@ impl Kind {
             Kind::InvalidResidentId => "invalid_resident_id",
             Kind::BirthDateMismatch => "birth_date_mismatch",
             Kind::EnrolledTwice => "enrolled_twice",
+        }
+    }
+
+    pub fn from_stored(text: &str) -> Option<Kind> {
+        match text {
+            "out_of_school" => Some(Kind::OutOfSchool),
+            "poor_flag_unconfirmed" => Some(Kind::PoorFlagUnconfirmed),
+            "poor_flag_missing" => Some(Kind::PoorFlagMissing),
+            "invalid_resident_id" => Some(Kind::InvalidResidentId),
+            "birth_date_mismatch" => Some(Kind::BirthDateMismatch),
+            "enrolled_twice" => Some(Kind::EnrolledTwice),
+            _ => None,
         }
     }
 
@@ -45,10 +60,6 @@ impl Kind {
             Kind::BirthDateMismatch => "出生日期与身份证号不符",
             Kind::EnrolledTwice => "同一身份证号在两校注册（人籍分离）",
         }
-    }
-
-    pub fn parse(text: &str) -> Option<Kind> {
-        KINDS.into_iter().find(|kind| kind.as_str() == text)
     }
 
     pub fn to_proto(self) -> CheckItemKind {
@@ -67,49 +78,84 @@ impl Kind {
     }
 }
 
-/// How an item is closed; stored by name.
-pub fn outcome_name(outcome: CheckOutcome) -> Option<&'static str> {
-    match outcome {
-        CheckOutcome::Unspecified => None,
-        CheckOutcome::EnrolledElsewhere => Some("enrolled_elsewhere"),
-        CheckOutcome::Deceased => Some("deceased"),
-        CheckOutcome::Emigrated => Some("emigrated"),
-        CheckOutcome::Exempt => Some("exempt"),
-        CheckOutcome::DataErrorCorrected => Some("data_error_corrected"),
-        CheckOutcome::ReferredToCaseWork => Some("referred_to_case_work"),
-    }
+/// How an item was closed (销号).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    EnrolledElsewhere,
+    Deceased,
+    Emigrated,
+    Exempt,
+    DataErrorCorrected,
+    ReferredToCaseWork,
 }
 
-pub fn outcome_from_name(text: &str) -> CheckOutcome {
-    [
-        CheckOutcome::EnrolledElsewhere,
-        CheckOutcome::Deceased,
-        CheckOutcome::Emigrated,
-        CheckOutcome::Exempt,
-        CheckOutcome::DataErrorCorrected,
-        CheckOutcome::ReferredToCaseWork,
-    ]
-    .into_iter()
-    .find(|outcome| outcome_name(*outcome) == Some(text))
-    .unwrap_or(CheckOutcome::Unspecified)
+pub const OUTCOMES: [Outcome; 6] = [
+    Outcome::EnrolledElsewhere,
+    Outcome::Deceased,
+    Outcome::Emigrated,
+    Outcome::Exempt,
+    Outcome::DataErrorCorrected,
+    Outcome::ReferredToCaseWork,
+];
+
+impl Outcome {
+    /// The text stored in `check_item.outcome`.
+    pub fn as_stored(self) -> &'static str {
+        match self {
+            Outcome::EnrolledElsewhere => "enrolled_elsewhere",
+            Outcome::Deceased => "deceased",
+            Outcome::Emigrated => "emigrated",
+            Outcome::Exempt => "exempt",
+            Outcome::DataErrorCorrected => "data_error_corrected",
+            Outcome::ReferredToCaseWork => "referred_to_case_work",
+        }
+    }
+
+    pub fn from_stored(text: &str) -> Option<Outcome> {
+        match text {
+            "enrolled_elsewhere" => Some(Outcome::EnrolledElsewhere),
+            "deceased" => Some(Outcome::Deceased),
+            "emigrated" => Some(Outcome::Emigrated),
+            "exempt" => Some(Outcome::Exempt),
+            "data_error_corrected" => Some(Outcome::DataErrorCorrected),
+            "referred_to_case_work" => Some(Outcome::ReferredToCaseWork),
+            _ => None,
+        }
+    }
+
+    pub fn to_proto(self) -> CheckOutcome {
+        match self {
+            Outcome::EnrolledElsewhere => CheckOutcome::EnrolledElsewhere,
+            Outcome::Deceased => CheckOutcome::Deceased,
+            Outcome::Emigrated => CheckOutcome::Emigrated,
+            Outcome::Exempt => CheckOutcome::Exempt,
+            Outcome::DataErrorCorrected => CheckOutcome::DataErrorCorrected,
+            Outcome::ReferredToCaseWork => CheckOutcome::ReferredToCaseWork,
+        }
+    }
+
+    /// None for `Unspecified`: no outcome was given.
+    pub fn from_proto(outcome: CheckOutcome) -> Option<Outcome> {
+        OUTCOMES.into_iter().find(|candidate| candidate.to_proto() == outcome)
+    }
 }
 
 /// Checks a closing: an outcome is required, and where it must say more (which school, which
 /// evidence, what was corrected), the detail says it.
-pub fn check_close(outcome: CheckOutcome, detail: &str) -> Result<&'static str, String> {
-    let name = outcome_name(outcome).ok_or_else(|| "an outcome is required to close an item (销号)".to_owned())?;
+pub fn check_close(outcome: Option<Outcome>, detail: &str) -> Result<Outcome, Registry> {
+    let outcome = outcome.ok_or(Registry::OutcomeRequired)?;
     let needs_detail = match outcome {
-        CheckOutcome::EnrolledElsewhere => Some("which school the child is enrolled at"),
-        CheckOutcome::Exempt => Some("the medical evidence (R1)"),
-        CheckOutcome::DataErrorCorrected => Some("how the data was corrected"),
-        _ => None,
+        Outcome::EnrolledElsewhere => Some(Registry::OutcomeNeedsSchool),
+        Outcome::Exempt => Some(Registry::OutcomeNeedsMedicalEvidence),
+        Outcome::DataErrorCorrected => Some(Registry::OutcomeNeedsCorrection),
+        Outcome::Deceased | Outcome::Emigrated | Outcome::ReferredToCaseWork => None,
     };
-    if let Some(what) = needs_detail
+    if let Some(refusal) = needs_detail
         && detail.trim().is_empty()
     {
-        return Err(format!("this outcome needs a detail: {what}"));
+        return Err(refusal);
     }
-    Ok(name)
+    Ok(outcome)
 }
 
 /// Compulsory-education age on `as_of`: from the 6th birthday to the day before the 16th.
@@ -126,14 +172,49 @@ mod tests {
 
     #[test]
     fn closing_needs_an_outcome_and_its_detail() {
-        assert!(check_close(CheckOutcome::Unspecified, "").is_err());
-        assert!(check_close(CheckOutcome::EnrolledElsewhere, " ").unwrap_err().contains("which school"));
-        assert_eq!(check_close(CheckOutcome::EnrolledElsewhere, "3201020001"), Ok("enrolled_elsewhere"));
-        assert_eq!(check_close(CheckOutcome::Deceased, ""), Ok("deceased"));
-        for kind in KINDS {
-            assert_eq!(Kind::parse(kind.as_str()), Some(kind));
+        assert_eq!(check_close(None, ""), Err(Registry::OutcomeRequired));
+        assert!(check_close(Some(Outcome::EnrolledElsewhere), " ").unwrap_err().en().contains("which school"));
+        assert_eq!(check_close(Some(Outcome::EnrolledElsewhere), "3201020001"), Ok(Outcome::EnrolledElsewhere));
+        assert_eq!(check_close(Some(Outcome::Deceased), ""), Ok(Outcome::Deceased));
+        assert_eq!(
+            check_close(Some(Outcome::Exempt), "").unwrap_err().en(),
+            "this outcome needs a detail: the medical evidence (R1)"
+        );
+        assert_eq!(Outcome::from_proto(CheckOutcome::Unspecified), None);
+    }
+
+    #[test]
+    fn stored_values_are_pinned() {
+        let kinds = [
+            (Kind::OutOfSchool, "out_of_school"),
+            (Kind::PoorFlagUnconfirmed, "poor_flag_unconfirmed"),
+            (Kind::PoorFlagMissing, "poor_flag_missing"),
+            (Kind::InvalidResidentId, "invalid_resident_id"),
+            (Kind::BirthDateMismatch, "birth_date_mismatch"),
+            (Kind::EnrolledTwice, "enrolled_twice"),
+        ];
+        assert_eq!(kinds.len(), KINDS.len());
+        for (kind, text) in kinds {
+            assert_eq!(kind.as_stored(), text);
+            assert_eq!(Kind::from_stored(text), Some(kind));
             assert_eq!(Kind::from_proto(kind.to_proto()), Some(kind));
         }
+        let outcomes = [
+            (Outcome::EnrolledElsewhere, "enrolled_elsewhere"),
+            (Outcome::Deceased, "deceased"),
+            (Outcome::Emigrated, "emigrated"),
+            (Outcome::Exempt, "exempt"),
+            (Outcome::DataErrorCorrected, "data_error_corrected"),
+            (Outcome::ReferredToCaseWork, "referred_to_case_work"),
+        ];
+        assert_eq!(outcomes.len(), OUTCOMES.len());
+        for (outcome, text) in outcomes {
+            assert_eq!(outcome.as_stored(), text);
+            assert_eq!(Outcome::from_stored(text), Some(outcome));
+            assert_eq!(Outcome::from_proto(outcome.to_proto()), Some(outcome));
+        }
+        assert_eq!(Kind::from_stored("OUT_OF_SCHOOL"), None);
+        assert_eq!(Outcome::from_stored(""), None);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! What a valid pupil record is, whether it comes from a request or a row of a bureau's file.
 
 use chrono::NaiveDate;
-use nol_pii::{ResidentId, ResidentIdError, Sex};
+use nol_messages::{Common, Count, Msg, Registry};
+use nol_pii::{ResidentId, Sex};
 use nol_region::RegionCode;
 
 use super::columns::*;
@@ -75,7 +76,27 @@ impl ValidPupil {
 
 /// One field's problem: the column key (see `columns`) and what is wrong, in words for the
 /// person who will fix it. Never contains the resident ID number.
-pub type FieldProblem = (&'static str, String);
+pub type FieldProblem = (&'static str, Msg);
+
+/// The code a sex is stored as (`pupil.sex`, `household_member.sex`): 0 when not on record
+/// (a household-register child whose number does not decode), 1 male, 2 female.
+pub fn sex_as_stored(sex: Option<Sex>) -> i16 {
+    match sex {
+        None => 0,
+        Some(Sex::Male) => 1,
+        Some(Sex::Female) => 2,
+    }
+}
+
+/// The sex a stored code names (`Some(None)`: not on record); None for a code no sex is stored as.
+pub fn sex_from_stored(code: i16) -> Option<Option<Sex>> {
+    match code {
+        0 => Some(None),
+        1 => Some(Some(Sex::Male)),
+        2 => Some(Some(Sex::Female)),
+        _ => None,
+    }
+}
 
 /// Validates every field, reporting all problems at once.
 pub fn validate(text: &PupilText<'_>, today: NaiveDate) -> Result<ValidPupil, Vec<FieldProblem>> {
@@ -90,10 +111,7 @@ pub fn validate(text: &PupilText<'_>, today: NaiveDate) -> Result<ValidPupil, Ve
         match (listed_birth, listed_sex) {
             (Some(birth_date), Some(sex)) => Some(Identity::Provisional { birth_date, sex }),
             _ => {
-                problems.push((
-                    RESIDENT_ID,
-                    "is missing: give the number, or the birth date and sex for a provisional identity".to_owned(),
-                ));
+                problems.push((RESIDENT_ID, Registry::ProvisionalIdentityIncomplete.into()));
                 None
             }
         }
@@ -101,10 +119,10 @@ pub fn validate(text: &PupilText<'_>, today: NaiveDate) -> Result<ValidPupil, Ve
         match parse_resident_id(text.resident_id, today) {
             Ok(id) => {
                 if listed_birth.is_some_and(|birth| birth != id.birth_date()) {
-                    problems.push((BIRTH_DATE, "disagrees with the birth date in the resident ID number".to_owned()));
+                    problems.push((BIRTH_DATE, Registry::BirthDateDisagreesWithId.into()));
                 }
                 if listed_sex.is_some_and(|sex| sex != id.sex()) {
-                    problems.push((SEX, "disagrees with the sex in the resident ID number".to_owned()));
+                    problems.push((SEX, Registry::SexDisagreesWithId.into()));
                 }
                 Some(Identity::Resident(id))
             }
@@ -114,13 +132,13 @@ pub fn validate(text: &PupilText<'_>, today: NaiveDate) -> Result<ValidPupil, Ve
             }
         }
     };
-    let hukou = RegionCode::parse_county(text.hukou_region).map_err(|error| problems.push((HUKOU, error.to_string())));
+    let hukou = RegionCode::parse_county(text.hukou_region).map_err(|error| problems.push((HUKOU, error.into())));
     let residence = if text.residence_region.trim().is_empty() {
         Ok(None)
     } else {
         RegionCode::parse_county(text.residence_region)
             .map(Some)
-            .map_err(|error| problems.push((RESIDENCE, error.to_string())))
+            .map_err(|error| problems.push((RESIDENCE, error.into())))
     };
     let school_code = text.school_code.trim();
     if let Err(problem) = check_school_code(school_code) {
@@ -130,13 +148,13 @@ pub fn validate(text: &PupilText<'_>, today: NaiveDate) -> Result<ValidPupil, Ve
     let status = if text.status.trim().is_empty() {
         Ok(Status::Enrolled)
     } else {
-        Status::parse(text.status).ok_or_else(|| problems.push((STATUS, "is not a known enrollment status".to_owned())))
+        Status::parse(text.status).ok_or_else(|| problems.push((STATUS, Registry::NotAnEnrollmentStatus.into())))
     };
     let disability = parse_disability(text.disability).map_err(|problem| problems.push((DISABILITY, problem)));
     let poor = parse_yes_no(text.registered_poor).map_err(|problem| problems.push((POOR, problem)));
     let household_id = text.household_id.trim();
     if poor == Ok(true) && household_id.is_empty() {
-        problems.push((HOUSEHOLD, "is required for a registered-poor pupil".to_owned()));
+        problems.push((HOUSEHOLD, Registry::HouseholdIdRequired.into()));
     }
     match (identity, hukou, residence, grade, status, disability, poor) {
         (Some(identity), Ok(hukou), Ok(residence), Ok(grade), Ok(status), Ok(disability), Ok(poor))
@@ -159,15 +177,18 @@ pub fn validate(text: &PupilText<'_>, today: NaiveDate) -> Result<ValidPupil, Ve
     }
 }
 
+/// The longest name the household register holds.
+const NAME_MAX_CHARACTERS: usize = 50;
+
 /// A person's name as in the household register: not empty, at most 50 characters.
-pub fn check_name(name: &str) -> Result<(), String> {
+pub fn check_name(name: &str) -> Result<(), Msg> {
     let trimmed = name.trim();
     if trimmed.is_empty() {
-        Err("is required".to_owned())
-    } else if trimmed.chars().count() > 50 {
-        Err("is longer than 50 characters".to_owned())
+        Err(Common::Required.into())
+    } else if trimmed.chars().count() > NAME_MAX_CHARACTERS {
+        Err(Common::TooLong { max: Count(NAME_MAX_CHARACTERS as u64) }.into())
     } else if trimmed.chars().any(char::is_control) {
-        Err("contains control characters".to_owned())
+        Err(Common::ControlCharacters.into())
     } else {
         Ok(())
     }
@@ -178,11 +199,11 @@ pub fn normalize_name(name: &str) -> String {
     name.split_whitespace().collect::<Vec<_>>().join(if name.is_ascii() { " " } else { "" })
 }
 
-pub fn check_school_code(code: &str) -> Result<(), String> {
+pub fn check_school_code(code: &str) -> Result<(), Msg> {
     if code.is_empty() {
-        Err("is required".to_owned())
+        Err(Common::Required.into())
     } else if code.len() > 20 || !code.bytes().all(|byte| byte.is_ascii_alphanumeric()) {
-        Err("is not a school code (letters and digits, at most 20)".to_owned())
+        Err(Registry::NotASchoolCode.into())
     } else {
         Ok(())
     }
@@ -190,14 +211,14 @@ pub fn check_school_code(code: &str) -> Result<(), String> {
 
 /// A resident ID number, with a precise reason when it is not one. An 18-digit number Excel
 /// stored as a number cell has lost digits: that is said plainly.
-pub fn parse_resident_id(text: &str, today: NaiveDate) -> Result<ResidentId, String> {
+pub fn parse_resident_id(text: &str, today: NaiveDate) -> Result<ResidentId, Msg> {
     let trimmed = text.trim();
     if trimmed.contains(['e', 'E'])
         && trimmed.chars().all(|character| character.is_ascii_digit() || ".eE+".contains(character))
     {
-        return Err("was stored by Excel as a number and lost its last digits; format the column as text".to_owned());
+        return Err(Registry::StoredByExcelAsNumber.into());
     }
-    ResidentId::parse_on(trimmed, today).map_err(|error: ResidentIdError| error.to_string())
+    ResidentId::parse_on(trimmed, today).map_err(Msg::from)
 }
 
 /// A date as bureaus write it: 2013-05-02, 2013/5/2, 20130502, 2013.05.02 or 2013年5月2日.
@@ -210,24 +231,24 @@ pub fn parse_date(text: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(&unified, "%Y-%m-%d").ok().or_else(|| NaiveDate::parse_from_str(&unified, "%Y%m%d").ok())
 }
 
-fn optional_date(text: &str) -> Result<Option<NaiveDate>, String> {
+fn optional_date(text: &str) -> Result<Option<NaiveDate>, Msg> {
     if text.trim().is_empty() {
         return Ok(None);
     }
-    parse_date(text).map(Some).ok_or_else(|| "is not a date (YYYY-MM-DD)".to_owned())
+    parse_date(text).map(Some).ok_or_else(|| Common::NotADate.into())
 }
 
-fn optional_sex(text: &str) -> Result<Option<Sex>, String> {
+fn optional_sex(text: &str) -> Result<Option<Sex>, Msg> {
     match text.trim().to_ascii_lowercase().as_str() {
         "" => Ok(None),
         "男" | "1" | "m" | "male" => Ok(Some(Sex::Male)),
         "女" | "2" | "f" | "female" => Ok(Some(Sex::Female)),
-        _ => Err("is not 男 or 女".to_owned()),
+        _ => Err(Registry::NotASex.into()),
     }
 }
 
 /// Grade 1–9: "5", "五年级", "初一" (7), "九年级".
-pub fn parse_grade(text: &str) -> Result<i16, String> {
+pub fn parse_grade(text: &str) -> Result<i16, Msg> {
     let trimmed = text.trim().trim_end_matches("年级").trim_end_matches('级');
     let grade = match trimmed {
         "一" | "1" => 1,
@@ -239,27 +260,27 @@ pub fn parse_grade(text: &str) -> Result<i16, String> {
         "七" | "7" | "初一" => 7,
         "八" | "8" | "初二" => 8,
         "九" | "9" | "初三" => 9,
-        _ => return Err("is not a grade of compulsory education (1 to 9)".to_owned()),
+        _ => return Err(Registry::NotAGrade.into()),
     };
     Ok(grade)
 }
 
-fn parse_disability(text: &str) -> Result<i16, String> {
+fn parse_disability(text: &str) -> Result<i16, Msg> {
     match text.trim() {
         "" | "无" | "0" | "否" => Ok(0),
         "一级" | "1" | "1级" => Ok(1),
         "二级" | "2" | "2级" => Ok(2),
         "三级" | "3" | "3级" => Ok(3),
         "四级" | "4" | "4级" => Ok(4),
-        _ => Err("is not a disability grade (一级 to 四级, or 无)".to_owned()),
+        _ => Err(Registry::NotADisabilityGrade.into()),
     }
 }
 
-pub fn parse_yes_no(text: &str) -> Result<bool, String> {
+pub fn parse_yes_no(text: &str) -> Result<bool, Msg> {
     match text.trim().to_ascii_lowercase().as_str() {
         "" | "否" | "n" | "no" | "false" | "0" => Ok(false),
         "是" | "y" | "yes" | "true" | "1" => Ok(true),
-        _ => Err("is not 是 or 否".to_owned()),
+        _ => Err(Registry::NotYesOrNo.into()),
     }
 }
 
@@ -314,13 +335,15 @@ mod tests {
         let problems = validate(&bad, today()).unwrap_err();
         let keys: Vec<&str> = problems.iter().map(|(key, _)| *key).collect();
         assert_eq!(keys, [BIRTH_DATE, SEX, GRADE, HOUSEHOLD]);
-        assert!(problems.iter().all(|(_, reason)| !reason.contains(&id)));
+        assert!(problems.iter().all(|(_, reason)| !reason.en().contains(&id) && !reason.zh().contains(&id)));
+        assert_eq!(problems[0].1.en(), "disagrees with the birth date in the resident ID number");
     }
 
     #[test]
     fn excel_damage_and_missing_numbers() {
         let damaged = validate(&text("3.20102201409090e17"), today()).unwrap_err();
-        assert!(damaged[0].1.contains("stored by Excel as a number"));
+        assert!(damaged[0].1.en().contains("stored by Excel as a number"));
+        assert!(damaged[0].1.zh().contains("Excel"));
         let missing = validate(&text(""), today()).unwrap_err();
         assert_eq!(missing[0].0, RESIDENT_ID);
         let provisional = validate(&PupilText { birth_date: "20140101", sex: "女", ..text("") }, today()).unwrap();
@@ -337,5 +360,16 @@ mod tests {
         assert_eq!(parse_grade("3"), Ok(3));
         assert!(parse_grade("高一").is_err());
         assert_eq!(normalize_name("张 伟"), "张伟");
+        assert_eq!(check_name(&"长".repeat(51)).unwrap_err().en(), "is longer than 50 characters");
+        assert_eq!(check_name(" ").unwrap_err().en(), "is required");
+    }
+
+    #[test]
+    fn stored_sex_codes_are_pinned() {
+        for (sex, code) in [(None, 0), (Some(Sex::Male), 1), (Some(Sex::Female), 2)] {
+            assert_eq!(sex_as_stored(sex), code);
+            assert_eq!(sex_from_stored(code), Some(sex));
+        }
+        assert_eq!(sex_from_stored(3), None);
     }
 }

@@ -1,43 +1,43 @@
 //! Cross-checks: running them, their items, closing items, exporting them.
 
 use nol_auth::{Caller, Role};
+use nol_messages::{Common, Registry as Message};
 use nol_proto::v1::{
-    CheckItem, CheckItemKind, CloseCheckItemRequest, CrossCheckRun, ExportCheckItemsRequest, ListCheckItemsRequest,
-    ListCheckItemsResponse, RunCrossCheckRequest,
+    CheckItem, CheckItemKind, CheckOutcome, CloseCheckItemRequest, CrossCheckRun, ExportCheckItemsRequest,
+    ListCheckItemsRequest, ListCheckItemsResponse, RunCrossCheckRequest,
 };
-use nol_region::RegionCode;
 use nol_runtime::error::parse_uuid;
 use nol_runtime::paging::{self, Cursor};
 use nol_runtime::{ServiceError, audit};
 
 use super::Registry;
-use crate::domain::checks::{Kind, check_close, outcome_from_name};
+use crate::domain::checks::{Kind, Outcome, check_close};
 use crate::domain::pupil::parse_date;
-use crate::store::checks::{self, ItemRow};
+use crate::store::checks::{self, ItemRecord};
 
-fn to_proto(row: &ItemRow) -> CheckItem {
+fn to_proto(item: &ItemRecord) -> CheckItem {
     CheckItem {
-        item_id: row.id.to_string(),
-        kind: Kind::parse(&row.kind).map(Kind::to_proto).unwrap_or_default() as i32,
-        region_code: row.region.clone(),
-        full_name: row.full_name.clone(),
-        resident_id_masked: row.resident_id_masked.clone(),
-        reason: row.reason.clone(),
-        open: row.open,
-        outcome: row.outcome.as_deref().map(outcome_from_name).unwrap_or_default() as i32,
-        outcome_detail: row.outcome_detail.clone().unwrap_or_default(),
-        closed_by: row.closed_by.clone().unwrap_or_default(),
-        first_found_time: Some(nol_runtime::time::timestamp(row.first_found_at)),
-        last_found_time: Some(nol_runtime::time::timestamp(row.last_found_at)),
-        close_time: nol_runtime::time::optional_timestamp(row.closed_at),
+        item_id: item.id.to_string(),
+        kind: item.kind.to_proto() as i32,
+        region_code: item.region.to_string(),
+        full_name: item.full_name.clone(),
+        resident_id_masked: item.resident_id_masked.clone(),
+        reason: item.reason.clone(),
+        open: item.open,
+        outcome: item.outcome.map(Outcome::to_proto).unwrap_or_default() as i32,
+        outcome_detail: item.outcome_detail.clone().unwrap_or_default(),
+        closed_by: item.closed_by.clone().unwrap_or_default(),
+        first_found_time: Some(nol_runtime::time::timestamp(item.first_found_at)),
+        last_found_time: Some(nol_runtime::time::timestamp(item.last_found_at)),
+        close_time: nol_runtime::time::optional_timestamp(item.closed_at),
     }
 }
 
-fn kind_filter(kind: i32) -> Result<Option<&'static str>, ServiceError> {
+fn kind_filter(kind: i32) -> Result<Option<Kind>, ServiceError> {
     match CheckItemKind::try_from(kind) {
         Ok(CheckItemKind::Unspecified) => Ok(None),
-        Ok(kind) => Ok(Kind::from_proto(kind).map(Kind::as_str)),
-        Err(_) => Err(ServiceError::invalid("kind", "is not a known kind of finding")),
+        Ok(kind) => Ok(Kind::from_proto(kind)),
+        Err(_) => Err(ServiceError::invalid("kind", Message::NotAFindingKind)),
     }
 }
 
@@ -53,10 +53,9 @@ impl Registry {
         )?;
         let region = nol_runtime::region_in_scope(caller, &request.region_code)?;
         let as_of = if request.as_of_date.trim().is_empty() {
-            chrono::Utc::now().date_naive()
+            self.clock.today()
         } else {
-            parse_date(&request.as_of_date)
-                .ok_or_else(|| ServiceError::invalid("as_of_date", "is not a date (YYYY-MM-DD)"))?
+            parse_date(&request.as_of_date).ok_or_else(|| ServiceError::invalid("as_of_date", Common::NotADate))?
         };
         self.crosscheck.run(caller, region, as_of).await
     }
@@ -70,13 +69,14 @@ impl Registry {
         let kind = kind_filter(request.kind)?;
         let size = paging::page_size(request.page_size)?;
         let after = Cursor::decode(&request.page_token)?;
-        let mut rows =
+        let mut items =
             checks::list(&self.pool, region.subtree_prefix(), kind, request.include_closed, after, size + 1).await?;
-        let next_page_token = paging::next_page(&mut rows, size, |row| Cursor { time: row.first_found_at, id: row.id });
-        let ids: Vec<String> = rows.iter().map(|row| row.id.to_string()).collect();
+        let next_page_token =
+            paging::next_page(&mut items, size, |item| Cursor { time: item.first_found_at, id: item.id });
+        let ids: Vec<String> = items.iter().map(|item| item.id.to_string()).collect();
         let mut conn = self.pool.acquire().await?;
         audit::record(&mut conn, caller, "check_item.list", "check_item", &ids).await?;
-        Ok(ListCheckItemsResponse { items: rows.iter().map(to_proto).collect(), next_page_token })
+        Ok(ListCheckItemsResponse { items: items.iter().map(to_proto).collect(), next_page_token })
     }
 
     pub(super) async fn close_item(
@@ -87,7 +87,7 @@ impl Registry {
         caller
             .require_role(&[Role::Caseworker, Role::Supervisor], nol_messages::vocab::Action::CloseCrossCheckItems)?;
         let id = parse_uuid("item_id", &request.item_id)?;
-        let outcome = nol_proto::v1::CheckOutcome::try_from(request.outcome).unwrap_or_default();
+        let outcome = Outcome::from_proto(CheckOutcome::try_from(request.outcome).unwrap_or_default());
         let outcome = check_close(outcome, &request.outcome_detail).map_err(|reason| {
             let field = if request.outcome == 0 { "outcome" } else { "outcome_detail" };
             ServiceError::invalid(field, reason)
@@ -95,14 +95,13 @@ impl Registry {
         let mut tx = self.pool.begin().await?;
         let item = checks::get(&mut *tx, id)
             .await?
-            .ok_or_else(|| ServiceError::not_found(format!("no cross-check item {id}")))?;
-        caller.require_scope(&RegionCode::parse(&item.region).map_err(anyhow::Error::from)?)?;
+            .ok_or_else(|| ServiceError::not_found(Message::CheckItemUnknown { id: id.to_string() }))?;
+        caller.require_scope(&item.region)?;
         if !checks::close(&mut tx, id, outcome, request.outcome_detail.trim(), &caller.subject).await? {
-            return Err(ServiceError::precondition(format!(
-                "the item was already closed ({}) by {}",
-                item.outcome.unwrap_or_default(),
-                item.closed_by.unwrap_or_default()
-            )));
+            return Err(ServiceError::precondition(Message::CheckItemClosed {
+                outcome: item.outcome.map(Outcome::as_stored).unwrap_or_default().to_owned(),
+                closed_by: item.closed_by.unwrap_or_default(),
+            }));
         }
         audit::record(&mut tx, caller, "check_item.close", "check_item", &[id.to_string()]).await?;
         tx.commit().await?;
@@ -117,12 +116,12 @@ impl Registry {
     ) -> Result<(Vec<u8>, String), ServiceError> {
         let region = nol_runtime::region_in_scope(caller, &request.region_code)?;
         let kind = kind_filter(request.kind)?;
-        let rows =
+        let items =
             checks::list(&self.pool, region.subtree_prefix(), kind, request.include_closed, None, i64::MAX).await?;
-        let ids: Vec<String> = rows.iter().map(|row| row.id.to_string()).collect();
+        let ids: Vec<String> = items.iter().map(|item| item.id.to_string()).collect();
         let mut conn = self.pool.acquire().await?;
         audit::record(&mut conn, caller, "check_item.export", "check_item", &ids).await?;
-        let bytes = crate::export::items_xlsx(&rows).map_err(|error| ServiceError::Internal(error.into()))?;
+        let bytes = crate::export::items_xlsx(&items).map_err(|error| ServiceError::Internal(error.into()))?;
         Ok((bytes, format!("核查结果-{region}.xlsx")))
     }
 }

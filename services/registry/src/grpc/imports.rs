@@ -4,16 +4,17 @@ use std::io::Write;
 
 use futures::StreamExt;
 use nol_auth::{Caller, Role};
+use nol_messages::{Common, Registry as Message};
 use nol_proto::v1::*;
-use nol_region::RegionCode;
 use nol_runtime::error::parse_uuid;
 use nol_runtime::{ServiceError, audit};
 use nol_tabular::{Encoding, Format, TableWriter};
 use tonic::Streaming;
 
 use super::Registry;
-use crate::import::{Kind, ReceivedFile};
-use crate::store::imports::{self, JobRow};
+use crate::domain::import_job::{JobState, ListKind};
+use crate::import::ReceivedFile;
+use crate::store::imports::{self, JobRecord};
 
 /// The largest file accepted.
 const MAX_FILE_BYTES: u64 = 1 << 30;
@@ -52,39 +53,39 @@ impl Registry {
     pub(super) async fn import<M: ImportMessage>(
         &self,
         caller: &Caller,
-        kind: Kind,
+        kind: ListKind,
         mut stream: Streaming<M>,
     ) -> Result<ImportJob, ServiceError> {
         let allowed: &[Role] = match kind {
-            Kind::Pupils => &[Role::Caseworker, Role::School, Role::System],
-            Kind::Schools => &[Role::Caseworker, Role::Supervisor, Role::System],
-            Kind::HouseholdRegister | Kind::PovertyRegistry => &[Role::Caseworker, Role::Supervisor, Role::System],
+            ListKind::Pupils => &[Role::Caseworker, Role::School, Role::System],
+            ListKind::Schools => &[Role::Caseworker, Role::Supervisor, Role::System],
+            ListKind::HouseholdRegister | ListKind::PovertyRegistry => {
+                &[Role::Caseworker, Role::Supervisor, Role::System]
+            }
         };
         caller.require_role(allowed, nol_messages::vocab::Action::ImportThisList)?;
         let header = match stream.next().await {
             Some(Ok(message)) => match message.part() {
                 Some(Part::Header(header)) => header,
-                _ => return Err(ServiceError::invalid("header", "the first message must be the header")),
+                _ => return Err(ServiceError::invalid("header", Message::HeaderFirst)),
             },
             Some(Err(status)) => {
-                return Err(ServiceError::Unavailable(nol_messages::Msg::from(format!(
-                    "the upload broke off: {}",
-                    status.message()
-                ))));
+                return Err(ServiceError::Unavailable(
+                    Message::UploadBrokeOff { detail: status.message().to_owned() }.into(),
+                ));
             }
-            None => return Err(ServiceError::invalid("header", "the stream is empty")),
+            None => return Err(ServiceError::invalid("header", Message::StreamEmpty)),
         };
         let job_id = parse_uuid("header.job_id", &header.job_id)?;
         let file_name = header.file_name.trim().to_owned();
         if file_name.is_empty() {
-            return Err(ServiceError::invalid("header.file_name", "is required"));
+            return Err(ServiceError::invalid("header.file_name", Common::Required));
         }
         let format = match FileFormat::try_from(header.format).unwrap_or_default() {
             FileFormat::Csv => Format::Csv,
             FileFormat::Xlsx => Format::Xlsx,
-            FileFormat::Unspecified => Format::from_file_name(&file_name).ok_or_else(|| {
-                ServiceError::invalid("header.format", "give the format, or a file name ending in .csv or .xlsx")
-            })?,
+            FileFormat::Unspecified => Format::from_file_name(&file_name)
+                .ok_or_else(|| ServiceError::invalid("header.format", Message::FormatUnknown))?,
         };
         let encoding = match TextEncoding::try_from(header.encoding).unwrap_or_default() {
             TextEncoding::Utf8 => Encoding::Utf8,
@@ -92,11 +93,11 @@ impl Registry {
             TextEncoding::Unspecified => Encoding::Auto,
         };
         if let Some(existing) = imports::get(&self.pool, job_id).await?
-            && existing.caller_region != caller.region.as_str()
+            && existing.caller_region != caller.region
         {
-            return Err(ServiceError::already_exists(format!("job {job_id} belongs to another caller")));
+            return Err(ServiceError::already_exists(Message::JobOfAnotherCaller { job: job_id.to_string() }));
         }
-        imports::begin(&self.pool, job_id, kind.as_str(), &file_name, &caller.subject, caller.region.as_str()).await?;
+        imports::begin(&self.pool, job_id, kind, &file_name, &caller.subject, caller.region).await?;
         // The upload goes to a temporary file: memory stays bounded whatever the file's size.
         let mut file = tempfile::NamedTempFile::new().map_err(|error| ServiceError::Internal(error.into()))?;
         let mut received: u64 = 0;
@@ -104,35 +105,28 @@ impl Registry {
             let message = match message {
                 Ok(message) => message,
                 Err(status) => {
-                    imports::finish(
-                        &self.pool,
-                        job_id,
-                        "failed",
-                        "the upload broke off; send the file again with the same job id",
-                    )
-                    .await?;
-                    return Err(ServiceError::Unavailable(nol_messages::Msg::from(format!(
-                        "the upload broke off: {}",
-                        status.message()
-                    ))));
+                    imports::finish(&self.pool, job_id, JobState::Failed, &Message::JobUploadBrokeOff.en()).await?;
+                    return Err(ServiceError::Unavailable(
+                        Message::UploadBrokeOff { detail: status.message().to_owned() }.into(),
+                    ));
                 }
             };
             match message.part() {
                 Some(Part::Data(data)) => {
                     received += data.len() as u64;
                     if received > MAX_FILE_BYTES {
-                        imports::finish(&self.pool, job_id, "failed", "the file is larger than 1 GiB").await?;
-                        return Err(ServiceError::invalid("data", "the file is larger than 1 GiB; split it"));
+                        imports::finish(&self.pool, job_id, JobState::Failed, &Message::JobFileTooLarge.en()).await?;
+                        return Err(ServiceError::invalid("data", Message::FileTooLarge));
                     }
                     file.write_all(&data).map_err(|error| ServiceError::Internal(error.into()))?;
                 }
-                _ => return Err(ServiceError::invalid("header", "only the first message may be a header")),
+                _ => return Err(ServiceError::invalid("header", Message::HeaderOnlyFirst)),
             }
         }
         file.flush().map_err(|error| ServiceError::Internal(error.into()))?;
         let mut conn = self.pool.acquire().await?;
-        audit::record(&mut conn, caller, &format!("import.{}", kind.as_str()), "import_job", &[job_id.to_string()])
-            .await?;
+        let action = format!("import.{}", kind.as_stored());
+        audit::record(&mut conn, caller, &action, "import_job", &[job_id.to_string()]).await?;
         drop(conn);
         let received_file = ReceivedFile { job_id, file_name, format, encoding, path: file.path().to_path_buf() };
         let job = self.importer.run(caller, kind, received_file).await?;
@@ -140,14 +134,13 @@ impl Registry {
         self.job_to_proto(&job).await
     }
 
-    async fn job_in_scope(&self, caller: &Caller, text: &str) -> Result<JobRow, ServiceError> {
+    async fn job_in_scope(&self, caller: &Caller, text: &str) -> Result<JobRecord, ServiceError> {
         let id = parse_uuid("job_id", text)?;
         let job = imports::get(&self.pool, id)
             .await?
-            .ok_or_else(|| ServiceError::not_found(format!("no import job {id}")))?;
-        let owner = RegionCode::parse(&job.caller_region).map_err(anyhow::Error::from)?;
+            .ok_or_else(|| ServiceError::not_found(Message::ImportJobUnknown { id: id.to_string() }))?;
         if job.caller != caller.subject {
-            caller.require_scope(&owner)?;
+            caller.require_scope(&job.caller_region)?;
         }
         Ok(job)
     }
@@ -168,16 +161,20 @@ impl Registry {
     ) -> Result<(Vec<u8>, String), ServiceError> {
         let job = self.job_in_scope(caller, &request.job_id).await?;
         let rows = imports::errors(&self.pool, job.id, None).await?;
-        let format = if job.file_format == "xlsx" { Format::Xlsx } else { Format::Csv };
-        let encoding = if job.file_encoding == "gbk" { Encoding::Gbk } else { Encoding::Utf8 };
+        // The error file goes back in the file's own format and encoding (a file not yet read: CSV).
+        let format = job.file.map(|file| file.format).unwrap_or(Format::Csv);
+        let encoding = job.file.and_then(|file| file.encoding).unwrap_or(Encoding::Utf8);
         let mut header = job.header.clone();
         header.extend(["错误行号".to_owned(), "错误列".to_owned(), "错误原因".to_owned()]);
         let write = || -> Result<Vec<u8>, nol_tabular::TableError> {
             let mut writer = TableWriter::new(format, encoding, &header)?;
             for row in &rows {
+                // The bureau reads the reasons in Chinese (rows rejected before they were kept in
+                // Chinese have only the English).
+                let reason = if row.reason_zh.is_empty() { &row.reason } else { &row.reason_zh };
                 let mut cells = row.cells.clone();
                 cells.resize(job.header.len(), String::new());
-                cells.extend([row.row_number.to_string(), row.column_name.clone(), row.reason.clone()]);
+                cells.extend([row.row_number.to_string(), row.column_name.clone(), reason.clone()]);
                 writer.write_row(&cells)?;
             }
             writer.finish()
@@ -187,19 +184,13 @@ impl Registry {
         Ok((bytes, format!("{stem}.errors.{}", format.extension())))
     }
 
-    pub(super) async fn job_to_proto(&self, job: &JobRow) -> Result<ImportJob, ServiceError> {
+    pub(super) async fn job_to_proto(&self, job: &JobRecord) -> Result<ImportJob, ServiceError> {
         let errors = imports::errors(&self.pool, job.id, Some(100)).await?;
-        let state = match job.state.as_str() {
-            "uploading" => ImportState::Uploading,
-            "running" => ImportState::Running,
-            "succeeded" => ImportState::Succeeded,
-            _ => ImportState::Failed,
-        };
         Ok(ImportJob {
             job_id: job.id.to_string(),
-            kind: Kind::parse(&job.kind).map(Kind::to_proto).unwrap_or_default() as i32,
+            kind: job.kind.to_proto() as i32,
             file_name: job.file_name.clone(),
-            state: state as i32,
+            state: job.state.to_proto() as i32,
             rows_read: job.rows_read,
             rows_imported: job.rows_imported,
             rows_unchanged: job.rows_unchanged,

@@ -16,11 +16,13 @@ use nol_pii::DataKey;
 use nol_proto::v1::registry_service_server::RegistryService;
 use nol_proto::v1::*;
 use nol_region::RegionCode;
+use nol_runtime::clock::Clock;
 use nol_runtime::{Platform, ServiceError};
 use sqlx::PgPool;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::crosscheck::CrossCheck;
+use crate::domain::import_job::ListKind;
 use crate::import::Importer;
 
 pub struct Registry {
@@ -31,6 +33,9 @@ pub struct Registry {
     wake: RelayWake,
     importer: Importer,
     crosscheck: CrossCheck,
+    /// The rule clock (China Standard Time): every date the registry derives ("today", a default
+    /// as-of or effective date, "in the future").
+    clock: Clock,
 }
 
 impl Registry {
@@ -41,12 +46,14 @@ impl Registry {
             scheme: platform.scheme.clone(),
             province: platform.config.province,
             wake: platform.wake.clone(),
+            clock: platform.clock.clone(),
         };
         let crosscheck = CrossCheck {
             pool: platform.pool.clone(),
             data_key: platform.keys.data.clone(),
             scheme: platform.scheme.clone(),
             wake: platform.wake.clone(),
+            clock: platform.clock.clone(),
         };
         Registry {
             pool: platform.pool.clone(),
@@ -56,6 +63,7 @@ impl Registry {
             wake: platform.wake.clone(),
             importer,
             crosscheck,
+            clock: platform.clock.clone(),
         }
     }
 
@@ -172,7 +180,7 @@ impl RegistryService for Registry {
         request: Request<Streaming<ImportPupilsRequest>>,
     ) -> Result<Response<ImportPupilsResponse>, Status> {
         let caller = self.caller(&request)?;
-        let job = self.import(&caller, crate::import::Kind::Pupils, request.into_inner()).await?;
+        let job = self.import(&caller, ListKind::Pupils, request.into_inner()).await?;
         Ok(Response::new(ImportPupilsResponse { job: Some(job) }))
     }
 
@@ -181,7 +189,7 @@ impl RegistryService for Registry {
         request: Request<Streaming<ImportSchoolsRequest>>,
     ) -> Result<Response<ImportSchoolsResponse>, Status> {
         let caller = self.caller(&request)?;
-        let job = self.import(&caller, crate::import::Kind::Schools, request.into_inner()).await?;
+        let job = self.import(&caller, ListKind::Schools, request.into_inner()).await?;
         Ok(Response::new(ImportSchoolsResponse { job: Some(job) }))
     }
 
@@ -190,7 +198,7 @@ impl RegistryService for Registry {
         request: Request<Streaming<ImportHouseholdRegisterRequest>>,
     ) -> Result<Response<ImportHouseholdRegisterResponse>, Status> {
         let caller = self.caller(&request)?;
-        let job = self.import(&caller, crate::import::Kind::HouseholdRegister, request.into_inner()).await?;
+        let job = self.import(&caller, ListKind::HouseholdRegister, request.into_inner()).await?;
         Ok(Response::new(ImportHouseholdRegisterResponse { job: Some(job) }))
     }
 
@@ -199,7 +207,7 @@ impl RegistryService for Registry {
         request: Request<Streaming<ImportPovertyRegistryRequest>>,
     ) -> Result<Response<ImportPovertyRegistryResponse>, Status> {
         let caller = self.caller(&request)?;
-        let job = self.import(&caller, crate::import::Kind::PovertyRegistry, request.into_inner()).await?;
+        let job = self.import(&caller, ListKind::PovertyRegistry, request.into_inner()).await?;
         Ok(Response::new(ImportPovertyRegistryResponse { job: Some(job) }))
     }
 

@@ -3,6 +3,7 @@
 use chrono::NaiveDate;
 use nol_auth::{Caller, Role};
 use nol_events::{EventHeader, PUPIL_REGISTERED, PUPIL_STATUS_CHANGED};
+use nol_messages::{Common, Registry as Message};
 use nol_pii::ResidentId;
 use nol_proto::v1::{
     CreatePupilRequest, DisabilityGrade, EnrollmentStatus, GetPupilRequest, ListDataQualityIssuesRequest,
@@ -10,7 +11,6 @@ use nol_proto::v1::{
     ListPupilsResponse, Pupil, PupilRegistered, PupilStatusChange, PupilStatusChanged, PupilView,
     SetPupilResidentIdRequest, Sex, TransferPupilRequest, UpdatePupilStatusRequest,
 };
-use nol_region::RegionCode;
 use nol_runtime::error::parse_uuid;
 use nol_runtime::paging::{self, Cursor};
 use nol_runtime::{ServiceError, Violations, audit, database};
@@ -21,8 +21,8 @@ use super::Registry;
 use crate::RESIDENT_ID_CONTEXT;
 use crate::domain::columns::*;
 use crate::domain::pupil::{self, Identity, PupilText, parse_date};
-use crate::domain::status::{Status, check_change};
-use crate::store::pupils::{self, NewPupilRecord, PupilFilter, PupilRow, StatusChange};
+use crate::domain::status::{Status, TransferRefusal, check_change, check_transfer};
+use crate::store::pupils::{self, NewPupilRecord, PupilFilter, PupilRecord, StatusChange};
 use crate::store::schools;
 
 const WRITERS: &[Role] = &[Role::Caseworker, Role::School, Role::System];
@@ -73,12 +73,12 @@ impl Registry {
         request: CreatePupilRequest,
     ) -> Result<Pupil, ServiceError> {
         caller.require_role(WRITERS, nol_messages::vocab::Action::RegisterPupils)?;
-        let pupil = request.pupil.ok_or_else(|| ServiceError::invalid("pupil", "is required"))?;
+        let pupil = request.pupil.ok_or_else(|| ServiceError::invalid("pupil", Common::Required))?;
         let grade = pupil.grade.to_string();
         let status = EnrollmentStatus::try_from(pupil.enrollment_status)
             .ok()
             .and_then(Status::from_proto)
-            .map(Status::as_str)
+            .map(Status::as_stored)
             .unwrap_or("");
         let sex = match Sex::try_from(pupil.sex).unwrap_or_default() {
             Sex::Male => "男",
@@ -99,7 +99,7 @@ impl Registry {
             registered_poor: if pupil.registered_poor { "是" } else { "" },
             household_id: &pupil.poor_household_id,
         };
-        let valid = pupil::validate(&text, chrono::Utc::now().date_naive()).map_err(|problems| {
+        let valid = pupil::validate(&text, self.clock.today()).map_err(|problems| {
             ServiceError::Invalid(
                 problems
                     .into_iter()
@@ -109,8 +109,8 @@ impl Registry {
         })?;
         let school = schools::get(&self.pool, &valid.school_code)
             .await?
-            .ok_or_else(|| ServiceError::invalid("pupil.school_code", "is not a registered school of the province"))?;
-        let enrollment = RegionCode::parse(&school.region).map_err(anyhow::Error::from)?;
+            .ok_or_else(|| ServiceError::invalid("pupil.school_code", Message::NotARegisteredSchool))?;
+        let enrollment = school.region;
         caller.require_scope(&enrollment)?;
         let residence = valid.residence_region.unwrap_or(enrollment);
         let (cipher, index, masked, provisional_key) = match &valid.identity {
@@ -128,8 +128,8 @@ impl Registry {
         let record = NewPupilRecord {
             id,
             pupil: &valid,
-            enrollment_region: enrollment.as_str(),
-            residence_region: residence.as_str(),
+            enrollment_region: enrollment,
+            residence_region: residence,
             migrant: valid.migrant(&enrollment),
             resident_id_cipher: cipher,
             resident_id_index: index.clone(),
@@ -145,17 +145,14 @@ impl Registry {
                 return Err(self.already_registered(caller, index.as_deref().unwrap_or_default()).await);
             }
             Err(error) if database::is_unique_violation(&error, Some("pupil_one_per_provisional_key")) => {
-                return Err(ServiceError::already_exists(
-                    "a pupil of this name and birth date without a resident ID number is already registered at this school"
-                        .to_owned(),
-                ));
+                return Err(ServiceError::already_exists(Message::ProvisionalPupilExists));
             }
             Err(error) => return Err(error.into()),
         };
         let payload = PupilRegistered {
             pupil_id: id.to_string(),
-            enrollment_region_code: row.enrollment_region.clone(),
-            hukou_region_code: row.hukou_region.clone(),
+            enrollment_region_code: row.enrollment_region.to_string(),
+            hukou_region_code: row.hukou_region.to_string(),
             migrant: row.migrant,
         };
         nol_backbone::outbox::emit(
@@ -182,34 +179,35 @@ impl Registry {
     /// ALREADY_EXISTS naming the existing record as far as the caller may see it.
     async fn already_registered(&self, caller: &Caller, index: &[u8]) -> ServiceError {
         match pupils::find_by_index(&self.pool, index).await {
-            Ok(Some(existing)) => match RegionCode::parse(&existing.enrollment_region) {
-                Ok(region) if caller.sees(&region) => ServiceError::already_exists(format!(
-                    "this resident ID number is already registered: pupil {} at {} ({}) in {} ({})",
-                    existing.id,
-                    existing.school_name,
-                    existing.school_code,
-                    region.full_name(),
-                    region
-                )),
-                Ok(region) => ServiceError::already_exists(format!(
-                    "this resident ID number is already registered in another region of the province; ask {} to \
-                     resolve it",
-                    region.full_name()
-                )),
-                Err(_) => ServiceError::already_exists("this resident ID number is already registered".to_owned()),
-            },
-            Ok(None) => ServiceError::already_exists("this resident ID number is already registered".to_owned()),
+            Ok(Some(existing)) => {
+                let region = existing.enrollment_region;
+                if caller.sees(&region) {
+                    ServiceError::already_exists(Message::ResidentIdRegisteredAt {
+                        pupil: existing.id.to_string(),
+                        school_name: existing.school_name,
+                        school_code: existing.school_code.into(),
+                        region_name: region.full_name(),
+                        region: region.as_str().into(),
+                    })
+                } else {
+                    ServiceError::already_exists(Message::ResidentIdRegisteredElsewhere {
+                        region_name: region.full_name(),
+                    })
+                }
+            }
+            Ok(None) => ServiceError::already_exists(Message::ResidentIdRegistered),
             Err(error) => error.into(),
         }
     }
 
     /// Reads a pupil the caller may see.
-    async fn pupil_in_scope(&self, caller: &Caller, field: &str, text: &str) -> Result<PupilRow, ServiceError> {
+    async fn pupil_in_scope(&self, caller: &Caller, field: &str, text: &str) -> Result<PupilRecord, ServiceError> {
         let id = parse_uuid(field, text)?;
-        let row =
-            pupils::get(&self.pool, id).await?.ok_or_else(|| ServiceError::not_found(format!("no pupil {id}")))?;
-        caller.require_scope(&RegionCode::parse(&row.enrollment_region).map_err(anyhow::Error::from)?)?;
-        Ok(row)
+        let pupil = pupils::get(&self.pool, id)
+            .await?
+            .ok_or_else(|| ServiceError::not_found(Message::PupilUnknown { id: id.to_string() }))?;
+        caller.require_scope(&pupil.enrollment_region)?;
+        Ok(pupil)
     }
 
     pub(super) async fn get_pupil(&self, caller: &Caller, request: GetPupilRequest) -> Result<Pupil, ServiceError> {
@@ -235,7 +233,7 @@ impl Registry {
             Ok(EnrollmentStatus::Unspecified) => None,
             Ok(status) => Status::from_proto(status),
             Err(_) => {
-                violations.add("enrollment_status", "is not a known status");
+                violations.add("enrollment_status", Message::NotAStatus);
                 None
             }
         };
@@ -243,7 +241,7 @@ impl Registry {
             None
         } else {
             violations
-                .check("resident_id", ResidentId::parse(&request.resident_id))
+                .check("resident_id", ResidentId::parse_on(&request.resident_id, self.clock.today()))
                 .map(|id| self.data_key.blind_index(id.expose()))
         };
         violations.finish()?;
@@ -290,18 +288,17 @@ impl Registry {
         let to = EnrollmentStatus::try_from(request.enrollment_status)
             .ok()
             .and_then(Status::from_proto)
-            .ok_or_else(|| ServiceError::invalid("enrollment_status", "is required"))?;
-        let (reason, effective) = reason_and_date(&request.reason, &request.effective_date)?;
+            .ok_or_else(|| ServiceError::invalid("enrollment_status", Common::Required))?;
+        let today = self.clock.today();
+        let (reason, effective) = reason_and_date(&request.reason, &request.effective_date, today)?;
         let row = self.pupil_in_scope(caller, "pupil_id", &request.pupil_id).await?;
         let mut tx = self.pool.begin().await?;
         let row = pupils::get_for_update(&mut tx, row.id).await?.ok_or(sqlx::Error::RowNotFound)?;
-        let from = Status::parse(&row.enrollment_status).unwrap_or(Status::Enrolled);
-        check_change(from, to, effective, chrono::Utc::now().date_naive(), row.birth_date)
-            .map_err(|refusal| ServiceError::precondition(refusal.to_string()))?;
+        check_change(row.status, to, effective, today, row.birth_date).map_err(ServiceError::precondition)?;
         let change = StatusChange {
             to_status: to,
             to_school: &row.school_code,
-            to_region: &row.enrollment_region,
+            to_region: row.enrollment_region,
             grade: row.grade,
             migrant: row.migrant,
             reason: &reason,
@@ -317,39 +314,32 @@ impl Registry {
 
     pub(super) async fn transfer(&self, caller: &Caller, request: TransferPupilRequest) -> Result<Pupil, ServiceError> {
         caller.require_role(WRITERS, nol_messages::vocab::Action::TransferPupils)?;
-        let (reason, effective) = reason_and_date(&request.reason, &request.effective_date)?;
+        let today = self.clock.today();
+        let (reason, effective) = reason_and_date(&request.reason, &request.effective_date, today)?;
         let row = self.pupil_in_scope(caller, "pupil_id", &request.pupil_id).await?;
         let school = schools::get(&self.pool, request.to_school_code.trim())
             .await?
-            .ok_or_else(|| ServiceError::invalid("to_school_code", "is not a registered school of the province"))?;
+            .ok_or_else(|| ServiceError::invalid("to_school_code", Message::NotARegisteredSchool))?;
         if school.code == row.school_code {
-            return Err(ServiceError::precondition(format!("the pupil is already at {}", school.name)));
+            return Err(ServiceError::precondition(Message::AlreadyAtSchool { school: school.name }));
         }
         let grade = if request.grade == 0 {
             row.grade
         } else {
             pupil::parse_grade(&request.grade.to_string()).map_err(|reason| ServiceError::invalid("grade", reason))?
         };
-        let to_region = RegionCode::parse(&school.region).map_err(anyhow::Error::from)?;
-        let hukou = RegionCode::parse(&row.hukou_region).map_err(anyhow::Error::from)?;
         let mut tx = self.pool.begin().await?;
         let row = pupils::get_for_update(&mut tx, row.id).await?.ok_or(sqlx::Error::RowNotFound)?;
-        let status = Status::parse(&row.enrollment_status).unwrap_or(Status::Enrolled);
-        if !matches!(status, Status::Enrolled | Status::Suspended | Status::Deferred | Status::HomeTaught) {
-            return Err(ServiceError::precondition(format!(
-                "a pupil who is {} cannot move school; change the status first",
-                status.chinese()
-            )));
-        }
-        if row.birth_date.is_some_and(|birth| effective < birth) || effective > chrono::Utc::now().date_naive() {
-            return Err(ServiceError::invalid("effective_date", "must be between the pupil's birth and today"));
-        }
+        check_transfer(row.status, effective, today, row.birth_date).map_err(|refusal| match refusal {
+            TransferRefusal::CannotMove(_) => ServiceError::precondition(refusal),
+            TransferRefusal::DateOutOfRange => ServiceError::invalid("effective_date", refusal),
+        })?;
         let change = StatusChange {
-            to_status: status,
+            to_status: row.status,
             to_school: &school.code,
-            to_region: to_region.as_str(),
+            to_region: school.region,
             grade,
-            migrant: hukou != to_region,
+            migrant: row.hukou_region != school.region,
             reason: &reason,
             effective_date: effective,
             recorded_by: &caller.subject,
@@ -366,22 +356,21 @@ impl Registry {
         &self,
         conn: &mut PgConnection,
         caller: &Caller,
-        row: &PupilRow,
+        row: &PupilRecord,
         change: &StatusChange<'_>,
     ) -> Result<(), ServiceError> {
         let version = pupils::change(conn, row, change).await?;
-        let region = RegionCode::parse(change.to_region).map_err(anyhow::Error::from)?;
-        let from = Status::parse(&row.enrollment_status).unwrap_or(Status::Enrolled);
+        let region = change.to_region;
         let payload = PupilStatusChanged {
             pupil_id: row.id.to_string(),
-            region_code: change.to_region.to_owned(),
-            from_status: from.to_proto() as i32,
+            region_code: region.to_string(),
+            from_status: row.status.to_proto() as i32,
             to_status: change.to_status.to_proto() as i32,
             from_school_code: row.school_code.clone(),
             to_school_code: change.to_school.to_owned(),
             reason: change.reason.to_owned(),
             effective_date: change.effective_date.format("%Y-%m-%d").to_string(),
-            from_region_code: row.enrollment_region.clone(),
+            from_region_code: row.enrollment_region.to_string(),
         };
         nol_backbone::outbox::emit(
             conn,
@@ -408,14 +397,13 @@ impl Registry {
     ) -> Result<ListPupilStatusChangesResponse, ServiceError> {
         let row = self.pupil_in_scope(caller, "pupil_id", &request.pupil_id).await?;
         let changes = pupils::history(&self.pool, row.id).await?;
-        let status = |name: &str| Status::parse(name).map(Status::to_proto).unwrap_or_default() as i32;
         Ok(ListPupilStatusChangesResponse {
             changes: changes
                 .into_iter()
                 .map(|change| PupilStatusChange {
                     sequence: change.sequence,
-                    from_status: status(&change.from_status),
-                    to_status: status(&change.to_status),
+                    from_status: change.from_status.to_proto() as i32,
+                    to_status: change.to_status.to_proto() as i32,
                     from_school_code: change.from_school,
                     to_school_code: change.to_school,
                     reason: change.reason,
@@ -445,11 +433,11 @@ impl Registry {
         request: SetPupilResidentIdRequest,
     ) -> Result<Pupil, ServiceError> {
         caller.require_role(WRITERS, nol_messages::vocab::Action::SetResidentIds)?;
-        let id = ResidentId::parse(&request.resident_id)
-            .map_err(|error| ServiceError::invalid("resident_id", error.to_string()))?;
+        let id = ResidentId::parse_on(&request.resident_id, self.clock.today())
+            .map_err(|error| ServiceError::invalid("resident_id", error))?;
         let row = self.pupil_in_scope(caller, "pupil_id", &request.pupil_id).await?;
         if !row.provisional {
-            return Err(ServiceError::precondition("the pupil already has a resident ID number".to_owned()));
+            return Err(ServiceError::precondition(Message::ResidentIdAlreadySet));
         }
         let index = self.data_key.blind_index(id.expose());
         let mut tx = self.pool.begin().await?;
@@ -459,7 +447,7 @@ impl Registry {
             &self.data_key.encrypt(id.expose().as_bytes(), RESIDENT_ID_CONTEXT),
             &index,
             &id.masked(),
-            pupils::sex_code(id.sex()),
+            id.sex(),
             id.birth_date(),
         )
         .await;
@@ -477,13 +465,13 @@ impl Registry {
         Ok(self.to_proto(&updated, false))
     }
 
-    pub(super) fn to_proto(&self, row: &PupilRow, full: bool) -> Pupil {
+    pub(super) fn to_proto(&self, row: &PupilRecord, full: bool) -> Pupil {
         let resident_id = if full {
             row.resident_id_cipher
                 .as_deref()
                 .and_then(|cipher| self.data_key.decrypt(cipher, RESIDENT_ID_CONTEXT).ok())
                 .and_then(|bytes| String::from_utf8(bytes).ok())
-                .and_then(|text| ResidentId::parse(&text).ok())
+                .and_then(|text| ResidentId::parse_on(&text, self.clock.today()).ok())
                 .map(|id| id.expose().to_owned())
                 .unwrap_or_default()
         } else {
@@ -495,18 +483,18 @@ impl Registry {
             resident_id,
             resident_id_masked: row.resident_id_masked.clone().unwrap_or_default(),
             sex: match row.sex {
-                1 => Sex::Male as i32,
-                2 => Sex::Female as i32,
-                _ => Sex::Unspecified as i32,
-            },
+                Some(nol_pii::Sex::Male) => Sex::Male,
+                Some(nol_pii::Sex::Female) => Sex::Female,
+                None => Sex::Unspecified,
+            } as i32,
             birth_date: row.birth_date.map(|date| date.format("%Y-%m-%d").to_string()).unwrap_or_default(),
-            enrollment_region_code: row.enrollment_region.clone(),
-            hukou_region_code: row.hukou_region.clone(),
-            residence_region_code: row.residence_region.clone(),
+            enrollment_region_code: row.enrollment_region.to_string(),
+            hukou_region_code: row.hukou_region.to_string(),
+            residence_region_code: row.residence_region.to_string(),
             school_name: row.school_name.clone(),
             grade: i32::from(row.grade),
             migrant: row.migrant,
-            enrollment_status: Status::parse(&row.enrollment_status).map(Status::to_proto).unwrap_or_default() as i32,
+            enrollment_status: row.status.to_proto() as i32,
             create_time: Some(nol_runtime::time::timestamp(row.created_at)),
             created_by: row.created_by.clone(),
             school_code: row.school_code.clone(),
@@ -518,14 +506,14 @@ impl Registry {
     }
 }
 
-/// A change's reason (required) and effective date (today when empty).
-fn reason_and_date(reason: &str, date: &str) -> Result<(String, NaiveDate), ServiceError> {
+/// A change's reason (required) and effective date (`today` when empty).
+fn reason_and_date(reason: &str, date: &str, today: NaiveDate) -> Result<(String, NaiveDate), ServiceError> {
     let mut violations = Violations::default();
     violations.require("reason", reason);
     let effective = if date.trim().is_empty() {
-        Some(chrono::Utc::now().date_naive())
+        Some(today)
     } else {
-        violations.check("effective_date", parse_date(date).ok_or("is not a date (YYYY-MM-DD)"))
+        violations.check("effective_date", parse_date(date).ok_or(Common::NotADate))
     };
     violations.finish()?;
     Ok((reason.trim().to_owned(), nol_runtime::error::checked(effective)?))

@@ -1,14 +1,100 @@
 //! Cross-check runs and their findings.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use nol_region::RegionCode;
 use nol_runtime::paging::Cursor;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-/// What the cross-check finds in a region, as one query. Each branch is one kind of finding; the
-/// region of a household-register child is where the family lives when that is in the province,
-/// else the household registration. The subject keeps findings apart (and stable across runs).
-const FINDINGS: &str = "
+use super::{Undecodable, decode, region};
+use crate::domain::checks::{Kind, Outcome};
+
+/// A finding of a run as the upsert returns it.
+struct RunFindingRow {
+    id: Uuid,
+    kind: String,
+    region: String,
+    full_name: String,
+    resident_id_cipher: Option<Vec<u8>>,
+    reason: String,
+    detail: serde_json::Value,
+    open: bool,
+    was_open: Option<bool>,
+}
+
+/// One finding of a run, with what the item was before the run (`was_open`: None for new).
+#[derive(Debug, Clone)]
+pub struct RunFinding {
+    pub id: Uuid,
+    pub kind: Kind,
+    pub region: RegionCode,
+    pub full_name: String,
+    pub resident_id_cipher: Option<Vec<u8>>,
+    pub reason: String,
+    pub detail: serde_json::Value,
+    pub open: bool,
+    pub was_open: Option<bool>,
+}
+
+impl TryFrom<RunFindingRow> for RunFinding {
+    type Error = Undecodable;
+
+    fn try_from(row: RunFindingRow) -> Result<RunFinding, Undecodable> {
+        Ok(RunFinding {
+            kind: decode("check_item", row.id, "kind", &row.kind, Kind::from_stored)?,
+            region: region("check_item", row.id, "region", &row.region)?,
+            id: row.id,
+            full_name: row.full_name,
+            resident_id_cipher: row.resident_id_cipher,
+            reason: row.reason,
+            detail: row.detail,
+            open: row.open,
+            was_open: row.was_open,
+        })
+    }
+}
+
+/// A finding as the query produces it, before it is recorded as an item.
+struct Found {
+    kind: String,
+    subject: Vec<u8>,
+    region: String,
+    full_name: String,
+    cipher: Option<Vec<u8>>,
+    masked: String,
+    reason: String,
+    fingerprint: Vec<u8>,
+    detail: String,
+}
+
+/// Records what the cross-check finds in the subtree `prefix` as items: new findings open, closed
+/// ones stay closed unless their data changed. Returns every finding of this run.
+///
+/// Two statements, not one: a statement that writes (a data-modifying CTE, `INSERT … SELECT`)
+/// never runs in parallel in PostgreSQL, and the anti-join over a province's household register
+/// is the whole cost of the check — read in parallel it took ~1.2 s at province scale, inside the
+/// upsert ~2.4 s. The findings (thousands, not millions) come back and go in again as arrays.
+///
+/// What the cross-check finds in a region is one query. Each branch is one kind of finding (the
+/// kinds as `Kind::as_stored` names them); the region of a household-register child is where the
+/// family lives when that is in the province, else the household registration. The subject keeps
+/// findings apart (and stable across runs).
+pub async fn record_findings(
+    conn: &mut PgConnection,
+    run: Uuid,
+    prefix: &str,
+    school_age: (NaiveDate, NaiveDate),
+) -> sqlx::Result<Vec<RunFinding>> {
+    // The plan's cost is far above PostgreSQL's JIT thresholds, and compiling it with inlining and
+    // optimisation took ~2.7 s of a ~3 s run at province scale; the work is hashing and scanning,
+    // which JIT barely speeds up. Off for this transaction only.
+    sqlx::query!("SET LOCAL jit = off").execute(&mut *conn).await?;
+    let found = sqlx::query_as!(
+        Found,
+        r#"SELECT kind AS "kind!", subject AS "subject!", region AS "region!", full_name AS "full_name!",
+                  cipher AS "cipher?", masked AS "masked!", reason AS "reason!", fingerprint AS "fingerprint!",
+                  detail::text AS "detail!"
+             FROM (
   SELECT 'out_of_school' AS kind, h.resident_id_index AS subject,
          h.responsible_region AS region,
          h.full_name, h.resident_id_cipher AS cipher, h.resident_id_masked AS masked,
@@ -27,7 +113,7 @@ const FINDINGS: &str = "
          jsonb_build_object('hukou_region', h.hukou_region, 'residence_region', h.residence_region)
     FROM household_member h WHERE h.id_problem IS NOT NULL
   UNION ALL
-  SELECT 'invalid_resident_id', '\\x70'::bytea || c.resident_id_index, c.region, c.full_name, c.resident_id_cipher,
+  SELECT 'invalid_resident_id', '\x70'::bytea || c.resident_id_index, c.region, c.full_name, c.resident_id_cipher,
          c.resident_id_masked, '扶贫名单: ' || c.id_problem,
          sha256(convert_to(concat_ws('|', c.full_name, c.id_problem, c.region), 'UTF8')),
          jsonb_build_object('household_id', c.household_id)
@@ -67,69 +153,30 @@ const FINDINGS: &str = "
          '同一身份证号已在其他学校注册, 又被 ' || e.school_code || ' 报送 (人籍分离 candidate)',
          sha256(convert_to(concat_ws('|', e.full_name, e.school_code), 'UTF8')),
          jsonb_build_object('school_code', e.school_code)
-    FROM enrollment_conflict e";
-
-/// One finding of a run, with what the item was before the run (`was_open`: None for new).
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct RunFinding {
-    pub id: Uuid,
-    pub kind: String,
-    pub region: String,
-    pub full_name: String,
-    pub resident_id_cipher: Option<Vec<u8>>,
-    pub reason: String,
-    pub detail: sqlx::types::Json<serde_json::Value>,
-    pub open: bool,
-    pub was_open: Option<bool>,
-}
-
-/// A finding as the query produces it, before it is recorded as an item.
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct Found {
-    kind: String,
-    subject: Vec<u8>,
-    region: String,
-    full_name: String,
-    cipher: Option<Vec<u8>>,
-    masked: String,
-    reason: String,
-    fingerprint: Vec<u8>,
-    detail: String,
-}
-
-/// Records what the cross-check finds in the subtree `prefix` as items: new findings open, closed
-/// ones stay closed unless their data changed. Returns every finding of this run.
-///
-/// Two statements, not one: a statement that writes (a data-modifying CTE, `INSERT … SELECT`)
-/// never runs in parallel in PostgreSQL, and the anti-join over a province's household register
-/// is the whole cost of the check — read in parallel it took ~1.2 s at province scale, inside the
-/// upsert ~2.4 s. The findings (thousands, not millions) come back and go in again as arrays.
-pub async fn record_findings(
-    conn: &mut PgConnection,
-    run: Uuid,
-    prefix: &str,
-    school_age: (NaiveDate, NaiveDate),
-) -> sqlx::Result<Vec<RunFinding>> {
-    // The plan's cost is far above PostgreSQL's JIT thresholds, and compiling it with inlining and
-    // optimisation took ~2.7 s of a ~3 s run at province scale; the work is hashing and scanning,
-    // which JIT barely speeds up. Off for this transaction only.
-    sqlx::query("SET LOCAL jit = off").execute(&mut *conn).await?;
-    let found = sqlx::query_as::<_, Found>(sqlx::AssertSqlSafe(format!(
-        "SELECT kind, subject, region, full_name, cipher, masked, reason, fingerprint, detail::text AS detail
-           FROM ({FINDINGS}) f
-          WHERE region LIKE $1 || '%'"
-    )))
-    .bind(prefix)
-    .bind(school_age.0)
-    .bind(school_age.1)
+    FROM enrollment_conflict e) f
+            WHERE region LIKE $1 || '%'"#,
+        prefix,
+        school_age.0,
+        school_age.1,
+    )
     .fetch_all(&mut *conn)
     .await?;
     if found.is_empty() {
         return Ok(Vec::new());
     }
     let column = |take: fn(&Found) -> &str| found.iter().map(take).collect::<Vec<_>>();
-    sqlx::query_as::<_, RunFinding>(
-        "WITH input AS (
+    let kinds = column(|f| &f.kind);
+    let subjects: Vec<&[u8]> = found.iter().map(|f| f.subject.as_slice()).collect();
+    let regions = column(|f| &f.region);
+    let names = column(|f| &f.full_name);
+    let ciphers: Vec<Option<&[u8]>> = found.iter().map(|f| f.cipher.as_deref()).collect();
+    let masked = column(|f| &f.masked);
+    let reasons = column(|f| &f.reason);
+    let fingerprints: Vec<&[u8]> = found.iter().map(|f| f.fingerprint.as_slice()).collect();
+    let details = column(|f| &f.detail);
+    let rows = sqlx::query_as!(
+        RunFindingRow,
+        r#"WITH input AS (
                 SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[], $4::text[], $5::bytea[], $6::text[],
                                      $7::text[], $8::bytea[], $9::text[])
                            AS i (kind, subject, region, full_name, cipher, masked, reason, fingerprint, detail)),
@@ -151,22 +198,24 @@ pub async fn record_findings(
                    closed_at = CASE WHEN check_item.fingerprint = EXCLUDED.fingerprint THEN check_item.closed_at END,
                    fingerprint = EXCLUDED.fingerprint, last_found_at = clock_timestamp(), last_run = EXCLUDED.last_run
                 RETURNING id, kind, subject, region, full_name, resident_id_cipher, reason, detail, open)
-         SELECT u.id, u.kind, u.region, u.full_name, u.resident_id_cipher, u.reason, u.detail, u.open,
-                o.open AS was_open
-           FROM upserted u LEFT JOIN old o USING (kind, subject)",
+         SELECT u.id AS "id!", u.kind AS "kind!", u.region AS "region!", u.full_name AS "full_name!",
+                u.resident_id_cipher AS "resident_id_cipher?", u.reason AS "reason!", u.detail AS "detail!",
+                u.open AS "open!", o.open AS "was_open?"
+           FROM upserted u LEFT JOIN old o USING (kind, subject)"#,
+        &kinds as _,
+        &subjects as _,
+        &regions as _,
+        &names as _,
+        &ciphers as _,
+        &masked as _,
+        &reasons as _,
+        &fingerprints as _,
+        &details as _,
+        run,
     )
-    .bind(column(|f| &f.kind))
-    .bind(found.iter().map(|f| f.subject.as_slice()).collect::<Vec<_>>())
-    .bind(column(|f| &f.region))
-    .bind(column(|f| &f.full_name))
-    .bind(found.iter().map(|f| f.cipher.as_deref()).collect::<Vec<_>>())
-    .bind(column(|f| &f.masked))
-    .bind(column(|f| &f.reason))
-    .bind(found.iter().map(|f| f.fingerprint.as_slice()).collect::<Vec<_>>())
-    .bind(column(|f| &f.detail))
-    .bind(run)
     .fetch_all(conn)
-    .await
+    .await?;
+    Ok(rows.into_iter().map(RunFinding::try_from).collect::<Result<_, _>>()?)
 }
 
 /// School-age children of the household register in the subtree (with valid numbers).
@@ -175,14 +224,14 @@ pub async fn children_checked<'c>(
     prefix: &str,
     school_age: (NaiveDate, NaiveDate),
 ) -> sqlx::Result<i64> {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM household_member h
-          WHERE h.id_problem IS NULL AND h.birth_date BETWEEN $2 AND $3
-            AND (h.responsible_region) LIKE $1 || '%'",
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM household_member h
+            WHERE h.id_problem IS NULL AND h.birth_date BETWEEN $2 AND $3
+              AND (h.responsible_region) LIKE $1 || '%'"#,
+        prefix,
+        school_age.0,
+        school_age.1,
     )
-    .bind(prefix)
-    .bind(school_age.0)
-    .bind(school_age.1)
     .fetch_one(conn)
     .await
 }
@@ -191,7 +240,7 @@ pub async fn children_checked<'c>(
 pub async fn record_run(
     conn: &mut PgConnection,
     run: Uuid,
-    region: &str,
+    region: RegionCode,
     as_of: NaiveDate,
     children: i64,
     found: &serde_json::Value,
@@ -199,34 +248,52 @@ pub async fn record_run(
     duration_ms: i64,
     caller: &str,
 ) -> sqlx::Result<DateTime<Utc>> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "INSERT INTO check_run (id, region, as_of_date, children, found, opened, still_open, kept_closed, duration_ms, caller)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ran_at",
+        run,
+        region.as_str(),
+        as_of,
+        children,
+        found,
+        opened,
+        still_open,
+        kept_closed,
+        duration_ms,
+        caller,
     )
-    .bind(run)
-    .bind(region)
-    .bind(as_of)
-    .bind(children)
-    .bind(found)
-    .bind(opened)
-    .bind(still_open)
-    .bind(kept_closed)
-    .bind(duration_ms)
-    .bind(caller)
     .fetch_one(conn)
     .await
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct ItemRow {
+/// A cross-check item as stored.
+struct ItemRow {
+    id: Uuid,
+    kind: String,
+    region: String,
+    full_name: String,
+    resident_id_masked: String,
+    reason: String,
+    open: bool,
+    outcome: Option<String>,
+    outcome_detail: Option<String>,
+    closed_by: Option<String>,
+    closed_at: Option<DateTime<Utc>>,
+    first_found_at: DateTime<Utc>,
+    last_found_at: DateTime<Utc>,
+}
+
+/// A cross-check item: a finding, open until a case worker closes it (销号).
+#[derive(Debug, Clone)]
+pub struct ItemRecord {
     pub id: Uuid,
-    pub kind: String,
-    pub region: String,
+    pub kind: Kind,
+    pub region: RegionCode,
     pub full_name: String,
     pub resident_id_masked: String,
     pub reason: String,
     pub open: bool,
-    pub outcome: Option<String>,
+    pub outcome: Option<Outcome>,
     pub outcome_detail: Option<String>,
     pub closed_by: Option<String>,
     pub closed_at: Option<DateTime<Utc>>,
@@ -234,57 +301,90 @@ pub struct ItemRow {
     pub last_found_at: DateTime<Utc>,
 }
 
-const ITEM_COLUMNS: &str = "id, kind, region, full_name, resident_id_masked, reason, open, outcome, outcome_detail,
-    closed_by, closed_at, first_found_at, last_found_at";
+impl TryFrom<ItemRow> for ItemRecord {
+    type Error = Undecodable;
+
+    fn try_from(row: ItemRow) -> Result<ItemRecord, Undecodable> {
+        let outcome = match &row.outcome {
+            None => None,
+            Some(text) => Some(decode("check_item", row.id, "outcome", text, Outcome::from_stored)?),
+        };
+        Ok(ItemRecord {
+            kind: decode("check_item", row.id, "kind", &row.kind, Kind::from_stored)?,
+            region: region("check_item", row.id, "region", &row.region)?,
+            outcome,
+            id: row.id,
+            full_name: row.full_name,
+            resident_id_masked: row.resident_id_masked,
+            reason: row.reason,
+            open: row.open,
+            outcome_detail: row.outcome_detail,
+            closed_by: row.closed_by,
+            closed_at: row.closed_at,
+            first_found_at: row.first_found_at,
+            last_found_at: row.last_found_at,
+        })
+    }
+}
 
 pub async fn list(
     pool: &PgPool,
     prefix: &str,
-    kind: Option<&str>,
+    kind: Option<Kind>,
     include_closed: bool,
     after: Option<Cursor>,
     limit: i64,
-) -> sqlx::Result<Vec<ItemRow>> {
-    sqlx::query_as::<_, ItemRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {ITEM_COLUMNS} FROM check_item
-          WHERE region LIKE $1 || '%' AND ($2::text IS NULL OR kind = $2) AND ($3 OR open)
-            AND ($4::timestamptz IS NULL OR (first_found_at, id) < ($4, $5))
+) -> sqlx::Result<Vec<ItemRecord>> {
+    let rows = sqlx::query_as!(
+        ItemRow,
+        "SELECT id, kind, region, full_name, resident_id_masked, reason, open, outcome, outcome_detail, closed_by,
+                closed_at, first_found_at, last_found_at
+           FROM check_item
+          WHERE region LIKE $1 || '%' AND ($2::text IS NULL OR kind = $2) AND ($3::bool OR open)
+            AND ($4::timestamptz IS NULL OR (first_found_at, id) < ($4, $5::uuid))
           ORDER BY first_found_at DESC, id DESC
-          LIMIT $6"
-    )))
-    .bind(prefix)
-    .bind(kind)
-    .bind(include_closed)
-    .bind(after.map(|cursor| cursor.time))
-    .bind(after.map(|cursor| cursor.id))
-    .bind(limit)
+          LIMIT $6",
+        prefix,
+        kind.map(Kind::as_stored),
+        include_closed,
+        after.map(|cursor| cursor.time),
+        after.map(|cursor| cursor.id),
+        limit,
+    )
     .fetch_all(pool)
-    .await
+    .await?;
+    Ok(rows.into_iter().map(ItemRecord::try_from).collect::<Result<_, _>>()?)
 }
 
-pub async fn get<'c>(executor: impl sqlx::PgExecutor<'c>, id: Uuid) -> sqlx::Result<Option<ItemRow>> {
-    sqlx::query_as::<_, ItemRow>(sqlx::AssertSqlSafe(format!("SELECT {ITEM_COLUMNS} FROM check_item WHERE id = $1")))
-        .bind(id)
-        .fetch_optional(executor)
-        .await
+pub async fn get<'c>(executor: impl sqlx::PgExecutor<'c>, id: Uuid) -> sqlx::Result<Option<ItemRecord>> {
+    let row = sqlx::query_as!(
+        ItemRow,
+        "SELECT id, kind, region, full_name, resident_id_masked, reason, open, outcome, outcome_detail, closed_by,
+                closed_at, first_found_at, last_found_at
+           FROM check_item WHERE id = $1",
+        id
+    )
+    .fetch_optional(executor)
+    .await?;
+    Ok(row.map(ItemRecord::try_from).transpose()?)
 }
 
 /// Closes an open item; false when it was already closed.
 pub async fn close(
     conn: &mut PgConnection,
     id: Uuid,
-    outcome: &str,
+    outcome: Outcome,
     detail: &str,
     closed_by: &str,
 ) -> sqlx::Result<bool> {
-    Ok(sqlx::query(
+    Ok(sqlx::query!(
         "UPDATE check_item SET open = false, outcome = $2, outcome_detail = $3, closed_by = $4, closed_at = clock_timestamp()
           WHERE id = $1 AND open",
+        id,
+        outcome.as_stored(),
+        detail,
+        closed_by,
     )
-    .bind(id)
-    .bind(outcome)
-    .bind(detail)
-    .bind(closed_by)
     .execute(conn)
     .await?
     .rows_affected()

@@ -1,50 +1,125 @@
 //! Pupils and their history.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use nol_pii::Sex;
+use nol_region::RegionCode;
 use nol_runtime::paging::Cursor;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::domain::pupil::ValidPupil;
+use super::{Undecodable, decode, region};
+use crate::domain::pupil::{ValidPupil, sex_as_stored, sex_from_stored};
 use crate::domain::status::Status;
 
 /// A pupil row as stored (the resident ID number encrypted), with its school's name.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct PupilRow {
+struct PupilRow {
+    id: Uuid,
+    full_name: String,
+    resident_id_cipher: Option<Vec<u8>>,
+    resident_id_masked: Option<String>,
+    sex: i16,
+    birth_date: Option<NaiveDate>,
+    enrollment_region: String,
+    hukou_region: String,
+    residence_region: String,
+    school_code: String,
+    school_name: String,
+    grade: i16,
+    migrant: bool,
+    enrollment_status: String,
+    disability_grade: i16,
+    registered_poor: bool,
+    poor_household_id: Option<String>,
+    provisional: bool,
+    created_at: DateTime<Utc>,
+    created_by: String,
+}
+
+/// A registered pupil (the resident ID number encrypted), with its school's name.
+#[derive(Debug, Clone)]
+pub struct PupilRecord {
     pub id: Uuid,
     pub full_name: String,
     pub resident_id_cipher: Option<Vec<u8>>,
     pub resident_id_masked: Option<String>,
-    pub sex: i16,
+    /// None when not on record.
+    pub sex: Option<Sex>,
     pub birth_date: Option<NaiveDate>,
-    pub enrollment_region: String,
-    pub hukou_region: String,
-    pub residence_region: String,
+    /// The county of the student record (学籍).
+    pub enrollment_region: RegionCode,
+    pub hukou_region: RegionCode,
+    pub residence_region: RegionCode,
     pub school_code: String,
     pub school_name: String,
     pub grade: i16,
     pub migrant: bool,
-    pub enrollment_status: String,
+    pub status: Status,
     pub disability_grade: i16,
     pub registered_poor: bool,
     pub poor_household_id: Option<String>,
+    /// Registered without a resident ID number.
     pub provisional: bool,
     pub created_at: DateTime<Utc>,
     pub created_by: String,
 }
 
-const SELECT: &str = "SELECT p.id, p.full_name, p.resident_id_cipher, p.resident_id_masked, p.sex, p.birth_date,
-    p.enrollment_region, p.hukou_region, p.residence_region, p.school_code, s.name AS school_name, p.grade,
-    p.migrant, p.enrollment_status, p.disability_grade, p.registered_poor, p.poor_household_id,
-    p.provisional_key IS NOT NULL AS provisional, p.created_at, p.created_by
-    FROM pupil p JOIN school s ON s.code = p.school_code";
+impl TryFrom<PupilRow> for PupilRecord {
+    type Error = Undecodable;
+
+    fn try_from(row: PupilRow) -> Result<PupilRecord, Undecodable> {
+        let id = row.id;
+        Ok(PupilRecord {
+            sex: sex_from_stored(row.sex).ok_or_else(|| Undecodable::new("pupil", id, "sex", row.sex))?,
+            enrollment_region: region("pupil", id, "enrollment_region", &row.enrollment_region)?,
+            hukou_region: region("pupil", id, "hukou_region", &row.hukou_region)?,
+            residence_region: region("pupil", id, "residence_region", &row.residence_region)?,
+            status: decode("pupil", id, "enrollment_status", &row.enrollment_status, Status::from_stored)?,
+            id,
+            full_name: row.full_name,
+            resident_id_cipher: row.resident_id_cipher,
+            resident_id_masked: row.resident_id_masked,
+            birth_date: row.birth_date,
+            school_code: row.school_code,
+            school_name: row.school_name,
+            grade: row.grade,
+            migrant: row.migrant,
+            disability_grade: row.disability_grade,
+            registered_poor: row.registered_poor,
+            poor_household_id: row.poor_household_id,
+            provisional: row.provisional,
+            created_at: row.created_at,
+            created_by: row.created_by,
+        })
+    }
+}
+
+fn decoded(rows: Vec<PupilRow>) -> sqlx::Result<Vec<PupilRecord>> {
+    Ok(rows.into_iter().map(PupilRecord::try_from).collect::<Result<_, _>>()?)
+}
+
+/// `query_as!` reading pupil rows with their school's name, the condition (and what follows it)
+/// given as a literal: one statement per use, each checked at build time.
+macro_rules! select_pupils {
+    ($condition:literal $(, $argument:expr)* $(,)?) => {
+        sqlx::query_as!(
+            PupilRow,
+            r#"SELECT p.id, p.full_name, p.resident_id_cipher, p.resident_id_masked, p.sex, p.birth_date,
+                      p.enrollment_region, p.hukou_region, p.residence_region, p.school_code, s.name AS school_name,
+                      p.grade, p.migrant, p.enrollment_status, p.disability_grade, p.registered_poor,
+                      p.poor_household_id, p.provisional_key IS NOT NULL AS "provisional!", p.created_at, p.created_by
+                 FROM pupil p JOIN school s ON s.code = p.school_code
+                "# + $condition
+            $(, $argument)*
+        )
+    };
+}
 
 /// A pupil to insert, with its protected identity.
 pub struct NewPupilRecord<'a> {
     pub id: Uuid,
     pub pupil: &'a ValidPupil,
-    pub enrollment_region: &'a str,
-    pub residence_region: &'a str,
+    pub enrollment_region: RegionCode,
+    pub residence_region: RegionCode,
     pub migrant: bool,
     pub resident_id_cipher: Option<Vec<u8>>,
     pub resident_id_index: Option<Vec<u8>>,
@@ -53,64 +128,51 @@ pub struct NewPupilRecord<'a> {
     pub created_by: &'a str,
 }
 
-pub fn sex_code(sex: nol_pii::Sex) -> i16 {
-    match sex {
-        nol_pii::Sex::Male => 1,
-        nol_pii::Sex::Female => 2,
-    }
-}
-
-pub async fn insert(conn: &mut PgConnection, record: &NewPupilRecord<'_>) -> sqlx::Result<PupilRow> {
+pub async fn insert(conn: &mut PgConnection, record: &NewPupilRecord<'_>) -> sqlx::Result<PupilRecord> {
     let pupil = record.pupil;
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO pupil (id, full_name, resident_id_cipher, resident_id_index, resident_id_masked, provisional_key,
                             sex, birth_date, enrollment_region, hukou_region, residence_region, school_code, grade,
                             migrant, enrollment_status, disability_grade, registered_poor, poor_household_id, created_by)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+        record.id,
+        &pupil.full_name,
+        record.resident_id_cipher.as_deref(),
+        record.resident_id_index.as_deref(),
+        record.resident_id_masked.as_deref(),
+        record.provisional_key.as_deref(),
+        sex_as_stored(Some(pupil.sex())),
+        pupil.birth_date(),
+        record.enrollment_region.as_str(),
+        pupil.hukou_region.as_str(),
+        record.residence_region.as_str(),
+        &pupil.school_code,
+        pupil.grade,
+        record.migrant,
+        pupil.status.as_stored(),
+        pupil.disability_grade,
+        pupil.registered_poor,
+        pupil.household_id.as_deref(),
+        record.created_by,
     )
-    .bind(record.id)
-    .bind(&pupil.full_name)
-    .bind(&record.resident_id_cipher)
-    .bind(&record.resident_id_index)
-    .bind(&record.resident_id_masked)
-    .bind(&record.provisional_key)
-    .bind(sex_code(pupil.sex()))
-    .bind(pupil.birth_date())
-    .bind(record.enrollment_region)
-    .bind(pupil.hukou_region.as_str())
-    .bind(record.residence_region)
-    .bind(&pupil.school_code)
-    .bind(pupil.grade)
-    .bind(record.migrant)
-    .bind(pupil.status.as_str())
-    .bind(pupil.disability_grade)
-    .bind(pupil.registered_poor)
-    .bind(&pupil.household_id)
-    .bind(record.created_by)
     .execute(&mut *conn)
     .await?;
     get(&mut *conn, record.id).await?.ok_or(sqlx::Error::RowNotFound)
 }
 
-pub async fn find_by_index<'c>(executor: impl sqlx::PgExecutor<'c>, index: &[u8]) -> sqlx::Result<Option<PupilRow>> {
-    sqlx::query_as::<_, PupilRow>(sqlx::AssertSqlSafe(format!("{SELECT} WHERE p.resident_id_index = $1")))
-        .bind(index)
-        .fetch_optional(executor)
-        .await
+pub async fn find_by_index<'c>(executor: impl sqlx::PgExecutor<'c>, index: &[u8]) -> sqlx::Result<Option<PupilRecord>> {
+    let row = select_pupils!("WHERE p.resident_id_index = $1", index).fetch_optional(executor).await?;
+    Ok(row.map(PupilRecord::try_from).transpose()?)
 }
 
-pub async fn get<'c>(executor: impl sqlx::PgExecutor<'c>, id: Uuid) -> sqlx::Result<Option<PupilRow>> {
-    sqlx::query_as::<_, PupilRow>(sqlx::AssertSqlSafe(format!("{SELECT} WHERE p.id = $1")))
-        .bind(id)
-        .fetch_optional(executor)
-        .await
+pub async fn get<'c>(executor: impl sqlx::PgExecutor<'c>, id: Uuid) -> sqlx::Result<Option<PupilRecord>> {
+    let row = select_pupils!("WHERE p.id = $1", id).fetch_optional(executor).await?;
+    Ok(row.map(PupilRecord::try_from).transpose()?)
 }
 
-pub async fn get_for_update(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<PupilRow>> {
-    sqlx::query_as::<_, PupilRow>(sqlx::AssertSqlSafe(format!("{SELECT} WHERE p.id = $1 FOR UPDATE OF p")))
-        .bind(id)
-        .fetch_optional(conn)
-        .await
+pub async fn get_for_update(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<PupilRecord>> {
+    let row = select_pupils!("WHERE p.id = $1 FOR UPDATE OF p", id).fetch_optional(conn).await?;
+    Ok(row.map(PupilRecord::try_from).transpose()?)
 }
 
 /// Filters of a pupil search; the subtree prefix is always applied.
@@ -133,43 +195,43 @@ pub async fn list(
     filter: &PupilFilter<'_>,
     after: Option<Cursor>,
     limit: i64,
-) -> sqlx::Result<Vec<PupilRow>> {
-    sqlx::query_as::<_, PupilRow>(sqlx::AssertSqlSafe(format!(
-        "{SELECT}
-          WHERE p.enrollment_region LIKE $1 || '%'
+) -> sqlx::Result<Vec<PupilRecord>> {
+    let rows = select_pupils!(
+        "WHERE p.enrollment_region LIKE $1 || '%'
             AND ($2::text IS NULL OR p.school_code = $2)
             AND ($3::text IS NULL OR p.enrollment_status = $3)
             AND ($4::bool IS NULL OR p.migrant = $4)
             AND ($5::bool IS NULL OR p.registered_poor = $5)
-            AND (NOT $6 OR p.disability_grade IN (1, 2))
+            AND (NOT $6::bool OR p.disability_grade IN (1, 2))
             AND ($7::text IS NULL OR p.full_name LIKE $7 || '%')
             AND ($8::bytea IS NULL OR p.resident_id_index = $8)
-            AND (NOT $9 OR p.provisional_key IS NOT NULL)
-            AND ($10::timestamptz IS NULL OR (p.created_at, p.id) < ($10, $11))
+            AND (NOT $9::bool OR p.provisional_key IS NOT NULL)
+            AND ($10::timestamptz IS NULL OR (p.created_at, p.id) < ($10, $11::uuid))
           ORDER BY p.created_at DESC, p.id DESC
-          LIMIT $12"
-    )))
-    .bind(filter.prefix)
-    .bind(filter.school_code)
-    .bind(filter.status.map(Status::as_str))
-    .bind(filter.migrant)
-    .bind(filter.registered_poor)
-    .bind(filter.severe_disability_only)
-    .bind(filter.name_prefix)
-    .bind(&filter.resident_id_index)
-    .bind(filter.provisional_only)
-    .bind(after.map(|cursor| cursor.time))
-    .bind(after.map(|cursor| cursor.id))
-    .bind(limit)
+          LIMIT $12",
+        filter.prefix,
+        filter.school_code,
+        filter.status.map(Status::as_stored),
+        filter.migrant,
+        filter.registered_poor,
+        filter.severe_disability_only,
+        filter.name_prefix,
+        filter.resident_id_index.as_deref(),
+        filter.provisional_only,
+        after.map(|cursor| cursor.time),
+        after.map(|cursor| cursor.id),
+        limit,
+    )
     .fetch_all(pool)
-    .await
+    .await?;
+    decoded(rows)
 }
 
 /// A change to record in a pupil's history.
 pub struct StatusChange<'a> {
     pub to_status: Status,
     pub to_school: &'a str,
-    pub to_region: &'a str,
+    pub to_region: RegionCode,
     pub grade: i16,
     pub migrant: bool,
     pub reason: &'a str,
@@ -178,45 +240,60 @@ pub struct StatusChange<'a> {
 }
 
 /// Applies a status change or transfer and appends it to the history; returns the new version.
-pub async fn change(conn: &mut PgConnection, row: &PupilRow, change: &StatusChange<'_>) -> sqlx::Result<i64> {
-    let version: i64 = sqlx::query_scalar(
+pub async fn change(conn: &mut PgConnection, pupil: &PupilRecord, change: &StatusChange<'_>) -> sqlx::Result<i64> {
+    let version = sqlx::query_scalar!(
         "UPDATE pupil SET enrollment_status = $2, school_code = $3, enrollment_region = $4, grade = $5, migrant = $6,
                 version = version + 1
           WHERE id = $1
           RETURNING version",
+        pupil.id,
+        change.to_status.as_stored(),
+        change.to_school,
+        change.to_region.as_str(),
+        change.grade,
+        change.migrant,
     )
-    .bind(row.id)
-    .bind(change.to_status.as_str())
-    .bind(change.to_school)
-    .bind(change.to_region)
-    .bind(change.grade)
-    .bind(change.migrant)
     .fetch_one(&mut *conn)
     .await?;
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO pupil_status_change (pupil_id, sequence, from_status, to_status, from_school, to_school, reason,
                                           effective_date, recorded_by)
          VALUES ($1, (SELECT coalesce(max(sequence), 0) + 1 FROM pupil_status_change WHERE pupil_id = $1),
                  $2, $3, $4, $5, $6, $7, $8)",
+        pupil.id,
+        pupil.status.as_stored(),
+        change.to_status.as_stored(),
+        &pupil.school_code,
+        change.to_school,
+        change.reason,
+        change.effective_date,
+        change.recorded_by,
     )
-    .bind(row.id)
-    .bind(&row.enrollment_status)
-    .bind(change.to_status.as_str())
-    .bind(&row.school_code)
-    .bind(change.to_school)
-    .bind(change.reason)
-    .bind(change.effective_date)
-    .bind(change.recorded_by)
     .execute(conn)
     .await?;
     Ok(version)
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct StatusChangeRow {
+/// One entry of a pupil's history, as stored.
+struct StatusChangeRow {
+    pupil_id: Uuid,
+    sequence: i64,
+    from_status: String,
+    to_status: String,
+    from_school: String,
+    to_school: String,
+    reason: String,
+    effective_date: NaiveDate,
+    recorded_by: String,
+    recorded_at: DateTime<Utc>,
+}
+
+/// One entry of a pupil's history.
+#[derive(Debug, Clone)]
+pub struct StatusChangeRecord {
     pub sequence: i64,
-    pub from_status: String,
-    pub to_status: String,
+    pub from_status: Status,
+    pub to_status: Status,
     pub from_school: String,
     pub to_school: String,
     pub reason: String,
@@ -225,14 +302,36 @@ pub struct StatusChangeRow {
     pub recorded_at: DateTime<Utc>,
 }
 
-pub async fn history(pool: &PgPool, id: Uuid) -> sqlx::Result<Vec<StatusChangeRow>> {
-    sqlx::query_as::<_, StatusChangeRow>(
-        "SELECT sequence, from_status, to_status, from_school, to_school, reason, effective_date, recorded_by, recorded_at
+impl TryFrom<StatusChangeRow> for StatusChangeRecord {
+    type Error = Undecodable;
+
+    fn try_from(row: StatusChangeRow) -> Result<StatusChangeRecord, Undecodable> {
+        let id = format!("{}/{}", row.pupil_id, row.sequence);
+        Ok(StatusChangeRecord {
+            from_status: decode("pupil_status_change", &id, "from_status", &row.from_status, Status::from_stored)?,
+            to_status: decode("pupil_status_change", &id, "to_status", &row.to_status, Status::from_stored)?,
+            sequence: row.sequence,
+            from_school: row.from_school,
+            to_school: row.to_school,
+            reason: row.reason,
+            effective_date: row.effective_date,
+            recorded_by: row.recorded_by,
+            recorded_at: row.recorded_at,
+        })
+    }
+}
+
+pub async fn history(pool: &PgPool, id: Uuid) -> sqlx::Result<Vec<StatusChangeRecord>> {
+    let rows = sqlx::query_as!(
+        StatusChangeRow,
+        "SELECT pupil_id, sequence, from_status, to_status, from_school, to_school, reason, effective_date, recorded_by,
+                recorded_at
            FROM pupil_status_change WHERE pupil_id = $1 ORDER BY sequence",
+        id
     )
-    .bind(id)
     .fetch_all(pool)
-    .await
+    .await?;
+    Ok(rows.into_iter().map(StatusChangeRecord::try_from).collect::<Result<_, _>>()?)
 }
 
 /// Gives a provisional pupil its resident ID number.
@@ -242,20 +341,20 @@ pub async fn set_resident_id(
     cipher: &[u8],
     index: &[u8],
     masked: &str,
-    sex: i16,
+    sex: Sex,
     birth_date: NaiveDate,
 ) -> sqlx::Result<u64> {
-    Ok(sqlx::query(
+    Ok(sqlx::query!(
         "UPDATE pupil SET resident_id_cipher = $2, resident_id_index = $3, resident_id_masked = $4, provisional_key = NULL,
                 sex = $5, birth_date = $6, version = version + 1
           WHERE id = $1 AND provisional_key IS NOT NULL",
+        id,
+        cipher,
+        index,
+        masked,
+        sex_as_stored(Some(sex)),
+        birth_date,
     )
-    .bind(id)
-    .bind(cipher)
-    .bind(index)
-    .bind(masked)
-    .bind(sex)
-    .bind(birth_date)
     .execute(conn)
     .await?
     .rows_affected())
@@ -267,8 +366,8 @@ pub struct ImportedPupil {
     pub row_number: i64,
     pub id: Uuid,
     pub pupil: ValidPupil,
-    pub enrollment_region: String,
-    pub residence_region: String,
+    pub enrollment_region: RegionCode,
+    pub residence_region: RegionCode,
     pub migrant: bool,
     /// The resident ID number's blind index, or the provisional key: what makes it the same pupil.
     pub key: Vec<u8>,
@@ -284,71 +383,100 @@ pub async fn insert_batch(
     created_by: &str,
     rows: &[ImportedPupil],
 ) -> sqlx::Result<Vec<Vec<u8>>> {
+    let ids: Vec<Uuid> = rows.iter().map(|row| row.id).collect();
+    let names: Vec<&str> = rows.iter().map(|row| row.pupil.full_name.as_str()).collect();
+    let ciphers: Vec<Option<&[u8]>> = rows.iter().map(|row| row.resident_id_cipher.as_deref()).collect();
     let resident_index: Vec<Option<&[u8]>> =
         rows.iter().map(|row| (!row.provisional).then_some(row.key.as_slice())).collect();
+    let masked: Vec<Option<&str>> = rows.iter().map(|row| row.resident_id_masked.as_deref()).collect();
     let provisional_key: Vec<Option<&[u8]>> =
         rows.iter().map(|row| row.provisional.then_some(row.key.as_slice())).collect();
-    sqlx::query_scalar(
-        "INSERT INTO pupil (id, full_name, resident_id_cipher, resident_id_index, resident_id_masked, provisional_key, sex,
-                            birth_date, enrollment_region, hukou_region, residence_region, school_code, grade, migrant,
-                            enrollment_status, disability_grade, registered_poor, poor_household_id, created_by,
-                            import_job, import_row)
-         SELECT id, name, cipher, rindex, masked, pkey, sex, birth, enrollment, hukou, residence, school, grade,
-                migrant, status, disability, poor, household, $19, $20, row
-           FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::bytea[], $5::text[], $6::bytea[], $7::int2[],
-                       $8::date[], $9::text[], $10::text[], $11::text[], $12::text[], $13::int2[], $14::bool[],
-                       $15::text[], $16::int2[], $17::bool[], $18::text[], $21::int8[])
-                AS t(id, name, cipher, rindex, masked, pkey, sex, birth, enrollment, hukou, residence, school, grade,
-                     migrant, status, disability, poor, household, row)
-         ON CONFLICT DO NOTHING
-         RETURNING coalesce(resident_id_index, provisional_key)",
+    let sexes: Vec<i16> = rows.iter().map(|row| sex_as_stored(Some(row.pupil.sex()))).collect();
+    let births: Vec<NaiveDate> = rows.iter().map(|row| row.pupil.birth_date()).collect();
+    let enrollments: Vec<&str> = rows.iter().map(|row| row.enrollment_region.as_str()).collect();
+    let hukous: Vec<&str> = rows.iter().map(|row| row.pupil.hukou_region.as_str()).collect();
+    let residences: Vec<&str> = rows.iter().map(|row| row.residence_region.as_str()).collect();
+    let schools: Vec<&str> = rows.iter().map(|row| row.pupil.school_code.as_str()).collect();
+    let grades: Vec<i16> = rows.iter().map(|row| row.pupil.grade).collect();
+    let migrants: Vec<bool> = rows.iter().map(|row| row.migrant).collect();
+    let statuses: Vec<&str> = rows.iter().map(|row| row.pupil.status.as_stored()).collect();
+    let disabilities: Vec<i16> = rows.iter().map(|row| row.pupil.disability_grade).collect();
+    let poor: Vec<bool> = rows.iter().map(|row| row.pupil.registered_poor).collect();
+    let households: Vec<Option<&str>> = rows.iter().map(|row| row.pupil.household_id.as_deref()).collect();
+    let row_numbers: Vec<i64> = rows.iter().map(|row| row.row_number).collect();
+    sqlx::query_scalar!(
+        r#"INSERT INTO pupil (id, full_name, resident_id_cipher, resident_id_index, resident_id_masked, provisional_key,
+                              sex, birth_date, enrollment_region, hukou_region, residence_region, school_code, grade,
+                              migrant, enrollment_status, disability_grade, registered_poor, poor_household_id,
+                              created_by, import_job, import_row)
+           SELECT id, name, cipher, rindex, masked, pkey, sex, birth, enrollment, hukou, residence, school, grade,
+                  migrant, status, disability, poor, household, $19, $20, row
+             FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::bytea[], $5::text[], $6::bytea[], $7::int2[],
+                         $8::date[], $9::text[], $10::text[], $11::text[], $12::text[], $13::int2[], $14::bool[],
+                         $15::text[], $16::int2[], $17::bool[], $18::text[], $21::int8[])
+                  AS t(id, name, cipher, rindex, masked, pkey, sex, birth, enrollment, hukou, residence, school, grade,
+                       migrant, status, disability, poor, household, row)
+           ON CONFLICT DO NOTHING
+           RETURNING coalesce(resident_id_index, provisional_key) AS "key!""#,
+        &ids,
+        &names as _,
+        &ciphers as _,
+        &resident_index as _,
+        &masked as _,
+        &provisional_key as _,
+        &sexes,
+        &births,
+        &enrollments as _,
+        &hukous as _,
+        &residences as _,
+        &schools as _,
+        &grades,
+        &migrants,
+        &statuses as _,
+        &disabilities,
+        &poor,
+        &households as _,
+        created_by,
+        job,
+        &row_numbers,
     )
-    .bind(rows.iter().map(|row| row.id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|row| row.pupil.full_name.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|row| row.resident_id_cipher.as_deref()).collect::<Vec<_>>())
-    .bind(&resident_index)
-    .bind(rows.iter().map(|row| row.resident_id_masked.as_deref()).collect::<Vec<_>>())
-    .bind(&provisional_key)
-    .bind(rows.iter().map(|row| sex_code(row.pupil.sex())).collect::<Vec<_>>())
-    .bind(rows.iter().map(|row| row.pupil.birth_date()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|row| row.enrollment_region.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|row| row.pupil.hukou_region.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|row| row.residence_region.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|row| row.pupil.school_code.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|row| row.pupil.grade).collect::<Vec<_>>())
-    .bind(rows.iter().map(|row| row.migrant).collect::<Vec<_>>())
-    .bind(rows.iter().map(|row| row.pupil.status.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|row| row.pupil.disability_grade).collect::<Vec<_>>())
-    .bind(rows.iter().map(|row| row.pupil.registered_poor).collect::<Vec<_>>())
-    .bind(rows.iter().map(|row| row.pupil.household_id.as_deref()).collect::<Vec<_>>())
-    .bind(created_by)
-    .bind(job)
-    .bind(rows.iter().map(|row| row.row_number).collect::<Vec<_>>())
     .fetch_all(conn)
     .await
 }
 
 /// Who holds a key already: the pupil's school, name, and the import row that wrote it.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct KeyHolder {
     pub key: Vec<u8>,
     pub school_code: String,
     pub school_name: String,
-    pub enrollment_region: String,
+    pub enrollment_region: RegionCode,
     pub import_job: Option<Uuid>,
     pub import_row: Option<i64>,
 }
 
 pub async fn key_holders(conn: &mut PgConnection, keys: &[Vec<u8>]) -> sqlx::Result<Vec<KeyHolder>> {
-    sqlx::query_as::<_, KeyHolder>(
-        "SELECT coalesce(p.resident_id_index, p.provisional_key) AS key, p.school_code, s.name AS school_name,
-                p.enrollment_region, p.import_job, p.import_row
-           FROM pupil p JOIN school s ON s.code = p.school_code
-          WHERE p.resident_id_index = ANY($1) OR p.provisional_key = ANY($1)",
+    let rows = sqlx::query!(
+        r#"SELECT p.id, coalesce(p.resident_id_index, p.provisional_key) AS "key!", p.school_code, s.name AS school_name,
+                  p.enrollment_region, p.import_job, p.import_row
+             FROM pupil p JOIN school s ON s.code = p.school_code
+            WHERE p.resident_id_index = ANY($1) OR p.provisional_key = ANY($1)"#,
+        keys
     )
-    .bind(keys)
     .fetch_all(conn)
-    .await
+    .await?;
+    let mut holders = Vec::with_capacity(rows.len());
+    for row in rows {
+        holders.push(KeyHolder {
+            enrollment_region: region("pupil", row.id, "enrollment_region", &row.enrollment_region)?,
+            key: row.key,
+            school_code: row.school_code,
+            school_name: row.school_name,
+            import_job: row.import_job,
+            import_row: row.import_row,
+        });
+    }
+    Ok(holders)
 }
 
 /// Records an attempt to enrol an already registered child at another school.
@@ -360,23 +488,76 @@ pub async fn record_conflicts(
     if conflicts.is_empty() {
         return Ok(());
     }
-    sqlx::query(
+    let keys: Vec<&[u8]> = conflicts.iter().map(|(_, row)| row.key.as_slice()).collect();
+    let ciphers: Vec<&[u8]> =
+        conflicts.iter().map(|(_, row)| row.resident_id_cipher.as_deref().unwrap_or_default()).collect();
+    let masked: Vec<&str> =
+        conflicts.iter().map(|(_, row)| row.resident_id_masked.as_deref().unwrap_or_default()).collect();
+    let names: Vec<&str> = conflicts.iter().map(|(_, row)| row.pupil.full_name.as_str()).collect();
+    let schools: Vec<&str> = conflicts.iter().map(|(_, row)| row.pupil.school_code.as_str()).collect();
+    let regions: Vec<&str> = conflicts.iter().map(|(_, row)| row.enrollment_region.as_str()).collect();
+    let row_numbers: Vec<i64> = conflicts.iter().map(|(number, _)| *number).collect();
+    sqlx::query!(
         "INSERT INTO enrollment_conflict (resident_id_index, resident_id_cipher, resident_id_masked, full_name, school_code,
                                           region, import_job, row_number)
          SELECT index, cipher, masked, name, school, region, $7, row
            FROM unnest($1::bytea[], $2::bytea[], $3::text[], $4::text[], $5::text[], $6::text[], $8::int8[])
                 AS t(index, cipher, masked, name, school, region, row)
          ON CONFLICT DO NOTHING",
+        &keys as _,
+        &ciphers as _,
+        &masked as _,
+        &names as _,
+        &schools as _,
+        &regions as _,
+        job,
+        &row_numbers,
     )
-    .bind(conflicts.iter().map(|(_, row)| row.key.clone()).collect::<Vec<_>>())
-    .bind(conflicts.iter().map(|(_, row)| row.resident_id_cipher.clone().unwrap_or_default()).collect::<Vec<_>>())
-    .bind(conflicts.iter().map(|(_, row)| row.resident_id_masked.clone().unwrap_or_default()).collect::<Vec<_>>())
-    .bind(conflicts.iter().map(|(_, row)| row.pupil.full_name.as_str()).collect::<Vec<_>>())
-    .bind(conflicts.iter().map(|(_, row)| row.pupil.school_code.as_str()).collect::<Vec<_>>())
-    .bind(conflicts.iter().map(|(_, row)| row.enrollment_region.as_str()).collect::<Vec<_>>())
-    .bind(job)
-    .bind(conflicts.iter().map(|(number, _)| *number).collect::<Vec<_>>())
     .execute(conn)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(status: &str, sex: i16) -> PupilRow {
+        PupilRow {
+            id: Uuid::nil(),
+            full_name: "李小明".to_owned(),
+            resident_id_cipher: None,
+            resident_id_masked: None,
+            sex,
+            birth_date: None,
+            enrollment_region: "320102".to_owned(),
+            hukou_region: "341221".to_owned(),
+            residence_region: "320102".to_owned(),
+            school_code: "3201020001".to_owned(),
+            school_name: "玄武区示范小学".to_owned(),
+            grade: 5,
+            migrant: true,
+            enrollment_status: status.to_owned(),
+            disability_grade: 0,
+            registered_poor: false,
+            poor_household_id: None,
+            provisional: false,
+            created_at: DateTime::<Utc>::UNIX_EPOCH,
+            created_by: "test".to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_row_decodes_once_and_a_stored_value_that_does_not_is_named_with_its_row() {
+        let pupil = PupilRecord::try_from(row("suspended", 2)).unwrap();
+        assert_eq!((pupil.status, pupil.sex), (Status::Suspended, Some(Sex::Female)));
+        assert_eq!(pupil.hukou_region.as_str(), "341221");
+        let corrupt = PupilRecord::try_from(row("on_holiday", 1)).unwrap_err();
+        assert_eq!(
+            (corrupt.row.as_str(), corrupt.column),
+            ("00000000-0000-0000-0000-000000000000", "enrollment_status")
+        );
+        assert!(corrupt.to_string().contains("\"on_holiday\""), "{corrupt}");
+        assert_eq!(PupilRecord::try_from(row("enrolled", 7)).unwrap_err().column, "sex");
+    }
 }

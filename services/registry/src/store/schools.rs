@@ -3,66 +3,103 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use nol_region::RegionCode;
 use sqlx::{PgConnection, PgPool};
 
-use crate::domain::school::{ValidSchool, level_name, ownership_name};
+use super::{Undecodable, decode, region};
+use crate::domain::school::{Level, Ownership, ValidSchool};
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct SchoolRow {
+/// A school as stored.
+struct SchoolRow {
+    code: String,
+    name: String,
+    region: String,
+    level: String,
+    ownership: String,
+    created_at: DateTime<Utc>,
+}
+
+/// A registered school.
+#[derive(Debug, Clone)]
+pub struct SchoolRecord {
     pub code: String,
     pub name: String,
-    pub region: String,
-    pub level: String,
-    pub ownership: String,
+    /// The county.
+    pub region: RegionCode,
+    pub level: Level,
+    pub ownership: Ownership,
     pub created_at: DateTime<Utc>,
+}
+
+impl TryFrom<SchoolRow> for SchoolRecord {
+    type Error = Undecodable;
+
+    fn try_from(row: SchoolRow) -> Result<SchoolRecord, Undecodable> {
+        Ok(SchoolRecord {
+            region: region("school", &row.code, "region", &row.region)?,
+            level: decode("school", &row.code, "level", &row.level, Level::from_stored)?,
+            ownership: decode("school", &row.code, "ownership", &row.ownership, Ownership::from_stored)?,
+            code: row.code,
+            name: row.name,
+            created_at: row.created_at,
+        })
+    }
 }
 
 /// Inserts a school unless its code exists; returns whether it was inserted.
 pub async fn insert(conn: &mut PgConnection, school: &ValidSchool, created_by: &str) -> sqlx::Result<bool> {
-    Ok(sqlx::query(
+    Ok(sqlx::query!(
         "INSERT INTO school (code, name, region, level, ownership, created_by) VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (code) DO NOTHING",
+        &school.code,
+        &school.name,
+        school.region.as_str(),
+        school.level.as_stored(),
+        school.ownership.as_stored(),
+        created_by,
     )
-    .bind(&school.code)
-    .bind(&school.name)
-    .bind(school.region.as_str())
-    .bind(level_name(school.level))
-    .bind(ownership_name(school.ownership))
-    .bind(created_by)
     .execute(conn)
     .await?
     .rows_affected()
         == 1)
 }
 
-pub async fn get<'c>(executor: impl sqlx::PgExecutor<'c>, code: &str) -> sqlx::Result<Option<SchoolRow>> {
-    sqlx::query_as::<_, SchoolRow>(
+pub async fn get<'c>(executor: impl sqlx::PgExecutor<'c>, code: &str) -> sqlx::Result<Option<SchoolRecord>> {
+    let row = sqlx::query_as!(
+        SchoolRow,
         "SELECT code, name, region, level, ownership, created_at FROM school WHERE code = $1",
+        code
     )
-    .bind(code)
     .fetch_optional(executor)
-    .await
+    .await?;
+    Ok(row.map(SchoolRecord::try_from).transpose()?)
 }
 
-pub async fn list(pool: &PgPool, prefix: &str, after: Option<&str>, limit: i64) -> sqlx::Result<Vec<SchoolRow>> {
-    sqlx::query_as::<_, SchoolRow>(
+pub async fn list(pool: &PgPool, prefix: &str, after: Option<&str>, limit: i64) -> sqlx::Result<Vec<SchoolRecord>> {
+    let rows = sqlx::query_as!(
+        SchoolRow,
         "SELECT code, name, region, level, ownership, created_at FROM school
           WHERE region LIKE $1 || '%' AND ($2::text IS NULL OR code > $2)
           ORDER BY code LIMIT $3",
+        prefix,
+        after,
+        limit,
     )
-    .bind(prefix)
-    .bind(after)
-    .bind(limit)
     .fetch_all(pool)
-    .await
+    .await?;
+    Ok(rows.into_iter().map(SchoolRecord::try_from).collect::<Result<_, _>>()?)
 }
 
 /// Every school of the province: code → (county, name). Five thousand schools fit in memory, and
 /// an import checks every row against them.
-pub async fn all(pool: &PgPool) -> sqlx::Result<HashMap<String, (String, String)>> {
-    let rows: Vec<(String, String, String)> =
-        sqlx::query_as("SELECT code, region, name FROM school").fetch_all(pool).await?;
-    Ok(rows.into_iter().map(|(code, region, name)| (code, (region, name))).collect())
+pub async fn all(pool: &PgPool) -> sqlx::Result<HashMap<String, (RegionCode, String)>> {
+    let rows = sqlx::query!("SELECT code, region, name FROM school").fetch_all(pool).await?;
+    let mut schools = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let county = region("school", &row.code, "region", &row.region)?;
+        schools.insert(row.code, (county, row.name));
+    }
+    Ok(schools)
 }
 
 /// Inserts a batch of schools, skipping codes already registered; returns the codes inserted.
@@ -71,28 +108,35 @@ pub async fn insert_batch(
     created_by: &str,
     schools: &[ValidSchool],
 ) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar(
-        "INSERT INTO school (code, name, region, level, ownership, created_by)
-         SELECT code, name, region, level, ownership, $6
-           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS t(code, name, region, level, ownership)
-         ON CONFLICT (code) DO NOTHING
-         RETURNING code",
+    let codes: Vec<&str> = schools.iter().map(|school| school.code.as_str()).collect();
+    let names: Vec<&str> = schools.iter().map(|school| school.name.as_str()).collect();
+    let regions: Vec<&str> = schools.iter().map(|school| school.region.as_str()).collect();
+    let levels: Vec<&str> = schools.iter().map(|school| school.level.as_stored()).collect();
+    let ownerships: Vec<&str> = schools.iter().map(|school| school.ownership.as_stored()).collect();
+    sqlx::query_scalar!(
+        r#"INSERT INTO school (code, name, region, level, ownership, created_by)
+           SELECT code, name, region, level, ownership, $6
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS t(code, name, region, level, ownership)
+           ON CONFLICT (code) DO NOTHING
+           RETURNING code AS "code!""#,
+        &codes as _,
+        &names as _,
+        &regions as _,
+        &levels as _,
+        &ownerships as _,
+        created_by,
     )
-    .bind(schools.iter().map(|school| school.code.as_str()).collect::<Vec<_>>())
-    .bind(schools.iter().map(|school| school.name.as_str()).collect::<Vec<_>>())
-    .bind(schools.iter().map(|school| school.region.as_str()).collect::<Vec<_>>())
-    .bind(schools.iter().map(|school| level_name(school.level)).collect::<Vec<_>>())
-    .bind(schools.iter().map(|school| ownership_name(school.ownership)).collect::<Vec<_>>())
-    .bind(created_by)
     .fetch_all(conn)
     .await
 }
 
-pub async fn get_many(conn: &mut PgConnection, codes: &[String]) -> sqlx::Result<Vec<SchoolRow>> {
-    sqlx::query_as::<_, SchoolRow>(
+pub async fn get_many(conn: &mut PgConnection, codes: &[String]) -> sqlx::Result<Vec<SchoolRecord>> {
+    let rows = sqlx::query_as!(
+        SchoolRow,
         "SELECT code, name, region, level, ownership, created_at FROM school WHERE code = ANY($1)",
+        codes
     )
-    .bind(codes)
     .fetch_all(conn)
-    .await
+    .await?;
+    Ok(rows.into_iter().map(SchoolRecord::try_from).collect::<Result<_, _>>()?)
 }
