@@ -65,7 +65,7 @@ impl ValidPupil {
 
     /// A migrant child (随迁子女): the household registration is outside the school's county.
     pub fn migrant(&self, enrollment_region: &RegionCode) -> bool {
-        self.hukou_region != *enrollment_region
+        enrollment_region.is_migrant_here(self.hukou_region.as_str())
     }
 
     /// What makes a provisional identity the same pupil again in a later import.
