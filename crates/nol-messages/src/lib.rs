@@ -26,7 +26,7 @@ pub use registry::Registry;
 pub use reporting::Reporting;
 pub use supervision::Supervision;
 pub use suspects::Suspect;
-pub use transfer::Transfer;
+pub use transfer::{CaseStanding, Transfer};
 
 /// The locale of the localized text (`google.rpc.LocalizedMessage.locale`).
 pub const LOCALE_ZH_CN: &str = "zh-CN";
