@@ -12,10 +12,10 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use nol_auth::Role;
+use nol_import::{ImportTarget, import_file};
 use nol_proto::v1::{RunCrossCheckRequest, TextEncoding};
 use nol_region::RegionCode;
 use nol_runtime::ProvinceKeys;
-use nol_stack::client::{ImportTarget, import_file};
 use nol_stack::synth::{SynthSpec, generate};
 use nol_stack::{Clients, Stack, StackSettings, postgres};
 use sqlx::Connection;
