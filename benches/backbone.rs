@@ -166,6 +166,7 @@ async fn raw_postgres_commits(connections: usize, inserts: usize) -> anyhow::Res
     let name = format!("nol_bench_raw_{}", uuid::Uuid::new_v4().simple());
     let url = postgres::create_database(&admin, &name).await?;
     let mut setup = sqlx::PgConnection::connect(&url).await?;
+    // The bench's own table in a database of its own: raw (static) SQL the macros cannot check.
     sqlx::query("CREATE TABLE raw_commit (id bigserial PRIMARY KEY, body text NOT NULL)").execute(&mut setup).await?;
     let per_connection = RAW_COMMITS / connections;
     let started = Instant::now();
@@ -367,9 +368,8 @@ async fn handoff_latency(stack: &Stack) -> anyhow::Result<(f64, f64)> {
         nol_stack::eventually("the origin to record the accept", Duration::from_secs(30), || {
             let origin = origin.clone();
             async move {
-                let state: String =
-                    sqlx::query_scalar("SELECT state FROM handoff WHERE id = $1 AND direction = 'outgoing'")
-                        .bind(id)
+                let state =
+                    sqlx::query_scalar!("SELECT state FROM handoff WHERE id = $1 AND direction = 'outgoing'", id)
                         .fetch_one(&origin)
                         .await?;
                 Ok((state == "accepted").then_some(()))
@@ -377,17 +377,21 @@ async fn handoff_latency(stack: &Stack) -> anyhow::Result<(f64, f64)> {
         })
         .await?;
     }
-    let accepted_there: Vec<(uuid::Uuid, chrono::DateTime<chrono::Utc>)> =
-        sqlx::query_as("SELECT id, accepted_at FROM handoff WHERE direction = 'incoming' AND accepted_at IS NOT NULL")
-            .fetch_all(&destination)
-            .await?;
+    let accepted_there = sqlx::query!(
+        r#"SELECT id, accepted_at AS "accepted_at!" FROM handoff
+            WHERE direction = 'incoming' AND accepted_at IS NOT NULL"#
+    )
+    .fetch_all(&destination)
+    .await?;
     let mut latencies = Vec::new();
-    for (id, accepted_at) in accepted_there {
-        let recorded: chrono::DateTime<chrono::Utc> =
-            sqlx::query_scalar("SELECT accepted_at FROM handoff WHERE id = $1 AND direction = 'outgoing'")
-                .bind(id)
-                .fetch_one(&origin)
-                .await?;
+    for incoming in accepted_there {
+        let (id, accepted_at) = (incoming.id, incoming.accepted_at);
+        let recorded = sqlx::query_scalar!(
+            r#"SELECT accepted_at AS "accepted_at!" FROM handoff WHERE id = $1 AND direction = 'outgoing'"#,
+            id
+        )
+        .fetch_one(&origin)
+        .await?;
         latencies.push((recorded - accepted_at).num_microseconds().unwrap_or_default() as f64 / 1000.0);
     }
     Ok(percentiles(latencies))

@@ -70,7 +70,8 @@ async fn main() -> anyhow::Result<()> {
     let mut bare_build = Duration::MAX;
     for round in 0..2 {
         let mut tx = pool.begin().await?;
-        // A regular (logged) table with the same columns and indexes; no foreign keys.
+        // A regular (logged) table with the same columns and indexes; no foreign keys. It is the
+        // bench's own, made here, so its statements are raw (static) SQL the macros cannot check.
         sqlx::query("CREATE TABLE bare_item (LIKE semester_check_item INCLUDING ALL)").execute(&mut *tx).await?;
         let started = Instant::now();
         let built = sqlx::query(
@@ -150,16 +151,15 @@ async fn main() -> anyhow::Result<()> {
         let pool = pool_ref.clone();
         async move {
             let mut tx = pool.begin().await?;
-            let state: String = sqlx::query_scalar("SELECT state FROM semester_check_item WHERE id = $1 FOR UPDATE")
-                .bind(id)
+            let state = sqlx::query_scalar!("SELECT state FROM semester_check_item WHERE id = $1 FOR UPDATE", id)
                 .fetch_one(&mut *tx)
                 .await?;
             anyhow::ensure!(state == "pending");
-            sqlx::query(
+            sqlx::query!(
                 "UPDATE semester_check_item SET state = 'present', updated_by = 'bare', updated_at = clock_timestamp()
                   WHERE id = $1",
+                id,
             )
-            .bind(id)
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
@@ -194,7 +194,7 @@ async fn main() -> anyhow::Result<()> {
     println!("  MarkSemesterAttendance via gRPC:   {service_rate:>8.0} /s   ratio {:.2}", service_rate / bare_rate);
 
     // 3. The first page of overdue work.
-    sqlx::query("ANALYZE dropout_case, semester_check_item, semester_check").execute(&pool).await?;
+    sqlx::query!("ANALYZE dropout_case, semester_check_item, semester_check").execute(&pool).await?;
     println!();
     println!("first page (50) of overdue work over {open_cases} open cases (best of 5):");
     for region in ["320000", counties[0].as_str()] {
@@ -203,19 +203,20 @@ async fn main() -> anyhow::Result<()> {
         let mut bare_total = 0i64;
         for _ in 0..5 {
             let started = Instant::now();
-            let rows: Vec<(uuid::Uuid,)> = sqlx::query_as(
+            let rows = sqlx::query_scalar!(
                 "SELECT id FROM dropout_case WHERE region LIKE $1 || '%' AND due_on < $2 ORDER BY due_on, id LIMIT 51",
+                &prefix,
+                today,
             )
-            .bind(&prefix)
-            .bind(today)
             .fetch_all(&pool)
             .await?;
-            bare_total =
-                sqlx::query_scalar("SELECT count(*) FROM dropout_case WHERE region LIKE $1 || '%' AND due_on < $2")
-                    .bind(&prefix)
-                    .bind(today)
-                    .fetch_one(&pool)
-                    .await?;
+            bare_total = sqlx::query_scalar!(
+                r#"SELECT count(*) AS "count!" FROM dropout_case WHERE region LIKE $1 || '%' AND due_on < $2"#,
+                &prefix,
+                today,
+            )
+            .fetch_one(&pool)
+            .await?;
             bare = bare.min(started.elapsed());
             anyhow::ensure!(!rows.is_empty());
         }
@@ -259,7 +260,7 @@ async fn main() -> anyhow::Result<()> {
 /// Writes the synthetic cases straight into the case service's tables.
 async fn seed(pool: &sqlx::PgPool, counties: &[String], open_cases: i64, monitored: i64) -> anyhow::Result<()> {
     let mut tx = pool.begin().await?;
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO dropout_case (id, child_name, resident_id_cipher, resident_id_index, resident_id_masked, sex,
                                    birth_date, hukou_region, region, status, causes, source, opened_by,
                                    confirmed_on, last_attempt_on, due_on, due_kind)
@@ -270,15 +271,15 @@ async fn seed(pool: &sqlx::PgPool, counties: &[String], open_cases: i64, monitor
                 current_date - 90, CASE WHEN i <= $2 THEN current_date - 74 + (i % 120)::int END,
                 CASE WHEN i <= $2 THEN current_date - 60 + (i % 120)::int END,
                 CASE WHEN i <= $2 THEN 'next_attempt' END
-           FROM generate_series(1, $2 + $3) AS i
+           FROM generate_series(1, $2::int8 + $3::int8) AS i
            JOIN LATERAL (SELECT ($1::text[])[1 + i % array_length($1::text[], 1)] AS code) r ON true",
+        counties,
+        open_cases,
+        monitored,
     )
-    .bind(counties)
-    .bind(open_cases)
-    .bind(monitored)
     .execute(&mut *tx)
     .await?;
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO case_history (case_id, version, actor, change, detail)
          SELECT id, 1, 'bench', 'opened', '{}'::jsonb FROM dropout_case
          UNION ALL
@@ -290,8 +291,8 @@ async fn seed(pool: &sqlx::PgPool, counties: &[String], open_cases: i64, monitor
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    sqlx::query("VACUUM ANALYZE dropout_case").execute(pool).await?;
-    sqlx::query("VACUUM ANALYZE case_history").execute(pool).await?;
+    sqlx::query!("VACUUM ANALYZE dropout_case").execute(pool).await?;
+    sqlx::query!("VACUUM ANALYZE case_history").execute(pool).await?;
     Ok(())
 }
 

@@ -1,13 +1,12 @@
 //! `nol import`: sends a bureau's file to the registry, with a progress bar, and writes the error
 //! file (same format as the input) next to it when rows were rejected.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use nol_proto::v1::{DownloadImportErrorsRequest, GetImportJobRequest, ImportState, TextEncoding};
-use nol_stack::Clients;
-use nol_stack::client::{ImportTarget, UploadProgress, collect_file, import_file};
+use nol_import::{ImportTarget, UploadProgress, import_file, write_error_file};
+use nol_proto::v1::{GetImportJobRequest, ImportState, TextEncoding};
 
 pub struct ImportArgs {
     pub target: ImportTarget,
@@ -19,7 +18,7 @@ pub struct ImportArgs {
 }
 
 pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
-    let clients = Clients::at(&args.server, &args.server, &args.server, &args.server, &args.token)?;
+    let registry = nol_import::connect(&args.server, &args.token)?;
     let job_id = args.resume.unwrap_or_else(uuid::Uuid::now_v7);
     let total = std::fs::metadata(&args.file)?.len();
     let bar = ProgressBar::new(total);
@@ -31,13 +30,13 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
     let upload_bar = bar.clone();
     let progress = move |sent: UploadProgress| upload_bar.set_position(sent.bytes_sent);
     let watcher = {
-        let clients = clients.clone();
+        let registry = registry.clone();
         let bar = bar.clone();
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 let Ok(response) =
-                    clients.registry.clone().get_import_job(GetImportJobRequest { job_id: job_id.to_string() }).await
+                    registry.clone().get_import_job(GetImportJobRequest { job_id: job_id.to_string() }).await
                 else {
                     continue;
                 };
@@ -49,7 +48,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
             }
         })
     };
-    let result = import_file(&clients, args.target, &args.file, job_id, args.encoding, progress).await;
+    let result = import_file(registry.clone(), args.target, &args.file, job_id, args.encoding, progress).await;
     watcher.abort();
     bar.finish_and_clear();
     let job = match result {
@@ -65,20 +64,8 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
         println!("  row {:>6} {}: {}", error.row, error.column, error.reason);
     }
     if job.rows_rejected > 0 {
-        let stream = clients
-            .registry
-            .clone()
-            .download_import_errors(DownloadImportErrorsRequest { job_id: job.job_id.clone() })
-            .await?
-            .into_inner();
-        let (name, bytes) = collect_file(stream, |part| (part.data, part.file_name)).await?;
-        let path = error_path(&args.file, &name);
-        std::fs::write(&path, bytes)?;
+        let path = write_error_file(registry, &job.job_id, &args.file).await?;
         println!("{} rejected rows, with row, column and reason: {}", job.rows_rejected, path.display());
     }
     Ok(())
-}
-
-fn error_path(input: &Path, name: &str) -> PathBuf {
-    input.parent().unwrap_or(Path::new(".")).join(name)
 }

@@ -75,7 +75,7 @@ enum Command {
     /// go to an error file of the same format next to it.
     Import {
         /// pupils, schools, hukou (the household register) or poverty (the poverty registry).
-        list: nol_stack::client::ImportTarget,
+        list: nol_import::ImportTarget,
         file: PathBuf,
         /// The registry's address.
         #[arg(long, default_value = "http://127.0.0.1:50051")]

@@ -10,9 +10,9 @@ use std::path::Path;
 
 use common::{TestOptions, TestStack, eventually, resident_id};
 use nol_auth::Role;
+use nol_import::{ImportTarget, import_file};
 use nol_proto::v1::*;
 use nol_stack::Clients;
-use nol_stack::client::{ImportTarget, import_file};
 use tonic::Code;
 use tonic_types::StatusExt;
 

@@ -259,15 +259,15 @@ impl<H: EventHandler> Consumer<H> {
             envelopes.iter().map(|envelope| Uuid::parse_str(&envelope.event_id)).collect::<Result<_, _>>()?;
         let types: Vec<&str> = envelopes.iter().map(|envelope| envelope.event_type.as_str()).collect();
         let mut tx = self.pool.begin().await?;
-        let mut fresh: std::collections::HashSet<Uuid> = sqlx::query_scalar(
+        let mut fresh: std::collections::HashSet<Uuid> = sqlx::query_scalar!(
             "INSERT INTO inbox (consumer, event_id, event_type, outcome)
              SELECT $1, id, event_type, 'applied' FROM unnest($2::uuid[], $3::text[]) AS t(id, event_type)
              ON CONFLICT DO NOTHING
              RETURNING event_id",
+            &self.spec.durable_name,
+            &ids,
+            &types as &[&str],
         )
-        .bind(&self.spec.durable_name)
-        .bind(&ids)
-        .bind(&types)
         .fetch_all(&mut *tx)
         .await?
         .into_iter()
@@ -322,13 +322,13 @@ impl<H: EventHandler> Consumer<H> {
         let span = consume_span(&self.spec.durable_name, &envelope);
         async {
             let mut savepoint = conn.begin().await?;
-            let inserted = sqlx::query(
+            let inserted = sqlx::query!(
                 "INSERT INTO inbox (consumer, event_id, event_type, outcome) VALUES ($1, $2, $3, 'applied')
                  ON CONFLICT DO NOTHING",
+                &self.spec.durable_name,
+                event_id,
+                &envelope.event_type,
             )
-            .bind(&self.spec.durable_name)
-            .bind(event_id)
-            .bind(&envelope.event_type)
             .execute(&mut *savepoint)
             .await?
             .rows_affected();
@@ -370,27 +370,27 @@ impl<H: EventHandler> Consumer<H> {
         reason: &str,
     ) -> sqlx::Result<()> {
         let sequence = message.info().map(|info| info.stream_sequence as i64).unwrap_or(0);
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO dead_letter (consumer, subject, stream_sequence, event_id, event_type, reason, body)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &self.spec.durable_name,
+            message.subject.as_str(),
+            sequence,
+            envelope.map(|envelope| envelope.event_id.as_str()),
+            envelope.map(|envelope| envelope.event_type.as_str()),
+            reason,
+            message.payload.as_ref(),
         )
-        .bind(&self.spec.durable_name)
-        .bind(message.subject.as_str())
-        .bind(sequence)
-        .bind(envelope.map(|envelope| envelope.event_id.as_str()))
-        .bind(envelope.map(|envelope| envelope.event_type.as_str()))
-        .bind(reason)
-        .bind(message.payload.as_ref())
         .execute(&mut *conn)
         .await?;
         if let Some(event_id) = envelope.and_then(|envelope| Uuid::parse_str(&envelope.event_id).ok()) {
-            sqlx::query(
+            sqlx::query!(
                 "INSERT INTO inbox (consumer, event_id, event_type, outcome) VALUES ($1, $2, $3, 'dead_letter')
                  ON CONFLICT DO NOTHING",
+                &self.spec.durable_name,
+                event_id,
+                envelope.map(|envelope| envelope.event_type.as_str()).unwrap_or_default(),
             )
-            .bind(&self.spec.durable_name)
-            .bind(event_id)
-            .bind(envelope.map(|envelope| envelope.event_type.as_str()).unwrap_or_default())
             .execute(&mut *conn)
             .await?;
         }
@@ -434,11 +434,11 @@ pub async fn lag(stream: &jetstream::stream::Stream, durable_name: &str) -> anyh
 
 /// How many dead letters this service holds.
 pub async fn dead_letter_count(pool: &PgPool) -> sqlx::Result<i64> {
-    sqlx::query_scalar("SELECT count(*) FROM dead_letter").fetch_one(pool).await
+    sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM dead_letter"#).fetch_one(pool).await
 }
 
 /// A dead letter, as operators see it.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct DeadLetter {
     pub id: i64,
     pub consumer: String,
@@ -452,11 +452,12 @@ pub struct DeadLetter {
 
 /// The newest dead letters of this service.
 pub async fn dead_letters(pool: &PgPool, limit: i64) -> sqlx::Result<Vec<DeadLetter>> {
-    sqlx::query_as::<_, DeadLetter>(
+    sqlx::query_as!(
+        DeadLetter,
         "SELECT id, consumer, subject, stream_sequence, event_id, event_type, reason, parked_at
            FROM dead_letter ORDER BY id DESC LIMIT $1",
+        limit,
     )
-    .bind(limit)
     .fetch_all(pool)
     .await
 }

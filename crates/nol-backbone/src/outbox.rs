@@ -26,13 +26,15 @@ impl RelayWake {
 /// or neither does.
 pub async fn enqueue(conn: &mut PgConnection, subject: &str, envelope: &EventEnvelope) -> sqlx::Result<()> {
     let id = Uuid::parse_str(&envelope.event_id).map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
-    sqlx::query("INSERT INTO outbox (id, subject, event_type, envelope) VALUES ($1, $2, $3, $4)")
-        .bind(id)
-        .bind(subject)
-        .bind(&envelope.event_type)
-        .bind(envelope.encode_to_vec())
-        .execute(conn)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO outbox (id, subject, event_type, envelope) VALUES ($1, $2, $3, $4)",
+        id,
+        subject,
+        &envelope.event_type,
+        envelope.encode_to_vec(),
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -45,14 +47,17 @@ pub async fn enqueue_many(conn: &mut PgConnection, events: &[(String, EventEnvel
     for (_, envelope) in events {
         ids.push(Uuid::parse_str(&envelope.event_id).map_err(|error| sqlx::Error::Encode(Box::new(error)))?);
     }
-    sqlx::query(
+    let subjects: Vec<&str> = events.iter().map(|(subject, _)| subject.as_str()).collect();
+    let event_types: Vec<&str> = events.iter().map(|(_, envelope)| envelope.event_type.as_str()).collect();
+    let envelopes: Vec<Vec<u8>> = events.iter().map(|(_, envelope)| envelope.encode_to_vec()).collect();
+    sqlx::query!(
         "INSERT INTO outbox (id, subject, event_type, envelope)
          SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[])",
+        &ids,
+        &subjects as &[&str],
+        &event_types as &[&str],
+        &envelopes,
     )
-    .bind(&ids)
-    .bind(events.iter().map(|(subject, _)| subject.as_str()).collect::<Vec<_>>())
-    .bind(events.iter().map(|(_, envelope)| envelope.event_type.as_str()).collect::<Vec<_>>())
-    .bind(events.iter().map(|(_, envelope)| envelope.encode_to_vec()).collect::<Vec<_>>())
     .execute(conn)
     .await?;
     Ok(())
@@ -73,18 +78,20 @@ pub async fn emit<P: Message>(
 /// Whether an event's outbox row was acknowledged by a stream (`Some(true)`), is still waiting
 /// (`Some(false)`), or is gone (deleted after the retention period).
 pub async fn sent(conn: &mut PgConnection, event_id: Uuid) -> sqlx::Result<Option<bool>> {
-    sqlx::query_scalar("SELECT sent_at IS NOT NULL FROM outbox WHERE id = $1").bind(event_id).fetch_optional(conn).await
+    sqlx::query_scalar!(r#"SELECT sent_at IS NOT NULL AS "sent!" FROM outbox WHERE id = $1"#, event_id)
+        .fetch_optional(conn)
+        .await
 }
 
 /// Sends an already-sent event again (same event id, new message id), for a receiver that has not
 /// answered. Returns false when the row is gone (deleted after the retention period).
 pub async fn resend(conn: &mut PgConnection, event_id: Uuid) -> sqlx::Result<bool> {
-    let updated = sqlx::query(
+    let updated = sqlx::query!(
         "UPDATE outbox SET sent_at = NULL, generation = generation + 1, attempts = 0,
                 next_attempt_at = clock_timestamp(), last_error = NULL
           WHERE id = $1 AND sent_at IS NOT NULL",
+        event_id,
     )
-    .bind(event_id)
     .execute(conn)
     .await?;
     Ok(updated.rows_affected() == 1)
@@ -102,12 +109,16 @@ pub struct Backlog {
 }
 
 pub async fn backlog(pool: &sqlx::PgPool) -> sqlx::Result<Backlog> {
-    let row: (i64, i64, Option<f64>) = sqlx::query_as(
-        "SELECT count(*), count(*) FILTER (WHERE attempts > 0),
-                EXTRACT(EPOCH FROM clock_timestamp() - min(created_at))::float8
-           FROM outbox WHERE sent_at IS NULL",
+    let row = sqlx::query!(
+        r#"SELECT count(*) AS "unsent!", count(*) FILTER (WHERE attempts > 0) AS "retrying!",
+                  EXTRACT(EPOCH FROM clock_timestamp() - min(created_at))::float8 AS oldest_unsent_seconds
+             FROM outbox WHERE sent_at IS NULL"#,
     )
     .fetch_one(pool)
     .await?;
-    Ok(Backlog { unsent: row.0, retrying: row.1, oldest_unsent_seconds: row.2.unwrap_or(0.0) })
+    Ok(Backlog {
+        unsent: row.unsent,
+        retrying: row.retrying,
+        oldest_unsent_seconds: row.oldest_unsent_seconds.unwrap_or(0.0),
+    })
 }

@@ -53,7 +53,7 @@ impl Default for RelaySettings {
 }
 
 /// One claimed outbox row.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct ClaimedRow {
     pub id: Uuid,
     pub subject: String,
@@ -192,10 +192,12 @@ impl Relay {
     }
 
     async fn delete_sent(&self) -> sqlx::Result<u64> {
-        let result = sqlx::query("DELETE FROM outbox WHERE sent_at < clock_timestamp() - make_interval(secs => $1)")
-            .bind(self.settings.retention.as_secs_f64())
-            .execute(&self.pool)
-            .await?;
+        let result = sqlx::query!(
+            "DELETE FROM outbox WHERE sent_at < clock_timestamp() - make_interval(secs => $1)",
+            self.settings.retention.as_secs_f64(),
+        )
+        .execute(&self.pool)
+        .await?;
         Ok(result.rows_affected())
     }
 }
@@ -217,14 +219,15 @@ fn publish_message(row: &ClaimedRow) -> jetstream::message::PublishMessage {
 
 /// Claims up to `limit` due, unsent rows; other relays skip them until this transaction ends.
 pub async fn claim(tx: &mut Transaction<'_, Postgres>, limit: i64) -> sqlx::Result<Vec<ClaimedRow>> {
-    sqlx::query_as::<_, ClaimedRow>(
+    sqlx::query_as!(
+        ClaimedRow,
         "SELECT id, subject, envelope, attempts, generation FROM outbox
           WHERE sent_at IS NULL AND next_attempt_at <= clock_timestamp()
           ORDER BY next_attempt_at, created_at
           LIMIT $1
           FOR UPDATE SKIP LOCKED",
+        limit,
     )
-    .bind(limit)
     .fetch_all(&mut **tx)
     .await
 }
@@ -255,27 +258,27 @@ pub async fn record(
         }
     }
     if !acked_ids.is_empty() {
-        sqlx::query(
+        sqlx::query!(
             "UPDATE outbox SET sent_at = clock_timestamp(), stream_sequence = s.seq,
                     attempts = outbox.attempts + 1, last_error = NULL
                FROM unnest($1::uuid[], $2::int8[]) AS s(id, seq)
               WHERE outbox.id = s.id",
+            &acked_ids,
+            &acked_sequences,
         )
-        .bind(&acked_ids)
-        .bind(&acked_sequences)
         .execute(&mut **tx)
         .await?;
     }
     if !failed_ids.is_empty() {
-        sqlx::query(
+        sqlx::query!(
             "UPDATE outbox SET attempts = outbox.attempts + 1, last_error = s.error,
                     next_attempt_at = clock_timestamp() + make_interval(secs => s.delay_ms / 1000.0)
                FROM unnest($1::uuid[], $2::text[], $3::int8[]) AS s(id, error, delay_ms)
               WHERE outbox.id = s.id",
+            &failed_ids,
+            &failed_errors,
+            &failed_delays,
         )
-        .bind(&failed_ids)
-        .bind(&failed_errors)
-        .bind(&failed_delays)
         .execute(&mut **tx)
         .await?;
     }

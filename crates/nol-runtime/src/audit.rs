@@ -15,17 +15,17 @@ pub async fn record(
         return Ok(());
     }
     let trace_id = nol_telemetry::current_trace_id();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO audit_log (actor, actor_role, actor_region, action, resource_type, resource_id, trace_id)
          SELECT $1, $2, $3, $4, $5, id, $7 FROM unnest($6::text[]) AS id",
+        &caller.subject,
+        caller.role.as_str(),
+        caller.region.as_str(),
+        action,
+        resource_type,
+        resource_ids,
+        trace_id,
     )
-    .bind(&caller.subject)
-    .bind(caller.role.as_str())
-    .bind(caller.region.as_str())
-    .bind(action)
-    .bind(resource_type)
-    .bind(resource_ids)
-    .bind(trace_id)
     .execute(conn)
     .await?;
     Ok(())

@@ -22,8 +22,13 @@ pub async fn connect(url: &str, schema: &str, max_connections: u32) -> anyhow::R
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(base.clone())
         .await?;
-    // The name was checked to be a plain identifier above.
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))).execute(&bootstrap).await?;
+    // An identifier cannot be a bind parameter: the server quotes it (`%I`), and the statement it
+    // returns is executed as it came, so no SQL is ever put together here.
+    let create =
+        sqlx::query_scalar!(r#"SELECT format('CREATE SCHEMA IF NOT EXISTS %I', $1::text) AS "statement!""#, schema)
+            .fetch_one(&bootstrap)
+            .await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(create)).execute(&bootstrap).await?;
     bootstrap.close().await;
     let options = base.options([("search_path", schema)]);
     let pool = PgPoolOptions::new()

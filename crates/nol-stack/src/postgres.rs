@@ -37,13 +37,17 @@ pub async fn create_database(admin_url: &str, name: &str) -> anyhow::Result<Stri
     );
     let mut admin =
         PgConnection::connect(admin_url).await.with_context(|| format!("connecting to PostgreSQL at {admin_url}"))?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(name)
-        .fetch_one(&mut admin)
-        .await?;
+    let exists =
+        sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS "exists!""#, name)
+            .fetch_one(&mut admin)
+            .await?;
     if !exists {
-        // The name was checked above to be a plain identifier.
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&mut admin).await?;
+        // An identifier cannot be a bind parameter: the server quotes it (`%I`), and the statement
+        // it returns is executed as it came (CREATE DATABASE cannot run inside a function either).
+        let create = sqlx::query_scalar!(r#"SELECT format('CREATE DATABASE %I', $1::text) AS "statement!""#, name)
+            .fetch_one(&mut admin)
+            .await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(create)).execute(&mut admin).await?;
     }
     admin.close().await?;
     Ok(database_url(admin_url, name))
@@ -52,9 +56,14 @@ pub async fn create_database(admin_url: &str, name: &str) -> anyhow::Result<Stri
 /// Drops database `name`, disconnecting whoever is still connected.
 pub async fn drop_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
     let mut admin = PgConnection::connect(admin_url).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")))
-        .execute(&mut admin)
-        .await?;
+    // The server quotes the name, as in `create_database`.
+    let drop = sqlx::query_scalar!(
+        r#"SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE)', $1::text) AS "statement!""#,
+        name
+    )
+    .fetch_one(&mut admin)
+    .await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(drop)).execute(&mut admin).await?;
     admin.close().await?;
     Ok(())
 }

@@ -12,6 +12,7 @@ use nol_region::RegionCode;
 use sqlx::PgConnection;
 
 use crate::metrics::{Metric, for_case_opened, for_persuasion, for_status_changed};
+use crate::store;
 
 pub fn filter_subjects(scheme: &SubjectScheme, province: &RegionCode) -> Vec<String> {
     [PUPIL_REGISTERED, PUPILS_IMPORTED, CASE_OPENED, CASE_HANDED_OVER, CASE_STATUS_CHANGED, PERSUASION_RECORDED]
@@ -54,20 +55,6 @@ impl EventHandler for Counting {
                 envelope.event_type
             )));
         };
-        for metric in metrics {
-            sqlx::query(
-                "INSERT INTO region_count (region, metric, value, last_event_at) VALUES ($1, $2, $4, $3)
-                 ON CONFLICT (region, metric) DO UPDATE
-                    SET value = region_count.value + excluded.value,
-                        last_event_at = greatest(region_count.last_event_at, excluded.last_event_at)",
-            )
-            .bind(region.as_str())
-            .bind(metric.as_str())
-            .bind(occurred_at(envelope))
-            .bind(amount)
-            .execute(&mut *conn)
-            .await?;
-        }
-        Ok(())
+        Ok(store::add(conn, &region, &metrics, occurred_at(envelope), amount).await?)
     }
 }

@@ -1,6 +1,5 @@
 //! gRPC transport of the reporting service.
 
-use chrono::{DateTime, Utc};
 use nol_auth::Caller;
 use nol_proto::v1::reporting_service_server::ReportingService;
 use nol_proto::v1::{GetRegionSummaryRequest, GetRegionSummaryResponse, RegionSummary};
@@ -10,6 +9,7 @@ use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 
 use crate::metrics::{Metric, cases_active};
+use crate::store;
 
 pub struct Reporting {
     pool: PgPool,
@@ -23,16 +23,9 @@ impl Reporting {
 
     async fn summary(&self, caller: &Caller, request: GetRegionSummaryRequest) -> Result<RegionSummary, ServiceError> {
         let region = nol_runtime::region_in_scope(caller, &request.region_code)?;
-        let rows: Vec<(String, i64, DateTime<Utc>)> = sqlx::query_as(
-            "SELECT metric, sum(value)::int8, max(last_event_at) FROM region_count
-              WHERE region LIKE $1 || '%' GROUP BY metric",
-        )
-        .bind(region.subtree_prefix())
-        .fetch_all(&self.pool)
-        .await?;
-        let value = |metric: Metric| {
-            rows.iter().find(|(name, _, _)| name == metric.as_str()).map(|(_, value, _)| *value).unwrap_or(0)
-        };
+        let totals = store::totals(&self.pool, &region).await?;
+        let value =
+            |metric: Metric| totals.iter().find(|total| total.metric == metric).map(|total| total.value).unwrap_or(0);
         let opened = value(Metric::CasesOpened);
         let taken_in = value(Metric::CasesTakenIn);
         let handed_out = value(Metric::CasesHandedOut);
@@ -54,7 +47,7 @@ impl Reporting {
             cases_closed: closed,
             persuasion_attempts: value(Metric::PersuasionAttempts),
             joint_persuasion_attempts: value(Metric::JointPersuasionAttempts),
-            last_event_time: rows.iter().map(|(_, _, at)| *at).max().map(nol_runtime::time::timestamp),
+            last_event_time: totals.iter().map(|total| total.last_event_at).max().map(nol_runtime::time::timestamp),
         })
     }
 }

@@ -5,6 +5,7 @@
 mod consumers;
 mod grpc;
 pub mod metrics;
+mod store;
 
 use nol_proto::v1::reporting_service_server::ReportingServiceServer;
 use nol_runtime::{Platform, RunningService, ServiceConfig};

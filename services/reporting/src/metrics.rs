@@ -2,7 +2,7 @@
 
 use nol_proto::v1::{CaseOpened, CaseSource, CaseStatus, CaseStatusChanged, PersuasionRecorded};
 
-/// A counted quantity; stored by name.
+/// A counted quantity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Metric {
     PupilsRegistered,
@@ -30,23 +30,21 @@ pub enum Metric {
 }
 
 impl Metric {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Metric::PupilsRegistered => "pupils_registered",
-            Metric::CasesOpened => "cases_opened",
-            Metric::CasesTakenIn => "cases_taken_in",
-            Metric::CasesHandedOut => "cases_handed_out",
-            Metric::CasesReturned => "cases_returned",
-            Metric::CasesRelapsed => "cases_relapsed",
-            Metric::CasesHomeTeaching => "cases_home_teaching",
-            Metric::CasesDeferred => "cases_deferred",
-            Metric::CasesSuspended => "cases_suspended",
-            Metric::CasesExempt => "cases_exempt",
-            Metric::CasesClosed => "cases_closed",
-            Metric::PersuasionAttempts => "persuasion_attempts",
-            Metric::JointPersuasionAttempts => "joint_persuasion_attempts",
-        }
-    }
+    pub const ALL: [Metric; 13] = [
+        Metric::PupilsRegistered,
+        Metric::CasesOpened,
+        Metric::CasesTakenIn,
+        Metric::CasesHandedOut,
+        Metric::CasesReturned,
+        Metric::CasesRelapsed,
+        Metric::CasesHomeTeaching,
+        Metric::CasesDeferred,
+        Metric::CasesSuspended,
+        Metric::CasesExempt,
+        Metric::CasesClosed,
+        Metric::PersuasionAttempts,
+        Metric::JointPersuasionAttempts,
+    ];
 }
 
 /// What a status change counts: a relapse as a re-dropout, otherwise by the status reached.

@@ -12,9 +12,8 @@ use nol_region::RegionCode;
 use prost::Message;
 use sqlx::PgConnection;
 
-use crate::domain::{Direction, State};
+use crate::domain::{Direction, HandedChild, NewHandoff, State};
 use crate::handoffs;
-use crate::store::NewHandoff;
 
 /// The cross-province subjects the transfer service consumes in `province`.
 pub fn filter_subjects(scheme: &SubjectScheme, province: &RegionCode) -> Vec<String> {
@@ -88,14 +87,16 @@ impl TransferEvents {
             direction: Direction::Incoming,
             state: State::Delivered,
             case_id,
-            origin_region: origin.to_string(),
-            destination_region: destination.to_string(),
+            origin,
+            destination,
             reason: request.reason,
-            child_name: child.full_name,
-            resident_id_masked: resident_id.masked(),
-            sex: child.sex as i16,
-            birth_date: resident_id.birth_date(),
-            hukou_region: child.hukou_region_code,
+            child: HandedChild {
+                full_name: child.full_name,
+                resident_id_masked: resident_id.masked(),
+                sex: crate::proto::sex_from_proto(child.sex),
+                birth_date: resident_id.birth_date(),
+                hukou_region: child.hukou_region_code,
+            },
             sealed_dossier: Some(request.sealed_dossier),
             trace_context: envelope.trace_context.clone(),
             requested_by: request.requested_by,

@@ -1,45 +1,20 @@
-//! The hand-off rules (R11), without I/O.
+//! The hand-off rules (R11, R12), without I/O: what a hand-off is, where it stands, when one may
+//! be requested or accepted, and the refusals (their words are in the catalogue, `nol-messages`).
 
-use nol_proto::v1::{CaseStatus, HandoffDirection, HandoffState};
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use nol_messages::{CaseStanding, Transfer};
+use nol_pii::Sex;
+use nol_proto::v1::CaseStatus;
 use nol_region::RegionCode;
+use uuid::Uuid;
 
 /// Which way a hand-off goes, seen from this province.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
     Outgoing,
     Incoming,
-}
-
-impl Direction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Direction::Outgoing => "outgoing",
-            Direction::Incoming => "incoming",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Direction> {
-        match text {
-            "outgoing" => Some(Direction::Outgoing),
-            "incoming" => Some(Direction::Incoming),
-            _ => None,
-        }
-    }
-
-    pub fn to_proto(self) -> HandoffDirection {
-        match self {
-            Direction::Outgoing => HandoffDirection::Outgoing,
-            Direction::Incoming => HandoffDirection::Incoming,
-        }
-    }
-
-    pub fn from_proto(direction: HandoffDirection) -> Option<Direction> {
-        match direction {
-            HandoffDirection::Unspecified => None,
-            HandoffDirection::Outgoing => Some(Direction::Outgoing),
-            HandoffDirection::Incoming => Some(Direction::Incoming),
-        }
-    }
 }
 
 /// Where a hand-off is.
@@ -54,62 +29,150 @@ pub enum State {
 }
 
 impl State {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Requested => "requested",
-            State::Delivered => "delivered",
-            State::Accepted => "accepted",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<State> {
-        match text {
-            "requested" => Some(State::Requested),
-            "delivered" => Some(State::Delivered),
-            "accepted" => Some(State::Accepted),
-            _ => None,
-        }
-    }
-
-    pub fn to_proto(self) -> HandoffState {
-        match self {
-            State::Requested => HandoffState::Requested,
-            State::Delivered => HandoffState::Delivered,
-            State::Accepted => HandoffState::Accepted,
-        }
-    }
-
-    pub fn from_proto(state: HandoffState) -> Option<State> {
-        match state {
-            HandoffState::Unspecified => None,
-            HandoffState::Requested => Some(State::Requested),
-            HandoffState::Delivered => Some(State::Delivered),
-            HandoffState::Accepted => Some(State::Accepted),
-        }
-    }
-
     /// A step only moves forward: a late receipt after the accept changes nothing.
     pub fn advance_to(self, next: State) -> Option<State> {
         (next > self).then_some(next)
     }
 }
 
+/// The child a hand-off is about, as the origin's case file names it (the full record travels
+/// only in the sealed dossier).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandedChild {
+    pub full_name: String,
+    pub resident_id_masked: String,
+    /// `None` when not known.
+    pub sex: Option<Sex>,
+    pub birth_date: NaiveDate,
+    /// The household-register region as the case file gives it.
+    pub hukou_region: String,
+}
+
+/// A hand-off as this province holds it: an outgoing one (ours), or an incoming one (received).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Handoff {
+    pub id: Uuid,
+    pub direction: Direction,
+    pub state: State,
+    /// The case in the origin region.
+    pub case_id: Uuid,
+    pub origin: RegionCode,
+    pub destination: RegionCode,
+    pub reason: String,
+    pub child: HandedChild,
+    /// Incoming: the dossier sealed to this province; outgoing: sealed to the destination.
+    pub sealed_dossier: Option<Vec<u8>>,
+    /// The request's trace, continued by the accept.
+    pub trace_context: HashMap<String, String>,
+    pub requested_by: String,
+    pub requested_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub accepted_by: Option<String>,
+    pub accepted_at: Option<DateTime<Utc>>,
+    /// Outgoing: the event the request went out as (re-sent under it until answered).
+    pub request_event_id: Option<Uuid>,
+    pub resend_count: i32,
+    pub escalated_at: Option<DateTime<Utc>>,
+    pub escalated_to: Option<RegionCode>,
+}
+
+/// A hand-off to record: an outgoing request here, or an incoming one received.
+#[derive(Debug, Clone)]
+pub struct NewHandoff {
+    pub id: Uuid,
+    pub direction: Direction,
+    pub state: State,
+    pub case_id: Uuid,
+    pub origin: RegionCode,
+    pub destination: RegionCode,
+    pub reason: String,
+    pub child: HandedChild,
+    pub sealed_dossier: Option<Vec<u8>>,
+    pub trace_context: HashMap<String, String>,
+    pub requested_by: String,
+    pub requested_at: DateTime<Utc>,
+}
+
+impl Handoff {
+    /// The region on this province's side: the origin of an outgoing hand-off, the destination
+    /// of an incoming one. Scope checks are against it.
+    pub fn own_region(&self) -> RegionCode {
+        match self.direction {
+            Direction::Outgoing => self.origin,
+            Direction::Incoming => self.destination,
+        }
+    }
+
+    /// Checks that this hand-off may be accepted now: an incoming one, once.
+    pub fn check_accept(&self) -> Result<(), Refusal> {
+        match (self.direction, self.state) {
+            (Direction::Outgoing, _) => Err(Refusal::NotIncoming),
+            (Direction::Incoming, State::Accepted) => {
+                Err(Refusal::AlreadyAccepted { by: self.accepted_by.clone(), at: self.accepted_at })
+            }
+            (Direction::Incoming, _) => Ok(()),
+        }
+    }
+
+    /// Where a hand-off not accepted by its deadline is escalated (R12): the origin's parent
+    /// bureau (the origin itself for a province, which has none).
+    pub fn escalation_target(&self) -> RegionCode {
+        self.origin.parent().unwrap_or(self.origin)
+    }
+}
+
 /// Why a hand-off cannot be requested or accepted.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
-    #[error("R11: the case is already owned by {} ({region}); hand it to another region", .region.full_name())]
-    SameRegion { region: RegionCode },
-    #[error("R11: the case is {status}; only an open case can be handed over")]
-    CaseNotOpen { status: &'static str },
-    #[error("R11: a hand-off of this case is already under way")]
+    /// The destination owns the case already.
+    SameRegion {
+        region: RegionCode,
+    },
+    /// Only an open case can be handed over.
+    CaseNotOpen {
+        standing: CaseStanding,
+    },
     AlreadyUnderWay,
-    #[error("R11: no hand-off link to {} ({province}) is configured", .province.name())]
-    NoLink { province: RegionCode },
-    #[error("R11: this hand-off was already accepted")]
-    AlreadyAccepted,
-    #[error("R11: only an incoming hand-off can be accepted here")]
+    /// No hand-off link (the sealing key) to the destination's province.
+    NoLink {
+        province: RegionCode,
+    },
+    /// Accepted before, by whom and when the record says.
+    AlreadyAccepted {
+        by: Option<String>,
+        at: Option<DateTime<Utc>>,
+    },
     NotIncoming,
 }
+
+impl From<Refusal> for Transfer {
+    fn from(refusal: Refusal) -> Transfer {
+        match refusal {
+            Refusal::SameRegion { region } => {
+                Transfer::SameRegion { name: region.full_name(), code: region.to_string() }
+            }
+            Refusal::CaseNotOpen { standing } => Transfer::CaseNotOpen { standing },
+            Refusal::AlreadyUnderWay => Transfer::AlreadyUnderWay,
+            Refusal::NoLink { province } => {
+                Transfer::NoLink { name: province.name().to_owned(), code: province.to_string() }
+            }
+            Refusal::AlreadyAccepted { by, at } => Transfer::AlreadyAccepted {
+                by: by.unwrap_or_else(|| "?".to_owned()),
+                at: at.map(|time| time.to_rfc3339()).unwrap_or_default(),
+            },
+            Refusal::NotIncoming => Transfer::NotIncoming,
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    /// The English text of the refusal's catalogue message.
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&Transfer::from(self.clone()).en())
+    }
+}
+
+impl std::error::Error for Refusal {}
 
 /// Checks that a case in `case_status`, owned by `case_region`, may go to `destination`.
 pub fn check_request(
@@ -120,28 +183,20 @@ pub fn check_request(
     if destination == case_region {
         return Err(Refusal::SameRegion { region: *case_region });
     }
-    match case_status {
-        CaseStatus::Open => Ok(()),
-        CaseStatus::HandoffPending => Err(Refusal::AlreadyUnderWay),
-        CaseStatus::HandedOver => Err(Refusal::CaseNotOpen { status: "handed over" }),
-        CaseStatus::Returned => Err(Refusal::CaseNotOpen { status: "returned to school" }),
-        CaseStatus::Monitoring => Err(Refusal::CaseNotOpen { status: "in monitoring" }),
-        CaseStatus::HomeTeaching => Err(Refusal::CaseNotOpen { status: "in home teaching" }),
-        CaseStatus::Deferred => Err(Refusal::CaseNotOpen { status: "deferred" }),
-        CaseStatus::Suspended => Err(Refusal::CaseNotOpen { status: "suspended" }),
-        CaseStatus::Exempt => Err(Refusal::CaseNotOpen { status: "exempt" }),
-        CaseStatus::Closed => Err(Refusal::CaseNotOpen { status: "closed" }),
-        CaseStatus::Unspecified => Err(Refusal::CaseNotOpen { status: "in an unknown state" }),
-    }
-}
-
-/// Checks that a hand-off seen from here may be accepted now.
-pub fn check_accept(direction: Direction, state: State) -> Result<(), Refusal> {
-    match (direction, state) {
-        (Direction::Outgoing, _) => Err(Refusal::NotIncoming),
-        (Direction::Incoming, State::Accepted) => Err(Refusal::AlreadyAccepted),
-        (Direction::Incoming, _) => Ok(()),
-    }
+    let standing = match case_status {
+        CaseStatus::Open => return Ok(()),
+        CaseStatus::HandoffPending => return Err(Refusal::AlreadyUnderWay),
+        CaseStatus::HandedOver => CaseStanding::HandedOver,
+        CaseStatus::Returned => CaseStanding::Returned,
+        CaseStatus::Monitoring => CaseStanding::Monitoring,
+        CaseStatus::HomeTeaching => CaseStanding::HomeTeaching,
+        CaseStatus::Deferred => CaseStanding::Deferred,
+        CaseStatus::Suspended => CaseStanding::Suspended,
+        CaseStatus::Exempt => CaseStanding::Exempt,
+        CaseStatus::Closed => CaseStanding::Closed,
+        CaseStatus::Unspecified => CaseStanding::Unknown,
+    };
+    Err(Refusal::CaseNotOpen { standing })
 }
 
 #[cfg(test)]
@@ -152,28 +207,68 @@ mod tests {
         RegionCode::parse(text).unwrap()
     }
 
+    fn handoff(direction: Direction, state: State) -> Handoff {
+        Handoff {
+            id: Uuid::nil(),
+            direction,
+            state,
+            case_id: Uuid::nil(),
+            origin: code("320102"),
+            destination: code("341221"),
+            reason: "家庭已返回户籍地".into(),
+            child: HandedChild {
+                full_name: "张三".into(),
+                resident_id_masked: "341221********0012".into(),
+                sex: Some(Sex::Male),
+                birth_date: NaiveDate::from_ymd_opt(2014, 3, 1).unwrap(),
+                hukou_region: "341221".into(),
+            },
+            sealed_dossier: None,
+            trace_context: HashMap::new(),
+            requested_by: "caseworker@320102".into(),
+            requested_at: DateTime::UNIX_EPOCH,
+            delivered_at: None,
+            accepted_by: None,
+            accepted_at: None,
+            request_event_id: None,
+            resend_count: 0,
+            escalated_at: None,
+            escalated_to: None,
+        }
+    }
+
     #[test]
     fn a_case_goes_to_another_region_only_when_open() {
         assert_eq!(check_request(&code("320102"), CaseStatus::Open, &code("341221")), Ok(()));
-        assert!(matches!(
-            check_request(&code("320102"), CaseStatus::Open, &code("320102")),
-            Err(Refusal::SameRegion { .. })
-        ));
+        let same = check_request(&code("320102"), CaseStatus::Open, &code("320102")).unwrap_err();
+        assert_eq!(same, Refusal::SameRegion { region: code("320102") });
+        assert!(same.to_string().contains("already owned by"), "{same}");
         assert_eq!(
             check_request(&code("320102"), CaseStatus::HandoffPending, &code("341221")),
             Err(Refusal::AlreadyUnderWay)
         );
-        assert!(matches!(
+        assert_eq!(
             check_request(&code("320102"), CaseStatus::HandedOver, &code("341221")),
-            Err(Refusal::CaseNotOpen { .. })
-        ));
+            Err(Refusal::CaseNotOpen { standing: CaseStanding::HandedOver })
+        );
     }
 
     #[test]
     fn accept_once_and_only_incoming() {
-        assert_eq!(check_accept(Direction::Incoming, State::Delivered), Ok(()));
-        assert_eq!(check_accept(Direction::Incoming, State::Accepted), Err(Refusal::AlreadyAccepted));
-        assert_eq!(check_accept(Direction::Outgoing, State::Delivered), Err(Refusal::NotIncoming));
+        assert_eq!(handoff(Direction::Incoming, State::Delivered).check_accept(), Ok(()));
+        let mut accepted = handoff(Direction::Incoming, State::Accepted);
+        accepted.accepted_by = Some("caseworker@341221".into());
+        let refusal = accepted.check_accept().unwrap_err();
+        assert_eq!(refusal, Refusal::AlreadyAccepted { by: Some("caseworker@341221".into()), at: None });
+        assert_eq!(refusal.to_string(), "R11: this hand-off was already accepted by caseworker@341221 at ");
+        assert_eq!(handoff(Direction::Outgoing, State::Delivered).check_accept(), Err(Refusal::NotIncoming));
+    }
+
+    #[test]
+    fn own_region_and_escalation_follow_the_direction_and_the_tree() {
+        assert_eq!(handoff(Direction::Outgoing, State::Requested).own_region(), code("320102"));
+        assert_eq!(handoff(Direction::Incoming, State::Delivered).own_region(), code("341221"));
+        assert_eq!(handoff(Direction::Outgoing, State::Requested).escalation_target(), code("320100"));
     }
 
     #[test]

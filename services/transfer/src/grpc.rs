@@ -2,13 +2,14 @@
 
 use nol_auth::{Caller, Role};
 use nol_events::SubjectScheme;
+use nol_messages::{Common, Count, Transfer as Msg};
 use nol_pii::SealPublicKey;
 use nol_proto::v1::case_service_client::CaseServiceClient;
 use nol_proto::v1::transfer_service_server::TransferService;
 use nol_proto::v1::{
-    AcceptHandoffRequest, AcceptHandoffResponse, CaseStatus, CaseView, ChildSummary, GetCaseRequest, GetHandoffRequest,
+    AcceptHandoffRequest, AcceptHandoffResponse, CaseStatus, CaseView, GetCaseRequest, GetHandoffRequest,
     GetHandoffResponse, Handoff, HandoffDirection, HandoffDossier, HandoffState, ListHandoffsRequest,
-    ListHandoffsResponse, RequestHandoffRequest, RequestHandoffResponse, Sex,
+    ListHandoffsResponse, RequestHandoffRequest, RequestHandoffResponse,
 };
 use nol_region::RegionCode;
 use nol_runtime::error::parse_uuid;
@@ -23,9 +24,13 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::domain::{Direction, Refusal, State, check_accept, check_request};
+use crate::domain::{Direction, HandedChild, NewHandoff, Refusal, State, check_request};
 use crate::handoffs;
-use crate::store::{self, HandoffRow, ListFilter, NewHandoff};
+use crate::proto::{direction_from_proto, handoff_to_proto, sex_from_proto, state_from_proto};
+use crate::store::{self, ListFilter};
+
+/// The longest reason a hand-off request may give, in characters.
+const REASON_MAX_CHARS: usize = 2000;
 
 type CaseClient = CaseServiceClient<InterceptedService<Channel, PropagateTrace>>;
 
@@ -38,11 +43,18 @@ pub struct Transfer {
     cases: CaseClient,
 }
 
+/// A refusal is ALREADY_EXISTS when the hand-off it would make exists (under way, or accepted),
+/// FAILED_PRECONDITION otherwise.
 impl From<Refusal> for ServiceError {
     fn from(refusal: Refusal) -> Self {
         match refusal {
-            Refusal::AlreadyUnderWay | Refusal::AlreadyAccepted => ServiceError::already_exists(refusal.to_string()),
-            other => ServiceError::precondition(other.to_string()),
+            Refusal::AlreadyUnderWay | Refusal::AlreadyAccepted { .. } => {
+                ServiceError::already_exists(Msg::from(refusal))
+            }
+            Refusal::SameRegion { .. }
+            | Refusal::CaseNotOpen { .. }
+            | Refusal::NoLink { .. }
+            | Refusal::NotIncoming => ServiceError::precondition(Msg::from(refusal)),
         }
     }
 }
@@ -73,15 +85,15 @@ impl Transfer {
     async fn request(&self, caller: &Caller, request: RequestHandoffRequest) -> Result<Handoff, ServiceError> {
         caller.require_role(&[Role::Caseworker], nol_messages::vocab::Action::HandCasesOver)?;
         let mut violations = nol_runtime::Violations::default();
-        let case_id = violations
-            .check("case_id", Uuid::parse_str(request.case_id.trim()).map_err(|_| "is not a valid identifier (UUID)"));
+        let case_id =
+            violations.check("case_id", Uuid::parse_str(request.case_id.trim()).map_err(|_| Common::NotAUuid));
         let destination =
             violations.check("destination_region_code", RegionCode::parse_county(&request.destination_region_code));
         let reason = request.reason.trim().to_owned();
         if reason.is_empty() {
-            violations.add("reason", "is required: tell the destination's case worker why");
-        } else if reason.chars().count() > 2000 {
-            violations.add("reason", "is longer than 2,000 characters");
+            violations.add("reason", Msg::ReasonRequired);
+        } else if reason.chars().count() > REASON_MAX_CHARS {
+            violations.add("reason", Common::TooLong { max: Count(REASON_MAX_CHARS as u64) });
         }
         violations.finish()?;
         let (case_id, destination) = (nol_runtime::error::checked(case_id)?, nol_runtime::error::checked(destination)?);
@@ -115,14 +127,16 @@ impl Transfer {
             direction: Direction::Outgoing,
             state: State::Requested,
             case_id,
-            origin_region: origin.to_string(),
-            destination_region: destination.to_string(),
+            origin,
+            destination,
             reason,
-            child_name: child.full_name.clone(),
-            resident_id_masked: child.resident_id_masked.clone(),
-            sex: child.sex as i16,
-            birth_date: chrono::NaiveDate::parse_from_str(&child.birth_date, "%Y-%m-%d").unwrap_or_default(),
-            hukou_region: child.hukou_region_code.clone(),
+            child: HandedChild {
+                full_name: child.full_name.clone(),
+                resident_id_masked: child.resident_id_masked.clone(),
+                sex: sex_from_proto(child.sex),
+                birth_date: chrono::NaiveDate::parse_from_str(&child.birth_date, "%Y-%m-%d").unwrap_or_default(),
+                hukou_region: child.hukou_region_code.clone(),
+            },
             sealed_dossier: Some(sealed),
             trace_context: nol_telemetry::current_trace_context(),
             requested_by: caller.subject.clone(),
@@ -140,7 +154,7 @@ impl Transfer {
         tx.commit().await?;
         self.wake.notify();
         tracing::info!(handoff_id = %row.id, origin = %origin, destination = %destination, "hand-off requested");
-        Ok(to_proto(&row))
+        Ok(handoff_to_proto(&row))
     }
 
     async fn accept(&self, caller: &Caller, request: AcceptHandoffRequest) -> Result<Handoff, ServiceError> {
@@ -149,17 +163,10 @@ impl Transfer {
         let mut tx = self.pool.begin().await?;
         let row = store::get_for_update(&mut tx, id, Direction::Incoming)
             .await?
-            .ok_or_else(|| ServiceError::not_found(format!("no incoming hand-off {id}")))?;
-        let destination = RegionCode::parse(&row.destination_region).map_err(anyhow::Error::from)?;
+            .ok_or_else(|| ServiceError::not_found(Msg::NoIncomingHandoff { id: id.to_string() }))?;
+        let destination = row.destination;
         caller.require_scope(&destination)?;
-        let state = State::parse(&row.state).unwrap_or(State::Requested);
-        if let Err(refusal) = check_accept(Direction::Incoming, state) {
-            return Err(ServiceError::already_exists(format!(
-                "{refusal} by {} at {}",
-                row.accepted_by.as_deref().unwrap_or("?"),
-                row.accepted_at.map(|time| time.to_rfc3339()).unwrap_or_default()
-            )));
-        }
+        row.check_accept()?;
         // The accept's messages continue the hand-off's own trace, so one hand-off is one trace
         // across both provinces, from the origin's request to its case marked handed over.
         let span = tracing::info_span!("handoff.accept", handoff_id = %id);
@@ -169,43 +176,44 @@ impl Transfer {
         tx.commit().await?;
         self.wake.notify();
         tracing::info!(handoff_id = %id, region = %destination, "hand-off accepted; ownership moved here");
-        Ok(to_proto(&updated))
+        Ok(handoff_to_proto(&updated))
     }
 
     async fn get(&self, caller: &Caller, request: GetHandoffRequest) -> Result<Handoff, ServiceError> {
         let id = parse_uuid("handoff_id", &request.handoff_id)?;
         let direction = HandoffDirection::try_from(request.direction)
-            .map(Direction::from_proto)
-            .map_err(|_| ServiceError::invalid("direction", "is not a known direction"))?;
+            .map(direction_from_proto)
+            .map_err(|_| ServiceError::invalid("direction", Msg::NotADirection))?;
         let rows = match direction {
             Some(direction) => store::get(&self.pool, id, direction).await?.into_iter().collect(),
             None => store::get_any(&self.pool, id).await?,
         };
+        let no_handoff = || ServiceError::not_found(Msg::NoHandoff { id: id.to_string() });
         if rows.is_empty() {
-            return Err(ServiceError::not_found(format!("no hand-off {id}")));
+            return Err(no_handoff());
         }
         let mut denied = None;
         for row in rows {
-            match caller.require_scope(&own_side_region(&row)?) {
+            match caller.require_scope(&row.own_region()) {
                 Ok(()) => {
                     let mut conn = self.pool.acquire().await?;
                     audit::record(&mut conn, caller, "handoff.read", "handoff", &[id.to_string()]).await?;
-                    return Ok(to_proto(&row));
+                    return Ok(handoff_to_proto(&row));
                 }
                 Err(error) => denied = Some(error),
             }
         }
-        Err(denied.map(ServiceError::from).unwrap_or_else(|| ServiceError::not_found(format!("no hand-off {id}"))))
+        Err(denied.map(ServiceError::from).unwrap_or_else(no_handoff))
     }
 
     async fn list(&self, caller: &Caller, request: ListHandoffsRequest) -> Result<ListHandoffsResponse, ServiceError> {
         let region = nol_runtime::region_in_scope(caller, &request.region_code)?;
         let direction = HandoffDirection::try_from(request.direction)
-            .map(Direction::from_proto)
-            .map_err(|_| ServiceError::invalid("direction", "is not a known direction"))?;
+            .map(direction_from_proto)
+            .map_err(|_| ServiceError::invalid("direction", Msg::NotADirection))?;
         let state = HandoffState::try_from(request.state)
-            .map(State::from_proto)
-            .map_err(|_| ServiceError::invalid("state", "is not a known state"))?;
+            .map(state_from_proto)
+            .map_err(|_| ServiceError::invalid("state", Msg::NotAState))?;
         let size = paging::page_size(request.page_size)?;
         let after = Cursor::decode(&request.page_token)?;
         let filter =
@@ -215,46 +223,7 @@ impl Transfer {
         let ids: Vec<String> = rows.iter().map(|row| row.id.to_string()).collect();
         let mut conn = self.pool.acquire().await?;
         audit::record(&mut conn, caller, "handoff.list", "handoff", &ids).await?;
-        Ok(ListHandoffsResponse { handoffs: rows.iter().map(to_proto).collect(), next_page_token })
-    }
-}
-
-/// The region on this province's side of the hand-off: the origin of an outgoing one, the
-/// destination of an incoming one.
-fn own_side_region(row: &HandoffRow) -> Result<RegionCode, ServiceError> {
-    let text = match Direction::parse(&row.direction) {
-        Some(Direction::Incoming) => &row.destination_region,
-        _ => &row.origin_region,
-    };
-    Ok(RegionCode::parse(text).map_err(anyhow::Error::from)?)
-}
-
-fn to_proto(row: &HandoffRow) -> Handoff {
-    let time = nol_runtime::time::optional_timestamp;
-    Handoff {
-        handoff_id: row.id.to_string(),
-        direction: Direction::parse(&row.direction).map(Direction::to_proto).unwrap_or_default() as i32,
-        state: State::parse(&row.state).map(State::to_proto).unwrap_or_default() as i32,
-        case_id: row.case_id.to_string(),
-        origin_region_code: row.origin_region.clone(),
-        destination_region_code: row.destination_region.clone(),
-        reason: row.reason.clone(),
-        child: Some(ChildSummary {
-            full_name: row.child_name.clone(),
-            resident_id_masked: row.resident_id_masked.clone(),
-            sex: Sex::try_from(i32::from(row.sex)).unwrap_or_default() as i32,
-            birth_date: row.birth_date.format("%Y-%m-%d").to_string(),
-            hukou_region_code: row.hukou_region.clone(),
-            resident_id: String::new(),
-        }),
-        requested_by: row.requested_by.clone(),
-        request_time: time(Some(row.requested_at)),
-        deliver_time: time(row.delivered_at),
-        accepted_by: row.accepted_by.clone().unwrap_or_default(),
-        accept_time: time(row.accepted_at),
-        escalate_time: time(row.escalated_at),
-        escalated_to_region_code: row.escalated_to.clone().unwrap_or_default(),
-        resend_count: row.resend_count,
+        Ok(ListHandoffsResponse { handoffs: rows.iter().map(handoff_to_proto).collect(), next_page_token })
     }
 }
 

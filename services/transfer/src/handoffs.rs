@@ -17,8 +17,8 @@ use nol_region::RegionCode;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::domain::{Direction, State};
-use crate::store::{self, HandoffRow, NewHandoff};
+use crate::domain::{Direction, Handoff, NewHandoff, State};
+use crate::store;
 
 fn header<'a>(
     event_type: EventType,
@@ -40,19 +40,15 @@ fn header<'a>(
 /// The origin asks: record the outgoing hand-off, send the request (with the dossier sealed to
 /// the destination) across, and tell our own case service the case is pending. A hand-off of the
 /// case already under way makes the insert fail on `handoff_one_under_way_per_case`.
-pub async fn request(
-    conn: &mut PgConnection,
-    scheme: &SubjectScheme,
-    handoff: &NewHandoff,
-) -> sqlx::Result<HandoffRow> {
+pub async fn request(conn: &mut PgConnection, scheme: &SubjectScheme, handoff: &NewHandoff) -> sqlx::Result<Handoff> {
     let row = store::insert(conn, handoff).await?.ok_or(sqlx::Error::RowNotFound)?;
     send_request(conn, scheme, &row, false).await?;
-    let origin = stored_region(&row.origin_region)?;
+    let origin = row.origin;
     let id = row.id.to_string();
     let local = HandoffRequested {
         child_masked: Some(ChildSummary {
-            full_name: row.child_name.clone(),
-            resident_id_masked: row.resident_id_masked.clone(),
+            full_name: row.child.full_name.clone(),
+            resident_id_masked: row.child.resident_id_masked.clone(),
             ..Default::default()
         }),
         ..request_message(&row, Vec::new())
@@ -67,12 +63,12 @@ pub async fn request(
     store::get(&mut *conn, row.id, Direction::Outgoing).await?.ok_or(sqlx::Error::RowNotFound)
 }
 
-fn request_message(row: &HandoffRow, sealed_dossier: Vec<u8>) -> HandoffRequested {
+fn request_message(row: &Handoff, sealed_dossier: Vec<u8>) -> HandoffRequested {
     HandoffRequested {
         handoff_id: row.id.to_string(),
         case_id: row.case_id.to_string(),
-        origin_region_code: row.origin_region.clone(),
-        destination_region_code: row.destination_region.clone(),
+        origin_region_code: row.origin.to_string(),
+        destination_region_code: row.destination.to_string(),
         reason: row.reason.clone(),
         requested_by: row.requested_by.clone(),
         sealed_dossier,
@@ -84,11 +80,10 @@ fn request_message(row: &HandoffRow, sealed_dossier: Vec<u8>) -> HandoffRequeste
 async fn send_request(
     conn: &mut PgConnection,
     scheme: &SubjectScheme,
-    row: &HandoffRow,
+    row: &Handoff,
     resend: bool,
 ) -> sqlx::Result<()> {
-    let origin = stored_region(&row.origin_region)?;
-    let destination = stored_region(&row.destination_region)?;
+    let (origin, destination) = (row.origin, row.destination);
     let id = row.id.to_string();
     let message = request_message(row, row.sealed_dossier.clone().unwrap_or_default());
     let envelope = nol_backbone::outbox::emit(
@@ -106,7 +101,7 @@ async fn send_request(
 /// still there (so the destination's inbox recognises it); otherwise a new one with the same
 /// content (the destination recognises the hand-off id). While the first send has not even been
 /// acknowledged (the destination is unreachable), the relay is still retrying it: nothing to add.
-pub async fn resend(conn: &mut PgConnection, scheme: &SubjectScheme, row: &HandoffRow) -> sqlx::Result<()> {
+pub async fn resend(conn: &mut PgConnection, scheme: &SubjectScheme, row: &Handoff) -> sqlx::Result<()> {
     let sent = match row.request_event_id {
         Some(event_id) => nol_backbone::outbox::sent(conn, event_id).await?,
         None => None,
@@ -119,21 +114,21 @@ pub async fn resend(conn: &mut PgConnection, scheme: &SubjectScheme, row: &Hando
         }
         _ => send_request(conn, scheme, row, true).await?,
     }
-    tracing::info!(handoff_id = %row.id, resends = row.resend_count + 1, state = %row.state, "hand-off request re-sent for want of an answer");
+    tracing::info!(handoff_id = %row.id, resends = row.resend_count + 1, state = ?row.state, "hand-off request re-sent for want of an answer");
     Ok(())
 }
 
 /// Not accepted by the deadline: escalate to the origin's parent bureau (R12). The case stays
 /// owned by the origin; the re-sends go on.
-pub async fn escalate(conn: &mut PgConnection, scheme: &SubjectScheme, row: &HandoffRow) -> sqlx::Result<()> {
-    let origin = stored_region(&row.origin_region)?;
-    let parent = origin.parent().unwrap_or(origin);
-    store::mark_escalated(conn, row.id, parent.as_str()).await?;
+pub async fn escalate(conn: &mut PgConnection, scheme: &SubjectScheme, row: &Handoff) -> sqlx::Result<()> {
+    let origin = row.origin;
+    let parent = row.escalation_target();
+    store::mark_escalated(conn, row.id, &parent).await?;
     let overdue = HandoffOverdue {
         handoff_id: row.id.to_string(),
         case_id: row.case_id.to_string(),
-        origin_region_code: row.origin_region.clone(),
-        destination_region_code: row.destination_region.clone(),
+        origin_region_code: row.origin.to_string(),
+        destination_region_code: row.destination.to_string(),
         escalated_to_region_code: parent.to_string(),
         request_time: Some(nol_runtime::time::timestamp(row.requested_at)),
     };
@@ -151,7 +146,7 @@ pub async fn escalate(conn: &mut PgConnection, scheme: &SubjectScheme, row: &Han
 /// The destination received a request: record it (once) and answer.
 pub async fn receive(conn: &mut PgConnection, scheme: &SubjectScheme, handoff: &NewHandoff) -> sqlx::Result<()> {
     if store::insert(conn, handoff).await?.is_some() {
-        tracing::info!(handoff_id = %handoff.id, origin = %handoff.origin_region, destination = %handoff.destination_region, "hand-off received");
+        tracing::info!(handoff_id = %handoff.id, origin = %handoff.origin, destination = %handoff.destination, "hand-off received");
     }
     answer(conn, scheme, handoff.id).await
 }
@@ -162,10 +157,9 @@ pub async fn answer(conn: &mut PgConnection, scheme: &SubjectScheme, id: Uuid) -
     let Some(row) = store::get(&mut *conn, id, Direction::Incoming).await? else {
         return Ok(());
     };
-    let origin = stored_region(&row.origin_region)?;
-    let destination = stored_region(&row.destination_region)?;
+    let (origin, destination) = (row.origin, row.destination);
     let handoff_id = row.id.to_string();
-    if State::parse(&row.state) == Some(State::Accepted) {
+    if row.state == State::Accepted {
         let accepted = acceptance_message(&row, Vec::new());
         let actor = accepted.accepted_by.clone();
         nol_backbone::outbox::emit(
@@ -192,12 +186,12 @@ pub async fn answer(conn: &mut PgConnection, scheme: &SubjectScheme, id: Uuid) -
     Ok(())
 }
 
-fn acceptance_message(row: &HandoffRow, sealed_dossier: Vec<u8>) -> HandoffAccepted {
+fn acceptance_message(row: &Handoff, sealed_dossier: Vec<u8>) -> HandoffAccepted {
     HandoffAccepted {
         handoff_id: row.id.to_string(),
         case_id: row.case_id.to_string(),
-        origin_region_code: row.origin_region.clone(),
-        destination_region_code: row.destination_region.clone(),
+        origin_region_code: row.origin.to_string(),
+        destination_region_code: row.destination.to_string(),
         accepted_by: row.accepted_by.clone().unwrap_or_default(),
         sealed_dossier,
     }
@@ -209,8 +203,7 @@ pub async fn record_receipt(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<(
         tracing::warn!(handoff_id = %id, "receipt for an unknown hand-off ignored");
         return Ok(());
     };
-    let current = State::parse(&row.state).unwrap_or(State::Requested);
-    if let Some(next) = current.advance_to(State::Delivered) {
+    if let Some(next) = row.state.advance_to(State::Delivered) {
         store::set_state(conn, id, Direction::Outgoing, next, None).await?;
     }
     Ok(())
@@ -221,10 +214,10 @@ pub async fn record_receipt(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<(
 pub async fn accept(
     conn: &mut PgConnection,
     scheme: &SubjectScheme,
-    row: &HandoffRow,
+    row: &Handoff,
     accepted_by: &str,
-) -> sqlx::Result<HandoffRow> {
-    let destination = stored_region(&row.destination_region)?;
+) -> sqlx::Result<Handoff> {
+    let destination = row.destination;
     let updated = store::set_state(conn, row.id, Direction::Incoming, State::Accepted, Some(accepted_by)).await?;
     answer(conn, scheme, row.id).await?;
     let id = row.id.to_string();
@@ -251,17 +244,16 @@ pub async fn record_acceptance(
         tracing::warn!(handoff_id = %id, "acceptance of an unknown hand-off ignored");
         return Ok(());
     };
-    let current = State::parse(&row.state).unwrap_or(State::Requested);
-    if current.advance_to(State::Accepted).is_none() {
+    if row.state.advance_to(State::Accepted).is_none() {
         return Ok(());
     }
     store::set_state(conn, id, Direction::Outgoing, State::Accepted, Some(accepted_by)).await?;
-    let origin = stored_region(&row.origin_region)?;
+    let origin = row.origin;
     let completed = HandoffCompleted {
         handoff_id: id.to_string(),
         case_id: row.case_id.to_string(),
-        origin_region_code: row.origin_region.clone(),
-        destination_region_code: row.destination_region.clone(),
+        origin_region_code: row.origin.to_string(),
+        destination_region_code: row.destination.to_string(),
     };
     nol_backbone::outbox::emit(
         conn,
@@ -270,10 +262,6 @@ pub async fn record_acceptance(
         &completed,
     )
     .await?;
-    tracing::info!(handoff_id = %id, destination = %row.destination_region, "hand-off completed");
+    tracing::info!(handoff_id = %id, destination = %row.destination, "hand-off completed");
     Ok(())
-}
-
-fn stored_region(text: &str) -> sqlx::Result<RegionCode> {
-    RegionCode::parse(text).map_err(|error| sqlx::Error::Decode(Box::new(error)))
 }

@@ -6,6 +6,7 @@ mod consumers;
 pub mod domain;
 mod grpc;
 mod handoffs;
+mod proto;
 mod store;
 mod sweeper;
 
