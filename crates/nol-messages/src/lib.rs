@@ -4,7 +4,7 @@
 //! parameters; the words live here and nowhere else.
 //!
 //! Each area of the system has its own enum in its own file ([`Common`], [`Case`], [`Suspect`],
-//! [`Supervision`], [`Registry`], [`Transfer`], [`Reporting`]); [`Msg`] is any of them. A variant's
+//! [`Supervision`], [`Registry`], [`Transfer`]); [`Msg`] is any of them. A variant's
 //! name, in SCREAMING_SNAKE_CASE, is the machine-readable reason a client can switch on
 //! (`google.rpc.ErrorInfo.reason`, `FieldViolation.reason`).
 #![forbid(unsafe_code)]
@@ -14,7 +14,6 @@ mod common;
 #[cfg(feature = "grpc")]
 pub mod grpc;
 mod registry;
-mod reporting;
 mod supervision;
 mod suspects;
 mod transfer;
@@ -23,7 +22,6 @@ pub mod vocab;
 pub use cases::Case;
 pub use common::Common;
 pub use registry::Registry;
-pub use reporting::Reporting;
 pub use supervision::{OverdueWhat, Supervision};
 pub use suspects::Suspect;
 pub use transfer::{CaseStanding, Transfer};
@@ -120,7 +118,6 @@ pub enum Msg {
     Supervision(Supervision),
     Registry(Registry),
     Transfer(Transfer),
-    Reporting(Reporting),
     /// A message another service of the province answered with, passed on as it came.
     Relayed {
         en: String,
@@ -152,7 +149,6 @@ impl Msg {
             Msg::Supervision(message) => message.en(),
             Msg::Registry(message) => message.en(),
             Msg::Transfer(message) => message.en(),
-            Msg::Reporting(message) => message.en(),
             Msg::Relayed { en, .. } => en.clone(),
             Msg::Untranslated(text) => text.clone(),
         }
@@ -166,7 +162,6 @@ impl Msg {
             Msg::Supervision(message) => message.zh(),
             Msg::Registry(message) => message.zh(),
             Msg::Transfer(message) => message.zh(),
-            Msg::Reporting(message) => message.zh(),
             Msg::Relayed { zh, .. } => zh.clone(),
             Msg::Untranslated(text) => text.clone(),
         }
@@ -182,7 +177,6 @@ impl Msg {
             Msg::Supervision(message) => message.name(),
             Msg::Registry(message) => message.name(),
             Msg::Transfer(message) => message.name(),
-            Msg::Reporting(message) => message.name(),
             Msg::Relayed { .. } => "RELAYED",
             Msg::Untranslated(_) => "UNTRANSLATED",
         };

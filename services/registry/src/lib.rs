@@ -20,13 +20,6 @@ const RESIDENT_ID_CONTEXT: &str = "registry.pupil.resident_id";
 /// Binds the encrypted numbers of the household register and poverty registry lists.
 const AGENCY_ID_CONTEXT: &str = "registry.agency.resident_id";
 
-/// The bare SQL of the cross-check's main question, for the benchmark's baseline: how many
-/// school-age children of the household register (born between $1 and $2) are enrolled nowhere.
-pub const BARE_OUT_OF_SCHOOL_SQL: &str = "SELECT count(*) FROM household_member h
-    WHERE h.id_problem IS NULL AND h.birth_date BETWEEN $1 AND $2
-      AND NOT EXISTS (SELECT 1 FROM pupil p WHERE p.resident_id_index = h.resident_id_index
-                                               AND p.enrollment_status <> 'transferred_out')";
-
 /// Starts the registry of one province and serves it until `shutdown`.
 pub async fn start(config: ServiceConfig, shutdown: CancellationToken) -> anyhow::Result<RunningService> {
     let platform = Platform::start(config, sqlx::migrate!("./migrations"), shutdown).await?;
