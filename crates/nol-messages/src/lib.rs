@@ -123,21 +123,6 @@ pub enum Msg {
         en: String,
         zh: String,
     },
-    /// TRANSITIONAL: English text not yet in the catalogue. Removed when every service names its
-    /// messages (the compiler then finds any left).
-    Untranslated(String),
-}
-
-impl From<&str> for Msg {
-    fn from(text: &str) -> Msg {
-        Msg::Untranslated(text.to_owned())
-    }
-}
-
-impl From<String> for Msg {
-    fn from(text: String) -> Msg {
-        Msg::Untranslated(text)
-    }
 }
 
 impl Msg {
@@ -150,7 +135,6 @@ impl Msg {
             Msg::Registry(message) => message.en(),
             Msg::Transfer(message) => message.en(),
             Msg::Relayed { en, .. } => en.clone(),
-            Msg::Untranslated(text) => text.clone(),
         }
     }
 
@@ -163,7 +147,6 @@ impl Msg {
             Msg::Registry(message) => message.zh(),
             Msg::Transfer(message) => message.zh(),
             Msg::Relayed { zh, .. } => zh.clone(),
-            Msg::Untranslated(text) => text.clone(),
         }
     }
 
@@ -178,7 +161,6 @@ impl Msg {
             Msg::Registry(message) => message.name(),
             Msg::Transfer(message) => message.name(),
             Msg::Relayed { .. } => "RELAYED",
-            Msg::Untranslated(_) => "UNTRANSLATED",
         };
         screaming_snake(name)
     }
