@@ -2,6 +2,8 @@
 //! own databases, NATS servers and subject prefix, torn down at the end.
 #![allow(dead_code)]
 
+pub mod cases;
+
 use std::time::Duration;
 
 use nol_auth::Role;
