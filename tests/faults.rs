@@ -15,9 +15,10 @@ use futures::StreamExt;
 use nol_auth::Role;
 use nol_events::{EventEnvelope, PUPIL_REGISTERED, SubjectScheme};
 use nol_proto::v1::{
-    AcceptHandoffRequest, BackboneStatus, CaseStatus, CreatePupilRequest, DropoutCause, GetBackboneStatusRequest,
-    GetCaseRequest, GetHandoffRequest, GetRegionSummaryRequest, HandoffDirection, HandoffState, ListCasesRequest,
-    ListDeadLettersRequest, ListHandoffsRequest, OpenCaseRequest, Pupil, RequestHandoffRequest,
+    AcceptHandoffRequest, BackboneStatus, CaseStatus, CreatePupilRequest, DropoutCase, DropoutCause,
+    GetBackboneStatusRequest, GetCaseRequest, GetHandoffRequest, GetRegionSummaryRequest, Handoff, HandoffDirection,
+    HandoffState, ListCasesRequest, ListDeadLettersRequest, ListHandoffsRequest, OpenCaseRequest, Pupil,
+    RequestHandoffRequest,
 };
 use nol_region::RegionCode;
 use nol_stack::Clients;
@@ -537,77 +538,165 @@ async fn all_handed_over(test: &TestStack, case_ids: &[String]) {
     .unwrap_or_else(|error| panic!("{error:#}"));
 }
 
-/// Samples ownership of every Jiangsu case until stopped. Reads the destination first (its cases,
-/// then its accepted hand-offs), then the origin, so a transfer between the reads cannot look like
-/// two owners or none. A case is owned by the origin while open, or pending without an accept; by
-/// the destination once it accepted. Exactly one must own it at every sample.
+/// Samples ownership of every Jiangsu case through the API until stopped: each case has exactly
+/// one responsible region at every sample. A case is owned by the origin while open, or pending
+/// without an accept; by the destination once it accepted. Reads the origin first, then the
+/// destination (the cases it took in, then the hand-offs it accepted): an accept comes before the
+/// case it opens and before the origin hands the case over, and nothing moves back, so a transfer
+/// between the reads cannot look like two owners or none. A read that fails fails the test.
 struct OwnershipWatch {
     stop: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<(u64, Vec<String>)>,
+    turn: Arc<tokio::sync::Mutex<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<(u64, Vec<String>)>>,
+}
+
+/// Where the watch reads, as a province's supervisor.
+#[derive(Clone)]
+struct Reader {
+    urls: [String; 4],
+    token: String,
+}
+
+impl Reader {
+    fn new(test: &TestStack, province: &str) -> Reader {
+        let services = test.stack().province(province);
+        // Long enough for the longest test: a sample never fails for an expired token.
+        let token = test
+            .stack()
+            .keys
+            .token("ownership-watch", code(province), Role::Supervisor, Duration::from_secs(3600))
+            .unwrap();
+        let urls = [&services.registry, &services.cases, &services.transfer, &services.reporting].map(|s| s.url());
+        Reader { urls, token }
+    }
+
+    /// Fresh clients for each sample: a service restarted since the last one is reached anew.
+    fn clients(&self) -> anyhow::Result<Clients> {
+        let [registry, cases, transfer, reporting] = &self.urls;
+        Clients::at(registry, cases, transfer, reporting, &self.token)
+    }
+}
+
+/// Every case of the caller's region, page by page.
+async fn all_cases(clients: &Clients) -> anyhow::Result<Vec<DropoutCase>> {
+    let mut cases = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = clients
+            .cases
+            .clone()
+            .list_cases(ListCasesRequest { page_size: 500, page_token, ..Default::default() })
+            .await?
+            .into_inner();
+        cases.extend(page.dropout_cases);
+        if page.next_page_token.is_empty() {
+            return Ok(cases);
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+/// The incoming hand-offs the caller's region accepted.
+async fn accepted_incoming(clients: &Clients) -> anyhow::Result<Vec<Handoff>> {
+    let mut accepted = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = clients
+            .transfer
+            .clone()
+            .list_handoffs(ListHandoffsRequest {
+                direction: HandoffDirection::Incoming as i32,
+                state: HandoffState::Accepted as i32,
+                page_size: 500,
+                page_token,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        accepted.extend(page.handoffs);
+        if page.next_page_token.is_empty() {
+            return Ok(accepted);
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+/// One sample: what is wrong with ownership now (empty when every case has exactly one owner).
+async fn ownership_violations(jiangsu: &Reader, anhui: &Reader) -> anyhow::Result<Vec<String>> {
+    let (jiangsu, anhui) = (jiangsu.clients()?, anhui.clients()?);
+    let origin = all_cases(&jiangsu).await?;
+    let mut taken_in: HashMap<String, usize> = HashMap::new();
+    for case in all_cases(&anhui).await? {
+        if !case.origin_case_id.is_empty() {
+            *taken_in.entry(case.origin_case_id).or_default() += 1;
+        }
+    }
+    let accepted = accepted_incoming(&anhui).await?;
+    let accepted_cases: HashSet<&str> = accepted.iter().map(|handoff| handoff.case_id.as_str()).collect();
+    let accepted_ids: HashSet<&str> = accepted.iter().map(|handoff| handoff.handoff_id.as_str()).collect();
+    let mut violations = Vec::new();
+    for case in origin {
+        let case_id = case.case_id.as_str();
+        let status = CaseStatus::try_from(case.status).unwrap_or_default();
+        let destination_owns = accepted_ids.contains(case.handoff_id.as_str());
+        let origin_owns = status == CaseStatus::Open || (status == CaseStatus::HandoffPending && !destination_owns);
+        if u8::from(origin_owns) + u8::from(destination_owns) != 1 {
+            violations.push(format!(
+                "case {case_id}: origin {}, destination accepted {destination_owns}",
+                status.as_str_name()
+            ));
+        }
+        if taken_in.get(case_id).copied().unwrap_or(0) > 1 {
+            violations.push(format!("case {case_id} taken in twice"));
+        }
+        if taken_in.contains_key(case_id) && !accepted_cases.contains(case_id) {
+            violations.push(format!("case {case_id} opened in Anhui without an accept"));
+        }
+    }
+    Ok(violations)
 }
 
 impl OwnershipWatch {
+    /// The longest a sample may take before the watch fails the test.
+    const SAMPLE_TIMEOUT: Duration = Duration::from_secs(10);
+
     async fn start(test: &TestStack) -> OwnershipWatch {
-        let jiangsu = test.database("320000", "cases").await;
-        let anhui_cases = test.database("340000", "cases").await;
-        let anhui_transfer = test.database("340000", "transfer").await;
+        let (jiangsu, anhui) = (Reader::new(test, "320000"), Reader::new(test, "340000"));
         let stop = Arc::new(AtomicBool::new(false));
+        let turn = Arc::new(tokio::sync::Mutex::new(()));
         let task = {
-            let stop = stop.clone();
+            let (stop, turn) = (stop.clone(), turn.clone());
             tokio::spawn(async move {
                 let mut samples = 0u64;
                 let mut violations = Vec::new();
                 while !stop.load(Ordering::SeqCst) {
-                    let taken_in: Vec<(Uuid, i64)> = sqlx::query_as(
-                        "SELECT origin_case_id, count(*) FROM dropout_case WHERE origin_case_id IS NOT NULL GROUP BY 1",
-                    )
-                    .fetch_all(&anhui_cases)
-                    .await
-                    .unwrap_or_default();
-                    let accepted: HashSet<Uuid> = sqlx::query_scalar(
-                        "SELECT id FROM handoff WHERE direction = 'incoming' AND state = 'accepted'",
-                    )
-                    .fetch_all(&anhui_transfer)
-                    .await
-                    .unwrap_or_default()
-                    .into_iter()
-                    .collect();
-                    let origin: Vec<(Uuid, String, Option<Uuid>)> =
-                        match sqlx::query_as("SELECT id, status, handoff_id FROM dropout_case")
-                            .fetch_all(&jiangsu)
+                    {
+                        let _turn = turn.lock().await;
+                        let sample = tokio::time::timeout(Self::SAMPLE_TIMEOUT, ownership_violations(&jiangsu, &anhui))
                             .await
-                        {
-                            Ok(rows) => rows,
-                            Err(_) => continue,
-                        };
-                    let taken_in: HashMap<Uuid, i64> = taken_in.into_iter().collect();
-                    for (case_id, status, handoff_id) in origin {
-                        let destination_owns = handoff_id.is_some_and(|id| accepted.contains(&id));
-                        let origin_owns = status == "open" || (status == "handoff_pending" && !destination_owns);
-                        if u8::from(origin_owns) + u8::from(destination_owns) != 1 {
-                            violations.push(format!(
-                                "case {case_id}: origin {status}, destination accepted {destination_owns}"
-                            ));
-                        }
-                        if taken_in.get(&case_id).copied().unwrap_or(0) > 1 {
-                            violations.push(format!("case {case_id} taken in twice"));
-                        }
-                        if taken_in.contains_key(&case_id) && !destination_owns {
-                            violations.push(format!("case {case_id} opened in Anhui without an accept"));
-                        }
+                            .map_err(|_| anyhow::anyhow!("an ownership sample took over {:?}", Self::SAMPLE_TIMEOUT))?
+                            .map_err(|error| error.context(format!("ownership sample {}", samples + 1)))?;
+                        violations.extend(sample);
                     }
                     samples += 1;
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                (samples, violations)
+                Ok((samples, violations))
             })
         };
-        OwnershipWatch { stop, task }
+        OwnershipWatch { stop, turn, task }
+    }
+
+    /// Holds the watch between samples until the guard is dropped: while the test has a service
+    /// the watch reads stopped on purpose.
+    async fn pause(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        self.turn.clone().lock_owned().await
     }
 
     async fn finish(self) -> u64 {
         self.stop.store(true, Ordering::SeqCst);
-        let (samples, violations) = self.task.await.unwrap();
+        let (samples, violations) =
+            self.task.await.unwrap().unwrap_or_else(|error| panic!("the ownership watch could not read: {error:#}"));
         assert!(violations.is_empty(), "ownership violated: {violations:?}");
         assert!(samples > 0);
         samples
@@ -715,6 +804,7 @@ async fn fault_handoff_never_answered_is_escalated_and_stays_with_the_origin() {
         TestStack::start_with(options(&[("NOL_HANDOFF_DEADLINE_SECS", "3"), ("NOL_HANDOFF_RESEND_SECS", "1")])).await;
     let xuanwu = test.clients("320000", "320102", Role::Caseworker);
     let case_id = open_cases(&xuanwu, 1, 200).await.remove(0);
+    let watch = OwnershipWatch::start(&test).await;
     let requested_at = Instant::now();
     let handoff_id = request_handoff(&xuanwu, &case_id).await;
     // Anhui receives it, but no case worker there ever accepts.
@@ -770,9 +860,11 @@ async fn fault_handoff_never_answered_is_escalated_and_stays_with_the_origin() {
     assert!(owned_there.dropout_cases.is_empty(), "the destination never accepted: it owns nothing");
     let status = status(&test, "320000", "transfer").await;
     assert_eq!(status.gauges.get("handoffs_escalated"), Some(&1));
+    let samples = watch.finish().await;
     println!(
         "unanswered hand-off: escalated to 320100 after {:.1}s (deadline 3s); re-sent {} times meanwhile, \
-         each answered by a receipt; case still owned by 320102",
+         each answered by a receipt; case still owned by 320102 (ownership sampled {samples} times, never two \
+         owners or none)",
         escalated_after.as_secs_f64(),
         escalated.resend_count
     );
@@ -785,7 +877,10 @@ async fn fault_handoff_message_deleted_from_the_destination_stream_is_re_sent() 
     let xuanwu = test.clients("320000", "320102", Role::Caseworker);
     let linquan = test.clients("340000", "341221", Role::Caseworker);
     let case_id = open_cases(&xuanwu, 1, 300).await.remove(0);
-    // Anhui's transfer service is down, so the request sits in Anhui's stream unconsumed.
+    let watch = OwnershipWatch::start(&test).await;
+    // Anhui's transfer service is down, so the request sits in Anhui's stream unconsumed. The
+    // watch reads Anhui's accepts from that service: it waits until the service is back.
+    let paused = watch.pause().await;
     test.stack_mut().province_mut("340000").transfer.stop().await.unwrap();
     let handoff_id = request_handoff(&xuanwu, &case_id).await;
     let origin_outbox = test.database("320000", "transfer").await;
@@ -807,6 +902,7 @@ async fn fault_handoff_message_deleted_from_the_destination_stream_is_re_sent() 
     let lost = stream.get_last_raw_message_by_subject(&subject).await.unwrap();
     assert!(stream.delete_message(lost.sequence).await.unwrap());
     test.stack_mut().province_mut("340000").transfer.restart().await.unwrap();
+    drop(paused);
     delivered_to_anhui(&linquan, std::slice::from_ref(&handoff_id)).await;
     accept(&linquan, &handoff_id).await;
     all_handed_over(&test, std::slice::from_ref(&case_id)).await;
@@ -821,9 +917,10 @@ async fn fault_handoff_message_deleted_from_the_destination_stream_is_re_sent() 
         .unwrap();
     assert!(handoff.resend_count >= 1, "the origin re-sent the request");
     assert_eq!(handoff.state, HandoffState::Accepted as i32);
+    let samples = watch.finish().await;
     println!(
         "acked hand-off request deleted from the destination's stream: re-sent {} time(s), then delivered, \
-         accepted and completed",
+         accepted and completed; ownership sampled {samples} times, never two owners or none",
         handoff.resend_count
     );
     test.finish().await;
@@ -880,9 +977,10 @@ async fn fault_duplicate_and_reordered_deliveries_end_in_the_same_state() {
     let xuanwu = test.clients("320000", "320102", Role::Caseworker);
     let linquan = test.clients("340000", "341221", Role::Caseworker);
     let cases = open_cases(&xuanwu, 2, 400).await;
+    let watch = OwnershipWatch::start(&test).await;
 
     // Reordered: with Jiangsu's transfer service down, Anhui's receipt and acceptance wait in
-    // Jiangsu's stream; the receipt is taken out and delivered again after the acceptance.
+    // Jiangsu's stream; the receipt is taken out, to be delivered again after the acceptance.
     let first = request_handoff(&xuanwu, &cases[0]).await;
     let origin_outbox = test.database("320000", "transfer").await;
     eventually("the request to leave Jiangsu", || {
@@ -911,9 +1009,6 @@ async fn fault_duplicate_and_reordered_deliveries_end_in_the_same_state() {
     assert!(stream.delete_message(receipt.sequence).await.unwrap());
     test.stack_mut().province_mut("320000").transfer.restart().await.unwrap();
     all_handed_over(&test, &cases[..1]).await;
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert("Nats-Msg-Id", Uuid::new_v4().to_string().as_str());
-    js.publish_with_headers(receipt_subject, headers, receipt.payload.clone()).await.unwrap().await.unwrap();
 
     // A second hand-off, undisturbed, for comparison.
     let second = request_handoff(&xuanwu, &cases[1]).await;
@@ -922,6 +1017,13 @@ async fn fault_duplicate_and_reordered_deliveries_end_in_the_same_state() {
     all_handed_over(&test, &cases).await;
     quiet(&test).await;
     let settled = end_state(&test).await;
+
+    // The late receipt arrives after the acceptance it should have preceded.
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", Uuid::new_v4().to_string().as_str());
+    js.publish_with_headers(receipt_subject, headers, receipt.payload.clone()).await.unwrap().await.unwrap();
+    quiet(&test).await;
+    assert_eq!(end_state(&test).await, settled, "the late receipt changes nothing");
 
     // Duplicated: every message of both streams delivered again, newest first.
     let mut replayed = 0;
@@ -953,9 +1055,11 @@ async fn fault_duplicate_and_reordered_deliveries_end_in_the_same_state() {
         }
     }
     assert!(dropped >= replayed as u64 / 2, "the inboxes dropped the copies ({dropped} of {replayed})");
+    let samples = watch.finish().await;
     println!(
         "reordered: the acceptance overtook the receipt and the late receipt changed nothing; \
-         duplicated: {replayed} messages replayed newest first, {dropped} copies dropped by inboxes, end state identical"
+         duplicated: {replayed} messages replayed newest first, {dropped} copies dropped by inboxes, end state identical; \
+         ownership sampled {samples} times, never two owners or none"
     );
     test.finish().await;
 }
