@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{TestOptions, TestStack, eventually, resident_id};
+use common::{TestOptions, TestStack, counts, eventually, resident_id};
 use futures::StreamExt;
 use nol_auth::Role;
 use nol_events::{EventEnvelope, PUPIL_REGISTERED, SubjectScheme};
@@ -92,10 +92,6 @@ fn nth_resident_id(index: u32) -> String {
     nol_pii::ResidentId::from_parts("320102", birth, (index % 1000) as u16).unwrap().expose().to_owned()
 }
 
-async fn scalar(pool: &sqlx::PgPool, sql: &'static str) -> i64 {
-    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
-}
-
 /// Waits until `load` has committed at least `more` further pupils.
 async fn load_progresses(load: &Load, more: u64) {
     let target = load.ok() + more;
@@ -121,11 +117,11 @@ async fn reported_pupils(test: &TestStack) -> anyhow::Result<i64> {
 async fn all_counted_exactly_once(test: &TestStack) -> Duration {
     let started = Instant::now();
     let registry = test.database("320000", "registry").await;
-    let rows = scalar(&registry, "SELECT count(*) FROM pupil").await;
+    let rows = counts::pupils(&registry).await.unwrap();
     nol_stack::eventually("every committed pupil to be counted", Duration::from_secs(120), || {
         let registry = registry.clone();
         async move {
-            let unsent = scalar(&registry, "SELECT count(*) FROM outbox WHERE sent_at IS NULL").await;
+            let unsent = counts::registry_unsent(&registry).await?;
             let reported = reported_pupils(test).await?;
             anyhow::ensure!(reported <= rows, "counted {reported} pupils but only {rows} were committed");
             Ok((unsent == 0 && reported == rows).then_some(()))
@@ -217,7 +213,7 @@ async fn fault_relay_killed_mid_batch_repeatedly() {
     load_progresses(&load, 20).await;
     let (ok, failed) = load.stop().await;
     let recovery = all_counted_exactly_once(&test).await;
-    let rows = scalar(&test.database("320000", "registry").await, "SELECT count(*) FROM pupil").await;
+    let rows = counts::pupils(&test.database("320000", "registry").await).await.unwrap();
     let filter = scheme(&test).local_filter(&code("320000"), PUPIL_REGISTERED);
     let stored = stream_count(&test, 0, "320000", filter).await;
     assert_eq!(stored, rows as u64, "the stream dropped every re-published copy by Nats-Msg-Id");
@@ -256,12 +252,13 @@ async fn fault_consumer_killed_between_commit_and_ack() {
     load_progresses(&load, 20).await;
     let (ok, _) = load.stop().await;
     let recovery = all_counted_exactly_once(&test).await;
-    let rows = scalar(&test.database("320000", "registry").await, "SELECT count(*) FROM pupil").await;
-    let inbox = scalar(
-        &test.database("320000", "reporting").await,
-        "SELECT count(*) FROM inbox WHERE event_type = 'registry.pupil_registered'",
+    let rows = counts::pupils(&test.database("320000", "registry").await).await.unwrap();
+    let inbox = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM reporting.inbox WHERE event_type = 'registry.pupil_registered'"#
     )
-    .await;
+    .fetch_one(&test.database("320000", "reporting").await)
+    .await
+    .unwrap();
     assert_eq!(inbox, rows, "one inbox record per event");
     let status = status(&test, "320000", "reporting").await;
     assert!(status.duplicates_dropped >= 1, "the last crashed batch came back and was dropped by the inbox");
@@ -280,7 +277,7 @@ async fn fault_nats_server_killed_and_restarted() {
     let mut test = TestStack::start().await;
     let load = Load::start(&test.clients("320000", "320102", Role::Caseworker), 0);
     load_progresses(&load, 20).await;
-    let before = scalar(&test.database("320000", "registry").await, "SELECT count(*) FROM pupil").await;
+    let before = counts::pupils(&test.database("320000", "registry").await).await.unwrap();
     test.stack_mut().nats[0].kill().await.unwrap();
     // PostgreSQL is the system of record: work goes on while NATS is down, into the outbox.
     load_progresses(&load, 20).await;
@@ -291,7 +288,7 @@ async fn fault_nats_server_killed_and_restarted() {
     let (ok, failed) = load.stop().await;
     all_counted_exactly_once(&test).await;
     let recovery = restarted.elapsed();
-    let rows = scalar(&test.database("320000", "registry").await, "SELECT count(*) FROM pupil").await;
+    let rows = counts::pupils(&test.database("320000", "registry").await).await.unwrap();
     let filter = scheme(&test).local_filter(&code("320000"), PUPIL_REGISTERED);
     assert_eq!(stream_count(&test, 0, "320000", filter).await, rows as u64, "nothing acknowledged was lost");
     println!(
@@ -330,9 +327,14 @@ async fn fault_postgres_stopped_immediately_under_load() {
     all_counted_exactly_once(&test).await;
     let recovery = restarted.elapsed();
     let registry = test.database("320000", "registry").await;
-    let rows = scalar(&registry, "SELECT count(*) FROM pupil").await;
-    let orphans = scalar(&registry, "SELECT count(*) FROM outbox WHERE sent_at IS NULL").await;
-    let events = scalar(&registry, "SELECT count(*) FROM outbox WHERE event_type = 'registry.pupil_registered'").await;
+    let rows = counts::pupils(&registry).await.unwrap();
+    let orphans = counts::registry_unsent(&registry).await.unwrap();
+    let events = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM registry.outbox WHERE event_type = 'registry.pupil_registered'"#
+    )
+    .fetch_one(&registry)
+    .await
+    .unwrap();
     assert_eq!(events, rows, "one outbox event per committed pupil: nothing half-written");
     assert_eq!(orphans, 0, "no outbox row left unsent");
     let filter = scheme(&test).local_filter(&code("320000"), PUPIL_REGISTERED);
@@ -520,15 +522,16 @@ async fn all_handed_over(test: &TestStack, case_ids: &[String]) {
     nol_stack::eventually("every hand-off to complete on both sides", Duration::from_secs(120), || {
         let (jiangsu, anhui, ids) = (jiangsu.clone(), anhui.clone(), ids.clone());
         async move {
-            let handed_over: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM dropout_case WHERE id = ANY($1) AND status = 'handed_over'")
-                    .bind(&ids)
-                    .fetch_one(&jiangsu)
-                    .await?;
-            let taken_in: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM dropout_case WHERE origin_case_id = ANY($1) AND status = 'open'",
+            let handed_over = sqlx::query_scalar!(
+                r#"SELECT count(*) AS "count!" FROM cases.dropout_case WHERE id = ANY($1) AND status = 'handed_over'"#,
+                &ids
             )
-            .bind(&ids)
+            .fetch_one(&jiangsu)
+            .await?;
+            let taken_in = sqlx::query_scalar!(
+                r#"SELECT count(*) AS "count!" FROM cases.dropout_case WHERE origin_case_id = ANY($1) AND status = 'open'"#,
+                &ids
+            )
             .fetch_one(&anhui)
             .await?;
             Ok((handed_over == wanted && taken_in == wanted).then_some(()))
@@ -754,7 +757,10 @@ async fn link_cut(cut: Duration) {
     tokio::time::sleep(cut.saturating_sub(cut_at.elapsed())).await;
     let jiangsu_cases = test.database("320000", "cases").await;
     let still_pending =
-        scalar(&jiangsu_cases, "SELECT count(*) FROM dropout_case WHERE status = 'handoff_pending'").await;
+        sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM cases.dropout_case WHERE status = 'handoff_pending'"#)
+            .fetch_one(&jiangsu_cases)
+            .await
+            .unwrap();
     assert_eq!(still_pending, 6, "every case still owned by the origin or claimed by an accept, none lost");
 
     link.restore();
@@ -767,13 +773,14 @@ async fn link_cut(cut: Duration) {
     all_handed_over(&test, &cases).await;
     let completed_after = restored.elapsed();
     let samples = watch.finish().await;
-    let accepted = scalar(
-        &test.database("340000", "transfer").await,
-        "SELECT count(*) FROM handoff WHERE direction = 'incoming' AND state = 'accepted'",
+    let accepted = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM transfer.handoff WHERE direction = 'incoming' AND state = 'accepted'"#
     )
-    .await;
+    .fetch_one(&test.database("340000", "transfer").await)
+    .await
+    .unwrap();
     assert_eq!(accepted, 6);
-    let anhui_cases = scalar(&test.database("340000", "cases").await, "SELECT count(*) FROM dropout_case").await;
+    let anhui_cases = counts::cases(&test.database("340000", "cases").await).await.unwrap();
     assert_eq!(anhui_cases, 6, "each case taken in once");
     let transfer = status(&test, "320000", "transfer").await;
     println!(
@@ -887,8 +894,9 @@ async fn fault_handoff_message_deleted_from_the_destination_stream_is_re_sent() 
     eventually("the origin's relay to see Anhui's stream ack the request", || {
         let origin_outbox = origin_outbox.clone();
         async move {
-            let sent: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM outbox WHERE subject LIKE '%.xp.%handoff_requested%' AND sent_at IS NOT NULL",
+            let sent = sqlx::query_scalar!(
+                r#"SELECT count(*) AS "count!" FROM transfer.outbox
+                    WHERE subject LIKE '%.xp.%handoff_requested%' AND sent_at IS NOT NULL"#
             )
             .fetch_one(&origin_outbox)
             .await?;
@@ -930,26 +938,23 @@ async fn fault_handoff_message_deleted_from_the_destination_stream_is_re_sent() 
 async fn end_state(test: &TestStack) -> Vec<String> {
     let mut rows = Vec::new();
     for province in ["320000", "340000"] {
-        let cases = test.database(province, "cases").await;
-        let case_rows: Vec<(Uuid, String, i64, Option<Uuid>)> =
-            sqlx::query_as("SELECT id, status, version, origin_case_id FROM dropout_case ORDER BY id")
-                .fetch_all(&cases)
-                .await
-                .unwrap();
-        rows.extend(case_rows.into_iter().map(|row| format!("{province} case {row:?}")));
-        let transfer = test.database(province, "transfer").await;
-        let handoffs: Vec<(Uuid, String, String, Option<String>)> =
-            sqlx::query_as("SELECT id, direction, state, accepted_by FROM handoff ORDER BY id, direction")
-                .fetch_all(&transfer)
+        // One database per province; the tables are named with their service's schema.
+        let database = test.database(province, "cases").await;
+        let cases = sqlx::query!("SELECT id, status, version, origin_case_id FROM cases.dropout_case ORDER BY id")
+            .fetch_all(&database)
+            .await
+            .unwrap();
+        rows.extend(cases.into_iter().map(|row| format!("{province} case {row:?}")));
+        let handoffs =
+            sqlx::query!("SELECT id, direction, state, accepted_by FROM transfer.handoff ORDER BY id, direction")
+                .fetch_all(&database)
                 .await
                 .unwrap();
         rows.extend(handoffs.into_iter().map(|row| format!("{province} handoff {row:?}")));
-        let reporting = test.database(province, "reporting").await;
-        let counts: Vec<(String, String, i64)> =
-            sqlx::query_as("SELECT region, metric, value FROM region_count ORDER BY 1, 2")
-                .fetch_all(&reporting)
-                .await
-                .unwrap();
+        let counts = sqlx::query!("SELECT region, metric, value FROM reporting.region_count ORDER BY 1, 2")
+            .fetch_all(&database)
+            .await
+            .unwrap();
         rows.extend(counts.into_iter().map(|row| format!("{province} count {row:?}")));
     }
     rows
@@ -986,9 +991,7 @@ async fn fault_duplicate_and_reordered_deliveries_end_in_the_same_state() {
     eventually("the request to leave Jiangsu", || {
         let origin_outbox = origin_outbox.clone();
         async move {
-            let unsent: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
-                .fetch_one(&origin_outbox)
-                .await?;
+            let unsent = counts::transfer_unsent(&origin_outbox).await?;
             Ok((unsent == 0).then_some(()))
         }
     })
