@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TestStack, eventually, resident_id};
+use common::{TestStack, counts, eventually, resident_id};
 use nol_auth::Role;
 use nol_proto::v1::{
     AcceptHandoffRequest, CreatePupilRequest, DropoutCause, GetPupilRequest, HandoffDirection, ListHandoffsRequest,
@@ -33,10 +33,6 @@ async fn register(clients: &Clients, pupil: Pupil) -> Result<Pupil, tonic::Statu
         .into_inner()
         .pupil
         .unwrap())
-}
-
-async fn count(pool: &sqlx::PgPool, sql: &'static str) -> i64 {
-    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
 }
 
 /// The fields named in an INVALID_ARGUMENT's `google.rpc.BadRequest`.
@@ -86,8 +82,8 @@ async fn malformed_ids_and_unknown_regions_are_refused_field_by_field_and_nothin
 
     // Nothing half-written: no pupil, no event, no audit entry.
     let registry = test.database("320000", "registry").await;
-    assert_eq!(count(&registry, "SELECT count(*) FROM pupil").await, 0);
-    assert_eq!(count(&registry, "SELECT count(*) FROM outbox").await, 0);
+    assert_eq!(counts::pupils(&registry).await.unwrap(), 0);
+    assert_eq!(counts::registry_events(&registry).await.unwrap(), 0);
     let listed = xuanwu.registry.clone().list_pupils(ListPupilsRequest::default()).await.unwrap();
     assert!(listed.into_inner().pupils.is_empty());
 
@@ -96,8 +92,8 @@ async fn malformed_ids_and_unknown_regions_are_refused_field_by_field_and_nothin
     let status = register(&xuanwu, pupil(&valid)).await.unwrap_err();
     assert_eq!(status.code(), Code::AlreadyExists);
     assert!(status.message().contains(&first.pupil_id), "{}", status.message());
-    assert_eq!(count(&registry, "SELECT count(*) FROM pupil").await, 1);
-    assert_eq!(count(&registry, "SELECT count(*) FROM outbox").await, 1);
+    assert_eq!(counts::pupils(&registry).await.unwrap(), 1);
+    assert_eq!(counts::registry_events(&registry).await.unwrap(), 1);
     // Seen from a sibling county, the conflict does not reveal the record.
     let qinhuai = test.clients("320000", "320104", Role::Caseworker);
     let status = register(&qinhuai, Pupil { school_code: "3201040001".into(), ..pupil(&valid) }).await.unwrap_err();
@@ -125,8 +121,8 @@ async fn malformed_ids_and_unknown_regions_are_refused_field_by_field_and_nothin
         .unwrap_err();
     assert_eq!(unknown_pupil.code(), Code::NotFound);
     let cases_db = test.database("320000", "cases").await;
-    assert_eq!(count(&cases_db, "SELECT count(*) FROM dropout_case").await, 1);
-    assert_eq!(count(&cases_db, "SELECT count(*) FROM outbox").await, 1);
+    assert_eq!(counts::cases(&cases_db).await.unwrap(), 1);
+    assert_eq!(counts::case_events(&cases_db).await.unwrap(), 1);
 
     test.finish().await;
 }
@@ -182,7 +178,13 @@ async fn callers_see_only_their_own_subtree_and_province() {
     assert_eq!(supervisor.registry.clone().get_pupil(full).await.unwrap_err().code(), Code::PermissionDenied);
     let registry = test.database("320000", "registry").await;
     let audited: Vec<(String, String)> =
-        sqlx::query_as("SELECT action, actor_region FROM audit_log ORDER BY id").fetch_all(&registry).await.unwrap();
+        sqlx::query!("SELECT action, actor_region FROM registry.audit_log ORDER BY id")
+            .fetch_all(&registry)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|row| (row.action, row.actor_region))
+            .collect();
     assert!(audited.contains(&("pupil.read_full".to_owned(), "320102".to_owned())));
     assert!(audited.contains(&("pupil.read".to_owned(), "320000".to_owned())));
 
@@ -301,7 +303,7 @@ async fn hand_off_refusals_leave_one_hand_off_and_one_owner() {
 
     // Exactly one hand-off of the case, and in the end exactly one active case (in Anhui).
     let transfer_db = test.database("320000", "transfer").await;
-    assert_eq!(count(&transfer_db, "SELECT count(*) FROM handoff").await, 1);
+    assert_eq!(counts::handoffs(&transfer_db).await.unwrap(), 1);
     eventually("ownership to settle in Anhui", || {
         let jiangsu_cases = xuanwu.cases.clone();
         let anhui_cases = linquan.cases.clone();

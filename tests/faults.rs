@@ -10,14 +10,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{TestOptions, TestStack, eventually, resident_id};
+use common::{TestOptions, TestStack, counts, eventually, resident_id};
 use futures::StreamExt;
 use nol_auth::Role;
 use nol_events::{EventEnvelope, PUPIL_REGISTERED, SubjectScheme};
 use nol_proto::v1::{
-    AcceptHandoffRequest, BackboneStatus, CaseStatus, CreatePupilRequest, DropoutCause, GetBackboneStatusRequest,
-    GetCaseRequest, GetHandoffRequest, GetRegionSummaryRequest, HandoffDirection, HandoffState, ListCasesRequest,
-    ListDeadLettersRequest, ListHandoffsRequest, OpenCaseRequest, Pupil, RequestHandoffRequest,
+    AcceptHandoffRequest, BackboneStatus, CaseStatus, CreatePupilRequest, DropoutCase, DropoutCause,
+    GetBackboneStatusRequest, GetCaseRequest, GetHandoffRequest, GetRegionSummaryRequest, Handoff, HandoffDirection,
+    HandoffState, ListCasesRequest, ListDeadLettersRequest, ListHandoffsRequest, OpenCaseRequest, Pupil,
+    RequestHandoffRequest,
 };
 use nol_region::RegionCode;
 use nol_stack::Clients;
@@ -91,10 +92,6 @@ fn nth_resident_id(index: u32) -> String {
     nol_pii::ResidentId::from_parts("320102", birth, (index % 1000) as u16).unwrap().expose().to_owned()
 }
 
-async fn scalar(pool: &sqlx::PgPool, sql: &'static str) -> i64 {
-    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
-}
-
 /// Waits until `load` has committed at least `more` further pupils.
 async fn load_progresses(load: &Load, more: u64) {
     let target = load.ok() + more;
@@ -120,11 +117,11 @@ async fn reported_pupils(test: &TestStack) -> anyhow::Result<i64> {
 async fn all_counted_exactly_once(test: &TestStack) -> Duration {
     let started = Instant::now();
     let registry = test.database("320000", "registry").await;
-    let rows = scalar(&registry, "SELECT count(*) FROM pupil").await;
+    let rows = counts::pupils(&registry).await.unwrap();
     nol_stack::eventually("every committed pupil to be counted", Duration::from_secs(120), || {
         let registry = registry.clone();
         async move {
-            let unsent = scalar(&registry, "SELECT count(*) FROM outbox WHERE sent_at IS NULL").await;
+            let unsent = counts::registry_unsent(&registry).await?;
             let reported = reported_pupils(test).await?;
             anyhow::ensure!(reported <= rows, "counted {reported} pupils but only {rows} were committed");
             Ok((unsent == 0 && reported == rows).then_some(()))
@@ -216,7 +213,7 @@ async fn fault_relay_killed_mid_batch_repeatedly() {
     load_progresses(&load, 20).await;
     let (ok, failed) = load.stop().await;
     let recovery = all_counted_exactly_once(&test).await;
-    let rows = scalar(&test.database("320000", "registry").await, "SELECT count(*) FROM pupil").await;
+    let rows = counts::pupils(&test.database("320000", "registry").await).await.unwrap();
     let filter = scheme(&test).local_filter(&code("320000"), PUPIL_REGISTERED);
     let stored = stream_count(&test, 0, "320000", filter).await;
     assert_eq!(stored, rows as u64, "the stream dropped every re-published copy by Nats-Msg-Id");
@@ -255,12 +252,13 @@ async fn fault_consumer_killed_between_commit_and_ack() {
     load_progresses(&load, 20).await;
     let (ok, _) = load.stop().await;
     let recovery = all_counted_exactly_once(&test).await;
-    let rows = scalar(&test.database("320000", "registry").await, "SELECT count(*) FROM pupil").await;
-    let inbox = scalar(
-        &test.database("320000", "reporting").await,
-        "SELECT count(*) FROM inbox WHERE event_type = 'registry.pupil_registered'",
+    let rows = counts::pupils(&test.database("320000", "registry").await).await.unwrap();
+    let inbox = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM reporting.inbox WHERE event_type = 'registry.pupil_registered'"#
     )
-    .await;
+    .fetch_one(&test.database("320000", "reporting").await)
+    .await
+    .unwrap();
     assert_eq!(inbox, rows, "one inbox record per event");
     let status = status(&test, "320000", "reporting").await;
     assert!(status.duplicates_dropped >= 1, "the last crashed batch came back and was dropped by the inbox");
@@ -279,7 +277,7 @@ async fn fault_nats_server_killed_and_restarted() {
     let mut test = TestStack::start().await;
     let load = Load::start(&test.clients("320000", "320102", Role::Caseworker), 0);
     load_progresses(&load, 20).await;
-    let before = scalar(&test.database("320000", "registry").await, "SELECT count(*) FROM pupil").await;
+    let before = counts::pupils(&test.database("320000", "registry").await).await.unwrap();
     test.stack_mut().nats[0].kill().await.unwrap();
     // PostgreSQL is the system of record: work goes on while NATS is down, into the outbox.
     load_progresses(&load, 20).await;
@@ -290,7 +288,7 @@ async fn fault_nats_server_killed_and_restarted() {
     let (ok, failed) = load.stop().await;
     all_counted_exactly_once(&test).await;
     let recovery = restarted.elapsed();
-    let rows = scalar(&test.database("320000", "registry").await, "SELECT count(*) FROM pupil").await;
+    let rows = counts::pupils(&test.database("320000", "registry").await).await.unwrap();
     let filter = scheme(&test).local_filter(&code("320000"), PUPIL_REGISTERED);
     assert_eq!(stream_count(&test, 0, "320000", filter).await, rows as u64, "nothing acknowledged was lost");
     println!(
@@ -329,9 +327,14 @@ async fn fault_postgres_stopped_immediately_under_load() {
     all_counted_exactly_once(&test).await;
     let recovery = restarted.elapsed();
     let registry = test.database("320000", "registry").await;
-    let rows = scalar(&registry, "SELECT count(*) FROM pupil").await;
-    let orphans = scalar(&registry, "SELECT count(*) FROM outbox WHERE sent_at IS NULL").await;
-    let events = scalar(&registry, "SELECT count(*) FROM outbox WHERE event_type = 'registry.pupil_registered'").await;
+    let rows = counts::pupils(&registry).await.unwrap();
+    let orphans = counts::registry_unsent(&registry).await.unwrap();
+    let events = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM registry.outbox WHERE event_type = 'registry.pupil_registered'"#
+    )
+    .fetch_one(&registry)
+    .await
+    .unwrap();
     assert_eq!(events, rows, "one outbox event per committed pupil: nothing half-written");
     assert_eq!(orphans, 0, "no outbox row left unsent");
     let filter = scheme(&test).local_filter(&code("320000"), PUPIL_REGISTERED);
@@ -519,15 +522,16 @@ async fn all_handed_over(test: &TestStack, case_ids: &[String]) {
     nol_stack::eventually("every hand-off to complete on both sides", Duration::from_secs(120), || {
         let (jiangsu, anhui, ids) = (jiangsu.clone(), anhui.clone(), ids.clone());
         async move {
-            let handed_over: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM dropout_case WHERE id = ANY($1) AND status = 'handed_over'")
-                    .bind(&ids)
-                    .fetch_one(&jiangsu)
-                    .await?;
-            let taken_in: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM dropout_case WHERE origin_case_id = ANY($1) AND status = 'open'",
+            let handed_over = sqlx::query_scalar!(
+                r#"SELECT count(*) AS "count!" FROM cases.dropout_case WHERE id = ANY($1) AND status = 'handed_over'"#,
+                &ids
             )
-            .bind(&ids)
+            .fetch_one(&jiangsu)
+            .await?;
+            let taken_in = sqlx::query_scalar!(
+                r#"SELECT count(*) AS "count!" FROM cases.dropout_case WHERE origin_case_id = ANY($1) AND status = 'open'"#,
+                &ids
+            )
             .fetch_one(&anhui)
             .await?;
             Ok((handed_over == wanted && taken_in == wanted).then_some(()))
@@ -537,77 +541,165 @@ async fn all_handed_over(test: &TestStack, case_ids: &[String]) {
     .unwrap_or_else(|error| panic!("{error:#}"));
 }
 
-/// Samples ownership of every Jiangsu case until stopped. Reads the destination first (its cases,
-/// then its accepted hand-offs), then the origin, so a transfer between the reads cannot look like
-/// two owners or none. A case is owned by the origin while open, or pending without an accept; by
-/// the destination once it accepted. Exactly one must own it at every sample.
+/// Samples ownership of every Jiangsu case through the API until stopped: each case has exactly
+/// one responsible region at every sample. A case is owned by the origin while open, or pending
+/// without an accept; by the destination once it accepted. Reads the origin first, then the
+/// destination (the cases it took in, then the hand-offs it accepted): an accept comes before the
+/// case it opens and before the origin hands the case over, and nothing moves back, so a transfer
+/// between the reads cannot look like two owners or none. A read that fails fails the test.
 struct OwnershipWatch {
     stop: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<(u64, Vec<String>)>,
+    turn: Arc<tokio::sync::Mutex<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<(u64, Vec<String>)>>,
+}
+
+/// Where the watch reads, as a province's supervisor.
+#[derive(Clone)]
+struct Reader {
+    urls: [String; 4],
+    token: String,
+}
+
+impl Reader {
+    fn new(test: &TestStack, province: &str) -> Reader {
+        let services = test.stack().province(province);
+        // Long enough for the longest test: a sample never fails for an expired token.
+        let token = test
+            .stack()
+            .keys
+            .token("ownership-watch", code(province), Role::Supervisor, Duration::from_secs(3600))
+            .unwrap();
+        let urls = [&services.registry, &services.cases, &services.transfer, &services.reporting].map(|s| s.url());
+        Reader { urls, token }
+    }
+
+    /// Fresh clients for each sample: a service restarted since the last one is reached anew.
+    fn clients(&self) -> anyhow::Result<Clients> {
+        let [registry, cases, transfer, reporting] = &self.urls;
+        Clients::at(registry, cases, transfer, reporting, &self.token)
+    }
+}
+
+/// Every case of the caller's region, page by page.
+async fn all_cases(clients: &Clients) -> anyhow::Result<Vec<DropoutCase>> {
+    let mut cases = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = clients
+            .cases
+            .clone()
+            .list_cases(ListCasesRequest { page_size: 500, page_token, ..Default::default() })
+            .await?
+            .into_inner();
+        cases.extend(page.dropout_cases);
+        if page.next_page_token.is_empty() {
+            return Ok(cases);
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+/// The incoming hand-offs the caller's region accepted.
+async fn accepted_incoming(clients: &Clients) -> anyhow::Result<Vec<Handoff>> {
+    let mut accepted = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = clients
+            .transfer
+            .clone()
+            .list_handoffs(ListHandoffsRequest {
+                direction: HandoffDirection::Incoming as i32,
+                state: HandoffState::Accepted as i32,
+                page_size: 500,
+                page_token,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        accepted.extend(page.handoffs);
+        if page.next_page_token.is_empty() {
+            return Ok(accepted);
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+/// One sample: what is wrong with ownership now (empty when every case has exactly one owner).
+async fn ownership_violations(jiangsu: &Reader, anhui: &Reader) -> anyhow::Result<Vec<String>> {
+    let (jiangsu, anhui) = (jiangsu.clients()?, anhui.clients()?);
+    let origin = all_cases(&jiangsu).await?;
+    let mut taken_in: HashMap<String, usize> = HashMap::new();
+    for case in all_cases(&anhui).await? {
+        if !case.origin_case_id.is_empty() {
+            *taken_in.entry(case.origin_case_id).or_default() += 1;
+        }
+    }
+    let accepted = accepted_incoming(&anhui).await?;
+    let accepted_cases: HashSet<&str> = accepted.iter().map(|handoff| handoff.case_id.as_str()).collect();
+    let accepted_ids: HashSet<&str> = accepted.iter().map(|handoff| handoff.handoff_id.as_str()).collect();
+    let mut violations = Vec::new();
+    for case in origin {
+        let case_id = case.case_id.as_str();
+        let status = CaseStatus::try_from(case.status).unwrap_or_default();
+        let destination_owns = accepted_ids.contains(case.handoff_id.as_str());
+        let origin_owns = status == CaseStatus::Open || (status == CaseStatus::HandoffPending && !destination_owns);
+        if u8::from(origin_owns) + u8::from(destination_owns) != 1 {
+            violations.push(format!(
+                "case {case_id}: origin {}, destination accepted {destination_owns}",
+                status.as_str_name()
+            ));
+        }
+        if taken_in.get(case_id).copied().unwrap_or(0) > 1 {
+            violations.push(format!("case {case_id} taken in twice"));
+        }
+        if taken_in.contains_key(case_id) && !accepted_cases.contains(case_id) {
+            violations.push(format!("case {case_id} opened in Anhui without an accept"));
+        }
+    }
+    Ok(violations)
 }
 
 impl OwnershipWatch {
+    /// The longest a sample may take before the watch fails the test.
+    const SAMPLE_TIMEOUT: Duration = Duration::from_secs(10);
+
     async fn start(test: &TestStack) -> OwnershipWatch {
-        let jiangsu = test.database("320000", "cases").await;
-        let anhui_cases = test.database("340000", "cases").await;
-        let anhui_transfer = test.database("340000", "transfer").await;
+        let (jiangsu, anhui) = (Reader::new(test, "320000"), Reader::new(test, "340000"));
         let stop = Arc::new(AtomicBool::new(false));
+        let turn = Arc::new(tokio::sync::Mutex::new(()));
         let task = {
-            let stop = stop.clone();
+            let (stop, turn) = (stop.clone(), turn.clone());
             tokio::spawn(async move {
                 let mut samples = 0u64;
                 let mut violations = Vec::new();
                 while !stop.load(Ordering::SeqCst) {
-                    let taken_in: Vec<(Uuid, i64)> = sqlx::query_as(
-                        "SELECT origin_case_id, count(*) FROM dropout_case WHERE origin_case_id IS NOT NULL GROUP BY 1",
-                    )
-                    .fetch_all(&anhui_cases)
-                    .await
-                    .unwrap_or_default();
-                    let accepted: HashSet<Uuid> = sqlx::query_scalar(
-                        "SELECT id FROM handoff WHERE direction = 'incoming' AND state = 'accepted'",
-                    )
-                    .fetch_all(&anhui_transfer)
-                    .await
-                    .unwrap_or_default()
-                    .into_iter()
-                    .collect();
-                    let origin: Vec<(Uuid, String, Option<Uuid>)> =
-                        match sqlx::query_as("SELECT id, status, handoff_id FROM dropout_case")
-                            .fetch_all(&jiangsu)
+                    {
+                        let _turn = turn.lock().await;
+                        let sample = tokio::time::timeout(Self::SAMPLE_TIMEOUT, ownership_violations(&jiangsu, &anhui))
                             .await
-                        {
-                            Ok(rows) => rows,
-                            Err(_) => continue,
-                        };
-                    let taken_in: HashMap<Uuid, i64> = taken_in.into_iter().collect();
-                    for (case_id, status, handoff_id) in origin {
-                        let destination_owns = handoff_id.is_some_and(|id| accepted.contains(&id));
-                        let origin_owns = status == "open" || (status == "handoff_pending" && !destination_owns);
-                        if u8::from(origin_owns) + u8::from(destination_owns) != 1 {
-                            violations.push(format!(
-                                "case {case_id}: origin {status}, destination accepted {destination_owns}"
-                            ));
-                        }
-                        if taken_in.get(&case_id).copied().unwrap_or(0) > 1 {
-                            violations.push(format!("case {case_id} taken in twice"));
-                        }
-                        if taken_in.contains_key(&case_id) && !destination_owns {
-                            violations.push(format!("case {case_id} opened in Anhui without an accept"));
-                        }
+                            .map_err(|_| anyhow::anyhow!("an ownership sample took over {:?}", Self::SAMPLE_TIMEOUT))?
+                            .map_err(|error| error.context(format!("ownership sample {}", samples + 1)))?;
+                        violations.extend(sample);
                     }
                     samples += 1;
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                (samples, violations)
+                Ok((samples, violations))
             })
         };
-        OwnershipWatch { stop, task }
+        OwnershipWatch { stop, turn, task }
+    }
+
+    /// Holds the watch between samples until the guard is dropped: while the test has a service
+    /// the watch reads stopped on purpose.
+    async fn pause(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        self.turn.clone().lock_owned().await
     }
 
     async fn finish(self) -> u64 {
         self.stop.store(true, Ordering::SeqCst);
-        let (samples, violations) = self.task.await.unwrap();
+        let (samples, violations) =
+            self.task.await.unwrap().unwrap_or_else(|error| panic!("the ownership watch could not read: {error:#}"));
         assert!(violations.is_empty(), "ownership violated: {violations:?}");
         assert!(samples > 0);
         samples
@@ -665,7 +757,10 @@ async fn link_cut(cut: Duration) {
     tokio::time::sleep(cut.saturating_sub(cut_at.elapsed())).await;
     let jiangsu_cases = test.database("320000", "cases").await;
     let still_pending =
-        scalar(&jiangsu_cases, "SELECT count(*) FROM dropout_case WHERE status = 'handoff_pending'").await;
+        sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM cases.dropout_case WHERE status = 'handoff_pending'"#)
+            .fetch_one(&jiangsu_cases)
+            .await
+            .unwrap();
     assert_eq!(still_pending, 6, "every case still owned by the origin or claimed by an accept, none lost");
 
     link.restore();
@@ -678,13 +773,14 @@ async fn link_cut(cut: Duration) {
     all_handed_over(&test, &cases).await;
     let completed_after = restored.elapsed();
     let samples = watch.finish().await;
-    let accepted = scalar(
-        &test.database("340000", "transfer").await,
-        "SELECT count(*) FROM handoff WHERE direction = 'incoming' AND state = 'accepted'",
+    let accepted = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM transfer.handoff WHERE direction = 'incoming' AND state = 'accepted'"#
     )
-    .await;
+    .fetch_one(&test.database("340000", "transfer").await)
+    .await
+    .unwrap();
     assert_eq!(accepted, 6);
-    let anhui_cases = scalar(&test.database("340000", "cases").await, "SELECT count(*) FROM dropout_case").await;
+    let anhui_cases = counts::cases(&test.database("340000", "cases").await).await.unwrap();
     assert_eq!(anhui_cases, 6, "each case taken in once");
     let transfer = status(&test, "320000", "transfer").await;
     println!(
@@ -715,6 +811,7 @@ async fn fault_handoff_never_answered_is_escalated_and_stays_with_the_origin() {
         TestStack::start_with(options(&[("NOL_HANDOFF_DEADLINE_SECS", "3"), ("NOL_HANDOFF_RESEND_SECS", "1")])).await;
     let xuanwu = test.clients("320000", "320102", Role::Caseworker);
     let case_id = open_cases(&xuanwu, 1, 200).await.remove(0);
+    let watch = OwnershipWatch::start(&test).await;
     let requested_at = Instant::now();
     let handoff_id = request_handoff(&xuanwu, &case_id).await;
     // Anhui receives it, but no case worker there ever accepts.
@@ -770,9 +867,11 @@ async fn fault_handoff_never_answered_is_escalated_and_stays_with_the_origin() {
     assert!(owned_there.dropout_cases.is_empty(), "the destination never accepted: it owns nothing");
     let status = status(&test, "320000", "transfer").await;
     assert_eq!(status.gauges.get("handoffs_escalated"), Some(&1));
+    let samples = watch.finish().await;
     println!(
         "unanswered hand-off: escalated to 320100 after {:.1}s (deadline 3s); re-sent {} times meanwhile, \
-         each answered by a receipt; case still owned by 320102",
+         each answered by a receipt; case still owned by 320102 (ownership sampled {samples} times, never two \
+         owners or none)",
         escalated_after.as_secs_f64(),
         escalated.resend_count
     );
@@ -785,15 +884,19 @@ async fn fault_handoff_message_deleted_from_the_destination_stream_is_re_sent() 
     let xuanwu = test.clients("320000", "320102", Role::Caseworker);
     let linquan = test.clients("340000", "341221", Role::Caseworker);
     let case_id = open_cases(&xuanwu, 1, 300).await.remove(0);
-    // Anhui's transfer service is down, so the request sits in Anhui's stream unconsumed.
+    let watch = OwnershipWatch::start(&test).await;
+    // Anhui's transfer service is down, so the request sits in Anhui's stream unconsumed. The
+    // watch reads Anhui's accepts from that service: it waits until the service is back.
+    let paused = watch.pause().await;
     test.stack_mut().province_mut("340000").transfer.stop().await.unwrap();
     let handoff_id = request_handoff(&xuanwu, &case_id).await;
     let origin_outbox = test.database("320000", "transfer").await;
     eventually("the origin's relay to see Anhui's stream ack the request", || {
         let origin_outbox = origin_outbox.clone();
         async move {
-            let sent: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM outbox WHERE subject LIKE '%.xp.%handoff_requested%' AND sent_at IS NOT NULL",
+            let sent = sqlx::query_scalar!(
+                r#"SELECT count(*) AS "count!" FROM transfer.outbox
+                    WHERE subject LIKE '%.xp.%handoff_requested%' AND sent_at IS NOT NULL"#
             )
             .fetch_one(&origin_outbox)
             .await?;
@@ -807,6 +910,7 @@ async fn fault_handoff_message_deleted_from_the_destination_stream_is_re_sent() 
     let lost = stream.get_last_raw_message_by_subject(&subject).await.unwrap();
     assert!(stream.delete_message(lost.sequence).await.unwrap());
     test.stack_mut().province_mut("340000").transfer.restart().await.unwrap();
+    drop(paused);
     delivered_to_anhui(&linquan, std::slice::from_ref(&handoff_id)).await;
     accept(&linquan, &handoff_id).await;
     all_handed_over(&test, std::slice::from_ref(&case_id)).await;
@@ -821,9 +925,10 @@ async fn fault_handoff_message_deleted_from_the_destination_stream_is_re_sent() 
         .unwrap();
     assert!(handoff.resend_count >= 1, "the origin re-sent the request");
     assert_eq!(handoff.state, HandoffState::Accepted as i32);
+    let samples = watch.finish().await;
     println!(
         "acked hand-off request deleted from the destination's stream: re-sent {} time(s), then delivered, \
-         accepted and completed",
+         accepted and completed; ownership sampled {samples} times, never two owners or none",
         handoff.resend_count
     );
     test.finish().await;
@@ -833,26 +938,23 @@ async fn fault_handoff_message_deleted_from_the_destination_stream_is_re_sent() 
 async fn end_state(test: &TestStack) -> Vec<String> {
     let mut rows = Vec::new();
     for province in ["320000", "340000"] {
-        let cases = test.database(province, "cases").await;
-        let case_rows: Vec<(Uuid, String, i64, Option<Uuid>)> =
-            sqlx::query_as("SELECT id, status, version, origin_case_id FROM dropout_case ORDER BY id")
-                .fetch_all(&cases)
-                .await
-                .unwrap();
-        rows.extend(case_rows.into_iter().map(|row| format!("{province} case {row:?}")));
-        let transfer = test.database(province, "transfer").await;
-        let handoffs: Vec<(Uuid, String, String, Option<String>)> =
-            sqlx::query_as("SELECT id, direction, state, accepted_by FROM handoff ORDER BY id, direction")
-                .fetch_all(&transfer)
+        // One database per province; the tables are named with their service's schema.
+        let database = test.database(province, "cases").await;
+        let cases = sqlx::query!("SELECT id, status, version, origin_case_id FROM cases.dropout_case ORDER BY id")
+            .fetch_all(&database)
+            .await
+            .unwrap();
+        rows.extend(cases.into_iter().map(|row| format!("{province} case {row:?}")));
+        let handoffs =
+            sqlx::query!("SELECT id, direction, state, accepted_by FROM transfer.handoff ORDER BY id, direction")
+                .fetch_all(&database)
                 .await
                 .unwrap();
         rows.extend(handoffs.into_iter().map(|row| format!("{province} handoff {row:?}")));
-        let reporting = test.database(province, "reporting").await;
-        let counts: Vec<(String, String, i64)> =
-            sqlx::query_as("SELECT region, metric, value FROM region_count ORDER BY 1, 2")
-                .fetch_all(&reporting)
-                .await
-                .unwrap();
+        let counts = sqlx::query!("SELECT region, metric, value FROM reporting.region_count ORDER BY 1, 2")
+            .fetch_all(&database)
+            .await
+            .unwrap();
         rows.extend(counts.into_iter().map(|row| format!("{province} count {row:?}")));
     }
     rows
@@ -880,17 +982,16 @@ async fn fault_duplicate_and_reordered_deliveries_end_in_the_same_state() {
     let xuanwu = test.clients("320000", "320102", Role::Caseworker);
     let linquan = test.clients("340000", "341221", Role::Caseworker);
     let cases = open_cases(&xuanwu, 2, 400).await;
+    let watch = OwnershipWatch::start(&test).await;
 
     // Reordered: with Jiangsu's transfer service down, Anhui's receipt and acceptance wait in
-    // Jiangsu's stream; the receipt is taken out and delivered again after the acceptance.
+    // Jiangsu's stream; the receipt is taken out, to be delivered again after the acceptance.
     let first = request_handoff(&xuanwu, &cases[0]).await;
     let origin_outbox = test.database("320000", "transfer").await;
     eventually("the request to leave Jiangsu", || {
         let origin_outbox = origin_outbox.clone();
         async move {
-            let unsent: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
-                .fetch_one(&origin_outbox)
-                .await?;
+            let unsent = counts::transfer_unsent(&origin_outbox).await?;
             Ok((unsent == 0).then_some(()))
         }
     })
@@ -911,9 +1012,6 @@ async fn fault_duplicate_and_reordered_deliveries_end_in_the_same_state() {
     assert!(stream.delete_message(receipt.sequence).await.unwrap());
     test.stack_mut().province_mut("320000").transfer.restart().await.unwrap();
     all_handed_over(&test, &cases[..1]).await;
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert("Nats-Msg-Id", Uuid::new_v4().to_string().as_str());
-    js.publish_with_headers(receipt_subject, headers, receipt.payload.clone()).await.unwrap().await.unwrap();
 
     // A second hand-off, undisturbed, for comparison.
     let second = request_handoff(&xuanwu, &cases[1]).await;
@@ -922,6 +1020,13 @@ async fn fault_duplicate_and_reordered_deliveries_end_in_the_same_state() {
     all_handed_over(&test, &cases).await;
     quiet(&test).await;
     let settled = end_state(&test).await;
+
+    // The late receipt arrives after the acceptance it should have preceded.
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", Uuid::new_v4().to_string().as_str());
+    js.publish_with_headers(receipt_subject, headers, receipt.payload.clone()).await.unwrap().await.unwrap();
+    quiet(&test).await;
+    assert_eq!(end_state(&test).await, settled, "the late receipt changes nothing");
 
     // Duplicated: every message of both streams delivered again, newest first.
     let mut replayed = 0;
@@ -953,9 +1058,11 @@ async fn fault_duplicate_and_reordered_deliveries_end_in_the_same_state() {
         }
     }
     assert!(dropped >= replayed as u64 / 2, "the inboxes dropped the copies ({dropped} of {replayed})");
+    let samples = watch.finish().await;
     println!(
         "reordered: the acceptance overtook the receipt and the late receipt changed nothing; \
-         duplicated: {replayed} messages replayed newest first, {dropped} copies dropped by inboxes, end state identical"
+         duplicated: {replayed} messages replayed newest first, {dropped} copies dropped by inboxes, end state identical; \
+         ownership sampled {samples} times, never two owners or none"
     );
     test.finish().await;
 }

@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{TestStack, eventually, resident_id};
+use common::{TestStack, counts, eventually, resident_id};
 use futures::StreamExt;
 use nol_auth::Role;
 use nol_import::{ImportTarget, collect_file, import_file};
@@ -37,10 +37,7 @@ fn write(dir: &Path, name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
 }
 
 async fn pupil_count(test: &TestStack) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM pupil")
-        .fetch_one(&test.database("320000", "registry").await)
-        .await
-        .unwrap()
+    counts::pupils(&test.database("320000", "registry").await).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -551,9 +548,7 @@ async fn suspects_published(test: &TestStack, filter: &str) -> Vec<Vec<u8>> {
     let js = async_nats::jetstream::new(client);
     let stream = js.get_stream(format!("{}_320000", test.subject_prefix.to_uppercase())).await.unwrap();
     nol_stack::eventually("the relay to publish", Duration::from_secs(30), || async {
-        let unsent: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
-            .fetch_one(&test.database("320000", "registry").await)
-            .await?;
+        let unsent = counts::registry_unsent(&test.database("320000", "registry").await).await?;
         Ok((unsent == 0).then_some(()))
     })
     .await

@@ -82,9 +82,9 @@ fn confirm(suspect: &Suspect) -> ConfirmSuspectRequest {
     }
 }
 
+/// Events of the case service whose type contains `like`.
 async fn events(test: &TestStack, like: &str) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM outbox WHERE event_type LIKE '%' || $1 || '%'")
-        .bind(like)
+    sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM cases.outbox WHERE event_type LIKE '%' || $1 || '%'"#, like)
         .fetch_one(&test.database("320000", "cases").await)
         .await
         .unwrap()
@@ -166,8 +166,9 @@ async fn cross_check_suspects_enter_the_ledger_once_and_leave_it_with_an_outcome
     eventually("the case service to take in the republished suspect", || {
         let cases_db = cases_db.clone();
         async move {
-            let seen: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM inbox WHERE event_type LIKE '%pupil_suspected_out_of_school%'",
+            let seen = sqlx::query_scalar!(
+                r#"SELECT count(*) AS "count!" FROM cases.inbox
+                    WHERE event_type LIKE '%pupil_suspected_out_of_school%'"#
             )
             .fetch_one(&cases_db)
             .await?;
@@ -175,7 +176,8 @@ async fn cross_check_suspects_enter_the_ledger_once_and_leave_it_with_an_outcome
         }
     })
     .await;
-    let all: i64 = sqlx::query_scalar("SELECT count(*) FROM suspect").fetch_one(&cases_db).await.unwrap();
+    let all =
+        sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM cases.suspect"#).fetch_one(&cases_db).await.unwrap();
     assert_eq!(all, 3, "no second item for a child already pending");
     assert_eq!(events(&test, "suspect_recorded").await, 3);
 
@@ -210,14 +212,15 @@ async fn cross_check_suspects_enter_the_ledger_once_and_leave_it_with_an_outcome
     assert_eq!(case.status, CaseStatus::Open as i32);
     assert_eq!(case.region_code, "320102");
     assert_eq!(case.child.unwrap().resident_id, ids[0]);
-    let (suspect_id, confirmed_on): (Option<uuid::Uuid>, Option<chrono::NaiveDate>) =
-        sqlx::query_as("SELECT suspect_id, confirmed_on FROM dropout_case WHERE id = $1::uuid")
-            .bind(&confirmed.case_id)
-            .fetch_one(&cases_db)
-            .await
-            .unwrap();
-    assert_eq!(suspect_id.unwrap().to_string(), first_child.suspect_id);
-    assert!(confirmed_on.is_some());
+    let confirmed_row = sqlx::query!(
+        "SELECT suspect_id, confirmed_on FROM cases.dropout_case WHERE id = $1",
+        uuid::Uuid::parse_str(&confirmed.case_id).unwrap()
+    )
+    .fetch_one(&cases_db)
+    .await
+    .unwrap();
+    assert_eq!(confirmed_row.suspect_id.unwrap().to_string(), first_child.suspect_id);
+    assert!(confirmed_row.confirmed_on.is_some());
 
     // Resolved once: neither a second confirmation nor a closing.
     let twice = xuanwu.suspects.clone().confirm_suspect(confirm(&first_child)).await.unwrap_err();
@@ -289,7 +292,7 @@ async fn cross_check_suspects_enter_the_ledger_once_and_leave_it_with_an_outcome
     let supervisor = test.clients("320000", "320000", Role::Supervisor);
     let full = GetSuspectRequest { suspect_id: third_child.suspect_id.clone(), view: SuspectView::Full as i32 };
     assert_eq!(supervisor.suspects.clone().get_suspect(full).await.unwrap_err().code(), Code::PermissionDenied);
-    let audited: Vec<String> = sqlx::query_scalar("SELECT action FROM audit_log WHERE resource_type = 'suspect'")
+    let audited = sqlx::query_scalar!("SELECT action FROM cases.audit_log WHERE resource_type = 'suspect'")
         .fetch_all(&cases_db)
         .await
         .unwrap();
@@ -447,12 +450,13 @@ async fn schools_and_case_workers_report_suspects_and_each_proof_closes_one() {
     assert_eq!(case.pupil_id, pupils[0].pupil_id);
     assert_eq!(case.causes, [DropoutCause::GoneToWork as i32]);
     let cases_db = test.database("320000", "cases").await;
-    let confirmed_on: chrono::NaiveDate =
-        sqlx::query_scalar("SELECT confirmed_on FROM dropout_case WHERE id = $1::uuid")
-            .bind(&confirmed.case_id)
-            .fetch_one(&cases_db)
-            .await
-            .unwrap();
+    let confirmed_on = sqlx::query_scalar!(
+        r#"SELECT confirmed_on AS "confirmed_on!" FROM cases.dropout_case WHERE id = $1"#,
+        uuid::Uuid::parse_str(&confirmed.case_id).unwrap()
+    )
+    .fetch_one(&cases_db)
+    .await
+    .unwrap();
     assert_eq!(confirmed_on.to_string(), "2027-03-01", "confirmed on the rule clock's day");
     // The case worker's pupil item is closed as a data error.
     let data_error = suspect_proof::Kind::DataError(DataErrorProof {

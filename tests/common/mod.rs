@@ -2,6 +2,9 @@
 //! own databases, NATS servers and subject prefix, torn down at the end.
 #![allow(dead_code)]
 
+pub mod cases;
+pub mod counts;
+
 use std::time::Duration;
 
 use nol_auth::Role;
