@@ -62,8 +62,51 @@ pub const SUPERVISION_RAISED: EventType = EventType { service: "cases", name: "s
 /// `SupervisionClosed`: the supervising bureau closed a supervision item.
 pub const SUPERVISION_CLOSED: EventType = EventType { service: "cases", name: "supervision_closed", version: 1 };
 
+/// `CaseReserved`: the origin's case service reserved a case for a hand-off (R11).
+pub const CASE_RESERVED: EventType = EventType { service: "cases", name: "case_reserved", version: 1 };
+
+/// `CaseTakeIn`: the destination's case service opened the case of an accepted hand-off.
+pub const CASE_TAKEN_IN: EventType = EventType { service: "cases", name: "case_taken_in", version: 1 };
+
+/// `CaseTakeIn`: the destination's case service refused an accepted hand-off (R2: the child already
+/// has an active case here).
+pub const CASE_TAKE_IN_REFUSED: EventType = EventType { service: "cases", name: "case_take_in_refused", version: 1 };
+
+/// `TransferInMatched`: the owner's case service looked up the child of a transfer-in request.
+pub const TRANSFER_IN_MATCHED: EventType = EventType { service: "cases", name: "transfer_in_matched", version: 1 };
+
+/// `HandoffArrived`: a hand-off request was recorded at the destination (its own services watch it).
+pub const HANDOFF_ARRIVED: EventType = EventType { service: "transfer", name: "handoff_arrived", version: 1 };
+
+/// `HandoffRejected`: the destination refused a hand-off; the origin keeps the case.
+pub const HANDOFF_REJECTED: EventType = EventType { service: "transfer", name: "handoff_rejected", version: 1 };
+
+/// `HandoffCancelled`: the origin asks to withdraw a hand-off.
+pub const HANDOFF_CANCEL_REQUESTED: EventType =
+    EventType { service: "transfer", name: "handoff_cancel_requested", version: 1 };
+
+/// `HandoffCancelled`: the destination confirmed the withdrawal of a hand-off.
+pub const HANDOFF_CANCELLED: EventType = EventType { service: "transfer", name: "handoff_cancelled", version: 1 };
+
+/// `TransferInRequested`: a region asks another for a child's case.
+pub const TRANSFER_IN_REQUESTED: EventType =
+    EventType { service: "transfer", name: "transfer_in_requested", version: 1 };
+
+/// `TransferInAnswered`: the owner's answer to a transfer-in request.
+pub const TRANSFER_IN_ANSWERED: EventType = EventType { service: "transfer", name: "transfer_in_answered", version: 1 };
+
 /// All of them, for documentation and tests.
-pub const ALL: [EventType; 19] = [
+pub const ALL: [EventType; 29] = [
+    CASE_RESERVED,
+    CASE_TAKEN_IN,
+    CASE_TAKE_IN_REFUSED,
+    TRANSFER_IN_MATCHED,
+    HANDOFF_ARRIVED,
+    HANDOFF_REJECTED,
+    HANDOFF_CANCEL_REQUESTED,
+    HANDOFF_CANCELLED,
+    TRANSFER_IN_REQUESTED,
+    TRANSFER_IN_ANSWERED,
     CASE_STATUS_CHANGED,
     PERSUASION_RECORDED,
     ASSISTANCE_REQUESTED,

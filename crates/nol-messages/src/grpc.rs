@@ -56,5 +56,5 @@ pub fn relayed(status: &Status) -> Msg {
         .filter(|localized| localized.locale == LOCALE_ZH_CN)
         .map(|localized| localized.message)
         .unwrap_or_else(|| status.message().to_owned());
-    Msg::Relayed { en: status.message().to_owned(), zh }
+    Msg::relayed(status.message(), zh)
 }

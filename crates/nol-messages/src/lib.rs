@@ -99,7 +99,7 @@ macro_rules! catalogue {
 
         impl From<$name> for crate::Msg {
             fn from(message: $name) -> crate::Msg {
-                crate::Msg::$name(message)
+                crate::Msg::$name(Box::new(message))
             }
         }
     };
@@ -112,20 +112,24 @@ pub(crate) use words;
 /// Any message of the catalogue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Msg {
-    Common(Common),
-    Case(Case),
-    Suspect(Suspect),
-    Supervision(Supervision),
-    Registry(Registry),
-    Transfer(Transfer),
+    Common(Box<Common>),
+    Case(Box<Case>),
+    Suspect(Box<Suspect>),
+    Supervision(Box<Supervision>),
+    Registry(Box<Registry>),
+    Transfer(Box<Transfer>),
     /// A message another service of the province answered with, passed on as it came.
-    Relayed {
-        en: String,
-        zh: String,
-    },
+    /// A message another service of the province answered with, passed on as it came
+    /// (English, Chinese).
+    Relayed(Box<(String, String)>),
 }
 
 impl Msg {
+    /// A message of another service, passed on in both its languages.
+    pub fn relayed(en: impl Into<String>, zh: impl Into<String>) -> Msg {
+        Msg::Relayed(Box::new((en.into(), zh.into())))
+    }
+
     pub fn en(&self) -> String {
         match self {
             Msg::Common(message) => message.en(),
@@ -134,7 +138,7 @@ impl Msg {
             Msg::Supervision(message) => message.en(),
             Msg::Registry(message) => message.en(),
             Msg::Transfer(message) => message.en(),
-            Msg::Relayed { en, .. } => en.clone(),
+            Msg::Relayed(texts) => texts.0.clone(),
         }
     }
 
@@ -146,7 +150,7 @@ impl Msg {
             Msg::Supervision(message) => message.zh(),
             Msg::Registry(message) => message.zh(),
             Msg::Transfer(message) => message.zh(),
-            Msg::Relayed { zh, .. } => zh.clone(),
+            Msg::Relayed(texts) => texts.1.clone(),
         }
     }
 
@@ -160,7 +164,7 @@ impl Msg {
             Msg::Supervision(message) => message.name(),
             Msg::Registry(message) => message.name(),
             Msg::Transfer(message) => message.name(),
-            Msg::Relayed { .. } => "RELAYED",
+            Msg::Relayed(_) => "RELAYED",
         };
         screaming_snake(name)
     }

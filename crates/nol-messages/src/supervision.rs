@@ -54,5 +54,6 @@ crate::words! {
         NextAttempt => "the next persuasion attempt", "下一次劝返";
         FollowUp => "the follow-up of a deferred or suspended case", "缓学休学案件的跟踪回访";
         SemesterCheck => "confirming the child at the semester-start check", "开学核查中的到校确认";
+        HandoffDecision => "the decision on a hand-off", "移交案件的接收决定";
     }
 }

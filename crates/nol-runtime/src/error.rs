@@ -168,6 +168,7 @@ impl ServiceError {
             Code::PermissionDenied => ServiceError::Denied(Denied::Refused(relayed())),
             Code::InvalidArgument => ServiceError::invalid("", relayed()),
             Code::FailedPrecondition => ServiceError::FailedPrecondition(relayed()),
+            Code::AlreadyExists => ServiceError::AlreadyExists(relayed()),
             Code::Unavailable | Code::DeadlineExceeded => {
                 ServiceError::Unavailable(Common::ServiceUnavailable { service: service.to_owned() }.into())
             }

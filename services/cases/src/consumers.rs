@@ -4,24 +4,35 @@
 
 use nol_backbone::consumer::{EventHandler, HandlerError};
 use nol_events::{
-    EventEnvelope, HANDOFF_ACCEPTED, HANDOFF_COMPLETED, HANDOFF_OVERDUE, HANDOFF_REQUESTED,
-    PUPIL_SUSPECTED_OUT_OF_SCHOOL, SubjectScheme, decode_payload, region_field, uuid_field,
+    EventEnvelope, HANDOFF_ACCEPTED, HANDOFF_ARRIVED, HANDOFF_CANCELLED, HANDOFF_COMPLETED, HANDOFF_OVERDUE,
+    HANDOFF_REJECTED, HANDOFF_REQUESTED, PUPIL_SUSPECTED_OUT_OF_SCHOOL, SubjectScheme, TRANSFER_IN_REQUESTED,
+    decode_payload, region_field, uuid_field,
 };
 use nol_messages::Supervision as Says;
-use nol_pii::{DataKey, ResidentId, SealKeyPair};
-use nol_proto::v1::{HandoffAccepted, HandoffCompleted, HandoffDossier, HandoffOverdue, HandoffRequested};
+use nol_pii::{DataKey, SealKeyPair};
+use nol_proto::v1::{
+    HandoffAccepted, HandoffArrived, HandoffCancelled, HandoffCompleted, HandoffOverdue, HandoffRejected,
+    HandoffRequested, TransferInRequested,
+};
 use nol_region::RegionCode;
-use prost::Message;
 use sqlx::PgConnection;
 
-use crate::case::domain::{Source, check_causes};
-use crate::case::ledger::{self, HandoffStep, LedgerError, StepError};
-use crate::case::store::{self, NewCase};
-use crate::child::ChildRecord;
+use crate::case::ledger::{self, HandoffStep, StepError};
+use crate::case::service::handoff::HandoffEvents;
 
 /// The subjects the case service consumes in `province`.
 pub fn filter_subjects(scheme: &SubjectScheme, province: &RegionCode) -> Vec<String> {
-    [HANDOFF_REQUESTED, HANDOFF_ACCEPTED, HANDOFF_COMPLETED, HANDOFF_OVERDUE, PUPIL_SUSPECTED_OUT_OF_SCHOOL]
+    [
+        HANDOFF_REQUESTED,
+        HANDOFF_ACCEPTED,
+        HANDOFF_COMPLETED,
+        HANDOFF_OVERDUE,
+        HANDOFF_ARRIVED,
+        HANDOFF_REJECTED,
+        HANDOFF_CANCELLED,
+        TRANSFER_IN_REQUESTED,
+        PUPIL_SUSPECTED_OUT_OF_SCHOOL,
+    ]
         .into_iter()
         .map(|event_type| scheme.local_filter(province, event_type))
         .collect()
@@ -49,19 +60,34 @@ impl EventHandler for CaseEvents {
             let case_id = uuid_field(envelope, "case_id", &case_id)?;
             let handoff_id = uuid_field(envelope, "handoff_id", &handoff_id)?;
             let destination = region_field(envelope, "destination_region_code", &destination)?;
-            let result = ledger::apply_handoff_step(
-                conn,
-                &self.scheme,
-                step,
-                case_id,
-                handoff_id,
-                &destination,
-                &envelope.actor,
-            )
-            .await;
+            let step_of = ledger::StepOf { step, case_id, handoff_id, destination };
+            let today = self.clock.today();
+            let result = ledger::apply_handoff_step(conn, &self.scheme, step_of, &envelope.actor, today).await;
             step_result(result)
         } else if HANDOFF_ACCEPTED.matches(&envelope.event_type) {
-            self.take_in(conn, envelope).await
+            let event: HandoffAccepted = decode_payload(envelope, HANDOFF_ACCEPTED)?;
+            self.handoffs().take_in(conn, envelope, event).await
+        } else if HANDOFF_ARRIVED.matches(&envelope.event_type) {
+            let event: HandoffArrived = decode_payload(envelope, HANDOFF_ARRIVED)?;
+            crate::supervision::service::watch_arrived(conn, &event, self.clock.today()).await
+        } else if HANDOFF_REJECTED.matches(&envelope.event_type) {
+            let event: HandoffRejected = decode_payload(envelope, HANDOFF_REJECTED)?;
+            let detail = serde_json::json!({
+                "handoff_id": event.handoff_id, "destination_region_code": event.destination_region_code,
+                "reject_reason": event.reason, "note": event.note, "rejected_by": event.rejected_by,
+                "linked_case_id": event.linked_case_id,
+            });
+            self.handoffs().release(conn, envelope, (&event.handoff_id, &event.case_id), "handoff_rejected", detail).await
+        } else if HANDOFF_CANCELLED.matches(&envelope.event_type) {
+            let event: HandoffCancelled = decode_payload(envelope, HANDOFF_CANCELLED)?;
+            let detail = serde_json::json!({
+                "handoff_id": event.handoff_id, "destination_region_code": event.destination_region_code,
+                "reason": event.reason, "cancelled_by": event.cancelled_by,
+            });
+            self.handoffs().release(conn, envelope, (&event.handoff_id, &event.case_id), "handoff_cancelled", detail).await
+        } else if TRANSFER_IN_REQUESTED.matches(&envelope.event_type) {
+            let event: TransferInRequested = decode_payload(envelope, TRANSFER_IN_REQUESTED)?;
+            self.handoffs().match_transfer_in(conn, event).await
         } else if HANDOFF_OVERDUE.matches(&envelope.event_type) {
             let overdue: HandoffOverdue = decode_payload(envelope, HANDOFF_OVERDUE)?;
             let case_id = uuid_field(envelope, "case_id", &overdue.case_id)?;
@@ -103,54 +129,8 @@ impl EventHandler for CaseEvents {
 }
 
 impl CaseEvents {
-    /// Opens the case here for an accepted incoming hand-off, from the sealed dossier.
-    async fn take_in(&self, conn: &mut PgConnection, envelope: &EventEnvelope) -> Result<(), HandlerError> {
-        let event: HandoffAccepted = decode_payload(envelope, HANDOFF_ACCEPTED)?;
-        let handoff_id = uuid_field(envelope, "handoff_id", &event.handoff_id)?;
-        let origin_case_id = uuid_field(envelope, "case_id", &event.case_id)?;
-        let origin = region_field(envelope, "origin_region_code", &event.origin_region_code)?;
-        let destination = region_field(envelope, "destination_region_code", &event.destination_region_code)?;
-        if store::taken_in(conn, handoff_id).await? {
-            // Already taken in (a redelivery that outlived the inbox): nothing to do.
-            return Ok(());
-        }
-        let opened = self
-            .seal
-            .open(&event.sealed_dossier)
-            .map_err(|error| HandlerError::Permanent(format!("hand-off dossier: {error}")))?;
-        let dossier = HandoffDossier::decode(opened.as_slice())
-            .map_err(|error| HandlerError::Permanent(format!("hand-off dossier does not decode: {error}")))?;
-        let child = dossier.child.ok_or_else(|| HandlerError::Permanent("hand-off dossier has no child".to_owned()))?;
-        let resident_id = ResidentId::parse(&child.resident_id)
-            .map_err(|error| HandlerError::Permanent(format!("hand-off dossier: {error}")))?;
-        let new = NewCase {
-            id: uuid::Uuid::now_v7(),
-            pupil_id: None,
-            child: ChildRecord::new(&self.data_key, &child.full_name, &resident_id, &child.hukou_region_code),
-            region: destination,
-            causes: check_causes(&dossier.causes).unwrap_or_default(),
-            notes: dossier.notes,
-            source: Source::Handoff,
-            origin_region: Some(origin),
-            origin_case_id: Some(origin_case_id),
-            handoff_id: Some(handoff_id),
-            opened_by: event.accepted_by,
-            confirmed_on: self.clock.today(),
-            migrant: destination.is_migrant_here(&child.hukou_region_code),
-            registered_poor: false,
-            disability_grade: 0,
-            suspect_id: None,
-        };
-        match ledger::open(conn, &self.scheme, &new, |_| true).await {
-            Ok(case) => {
-                tracing::info!(case_id = %case.id, handoff_id = %handoff_id, region = %destination, "case taken in");
-                Ok(())
-            }
-            Err(LedgerError::Refused(refusal)) => {
-                Err(HandlerError::Permanent(format!("hand-off {handoff_id}: {refusal}")))
-            }
-            Err(LedgerError::Database(error)) => Err(error.into()),
-        }
+    fn handoffs(&self) -> HandoffEvents<'_> {
+        HandoffEvents { scheme: &self.scheme, data_key: &self.data_key, seal: &self.seal, today: self.clock.today() }
     }
 }
 

@@ -22,6 +22,7 @@ mod registry;
 pub mod supervision;
 pub mod suspects;
 
+use nol_proto::v1::case_handoff_service_server::CaseHandoffServiceServer;
 use nol_proto::v1::case_service_server::CaseServiceServer;
 use nol_proto::v1::supervision_service_server::SupervisionServiceServer;
 use nol_proto::v1::suspect_service_server::SuspectServiceServer;
@@ -42,14 +43,17 @@ pub async fn start(config: ServiceConfig, shutdown: CancellationToken) -> anyhow
     let filters = consumers::filter_subjects(&platform.scheme, &platform.config.province);
     platform.spawn_consumer(filters, handler);
     let registry = registry::client(&registry_url)?;
-    let cases = case::service::CaseService::new(&platform, registry.clone());
+    let cases = std::sync::Arc::new(case::service::CaseService::new(&platform, registry.clone()));
     let suspects = suspects::service::SuspectService::new(&platform, registry);
     let supervision = supervision::service::SupervisionService::new(&platform);
     supervision::sweeper::spawn(supervision.clone(), platform.config.supervision_sweep, platform.shutdown.clone());
+    let handoffs =
+        CaseHandoffServiceServer::with_interceptor(case::grpc::CaseHandoffGrpc(cases.clone()), platform.authenticate());
     // Evidence files of up to 10 MiB arrive in one AddEvidence request.
     let cases = CaseServiceServer::new(case::grpc::CaseGrpc(cases))
         .max_decoding_message_size(case::service::MAX_EVIDENCE_FILE + (1 << 20));
     let routes = Routes::new(tonic::service::interceptor::InterceptedService::new(cases, platform.authenticate()))
+        .add_service(handoffs)
         .add_service(SuspectServiceServer::with_interceptor(
             suspects::grpc::SuspectGrpc(suspects),
             platform.authenticate(),
@@ -58,5 +62,10 @@ pub async fn start(config: ServiceConfig, shutdown: CancellationToken) -> anyhow
             supervision::grpc::SupervisionGrpc(supervision),
             platform.authenticate(),
         ));
-    platform.serve(routes, &["nol.v1.CaseService", "nol.v1.SuspectService", "nol.v1.SupervisionService"]).await
+    platform
+        .serve(
+            routes,
+            &["nol.v1.CaseService", "nol.v1.CaseHandoffService", "nol.v1.SuspectService", "nol.v1.SupervisionService"],
+        )
+        .await
 }

@@ -14,8 +14,31 @@ use super::domain::file::{Attempt, DeferralRequest as Deferral, Evidence, Measur
 use super::domain::stored::Stored;
 use super::service::{CaseService, CaseView};
 
+/// The caller of a request to this province's service.
+macro_rules! caller {
+    ($self:ident, $request:ident) => {
+        nol_runtime::caller_of(&$request, &$self.0.province)?
+    };
+}
+
+
 /// The case service as the contract serves it.
-pub struct CaseGrpc(pub CaseService);
+pub struct CaseGrpc(pub std::sync::Arc<CaseService>);
+
+/// The case side of a hand-off as the contract serves it (to the province's transfer service).
+pub struct CaseHandoffGrpc(pub std::sync::Arc<CaseService>);
+
+#[tonic::async_trait]
+impl nol_proto::v1::case_handoff_service_server::CaseHandoffService for CaseHandoffGrpc {
+    async fn reserve_case(
+        &self,
+        request: Request<ReserveCaseRequest>,
+    ) -> Result<Response<ReserveCaseResponse>, GrpcStatus> {
+        let caller = caller!(self, request);
+        let (view, sealed_dossier) = self.0.reserve(&caller, request.into_inner()).await?;
+        Ok(Response::new(ReserveCaseResponse { dropout_case: Some(case_message(&view)), sealed_dossier }))
+    }
+}
 
 type ByteStream<T> = std::pin::Pin<Box<dyn futures::Stream<Item = Result<T, GrpcStatus>> + Send + 'static>>;
 
@@ -85,6 +108,7 @@ pub fn case_message(view: &CaseView) -> DropoutCase {
             Some(DueKind::FirstContact) => CaseDueKind::FirstContact,
             Some(DueKind::NextAttempt) => CaseDueKind::NextAttempt,
             Some(DueKind::FollowUp) => CaseDueKind::FollowUp,
+            Some(DueKind::HandoffDecision) => CaseDueKind::HandoffDecision,
             None => CaseDueKind::Unspecified,
         } as i32,
         overdue: case.due.is_some_and(|due| is_overdue(due.on, view.today)),
@@ -102,7 +126,7 @@ pub fn case_message(view: &CaseView) -> DropoutCase {
     }
 }
 
-fn officer_message(officer: &Officer) -> CaseOfficer {
+pub(crate) fn officer_message(officer: &Officer) -> CaseOfficer {
     CaseOfficer {
         officer_id: officer.id.to_string(),
         full_name: officer.full_name.clone(),
@@ -113,7 +137,7 @@ fn officer_message(officer: &Officer) -> CaseOfficer {
     }
 }
 
-fn measure_message(measure: &Measure) -> CaseMeasure {
+pub(crate) fn measure_message(measure: &Measure) -> CaseMeasure {
     CaseMeasure {
         measure_id: measure.id.to_string(),
         kind: measure.kind as i32,
@@ -128,7 +152,7 @@ fn measure_message(measure: &Measure) -> CaseMeasure {
     }
 }
 
-fn evidence_message(evidence: &Evidence) -> CaseEvidence {
+pub(crate) fn evidence_message(evidence: &Evidence) -> CaseEvidence {
     CaseEvidence {
         evidence_id: evidence.id.to_string(),
         r#type: evidence.kind as i32,
@@ -143,7 +167,7 @@ fn evidence_message(evidence: &Evidence) -> CaseEvidence {
     }
 }
 
-fn attempt_message(attempt: &Attempt) -> PersuasionAttempt {
+pub(crate) fn attempt_message(attempt: &Attempt) -> PersuasionAttempt {
     PersuasionAttempt {
         attempt_id: attempt.id.to_string(),
         attempt_date: date(Some(attempt.attempt_on)),
@@ -188,13 +212,6 @@ fn deferral_message(request: &Deferral) -> DeferralRequest {
         decide_time: request.decided_at.map(timestamp),
         decision_note: request.decision_note.clone(),
     }
-}
-
-/// The caller of a request to this province's service.
-macro_rules! caller {
-    ($self:ident, $request:ident) => {
-        nol_runtime::caller_of(&$request, &$self.0.province)?
-    };
 }
 
 #[tonic::async_trait]
@@ -248,6 +265,7 @@ impl CaseApi for CaseGrpc {
                 evidence: file.evidence.iter().map(evidence_message).collect(),
                 deferral_requests: file.deferral_requests.iter().map(deferral_message).collect(),
                 home_teaching_visits: file.visits.iter().map(visit_message).collect(),
+                origin_dossier: file.origin_dossier,
             }),
         }))
     }

@@ -7,13 +7,13 @@
 
 use chrono::NaiveDate;
 use nol_events::{
-    ASSISTANCE_REQUESTED, CASE_HANDED_OVER, CASE_HANDOFF_PENDING, CASE_OPENED, CASE_STATUS_CHANGED, EventHeader,
-    PERSUASION_RECORDED, SubjectScheme,
+    ASSISTANCE_REQUESTED, CASE_HANDED_OVER, CASE_HANDOFF_PENDING, CASE_OPENED, CASE_RESERVED, CASE_STATUS_CHANGED,
+    CASE_TAKE_IN_REFUSED, CASE_TAKEN_IN, EventHeader, PERSUASION_RECORDED, SubjectScheme,
 };
 use nol_messages::Case as Says;
 use nol_proto::v1::{
-    AssistanceRequested, CaseHandedOver, CaseHandoffPending, CaseOpened, CaseSource, CaseStatusChanged,
-    PersuasionRecorded,
+    AssistanceRequested, CaseHandedOver, CaseHandoffPending, CaseOpened, CaseReserved, CaseSource, CaseStatusChanged,
+    CaseTakeIn, PersuasionRecorded,
 };
 use nol_region::RegionCode;
 use sqlx::PgConnection;
@@ -58,6 +58,7 @@ pub async fn open(
         confirmed_on: new.confirmed_on,
         last_attempt_on: None,
         follow_up_from: None,
+        handoff_requested_on: None,
     };
     let case = match store::insert(conn, new, due(&dates, &policy)).await {
         Ok(case) => case,
@@ -329,17 +330,26 @@ pub enum HandoffStep {
     Complete,
 }
 
+/// Which step of which hand-off applies to which case.
+#[derive(Debug, Clone, Copy)]
+pub struct StepOf {
+    pub step: HandoffStep,
+    pub case_id: Uuid,
+    pub handoff_id: Uuid,
+    pub destination: RegionCode,
+}
+
 /// Applies a hand-off step to a case, with its history and its event; a step already applied
 /// (redelivered, or overtaken by a later one) changes nothing.
 pub async fn apply_handoff_step(
     conn: &mut PgConnection,
     scheme: &SubjectScheme,
-    step: HandoffStep,
-    case_id: Uuid,
-    handoff_id: Uuid,
-    destination: &RegionCode,
+    step_of: StepOf,
     actor: &str,
+    today: NaiveDate,
 ) -> Result<(), StepError> {
+    let StepOf { step, case_id, handoff_id, destination } = step_of;
+    let destination = &destination;
     let case = store::get_for_update(conn, case_id).await?.ok_or(StepError::NoSuchCase(case_id))?;
     let state = case.handoff_state();
     let transition = match step {
@@ -349,7 +359,14 @@ pub async fn apply_handoff_step(
     let Transition::To(status) = transition else {
         return Ok(());
     };
-    let version = store::set_handoff_status(conn, case_id, status, handoff_id, destination).await?;
+    let requested_on = (step == HandoffStep::Begin).then_some(today);
+    let mut dates = case.dates();
+    dates.status = status;
+    dates.handoff_requested_on = requested_on.or(dates.handoff_requested_on);
+    let policy = store::policy(conn).await?;
+    let version =
+        store::set_handoff_status(conn, case_id, status, handoff_id, destination, requested_on, due(&dates, &policy))
+            .await?;
     let detail = serde_json::json!({ "handoff_id": handoff_id, "destination_region_code": destination.as_str() });
     store::append_history(conn, case_id, version, actor, status.as_stored(), &detail).await?;
     let (case_id, region_code, handoff_id, destination_region_code) =
@@ -421,4 +438,185 @@ pub async fn change_policy(
     }
     let moved = store::set_due_dates(conn, &ids, &days, &kinds).await?;
     Ok((row, moved as i64))
+}
+
+/// A hand-off's reservation of a case (R11): what the origin sends, sealed to this province's key.
+#[derive(Debug, Clone)]
+pub struct Reservation<'a> {
+    pub handoff_id: Uuid,
+    pub destination: RegionCode,
+    pub reason: &'a str,
+    pub actor: &'a str,
+    pub today: NaiveDate,
+    pub sealed_dossier: &'a [u8],
+}
+
+/// Reserves a locked open case for a hand-off: pending (still owned here), its history, and the
+/// events `case_handoff_pending` and `case_reserved` (from which the transfer service records the
+/// outgoing hand-off even if the caller of the reservation failed). A repeat for the same
+/// hand-off changes nothing.
+pub async fn reserve(
+    conn: &mut PgConnection,
+    scheme: &SubjectScheme,
+    case: &Case,
+    reservation: &Reservation<'_>,
+) -> Result<Transition, LedgerError> {
+    let transition = case.handoff_state().begin_handoff(reservation.handoff_id)?;
+    let Transition::To(status) = transition else {
+        return Ok(transition);
+    };
+    let mut dates = case.dates();
+    dates.status = status;
+    dates.handoff_requested_on = Some(reservation.today);
+    let policy = store::policy(conn).await?;
+    let version = store::set_handoff_status(
+        conn,
+        case.id,
+        status,
+        reservation.handoff_id,
+        &reservation.destination,
+        Some(reservation.today),
+        due(&dates, &policy),
+    )
+    .await?;
+    let detail = serde_json::json!({
+        "handoff_id": reservation.handoff_id, "destination_region_code": reservation.destination.as_str(),
+        "reason": reservation.reason,
+    });
+    store::append_history(conn, case.id, version, reservation.actor, status.as_stored(), &detail).await?;
+    let case_id = case.id.to_string();
+    let aggregate = || Aggregate { region: &case.region, id: &case_id, version };
+    let pending = CaseHandoffPending {
+        case_id: case_id.clone(),
+        region_code: case.region.to_string(),
+        handoff_id: reservation.handoff_id.to_string(),
+        destination_region_code: reservation.destination.to_string(),
+    };
+    emit(conn, scheme, CASE_HANDOFF_PENDING, aggregate(), reservation.actor, &pending).await?;
+    let reserved = CaseReserved {
+        case_id: case_id.clone(),
+        handoff_id: reservation.handoff_id.to_string(),
+        region_code: case.region.to_string(),
+        destination_region_code: reservation.destination.to_string(),
+        reason: reservation.reason.to_owned(),
+        requested_by: reservation.actor.to_owned(),
+        sealed_dossier: reservation.sealed_dossier.to_vec(),
+    };
+    emit(conn, scheme, CASE_RESERVED, aggregate(), reservation.actor, &reserved).await?;
+    Ok(transition)
+}
+
+/// The destination refused hand-off `handoff_id`, or the origin withdrew it: the case is open here
+/// again (R11), with what happened in its history and `case_status_changed`. False when the case
+/// is not this province's (the destination's copy of the event).
+pub async fn release(
+    conn: &mut PgConnection,
+    scheme: &SubjectScheme,
+    case_id: Uuid,
+    handoff_id: Uuid,
+    actor: &str,
+    change: &str,
+    detail: serde_json::Value,
+) -> Result<bool, StepError> {
+    let Some(case) = store::get_for_update(conn, case_id).await? else {
+        return Ok(false);
+    };
+    let Transition::To(status) = case.handoff_state().release_handoff(handoff_id)? else {
+        return Ok(true);
+    };
+    let mut dates = case.dates();
+    dates.status = status;
+    dates.handoff_requested_on = None;
+    let policy = store::policy(conn).await?;
+    let version = store::clear_handoff(conn, case.id, due(&dates, &policy)).await?;
+    store::append_history(conn, case.id, version, actor, change, &detail).await?;
+    let payload = CaseStatusChanged {
+        case_id: case.id.to_string(),
+        region_code: case.region.to_string(),
+        from_status: case.status.to_proto() as i32,
+        to_status: status.to_proto() as i32,
+        relapse: false,
+        reason: change.to_owned(),
+    };
+    emit(
+        conn,
+        scheme,
+        CASE_STATUS_CHANGED,
+        Aggregate { region: &case.region, id: &payload.case_id, version },
+        actor,
+        &payload,
+    )
+    .await?;
+    Ok(true)
+}
+
+/// What a case taken in brings from its origin.
+#[derive(Debug, Clone)]
+pub struct Intake<'a> {
+    pub origin_region: RegionCode,
+    pub origin_case_id: Uuid,
+    pub handoff_id: Uuid,
+    /// OriginDossier, encoded: kept with the case.
+    pub dossier: &'a [u8],
+    /// The origin's persuasion attempts: recorded on the case too, so they count for R6 here.
+    pub attempts: &'a [(NewAttempt, String)],
+}
+
+/// Opens the case of an accepted incoming hand-off (R11) after R2, with what the origin knew,
+/// and publishes the outcome: `case_taken_in`, or `case_take_in_refused` naming the child's
+/// existing case here (the transfer service then rejects the hand-off as "already has a case
+/// here" and the origin keeps it). A unique violation between the check and the insert (a
+/// concurrent open) is an error to retry: the retry sees the existing case.
+pub async fn take_in(
+    conn: &mut PgConnection,
+    scheme: &SubjectScheme,
+    new: &NewCase,
+    intake: &Intake<'_>,
+) -> Result<Result<Case, Uuid>, LedgerError> {
+    if let Some(existing) = store::find_active_by_index(conn, &new.child.resident_id_index).await? {
+        let refused = CaseTakeIn {
+            handoff_id: intake.handoff_id.to_string(),
+            case_id: String::new(),
+            existing_case_id: existing.id.to_string(),
+            region_code: new.region.to_string(),
+        };
+        let aggregate = Aggregate { region: &new.region, id: &refused.existing_case_id, version: 0 };
+        emit(conn, scheme, CASE_TAKE_IN_REFUSED, aggregate, &new.opened_by, &refused).await?;
+        return Ok(Err(existing.id));
+    }
+    let case = match open(conn, scheme, new, |_| true).await {
+        Ok(case) => case,
+        Err(LedgerError::Refused(_)) => {
+            return Err(sqlx::Error::Protocol("a concurrent open of the same child; retry".into()).into());
+        }
+        Err(error) => return Err(error),
+    };
+    store::insert_origin_dossier(
+        conn,
+        case.id,
+        intake.handoff_id,
+        &intake.origin_region,
+        intake.origin_case_id,
+        intake.dossier,
+    )
+    .await?;
+    for (attempt, actor) in intake.attempts {
+        super::store::file::insert_attempt(conn, case.id, attempt, actor).await?;
+    }
+    let taken = CaseTakeIn {
+        handoff_id: intake.handoff_id.to_string(),
+        case_id: case.id.to_string(),
+        existing_case_id: String::new(),
+        region_code: case.region.to_string(),
+    };
+    emit(
+        conn,
+        scheme,
+        CASE_TAKEN_IN,
+        Aggregate { region: &case.region, id: &taken.case_id, version: case.version },
+        &new.opened_by,
+        &taken,
+    )
+    .await?;
+    Ok(Ok(case))
 }

@@ -67,6 +67,7 @@ impl Stored for WorkKind {
         WorkKind::Due(DueKind::NextAttempt),
         WorkKind::Due(DueKind::FollowUp),
         WorkKind::SemesterCheck,
+        WorkKind::Due(DueKind::HandoffDecision),
     ];
 
     fn as_stored(self) -> &'static str {
@@ -84,6 +85,7 @@ impl WorkKind {
             WorkKind::Due(DueKind::NextAttempt) => OverdueKind::NextAttempt,
             WorkKind::Due(DueKind::FollowUp) => OverdueKind::FollowUp,
             WorkKind::SemesterCheck => OverdueKind::SemesterCheck,
+            WorkKind::Due(DueKind::HandoffDecision) => OverdueKind::HandoffDecision,
         }
     }
 
@@ -134,7 +136,10 @@ impl ItemState {
 pub struct SupervisionItem {
     pub id: Uuid,
     pub kind: WorkKind,
-    pub case_id: Uuid,
+    /// The case (for a destination's undecided hand-off, none: see `handoff_id`).
+    pub case_id: Option<Uuid>,
+    /// For a hand-off decision: the hand-off.
+    pub handoff_id: Option<Uuid>,
     /// The county whose work is overdue.
     pub region: RegionCode,
     /// The bureau chasing it (county's city, then the province).
@@ -277,7 +282,7 @@ mod tests {
         let names = |all: &[&'static str]| all.to_vec();
         assert_eq!(
             names(&WorkKind::ALL.iter().map(|kind| kind.as_stored()).collect::<Vec<_>>()),
-            ["first_contact", "next_attempt", "follow_up", "semester_check"]
+            ["first_contact", "next_attempt", "follow_up", "semester_check", "handoff_decision"]
         );
         assert_eq!(
             names(&ItemState::ALL.iter().map(|state| state.as_stored()).collect::<Vec<_>>()),

@@ -34,12 +34,17 @@ fn child(child: &ChildSummary) -> nol_proto::v1::ChildSummary {
     )
 }
 
+fn overdue_child(work: &super::store::OverdueWork) -> nol_proto::v1::ChildSummary {
+    crate::child::summary(&work.child_name, &work.resident_id_masked, work.sex, work.birth_date, &work.hukou_region, None)
+}
+
 fn policy_message(row: &PolicyRow) -> PolicyMessage {
     PolicyMessage {
         first_contact_days: row.first_contact_days,
         attempt_interval_days: row.attempt_interval_days,
         deferred_follow_up_days: row.deferred_follow_up_days,
         supervision_after_days: row.supervision_after_days,
+        handoff_decision_days: row.handoff_decision_days,
         update_by: row.updated_by.clone(),
         update_time: Some(timestamp(row.updated_at)),
     }
@@ -49,7 +54,8 @@ fn item_message(item: &SupervisionItem) -> ItemMessage {
     ItemMessage {
         item_id: item.id.to_string(),
         kind: item.kind.to_proto() as i32,
-        case_id: item.case_id.to_string(),
+        case_id: item.case_id.map(|id| id.to_string()).unwrap_or_default(),
+        handoff_id: item.handoff_id.map(|id| id.to_string()).unwrap_or_default(),
         region_code: item.region.to_string(),
         supervising_region_code: item.supervising_region.to_string(),
         reason: item.reason.clone(),
@@ -142,17 +148,12 @@ impl SupervisionApi for SupervisionGrpc {
                 .map(|work| OverdueWork {
                     case_id: work.case_id.to_string(),
                     region_code: work.region.to_string(),
-                    child: Some(child(&ChildSummary {
-                        full_name: work.child_name.clone(),
-                        resident_id_masked: work.resident_id_masked.clone(),
-                        sex: work.sex,
-                        birth_date: work.birth_date,
-                        hukou_region: work.hukou_region.clone(),
-                    })),
+                    child: Some(overdue_child(work)),
                     kind: work.kind.to_proto() as i32,
                     due_date: work.due_on.to_string(),
                     days_overdue: (today - work.due_on).num_days() as i32,
                     supervision_item_id: work.supervision_item_id.map(|id| id.to_string()).unwrap_or_default(),
+                    handoff_id: work.handoff_id.map(|id| id.to_string()).unwrap_or_default(),
                 })
                 .collect(),
             next_page_token: page.next_page_token,

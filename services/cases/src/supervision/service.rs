@@ -183,20 +183,23 @@ impl SupervisionService {
         item: &SupervisionItem,
         change: &str,
     ) -> Result<(), ServiceError> {
-        ledger::note_supervision(
-            conn,
-            item.case_id,
-            Some((&item.supervising_region, &item.reason)),
-            "system:supervision",
-            change,
-            serde_json::json!({
-                "item_id": item.id, "supervising_region_code": item.supervising_region.as_str(), "reason": item.reason,
-            }),
-        )
-        .await?;
+        if let Some(case_id) = item.case_id {
+            ledger::note_supervision(
+                conn,
+                case_id,
+                Some((&item.supervising_region, &item.reason)),
+                "system:supervision",
+                change,
+                serde_json::json!({
+                    "item_id": item.id, "supervising_region_code": item.supervising_region.as_str(),
+                    "reason": item.reason,
+                }),
+            )
+            .await?;
+        }
         let payload = SupervisionRaised {
             item_id: item.id.to_string(),
-            case_id: item.case_id.to_string(),
+            case_id: item.case_id.map(|id| id.to_string()).unwrap_or_default(),
             region_code: item.region.to_string(),
             supervising_region_code: item.supervising_region.to_string(),
             reason: item.reason.clone(),
@@ -241,6 +244,7 @@ impl SupervisionService {
             ("policy.attempt_interval_days", given.attempt_interval_days, 1),
             ("policy.deferred_follow_up_days", given.deferred_follow_up_days, 1),
             ("policy.supervision_after_days", given.supervision_after_days, 0),
+            ("policy.handoff_decision_days", given.handoff_decision_days, 1),
         ] {
             if !(least..=366).contains(&value) {
                 violations.add(field, Says::PolicyDays { least });
@@ -252,6 +256,7 @@ impl SupervisionService {
             attempt_interval_days: given.attempt_interval_days,
             deferred_follow_up_days: given.deferred_follow_up_days,
             supervision_after_days: given.supervision_after_days,
+            handoff_decision_days: given.handoff_decision_days,
         };
         let mut tx = self.pool.begin().await?;
         let (row, rescheduled) = ledger::change_policy(&mut tx, &policy, &caller.subject).await?;
@@ -319,8 +324,10 @@ impl SupervisionService {
         caller.require_scope(&item.region)?;
         domain::answer(item.state)?;
         let item = store::answer_item(&mut tx, id, answer, &caller.subject).await?;
-        let detail = serde_json::json!({ "item_id": id, "answer": answer });
-        ledger::note_supervision(&mut tx, item.case_id, None, &caller.subject, "supervision_answered", detail).await?;
+        if let Some(case_id) = item.case_id {
+            let detail = serde_json::json!({ "item_id": id, "answer": answer });
+            ledger::note_supervision(&mut tx, case_id, None, &caller.subject, "supervision_answered", detail).await?;
+        }
         tx.commit().await?;
         Ok(item)
     }
@@ -343,8 +350,10 @@ impl SupervisionService {
         caller.require_scope(&item.supervising_region)?;
         domain::close(item.state)?;
         let item = store::close_item(&mut tx, id, note, &caller.subject).await?;
-        let detail = serde_json::json!({ "item_id": id, "closing_note": note });
-        ledger::note_supervision(&mut tx, item.case_id, None, &caller.subject, "supervision_closed", detail).await?;
+        if let Some(case_id) = item.case_id {
+            let detail = serde_json::json!({ "item_id": id, "closing_note": note });
+            ledger::note_supervision(&mut tx, case_id, None, &caller.subject, "supervision_closed", detail).await?;
+        }
         let payload = SupervisionClosed {
             item_id: id.to_string(),
             region_code: item.region.to_string(),
@@ -576,4 +585,39 @@ impl SupervisionService {
         };
         Ok(CheckProgress { rows: rows.into_iter().map(named).collect(), total: named(total), check })
     }
+}
+
+/// A hand-off arrived here, the destination (transfer's `handoff_arrived`): supervision watches
+/// its decision, due by the province's policy (R11, R12).
+pub async fn watch_arrived(
+    conn: &mut PgConnection,
+    arrived: &nol_proto::v1::HandoffArrived,
+    today: NaiveDate,
+) -> Result<(), nol_backbone::consumer::HandlerError> {
+    use nol_backbone::consumer::HandlerError;
+    let permanent = |what: &str| HandlerError::Permanent(format!("handoff_arrived {}: {what}", arrived.handoff_id));
+    let handoff_id = Uuid::parse_str(&arrived.handoff_id).map_err(|_| permanent("handoff_id"))?;
+    let origin_case_id = Uuid::parse_str(&arrived.case_id).map_err(|_| permanent("case_id"))?;
+    let region = RegionCode::parse(&arrived.destination_region_code).map_err(|_| permanent("destination"))?;
+    let origin = RegionCode::parse(&arrived.origin_region_code).map_err(|_| permanent("origin"))?;
+    let child = arrived.child.clone().unwrap_or_default();
+    let policy = case_store::policy(conn).await?;
+    let summary = store::ChildSummary {
+        full_name: child.full_name,
+        resident_id_masked: child.resident_id_masked,
+        sex: child.sex as i16,
+        birth_date: NaiveDate::parse_from_str(&child.birth_date, "%Y-%m-%d").unwrap_or(today),
+        hukou_region: child.hukou_region_code,
+    };
+    let watched = store::ArrivedHandoff {
+        handoff_id,
+        region: &region,
+        origin_region: &origin,
+        origin_case_id,
+        child: &summary,
+        arrived_on: today,
+        due_on: today + chrono::Duration::days(policy.handoff_decision_days.into()),
+    };
+    store::watch_incoming(conn, &watched).await?;
+    Ok(())
 }

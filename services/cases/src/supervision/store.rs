@@ -24,16 +24,19 @@ fn one<R, T: TryFrom<R, Error = CorruptRow>>(row: R) -> sqlx::Result<T> {
 /// One piece of overdue work with the child's masked summary.
 #[derive(Debug, Clone)]
 pub struct OverdueWork {
-    /// The case, or the semester check item.
+    /// The case, the semester check item, or the hand-off.
     pub id: Uuid,
+    /// The case (the origin's, for a hand-off awaiting this province's decision).
     pub case_id: Uuid,
+    /// For a hand-off decision owed here: the hand-off.
+    pub handoff_id: Option<Uuid>,
     pub region: RegionCode,
     pub kind: WorkKind,
     pub due_on: NaiveDate,
     pub child_name: String,
     pub resident_id_masked: String,
     pub sex: i16,
-    pub birth_date: NaiveDate,
+    pub birth_date: Option<NaiveDate>,
     pub hukou_region: String,
     pub supervision_item_id: Option<Uuid>,
 }
@@ -41,13 +44,14 @@ pub struct OverdueWork {
 struct OverdueRow {
     id: Uuid,
     case_id: Uuid,
+    handoff_id: Option<Uuid>,
     region: String,
     kind: String,
     due_on: NaiveDate,
     child_name: String,
     resident_id_masked: String,
     sex: i16,
-    birth_date: NaiveDate,
+    birth_date: Option<NaiveDate>,
     hukou_region: String,
     supervision_item_id: Option<Uuid>,
 }
@@ -56,10 +60,11 @@ impl TryFrom<OverdueRow> for OverdueWork {
     type Error = CorruptRow;
     fn try_from(row: OverdueRow) -> Result<OverdueWork, CorruptRow> {
         Ok(OverdueWork {
-            region: region("dropout_case", row.case_id, "region", &row.region)?,
-            kind: decode::<WorkKind>("dropout_case", row.case_id, "due_kind", &row.kind)?,
+            region: region("dropout_case", row.id, "region", &row.region)?,
+            kind: decode::<WorkKind>("dropout_case", row.id, "due_kind", &row.kind)?,
             id: row.id,
             case_id: row.case_id,
+            handoff_id: row.handoff_id,
             due_on: row.due_on,
             child_name: row.child_name,
             resident_id_masked: row.resident_id_masked,
@@ -71,9 +76,10 @@ impl TryFrom<OverdueRow> for OverdueWork {
     }
 }
 
-/// The overdue work of a subtree, a page of it: cases past their due date and children of
-/// semester checks not confirmed by the check's deadline, ordered by (due date, id), oldest first.
-/// Only the page's rows are then joined to the child and to supervision items.
+/// The overdue work of a subtree, a page of it: cases past their due date, children of semester
+/// checks not confirmed by the check's deadline, and incoming hand-offs not decided in time,
+/// ordered by (due date, id), oldest first. Only the page's rows are then joined to the child and
+/// to supervision items.
 pub async fn list_overdue(
     pool: &PgPool,
     prefix: &str,
@@ -84,28 +90,42 @@ pub async fn list_overdue(
 ) -> sqlx::Result<Vec<OverdueWork>> {
     all(sqlx::query_as!(
         OverdueRow,
-        r#"SELECT w.id AS "id!", w.case_id AS "case_id!", w.region AS "region!", w.kind AS "kind!",
-                  w.due_on AS "due_on!", c.child_name, c.resident_id_masked, c.sex, c.birth_date, c.hukou_region,
+        r#"SELECT w.id AS "id!", w.case_id AS "case_id!", w.handoff_id AS "handoff_id?", w.region AS "region!",
+                  w.kind AS "kind!", w.due_on AS "due_on!",
+                  coalesce(c.child_name, h.child_name) AS "child_name!",
+                  coalesce(c.resident_id_masked, h.resident_id_masked) AS "resident_id_masked!",
+                  coalesce(c.sex, h.sex) AS "sex!", coalesce(c.birth_date, h.birth_date) AS "birth_date?",
+                  coalesce(c.hukou_region, h.hukou_region) AS "hukou_region!",
                   CASE WHEN w.kind = 'semester_check'
                        THEN (SELECT s.id FROM supervision_item s WHERE s.check_item_id = w.id)
+                       WHEN w.handoff_id IS NOT NULL
+                       THEN (SELECT s.id FROM supervision_item s
+                              WHERE s.handoff_id = w.handoff_id AND s.due_on = w.due_on AND s.case_id IS NULL)
                        ELSE (SELECT s.id FROM supervision_item s
                               WHERE s.case_id = w.case_id AND s.kind = w.kind AND s.due_on = w.due_on
                                 AND s.check_item_id IS NULL)
                   END AS "supervision_item_id?"
              FROM (SELECT * FROM (
-                      SELECT c.id AS id, c.id AS case_id, c.region, c.due_kind AS kind, c.due_on
+                      SELECT c.id AS id, c.id AS case_id, NULL::uuid AS handoff_id, c.region, c.due_kind AS kind,
+                             c.due_on
                         FROM dropout_case c
                        WHERE c.region LIKE $1 || '%' AND c.due_on < $2 AND ($3::text IS NULL OR c.due_kind = $3)
                       UNION ALL
-                      SELECT i.id, i.case_id, i.region, 'semester_check', k.deadline
+                      SELECT i.id, i.case_id, NULL::uuid, i.region, 'semester_check', k.deadline
                         FROM semester_check_item i
                         JOIN semester_check k ON k.id = i.check_id
                        WHERE i.region LIKE $1 || '%' AND i.state IN ('pending', 'absent') AND k.deadline < $2
-                         AND ($3::text IS NULL OR $3 = 'semester_check')) AS work
+                         AND ($3::text IS NULL OR $3 = 'semester_check')
+                      UNION ALL
+                      SELECT h.handoff_id, h.origin_case_id, h.handoff_id, h.region, 'handoff_decision', h.due_on
+                        FROM incoming_handoff h
+                       WHERE h.region LIKE $1 || '%' AND h.outcome IS NULL AND h.due_on < $2
+                         AND ($3::text IS NULL OR $3 = 'handoff_decision')) AS work
                     WHERE ($4::date IS NULL OR (due_on, id) > ($4, $5))
                     ORDER BY due_on, id
                     LIMIT $6) AS w
-             JOIN dropout_case c ON c.id = w.case_id
+             LEFT JOIN dropout_case c ON c.id = w.case_id AND w.handoff_id IS NULL
+             LEFT JOIN incoming_handoff h ON h.handoff_id = w.handoff_id
             ORDER BY w.due_on, w.id"#,
         prefix,
         today,
@@ -124,7 +144,10 @@ pub async fn count_overdue(pool: &PgPool, prefix: &str, today: NaiveDate, kind: 
                     WHERE c.region LIKE $1 || '%' AND c.due_on < $2 AND ($3::text IS NULL OR c.due_kind = $3))
                 + (SELECT count(*) FROM semester_check_item i JOIN semester_check k ON k.id = i.check_id
                     WHERE i.region LIKE $1 || '%' AND i.state IN ('pending', 'absent') AND k.deadline < $2
-                      AND ($3::text IS NULL OR $3 = 'semester_check')) AS "count!""#,
+                      AND ($3::text IS NULL OR $3 = 'semester_check'))
+                + (SELECT count(*) FROM incoming_handoff h
+                    WHERE h.region LIKE $1 || '%' AND h.outcome IS NULL AND h.due_on < $2
+                      AND ($3::text IS NULL OR $3 = 'handoff_decision')) AS "count!""#,
         prefix,
         today,
         kind.map(WorkKind::as_stored),
@@ -133,19 +156,70 @@ pub async fn count_overdue(pool: &PgPool, prefix: &str, today: NaiveDate, kind: 
     .await
 }
 
+/// A hand-off arrived at this province (the destination): watch its decision's deadline.
+pub struct ArrivedHandoff<'a> {
+    pub handoff_id: Uuid,
+    pub region: &'a RegionCode,
+    pub origin_region: &'a RegionCode,
+    pub origin_case_id: Uuid,
+    pub child: &'a ChildSummary,
+    pub arrived_on: NaiveDate,
+    pub due_on: NaiveDate,
+}
+
+/// Starts watching an arrived hand-off (once, however often the event comes).
+pub async fn watch_incoming(conn: &mut PgConnection, arrived: &ArrivedHandoff<'_>) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO incoming_handoff (handoff_id, region, origin_region, origin_case_id, child_name,
+                                       resident_id_masked, sex, birth_date, hukou_region, arrived_on, due_on)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         ON CONFLICT (handoff_id) DO NOTHING",
+        arrived.handoff_id,
+        arrived.region.as_str(),
+        arrived.origin_region.as_str(),
+        arrived.origin_case_id,
+        arrived.child.full_name,
+        arrived.child.resident_id_masked,
+        arrived.child.sex,
+        arrived.child.birth_date,
+        arrived.child.hukou_region,
+        arrived.arrived_on,
+        arrived.due_on,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The destination decided (or the origin withdrew): the hand-off owes no decision any more.
+pub async fn incoming_decided(conn: &mut PgConnection, handoff_id: Uuid, outcome: &str) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE incoming_handoff SET outcome = $2, decided_at = clock_timestamp()
+          WHERE handoff_id = $1 AND outcome IS NULL",
+        handoff_id,
+        outcome,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Overdue work that has slipped past the threshold and has no supervision item yet.
 #[derive(Debug, Clone)]
 pub struct Slipped {
-    pub case_id: Uuid,
+    /// The case; none for a hand-off awaiting this province's decision.
+    pub case_id: Option<Uuid>,
     pub check_item_id: Option<Uuid>,
+    pub handoff_id: Option<Uuid>,
     pub region: RegionCode,
     pub kind: WorkKind,
     pub due_on: NaiveDate,
 }
 
 struct SlippedRow {
-    case_id: Uuid,
+    case_id: Option<Uuid>,
     check_item_id: Option<Uuid>,
+    handoff_id: Option<Uuid>,
     region: String,
     kind: String,
     due_on: NaiveDate,
@@ -154,11 +228,13 @@ struct SlippedRow {
 impl TryFrom<SlippedRow> for Slipped {
     type Error = CorruptRow;
     fn try_from(row: SlippedRow) -> Result<Slipped, CorruptRow> {
+        let id = row.case_id.or(row.handoff_id).unwrap_or_default();
         Ok(Slipped {
-            region: region("dropout_case", row.case_id, "region", &row.region)?,
-            kind: decode::<WorkKind>("dropout_case", row.case_id, "due_kind", &row.kind)?,
+            region: region("dropout_case", id, "region", &row.region)?,
+            kind: decode::<WorkKind>("dropout_case", id, "due_kind", &row.kind)?,
             case_id: row.case_id,
             check_item_id: row.check_item_id,
+            handoff_id: row.handoff_id,
             due_on: row.due_on,
         })
     }
@@ -168,7 +244,8 @@ impl TryFrom<SlippedRow> for Slipped {
 pub async fn slipped(conn: &mut PgConnection, cutoff: NaiveDate, limit: i64) -> sqlx::Result<Vec<Slipped>> {
     let mut rows: Vec<Slipped> = all(sqlx::query_as!(
         SlippedRow,
-        r#"SELECT c.id AS case_id, NULL::uuid AS check_item_id, c.region, c.due_kind AS "kind!", c.due_on AS "due_on!"
+        r#"SELECT c.id AS "case_id?", NULL::uuid AS check_item_id, c.handoff_id AS "handoff_id?", c.region,
+                  c.due_kind AS "kind!", c.due_on AS "due_on!"
              FROM dropout_case c
             WHERE c.due_on < $1
               AND NOT EXISTS (SELECT 1 FROM supervision_item s
@@ -185,7 +262,8 @@ pub async fn slipped(conn: &mut PgConnection, cutoff: NaiveDate, limit: i64) -> 
     if (rows.len() as i64) < limit {
         let more: Vec<Slipped> = all(sqlx::query_as!(
             SlippedRow,
-            r#"SELECT i.case_id, i.id AS "check_item_id?", i.region, 'semester_check' AS "kind!", k.deadline AS due_on
+            r#"SELECT i.case_id AS "case_id?", i.id AS "check_item_id?", NULL::uuid AS "handoff_id?", i.region,
+                      'semester_check' AS "kind!", k.deadline AS due_on
                  FROM semester_check_item i JOIN semester_check k ON k.id = i.check_id
                 WHERE i.state IN ('pending', 'absent') AND k.deadline < $1
                   AND NOT EXISTS (SELECT 1 FROM supervision_item s WHERE s.check_item_id = i.id)
@@ -199,13 +277,33 @@ pub async fn slipped(conn: &mut PgConnection, cutoff: NaiveDate, limit: i64) -> 
         .await?)?;
         rows.extend(more);
     }
+    if (rows.len() as i64) < limit {
+        let more: Vec<Slipped> = all(sqlx::query_as!(
+            SlippedRow,
+            r#"SELECT NULL::uuid AS "case_id?", NULL::uuid AS "check_item_id?", h.handoff_id AS "handoff_id?",
+                      h.region, 'handoff_decision' AS "kind!", h.due_on
+                 FROM incoming_handoff h
+                WHERE h.outcome IS NULL AND h.due_on < $1
+                  AND NOT EXISTS (SELECT 1 FROM supervision_item s
+                                   WHERE s.handoff_id = h.handoff_id AND s.due_on = h.due_on AND s.case_id IS NULL)
+                ORDER BY h.due_on, h.handoff_id
+                LIMIT $2
+                  FOR UPDATE OF h SKIP LOCKED"#,
+            cutoff,
+            limit - rows.len() as i64,
+        )
+        .fetch_all(&mut *conn)
+        .await?)?;
+        rows.extend(more);
+    }
     Ok(rows)
 }
 
 struct ItemRow {
     id: Uuid,
     kind: String,
-    case_id: Uuid,
+    case_id: Option<Uuid>,
+    handoff_id: Option<Uuid>,
     region: String,
     supervising_region: String,
     escalations: i32,
@@ -230,6 +328,7 @@ impl TryFrom<ItemRow> for SupervisionItem {
             state: decode::<ItemState>("supervision_item", id, "state", &row.state)?,
             id,
             case_id: row.case_id,
+            handoff_id: row.handoff_id,
             escalations: row.escalations,
             reason: row.reason,
             due_on: row.due_on,
@@ -255,9 +354,9 @@ pub async fn insert_item(conn: &mut PgConnection, item: &NewItem<'_>) -> sqlx::R
     one(sqlx::query_as!(
         ItemRow,
         "INSERT INTO supervision_item (id, kind, case_id, check_item_id, region, supervising_region, reason, due_on,
-                                       raised_on)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-         RETURNING id, kind, case_id, region, supervising_region, escalations, reason, due_on, raised_at, state,
+                                       raised_on, handoff_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         RETURNING id, kind, case_id, handoff_id, region, supervising_region, escalations, reason, due_on, raised_at, state,
                    answer, answered_by, closing_note, closed_by",
         item.id,
         item.slipped.kind.as_stored(),
@@ -268,6 +367,7 @@ pub async fn insert_item(conn: &mut PgConnection, item: &NewItem<'_>) -> sqlx::R
         item.reason,
         item.slipped.due_on,
         item.raised_on,
+        item.slipped.handoff_id,
     )
     .fetch_one(conn)
     .await?)
@@ -277,7 +377,7 @@ pub async fn insert_item(conn: &mut PgConnection, item: &NewItem<'_>) -> sqlx::R
 pub async fn unanswered(conn: &mut PgConnection, cutoff: NaiveDate, limit: i64) -> sqlx::Result<Vec<SupervisionItem>> {
     all(sqlx::query_as!(
         ItemRow,
-        "SELECT id, kind, case_id, region, supervising_region, escalations, reason, due_on, raised_at, state,
+        "SELECT id, kind, case_id, handoff_id, region, supervising_region, escalations, reason, due_on, raised_at, state,
                 answer, answered_by, closing_note, closed_by
            FROM supervision_item
           WHERE state = 'open' AND raised_on < $1 AND supervising_region NOT LIKE '__0000'
@@ -302,7 +402,7 @@ pub async fn escalate_item(
         "UPDATE supervision_item
             SET supervising_region = $2, escalations = escalations + 1, raised_on = $3
           WHERE id = $1
-          RETURNING id, kind, case_id, region, supervising_region, escalations, reason, due_on, raised_at, state,
+          RETURNING id, kind, case_id, handoff_id, region, supervising_region, escalations, reason, due_on, raised_at, state,
                     answer, answered_by, closing_note, closed_by",
         id,
         supervising_region.as_str(),
@@ -316,7 +416,7 @@ pub async fn escalate_item(
 pub async fn item_for_update(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<SupervisionItem>> {
     sqlx::query_as!(
         ItemRow,
-        "SELECT id, kind, case_id, region, supervising_region, escalations, reason, due_on, raised_at, state,
+        "SELECT id, kind, case_id, handoff_id, region, supervising_region, escalations, reason, due_on, raised_at, state,
                 answer, answered_by, closing_note, closed_by
            FROM supervision_item WHERE id = $1 FOR UPDATE",
         id
@@ -337,7 +437,7 @@ pub async fn list_items(
 ) -> sqlx::Result<Vec<SupervisionItem>> {
     all(sqlx::query_as!(
         ItemRow,
-        "SELECT id, kind, case_id, region, supervising_region, escalations, reason, due_on, raised_at, state,
+        "SELECT id, kind, case_id, handoff_id, region, supervising_region, escalations, reason, due_on, raised_at, state,
                 answer, answered_by, closing_note, closed_by
            FROM supervision_item
           WHERE (region LIKE $1 || '%' OR supervising_region LIKE $1 || '%')
@@ -366,7 +466,7 @@ pub async fn answer_item(
         "UPDATE supervision_item
             SET state = 'answered', answer = $2, answered_by = $3, answered_at = clock_timestamp()
           WHERE id = $1
-          RETURNING id, kind, case_id, region, supervising_region, escalations, reason, due_on, raised_at, state,
+          RETURNING id, kind, case_id, handoff_id, region, supervising_region, escalations, reason, due_on, raised_at, state,
                     answer, answered_by, closing_note, closed_by",
         id,
         answer,
@@ -382,7 +482,7 @@ pub async fn close_item(conn: &mut PgConnection, id: Uuid, note: &str, actor: &s
         "UPDATE supervision_item
             SET state = 'closed', closing_note = $2, closed_by = $3, closed_at = clock_timestamp()
           WHERE id = $1
-          RETURNING id, kind, case_id, region, supervising_region, escalations, reason, due_on, raised_at, state,
+          RETURNING id, kind, case_id, handoff_id, region, supervising_region, escalations, reason, due_on, raised_at, state,
                     answer, answered_by, closing_note, closed_by",
         id,
         note,

@@ -170,7 +170,7 @@ fn violations_of(error: ServiceError, violations: &mut Vec<FieldViolation>) {
     match error {
         ServiceError::Invalid(found) => violations.extend(found),
         other => violations
-            .push(FieldViolation::new("", nol_messages::Msg::Relayed { en: other.to_string(), zh: other.to_string() })),
+            .push(FieldViolation::new("", nol_messages::Msg::relayed(other.to_string(), other.to_string()))),
     }
 }
 

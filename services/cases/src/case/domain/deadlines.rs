@@ -17,6 +17,8 @@ pub struct DeadlinePolicy {
     pub attempt_interval_days: i32,
     pub deferred_follow_up_days: i32,
     pub supervision_after_days: i32,
+    /// A destination decides on a hand-off within this many days of receiving it (R11, R12).
+    pub handoff_decision_days: i32,
 }
 
 impl Default for DeadlinePolicy {
@@ -26,6 +28,7 @@ impl Default for DeadlinePolicy {
             attempt_interval_days: 14,
             deferred_follow_up_days: 30,
             supervision_after_days: 7,
+            handoff_decision_days: 7,
         }
     }
 }
@@ -39,10 +42,15 @@ pub enum DueKind {
     NextAttempt,
     /// The follow-up of a deferred or suspended case (persuasion continues, R6).
     FollowUp,
+    /// A hand-off's decision by the destination (the origin's case waits for it, R11).
+    HandoffDecision,
 }
 
 stored_own! {
-    DueKind { FirstContact => "first_contact", NextAttempt => "next_attempt", FollowUp => "follow_up" }
+    DueKind {
+        FirstContact => "first_contact", NextAttempt => "next_attempt", FollowUp => "follow_up",
+        HandoffDecision => "handoff_decision",
+    }
 }
 
 impl DueKind {
@@ -52,6 +60,7 @@ impl DueKind {
             DueKind::FirstContact => nol_messages::OverdueWhat::FirstContact,
             DueKind::NextAttempt => nol_messages::OverdueWhat::NextAttempt,
             DueKind::FollowUp => nol_messages::OverdueWhat::FollowUp,
+            DueKind::HandoffDecision => nol_messages::OverdueWhat::HandoffDecision,
         }
     }
 }
@@ -66,11 +75,13 @@ pub struct CaseDates {
     pub last_attempt_on: Option<NaiveDate>,
     /// For a deferred or suspended case: the day the deferral was granted.
     pub follow_up_from: Option<NaiveDate>,
+    /// For a case pending a hand-off: the day it was requested.
+    pub handoff_requested_on: Option<NaiveDate>,
 }
 
 /// The next piece of work a case owes and its due date; `None` when its status owes none by
 /// deadline (returned, monitoring — checked by semester campaigns instead —, home teaching,
-/// handed over, hand-off pending, ended).
+/// handed over, ended). A case pending a hand-off waits for the destination's decision.
 pub fn next_due(dates: &CaseDates, policy: &DeadlinePolicy) -> Option<(NaiveDate, DueKind)> {
     match dates.status {
         Status::Open => Some(match dates.last_attempt_on {
@@ -80,6 +91,10 @@ pub fn next_due(dates: &CaseDates, policy: &DeadlinePolicy) -> Option<(NaiveDate
         Status::Deferred | Status::Suspended => {
             let from = [dates.follow_up_from, dates.last_attempt_on].into_iter().flatten().max()?;
             Some((from + Duration::days(policy.deferred_follow_up_days.into()), DueKind::FollowUp))
+        }
+        Status::HandoffPending => {
+            let requested = dates.handoff_requested_on?;
+            Some((requested + Duration::days(policy.handoff_decision_days.into()), DueKind::HandoffDecision))
         }
         _ => None,
     }
@@ -109,6 +124,7 @@ mod tests {
             confirmed_on: day("2027-03-01"),
             last_attempt_on: last_attempt.map(day),
             follow_up_from: follow_up.map(day),
+            handoff_requested_on: None,
         }
     }
 
@@ -141,7 +157,14 @@ mod tests {
     #[test]
     fn other_statuses_owe_nothing_by_deadline() {
         let policy = DeadlinePolicy::default();
-        for status in [Status::Returned, Status::Monitoring, Status::HomeTeaching, Status::HandedOver, Status::Closed] {
+        for status in [
+            Status::Returned,
+            Status::Monitoring,
+            Status::HomeTeaching,
+            Status::HandedOver,
+            Status::Closed,
+            Status::HandoffPending,
+        ] {
             assert_eq!(next_due(&dates(status, None, None), &policy), None, "{status:?}");
         }
     }
@@ -150,7 +173,15 @@ mod tests {
     fn due_kinds_are_stored_by_name() {
         use super::super::stored::Stored;
         let names: Vec<&str> = DueKind::ALL.iter().map(|kind| kind.as_stored()).collect();
-        assert_eq!(names, ["first_contact", "next_attempt", "follow_up"]);
+        assert_eq!(names, ["first_contact", "next_attempt", "follow_up", "handoff_decision"]);
+    }
+
+    #[test]
+    fn a_pending_hand_off_waits_for_the_destinations_decision() {
+        let policy = DeadlinePolicy::default();
+        let mut pending = dates(Status::HandoffPending, Some("2027-03-05"), None);
+        pending.handoff_requested_on = Some(day("2027-03-10"));
+        assert_eq!(next_due(&pending, &policy), Some((day("2027-03-17"), DueKind::HandoffDecision)));
     }
 
     #[test]

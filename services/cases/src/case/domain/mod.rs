@@ -158,6 +158,8 @@ pub struct Case {
     pub confirmed_on: Option<NaiveDate>,
     pub last_attempt_on: Option<NaiveDate>,
     pub follow_up_from: Option<NaiveDate>,
+    /// For a case pending a hand-off: the day it was requested.
+    pub handoff_requested_on: Option<NaiveDate>,
     pub due: Option<Due>,
     pub relapse_count: i32,
     /// What the current status records (the school, class and date of a return; a close reason).
@@ -174,6 +176,7 @@ impl Case {
             confirmed_on: self.confirmed_on.unwrap_or_else(|| china_date(self.opened_at)),
             last_attempt_on: self.last_attempt_on,
             follow_up_from: self.follow_up_from,
+            handoff_requested_on: self.handoff_requested_on,
         }
     }
 
@@ -238,6 +241,21 @@ impl CaseState {
             }
             (Status::Open | Status::HandoffPending, _) => Ok(Transition::To(Status::HandedOver)),
             (_, _) => refuse(Says::HandoffNotOpen { status: self.status.as_stored() }),
+        }
+    }
+}
+
+impl CaseState {
+    /// The destination refused or the origin withdrew hand-off `handoff_id`: the case is open here
+    /// again, owned as before. A release already applied (or of a hand-off the case is no longer
+    /// pending for) changes nothing; a handed-over case cannot come back this way.
+    pub fn release_handoff(&self, handoff_id: Uuid) -> Result<Transition, CaseRefusal> {
+        match (self.status, self.handoff_id) {
+            (Status::HandoffPending, Some(current)) if current == handoff_id => Ok(Transition::To(Status::Open)),
+            (Status::HandedOver, Some(current)) if current == handoff_id => {
+                refuse(Says::HandedOverByAnother { by: current.to_string(), requested: handoff_id.to_string() })
+            }
+            (_, _) => Ok(Transition::AlreadyDone),
         }
     }
 }

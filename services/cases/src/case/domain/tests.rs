@@ -28,6 +28,19 @@ fn a_hand_off_goes_open_pending_handed_over() {
 }
 
 #[test]
+fn a_rejected_or_withdrawn_hand_off_leaves_the_case_open_here() {
+    let handoff = Uuid::now_v7();
+    assert_eq!(state(Status::HandoffPending, Some(handoff)).release_handoff(handoff), Ok(Transition::To(Status::Open)));
+    assert_eq!(state(Status::Open, None).release_handoff(handoff), Ok(Transition::AlreadyDone));
+    assert_eq!(
+        state(Status::HandoffPending, Some(Uuid::now_v7())).release_handoff(handoff),
+        Ok(Transition::AlreadyDone),
+        "a release of an older hand-off leaves the newer one pending"
+    );
+    assert!(state(Status::HandedOver, Some(handoff)).release_handoff(handoff).is_err());
+}
+
+#[test]
 fn completion_may_overtake_the_pending_notice() {
     let handoff = Uuid::now_v7();
     assert_eq!(state(Status::Open, None).complete_handoff(handoff), Ok(Transition::To(Status::HandedOver)));

@@ -37,6 +37,8 @@ pub struct CaseFileView {
     pub evidence: Vec<Evidence>,
     pub deferral_requests: Vec<DeferralRequest>,
     pub visits: Vec<Visit>,
+    /// For a case taken in (R11): what the origin knew.
+    pub origin_dossier: Option<nol_proto::v1::OriginDossier>,
 }
 
 /// A page of a case's history.
@@ -258,9 +260,24 @@ impl CaseService {
         let evidence = file_store::evidence(&self.pool, id).await?;
         let deferral_requests = file_store::deferrals(&self.pool, id).await?;
         let visits = file_store::visits(&self.pool, id, 200).await?;
+        let origin_dossier = match store::origin_dossier(&self.pool, id).await? {
+            Some(bytes) => Some(
+                <nol_proto::v1::OriginDossier as prost::Message>::decode(bytes.as_slice())
+                    .map_err(|error| ServiceError::Internal(anyhow::anyhow!("case {id}: stored origin dossier: {error}")))?,
+            ),
+            None => None,
+        };
         let mut conn = self.pool.acquire().await?;
         audit::record(&mut conn, caller, "case.read_file", "dropout_case", &[id.to_string()]).await?;
-        Ok(CaseFileView { case: self.view(case, None).await?, officers, measures, evidence, deferral_requests, visits })
+        Ok(CaseFileView {
+            case: self.view(case, None).await?,
+            officers,
+            measures,
+            evidence,
+            deferral_requests,
+            visits,
+            origin_dossier,
+        })
     }
 
     pub async fn history(&self, caller: &Caller, request: ListCaseHistoryRequest) -> Result<HistoryPage, ServiceError> {

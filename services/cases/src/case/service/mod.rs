@@ -4,6 +4,7 @@
 //! the caller's region and audited.
 
 mod file;
+pub mod handoff;
 mod lifecycle;
 
 use chrono::NaiveDate;
@@ -55,6 +56,9 @@ pub struct CasePage {
 pub struct CaseService {
     pub(crate) pool: PgPool,
     data_key: DataKey,
+    /// This province's sealing key pair: dossiers are sealed to it until the transfer service
+    /// re-seals them to the destination.
+    seal: nol_pii::SealKeyPair,
     pub(crate) scheme: SubjectScheme,
     pub(crate) wake: nol_backbone::outbox::RelayWake,
     pub(crate) province: RegionCode,
@@ -67,6 +71,7 @@ impl CaseService {
         CaseService {
             pool: platform.pool.clone(),
             data_key: platform.keys.data.clone(),
+            seal: platform.keys.seal.clone(),
             scheme: platform.scheme.clone(),
             wake: platform.wake.clone(),
             province: platform.config.province,

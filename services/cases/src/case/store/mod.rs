@@ -56,6 +56,7 @@ pub struct CaseRow {
     pub status_detail: serde_json::Value,
     pub suspect_id: Option<Uuid>,
     pub ended_at: Option<DateTime<Utc>>,
+    pub handoff_requested_on: Option<NaiveDate>,
 }
 
 /// A stored value the domain cannot read: the row is corrupt. Logged with the row's id and
@@ -140,6 +141,7 @@ impl TryFrom<CaseRow> for Case {
             confirmed_on: row.confirmed_on,
             last_attempt_on: row.last_attempt_on,
             follow_up_from: row.follow_up_from,
+            handoff_requested_on: row.handoff_requested_on,
             due,
             relapse_count: row.relapse_count,
             status_detail: row.status_detail,
@@ -242,16 +244,6 @@ pub async fn find_active_by_index(conn: &mut PgConnection, index: &[u8]) -> sqlx
     })
     .transpose()
     .map_err(|corrupt: CorruptRow| corrupt.into())
-}
-
-/// Whether this province already took in the case of an incoming hand-off (a redelivery).
-pub async fn taken_in(conn: &mut PgConnection, handoff_id: Uuid) -> sqlx::Result<bool> {
-    sqlx::query_scalar!(
-        r#"SELECT EXISTS (SELECT 1 FROM dropout_case WHERE handoff_id = $1 AND source = 'handoff') AS "taken!""#,
-        handoff_id
-    )
-    .fetch_one(conn)
-    .await
 }
 
 pub async fn get(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Case>> {
@@ -366,17 +358,22 @@ pub(in crate::case) async fn set_status(
     Ok(Case::try_from(row)?)
 }
 
-/// Moves a case to `status` for hand-off `handoff_id`; returns the new version.
+/// Moves a case to `status` for hand-off `handoff_id` (pending or handed over), with the day it
+/// was requested and what the case owes now; returns the new version.
 pub(in crate::case) async fn set_handoff_status(
     conn: &mut PgConnection,
     id: Uuid,
     status: Status,
     handoff_id: Uuid,
     destination: &RegionCode,
+    requested_on: Option<NaiveDate>,
+    due: Option<Due>,
 ) -> sqlx::Result<i64> {
     sqlx::query_scalar!(
         "UPDATE dropout_case
             SET status = $2, handoff_id = $3, handoff_destination = $4,
+                handoff_requested_on = coalesce($5, handoff_requested_on), due_on = $6, due_kind = $7,
+                ended_at = CASE WHEN $2 = 'handed_over' THEN clock_timestamp() ELSE ended_at END,
                 updated_at = clock_timestamp(), version = version + 1
           WHERE id = $1
           RETURNING version",
@@ -384,9 +381,82 @@ pub(in crate::case) async fn set_handoff_status(
         status.as_stored(),
         handoff_id,
         destination.as_str(),
+        requested_on,
+        due.map(|due| due.on),
+        due.map(|due| due.kind.as_stored()),
     )
     .fetch_one(conn)
     .await
+}
+
+/// A refused or withdrawn hand-off: the case is open again, no hand-off under way; returns the
+/// new version.
+pub(in crate::case) async fn clear_handoff(conn: &mut PgConnection, id: Uuid, due: Option<Due>) -> sqlx::Result<i64> {
+    sqlx::query_scalar!(
+        "UPDATE dropout_case
+            SET status = 'open', handoff_id = NULL, handoff_destination = NULL, handoff_requested_on = NULL,
+                due_on = $2, due_kind = $3, updated_at = clock_timestamp(), version = version + 1
+          WHERE id = $1
+          RETURNING version",
+        id,
+        due.map(|due| due.on),
+        due.map(|due| due.kind.as_stored()),
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// Keeps what the origin knew with a case taken in.
+pub(in crate::case) async fn insert_origin_dossier(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+    handoff_id: Uuid,
+    origin_region: &RegionCode,
+    origin_case_id: Uuid,
+    dossier: &[u8],
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO case_origin_dossier (case_id, handoff_id, origin_region, origin_case_id, dossier)
+         VALUES ($1, $2, $3, $4, $5)",
+        case_id,
+        handoff_id,
+        origin_region.as_str(),
+        origin_case_id,
+        dossier,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// What the origin knew about a case taken in (OriginDossier, encoded), if it was taken in.
+pub async fn origin_dossier(pool: &PgPool, case_id: Uuid) -> sqlx::Result<Option<Vec<u8>>> {
+    sqlx::query_scalar!("SELECT dossier FROM case_origin_dossier WHERE case_id = $1", case_id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// The case this province opened for an incoming hand-off, if it did.
+pub async fn taken_in_case(conn: &mut PgConnection, handoff_id: Uuid) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar!("SELECT id FROM dropout_case WHERE handoff_id = $1 AND source = 'handoff'", handoff_id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// The active case of a child (blind index) in the subtree whose codes start with `prefix`.
+pub async fn find_active_in(conn: &mut PgConnection, index: &[u8], prefix: &str) -> sqlx::Result<Option<Case>> {
+    case(
+        sqlx::query_as!(
+            CaseRow,
+            "SELECT * FROM dropout_case
+              WHERE resident_id_index = $1 AND region LIKE $2 || '%'
+                AND status NOT IN ('handed_over', 'exempt', 'closed')",
+            index,
+            prefix,
+        )
+        .fetch_optional(conn)
+        .await?,
+    )
 }
 
 /// Bumps a case's version for a change of its file; returns the new version.
@@ -502,6 +572,7 @@ pub struct PolicyRow {
     pub attempt_interval_days: i32,
     pub deferred_follow_up_days: i32,
     pub supervision_after_days: i32,
+    pub handoff_decision_days: i32,
     pub updated_by: String,
     pub updated_at: DateTime<Utc>,
 }
@@ -513,6 +584,7 @@ impl PolicyRow {
             attempt_interval_days: self.attempt_interval_days,
             deferred_follow_up_days: self.deferred_follow_up_days,
             supervision_after_days: self.supervision_after_days,
+            handoff_decision_days: self.handoff_decision_days,
         }
     }
 }
@@ -521,7 +593,7 @@ pub async fn policy_row(conn: &mut PgConnection) -> sqlx::Result<PolicyRow> {
     sqlx::query_as!(
         PolicyRow,
         "SELECT first_contact_days, attempt_interval_days, deferred_follow_up_days, supervision_after_days,
-                updated_by, updated_at
+                handoff_decision_days, updated_by, updated_at
            FROM deadline_policy"
     )
     .fetch_one(conn)
@@ -532,7 +604,8 @@ pub async fn policy_row(conn: &mut PgConnection) -> sqlx::Result<PolicyRow> {
 pub async fn policy(conn: &mut PgConnection) -> sqlx::Result<DeadlinePolicy> {
     let policy = sqlx::query_as!(
         DeadlinePolicy,
-        "SELECT first_contact_days, attempt_interval_days, deferred_follow_up_days, supervision_after_days
+        "SELECT first_contact_days, attempt_interval_days, deferred_follow_up_days, supervision_after_days,
+                handoff_decision_days
            FROM deadline_policy"
     )
     .fetch_optional(conn)
@@ -549,13 +622,15 @@ pub(in crate::case) async fn update_policy(
         PolicyRow,
         "UPDATE deadline_policy
             SET first_contact_days = $1, attempt_interval_days = $2, deferred_follow_up_days = $3,
-                supervision_after_days = $4, updated_by = $5, updated_at = clock_timestamp()
+                supervision_after_days = $4, handoff_decision_days = $5, updated_by = $6,
+                updated_at = clock_timestamp()
           RETURNING first_contact_days, attempt_interval_days, deferred_follow_up_days, supervision_after_days,
-                    updated_by, updated_at",
+                    handoff_decision_days, updated_by, updated_at",
         policy.first_contact_days,
         policy.attempt_interval_days,
         policy.deferred_follow_up_days,
         policy.supervision_after_days,
+        policy.handoff_decision_days,
         actor,
     )
     .fetch_one(conn)
@@ -568,8 +643,8 @@ pub(in crate::case) async fn dated_for_update(
 ) -> sqlx::Result<Vec<(Uuid, Status, crate::case::domain::deadlines::CaseDates)>> {
     let rows = sqlx::query!(
         r#"SELECT id, status, coalesce(confirmed_on, (opened_at AT TIME ZONE 'Asia/Shanghai')::date) AS "confirmed_on!",
-                  last_attempt_on, follow_up_from
-             FROM dropout_case WHERE status IN ('open', 'deferred', 'suspended')
+                  last_attempt_on, follow_up_from, handoff_requested_on
+             FROM dropout_case WHERE status IN ('open', 'deferred', 'suspended', 'handoff_pending')
               FOR UPDATE"#
     )
     .fetch_all(conn)
@@ -582,6 +657,7 @@ pub(in crate::case) async fn dated_for_update(
                 confirmed_on: row.confirmed_on,
                 last_attempt_on: row.last_attempt_on,
                 follow_up_from: row.follow_up_from,
+                handoff_requested_on: row.handoff_requested_on,
             };
             Ok((row.id, status, dates))
         })
