@@ -223,6 +223,7 @@ async fn callers_see_only_their_own_subtree_and_province() {
             "grpc.health.v1.Health",
             "grpc.reflection.v1.ServerReflection",
             "nol.v1.AdminService",
+            "nol.v1.CaseHandoffService",
             "nol.v1.CaseService",
             "nol.v1.SupervisionService",
             "nol.v1.SuspectService"

@@ -24,7 +24,7 @@ pub use common::Common;
 pub use registry::Registry;
 pub use supervision::{OverdueWhat, Supervision};
 pub use suspects::Suspect;
-pub use transfer::{CaseStanding, Transfer};
+pub use transfer::{CaseStanding, HandoffStanding, RejectReasonWord, Transfer};
 
 /// One invalid field of a request: the field's path and what a case worker should fix. Rules
 /// return these for bad input; services answer them as `google.rpc.BadRequest`.

@@ -18,6 +18,30 @@ words! {
     }
 }
 
+words! {
+    #[derive(Copy)]
+    /// Where a decided hand-off is, for a refusal that names it.
+    pub enum HandoffStanding {
+        Undecided => "not decided yet", "尚未决定";
+        Accepted => "accepted", "已被接收";
+        Rejected => "rejected", "已被拒收";
+        Cancelled => "cancelled", "已被撤回";
+        Completed => "completed", "已办结";
+    }
+}
+
+words! {
+    #[derive(Copy)]
+    /// Why a destination refused a hand-off.
+    pub enum RejectReasonWord {
+        ChildNotFound => "the child cannot be found here", "本地查无此学生";
+        HukouNotHere => "the child's household registration is not here", "该学生户籍不在本地";
+        AlreadyHasCase => "the child already has a case here", "该学生在本地已有在办案件";
+        DataWrong => "the data of the request is wrong", "移交信息有误";
+        Other => "another reason (see the note)", "其他原因（见说明）";
+    }
+}
+
 catalogue! {
     pub enum Transfer {
         /// The destination is the region that owns the case already.
@@ -44,6 +68,38 @@ catalogue! {
         NotAState => "is not a known state", "不是可识别的移交状态";
         NoIncomingHandoff { id: String } => "no incoming hand-off {id}", "没有编号为 {id} 的转入移交";
         NoHandoff { id: String } => "no hand-off {id}", "没有编号为 {id} 的移交";
+        NotOutgoing =>
+            "R11: only an outgoing hand-off can be withdrawn here", "R11：只能撤回本地发出的移交";
+        AlreadyDecided { state: HandoffStanding } =>
+            { format!("R11: this hand-off was already {}", state.en()) },
+            { format!("R11：该移交{}", state.zh()) };
+        /// The accept found the child's active case here: the hand-off is rejected instead.
+        AcceptRefusedByR2 { case_id: String } =>
+            "R2: the child already has an active case here ({case_id}); the hand-off is rejected as 'already has a case here' and stays with the origin",
+            "R2：该学生在本地已有在办案件（{case_id}）；本次移交已按“本地已有在办案件”拒收，案件仍由移出地负责";
+        RejectReasonRequired =>
+            "is required: child not found, hukou not here, already has a case, data wrong, or other",
+            "为必填项：查无此人、户籍不在本地、本地已有案件、信息有误或其他";
+        NoteRequiredForOther => "is required when the reason is other", "原因为“其他”时须填写说明";
+        CancelReasonRequired =>
+            "is required: tell the destination's case worker why it is withdrawn", "为必填项：请向接收地说明撤回原因";
+        NoNotice { id: String } => "hand-off {id} has no written notice", "移交 {id} 没有书面通知";
+        NoTransferIn { id: String } => "no transfer-in request {id}", "没有编号为 {id} 的转入请求";
+        TransferInNotMatched =>
+            "R11: the request has not been matched to a case here yet", "R11：该请求尚未匹配到本地案件";
+        TransferInDecided =>
+            "R11: this transfer-in request was already decided", "R11：该转入请求已处理";
+        DeclineReasonRequired => "is required: tell the asking region why", "为必填项：请向请求方说明原因";
+        OwnerNotElsewhere =>
+            "is the asking region itself; ask the region that owns the case", "为请求方自身，请填写案件所在地区";
+        /// Declined automatically: no active case of the child in the owner's region.
+        NoCaseThere => "no active case of this child in the region asked", "所请求地区没有该学生的在办案件";
+        /// The written notice's hash does not match what the origin announced.
+        NoticeMismatch =>
+            "the written notice does not match its announced SHA-256", "书面通知与其声明的 SHA-256 校验值不符";
+        RejectionNote { reason: RejectReasonWord, note: String } =>
+            { if note.is_empty() { reason.en() } else { format!("{}: {note}", reason.en()) } },
+            { if note.is_empty() { reason.zh() } else { format!("{}：{note}", reason.zh()) } };
     }
 }
 

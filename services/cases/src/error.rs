@@ -9,10 +9,10 @@ use crate::supervision::domain::SupervisionRefusal;
 use crate::suspects::domain::SuspectRefusal;
 
 impl From<CaseRefusal> for ServiceError {
-    /// R2 (the child's one case exists) is ALREADY_EXISTS; every other refusal is
-    /// FAILED_PRECONDITION.
+    /// R2 (the child's one case exists) and a hand-off already under way are ALREADY_EXISTS; every
+    /// other refusal is FAILED_PRECONDITION.
     fn from(refusal: CaseRefusal) -> ServiceError {
-        if refusal.0.is_active_case_conflict() {
+        if refusal.0.is_active_case_conflict() || matches!(refusal.0, nol_messages::Case::HandoffUnderWay { .. }) {
             ServiceError::already_exists(refusal.0)
         } else {
             ServiceError::precondition(refusal.0)

@@ -1,107 +1,135 @@
-//! What the transfer service does with messages addressed to its province: requests from other
-//! regions (destination side), and receipts and acceptances of our own requests (origin side).
+//! What the transfer service does with messages: from the other side of a hand-off (requests,
+//! receipts, answers, cancels, completions; transfer-in requests and answers), and from this
+//! province's own case service (a case reserved, taken in or refused, handed over; a transfer-in
+//! request matched).
 
 use nol_backbone::consumer::{EventHandler, HandlerError};
 use nol_events::{
-    EventEnvelope, HANDOFF_ACCEPTED, HANDOFF_RECEIVED, HANDOFF_REQUESTED, SubjectScheme, decode_payload, occurred_at,
-    region_field, uuid_field,
+    CASE_HANDED_OVER, CASE_RESERVED, CASE_TAKE_IN_REFUSED, CASE_TAKEN_IN, EventEnvelope, HANDOFF_ACCEPTED,
+    HANDOFF_CANCEL_REQUESTED, HANDOFF_CANCELLED, HANDOFF_COMPLETED, HANDOFF_RECEIVED, HANDOFF_REJECTED,
+    HANDOFF_REQUESTED, SubjectScheme, TRANSFER_IN_ANSWERED, TRANSFER_IN_MATCHED, TRANSFER_IN_REQUESTED,
+    decode_payload, region_field, uuid_field,
 };
-use nol_pii::{ResidentId, SealKeyPair};
-use nol_proto::v1::{HandoffAccepted, HandoffDossier, HandoffReceived, HandoffRequested};
+use nol_proto::v1::{
+    CaseHandedOver, CaseReserved, CaseTakeIn, HandoffAccepted, HandoffCancelled, HandoffCompleted, HandoffReceived,
+    HandoffRejected, HandoffRequested, TransferInAnswered, TransferInMatched, TransferInRequested,
+};
 use nol_region::RegionCode;
-use prost::Message;
 use sqlx::PgConnection;
 
-use crate::domain::{Direction, HandedChild, NewHandoff, State};
-use crate::handoffs;
+use crate::handoffs::{Reserved, Steps};
+use crate::transfer_in;
 
-/// The cross-province subjects the transfer service consumes in `province`.
+/// The subjects the transfer service consumes in `province`: what other regions send it, and
+/// what its own case service tells it.
 pub fn filter_subjects(scheme: &SubjectScheme, province: &RegionCode) -> Vec<String> {
-    [HANDOFF_REQUESTED, HANDOFF_RECEIVED, HANDOFF_ACCEPTED]
+    let cross = [
+        HANDOFF_REQUESTED,
+        HANDOFF_RECEIVED,
+        HANDOFF_ACCEPTED,
+        HANDOFF_REJECTED,
+        HANDOFF_CANCEL_REQUESTED,
+        HANDOFF_CANCELLED,
+        HANDOFF_COMPLETED,
+        TRANSFER_IN_REQUESTED,
+        TRANSFER_IN_ANSWERED,
+    ]
+    .into_iter()
+    .map(|event_type| scheme.cross_filter(province, event_type));
+    let local = [CASE_RESERVED, CASE_TAKEN_IN, CASE_TAKE_IN_REFUSED, CASE_HANDED_OVER, TRANSFER_IN_MATCHED]
         .into_iter()
-        .map(|event_type| scheme.cross_filter(province, event_type))
-        .collect()
+        .map(|event_type| scheme.local_filter(province, event_type));
+    cross.chain(local).collect()
 }
 
 pub struct TransferEvents {
-    pub scheme: SubjectScheme,
-    pub seal: SealKeyPair,
-    pub province: RegionCode,
+    pub steps: Steps,
+    pub clock: nol_runtime::clock::Clock,
 }
 
 impl EventHandler for TransferEvents {
     async fn handle(&self, conn: &mut PgConnection, envelope: &EventEnvelope) -> Result<(), HandlerError> {
-        if HANDOFF_REQUESTED.matches(&envelope.event_type) {
-            self.receive(conn, envelope).await
-        } else if HANDOFF_RECEIVED.matches(&envelope.event_type) {
+        let steps = &self.steps;
+        let kind = envelope.event_type.as_str();
+        if HANDOFF_REQUESTED.matches(kind) {
+            let request: HandoffRequested = decode_payload(envelope, HANDOFF_REQUESTED)?;
+            Ok(steps.receive(conn, &request, envelope).await?)
+        } else if HANDOFF_RECEIVED.matches(kind) {
             let receipt: HandoffReceived = decode_payload(envelope, HANDOFF_RECEIVED)?;
             let id = uuid_field(envelope, "handoff_id", &receipt.handoff_id)?;
-            Ok(handoffs::record_receipt(conn, id).await?)
-        } else if HANDOFF_ACCEPTED.matches(&envelope.event_type) {
+            Ok(steps.record_receipt(conn, id).await?)
+        } else if HANDOFF_ACCEPTED.matches(kind) {
             let accepted: HandoffAccepted = decode_payload(envelope, HANDOFF_ACCEPTED)?;
             let id = uuid_field(envelope, "handoff_id", &accepted.handoff_id)?;
-            Ok(handoffs::record_acceptance(conn, &self.scheme, id, &accepted.accepted_by).await?)
+            Ok(steps.record_acceptance(conn, id, &accepted.accepted_by).await?)
+        } else if HANDOFF_REJECTED.matches(kind) {
+            let rejected: HandoffRejected = decode_payload(envelope, HANDOFF_REJECTED)?;
+            Ok(steps.record_rejection(conn, &rejected).await?)
+        } else if HANDOFF_CANCEL_REQUESTED.matches(kind) {
+            let cancel: HandoffCancelled = decode_payload(envelope, HANDOFF_CANCEL_REQUESTED)?;
+            Ok(steps.cancel_requested(conn, &cancel).await?)
+        } else if HANDOFF_CANCELLED.matches(kind) {
+            let cancelled: HandoffCancelled = decode_payload(envelope, HANDOFF_CANCELLED)?;
+            Ok(steps.record_cancellation(conn, &cancelled).await?)
+        } else if HANDOFF_COMPLETED.matches(kind) {
+            let completed: HandoffCompleted = decode_payload(envelope, HANDOFF_COMPLETED)?;
+            let id = uuid_field(envelope, "handoff_id", &completed.handoff_id)?;
+            Ok(steps.record_completion(conn, id).await?)
+        } else if CASE_RESERVED.matches(kind) {
+            let reserved: CaseReserved = decode_payload(envelope, CASE_RESERVED)?;
+            let reserved = Reserved {
+                handoff_id: uuid_field(envelope, "handoff_id", &reserved.handoff_id)?,
+                case_id: uuid_field(envelope, "case_id", &reserved.case_id)?,
+                origin: region_field(envelope, "region_code", &reserved.region_code)?,
+                destination: region_field(envelope, "destination_region_code", &reserved.destination_region_code)?,
+                reason: reserved.reason,
+                requested_by: reserved.requested_by,
+                sealed_dossier: reserved.sealed_dossier,
+                trace_context: envelope.trace_context.clone(),
+                today: self.clock.today(),
+            };
+            steps.request(conn, &reserved).await?;
+            Ok(())
+        } else if CASE_TAKEN_IN.matches(kind) {
+            let taken: CaseTakeIn = decode_payload(envelope, CASE_TAKEN_IN)?;
+            let id = uuid_field(envelope, "handoff_id", &taken.handoff_id)?;
+            let case_id = uuid_field(envelope, "case_id", &taken.case_id)?;
+            Ok(steps.taken_in(conn, id, case_id).await?)
+        } else if CASE_TAKE_IN_REFUSED.matches(kind) {
+            let refused: CaseTakeIn = decode_payload(envelope, CASE_TAKE_IN_REFUSED)?;
+            let id = uuid_field(envelope, "handoff_id", &refused.handoff_id)?;
+            let existing = uuid_field(envelope, "existing_case_id", &refused.existing_case_id)?;
+            Ok(steps.take_in_refused(conn, id, existing).await?)
+        } else if CASE_HANDED_OVER.matches(kind) {
+            let handed: CaseHandedOver = decode_payload(envelope, CASE_HANDED_OVER)?;
+            let id = uuid_field(envelope, "handoff_id", &handed.handoff_id)?;
+            Ok(steps.handed_over(conn, id).await?)
+        } else if TRANSFER_IN_REQUESTED.matches(kind) {
+            let request: TransferInRequested = decode_payload(envelope, TRANSFER_IN_REQUESTED)?;
+            Ok(transfer_in::received(steps, conn, &request).await?)
+        } else if TRANSFER_IN_MATCHED.matches(kind) {
+            let matched: TransferInMatched = decode_payload(envelope, TRANSFER_IN_MATCHED)?;
+            Ok(transfer_in::matched(steps, conn, &matched).await?)
+        } else if TRANSFER_IN_ANSWERED.matches(kind) {
+            let answered: TransferInAnswered = decode_payload(envelope, TRANSFER_IN_ANSWERED)?;
+            Ok(transfer_in::answered(conn, &answered).await?)
         } else {
             Err(HandlerError::Permanent(format!("the transfer service does not handle {}", envelope.event_type)))
         }
     }
 
     async fn handle_duplicate(&self, conn: &mut PgConnection, envelope: &EventEnvelope) -> Result<(), HandlerError> {
-        self.answer_again(conn, envelope).await
-    }
-}
-
-impl TransferEvents {
-    /// A request seen before (the origin re-sent it for want of an answer): answer again.
-    async fn answer_again(&self, conn: &mut PgConnection, envelope: &EventEnvelope) -> Result<(), HandlerError> {
+        // A request seen before (the origin re-sent it for want of an answer): answer again.
         if !HANDOFF_REQUESTED.matches(&envelope.event_type) {
             return Ok(());
         }
         let request: HandoffRequested = decode_payload(envelope, HANDOFF_REQUESTED)?;
         let id = uuid_field(envelope, "handoff_id", &request.handoff_id)?;
-        Ok(handoffs::answer(conn, &self.scheme, id).await?)
-    }
-
-    async fn receive(&self, conn: &mut PgConnection, envelope: &EventEnvelope) -> Result<(), HandlerError> {
-        let request: HandoffRequested = decode_payload(envelope, HANDOFF_REQUESTED)?;
-        let id = uuid_field(envelope, "handoff_id", &request.handoff_id)?;
-        let case_id = uuid_field(envelope, "case_id", &request.case_id)?;
-        let origin = region_field(envelope, "origin_region_code", &request.origin_region_code)?;
-        let destination = region_field(envelope, "destination_region_code", &request.destination_region_code)?;
-        if destination.province() != self.province {
-            return Err(HandlerError::Permanent(format!(
-                "hand-off {id} is addressed to {destination}, outside this province"
-            )));
+        if let Some(handoff) = crate::store::get(&mut *conn, id, crate::domain::Direction::Incoming).await? {
+            self.steps.answer(conn, &handoff).await?;
+        } else {
+            self.steps.receive(conn, &request, envelope).await?;
         }
-        let opened = self
-            .seal
-            .open(&request.sealed_dossier)
-            .map_err(|error| HandlerError::Permanent(format!("hand-off {id} dossier: {error}")))?;
-        let dossier = HandoffDossier::decode(opened.as_slice())
-            .map_err(|error| HandlerError::Permanent(format!("hand-off {id} dossier does not decode: {error}")))?;
-        let child = dossier.child.unwrap_or_default();
-        let resident_id = ResidentId::parse(&child.resident_id)
-            .map_err(|error| HandlerError::Permanent(format!("hand-off {id} dossier: {error}")))?;
-        let handoff = NewHandoff {
-            id,
-            direction: Direction::Incoming,
-            state: State::Delivered,
-            case_id,
-            origin,
-            destination,
-            reason: request.reason,
-            child: HandedChild {
-                full_name: child.full_name,
-                resident_id_masked: resident_id.masked(),
-                sex: crate::proto::sex_from_proto(child.sex),
-                birth_date: resident_id.birth_date(),
-                hukou_region: child.hukou_region_code,
-            },
-            sealed_dossier: Some(request.sealed_dossier),
-            trace_context: envelope.trace_context.clone(),
-            requested_by: request.requested_by,
-            requested_at: occurred_at(envelope),
-        };
-        Ok(handoffs::receive(conn, &self.scheme, &handoff).await?)
+        Ok(())
     }
 }

@@ -1,5 +1,17 @@
-//! The hand-off rules (R11, R12), without I/O: what a hand-off is, where it stands, when one may
-//! be requested or accepted, and the refusals (their words are in the catalogue, `nol-messages`).
+//! The hand-off rules (R11, R12), without I/O: a hand-off is a task in the sense of HL7 FHIR
+//! `Task` — requested → received → accepted | rejected | cancelled, then completed — held by both
+//! sides, each reading the same state. Which step each side may take, and the refusals (their
+//! words are in the catalogue, `nol-messages`).
+//!
+//! | here (stored)  | FHIR Task  | meaning |
+//! |---|---|---|
+//! | `requested`    | requested  | the origin sent it; no receipt yet |
+//! | `delivered`    | received   | the destination recorded it; its decision is due (R12) |
+//! | `accepting`    | received   | the destination accepted; its case service is opening the case |
+//! | `accepted`     | accepted   | the destination's case is open: responsibility moved with that commit |
+//! | `rejected`     | rejected   | the destination refused, with a reason; the origin keeps the case |
+//! | `cancelled`    | cancelled  | the origin withdrew it before the accept |
+//! | `completed`    | completed  | the origin recorded the hand-over; both sides are done |
 
 use std::collections::HashMap;
 
@@ -10,29 +22,60 @@ use nol_proto::v1::CaseStatus;
 use nol_region::RegionCode;
 use uuid::Uuid;
 
-/// Which way a hand-off goes, seen from this province.
+/// Which way a hand-off (or a transfer-in request) goes, seen from this province.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
     Outgoing,
     Incoming,
 }
 
-/// Where a hand-off is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// Where a hand-off is (see the module's table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
-    /// Outgoing: sent, no receipt yet.
     Requested,
-    /// The destination has recorded it (its receipt is in, on the outgoing side).
     Delivered,
-    /// The destination accepted and owns the case.
+    Accepting,
     Accepted,
+    Rejected,
+    Cancelled,
+    Completed,
 }
 
 impl State {
-    /// A step only moves forward: a late receipt after the accept changes nothing.
-    pub fn advance_to(self, next: State) -> Option<State> {
-        (next > self).then_some(next)
+    /// Nothing happens to it any more.
+    pub fn is_final(self) -> bool {
+        matches!(self, State::Rejected | State::Cancelled | State::Completed)
     }
+
+    /// How far along the hand-off is: answers only ever move it forward.
+    fn rank(self) -> u8 {
+        match self {
+            State::Requested => 0,
+            State::Delivered => 1,
+            State::Accepting => 2,
+            State::Accepted => 3,
+            State::Rejected | State::Cancelled | State::Completed => 4,
+        }
+    }
+
+    /// The state an answer moves to, or `None` when it would move backwards or sideways from a
+    /// final state (a late receipt after the accept, a duplicate acceptance): nothing to do.
+    pub fn advance_to(self, next: State) -> Option<State> {
+        if self.is_final() {
+            return None;
+        }
+        (next.rank() > self.rank()).then_some(next)
+    }
+}
+
+/// Why a destination refused a hand-off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectReason {
+    ChildNotFound,
+    HukouNotHere,
+    AlreadyHasCase,
+    DataWrong,
+    Other,
 }
 
 /// The child a hand-off is about, as the origin's case file names it (the full record travels
@@ -46,6 +89,28 @@ pub struct HandedChild {
     pub birth_date: NaiveDate,
     /// The household-register region as the case file gives it.
     pub hukou_region: String,
+}
+
+/// A refusal by the destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub reason: RejectReason,
+    pub note: String,
+    pub by: String,
+    pub at: Option<DateTime<Utc>>,
+    /// ALREADY_HAS_CASE: the destination's existing case of the child.
+    pub linked_case_id: Option<Uuid>,
+}
+
+/// A withdrawal by the origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cancellation {
+    pub reason: String,
+    pub by: String,
+    /// Asked (the origin waits for the destination's answer).
+    pub requested_at: Option<DateTime<Utc>>,
+    /// Confirmed.
+    pub at: Option<DateTime<Utc>>,
 }
 
 /// A hand-off as this province holds it: an outgoing one (ours), or an incoming one (received).
@@ -74,6 +139,15 @@ pub struct Handoff {
     pub resend_count: i32,
     pub escalated_at: Option<DateTime<Utc>>,
     pub escalated_to: Option<RegionCode>,
+    pub rejection: Option<Rejection>,
+    pub cancellation: Option<Cancellation>,
+    pub completed_at: Option<DateTime<Utc>>,
+    /// Accepted: the destination's new case.
+    pub destination_case_id: Option<Uuid>,
+    pub notice_number: Option<String>,
+    pub notice_sha256: Option<Vec<u8>>,
+    /// Incoming: the dossier as the destination's case worker reads it (HandoffDossierView).
+    pub dossier_view: Option<Vec<u8>>,
 }
 
 /// A hand-off to record: an outgoing request here, or an incoming one received.
@@ -91,6 +165,23 @@ pub struct NewHandoff {
     pub trace_context: HashMap<String, String>,
     pub requested_by: String,
     pub requested_at: DateTime<Utc>,
+    pub notice_number: Option<String>,
+    pub notice_sha256: Option<Vec<u8>>,
+    pub dossier_view: Option<Vec<u8>>,
+}
+
+/// What the destination's side answers to the origin, for its current state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// Recorded; no decision yet.
+    Receipt,
+    /// Accepted: the case is the destination's.
+    Acceptance,
+    Rejection,
+    Cancellation,
+    /// Completed, or accepting (the case service is still opening the case): nothing to say yet
+    /// beyond a receipt.
+    Nothing,
 }
 
 impl Handoff {
@@ -103,14 +194,45 @@ impl Handoff {
         }
     }
 
-    /// Checks that this hand-off may be accepted now: an incoming one, once.
+    /// A destination case worker accepts: an incoming hand-off, once, while it is undecided.
     pub fn check_accept(&self) -> Result<(), Refusal> {
         match (self.direction, self.state) {
             (Direction::Outgoing, _) => Err(Refusal::NotIncoming),
-            (Direction::Incoming, State::Accepted) => {
+            (Direction::Incoming, State::Delivered) => Ok(()),
+            (Direction::Incoming, State::Accepting | State::Accepted | State::Completed) => {
                 Err(Refusal::AlreadyAccepted { by: self.accepted_by.clone(), at: self.accepted_at })
             }
-            (Direction::Incoming, _) => Ok(()),
+            (Direction::Incoming, State::Rejected) => Err(Refusal::Decided { state: State::Rejected }),
+            (Direction::Incoming, State::Cancelled) => Err(Refusal::Decided { state: State::Cancelled }),
+            (Direction::Incoming, State::Requested) => Err(Refusal::NotIncoming),
+        }
+    }
+
+    /// A destination case worker refuses: an incoming hand-off still undecided.
+    pub fn check_reject(&self) -> Result<(), Refusal> {
+        match (self.direction, self.state) {
+            (Direction::Outgoing, _) => Err(Refusal::NotIncoming),
+            (Direction::Incoming, State::Delivered) => Ok(()),
+            (Direction::Incoming, state) => Err(Refusal::Decided { state }),
+        }
+    }
+
+    /// The origin withdraws: an outgoing hand-off this side does not yet know was decided.
+    pub fn check_cancel(&self) -> Result<(), Refusal> {
+        match (self.direction, self.state) {
+            (Direction::Incoming, _) => Err(Refusal::NotOutgoing),
+            (Direction::Outgoing, State::Requested | State::Delivered) => Ok(()),
+            (Direction::Outgoing, state) => Err(Refusal::Decided { state }),
+        }
+    }
+
+    /// What the destination answers (to a request, a re-sent request, or a cancel request).
+    pub fn answer(&self) -> Answer {
+        match self.state {
+            State::Requested | State::Delivered | State::Accepting => Answer::Receipt,
+            State::Accepted | State::Completed => Answer::Acceptance,
+            State::Rejected => Answer::Rejection,
+            State::Cancelled => Answer::Cancellation,
         }
     }
 
@@ -121,28 +243,28 @@ impl Handoff {
     }
 }
 
-/// Why a hand-off cannot be requested or accepted.
+/// The destination decides on a cancel request: a hand-off not yet accepted is cancelled; one
+/// accepted (or accepting: its case is being opened) wins over the cancel.
+pub fn cancel_wins(state: State) -> bool {
+    matches!(state, State::Requested | State::Delivered)
+}
+
+/// Why a hand-off step is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     /// The destination owns the case already.
-    SameRegion {
-        region: RegionCode,
-    },
+    SameRegion { region: RegionCode },
     /// Only an open case can be handed over.
-    CaseNotOpen {
-        standing: CaseStanding,
-    },
+    CaseNotOpen { standing: CaseStanding },
     AlreadyUnderWay,
     /// No hand-off link (the sealing key) to the destination's province.
-    NoLink {
-        province: RegionCode,
-    },
+    NoLink { province: RegionCode },
     /// Accepted before, by whom and when the record says.
-    AlreadyAccepted {
-        by: Option<String>,
-        at: Option<DateTime<Utc>>,
-    },
+    AlreadyAccepted { by: Option<String>, at: Option<DateTime<Utc>> },
     NotIncoming,
+    NotOutgoing,
+    /// The hand-off was already decided (rejected, cancelled, completed, accepted).
+    Decided { state: State },
 }
 
 impl From<Refusal> for Transfer {
@@ -161,7 +283,21 @@ impl From<Refusal> for Transfer {
                 at: at.map(|time| time.to_rfc3339()).unwrap_or_default(),
             },
             Refusal::NotIncoming => Transfer::NotIncoming,
+            Refusal::NotOutgoing => Transfer::NotOutgoing,
+            Refusal::Decided { state } => Transfer::AlreadyDecided { state: state_word(state) },
         }
+    }
+}
+
+/// The catalogue's word for where a decided hand-off is.
+fn state_word(state: State) -> nol_messages::HandoffStanding {
+    use nol_messages::HandoffStanding as Word;
+    match state {
+        State::Requested | State::Delivered => Word::Undecided,
+        State::Accepting | State::Accepted => Word::Accepted,
+        State::Rejected => Word::Rejected,
+        State::Cancelled => Word::Cancelled,
+        State::Completed => Word::Completed,
     }
 }
 
@@ -199,83 +335,57 @@ pub fn check_request(
     Err(Refusal::CaseNotOpen { standing })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Where a transfer-in request is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferInState {
+    /// Asked; no answer yet (or, at the owner, not yet matched to a case).
+    Requested,
+    /// The owner found the child's case; its case worker decides.
+    Pending,
+    Approved,
+    Declined,
+}
 
-    fn code(text: &str) -> RegionCode {
-        RegionCode::parse(text).unwrap()
-    }
+/// A transfer-in request (a region that found a child asks the owner for the case).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransferIn {
+    pub id: Uuid,
+    pub direction: Direction,
+    pub state: TransferInState,
+    pub asking_region: RegionCode,
+    pub owner_region: RegionCode,
+    pub reason: String,
+    pub requested_by: String,
+    pub requested_at: DateTime<Utc>,
+    pub resident_id_sealed: Option<Vec<u8>>,
+    pub case_id: Option<Uuid>,
+    pub child: Option<HandedChild>,
+    pub handoff_id: Option<Uuid>,
+    pub decline_reason: Option<String>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+}
 
-    fn handoff(direction: Direction, state: State) -> Handoff {
-        Handoff {
-            id: Uuid::nil(),
-            direction,
-            state,
-            case_id: Uuid::nil(),
-            origin: code("320102"),
-            destination: code("341221"),
-            reason: "家庭已返回户籍地".into(),
-            child: HandedChild {
-                full_name: "张三".into(),
-                resident_id_masked: "341221********0012".into(),
-                sex: Some(Sex::Male),
-                birth_date: NaiveDate::from_ymd_opt(2014, 3, 1).unwrap(),
-                hukou_region: "341221".into(),
-            },
-            sealed_dossier: None,
-            trace_context: HashMap::new(),
-            requested_by: "caseworker@320102".into(),
-            requested_at: DateTime::UNIX_EPOCH,
-            delivered_at: None,
-            accepted_by: None,
-            accepted_at: None,
-            request_event_id: None,
-            resend_count: 0,
-            escalated_at: None,
-            escalated_to: None,
+impl TransferIn {
+    /// The region on this province's side: the asker of an outgoing request, the owner of an
+    /// incoming one.
+    pub fn own_region(&self) -> RegionCode {
+        match self.direction {
+            Direction::Outgoing => self.asking_region,
+            Direction::Incoming => self.owner_region,
         }
     }
 
-    #[test]
-    fn a_case_goes_to_another_region_only_when_open() {
-        assert_eq!(check_request(&code("320102"), CaseStatus::Open, &code("341221")), Ok(()));
-        let same = check_request(&code("320102"), CaseStatus::Open, &code("320102")).unwrap_err();
-        assert_eq!(same, Refusal::SameRegion { region: code("320102") });
-        assert!(same.to_string().contains("already owned by"), "{same}");
-        assert_eq!(
-            check_request(&code("320102"), CaseStatus::HandoffPending, &code("341221")),
-            Err(Refusal::AlreadyUnderWay)
-        );
-        assert_eq!(
-            check_request(&code("320102"), CaseStatus::HandedOver, &code("341221")),
-            Err(Refusal::CaseNotOpen { standing: CaseStanding::HandedOver })
-        );
-    }
-
-    #[test]
-    fn accept_once_and_only_incoming() {
-        assert_eq!(handoff(Direction::Incoming, State::Delivered).check_accept(), Ok(()));
-        let mut accepted = handoff(Direction::Incoming, State::Accepted);
-        accepted.accepted_by = Some("caseworker@341221".into());
-        let refusal = accepted.check_accept().unwrap_err();
-        assert_eq!(refusal, Refusal::AlreadyAccepted { by: Some("caseworker@341221".into()), at: None });
-        assert_eq!(refusal.to_string(), "R11: this hand-off was already accepted by caseworker@341221 at ");
-        assert_eq!(handoff(Direction::Outgoing, State::Delivered).check_accept(), Err(Refusal::NotIncoming));
-    }
-
-    #[test]
-    fn own_region_and_escalation_follow_the_direction_and_the_tree() {
-        assert_eq!(handoff(Direction::Outgoing, State::Requested).own_region(), code("320102"));
-        assert_eq!(handoff(Direction::Incoming, State::Delivered).own_region(), code("341221"));
-        assert_eq!(handoff(Direction::Outgoing, State::Requested).escalation_target(), code("320100"));
-    }
-
-    #[test]
-    fn steps_only_move_forward() {
-        assert_eq!(State::Requested.advance_to(State::Delivered), Some(State::Delivered));
-        assert_eq!(State::Requested.advance_to(State::Accepted), Some(State::Accepted));
-        assert_eq!(State::Accepted.advance_to(State::Delivered), None);
-        assert_eq!(State::Delivered.advance_to(State::Delivered), None);
+    /// The owner's case worker decides a request matched to a case, once.
+    pub fn check_decide(&self) -> Result<Uuid, Refusal> {
+        match (self.direction, self.state, self.case_id) {
+            (Direction::Outgoing, _, _) => Err(Refusal::NotIncoming),
+            (Direction::Incoming, TransferInState::Pending, Some(case_id)) => Ok(case_id),
+            (Direction::Incoming, TransferInState::Approved, _) => Err(Refusal::Decided { state: State::Accepted }),
+            (Direction::Incoming, _, _) => Err(Refusal::Decided { state: State::Rejected }),
+        }
     }
 }
+
+#[cfg(test)]
+mod tests;

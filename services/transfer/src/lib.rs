@@ -6,6 +6,8 @@ mod consumers;
 pub mod domain;
 mod grpc;
 mod handoffs;
+mod notice;
+mod transfer_in;
 mod proto;
 mod store;
 mod sweeper;
@@ -39,23 +41,26 @@ impl Gauges for UnansweredHandoffs {
 pub async fn start(config: ServiceConfig, shutdown: CancellationToken) -> anyhow::Result<RunningService> {
     let cases_url = config.require_url(&config.cases_url, "NOL_CASES_URL")?;
     let mut platform = Platform::start(config, sqlx::migrate!("./migrations"), shutdown).await?;
-    let handler = consumers::TransferEvents {
+    let font = nol_documents::CjkFont::find()?;
+    let steps = handoffs::Steps {
         scheme: platform.scheme.clone(),
-        seal: platform.keys.seal.clone(),
+        keys: platform.keys.clone(),
         province: platform.config.province,
+        font,
     };
+    let handler = consumers::TransferEvents { steps: steps.clone(), clock: platform.clock.clone() };
     let filters = consumers::filter_subjects(&platform.scheme, &platform.config.province);
     platform.spawn_consumer(filters, handler);
     let sweeper = sweeper::Sweeper {
         pool: platform.pool.clone(),
-        scheme: platform.scheme.clone(),
+        steps: steps.clone(),
         wake: platform.wake.clone(),
         resend_after: platform.config.handoff_resend,
         deadline: platform.config.handoff_deadline,
     };
     platform.spawn_task(sweeper.run(platform.shutdown.clone()));
     platform.set_gauges(UnansweredHandoffs);
-    let service = grpc::Transfer::new(&platform, &cases_url)?;
+    let service = grpc::Transfer::new(&platform, &cases_url, steps)?;
     let routes = Routes::new(TransferServiceServer::with_interceptor(service, platform.authenticate()));
     platform.serve(routes, &["nol.v1.TransferService"]).await
 }

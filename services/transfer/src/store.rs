@@ -1,5 +1,6 @@
-//! The transfer service's SQL: the `handoff` table. Rows are decoded once, here, into the
-//! domain's [`Handoff`]; a stored value that does not decode is an error naming the row.
+//! The transfer service's SQL: `handoff`, `handoff_notice`, `notice_counter`,
+//! `handoff_tombstone` and `transfer_in`. Rows are decoded once, here, into the domain's types;
+//! a stored value that does not decode is an error naming the row.
 
 use std::collections::HashMap;
 
@@ -7,13 +8,15 @@ use chrono::{DateTime, NaiveDate, Utc};
 use nol_pii::Sex;
 use nol_region::RegionCode;
 use nol_runtime::paging::Cursor;
-use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::domain::{Direction, HandedChild, Handoff, NewHandoff, State};
+use crate::domain::{
+    Cancellation, Direction, HandedChild, Handoff, NewHandoff, RejectReason, Rejection, State, TransferIn,
+    TransferInState,
+};
 
-/// A `handoff` row as stored.
+/// A `handoff` row as stored (every column).
 #[derive(Debug)]
 struct HandoffRow {
     id: Uuid,
@@ -29,22 +32,41 @@ struct HandoffRow {
     birth_date: NaiveDate,
     hukou_region: String,
     sealed_dossier: Option<Vec<u8>>,
-    trace_context: Json<HashMap<String, String>>,
+    trace_context: serde_json::Value,
     requested_by: String,
     requested_at: DateTime<Utc>,
     delivered_at: Option<DateTime<Utc>>,
     accepted_by: Option<String>,
     accepted_at: Option<DateTime<Utc>>,
     request_event_id: Option<Uuid>,
+    #[allow(dead_code)]
+    last_sent_at: Option<DateTime<Utc>>,
     resend_count: i32,
     escalated_at: Option<DateTime<Utc>>,
     escalated_to: Option<String>,
+    #[allow(dead_code)]
+    updated_at: DateTime<Utc>,
+    reject_reason: Option<String>,
+    reject_note: Option<String>,
+    rejected_by: Option<String>,
+    rejected_at: Option<DateTime<Utc>>,
+    linked_case_id: Option<Uuid>,
+    cancel_requested_at: Option<DateTime<Utc>>,
+    cancel_reason: Option<String>,
+    cancelled_by: Option<String>,
+    cancelled_at: Option<DateTime<Utc>>,
+    completed_at: Option<DateTime<Utc>>,
+    destination_case_id: Option<Uuid>,
+    notice_number: Option<String>,
+    notice_sha256: Option<Vec<u8>>,
+    dossier_view: Option<Vec<u8>>,
 }
 
 /// A stored value that does not decode: the row is corrupt (an internal error, never a default).
 #[derive(Debug, thiserror::Error)]
-#[error("hand-off {id} ({direction}): stored {column} {value:?} does not decode")]
+#[error("{table} {id} ({direction}): stored {column} {value:?} does not decode")]
 pub struct Undecodable {
+    pub table: &'static str,
     pub id: Uuid,
     pub direction: String,
     pub column: &'static str,
@@ -53,6 +75,7 @@ pub struct Undecodable {
 
 impl From<Undecodable> for sqlx::Error {
     fn from(error: Undecodable) -> sqlx::Error {
+        tracing::error!(table = error.table, row_id = %error.id, column = error.column, "corrupt stored value");
         sqlx::Error::Decode(Box::new(error))
     }
 }
@@ -62,6 +85,7 @@ impl TryFrom<HandoffRow> for Handoff {
 
     fn try_from(row: HandoffRow) -> Result<Handoff, Undecodable> {
         let undecodable = |column: &'static str, value: &str| Undecodable {
+            table: "handoff",
             id: row.id,
             direction: row.direction.clone(),
             column,
@@ -75,6 +99,24 @@ impl TryFrom<HandoffRow> for Handoff {
         let origin = region("origin_region", &row.origin_region)?;
         let destination = region("destination_region", &row.destination_region)?;
         let escalated_to = row.escalated_to.as_deref().map(|text| region("escalated_to", text)).transpose()?;
+        let trace_context: HashMap<String, String> =
+            serde_json::from_value(row.trace_context.clone()).map_err(|_| undecodable("trace_context", "…"))?;
+        let rejection = match &row.reject_reason {
+            Some(reason) => Some(Rejection {
+                reason: reject_reason_from_stored(reason).ok_or_else(|| undecodable("reject_reason", reason))?,
+                note: row.reject_note.clone().unwrap_or_default(),
+                by: row.rejected_by.clone().unwrap_or_default(),
+                at: row.rejected_at,
+                linked_case_id: row.linked_case_id,
+            }),
+            None => None,
+        };
+        let cancellation = (row.cancel_requested_at.is_some() || row.cancelled_at.is_some()).then(|| Cancellation {
+            reason: row.cancel_reason.clone().unwrap_or_default(),
+            by: row.cancelled_by.clone().unwrap_or_default(),
+            requested_at: row.cancel_requested_at,
+            at: row.cancelled_at,
+        });
         Ok(Handoff {
             id: row.id,
             direction,
@@ -91,7 +133,7 @@ impl TryFrom<HandoffRow> for Handoff {
                 hukou_region: row.hukou_region,
             },
             sealed_dossier: row.sealed_dossier,
-            trace_context: row.trace_context.0,
+            trace_context,
             requested_by: row.requested_by,
             requested_at: row.requested_at,
             delivered_at: row.delivered_at,
@@ -101,6 +143,13 @@ impl TryFrom<HandoffRow> for Handoff {
             resend_count: row.resend_count,
             escalated_at: row.escalated_at,
             escalated_to,
+            rejection,
+            cancellation,
+            completed_at: row.completed_at,
+            destination_case_id: row.destination_case_id,
+            notice_number: row.notice_number,
+            notice_sha256: row.notice_sha256,
+            dossier_view: row.dossier_view,
         })
     }
 }
@@ -116,7 +165,7 @@ fn decode_all(rows: Vec<HandoffRow>) -> sqlx::Result<Vec<Handoff>> {
 // The stored text of each enum: an explicit mapping (never derived from a name), pinned by the
 // tests below, so renaming a variant never changes what is stored.
 
-fn direction_as_stored(direction: Direction) -> &'static str {
+pub(crate) fn direction_as_stored(direction: Direction) -> &'static str {
     match direction {
         Direction::Outgoing => "outgoing",
         Direction::Incoming => "incoming",
@@ -124,28 +173,70 @@ fn direction_as_stored(direction: Direction) -> &'static str {
 }
 
 fn direction_from_stored(text: &str) -> Option<Direction> {
-    match text {
-        "outgoing" => Some(Direction::Outgoing),
-        "incoming" => Some(Direction::Incoming),
-        _ => None,
-    }
+    [Direction::Outgoing, Direction::Incoming].into_iter().find(|direction| direction_as_stored(*direction) == text)
 }
 
-fn state_as_stored(state: State) -> &'static str {
+pub(crate) fn state_as_stored(state: State) -> &'static str {
     match state {
         State::Requested => "requested",
         State::Delivered => "delivered",
+        State::Accepting => "accepting",
         State::Accepted => "accepted",
+        State::Rejected => "rejected",
+        State::Cancelled => "cancelled",
+        State::Completed => "completed",
     }
 }
 
+const STATES: [State; 7] = [
+    State::Requested,
+    State::Delivered,
+    State::Accepting,
+    State::Accepted,
+    State::Rejected,
+    State::Cancelled,
+    State::Completed,
+];
+
 fn state_from_stored(text: &str) -> Option<State> {
-    match text {
-        "requested" => Some(State::Requested),
-        "delivered" => Some(State::Delivered),
-        "accepted" => Some(State::Accepted),
-        _ => None,
+    STATES.into_iter().find(|state| state_as_stored(*state) == text)
+}
+
+pub(crate) fn reject_reason_as_stored(reason: RejectReason) -> &'static str {
+    match reason {
+        RejectReason::ChildNotFound => "child_not_found",
+        RejectReason::HukouNotHere => "hukou_not_here",
+        RejectReason::AlreadyHasCase => "already_has_case",
+        RejectReason::DataWrong => "data_wrong",
+        RejectReason::Other => "other",
     }
+}
+
+const REJECT_REASONS: [RejectReason; 5] = [
+    RejectReason::ChildNotFound,
+    RejectReason::HukouNotHere,
+    RejectReason::AlreadyHasCase,
+    RejectReason::DataWrong,
+    RejectReason::Other,
+];
+
+fn reject_reason_from_stored(text: &str) -> Option<RejectReason> {
+    REJECT_REASONS.into_iter().find(|reason| reject_reason_as_stored(*reason) == text)
+}
+
+fn transfer_in_state_as_stored(state: TransferInState) -> &'static str {
+    match state {
+        TransferInState::Requested => "requested",
+        TransferInState::Pending => "pending",
+        TransferInState::Approved => "approved",
+        TransferInState::Declined => "declined",
+    }
+}
+
+fn transfer_in_state_from_stored(text: &str) -> Option<TransferInState> {
+    [TransferInState::Requested, TransferInState::Pending, TransferInState::Approved, TransferInState::Declined]
+        .into_iter()
+        .find(|state| transfer_in_state_as_stored(*state) == text)
 }
 
 /// Sex is stored as the contract's numbers (0 not known, 1 male, 2 female), as it always was.
@@ -170,18 +261,15 @@ fn sex_from_stored(stored: i16) -> Option<Option<Sex>> {
 /// Inserts the hand-off unless it exists; returns it when inserted.
 pub async fn insert(conn: &mut PgConnection, handoff: &NewHandoff) -> sqlx::Result<Option<Handoff>> {
     let delivered_at = (handoff.state == State::Delivered).then(Utc::now);
+    let trace_context = serde_json::to_value(&handoff.trace_context).unwrap_or_default();
     let row = sqlx::query_as!(
         HandoffRow,
-        r#"INSERT INTO handoff (id, direction, state, case_id, origin_region, destination_region, reason, child_name,
+        "INSERT INTO handoff (id, direction, state, case_id, origin_region, destination_region, reason, child_name,
                               resident_id_masked, sex, birth_date, hukou_region, sealed_dossier, trace_context,
-                              requested_by, requested_at, delivered_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+                              requested_by, requested_at, delivered_at, notice_number, notice_sha256, dossier_view)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
          ON CONFLICT (id, direction) DO NOTHING
-         RETURNING id, direction, state, case_id, origin_region, destination_region, reason, child_name,
-                   resident_id_masked, sex, birth_date, hukou_region, sealed_dossier,
-                   trace_context AS "trace_context: Json<HashMap<String, String>>", requested_by, requested_at,
-                   delivered_at, accepted_by, accepted_at, request_event_id, resend_count, escalated_at,
-                   escalated_to"#,
+         RETURNING *",
         handoff.id,
         direction_as_stored(handoff.direction),
         state_as_stored(handoff.state),
@@ -195,67 +283,44 @@ pub async fn insert(conn: &mut PgConnection, handoff: &NewHandoff) -> sqlx::Resu
         handoff.child.birth_date,
         &handoff.child.hukou_region,
         handoff.sealed_dossier.as_deref(),
-        Json(&handoff.trace_context) as _,
+        trace_context,
         &handoff.requested_by,
         handoff.requested_at,
         delivered_at,
+        handoff.notice_number.as_deref(),
+        handoff.notice_sha256.as_deref(),
+        handoff.dossier_view.as_deref(),
     )
     .fetch_optional(conn)
     .await?;
     row.map(decode).transpose()
 }
 
-pub async fn get<'c>(
-    executor: impl sqlx::PgExecutor<'c>,
-    id: Uuid,
-    direction: Direction,
-) -> sqlx::Result<Option<Handoff>> {
-    let row = sqlx::query_as!(
-        HandoffRow,
-        r#"SELECT id, direction, state, case_id, origin_region, destination_region, reason, child_name,
-                  resident_id_masked, sex, birth_date, hukou_region, sealed_dossier,
-                  trace_context AS "trace_context: Json<HashMap<String, String>>", requested_by, requested_at,
-                  delivered_at, accepted_by, accepted_at, request_event_id, resend_count, escalated_at, escalated_to
-             FROM handoff WHERE id = $1 AND direction = $2"#,
-        id,
-        direction_as_stored(direction),
-    )
-    .fetch_optional(executor)
-    .await?;
-    row.map(decode).transpose()
+pub async fn get<'c>(executor: impl sqlx::PgExecutor<'c>, id: Uuid, direction: Direction) -> sqlx::Result<Option<Handoff>> {
+    sqlx::query_as!(HandoffRow, "SELECT * FROM handoff WHERE id = $1 AND direction = $2", id, direction_as_stored(direction))
+        .fetch_optional(executor)
+        .await?
+        .map(decode)
+        .transpose()
 }
 
 /// Both sides of a hand-off held here (two rows only for a hand-off inside the province).
 pub async fn get_any(pool: &PgPool, id: Uuid) -> sqlx::Result<Vec<Handoff>> {
-    let rows = sqlx::query_as!(
-        HandoffRow,
-        r#"SELECT id, direction, state, case_id, origin_region, destination_region, reason, child_name,
-                  resident_id_masked, sex, birth_date, hukou_region, sealed_dossier,
-                  trace_context AS "trace_context: Json<HashMap<String, String>>", requested_by, requested_at,
-                  delivered_at, accepted_by, accepted_at, request_event_id, resend_count, escalated_at, escalated_to
-             FROM handoff WHERE id = $1 ORDER BY direction"#,
-        id,
-    )
-    .fetch_all(pool)
-    .await?;
-    decode_all(rows)
+    decode_all(sqlx::query_as!(HandoffRow, "SELECT * FROM handoff WHERE id = $1 ORDER BY direction", id).fetch_all(pool).await?)
 }
 
 /// The hand-off, locked until the transaction ends.
 pub async fn get_for_update(conn: &mut PgConnection, id: Uuid, direction: Direction) -> sqlx::Result<Option<Handoff>> {
-    let row = sqlx::query_as!(
+    sqlx::query_as!(
         HandoffRow,
-        r#"SELECT id, direction, state, case_id, origin_region, destination_region, reason, child_name,
-                  resident_id_masked, sex, birth_date, hukou_region, sealed_dossier,
-                  trace_context AS "trace_context: Json<HashMap<String, String>>", requested_by, requested_at,
-                  delivered_at, accepted_by, accepted_at, request_event_id, resend_count, escalated_at, escalated_to
-             FROM handoff WHERE id = $1 AND direction = $2 FOR UPDATE"#,
+        "SELECT * FROM handoff WHERE id = $1 AND direction = $2 FOR UPDATE",
         id,
-        direction_as_stored(direction),
+        direction_as_stored(direction)
     )
     .fetch_optional(conn)
-    .await?;
-    row.map(decode).transpose()
+    .await?
+    .map(decode)
+    .transpose()
 }
 
 /// Moves a hand-off to `state`, stamping the step's time (and who accepted).
@@ -266,28 +331,98 @@ pub async fn set_state(
     state: State,
     accepted_by: Option<&str>,
 ) -> sqlx::Result<Handoff> {
-    let row = sqlx::query_as!(
-        HandoffRow,
-        r#"UPDATE handoff
-              SET state = $3,
-                  delivered_at = CASE WHEN $3 IN ('delivered', 'accepted') THEN coalesce(delivered_at, clock_timestamp())
-                                      ELSE delivered_at END,
-                  accepted_at = CASE WHEN $3 = 'accepted' THEN clock_timestamp() ELSE accepted_at END,
-                  accepted_by = coalesce($4, accepted_by),
-                  updated_at = clock_timestamp()
-            WHERE id = $1 AND direction = $2
-        RETURNING id, direction, state, case_id, origin_region, destination_region, reason, child_name,
-                  resident_id_masked, sex, birth_date, hukou_region, sealed_dossier,
-                  trace_context AS "trace_context: Json<HashMap<String, String>>", requested_by, requested_at,
-                  delivered_at, accepted_by, accepted_at, request_event_id, resend_count, escalated_at, escalated_to"#,
+    decode(
+        sqlx::query_as!(
+            HandoffRow,
+            "UPDATE handoff
+                SET state = $3,
+                    delivered_at = CASE WHEN $3 <> 'requested' THEN coalesce(delivered_at, clock_timestamp())
+                                        ELSE delivered_at END,
+                    accepted_at = CASE WHEN $3 IN ('accepting', 'accepted') THEN coalesce(accepted_at, clock_timestamp())
+                                       ELSE accepted_at END,
+                    accepted_by = coalesce($4, accepted_by),
+                    completed_at = CASE WHEN $3 = 'completed' THEN clock_timestamp() ELSE completed_at END,
+                    cancelled_at = CASE WHEN $3 = 'cancelled' THEN coalesce(cancelled_at, clock_timestamp())
+                                        ELSE cancelled_at END,
+                    updated_at = clock_timestamp()
+              WHERE id = $1 AND direction = $2
+            RETURNING *",
+            id,
+            direction_as_stored(direction),
+            state_as_stored(state),
+            accepted_by,
+        )
+        .fetch_one(conn)
+        .await?,
+    )
+}
+
+/// The destination's case for an accepted hand-off.
+pub async fn set_destination_case(conn: &mut PgConnection, id: Uuid, direction: Direction, case_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE handoff SET destination_case_id = $3 WHERE id = $1 AND direction = $2",
         id,
         direction_as_stored(direction),
-        state_as_stored(state),
-        accepted_by,
+        case_id,
     )
-    .fetch_one(conn)
+    .execute(conn)
     .await?;
-    decode(row)
+    Ok(())
+}
+
+/// A refusal by the destination, on either side's row.
+pub async fn set_rejected(conn: &mut PgConnection, id: Uuid, direction: Direction, rejection: &Rejection) -> sqlx::Result<Handoff> {
+    decode(
+        sqlx::query_as!(
+            HandoffRow,
+            "UPDATE handoff
+                SET state = 'rejected', reject_reason = $3, reject_note = $4, rejected_by = $5,
+                    rejected_at = coalesce(rejected_at, clock_timestamp()), linked_case_id = $6,
+                    delivered_at = coalesce(delivered_at, clock_timestamp()), updated_at = clock_timestamp()
+              WHERE id = $1 AND direction = $2
+            RETURNING *",
+            id,
+            direction_as_stored(direction),
+            reject_reason_as_stored(rejection.reason),
+            rejection.note,
+            rejection.by,
+            rejection.linked_case_id,
+        )
+        .fetch_one(conn)
+        .await?,
+    )
+}
+
+/// The origin asks to withdraw (outgoing), or a withdrawal is confirmed (either side).
+pub async fn set_cancellation(
+    conn: &mut PgConnection,
+    id: Uuid,
+    direction: Direction,
+    reason: &str,
+    by: &str,
+    confirmed: bool,
+) -> sqlx::Result<Handoff> {
+    decode(
+        sqlx::query_as!(
+            HandoffRow,
+            "UPDATE handoff
+                SET cancel_requested_at = coalesce(cancel_requested_at, clock_timestamp()),
+                    cancel_reason = coalesce(cancel_reason, $3), cancelled_by = coalesce(cancelled_by, $4),
+                    state = CASE WHEN $5 THEN 'cancelled' ELSE state END,
+                    cancelled_at = CASE WHEN $5 THEN coalesce(cancelled_at, clock_timestamp()) ELSE cancelled_at END,
+                    last_sent_at = CASE WHEN $5 THEN last_sent_at ELSE clock_timestamp() END,
+                    updated_at = clock_timestamp()
+              WHERE id = $1 AND direction = $2
+            RETURNING *",
+            id,
+            direction_as_stored(direction),
+            reason,
+            by,
+            confirmed,
+        )
+        .fetch_one(conn)
+        .await?,
+    )
 }
 
 /// Records that an outgoing request went out as event `event_id` (first send or a re-send).
@@ -305,66 +440,64 @@ pub async fn mark_sent(conn: &mut PgConnection, id: Uuid, event_id: Uuid, resend
     Ok(())
 }
 
-/// Restarts the wait for an answer without counting a re-send (the first send is still queued).
-pub async fn touch_sent(conn: &mut PgConnection, id: Uuid, event_id: Uuid) -> sqlx::Result<()> {
+/// Restarts the wait for an answer (the message is still queued, or a re-send of a cancel or an
+/// acceptance went out).
+pub async fn touch_sent(conn: &mut PgConnection, id: Uuid, direction: Direction, resend: bool) -> sqlx::Result<()> {
     sqlx::query!(
-        "UPDATE handoff SET last_sent_at = clock_timestamp() WHERE id = $1 AND request_event_id = $2",
+        "UPDATE handoff SET last_sent_at = clock_timestamp(),
+                resend_count = resend_count + CASE WHEN $3 THEN 1 ELSE 0 END
+          WHERE id = $1 AND direction = $2",
         id,
-        event_id,
+        direction_as_stored(direction),
+        resend,
     )
     .execute(conn)
     .await?;
     Ok(())
 }
 
-/// Outgoing hand-offs not accepted whose last send is older than `base` × 2^resends (at most an
-/// hour), locked for this sweeper.
+/// Hand-offs waiting for the other side whose last message is older than `base` × 2^resends (at
+/// most an hour), locked for this sweeper: outgoing ones not yet answered (a request, or a cancel),
+/// and incoming accepted ones the origin has not completed.
 pub async fn due_for_resend(conn: &mut PgConnection, base_seconds: f64, limit: i64) -> sqlx::Result<Vec<Handoff>> {
-    let rows = sqlx::query_as!(
-        HandoffRow,
-        r#"SELECT id, direction, state, case_id, origin_region, destination_region, reason, child_name,
-                  resident_id_masked, sex, birth_date, hukou_region, sealed_dossier,
-                  trace_context AS "trace_context: Json<HashMap<String, String>>", requested_by, requested_at,
-                  delivered_at, accepted_by, accepted_at, request_event_id, resend_count, escalated_at, escalated_to
-             FROM handoff
-            WHERE direction = 'outgoing' AND state <> 'accepted'
-              AND last_sent_at + make_interval(secs => least($1 * power(2, least(resend_count, 20)), 3600))
-                  < clock_timestamp()
-            ORDER BY last_sent_at
-            LIMIT $2
-              FOR UPDATE SKIP LOCKED"#,
-        base_seconds,
-        limit,
+    decode_all(
+        sqlx::query_as!(
+            HandoffRow,
+            "SELECT * FROM handoff
+              WHERE ((direction = 'outgoing' AND (state IN ('requested', 'delivered')
+                                                  OR (cancel_requested_at IS NOT NULL AND state NOT IN
+                                                      ('rejected', 'cancelled', 'completed', 'accepted'))))
+                     OR (direction = 'incoming' AND state = 'accepted'))
+                AND coalesce(last_sent_at, updated_at)
+                    + make_interval(secs => least($1 * power(2, least(resend_count, 20)), 3600)) < clock_timestamp()
+              ORDER BY last_sent_at
+              LIMIT $2
+                FOR UPDATE SKIP LOCKED",
+            base_seconds,
+            limit,
+        )
+        .fetch_all(conn)
+        .await?,
     )
-    .fetch_all(conn)
-    .await?;
-    decode_all(rows)
 }
 
-/// Outgoing hand-offs not accepted within `deadline_seconds` and not yet escalated.
-pub async fn due_for_escalation(
-    conn: &mut PgConnection,
-    deadline_seconds: f64,
-    limit: i64,
-) -> sqlx::Result<Vec<Handoff>> {
-    let rows = sqlx::query_as!(
-        HandoffRow,
-        r#"SELECT id, direction, state, case_id, origin_region, destination_region, reason, child_name,
-                  resident_id_masked, sex, birth_date, hukou_region, sealed_dossier,
-                  trace_context AS "trace_context: Json<HashMap<String, String>>", requested_by, requested_at,
-                  delivered_at, accepted_by, accepted_at, request_event_id, resend_count, escalated_at, escalated_to
-             FROM handoff
-            WHERE direction = 'outgoing' AND state <> 'accepted' AND escalated_at IS NULL
-              AND requested_at + make_interval(secs => $1) < clock_timestamp()
-            ORDER BY requested_at
-            LIMIT $2
-              FOR UPDATE SKIP LOCKED"#,
-        deadline_seconds,
-        limit,
+/// Outgoing hand-offs not decided within `deadline_seconds` and not yet escalated.
+pub async fn due_for_escalation(conn: &mut PgConnection, deadline_seconds: f64, limit: i64) -> sqlx::Result<Vec<Handoff>> {
+    decode_all(
+        sqlx::query_as!(
+            HandoffRow,
+            "SELECT * FROM handoff
+              WHERE direction = 'outgoing' AND state IN ('requested', 'delivered') AND escalated_at IS NULL
+                AND requested_at + make_interval(secs => $1) < clock_timestamp()
+              ORDER BY requested_at
+              LIMIT $2
+                FOR UPDATE SKIP LOCKED",
+            deadline_seconds,
+            limit,
+        )
+        .fetch_all(conn)
+        .await?,
     )
-    .fetch_all(conn)
-    .await?;
-    decode_all(rows)
 }
 
 pub async fn mark_escalated(conn: &mut PgConnection, id: Uuid, escalated_to: &RegionCode) -> sqlx::Result<()> {
@@ -379,12 +512,12 @@ pub async fn mark_escalated(conn: &mut PgConnection, id: Uuid, escalated_to: &Re
     Ok(())
 }
 
-/// Outgoing hand-offs not yet accepted, and of those the escalated ones (admin gauges).
+/// Outgoing hand-offs not yet decided, and of those the escalated ones (admin gauges).
 pub async fn unanswered_counts(pool: &PgPool) -> sqlx::Result<(i64, i64)> {
     let counts = sqlx::query!(
         r#"SELECT count(*) AS "pending!", count(*) FILTER (WHERE escalated_at IS NOT NULL) AS "escalated!"
              FROM handoff
-            WHERE direction = 'outgoing' AND state <> 'accepted'"#,
+            WHERE direction = 'outgoing' AND state IN ('requested', 'delivered')"#,
     )
     .fetch_one(pool)
     .await?;
@@ -400,39 +533,326 @@ pub struct ListFilter<'a> {
 }
 
 /// Hand-offs whose own side's region (origin for outgoing, destination for incoming) lies in the
-/// subtree, newest first.
-pub async fn list(
+/// subtree, newest first. The contract's RECEIVED (stored `delivered`) also lists `accepting`.
+pub async fn list(pool: &PgPool, filter: &ListFilter<'_>, after: Option<Cursor>, limit: i64) -> sqlx::Result<Vec<Handoff>> {
+    decode_all(
+        sqlx::query_as!(
+            HandoffRow,
+            "SELECT * FROM handoff
+              WHERE ((direction = 'outgoing' AND origin_region LIKE $1 || '%')
+                  OR (direction = 'incoming' AND destination_region LIKE $1 || '%'))
+                AND ($2::text IS NULL OR direction = $2)
+                AND ($3::text IS NULL OR state = $3 OR ($3 = 'delivered' AND state = 'accepting'))
+                AND ($4::timestamptz IS NULL OR (requested_at, id) < ($4, $5))
+                AND (NOT $7 OR escalated_at IS NOT NULL)
+              ORDER BY requested_at DESC, id DESC
+              LIMIT $6",
+            filter.prefix,
+            filter.direction.map(direction_as_stored),
+            filter.state.map(state_as_stored),
+            after.map(|cursor| cursor.time),
+            after.map(|cursor| cursor.id),
+            limit,
+            filter.escalated_only,
+        )
+        .fetch_all(pool)
+        .await?,
+    )
+}
+
+/// The next notice number of an issuing bureau in a year (numbers run from 1 per bureau and year).
+pub async fn next_notice_number(conn: &mut PgConnection, bureau: &RegionCode, year: i32) -> sqlx::Result<i32> {
+    sqlx::query_scalar!(
+        "INSERT INTO notice_counter (bureau_region, year, last_number) VALUES ($1, $2, 1)
+         ON CONFLICT (bureau_region, year) DO UPDATE SET last_number = notice_counter.last_number + 1
+         RETURNING last_number",
+        bureau.as_str(),
+        year,
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// A written notice.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    pub number: String,
+    pub pdf: Vec<u8>,
+    pub sha256: Vec<u8>,
+}
+
+pub async fn insert_notice(conn: &mut PgConnection, handoff_id: Uuid, notice: &Notice) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO handoff_notice (handoff_id, number, pdf, sha256) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (handoff_id) DO NOTHING",
+        handoff_id,
+        notice.number,
+        notice.pdf,
+        notice.sha256,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn notice(pool: &PgPool, handoff_id: Uuid) -> sqlx::Result<Option<Notice>> {
+    sqlx::query_as!(Notice, "SELECT number, pdf, sha256 FROM handoff_notice WHERE handoff_id = $1", handoff_id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// Remembers a cancel that overtook its request.
+pub async fn insert_tombstone(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!("INSERT INTO handoff_tombstone (id) VALUES ($1) ON CONFLICT DO NOTHING", id).execute(conn).await?;
+    Ok(())
+}
+
+pub async fn is_tombstoned(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM handoff_tombstone WHERE id = $1) AS "dead!""#, id)
+        .fetch_one(conn)
+        .await
+}
+
+/// A `transfer_in` row as stored.
+struct TransferInRow {
+    id: Uuid,
+    direction: String,
+    state: String,
+    asking_region: String,
+    owner_region: String,
+    reason: String,
+    requested_by: String,
+    requested_at: DateTime<Utc>,
+    resident_id_sealed: Option<Vec<u8>>,
+    case_id: Option<Uuid>,
+    child_name: String,
+    resident_id_masked: String,
+    sex: i16,
+    birth_date: Option<NaiveDate>,
+    hukou_region: String,
+    handoff_id: Option<Uuid>,
+    decline_reason: Option<String>,
+    decided_by: Option<String>,
+    decided_at: Option<DateTime<Utc>>,
+    #[allow(dead_code)]
+    last_sent_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<TransferInRow> for TransferIn {
+    type Error = Undecodable;
+
+    fn try_from(row: TransferInRow) -> Result<TransferIn, Undecodable> {
+        let undecodable = |column: &'static str, value: &str| Undecodable {
+            table: "transfer_in",
+            id: row.id,
+            direction: row.direction.clone(),
+            column,
+            value: value.to_owned(),
+        };
+        let region = |column: &'static str, text: &str| RegionCode::parse(text).map_err(|_| undecodable(column, text));
+        let child = match (row.case_id, row.birth_date) {
+            (Some(_), Some(birth_date)) => Some(HandedChild {
+                full_name: row.child_name.clone(),
+                resident_id_masked: row.resident_id_masked.clone(),
+                sex: sex_from_stored(row.sex).ok_or_else(|| undecodable("sex", &row.sex.to_string()))?,
+                birth_date,
+                hukou_region: row.hukou_region.clone(),
+            }),
+            _ => None,
+        };
+        Ok(TransferIn {
+            direction: direction_from_stored(&row.direction).ok_or_else(|| undecodable("direction", &row.direction))?,
+            state: transfer_in_state_from_stored(&row.state).ok_or_else(|| undecodable("state", &row.state))?,
+            asking_region: region("asking_region", &row.asking_region)?,
+            owner_region: region("owner_region", &row.owner_region)?,
+            child,
+            id: row.id,
+            reason: row.reason,
+            requested_by: row.requested_by,
+            requested_at: row.requested_at,
+            resident_id_sealed: row.resident_id_sealed,
+            case_id: row.case_id,
+            handoff_id: row.handoff_id,
+            decline_reason: row.decline_reason,
+            decided_by: row.decided_by,
+            decided_at: row.decided_at,
+        })
+    }
+}
+
+fn transfer_in(row: Option<TransferInRow>) -> sqlx::Result<Option<TransferIn>> {
+    Ok(row.map(TransferIn::try_from).transpose()?)
+}
+
+/// A transfer-in request to record (the asker's, or the owner's copy received).
+pub struct NewTransferIn<'a> {
+    pub id: Uuid,
+    pub direction: Direction,
+    pub asking_region: &'a RegionCode,
+    pub owner_region: &'a RegionCode,
+    pub reason: &'a str,
+    pub requested_by: &'a str,
+    pub resident_id_sealed: Option<&'a [u8]>,
+}
+
+/// Records a transfer-in request unless it exists; returns it when inserted.
+pub async fn insert_transfer_in(conn: &mut PgConnection, new: &NewTransferIn<'_>) -> sqlx::Result<Option<TransferIn>> {
+    transfer_in(
+        sqlx::query_as!(
+            TransferInRow,
+            "INSERT INTO transfer_in (id, direction, state, asking_region, owner_region, reason, requested_by,
+                                      resident_id_sealed, last_sent_at)
+             VALUES ($1, $2, 'requested', $3, $4, $5, $6, $7, clock_timestamp())
+             ON CONFLICT (id, direction) DO NOTHING
+             RETURNING *",
+            new.id,
+            direction_as_stored(new.direction),
+            new.asking_region.as_str(),
+            new.owner_region.as_str(),
+            new.reason,
+            new.requested_by,
+            new.resident_id_sealed,
+        )
+        .fetch_optional(conn)
+        .await?,
+    )
+}
+
+pub async fn get_transfer_in(conn: &mut PgConnection, id: Uuid, direction: Direction, lock: bool) -> sqlx::Result<Option<TransferIn>> {
+    let row = if lock {
+        sqlx::query_as!(
+            TransferInRow,
+            "SELECT * FROM transfer_in WHERE id = $1 AND direction = $2 FOR UPDATE",
+            id,
+            direction_as_stored(direction)
+        )
+        .fetch_optional(conn)
+        .await?
+    } else {
+        sqlx::query_as!(TransferInRow, "SELECT * FROM transfer_in WHERE id = $1 AND direction = $2", id, direction_as_stored(direction))
+            .fetch_optional(conn)
+            .await?
+    };
+    transfer_in(row)
+}
+
+/// The owner's case service matched the request (or found nothing).
+pub async fn set_transfer_in_match(
+    conn: &mut PgConnection,
+    id: Uuid,
+    case_id: Option<Uuid>,
+    child: Option<&HandedChild>,
+) -> sqlx::Result<Option<TransferIn>> {
+    transfer_in(
+        sqlx::query_as!(
+            TransferInRow,
+            "UPDATE transfer_in
+                SET case_id = $2, child_name = $3, resident_id_masked = $4, sex = $5, birth_date = $6,
+                    hukou_region = $7, resident_id_sealed = NULL,
+                    state = CASE WHEN $2::uuid IS NULL THEN 'declined' ELSE 'pending' END,
+                    decline_reason = CASE WHEN $2::uuid IS NULL THEN $8 ELSE NULL END,
+                    decided_by = CASE WHEN $2::uuid IS NULL THEN 'system' ELSE NULL END,
+                    decided_at = CASE WHEN $2::uuid IS NULL THEN clock_timestamp() ELSE NULL END
+              WHERE id = $1 AND direction = 'incoming' AND state = 'requested'
+            RETURNING *",
+            id,
+            case_id,
+            child.map(|child| child.full_name.as_str()).unwrap_or_default(),
+            child.map(|child| child.resident_id_masked.as_str()).unwrap_or_default(),
+            sex_as_stored(child.and_then(|child| child.sex)),
+            child.map(|child| child.birth_date),
+            child.map(|child| child.hukou_region.as_str()).unwrap_or_default(),
+            nol_messages::Transfer::NoCaseThere.en(),
+        )
+        .fetch_optional(conn)
+        .await?,
+    )
+}
+
+/// A decision on a transfer-in request (either side's row).
+pub async fn set_transfer_in_decision(
+    conn: &mut PgConnection,
+    id: Uuid,
+    direction: Direction,
+    state: TransferInState,
+    handoff_id: Option<Uuid>,
+    decline_reason: Option<&str>,
+    decided_by: &str,
+) -> sqlx::Result<Option<TransferIn>> {
+    transfer_in(
+        sqlx::query_as!(
+            TransferInRow,
+            "UPDATE transfer_in
+                SET state = $3, handoff_id = coalesce($4, handoff_id), decline_reason = coalesce($5, decline_reason),
+                    decided_by = $6, decided_at = coalesce(decided_at, clock_timestamp())
+              WHERE id = $1 AND direction = $2 AND state IN ('requested', 'pending')
+            RETURNING *",
+            id,
+            direction_as_stored(direction),
+            transfer_in_state_as_stored(state),
+            handoff_id,
+            decline_reason,
+            decided_by,
+        )
+        .fetch_optional(conn)
+        .await?,
+    )
+}
+
+/// Outgoing transfer-in requests still unanswered whose last send is older than `seconds`.
+pub async fn transfer_ins_due_for_resend(conn: &mut PgConnection, seconds: f64, limit: i64) -> sqlx::Result<Vec<TransferIn>> {
+    let rows = sqlx::query_as!(
+        TransferInRow,
+        "SELECT * FROM transfer_in
+          WHERE direction = 'outgoing' AND state = 'requested'
+            AND last_sent_at + make_interval(secs => $1) < clock_timestamp()
+          ORDER BY last_sent_at
+          LIMIT $2
+            FOR UPDATE SKIP LOCKED",
+        seconds,
+        limit,
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(TransferIn::try_from).collect::<Result<_, _>>()?)
+}
+
+pub async fn touch_transfer_in(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!("UPDATE transfer_in SET last_sent_at = clock_timestamp() WHERE id = $1 AND direction = 'outgoing'", id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Transfer-in requests of a subtree (the asker's outgoing, the owner's incoming), newest first.
+pub async fn list_transfer_ins(
     pool: &PgPool,
-    filter: &ListFilter<'_>,
+    prefix: &str,
+    direction: Option<Direction>,
+    state: Option<TransferInState>,
     after: Option<Cursor>,
     limit: i64,
-) -> sqlx::Result<Vec<Handoff>> {
+) -> sqlx::Result<Vec<TransferIn>> {
     let rows = sqlx::query_as!(
-        HandoffRow,
-        r#"SELECT id, direction, state, case_id, origin_region, destination_region, reason, child_name,
-                  resident_id_masked, sex, birth_date, hukou_region, sealed_dossier,
-                  trace_context AS "trace_context: Json<HashMap<String, String>>", requested_by, requested_at,
-                  delivered_at, accepted_by, accepted_at, request_event_id, resend_count, escalated_at, escalated_to
-             FROM handoff
-            WHERE ((direction = 'outgoing' AND origin_region LIKE $1 || '%')
-                OR (direction = 'incoming' AND destination_region LIKE $1 || '%'))
-              AND ($2::text IS NULL OR direction = $2)
-              AND ($3::text IS NULL OR state = $3)
-              AND ($4::timestamptz IS NULL OR (requested_at, id) < ($4, $5))
-              AND (NOT $7 OR escalated_at IS NOT NULL)
-            ORDER BY requested_at DESC, id DESC
-            LIMIT $6"#,
-        filter.prefix,
-        filter.direction.map(direction_as_stored),
-        filter.state.map(state_as_stored),
+        TransferInRow,
+        "SELECT * FROM transfer_in
+          WHERE ((direction = 'outgoing' AND asking_region LIKE $1 || '%')
+              OR (direction = 'incoming' AND owner_region LIKE $1 || '%'))
+            AND ($2::text IS NULL OR direction = $2)
+            AND ($3::text IS NULL OR state = $3)
+            AND ($4::timestamptz IS NULL OR (requested_at, id) < ($4, $5))
+          ORDER BY requested_at DESC, id DESC
+          LIMIT $6",
+        prefix,
+        direction.map(direction_as_stored),
+        state.map(transfer_in_state_as_stored),
         after.map(|cursor| cursor.time),
         after.map(|cursor| cursor.id),
         limit,
-        filter.escalated_only,
     )
     .fetch_all(pool)
     .await?;
-    decode_all(rows)
+    Ok(rows.into_iter().map(TransferIn::try_from).collect::<Result<_, _>>()?)
 }
 
 #[cfg(test)]
@@ -446,10 +866,16 @@ mod tests {
             assert_eq!(direction_as_stored(direction), stored);
             assert_eq!(direction_from_stored(stored), Some(direction));
         }
-        let states = [(State::Requested, "requested"), (State::Delivered, "delivered"), (State::Accepted, "accepted")];
-        for (state, stored) in states {
-            assert_eq!(state_as_stored(state), stored);
-            assert_eq!(state_from_stored(stored), Some(state));
+        let states: Vec<&str> = STATES.iter().map(|state| state_as_stored(*state)).collect();
+        assert_eq!(states, ["requested", "delivered", "accepting", "accepted", "rejected", "cancelled", "completed"]);
+        for state in STATES {
+            assert_eq!(state_from_stored(state_as_stored(state)), Some(state));
+        }
+        let reasons: Vec<&str> = REJECT_REASONS.iter().map(|reason| reject_reason_as_stored(*reason)).collect();
+        assert_eq!(reasons, ["child_not_found", "hukou_not_here", "already_has_case", "data_wrong", "other"]);
+        for state in [TransferInState::Requested, TransferInState::Pending, TransferInState::Approved, TransferInState::Declined]
+        {
+            assert_eq!(transfer_in_state_from_stored(transfer_in_state_as_stored(state)), Some(state));
         }
         for (sex, stored) in [(None, 0), (Some(Sex::Male), 1), (Some(Sex::Female), 2)] {
             assert_eq!(sex_as_stored(sex), stored);
@@ -458,37 +884,5 @@ mod tests {
         assert_eq!(direction_from_stored("Outgoing"), None);
         assert_eq!(state_from_stored("HANDOFF_STATE_ACCEPTED"), None);
         assert_eq!(sex_from_stored(3), None);
-    }
-
-    #[test]
-    fn a_corrupt_row_is_an_error_naming_it() {
-        let id = Uuid::now_v7();
-        let row = HandoffRow {
-            id,
-            direction: "incoming".into(),
-            state: "lost".into(),
-            case_id: Uuid::nil(),
-            origin_region: "320102".into(),
-            destination_region: "341221".into(),
-            reason: String::new(),
-            child_name: String::new(),
-            resident_id_masked: String::new(),
-            sex: 1,
-            birth_date: NaiveDate::default(),
-            hukou_region: String::new(),
-            sealed_dossier: None,
-            trace_context: Json(HashMap::new()),
-            requested_by: String::new(),
-            requested_at: DateTime::UNIX_EPOCH,
-            delivered_at: None,
-            accepted_by: None,
-            accepted_at: None,
-            request_event_id: None,
-            resend_count: 0,
-            escalated_at: None,
-            escalated_to: None,
-        };
-        let error = Handoff::try_from(row).unwrap_err();
-        assert_eq!(error.to_string(), format!("hand-off {id} (incoming): stored state \"lost\" does not decode"));
     }
 }

@@ -1,18 +1,19 @@
-//! The origin's watch over its outgoing hand-offs: re-send requests that have no answer, and
-//! escalate those not accepted by the deadline (R12). Safe with several replicas (rows are locked
-//! with SKIP LOCKED); logs once per change between working and failing.
+//! The watch over hand-offs waiting for the other side: re-send what has no answer (the origin's
+//! requests and cancels, the destination's acceptances, the asker's transfer-in requests), and
+//! escalate outgoing hand-offs not decided by the deadline (R12). Safe with several replicas (rows
+//! are locked with SKIP LOCKED); logs once per change between working and failing.
 
 use std::time::Duration;
 
-use nol_events::SubjectScheme;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::{handoffs, store};
+use crate::handoffs::Steps;
+use crate::{store, transfer_in};
 
 pub struct Sweeper {
     pub pool: PgPool,
-    pub scheme: SubjectScheme,
+    pub steps: Steps,
     pub wake: nol_backbone::outbox::RelayWake,
     pub resend_after: Duration,
     pub deadline: Duration,
@@ -46,11 +47,17 @@ impl Sweeper {
     /// One pass: re-sends, then escalations, in one transaction.
     pub async fn sweep(&self) -> anyhow::Result<()> {
         let mut tx = self.pool.begin().await?;
-        for row in store::due_for_resend(&mut tx, self.resend_after.as_secs_f64(), 100).await? {
-            handoffs::resend(&mut tx, &self.scheme, &row).await?;
+        for handoff in store::due_for_resend(&mut tx, self.resend_after.as_secs_f64(), 100).await? {
+            self.steps.resend(&mut tx, &handoff).await?;
         }
-        for row in store::due_for_escalation(&mut tx, self.deadline.as_secs_f64(), 100).await? {
-            handoffs::escalate(&mut tx, &self.scheme, &row).await?;
+        for handoff in store::due_for_escalation(&mut tx, self.deadline.as_secs_f64(), 100).await? {
+            self.steps.escalate(&mut tx, &handoff).await?;
+        }
+        for request in store::transfer_ins_due_for_resend(&mut tx, self.resend_after.as_secs_f64(), 100).await? {
+            if let Some(sealed) = &request.resident_id_sealed {
+                transfer_in::send_request(&self.steps.scheme, &mut tx, &request, sealed).await?;
+            }
+            store::touch_transfer_in(&mut tx, request.id).await?;
         }
         tx.commit().await?;
         self.wake.notify();
