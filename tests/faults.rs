@@ -517,10 +517,13 @@ async fn accept(linquan: &Clients, handoff_id: &str) {
 async fn all_handed_over(test: &TestStack, case_ids: &[String]) {
     let jiangsu = test.database("320000", "cases").await;
     let anhui = test.database("340000", "cases").await;
+    let jiangsu_transfer = test.database("320000", "transfer").await;
+    let anhui_transfer = test.database("340000", "transfer").await;
     let wanted = case_ids.len() as i64;
     let ids: Vec<Uuid> = case_ids.iter().map(|id| Uuid::parse_str(id).unwrap()).collect();
     nol_stack::eventually("every hand-off to complete on both sides", Duration::from_secs(120), || {
         let (jiangsu, anhui, ids) = (jiangsu.clone(), anhui.clone(), ids.clone());
+        let (jiangsu_transfer, anhui_transfer) = (jiangsu_transfer.clone(), anhui_transfer.clone());
         async move {
             let handed_over = sqlx::query_scalar!(
                 r#"SELECT count(*) AS "count!" FROM cases.dropout_case WHERE id = ANY($1) AND status = 'handed_over'"#,
@@ -534,19 +537,31 @@ async fn all_handed_over(test: &TestStack, case_ids: &[String]) {
             )
             .fetch_one(&anhui)
             .await?;
-            Ok((handed_over == wanted && taken_in == wanted).then_some(()))
+            let completed = completed_handoffs(&jiangsu_transfer, &ids).await? + completed_handoffs(&anhui_transfer, &ids).await?;
+            Ok((handed_over == wanted && taken_in == wanted && completed == 2 * wanted).then_some(()))
         }
     })
     .await
     .unwrap_or_else(|error| panic!("{error:#}"));
 }
 
+/// How many of a province's hand-off records of these cases are completed.
+async fn completed_handoffs(transfer: &sqlx::PgPool, case_ids: &[Uuid]) -> sqlx::Result<i64> {
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM transfer.handoff WHERE case_id = ANY($1) AND state = 'completed'"#,
+        case_ids
+    )
+    .fetch_one(transfer)
+    .await
+}
+
 /// Samples ownership of every Jiangsu case through the API until stopped: each case has exactly
 /// one responsible region at every sample. A case is owned by the origin while open, or pending
-/// without an accept; by the destination once it accepted. Reads the origin first, then the
-/// destination (the cases it took in, then the hand-offs it accepted): an accept comes before the
-/// case it opens and before the origin hands the case over, and nothing moves back, so a transfer
-/// between the reads cannot look like two owners or none. A read that fails fails the test.
+/// until the destination takes it in; by the destination from then on. Reads the origin first,
+/// then the destination (the cases it took in, its incoming hand-offs, its cases again): an
+/// accept comes before the case it opens, which comes before the acceptance is final and before
+/// the origin hands the case over, and nothing moves back, so a transfer between the reads cannot
+/// look like two owners or none. A read that fails fails the test.
 struct OwnershipWatch {
     stop: Arc<AtomicBool>,
     turn: Arc<tokio::sync::Mutex<()>>,
@@ -599,9 +614,9 @@ async fn all_cases(clients: &Clients) -> anyhow::Result<Vec<DropoutCase>> {
     }
 }
 
-/// The incoming hand-offs the caller's region accepted.
-async fn accepted_incoming(clients: &Clients) -> anyhow::Result<Vec<Handoff>> {
-    let mut accepted = Vec::new();
+/// Every incoming hand-off of the caller's region, whatever its state.
+async fn all_incoming(clients: &Clients) -> anyhow::Result<Vec<Handoff>> {
+    let mut incoming = Vec::new();
     let mut page_token = String::new();
     loop {
         let page = clients
@@ -609,50 +624,73 @@ async fn accepted_incoming(clients: &Clients) -> anyhow::Result<Vec<Handoff>> {
             .clone()
             .list_handoffs(ListHandoffsRequest {
                 direction: HandoffDirection::Incoming as i32,
-                state: HandoffState::Accepted as i32,
                 page_size: 500,
                 page_token,
                 ..Default::default()
             })
             .await?
             .into_inner();
-        accepted.extend(page.handoffs);
+        incoming.extend(page.handoffs);
         if page.next_page_token.is_empty() {
-            return Ok(accepted);
+            return Ok(incoming);
         }
         page_token = page.next_page_token;
     }
 }
 
-/// One sample: what is wrong with ownership now (empty when every case has exactly one owner).
-async fn ownership_violations(jiangsu: &Reader, anhui: &Reader) -> anyhow::Result<Vec<String>> {
-    let (jiangsu, anhui) = (jiangsu.clients()?, anhui.clients()?);
-    let origin = all_cases(&jiangsu).await?;
+/// How often each origin case was taken in by the caller's region (its cases naming an origin).
+async fn cases_taken_in(clients: &Clients) -> anyhow::Result<HashMap<String, usize>> {
     let mut taken_in: HashMap<String, usize> = HashMap::new();
-    for case in all_cases(&anhui).await? {
+    for case in all_cases(clients).await? {
         if !case.origin_case_id.is_empty() {
             *taken_in.entry(case.origin_case_id).or_default() += 1;
         }
     }
-    let accepted = accepted_incoming(&anhui).await?;
-    let accepted_cases: HashSet<&str> = accepted.iter().map(|handoff| handoff.case_id.as_str()).collect();
-    let accepted_ids: HashSet<&str> = accepted.iter().map(|handoff| handoff.handoff_id.as_str()).collect();
+    Ok(taken_in)
+}
+
+/// One sample: what is wrong with ownership now (empty when every case has exactly one owner).
+///
+/// The destination owns a case once its case service has taken it in (a case there names the
+/// origin's case); that happens only after a destination case worker accepted, so the incoming
+/// hand-off is then accepted, completed, or still accepting (read as RECEIVED with an accept
+/// time). An accepted or completed incoming hand-off without the case taken in is lost.
+async fn ownership_violations(jiangsu: &Reader, anhui: &Reader) -> anyhow::Result<Vec<String>> {
+    let (jiangsu, anhui) = (jiangsu.clients()?, anhui.clients()?);
+    let origin = all_cases(&jiangsu).await?;
+    let taken_in = cases_taken_in(&anhui).await?;
+    let incoming = all_incoming(&anhui).await?;
+    // Read again after the hand-offs: an acceptance read above has its case taken in by now.
+    let taken_in_after = cases_taken_in(&anhui).await?;
+    let accepted = |handoff: &Handoff| {
+        let state = HandoffState::try_from(handoff.state).unwrap_or_default();
+        matches!(state, HandoffState::Accepted | HandoffState::Completed)
+    };
+    let accepting = |handoff: &Handoff| {
+        HandoffState::try_from(handoff.state) == Ok(HandoffState::Delivered) && handoff.accept_time.is_some()
+    };
     let mut violations = Vec::new();
+    for handoff in incoming.iter().filter(|handoff| accepted(handoff)) {
+        if !taken_in_after.contains_key(&handoff.case_id) {
+            violations.push(format!("hand-off {} accepted in Anhui without its case", handoff.handoff_id));
+        }
+    }
     for case in origin {
         let case_id = case.case_id.as_str();
         let status = CaseStatus::try_from(case.status).unwrap_or_default();
-        let destination_owns = accepted_ids.contains(case.handoff_id.as_str());
+        let destination_owns = taken_in.contains_key(case_id);
         let origin_owns = status == CaseStatus::Open || (status == CaseStatus::HandoffPending && !destination_owns);
         if u8::from(origin_owns) + u8::from(destination_owns) != 1 {
             violations.push(format!(
-                "case {case_id}: origin {}, destination accepted {destination_owns}",
+                "case {case_id}: origin {}, taken in by the destination {destination_owns}",
                 status.as_str_name()
             ));
         }
         if taken_in.get(case_id).copied().unwrap_or(0) > 1 {
             violations.push(format!("case {case_id} taken in twice"));
         }
-        if taken_in.contains_key(case_id) && !accepted_cases.contains(case_id) {
+        let answered_yes = incoming.iter().any(|handoff| handoff.case_id == case_id && (accepted(handoff) || accepting(handoff)));
+        if destination_owns && !answered_yes {
             violations.push(format!("case {case_id} opened in Anhui without an accept"));
         }
     }
@@ -774,7 +812,7 @@ async fn link_cut(cut: Duration) {
     let completed_after = restored.elapsed();
     let samples = watch.finish().await;
     let accepted = sqlx::query_scalar!(
-        r#"SELECT count(*) AS "count!" FROM transfer.handoff WHERE direction = 'incoming' AND state = 'accepted'"#
+        r#"SELECT count(*) AS "count!" FROM transfer.handoff WHERE direction = 'incoming' AND state = 'completed'"#
     )
     .fetch_one(&test.database("340000", "transfer").await)
     .await
@@ -924,7 +962,7 @@ async fn fault_handoff_message_deleted_from_the_destination_stream_is_re_sent() 
         .handoff
         .unwrap();
     assert!(handoff.resend_count >= 1, "the origin re-sent the request");
-    assert_eq!(handoff.state, HandoffState::Accepted as i32);
+    assert_eq!(handoff.state, HandoffState::Completed as i32);
     let samples = watch.finish().await;
     println!(
         "acked hand-off request deleted from the destination's stream: re-sent {} time(s), then delivered, \
