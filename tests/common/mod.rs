@@ -4,6 +4,7 @@
 
 pub mod cases;
 pub mod counts;
+pub mod handoffs;
 
 use std::time::Duration;
 

@@ -45,6 +45,17 @@ CREATE TABLE notice_counter (
     PRIMARY KEY (bureau_region, year)
 );
 
+-- The number each hand-off's notice was given, claimed in a short transaction of its own (the
+-- counter row is not held while the notice is drawn) and reused by a retry: no number is given
+-- twice, and a hand-off keeps its number however often its request is recorded.
+CREATE TABLE notice_number (
+    handoff_id      uuid        PRIMARY KEY,
+    bureau_region   text        NOT NULL,
+    year            integer     NOT NULL,
+    number          integer     NOT NULL,
+    UNIQUE (bureau_region, year, number)
+);
+
 -- A cancel that reached the destination before its request: the request is answered "cancelled".
 CREATE TABLE handoff_tombstone (
     id              uuid        PRIMARY KEY,

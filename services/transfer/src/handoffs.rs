@@ -22,7 +22,7 @@ use nol_proto::v1::{
 use nol_region::RegionCode;
 use nol_runtime::ProvinceKeys;
 use prost::Message;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::domain::{Answer, Direction, HandedChild, Handoff, NewHandoff, RejectReason, Rejection, State, cancel_wins};
@@ -37,6 +37,8 @@ pub struct Steps {
     pub keys: ProvinceKeys,
     pub province: RegionCode,
     pub font: CjkFont,
+    /// For the notice number's own short transaction.
+    pub pool: PgPool,
 }
 
 fn header<'a>(event_type: EventType, source: RegionCode, id: &'a str, sequence: u64, actor: &'a str) -> EventHeader<'a> {
@@ -118,7 +120,8 @@ impl Steps {
         let seal_key = self.seal_key(&reserved.destination).ok_or_else(|| {
             StepError::Permanent(format!("hand-off {}: no link to {}", reserved.handoff_id, reserved.destination.province()))
         })?;
-        let running = store::next_notice_number(conn, &reserved.origin, reserved.today.year()).await?;
+        let running =
+            store::claim_notice_number(&self.pool, reserved.handoff_id, &reserved.origin, reserved.today.year()).await?;
         let number = notice::number(&reserved.origin, reserved.today.year(), running);
         let handoff_id = reserved.handoff_id.to_string();
         let case_id = reserved.case_id.to_string();

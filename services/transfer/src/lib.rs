@@ -47,6 +47,7 @@ pub async fn start(config: ServiceConfig, shutdown: CancellationToken) -> anyhow
         keys: platform.keys.clone(),
         province: platform.config.province,
         font,
+        pool: platform.pool.clone(),
     };
     let handler = consumers::TransferEvents { steps: steps.clone(), clock: platform.clock.clone() };
     let filters = consumers::filter_subjects(&platform.scheme, &platform.config.province);

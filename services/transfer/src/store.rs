@@ -560,17 +560,47 @@ pub async fn list(pool: &PgPool, filter: &ListFilter<'_>, after: Option<Cursor>,
     )
 }
 
-/// The next notice number of an issuing bureau in a year (numbers run from 1 per bureau and year).
-pub async fn next_notice_number(conn: &mut PgConnection, bureau: &RegionCode, year: i32) -> sqlx::Result<i32> {
-    sqlx::query_scalar!(
+/// The number of a hand-off's notice: the one it was given before, or the issuing bureau's next
+/// of the year (numbers run from 1 per bureau and year), claimed in a short transaction of its
+/// own so the bureau's counter is not held while the notice is drawn.
+pub async fn claim_notice_number(pool: &PgPool, handoff_id: Uuid, bureau: &RegionCode, year: i32) -> sqlx::Result<i32> {
+    let given = || sqlx::query_scalar!("SELECT number FROM notice_number WHERE handoff_id = $1", handoff_id);
+    if let Some(number) = given().fetch_optional(pool).await? {
+        return Ok(number);
+    }
+    let mut tx = pool.begin().await?;
+    let next = sqlx::query_scalar!(
         "INSERT INTO notice_counter (bureau_region, year, last_number) VALUES ($1, $2, 1)
          ON CONFLICT (bureau_region, year) DO UPDATE SET last_number = notice_counter.last_number + 1
          RETURNING last_number",
         bureau.as_str(),
         year,
     )
-    .fetch_one(conn)
-    .await
+    .fetch_one(&mut *tx)
+    .await?;
+    let claimed = sqlx::query_scalar!(
+        "INSERT INTO notice_number (handoff_id, bureau_region, year, number) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (handoff_id) DO NOTHING
+         RETURNING number",
+        handoff_id,
+        bureau.as_str(),
+        year,
+        next,
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    match claimed {
+        Some(number) => {
+            tx.commit().await?;
+            Ok(number)
+        }
+        // A concurrent claim for the same hand-off committed first: its number stands, ours is
+        // given back with the rollback.
+        None => {
+            tx.rollback().await?;
+            given().fetch_one(pool).await
+        }
+    }
 }
 
 /// A written notice.

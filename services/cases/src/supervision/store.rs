@@ -28,7 +28,7 @@ pub struct OverdueWork {
     pub id: Uuid,
     /// The case (the origin's, for a hand-off awaiting this province's decision).
     pub case_id: Uuid,
-    /// For a hand-off decision owed here: the hand-off.
+    /// For a hand-off decision owed here, or awaited from the destination: the hand-off.
     pub handoff_id: Option<Uuid>,
     pub region: RegionCode,
     pub kind: WorkKind,
@@ -90,7 +90,11 @@ pub async fn list_overdue(
 ) -> sqlx::Result<Vec<OverdueWork>> {
     all(sqlx::query_as!(
         OverdueRow,
-        r#"SELECT w.id AS "id!", w.case_id AS "case_id!", w.handoff_id AS "handoff_id?", w.region AS "region!",
+        r#"SELECT w.id AS "id!", w.case_id AS "case_id!",
+                  CASE WHEN w.handoff_id IS NOT NULL THEN w.handoff_id
+                       WHEN w.kind = 'handoff_decision' THEN c.handoff_id
+                  END AS "handoff_id?",
+                  w.region AS "region!",
                   w.kind AS "kind!", w.due_on AS "due_on!",
                   coalesce(c.child_name, h.child_name) AS "child_name!",
                   coalesce(c.resident_id_masked, h.resident_id_masked) AS "resident_id_masked!",
