@@ -689,7 +689,8 @@ async fn ownership_violations(jiangsu: &Reader, anhui: &Reader) -> anyhow::Resul
         if taken_in.get(case_id).copied().unwrap_or(0) > 1 {
             violations.push(format!("case {case_id} taken in twice"));
         }
-        let answered_yes = incoming.iter().any(|handoff| handoff.case_id == case_id && (accepted(handoff) || accepting(handoff)));
+        let answered_yes =
+            incoming.iter().any(|handoff| handoff.case_id == case_id && (accepted(handoff) || accepting(handoff)));
         if destination_owns && !answered_yes {
             violations.push(format!("case {case_id} opened in Anhui without an accept"));
         }

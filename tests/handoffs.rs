@@ -94,8 +94,12 @@ async fn the_destination_refuses_with_a_reason_and_the_origin_may_send_the_case_
         assert!(!zh(&status).is_empty());
     }
     let unknown = uuid::Uuid::now_v7().to_string();
-    let status =
-        linquan.transfer.clone().reject_handoff(reject(&unknown, HandoffRejectReason::DataWrong, "")).await.unwrap_err();
+    let status = linquan
+        .transfer
+        .clone()
+        .reject_handoff(reject(&unknown, HandoffRejectReason::DataWrong, ""))
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
     assert!(zh(&status).contains(&unknown));
     let status = yingzhou
@@ -253,13 +257,16 @@ async fn withdrawal_and_acceptance_one_order_wins_and_the_other_is_refused() {
     assert_eq!(status.code(), Code::NotFound, "the destination has nothing to withdraw: {status:?}");
     let status = xuanwu.transfer.clone().cancel_handoff(cancel(&uuid::Uuid::now_v7().to_string())).await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
-    assert!(!common::handoffs::handoff(&xuanwu, &handoff.handoff_id, HandoffDirection::Outgoing).await.cancel_requested);
+    assert!(
+        !common::handoffs::handoff(&xuanwu, &handoff.handoff_id, HandoffDirection::Outgoing).await.cancel_requested
+    );
 
     let withdrawn = xuanwu.transfer.clone().cancel_handoff(cancel(&handoff.handoff_id)).await.unwrap().into_inner();
     let withdrawn = withdrawn.handoff.unwrap();
     assert!(withdrawn.cancel_requested, "the destination decides whether the withdrawal came first");
     assert_eq!(withdrawn.cancelled_by, "caseworker@320102");
-    let at_destination = until(&linquan, &handoff.handoff_id, HandoffDirection::Incoming, HandoffState::Cancelled).await;
+    let at_destination =
+        until(&linquan, &handoff.handoff_id, HandoffDirection::Incoming, HandoffState::Cancelled).await;
     assert_eq!(at_destination.cancel_reason, "家长表示暂不返回户籍地");
     until(&xuanwu, &handoff.handoff_id, HandoffDirection::Outgoing, HandoffState::Cancelled).await;
     until_case(&xuanwu, &first.case_id, CaseStatus::Open).await;
@@ -403,8 +410,10 @@ async fn two_requests_or_a_request_and_a_status_change_racing_for_one_case_one_w
     for index in 0..4u16 {
         let case = migrant_case(&xuanwu, &format!("钱小{}", index + 4), 85 + index, "341221").await;
         let mut cases = xuanwu.cases.clone();
-        let (requested, returned) =
-            tokio::join!(request(&xuanwu, &case.case_id, "341221"), cases.return_to_school(common::cases::return_to(&case.case_id, "")));
+        let (requested, returned) = tokio::join!(
+            request(&xuanwu, &case.case_id, "341221"),
+            cases.return_to_school(common::cases::return_to(&case.case_id, ""))
+        );
         let now = common::handoffs::case(&xuanwu, &case.case_id).await;
         match (requested, returned) {
             (Ok(handoff), Err(refused)) => {
@@ -443,9 +452,8 @@ fn case_handoffs(
 ) -> case_handoff_service_client::CaseHandoffServiceClient<
     tonic::service::interceptor::InterceptedService<tonic::transport::Channel, nol_stack::client::Bearer>,
 > {
-    let channel = tonic::transport::Endpoint::from_shared(test.stack().province("320000").cases.url())
-        .unwrap()
-        .connect_lazy();
+    let channel =
+        tonic::transport::Endpoint::from_shared(test.stack().province("320000").cases.url()).unwrap().connect_lazy();
     let bearer = nol_stack::client::Bearer::new(&test.token("320102", Role::Caseworker)).unwrap();
     case_handoff_service_client::CaseHandoffServiceClient::with_interceptor(channel, bearer)
 }
@@ -534,7 +542,10 @@ async fn a_region_that_found_the_child_asks_for_the_case_and_the_owner_answers()
     let pending = owner_sees(to_approve, TransferInState::Pending).await;
     assert_eq!(pending.case_id, approved_case.case_id, "matched by the blind index in the owner's county");
     assert_eq!(pending.asking_region_code, "341221");
-    assert_eq!(pending.child.as_ref().unwrap().resident_id_masked, approved_case.child.as_ref().unwrap().resident_id_masked);
+    assert_eq!(
+        pending.child.as_ref().unwrap().resident_id_masked,
+        approved_case.child.as_ref().unwrap().resident_id_masked
+    );
     owner_sees(to_decline, TransferInState::Pending).await;
     let nothing = owner_sees(unknown, TransferInState::Declined).await;
     assert!(nothing.case_id.is_empty());
@@ -588,7 +599,10 @@ async fn a_region_that_found_the_child_asks_for_the_case_and_the_owner_answers()
         .into_inner();
     let handoff = approved.handoff.unwrap();
     assert_eq!(approved.transfer_in.unwrap().state, TransferInState::Approved as i32);
-    assert_eq!((handoff.case_id.as_str(), handoff.destination_region_code.as_str()), (approved_case.case_id.as_str(), "341221"));
+    assert_eq!(
+        (handoff.case_id.as_str(), handoff.destination_region_code.as_str()),
+        (approved_case.case_id.as_str(), "341221")
+    );
     let answered = asker_sees(to_approve, TransferInState::Approved).await;
     assert_eq!(answered.handoff_id, handoff.handoff_id);
     delivered(&xuanwu, &linquan, &handoff.handoff_id).await;
@@ -675,7 +689,10 @@ async fn the_written_notice_and_the_whole_dossier_travel_with_the_request() {
     assert_eq!(handoff.notice_number, "玄武区教育局移交〔2027〕1号", "numbered per bureau and year");
     assert_eq!(handoff.notice_sha256.len(), 64);
     let incoming = delivered(&xuanwu, &linquan, &handoff.handoff_id).await;
-    assert_eq!((incoming.notice_number.as_str(), incoming.notice_sha256.as_str()), (handoff.notice_number.as_str(), handoff.notice_sha256.as_str()));
+    assert_eq!(
+        (incoming.notice_number.as_str(), incoming.notice_sha256.as_str()),
+        (handoff.notice_number.as_str(), handoff.notice_sha256.as_str())
+    );
     let dossier = incoming.dossier.clone().expect("the destination sees the dossier before deciding");
     assert!(dossier.registered_poor);
     assert_eq!(dossier.disability_grade, DisabilityGrade::Three as i32);
@@ -787,7 +804,10 @@ async fn the_written_notice_and_the_whole_dossier_travel_with_the_request() {
     let attempts = linquan
         .cases
         .clone()
-        .list_persuasion_attempts(ListPersuasionAttemptsRequest { case_id: opened.case_id.clone(), ..Default::default() })
+        .list_persuasion_attempts(ListPersuasionAttemptsRequest {
+            case_id: opened.case_id.clone(),
+            ..Default::default()
+        })
         .await
         .expect("attempts")
         .into_inner();
@@ -872,7 +892,10 @@ async fn the_decision_is_due_on_both_sides_and_an_overdue_one_reaches_both_provi
     assert!(raised[0].case_id.is_empty(), "the destination has no case yet; the item names the hand-off");
     let raised = items("320000", "320100").await;
     assert_eq!(raised.len(), 1);
-    assert_eq!((raised[0].case_id.as_str(), raised[0].supervising_region_code.as_str()), (case.case_id.as_str(), "320100"));
+    assert_eq!(
+        (raised[0].case_id.as_str(), raised[0].supervising_region_code.as_str()),
+        (case.case_id.as_str(), "320100")
+    );
     clock.set("2027-03-24T09:00:00+08:00");
     sweep("320000").await;
     assert_eq!(sweep("340000").await, (0, 1));

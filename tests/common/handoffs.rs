@@ -135,7 +135,11 @@ pub async fn history(clients: &Clients, case_id: &str) -> Vec<CaseHistoryEntry> 
     clients
         .cases
         .clone()
-        .list_case_history(ListCaseHistoryRequest { case_id: case_id.into(), page_size: 100, page_token: String::new() })
+        .list_case_history(ListCaseHistoryRequest {
+            case_id: case_id.into(),
+            page_size: 100,
+            page_token: String::new(),
+        })
         .await
         .expect("history listed")
         .into_inner()

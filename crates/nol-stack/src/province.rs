@@ -197,6 +197,8 @@ pub struct Stack {
 
 impl Stack {
     pub async fn start(settings: StackSettings) -> anyhow::Result<Stack> {
+        // The transfer service will not start without it (it writes the notices).
+        crate::tools::cjk_font()?;
         let codes: Vec<RegionCode> = settings.provinces.iter().map(|(code, _, _)| *code).collect();
         let keys = StackKeys::ensure(&settings.data_dir.join("keys"), &codes)?;
         let log_dir = settings.data_dir.join("log");

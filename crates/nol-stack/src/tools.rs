@@ -34,6 +34,38 @@ pub fn nats_server() -> anyhow::Result<PathBuf> {
     Ok(installed)
 }
 
+/// The Debian package of the CJK font the transfer service draws written notices with.
+pub const CJK_FONT_PACKAGE: &str = "fonts-noto-cjk";
+
+/// A CJK font for the written notices (`NOL_CJK_FONT`, or a known system font); on a fresh Debian
+/// machine where none is found and we are root, installs `fonts-noto-cjk` from the Debian archive.
+/// The notice embeds a subset of the font, so the PDF renders where no font is installed.
+pub fn cjk_font() -> anyhow::Result<()> {
+    if nol_documents::CjkFont::find().is_ok() {
+        return Ok(());
+    }
+    let root = Command::new("id").arg("-u").output().map(|out| out.stdout.starts_with(b"0")).unwrap_or(false);
+    anyhow::ensure!(
+        root && Path::new("/usr/bin/apt-get").exists(),
+        "no CJK font for the written notices: install Debian's {CJK_FONT_PACKAGE} (or set NOL_CJK_FONT to a Noto Sans SC/CJK font file)"
+    );
+    tracing::info!(package = CJK_FONT_PACKAGE, "installing a CJK font for the written notices");
+    let install = || {
+        Command::new("apt-get")
+            .args(["install", "-y", "-q", CJK_FONT_PACKAGE])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .map(|status| status.success())
+            .unwrap_or(false)
+    };
+    if !install() {
+        let updated = Command::new("apt-get").args(["update", "-q"]).status().map(|s| s.success()).unwrap_or(false);
+        anyhow::ensure!(updated && install(), "apt-get install {CJK_FONT_PACKAGE} failed");
+    }
+    nol_documents::CjkFont::find().context("the CJK font is installed but cannot be read")?;
+    Ok(())
+}
+
 fn tools_dir() -> PathBuf {
     std::env::var("NOL_TOOLS_DIR").map(PathBuf::from).unwrap_or_else(|_| crate::repo_root().join("var/tools"))
 }

@@ -33,9 +33,9 @@ pub fn filter_subjects(scheme: &SubjectScheme, province: &RegionCode) -> Vec<Str
         TRANSFER_IN_REQUESTED,
         PUPIL_SUSPECTED_OUT_OF_SCHOOL,
     ]
-        .into_iter()
-        .map(|event_type| scheme.local_filter(province, event_type))
-        .collect()
+    .into_iter()
+    .map(|event_type| scheme.local_filter(province, event_type))
+    .collect()
 }
 
 pub struct CaseEvents {
@@ -77,14 +77,18 @@ impl EventHandler for CaseEvents {
                 "reject_reason": event.reason, "note": event.note, "rejected_by": event.rejected_by,
                 "linked_case_id": event.linked_case_id,
             });
-            self.handoffs().release(conn, envelope, (&event.handoff_id, &event.case_id), "handoff_rejected", detail).await
+            self.handoffs()
+                .release(conn, envelope, (&event.handoff_id, &event.case_id), "handoff_rejected", detail)
+                .await
         } else if HANDOFF_CANCELLED.matches(&envelope.event_type) {
             let event: HandoffCancelled = decode_payload(envelope, HANDOFF_CANCELLED)?;
             let detail = serde_json::json!({
                 "handoff_id": event.handoff_id, "destination_region_code": event.destination_region_code,
                 "reason": event.reason, "cancelled_by": event.cancelled_by,
             });
-            self.handoffs().release(conn, envelope, (&event.handoff_id, &event.case_id), "handoff_cancelled", detail).await
+            self.handoffs()
+                .release(conn, envelope, (&event.handoff_id, &event.case_id), "handoff_cancelled", detail)
+                .await
         } else if TRANSFER_IN_REQUESTED.matches(&envelope.event_type) {
             let event: TransferInRequested = decode_payload(envelope, TRANSFER_IN_REQUESTED)?;
             self.handoffs().match_transfer_in(conn, event).await

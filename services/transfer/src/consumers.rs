@@ -7,8 +7,8 @@ use nol_backbone::consumer::{EventHandler, HandlerError};
 use nol_events::{
     CASE_HANDED_OVER, CASE_RESERVED, CASE_TAKE_IN_REFUSED, CASE_TAKEN_IN, EventEnvelope, HANDOFF_ACCEPTED,
     HANDOFF_CANCEL_REQUESTED, HANDOFF_CANCELLED, HANDOFF_COMPLETED, HANDOFF_RECEIVED, HANDOFF_REJECTED,
-    HANDOFF_REQUESTED, SubjectScheme, TRANSFER_IN_ANSWERED, TRANSFER_IN_MATCHED, TRANSFER_IN_REQUESTED,
-    decode_payload, region_field, uuid_field,
+    HANDOFF_REQUESTED, SubjectScheme, TRANSFER_IN_ANSWERED, TRANSFER_IN_MATCHED, TRANSFER_IN_REQUESTED, decode_payload,
+    region_field, uuid_field,
 };
 use nol_proto::v1::{
     CaseHandedOver, CaseReserved, CaseTakeIn, HandoffAccepted, HandoffCancelled, HandoffCompleted, HandoffReceived,

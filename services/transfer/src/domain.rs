@@ -253,18 +253,29 @@ pub fn cancel_wins(state: State) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     /// The destination owns the case already.
-    SameRegion { region: RegionCode },
+    SameRegion {
+        region: RegionCode,
+    },
     /// Only an open case can be handed over.
-    CaseNotOpen { standing: CaseStanding },
+    CaseNotOpen {
+        standing: CaseStanding,
+    },
     AlreadyUnderWay,
     /// No hand-off link (the sealing key) to the destination's province.
-    NoLink { province: RegionCode },
+    NoLink {
+        province: RegionCode,
+    },
     /// Accepted before, by whom and when the record says.
-    AlreadyAccepted { by: Option<String>, at: Option<DateTime<Utc>> },
+    AlreadyAccepted {
+        by: Option<String>,
+        at: Option<DateTime<Utc>>,
+    },
     NotIncoming,
     NotOutgoing,
     /// The hand-off was already decided (rejected, cancelled, completed, accepted).
-    Decided { state: State },
+    Decided {
+        state: State,
+    },
 }
 
 impl From<Refusal> for Transfer {

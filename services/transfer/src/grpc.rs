@@ -242,8 +242,7 @@ impl Transfer {
         let deadline = tokio::time::Instant::now() + ACCEPT_WAIT;
         let mut pause = Duration::from_millis(5);
         loop {
-            let handoff =
-                store::get(&self.pool, id, Direction::Incoming).await?.ok_or(sqlx::Error::RowNotFound)?;
+            let handoff = store::get(&self.pool, id, Direction::Incoming).await?.ok_or(sqlx::Error::RowNotFound)?;
             if handoff.state != State::Accepting || tokio::time::Instant::now() >= deadline {
                 return Ok(handoff);
             }
@@ -256,7 +255,8 @@ impl Transfer {
     async fn reject(&self, caller: &Caller, request: RejectHandoffRequest) -> Result<Handoff, ServiceError> {
         caller.require_role(&[Role::Caseworker], Action::AcceptHandoffs)?;
         let mut violations = Violations::default();
-        let id = violations.check("handoff_id", Uuid::parse_str(request.handoff_id.trim()).map_err(|_| Common::NotAUuid));
+        let id =
+            violations.check("handoff_id", Uuid::parse_str(request.handoff_id.trim()).map_err(|_| Common::NotAUuid));
         let reason =
             violations.check("reason", reject_reason_from_proto(request.reason).ok_or(Msg::RejectReasonRequired));
         let note = request.note.trim().to_owned();
@@ -282,7 +282,8 @@ impl Transfer {
     async fn cancel(&self, caller: &Caller, request: CancelHandoffRequest) -> Result<Handoff, ServiceError> {
         caller.require_role(&[Role::Caseworker], Action::HandCasesOver)?;
         let mut violations = Violations::default();
-        let id = violations.check("handoff_id", Uuid::parse_str(request.handoff_id.trim()).map_err(|_| Common::NotAUuid));
+        let id =
+            violations.check("handoff_id", Uuid::parse_str(request.handoff_id.trim()).map_err(|_| Common::NotAUuid));
         let reason = required_text(&mut violations, "reason", &request.reason, Msg::CancelReasonRequired);
         violations.finish()?;
         let id = nol_runtime::error::checked(id)?;
@@ -300,7 +301,12 @@ impl Transfer {
     }
 
     /// The side of a hand-off the caller may see (of the two a hand-off inside the province has).
-    async fn visible(&self, caller: &Caller, id: Uuid, direction: Option<Direction>) -> Result<domain::Handoff, ServiceError> {
+    async fn visible(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        direction: Option<Direction>,
+    ) -> Result<domain::Handoff, ServiceError> {
         let rows = match direction {
             Some(direction) => store::get(&self.pool, id, direction).await?.into_iter().collect(),
             None => store::get_any(&self.pool, id).await?,
@@ -331,7 +337,11 @@ impl Transfer {
     }
 
     /// GetHandoffNotice: the written notice, to the origin's or the destination's side only.
-    async fn notice(&self, caller: &Caller, request: GetHandoffNoticeRequest) -> Result<(store::Notice, String), ServiceError> {
+    async fn notice(
+        &self,
+        caller: &Caller,
+        request: GetHandoffNoticeRequest,
+    ) -> Result<(store::Notice, String), ServiceError> {
         let id = parse_uuid("handoff_id", &request.handoff_id)?;
         let handoff = self.visible(caller, id, None).await?;
         let notice = store::notice(&self.pool, id)
@@ -363,12 +373,18 @@ impl Transfer {
     }
 
     /// RequestTransferIn: a county that found a child asks the owner for the case.
-    async fn request_transfer_in(&self, caller: &Caller, request: RequestTransferInRequest) -> Result<TransferIn, ServiceError> {
+    async fn request_transfer_in(
+        &self,
+        caller: &Caller,
+        request: RequestTransferInRequest,
+    ) -> Result<TransferIn, ServiceError> {
         caller.require_role(&[Role::Caseworker], Action::HandCasesOver)?;
         let mut violations = Violations::default();
-        let resident_id = violations.check("resident_id", ResidentId::parse_on(&request.resident_id, self.clock.today()));
+        let resident_id =
+            violations.check("resident_id", ResidentId::parse_on(&request.resident_id, self.clock.today()));
         let owner = violations.check("owner_region_code", RegionCode::parse_county(&request.owner_region_code));
-        let asking_code = if request.region_code.trim().is_empty() { caller.region.to_string() } else { request.region_code.clone() };
+        let asking_code =
+            if request.region_code.trim().is_empty() { caller.region.to_string() } else { request.region_code.clone() };
         let asking = violations.check("region_code", RegionCode::parse_county(&asking_code));
         let reason = required_text(&mut violations, "reason", &request.reason, Msg::ReasonRequired);
         if let (Some(owner), Some(asking)) = (owner, asking)
@@ -402,7 +418,11 @@ impl Transfer {
         Ok(transfer_in_to_proto(&request))
     }
 
-    async fn list_transfer_ins(&self, caller: &Caller, request: ListTransferInsRequest) -> Result<ListTransferInsResponse, ServiceError> {
+    async fn list_transfer_ins(
+        &self,
+        caller: &Caller,
+        request: ListTransferInsRequest,
+    ) -> Result<ListTransferInsResponse, ServiceError> {
         let region = nol_runtime::region_in_scope(caller, &request.region_code)?;
         let direction = HandoffDirection::try_from(request.direction)
             .map(direction_from_proto)
@@ -412,7 +432,8 @@ impl Transfer {
             .map_err(|_| ServiceError::invalid("state", Msg::NotAState))?;
         let size = paging::page_size(request.page_size)?;
         let after = Cursor::decode(&request.page_token)?;
-        let mut rows = store::list_transfer_ins(&self.pool, region.subtree_prefix(), direction, state, after, size + 1).await?;
+        let mut rows =
+            store::list_transfer_ins(&self.pool, region.subtree_prefix(), direction, state, after, size + 1).await?;
         let next_page_token = paging::next_page(&mut rows, size, |row| Cursor { time: row.requested_at, id: row.id });
         let ids: Vec<String> = rows.iter().map(|row| row.id.to_string()).collect();
         let mut conn = self.pool.acquire().await?;
@@ -440,9 +461,14 @@ impl Transfer {
     }
 
     /// ApproveTransferIn: a hand-off of the matched case to the asking region starts.
-    async fn approve_transfer_in(&self, caller: &Caller, request: ApproveTransferInRequest) -> Result<(TransferIn, Handoff), ServiceError> {
+    async fn approve_transfer_in(
+        &self,
+        caller: &Caller,
+        request: ApproveTransferInRequest,
+    ) -> Result<(TransferIn, Handoff), ServiceError> {
         let (transfer, case_id) = self.deciding(caller, &request.request_id).await?;
-        let reason = if request.reason.trim().is_empty() { transfer.reason.clone() } else { request.reason.trim().to_owned() };
+        let reason =
+            if request.reason.trim().is_empty() { transfer.reason.clone() } else { request.reason.trim().to_owned() };
         if reason.chars().count() > TEXT_MAX_CHARS {
             return Err(ServiceError::invalid("reason", Common::TooLong { max: Count(TEXT_MAX_CHARS as u64) }));
         }
@@ -467,7 +493,11 @@ impl Transfer {
         Ok((transfer_in_to_proto(&decided), handoff))
     }
 
-    async fn decline_transfer_in(&self, caller: &Caller, request: DeclineTransferInRequest) -> Result<TransferIn, ServiceError> {
+    async fn decline_transfer_in(
+        &self,
+        caller: &Caller,
+        request: DeclineTransferInRequest,
+    ) -> Result<TransferIn, ServiceError> {
         let mut violations = Violations::default();
         let reason = required_text(&mut violations, "reason", &request.reason, Msg::DeclineReasonRequired);
         violations.finish()?;
@@ -511,7 +541,10 @@ impl TransferService for Transfer {
         Ok(Response::new(GetHandoffResponse { handoff: Some(handoff) }))
     }
 
-    async fn list_handoffs(&self, request: Request<ListHandoffsRequest>) -> Result<Response<ListHandoffsResponse>, Status> {
+    async fn list_handoffs(
+        &self,
+        request: Request<ListHandoffsRequest>,
+    ) -> Result<Response<ListHandoffsResponse>, Status> {
         let caller = nol_runtime::caller_of(&request, &self.province)?;
         Ok(Response::new(self.list(&caller, request.into_inner()).await?))
     }

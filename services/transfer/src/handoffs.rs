@@ -41,7 +41,13 @@ pub struct Steps {
     pub pool: PgPool,
 }
 
-fn header<'a>(event_type: EventType, source: RegionCode, id: &'a str, sequence: u64, actor: &'a str) -> EventHeader<'a> {
+fn header<'a>(
+    event_type: EventType,
+    source: RegionCode,
+    id: &'a str,
+    sequence: u64,
+    actor: &'a str,
+) -> EventHeader<'a> {
     EventHeader {
         event_type,
         source_region: source,
@@ -111,17 +117,22 @@ impl Steps {
         if let Some(existing) = store::get(&mut *conn, reserved.handoff_id, Direction::Outgoing).await? {
             return Ok(existing);
         }
-        let opened = self
-            .seal()
-            .open(&reserved.sealed_dossier)
-            .map_err(|error| StepError::Permanent(format!("hand-off {}: reserved dossier: {error}", reserved.handoff_id)))?;
-        let mut dossier = HandoffDossier::decode(opened.as_slice())
-            .map_err(|error| StepError::Permanent(format!("hand-off {}: reserved dossier: {error}", reserved.handoff_id)))?;
+        let opened = self.seal().open(&reserved.sealed_dossier).map_err(|error| {
+            StepError::Permanent(format!("hand-off {}: reserved dossier: {error}", reserved.handoff_id))
+        })?;
+        let mut dossier = HandoffDossier::decode(opened.as_slice()).map_err(|error| {
+            StepError::Permanent(format!("hand-off {}: reserved dossier: {error}", reserved.handoff_id))
+        })?;
         let seal_key = self.seal_key(&reserved.destination).ok_or_else(|| {
-            StepError::Permanent(format!("hand-off {}: no link to {}", reserved.handoff_id, reserved.destination.province()))
+            StepError::Permanent(format!(
+                "hand-off {}: no link to {}",
+                reserved.handoff_id,
+                reserved.destination.province()
+            ))
         })?;
         let running =
-            store::claim_notice_number(&self.pool, reserved.handoff_id, &reserved.origin, reserved.today.year()).await?;
+            store::claim_notice_number(&self.pool, reserved.handoff_id, &reserved.origin, reserved.today.year())
+                .await?;
         let number = notice::number(&reserved.origin, reserved.today.year(), running);
         let handoff_id = reserved.handoff_id.to_string();
         let case_id = reserved.case_id.to_string();
@@ -269,7 +280,12 @@ impl Steps {
     /// will read it and the notice (verified against its announced SHA-256), tell its own services
     /// it arrived, and answer. A request whose cancel came first is answered "cancelled"; one whose
     /// notice does not match is rejected as wrong data — never left unanswered.
-    pub async fn receive(&self, conn: &mut PgConnection, request: &HandoffRequested, envelope: &nol_events::EventEnvelope) -> Result<(), StepError> {
+    pub async fn receive(
+        &self,
+        conn: &mut PgConnection,
+        request: &HandoffRequested,
+        envelope: &nol_events::EventEnvelope,
+    ) -> Result<(), StepError> {
         let permanent = |what: String| StepError::Permanent(format!("hand-off {}: {what}", request.handoff_id));
         let id = Uuid::parse_str(&request.handoff_id).map_err(|_| permanent("handoff_id".into()))?;
         let case_id = Uuid::parse_str(&request.case_id).map_err(|_| permanent("case_id".into()))?;
@@ -291,18 +307,25 @@ impl Steps {
             self.send(conn, HANDOFF_CANCELLED, destination, origin, "system", &cancelled).await?;
             return Ok(());
         }
-        let opened = self.seal().open(&request.sealed_dossier).map_err(|error| permanent(format!("dossier: {error}")))?;
-        let dossier =
-            HandoffDossier::decode(opened.as_slice()).map_err(|error| permanent(format!("dossier does not decode: {error}")))?;
+        let opened =
+            self.seal().open(&request.sealed_dossier).map_err(|error| permanent(format!("dossier: {error}")))?;
+        let dossier = HandoffDossier::decode(opened.as_slice())
+            .map_err(|error| permanent(format!("dossier does not decode: {error}")))?;
         let child = dossier.child.clone().unwrap_or_default();
-        let resident_id = ResidentId::parse(&child.resident_id).map_err(|error| permanent(format!("dossier: {error}")))?;
+        let resident_id =
+            ResidentId::parse(&child.resident_id).map_err(|error| permanent(format!("dossier: {error}")))?;
         let notice_sha256 = hex_bytes(&request.notice_sha256);
         let notice_ok = {
             use sha2::Digest;
-            dossier.notice_pdf.is_empty() || notice_sha256.as_deref() == Some(sha2::Sha256::digest(&dossier.notice_pdf).as_slice())
+            dossier.notice_pdf.is_empty()
+                || notice_sha256.as_deref() == Some(sha2::Sha256::digest(&dossier.notice_pdf).as_slice())
         };
         let view = HandoffDossierView {
-            child: Some(ChildSummary { resident_id: String::new(), resident_id_masked: resident_id.masked(), ..child.clone() }),
+            child: Some(ChildSummary {
+                resident_id: String::new(),
+                resident_id_masked: resident_id.masked(),
+                ..child.clone()
+            }),
             causes: dossier.causes.clone(),
             notes: dossier.notes.clone(),
             registered_poor: dossier.registered_poor,
@@ -391,8 +414,13 @@ impl Steps {
         payload: &M,
     ) -> sqlx::Result<()> {
         let id = Uuid::now_v7().to_string();
-        nol_backbone::outbox::emit(conn, &self.scheme.cross(event_type, &from, &to), header(event_type, from, &id, 2, actor), payload)
-            .await?;
+        nol_backbone::outbox::emit(
+            conn,
+            &self.scheme.cross(event_type, &from, &to),
+            header(event_type, from, &id, 2, actor),
+            payload,
+        )
+        .await?;
         Ok(())
     }
 
@@ -407,8 +435,13 @@ impl Steps {
         payload: &M,
     ) -> sqlx::Result<()> {
         let id = handoff.id.to_string();
-        nol_backbone::outbox::emit(conn, &self.scheme.local(event_type, &region), header(event_type, region, &id, 3, actor), payload)
-            .await?;
+        nol_backbone::outbox::emit(
+            conn,
+            &self.scheme.local(event_type, &region),
+            header(event_type, region, &id, 3, actor),
+            payload,
+        )
+        .await?;
         Ok(())
     }
 
@@ -458,7 +491,8 @@ impl Steps {
     /// service opens the case (R2 checked in that commit, which moves responsibility here). A
     /// cancel that arrives from now on loses.
     pub async fn accept(&self, conn: &mut PgConnection, handoff: &Handoff, accepted_by: &str) -> sqlx::Result<Handoff> {
-        let updated = store::set_state(conn, handoff.id, Direction::Incoming, State::Accepting, Some(accepted_by)).await?;
+        let updated =
+            store::set_state(conn, handoff.id, Direction::Incoming, State::Accepting, Some(accepted_by)).await?;
         let local = acceptance_message(&updated, handoff.sealed_dossier.clone().unwrap_or_default());
         self.tell_own(conn, HANDOFF_ACCEPTED, handoff.destination, handoff, accepted_by, &local).await?;
         Ok(updated)
@@ -499,7 +533,12 @@ impl Steps {
     }
 
     /// The destination refuses: rejected on this side, its own services told, the origin answered.
-    pub async fn reject(&self, conn: &mut PgConnection, handoff: &Handoff, rejection: &Rejection) -> sqlx::Result<Handoff> {
+    pub async fn reject(
+        &self,
+        conn: &mut PgConnection,
+        handoff: &Handoff,
+        rejection: &Rejection,
+    ) -> sqlx::Result<Handoff> {
         let updated = store::set_rejected(conn, handoff.id, Direction::Incoming, rejection).await?;
         let message = rejection_message(&updated);
         self.tell_own(conn, HANDOFF_REJECTED, handoff.destination, handoff, &rejection.by, &message).await?;
@@ -510,13 +549,25 @@ impl Steps {
 
     /// The origin asks to withdraw: it waits for the destination's answer (which may be the
     /// acceptance, if the accept came first).
-    pub async fn cancel(&self, conn: &mut PgConnection, handoff: &Handoff, reason: &str, by: &str) -> sqlx::Result<Handoff> {
+    pub async fn cancel(
+        &self,
+        conn: &mut PgConnection,
+        handoff: &Handoff,
+        reason: &str,
+        by: &str,
+    ) -> sqlx::Result<Handoff> {
         let updated = store::set_cancellation(conn, handoff.id, Direction::Outgoing, reason, by, false).await?;
         self.send_cancel_request(conn, &updated, reason, by).await?;
         Ok(updated)
     }
 
-    async fn send_cancel_request(&self, conn: &mut PgConnection, handoff: &Handoff, reason: &str, by: &str) -> sqlx::Result<()> {
+    async fn send_cancel_request(
+        &self,
+        conn: &mut PgConnection,
+        handoff: &Handoff,
+        reason: &str,
+        by: &str,
+    ) -> sqlx::Result<()> {
         let message = HandoffCancelled {
             handoff_id: handoff.id.to_string(),
             case_id: handoff.case_id.to_string(),
@@ -535,7 +586,8 @@ impl Steps {
         let id = Uuid::parse_str(&event.handoff_id).map_err(|_| StepError::Permanent("cancel: handoff_id".into()))?;
         let Some(handoff) = store::get_for_update(conn, id, Direction::Incoming).await? else {
             store::insert_tombstone(conn, id).await?;
-            let origin = RegionCode::parse(&event.origin_region_code).map_err(|_| StepError::Permanent("cancel: origin".into()))?;
+            let origin = RegionCode::parse(&event.origin_region_code)
+                .map_err(|_| StepError::Permanent("cancel: origin".into()))?;
             let destination = RegionCode::parse(&event.destination_region_code)
                 .map_err(|_| StepError::Permanent("cancel: destination".into()))?;
             self.send(conn, HANDOFF_CANCELLED, destination, origin, "system", event).await?;
@@ -543,9 +595,11 @@ impl Steps {
         };
         let handoff = if cancel_wins(handoff.state) {
             let updated =
-                store::set_cancellation(conn, id, Direction::Incoming, &event.reason, &event.cancelled_by, true).await?;
+                store::set_cancellation(conn, id, Direction::Incoming, &event.reason, &event.cancelled_by, true)
+                    .await?;
             let message = cancellation_message(&updated);
-            self.tell_own(conn, HANDOFF_CANCELLED, updated.destination, &updated, &event.cancelled_by, &message).await?;
+            self.tell_own(conn, HANDOFF_CANCELLED, updated.destination, &updated, &event.cancelled_by, &message)
+                .await?;
             tracing::info!(handoff_id = %id, "hand-off withdrawn by the origin");
             updated
         } else {
@@ -618,7 +672,8 @@ impl Steps {
     /// The origin learned of a refusal: rejected here, and this province's case service opens the
     /// case again (the origin keeps it and may send it elsewhere).
     pub async fn record_rejection(&self, conn: &mut PgConnection, event: &HandoffRejected) -> Result<(), StepError> {
-        let id = Uuid::parse_str(&event.handoff_id).map_err(|_| StepError::Permanent("rejection: handoff_id".into()))?;
+        let id =
+            Uuid::parse_str(&event.handoff_id).map_err(|_| StepError::Permanent("rejection: handoff_id".into()))?;
         let Some(handoff) = store::get_for_update(conn, id, Direction::Outgoing).await? else {
             tracing::warn!(handoff_id = %id, "rejection of an unknown hand-off ignored");
             return Ok(());
@@ -641,8 +696,13 @@ impl Steps {
 
     /// The origin learned its withdrawal was confirmed: cancelled here, and this province's case
     /// service opens the case again.
-    pub async fn record_cancellation(&self, conn: &mut PgConnection, event: &HandoffCancelled) -> Result<(), StepError> {
-        let id = Uuid::parse_str(&event.handoff_id).map_err(|_| StepError::Permanent("cancelled: handoff_id".into()))?;
+    pub async fn record_cancellation(
+        &self,
+        conn: &mut PgConnection,
+        event: &HandoffCancelled,
+    ) -> Result<(), StepError> {
+        let id =
+            Uuid::parse_str(&event.handoff_id).map_err(|_| StepError::Permanent("cancelled: handoff_id".into()))?;
         let Some(handoff) = store::get_for_update(conn, id, Direction::Outgoing).await? else {
             return Ok(());
         };

@@ -7,10 +7,10 @@ pub mod domain;
 mod grpc;
 mod handoffs;
 mod notice;
-mod transfer_in;
 mod proto;
 mod store;
 mod sweeper;
+mod transfer_in;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -45,7 +45,9 @@ pub fn render(font: &CjkFont, facts: &NoticeFacts<'_>) -> Result<(Vec<u8>, Vec<u
             Block::Title("关于移交辍学学生劝返案件的通知".to_owned()),
             Block::Line { text: facts.number.to_owned(), align: Align::Center, size: 12.0 },
             Block::Space(12.0),
-            Block::Line { text: format!("{}教育局：", facts.destination.full_name()), align: Align::Left, size: 12.0 },
+            Block::Line {
+                text: format!("{}教育局：", facts.destination.full_name()), align: Align::Left, size: 12.0
+            },
             Block::Paragraph(format!(
                 "根据《江苏省教育厅关于做好控辍保学工作的通知》（苏教基函〔2020〕24号）：辍学后流动的，原流入地应书面\
                  通知户籍所在地，由户籍所在地牵头，会同新的流入地共同做好劝返复学工作。现将下列学生的辍学劝返案件\

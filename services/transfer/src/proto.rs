@@ -188,7 +188,9 @@ mod tests {
         for direction in [Direction::Outgoing, Direction::Incoming] {
             assert_eq!(direction_from_proto(direction_to_proto(direction)), Some(direction));
         }
-        for state in [State::Requested, State::Delivered, State::Accepted, State::Rejected, State::Cancelled, State::Completed] {
+        for state in
+            [State::Requested, State::Delivered, State::Accepted, State::Rejected, State::Cancelled, State::Completed]
+        {
             assert_eq!(state_from_proto(state_to_proto(state)), Some(state));
         }
         assert_eq!(state_to_proto(State::Accepting), HandoffState::Delivered, "accepting reads as received");

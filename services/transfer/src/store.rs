@@ -296,17 +296,30 @@ pub async fn insert(conn: &mut PgConnection, handoff: &NewHandoff) -> sqlx::Resu
     row.map(decode).transpose()
 }
 
-pub async fn get<'c>(executor: impl sqlx::PgExecutor<'c>, id: Uuid, direction: Direction) -> sqlx::Result<Option<Handoff>> {
-    sqlx::query_as!(HandoffRow, "SELECT * FROM handoff WHERE id = $1 AND direction = $2", id, direction_as_stored(direction))
-        .fetch_optional(executor)
-        .await?
-        .map(decode)
-        .transpose()
+pub async fn get<'c>(
+    executor: impl sqlx::PgExecutor<'c>,
+    id: Uuid,
+    direction: Direction,
+) -> sqlx::Result<Option<Handoff>> {
+    sqlx::query_as!(
+        HandoffRow,
+        "SELECT * FROM handoff WHERE id = $1 AND direction = $2",
+        id,
+        direction_as_stored(direction)
+    )
+    .fetch_optional(executor)
+    .await?
+    .map(decode)
+    .transpose()
 }
 
 /// Both sides of a hand-off held here (two rows only for a hand-off inside the province).
 pub async fn get_any(pool: &PgPool, id: Uuid) -> sqlx::Result<Vec<Handoff>> {
-    decode_all(sqlx::query_as!(HandoffRow, "SELECT * FROM handoff WHERE id = $1 ORDER BY direction", id).fetch_all(pool).await?)
+    decode_all(
+        sqlx::query_as!(HandoffRow, "SELECT * FROM handoff WHERE id = $1 ORDER BY direction", id)
+            .fetch_all(pool)
+            .await?,
+    )
 }
 
 /// The hand-off, locked until the transaction ends.
@@ -358,7 +371,12 @@ pub async fn set_state(
 }
 
 /// The destination's case for an accepted hand-off.
-pub async fn set_destination_case(conn: &mut PgConnection, id: Uuid, direction: Direction, case_id: Uuid) -> sqlx::Result<()> {
+pub async fn set_destination_case(
+    conn: &mut PgConnection,
+    id: Uuid,
+    direction: Direction,
+    case_id: Uuid,
+) -> sqlx::Result<()> {
     sqlx::query!(
         "UPDATE handoff SET destination_case_id = $3 WHERE id = $1 AND direction = $2",
         id,
@@ -371,7 +389,12 @@ pub async fn set_destination_case(conn: &mut PgConnection, id: Uuid, direction: 
 }
 
 /// A refusal by the destination, on either side's row.
-pub async fn set_rejected(conn: &mut PgConnection, id: Uuid, direction: Direction, rejection: &Rejection) -> sqlx::Result<Handoff> {
+pub async fn set_rejected(
+    conn: &mut PgConnection,
+    id: Uuid,
+    direction: Direction,
+    rejection: &Rejection,
+) -> sqlx::Result<Handoff> {
     decode(
         sqlx::query_as!(
             HandoffRow,
@@ -482,7 +505,11 @@ pub async fn due_for_resend(conn: &mut PgConnection, base_seconds: f64, limit: i
 }
 
 /// Outgoing hand-offs not decided within `deadline_seconds` and not yet escalated.
-pub async fn due_for_escalation(conn: &mut PgConnection, deadline_seconds: f64, limit: i64) -> sqlx::Result<Vec<Handoff>> {
+pub async fn due_for_escalation(
+    conn: &mut PgConnection,
+    deadline_seconds: f64,
+    limit: i64,
+) -> sqlx::Result<Vec<Handoff>> {
     decode_all(
         sqlx::query_as!(
             HandoffRow,
@@ -534,7 +561,12 @@ pub struct ListFilter<'a> {
 
 /// Hand-offs whose own side's region (origin for outgoing, destination for incoming) lies in the
 /// subtree, newest first. The contract's RECEIVED (stored `delivered`) also lists `accepting`.
-pub async fn list(pool: &PgPool, filter: &ListFilter<'_>, after: Option<Cursor>, limit: i64) -> sqlx::Result<Vec<Handoff>> {
+pub async fn list(
+    pool: &PgPool,
+    filter: &ListFilter<'_>,
+    after: Option<Cursor>,
+    limit: i64,
+) -> sqlx::Result<Vec<Handoff>> {
     decode_all(
         sqlx::query_as!(
             HandoffRow,
@@ -748,7 +780,12 @@ pub async fn insert_transfer_in(conn: &mut PgConnection, new: &NewTransferIn<'_>
     )
 }
 
-pub async fn get_transfer_in(conn: &mut PgConnection, id: Uuid, direction: Direction, lock: bool) -> sqlx::Result<Option<TransferIn>> {
+pub async fn get_transfer_in(
+    conn: &mut PgConnection,
+    id: Uuid,
+    direction: Direction,
+    lock: bool,
+) -> sqlx::Result<Option<TransferIn>> {
     let row = if lock {
         sqlx::query_as!(
             TransferInRow,
@@ -759,9 +796,14 @@ pub async fn get_transfer_in(conn: &mut PgConnection, id: Uuid, direction: Direc
         .fetch_optional(conn)
         .await?
     } else {
-        sqlx::query_as!(TransferInRow, "SELECT * FROM transfer_in WHERE id = $1 AND direction = $2", id, direction_as_stored(direction))
-            .fetch_optional(conn)
-            .await?
+        sqlx::query_as!(
+            TransferInRow,
+            "SELECT * FROM transfer_in WHERE id = $1 AND direction = $2",
+            id,
+            direction_as_stored(direction)
+        )
+        .fetch_optional(conn)
+        .await?
     };
     transfer_in(row)
 }
@@ -830,7 +872,11 @@ pub async fn set_transfer_in_decision(
 }
 
 /// Outgoing transfer-in requests still unanswered whose last send is older than `seconds`.
-pub async fn transfer_ins_due_for_resend(conn: &mut PgConnection, seconds: f64, limit: i64) -> sqlx::Result<Vec<TransferIn>> {
+pub async fn transfer_ins_due_for_resend(
+    conn: &mut PgConnection,
+    seconds: f64,
+    limit: i64,
+) -> sqlx::Result<Vec<TransferIn>> {
     let rows = sqlx::query_as!(
         TransferInRow,
         "SELECT * FROM transfer_in
@@ -848,9 +894,12 @@ pub async fn transfer_ins_due_for_resend(conn: &mut PgConnection, seconds: f64, 
 }
 
 pub async fn touch_transfer_in(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<()> {
-    sqlx::query!("UPDATE transfer_in SET last_sent_at = clock_timestamp() WHERE id = $1 AND direction = 'outgoing'", id)
-        .execute(conn)
-        .await?;
+    sqlx::query!(
+        "UPDATE transfer_in SET last_sent_at = clock_timestamp() WHERE id = $1 AND direction = 'outgoing'",
+        id
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -903,7 +952,8 @@ mod tests {
         }
         let reasons: Vec<&str> = REJECT_REASONS.iter().map(|reason| reject_reason_as_stored(*reason)).collect();
         assert_eq!(reasons, ["child_not_found", "hukou_not_here", "already_has_case", "data_wrong", "other"]);
-        for state in [TransferInState::Requested, TransferInState::Pending, TransferInState::Approved, TransferInState::Declined]
+        for state in
+            [TransferInState::Requested, TransferInState::Pending, TransferInState::Approved, TransferInState::Declined]
         {
             assert_eq!(transfer_in_state_from_stored(transfer_in_state_as_stored(state)), Some(state));
         }

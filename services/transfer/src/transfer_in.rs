@@ -108,7 +108,8 @@ pub async fn received(steps: &Steps, conn: &mut PgConnection, request: &Transfer
 /// The owner's case service looked the child up: the request waits for a case worker, or — no
 /// active case of the child there — is declined at once and the asker told.
 pub async fn matched(steps: &Steps, conn: &mut PgConnection, matched: &TransferInMatched) -> Result<(), StepError> {
-    let id = Uuid::parse_str(&matched.request_id).map_err(|_| StepError::Permanent("transfer_in_matched: request_id".into()))?;
+    let id = Uuid::parse_str(&matched.request_id)
+        .map_err(|_| StepError::Permanent("transfer_in_matched: request_id".into()))?;
     let case_id = Uuid::parse_str(&matched.case_id).ok();
     let child = matched.child.as_ref().map(|child| HandedChild {
         full_name: child.full_name.clone(),
@@ -148,7 +149,8 @@ pub async fn answer(steps: &Steps, conn: &mut PgConnection, request: &TransferIn
 
 /// The asker learns the owner's decision.
 pub async fn answered(conn: &mut PgConnection, answered: &TransferInAnswered) -> Result<(), StepError> {
-    let id = Uuid::parse_str(&answered.request_id).map_err(|_| StepError::Permanent("transfer_in_answered: request_id".into()))?;
+    let id = Uuid::parse_str(&answered.request_id)
+        .map_err(|_| StepError::Permanent("transfer_in_answered: request_id".into()))?;
     let state = match nol_proto::v1::TransferInState::try_from(answered.state) {
         Ok(nol_proto::v1::TransferInState::Approved) => TransferInState::Approved,
         Ok(nol_proto::v1::TransferInState::Declined) => TransferInState::Declined,
@@ -156,6 +158,7 @@ pub async fn answered(conn: &mut PgConnection, answered: &TransferInAnswered) ->
     };
     let handoff_id = Uuid::parse_str(&answered.handoff_id).ok();
     let reason = Some(answered.decline_reason.as_str()).filter(|reason| !reason.is_empty());
-    store::set_transfer_in_decision(conn, id, Direction::Outgoing, state, handoff_id, reason, &answered.decided_by).await?;
+    store::set_transfer_in_decision(conn, id, Direction::Outgoing, state, handoff_id, reason, &answered.decided_by)
+        .await?;
     Ok(())
 }

@@ -21,7 +21,6 @@ macro_rules! caller {
     };
 }
 
-
 /// The case service as the contract serves it.
 pub struct CaseGrpc(pub std::sync::Arc<CaseService>);
 

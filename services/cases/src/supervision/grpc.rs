@@ -35,7 +35,14 @@ fn child(child: &ChildSummary) -> nol_proto::v1::ChildSummary {
 }
 
 fn overdue_child(work: &super::store::OverdueWork) -> nol_proto::v1::ChildSummary {
-    crate::child::summary(&work.child_name, &work.resident_id_masked, work.sex, work.birth_date, &work.hukou_region, None)
+    crate::child::summary(
+        &work.child_name,
+        &work.resident_id_masked,
+        work.sex,
+        work.birth_date,
+        &work.hukou_region,
+        None,
+    )
 }
 
 fn policy_message(row: &PolicyRow) -> PolicyMessage {

@@ -169,8 +169,9 @@ fn no_suspect(id: Uuid) -> ServiceError {
 fn violations_of(error: ServiceError, violations: &mut Vec<FieldViolation>) {
     match error {
         ServiceError::Invalid(found) => violations.extend(found),
-        other => violations
-            .push(FieldViolation::new("", nol_messages::Msg::relayed(other.to_string(), other.to_string()))),
+        other => {
+            violations.push(FieldViolation::new("", nol_messages::Msg::relayed(other.to_string(), other.to_string())))
+        }
     }
 }
 

@@ -47,7 +47,10 @@ fn a_case_goes_to_another_region_only_when_open() {
     let same = check_request(&code("320102"), CaseStatus::Open, &code("320102")).unwrap_err();
     assert_eq!(same, Refusal::SameRegion { region: code("320102") });
     assert!(same.to_string().contains("already owned by"), "{same}");
-    assert_eq!(check_request(&code("320102"), CaseStatus::HandoffPending, &code("341221")), Err(Refusal::AlreadyUnderWay));
+    assert_eq!(
+        check_request(&code("320102"), CaseStatus::HandoffPending, &code("341221")),
+        Err(Refusal::AlreadyUnderWay)
+    );
     assert_eq!(
         check_request(&code("320102"), CaseStatus::HandedOver, &code("341221")),
         Err(Refusal::CaseNotOpen { standing: CaseStanding::HandedOver })

@@ -261,10 +261,11 @@ impl CaseService {
         let deferral_requests = file_store::deferrals(&self.pool, id).await?;
         let visits = file_store::visits(&self.pool, id, 200).await?;
         let origin_dossier = match store::origin_dossier(&self.pool, id).await? {
-            Some(bytes) => Some(
-                <nol_proto::v1::OriginDossier as prost::Message>::decode(bytes.as_slice())
-                    .map_err(|error| ServiceError::Internal(anyhow::anyhow!("case {id}: stored origin dossier: {error}")))?,
-            ),
+            Some(bytes) => {
+                Some(<nol_proto::v1::OriginDossier as prost::Message>::decode(bytes.as_slice()).map_err(|error| {
+                    ServiceError::Internal(anyhow::anyhow!("case {id}: stored origin dossier: {error}"))
+                })?)
+            }
             None => None,
         };
         let mut conn = self.pool.acquire().await?;

@@ -34,7 +34,11 @@ const DOSSIER_LIMIT: i64 = 500;
 impl CaseService {
     /// ReserveCase: the case checked, marked pending for this hand-off and its dossier sealed to
     /// this province's key, in one transaction (R11). A repeat of the same hand-off answers again.
-    pub async fn reserve(&self, caller: &Caller, request: ReserveCaseRequest) -> Result<(CaseView, Vec<u8>), ServiceError> {
+    pub async fn reserve(
+        &self,
+        caller: &Caller,
+        request: ReserveCaseRequest,
+    ) -> Result<(CaseView, Vec<u8>), ServiceError> {
         caller.require_role(&[Role::Caseworker], Action::HandCasesOver)?;
         let case_id = parse_uuid("case_id", &request.case_id)?;
         let handoff_id = parse_uuid("handoff_id", &request.handoff_id)?;
@@ -123,16 +127,22 @@ impl HandoffEvents<'_> {
     /// A destination case worker accepted (transfer's local `handoff_accepted`): open the case here
     /// from the dossier after R2 — or refuse it, naming the child's existing case — and publish the
     /// outcome for the transfer service. A redelivery of an accept already taken in changes nothing.
-    pub async fn take_in(&self, conn: &mut PgConnection, envelope: &EventEnvelope, event: HandoffAccepted) -> Result<(), HandlerError> {
+    pub async fn take_in(
+        &self,
+        conn: &mut PgConnection,
+        envelope: &EventEnvelope,
+        event: HandoffAccepted,
+    ) -> Result<(), HandlerError> {
         let handoff_id = Uuid::parse_str(&event.handoff_id).map_err(|_| permanent("handoff_accepted: handoff_id"))?;
         let origin_case_id = Uuid::parse_str(&event.case_id).map_err(|_| permanent("handoff_accepted: case_id"))?;
         let origin = RegionCode::parse(&event.origin_region_code).map_err(|_| permanent("handoff_accepted: origin"))?;
-        let destination =
-            RegionCode::parse(&event.destination_region_code).map_err(|_| permanent("handoff_accepted: destination"))?;
+        let destination = RegionCode::parse(&event.destination_region_code)
+            .map_err(|_| permanent("handoff_accepted: destination"))?;
         if store::taken_in_case(conn, handoff_id).await?.is_some() {
             return Ok(());
         }
-        let opened = self.seal.open(&event.sealed_dossier).map_err(|error| permanent(format!("hand-off dossier: {error}")))?;
+        let opened =
+            self.seal.open(&event.sealed_dossier).map_err(|error| permanent(format!("hand-off dossier: {error}")))?;
         let dossier = HandoffDossier::decode(opened.as_slice())
             .map_err(|error| permanent(format!("hand-off dossier does not decode: {error}")))?;
         let child = dossier.child.clone().ok_or_else(|| permanent("hand-off dossier has no child"))?;
@@ -169,11 +179,8 @@ impl HandoffEvents<'_> {
             history: dossier.history.clone(),
             attempts: dossier.attempts.clone(),
         };
-        let attempts: Vec<(NewAttempt, String)> = dossier
-            .attempts
-            .iter()
-            .filter_map(|attempt| origin_attempt(attempt, &origin))
-            .collect();
+        let attempts: Vec<(NewAttempt, String)> =
+            dossier.attempts.iter().filter_map(|attempt| origin_attempt(attempt, &origin)).collect();
         let intake = Intake {
             origin_region: origin,
             origin_case_id,
@@ -222,9 +229,14 @@ impl HandoffEvents<'_> {
     /// A region asks this province for a child's case (transfer's local `transfer_in_requested`,
     /// the number sealed to this province): look the child up by the blind index in the owner
     /// county's subtree and publish what was found (or that nothing was).
-    pub async fn match_transfer_in(&self, conn: &mut PgConnection, event: TransferInRequested) -> Result<(), HandlerError> {
+    pub async fn match_transfer_in(
+        &self,
+        conn: &mut PgConnection,
+        event: TransferInRequested,
+    ) -> Result<(), HandlerError> {
         let owner = RegionCode::parse(&event.owner_region_code).map_err(|_| permanent("transfer_in: owner"))?;
-        let clear = self.seal.open(&event.resident_id_sealed).map_err(|error| permanent(format!("transfer_in: {error}")))?;
+        let clear =
+            self.seal.open(&event.resident_id_sealed).map_err(|error| permanent(format!("transfer_in: {error}")))?;
         let text = String::from_utf8(clear).map_err(|_| permanent("transfer_in: resident ID is not text"))?;
         let resident_id = ResidentId::parse(&text).map_err(|error| permanent(format!("transfer_in: {error}")))?;
         let index = self.data_key.blind_index(resident_id.expose());
