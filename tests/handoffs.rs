@@ -488,6 +488,9 @@ async fn a_region_that_found_the_child_asks_for_the_case_and_the_owner_answers()
         assert_eq!(fields(&status), wanted, "{status:?}");
         assert!(!status.message().contains(&wrong_check[6..14]), "the number is not echoed");
     }
+    let unlinked = linquan.transfer.clone().request_transfer_in(ask(valid.clone(), "110101")).await.unwrap_err();
+    assert_eq!(unlinked.code(), Code::FailedPrecondition, "no hand-off link to Beijing: {unlinked:?}");
+    assert!(zh(&unlinked).contains("北京市"), "{}", zh(&unlinked));
     let foreign = RequestTransferInRequest { region_code: "341202".into(), ..ask(valid.clone(), "320102") };
     let status = linquan.transfer.clone().request_transfer_in(foreign).await.unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied, "a county asks for itself: {status:?}");
@@ -820,7 +823,7 @@ async fn the_written_notice_and_the_whole_dossier_travel_with_the_request() {
 
 fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(bytes).iter().map(|byte| format!("{byte:02x}")).collect()
+    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -775,10 +775,7 @@ fn cancellation_message(handoff: &Handoff) -> HandoffCancelled {
     }
 }
 
-/// The bytes of a lowercase hex digest; `None` when it is not one.
+/// The bytes of a hex digest; `None` when it is empty or not hex.
 fn hex_bytes(text: &str) -> Option<Vec<u8>> {
-    if text.is_empty() || text.len() % 2 != 0 {
-        return None;
-    }
-    (0..text.len()).step_by(2).map(|index| u8::from_str_radix(&text[index..index + 2], 16).ok()).collect()
+    hex::decode(text).ok().filter(|bytes| !bytes.is_empty())
 }

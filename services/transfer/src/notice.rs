@@ -48,11 +48,12 @@ pub fn render(font: &CjkFont, facts: &NoticeFacts<'_>) -> Result<(Vec<u8>, Vec<u
             Block::Line {
                 text: format!("{}教育局：", facts.destination.full_name()), align: Align::Left, size: 12.0
             },
-            Block::Paragraph(format!(
+            Block::Paragraph(
                 "根据《江苏省教育厅关于做好控辍保学工作的通知》（苏教基函〔2020〕24号）：辍学后流动的，原流入地应书面\
                  通知户籍所在地，由户籍所在地牵头，会同新的流入地共同做好劝返复学工作。现将下列学生的辍学劝返案件\
                  移交贵局，请在规定时限内作出接收或拒收决定，并通过系统答复。"
-            )),
+                    .to_owned(),
+            ),
             Block::Space(6.0),
             Block::Fields(vec![
                 ("学生姓名：".to_owned(), child.full_name.clone()),
@@ -78,7 +79,7 @@ pub fn render(font: &CjkFont, facts: &NoticeFacts<'_>) -> Result<(Vec<u8>, Vec<u
 
 /// Lowercase hex of a digest.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    hex::encode(bytes)
 }
 
 #[cfg(test)]
