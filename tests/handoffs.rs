@@ -136,7 +136,7 @@ async fn the_destination_refuses_with_a_reason_and_the_origin_may_send_the_case_
         .into_inner()
         .handoff
         .unwrap();
-    assert_eq!(accepted.state, HandoffState::Accepted as i32);
+    assert!([HandoffState::Accepted as i32, HandoffState::Completed as i32].contains(&accepted.state));
     until(&xuanwu, &elsewhere.handoff_id, HandoffDirection::Outgoing, HandoffState::Completed).await;
     until(&yingzhou, &elsewhere.handoff_id, HandoffDirection::Incoming, HandoffState::Completed).await;
     let handed = until_case(&xuanwu, &case.case_id, CaseStatus::HandedOver).await;
@@ -145,6 +145,24 @@ async fn the_destination_refuses_with_a_reason_and_the_origin_may_send_the_case_
     assert_eq!((opened.region_code.as_str(), opened.status), ("341202", CaseStatus::Open as i32));
     assert_eq!(opened.handoff_id, elsewhere.handoff_id);
     assert!(taken_in(&linquan, &case.case_id).await.is_empty(), "临泉县 refused; it owns nothing");
+
+    // Inside one province (玄武区 → 秦淮区, one case ledger): the origin's case is handed over in
+    // the commit that opens the new one, so the child never has two active cases.
+    let qinhuai = test.clients("320000", "320104", Role::Caseworker);
+    let moved = migrant_case(&xuanwu, "周小五", 59, "341221").await;
+    let inside = request(&xuanwu, &moved.case_id, "320104").await.expect("requested inside the province");
+    until(&qinhuai, &inside.handoff_id, HandoffDirection::Incoming, HandoffState::Delivered).await;
+    qinhuai
+        .transfer
+        .clone()
+        .accept_handoff(AcceptHandoffRequest { handoff_id: inside.handoff_id.clone() })
+        .await
+        .expect("accepted inside the province");
+    until(&xuanwu, &inside.handoff_id, HandoffDirection::Outgoing, HandoffState::Completed).await;
+    until(&qinhuai, &inside.handoff_id, HandoffDirection::Incoming, HandoffState::Completed).await;
+    until_case(&xuanwu, &moved.case_id, CaseStatus::HandedOver).await;
+    let opened = until_taken_in(&qinhuai, &moved.case_id).await;
+    assert_eq!((opened.region_code.as_str(), opened.status), ("320104", CaseStatus::Open as i32));
 
     settled_without_dead_letters(&test).await;
     test.finish().await;

@@ -152,7 +152,8 @@ async fn a_migrant_childs_case_is_handed_from_jiangsu_to_anhui() {
         .into_inner()
         .handoff
         .unwrap();
-    assert_eq!(accepted.state, HandoffState::Accepted as i32);
+    // Accepted — or already completed: the origin's answer may come back before the call returns.
+    assert!([HandoffState::Accepted as i32, HandoffState::Completed as i32].contains(&accepted.state), "{accepted:?}");
     assert_eq!(accepted.accepted_by, "caseworker@341221");
 
     let taken_in = eventually("Anhui's case service to open the case", || {

@@ -60,7 +60,7 @@ impl TestStack {
             log_to_files: false,
             hub_leaf_port: None,
             cuttable_link: options.cuttable_link,
-            extra_env: options.extra_env.clone(),
+            extra_env: small_pools(&options.extra_env),
         };
         let stack = Stack::start(settings).await.expect("two-province stack starts");
         seed_schools(&stack).await;
@@ -127,6 +127,15 @@ impl Drop for TestStack {
         })
         .join();
     }
+}
+
+/// The test's settings, with every service holding at most 6 database connections unless the test
+/// says otherwise: two stacks of eight services run at once stay well under PostgreSQL's default
+/// of 100 connections.
+fn small_pools(extra: &std::collections::BTreeMap<String, String>) -> std::collections::BTreeMap<String, String> {
+    let mut env = extra.clone();
+    env.entry("NOL_DATABASE_POOL_SIZE".to_owned()).or_insert_with(|| "6".to_owned());
+    env
 }
 
 pub fn code(text: &str) -> RegionCode {

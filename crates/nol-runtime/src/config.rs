@@ -19,6 +19,8 @@ pub struct ServiceConfig {
     pub grpc_addr: SocketAddr,
     /// `NOL_DATABASE_URL`: the province's PostgreSQL database.
     pub database_url: String,
+    /// `NOL_DATABASE_POOL_SIZE`: the most connections this service holds (default 16).
+    pub database_pool_size: u32,
     /// `NOL_NATS_URL`: the province's NATS server.
     pub nats_url: String,
     /// `NOL_SUBJECT_PREFIX`: first token of every subject (tests use one per test).
@@ -125,6 +127,9 @@ impl ServiceConfig {
             province,
             grpc_addr,
             database_url,
+            database_pool_size: count("NOL_DATABASE_POOL_SIZE")?
+                .map(|size| u32::try_from(size.clamp(1, 1000)).unwrap_or(16))
+                .unwrap_or(16),
             nats_url,
             subject_prefix,
             keys_dir,

@@ -67,7 +67,7 @@ impl Platform {
         shutdown: CancellationToken,
     ) -> anyhow::Result<Platform> {
         let keys = ProvinceKeys::load(&config.keys_dir)?;
-        let pool = database::connect(&config.database_url, config.service, 16)
+        let pool = database::connect(&config.database_url, config.service, config.database_pool_size)
             .await
             .with_context(|| format!("connecting to the database for {}", config.service))?;
         database::migrate_runtime(&pool).await?;

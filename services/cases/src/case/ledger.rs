@@ -573,7 +573,25 @@ pub async fn take_in(
     new: &NewCase,
     intake: &Intake<'_>,
 ) -> Result<Result<Case, Uuid>, LedgerError> {
-    if let Some(existing) = store::find_active_by_index(conn, &new.child.resident_id_index).await? {
+    let existing = store::find_active_by_index(conn, &new.child.resident_id_index).await?;
+    if let Some(origin) = existing.as_ref().filter(|existing| existing.id == intake.origin_case_id) {
+        // A hand-off inside this province: the origin's case is in this very ledger, pending for
+        // this hand-off. It is handed over in the commit that opens the new case, so the child
+        // still has one active case and responsibility moves in one step; the origin's own
+        // completion later finds it done.
+        let step_of = StepOf {
+            step: HandoffStep::Complete,
+            case_id: origin.id,
+            handoff_id: intake.handoff_id,
+            destination: new.region,
+        };
+        match apply_handoff_step(conn, scheme, step_of, &new.opened_by, new.confirmed_on).await {
+            Ok(()) => {}
+            Err(StepError::Rule(refusal)) => return Err(LedgerError::Refused(refusal)),
+            Err(StepError::Database(error)) => return Err(LedgerError::Database(error)),
+            Err(StepError::NoSuchCase(id)) => return Err(sqlx::Error::Protocol(format!("case {id} vanished")).into()),
+        }
+    } else if let Some(existing) = existing {
         let refused = CaseTakeIn {
             handoff_id: intake.handoff_id.to_string(),
             case_id: String::new(),
