@@ -95,8 +95,13 @@ pub const TRANSFER_IN_REQUESTED: EventType =
 /// `TransferInAnswered`: the owner's answer to a transfer-in request.
 pub const TRANSFER_IN_ANSWERED: EventType = EventType { service: "transfer", name: "transfer_in_answered", version: 1 };
 
+/// `HandoffDecisionDue`: the case service set or moved the day a hand-off's decision is due, on the
+/// origin's or the destination's side (R11, R12).
+pub const HANDOFF_DECISION_DUE: EventType = EventType { service: "cases", name: "handoff_decision_due", version: 1 };
+
 /// All of them, for documentation and tests.
-pub const ALL: [EventType; 29] = [
+pub const ALL: [EventType; 30] = [
+    HANDOFF_DECISION_DUE,
     CASE_RESERVED,
     CASE_TAKEN_IN,
     CASE_TAKE_IN_REFUSED,

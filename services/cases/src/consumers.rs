@@ -69,7 +69,7 @@ impl EventHandler for CaseEvents {
             self.handoffs().take_in(conn, envelope, event).await
         } else if HANDOFF_ARRIVED.matches(&envelope.event_type) {
             let event: HandoffArrived = decode_payload(envelope, HANDOFF_ARRIVED)?;
-            crate::supervision::service::watch_arrived(conn, &event, self.clock.today()).await
+            crate::supervision::service::watch_arrived(conn, &self.scheme, &event, self.clock.today()).await
         } else if HANDOFF_REJECTED.matches(&envelope.event_type) {
             let event: HandoffRejected = decode_payload(envelope, HANDOFF_REJECTED)?;
             let detail = serde_json::json!({

@@ -2,29 +2,51 @@
 
 use nol_backbone::consumer::{EventHandler, HandlerError};
 use nol_events::{
-    CASE_HANDED_OVER, CASE_OPENED, CASE_STATUS_CHANGED, EventEnvelope, PERSUASION_RECORDED, PUPIL_REGISTERED,
-    PUPILS_IMPORTED, SubjectScheme, decode_payload, occurred_at, region_field,
+    CASE_HANDED_OVER, CASE_OPENED, CASE_STATUS_CHANGED, CASE_TAKEN_IN, EventEnvelope, HANDOFF_ARRIVED,
+    HANDOFF_CANCELLED, HANDOFF_COMPLETED, HANDOFF_DECISION_DUE, HANDOFF_REJECTED, HANDOFF_REQUESTED,
+    PERSUASION_RECORDED, PUPIL_REGISTERED, PUPILS_IMPORTED, SubjectScheme, decode_payload, occurred_at, region_field,
+    uuid_field,
 };
 use nol_proto::v1::{
-    CaseHandedOver, CaseOpened, CaseStatusChanged, PersuasionRecorded, PupilRegistered, PupilsImported,
+    CaseHandedOver, CaseOpened, CaseStatusChanged, CaseTakeIn, HandoffArrived, HandoffCancelled, HandoffCompleted,
+    HandoffDecisionDue, HandoffRejected, HandoffRequested, PersuasionRecorded, PupilRegistered, PupilsImported,
 };
 use nol_region::RegionCode;
 use sqlx::PgConnection;
 
+use crate::handoffs::{Direction, Fact, Outcome, RejectReason, SideFact, side_of};
 use crate::metrics::{Metric, for_case_opened, for_persuasion, for_status_changed};
 use crate::store;
 
+/// The province's own events the reporting service counts.
 pub fn filter_subjects(scheme: &SubjectScheme, province: &RegionCode) -> Vec<String> {
-    [PUPIL_REGISTERED, PUPILS_IMPORTED, CASE_OPENED, CASE_HANDED_OVER, CASE_STATUS_CHANGED, PERSUASION_RECORDED]
-        .into_iter()
-        .map(|event_type| scheme.local_filter(province, event_type))
-        .collect()
+    [
+        PUPIL_REGISTERED,
+        PUPILS_IMPORTED,
+        CASE_OPENED,
+        CASE_HANDED_OVER,
+        CASE_STATUS_CHANGED,
+        PERSUASION_RECORDED,
+        HANDOFF_REQUESTED,
+        HANDOFF_ARRIVED,
+        HANDOFF_COMPLETED,
+        HANDOFF_REJECTED,
+        HANDOFF_CANCELLED,
+        CASE_TAKEN_IN,
+        HANDOFF_DECISION_DUE,
+    ]
+    .into_iter()
+    .map(|event_type| scheme.local_filter(province, event_type))
+    .collect()
 }
 
 pub struct Counting;
 
 impl EventHandler for Counting {
     async fn handle(&self, conn: &mut PgConnection, envelope: &EventEnvelope) -> Result<(), HandlerError> {
+        if let Some(side) = handoff_side(envelope)? {
+            return Ok(store::apply_side(conn, &side, occurred_at(envelope)).await?);
+        }
         let (region, metrics, amount) = if PUPIL_REGISTERED.matches(&envelope.event_type) {
             let event: PupilRegistered = decode_payload(envelope, PUPIL_REGISTERED)?;
             let region = region_field(envelope, "enrollment_region_code", &event.enrollment_region_code)?;
@@ -57,4 +79,76 @@ impl EventHandler for Counting {
         };
         Ok(store::add(conn, &region, &metrics, occurred_at(envelope), amount).await?)
     }
+}
+
+/// What a hand-off event says about one side of its hand-off; `None` for other events.
+///
+/// The transfer service tells each side's own province of that side's steps (the origin: requested,
+/// completed — it learned of the accept —, rejected, cancelled; the destination: arrived, rejected,
+/// cancelled), each on its county's subject; the destination's accept counts once its case service
+/// opened the case (`case_taken_in`), since the accept may still be refused there (R2). The case
+/// service announces each side's decision date.
+fn handoff_side(envelope: &EventEnvelope) -> Result<Option<SideFact>, HandlerError> {
+    let kind = envelope.event_type.as_str();
+    let (handoff_id, ends, fact, expected) = if HANDOFF_REQUESTED.matches(kind) {
+        let event: HandoffRequested = decode_payload(envelope, HANDOFF_REQUESTED)?;
+        (
+            event.handoff_id,
+            (event.origin_region_code, event.destination_region_code),
+            Fact::Exists,
+            Some(Direction::Outgoing),
+        )
+    } else if HANDOFF_ARRIVED.matches(kind) {
+        let event: HandoffArrived = decode_payload(envelope, HANDOFF_ARRIVED)?;
+        (
+            event.handoff_id,
+            (event.origin_region_code, event.destination_region_code),
+            Fact::Exists,
+            Some(Direction::Incoming),
+        )
+    } else if HANDOFF_COMPLETED.matches(kind) {
+        let event: HandoffCompleted = decode_payload(envelope, HANDOFF_COMPLETED)?;
+        let fact = Fact::Decided(Outcome::Accepted);
+        (event.handoff_id, (event.origin_region_code, event.destination_region_code), fact, Some(Direction::Outgoing))
+    } else if HANDOFF_REJECTED.matches(kind) {
+        let event: HandoffRejected = decode_payload(envelope, HANDOFF_REJECTED)?;
+        let fact = Fact::Decided(Outcome::Rejected(RejectReason::from_proto(event.reason)));
+        (event.handoff_id, (event.origin_region_code, event.destination_region_code), fact, None)
+    } else if HANDOFF_CANCELLED.matches(kind) {
+        let event: HandoffCancelled = decode_payload(envelope, HANDOFF_CANCELLED)?;
+        let fact = Fact::Decided(Outcome::Cancelled);
+        (event.handoff_id, (event.origin_region_code, event.destination_region_code), fact, None)
+    } else if CASE_TAKEN_IN.matches(kind) {
+        let event: CaseTakeIn = decode_payload(envelope, CASE_TAKEN_IN)?;
+        let handoff_id = uuid_field(envelope, "handoff_id", &event.handoff_id)?;
+        let region = region_field(envelope, "region_code", &event.region_code)?;
+        let fact = Fact::Decided(Outcome::Accepted);
+        return Ok(Some(SideFact { handoff_id, direction: Direction::Incoming, region, fact }));
+    } else if HANDOFF_DECISION_DUE.matches(kind) {
+        let event: HandoffDecisionDue = decode_payload(envelope, HANDOFF_DECISION_DUE)?;
+        let due_on = chrono::NaiveDate::parse_from_str(&event.due_on, "%Y-%m-%d")
+            .map_err(|_| HandlerError::Permanent(format!("{kind} {}: due_on {:?}", event.handoff_id, event.due_on)))?;
+        let handoff_id = uuid_field(envelope, "handoff_id", &event.handoff_id)?;
+        let origin = region_field(envelope, "origin_region_code", &event.origin_region_code)?;
+        let destination = region_field(envelope, "destination_region_code", &event.destination_region_code)?;
+        let region = region_field(envelope, "region_code", &event.region_code)?;
+        let direction = side_of(&region, &origin, &destination).ok_or_else(|| {
+            HandlerError::Permanent(format!("{kind} {handoff_id}: {region} is neither {origin} nor {destination}"))
+        })?;
+        return Ok(Some(SideFact { handoff_id, direction, region, fact: Fact::DueOn(due_on) }));
+    } else {
+        return Ok(None);
+    };
+    let handoff_id = uuid_field(envelope, "handoff_id", &handoff_id)?;
+    let origin = region_field(envelope, "origin_region_code", &ends.0)?;
+    let destination = region_field(envelope, "destination_region_code", &ends.1)?;
+    let region = region_field(envelope, "source_region_code", &envelope.source_region_code)?;
+    let direction = side_of(&region, &origin, &destination)
+        .filter(|direction| expected.is_none_or(|expected| expected == *direction))
+        .ok_or_else(|| {
+            HandlerError::Permanent(format!(
+                "{kind} {handoff_id} from {region}: not a side of the hand-off {origin} → {destination} it may tell"
+            ))
+        })?;
+    Ok(Some(SideFact { handoff_id, direction, region, fact }))
 }

@@ -2,28 +2,53 @@
 
 use nol_auth::Caller;
 use nol_proto::v1::reporting_service_server::ReportingService;
-use nol_proto::v1::{GetRegionSummaryRequest, GetRegionSummaryResponse, RegionSummary};
+use nol_proto::v1::{
+    GetRegionSummaryRequest, GetRegionSummaryResponse, HandoffCounts, HandoffRejectionCount, HandoffTally,
+    RegionSummary,
+};
 use nol_region::RegionCode;
+use nol_runtime::clock::Clock;
 use nol_runtime::{Platform, ServiceError};
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 
+use crate::handoffs::{RejectReason, Tally};
 use crate::metrics::{Metric, cases_active};
 use crate::store;
 
 pub struct Reporting {
     pool: PgPool,
     province: RegionCode,
+    /// Rule time: the day overdue hand-offs are reckoned on.
+    clock: Clock,
+}
+
+fn tally_to_proto(tally: &Tally) -> HandoffTally {
+    HandoffTally {
+        total: tally.total(),
+        accepted: tally.accepted,
+        rejected: tally.rejected(),
+        rejected_by_reason: RejectReason::ALL
+            .into_iter()
+            .zip(tally.rejected)
+            .map(|(reason, count)| HandoffRejectionCount { reason: reason.to_proto() as i32, count })
+            .collect(),
+        cancelled: tally.cancelled,
+        pending: tally.pending,
+        overdue: tally.overdue,
+    }
 }
 
 impl Reporting {
     pub fn new(platform: &Platform) -> Reporting {
-        Reporting { pool: platform.pool.clone(), province: platform.config.province }
+        Reporting { pool: platform.pool.clone(), province: platform.config.province, clock: platform.clock.clone() }
     }
 
     async fn summary(&self, caller: &Caller, request: GetRegionSummaryRequest) -> Result<RegionSummary, ServiceError> {
         let region = nol_runtime::region_in_scope(caller, &request.region_code)?;
         let totals = store::totals(&self.pool, &region).await?;
+        let today = self.clock.today();
+        let (outgoing, incoming, newest_handoff_event) = store::handoff_tallies(&self.pool, &region, today).await?;
         let value =
             |metric: Metric| totals.iter().find(|total| total.metric == metric).map(|total| total.value).unwrap_or(0);
         let opened = value(Metric::CasesOpened);
@@ -47,7 +72,17 @@ impl Reporting {
             cases_closed: closed,
             persuasion_attempts: value(Metric::PersuasionAttempts),
             joint_persuasion_attempts: value(Metric::JointPersuasionAttempts),
-            last_event_time: totals.iter().map(|total| total.last_event_at).max().map(nol_runtime::time::timestamp),
+            last_event_time: totals
+                .iter()
+                .map(|total| total.last_event_at)
+                .chain(newest_handoff_event)
+                .max()
+                .map(nol_runtime::time::timestamp),
+            handoffs: Some(HandoffCounts {
+                outgoing: Some(tally_to_proto(&outgoing)),
+                incoming: Some(tally_to_proto(&incoming)),
+                overdue_as_of: today.format("%Y-%m-%d").to_string(),
+            }),
         })
     }
 }

@@ -1,9 +1,11 @@
 //! Reporting: counts up the administrative tree (county → city → province), built from the
-//! province's event stream by a consumer with an inbox, so each event counts exactly once.
+//! province's event stream by a consumer with an inbox, so each event counts exactly once; and
+//! each side of every hand-off, so a subtree's hand-offs are counted by outcome.
 #![forbid(unsafe_code)]
 
 mod consumers;
 mod grpc;
+pub mod handoffs;
 pub mod metrics;
 mod store;
 

@@ -1,10 +1,12 @@
-//! The reporting service's SQL: the `region_count` table. Metrics are stored by an explicit name
-//! (pinned by a test); a stored name that does not decode is an error naming the row.
+//! The reporting service's SQL: the `region_count` and `handoff_side` tables. Metrics, directions,
+//! outcomes and reasons are stored by explicit names (pinned by a test); a stored name that does
+//! not decode is an error naming the row.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use nol_region::RegionCode;
 use sqlx::{PgConnection, PgPool};
 
+use crate::handoffs::{Direction, Outcome, RejectReason, Side, SideFact, Tally};
 use crate::metrics::Metric;
 
 /// A metric's total over a region's subtree.
@@ -16,13 +18,18 @@ pub struct MetricTotal {
     pub last_event_at: DateTime<Utc>,
 }
 
-/// A stored metric name that does not decode: the rows are corrupt (an internal error, never
-/// skipped).
+/// A stored name that does not decode: the rows are corrupt (an internal error, never skipped).
 #[derive(Debug, thiserror::Error)]
-#[error("region_count rows of metric {metric:?} under {prefix:?}: the metric does not decode")]
+#[error("{table} rows under {prefix:?}: {column} {value:?} does not decode")]
 pub struct Undecodable {
+    pub table: &'static str,
     pub prefix: String,
-    pub metric: String,
+    pub column: &'static str,
+    pub value: String,
+}
+
+fn undecodable(table: &'static str, prefix: &str, column: &'static str, value: &str) -> sqlx::Error {
+    sqlx::Error::Decode(Box::new(Undecodable { table, prefix: prefix.to_owned(), column, value: value.to_owned() }))
 }
 
 /// Adds `amount` to each metric of `region`, as of an event that happened at `at`.
@@ -62,12 +69,169 @@ pub async fn totals(pool: &PgPool, region: &RegionCode) -> sqlx::Result<Vec<Metr
     .await?;
     rows.into_iter()
         .map(|row| {
-            let metric = metric_from_stored(&row.metric).ok_or_else(|| {
-                sqlx::Error::Decode(Box::new(Undecodable { prefix: prefix.to_owned(), metric: row.metric.clone() }))
-            })?;
+            let metric = metric_from_stored(&row.metric)
+                .ok_or_else(|| undecodable("region_count", prefix, "metric", &row.metric))?;
             Ok(MetricTotal { metric, value: row.value, last_event_at: row.last_event_at })
         })
         .collect()
+}
+
+/// Applies what an event that happened at `at` says about one side of a hand-off, under the
+/// side's row lock (the rule is [`Side::apply`]).
+pub async fn apply_side(conn: &mut PgConnection, fact: &SideFact, at: DateTime<Utc>) -> sqlx::Result<()> {
+    let direction = direction_as_stored(fact.direction);
+    sqlx::query!(
+        "INSERT INTO handoff_side (handoff_id, direction, region, counted, last_event_at) VALUES ($1, $2, $3, false, $4)
+         ON CONFLICT (handoff_id, direction) DO NOTHING",
+        fact.handoff_id,
+        direction,
+        fact.region.as_str(),
+        at,
+    )
+    .execute(&mut *conn)
+    .await?;
+    let row = sqlx::query!(
+        "SELECT counted, outcome, reject_reason, decision_due_on, due_announced_at, last_event_at FROM handoff_side
+          WHERE handoff_id = $1 AND direction = $2
+            FOR UPDATE",
+        fact.handoff_id,
+        direction,
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let outcome = outcome_from_row(fact.region.as_str(), row.outcome.as_deref(), row.reject_reason.as_deref())?;
+    let side = Side {
+        counted: row.counted,
+        outcome,
+        due: row.decision_due_on.zip(row.due_announced_at),
+        last_event_at: row.last_event_at,
+    };
+    if side.contradicts(fact.fact) {
+        tracing::warn!(
+            handoff_id = %fact.handoff_id, direction, kept = ?side.outcome, ignored = ?fact.fact,
+            "a second, different outcome for one side of a hand-off ignored"
+        );
+    }
+    let next = side.apply(fact.fact, at);
+    if next == side {
+        return Ok(());
+    }
+    let (decision_due_on, due_announced_at) = next.due.unzip();
+    sqlx::query!(
+        "UPDATE handoff_side
+            SET counted = $3, outcome = $4, reject_reason = $5, decision_due_on = $6, due_announced_at = $7,
+                last_event_at = $8
+          WHERE handoff_id = $1 AND direction = $2",
+        fact.handoff_id,
+        direction,
+        next.counted,
+        next.outcome.map(outcome_as_stored),
+        match next.outcome {
+            Some(Outcome::Rejected(reason)) => Some(reason_as_stored(reason)),
+            _ => None,
+        },
+        decision_due_on,
+        due_announced_at,
+        next.last_event_at,
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The hand-off sides of `region`'s subtree, outgoing and incoming, with overdue reckoned on
+/// `today`; and when the newest event counted in them happened.
+pub async fn handoff_tallies(
+    pool: &PgPool,
+    region: &RegionCode,
+    today: NaiveDate,
+) -> sqlx::Result<(Tally, Tally, Option<DateTime<Utc>>)> {
+    let prefix = region.subtree_prefix();
+    let rows = sqlx::query!(
+        r#"SELECT direction, outcome, reject_reason, count(*) AS "sides!",
+                  count(*) FILTER (WHERE outcome IS NULL AND decision_due_on < $2) AS "overdue!",
+                  max(last_event_at) AS "last_event_at!"
+             FROM handoff_side
+            WHERE region LIKE $1 || '%' AND counted
+            GROUP BY direction, outcome, reject_reason"#,
+        prefix,
+        today,
+    )
+    .fetch_all(pool)
+    .await?;
+    let (mut outgoing, mut incoming, mut newest) = (Tally::default(), Tally::default(), None);
+    for row in rows {
+        let direction = direction_from_stored(&row.direction)
+            .ok_or_else(|| undecodable("handoff_side", prefix, "direction", &row.direction))?;
+        let outcome = outcome_from_row(prefix, row.outcome.as_deref(), row.reject_reason.as_deref())?;
+        let tally = match direction {
+            Direction::Outgoing => &mut outgoing,
+            Direction::Incoming => &mut incoming,
+        };
+        tally.add(outcome, row.sides, row.overdue);
+        newest = newest.max(Some(row.last_event_at));
+    }
+    Ok((outgoing, incoming, newest))
+}
+
+fn direction_as_stored(direction: Direction) -> &'static str {
+    match direction {
+        Direction::Outgoing => "outgoing",
+        Direction::Incoming => "incoming",
+    }
+}
+
+fn direction_from_stored(text: &str) -> Option<Direction> {
+    Some(match text {
+        "outgoing" => Direction::Outgoing,
+        "incoming" => Direction::Incoming,
+        _ => return None,
+    })
+}
+
+/// A stored side's outcome, from its outcome and reason columns.
+fn outcome_from_row(prefix: &str, outcome: Option<&str>, reason: Option<&str>) -> sqlx::Result<Option<Outcome>> {
+    Ok(match (outcome, reason) {
+        (None, _) => None,
+        (Some("rejected"), Some(reason)) => Some(Outcome::Rejected(
+            reason_from_stored(reason).ok_or_else(|| undecodable("handoff_side", prefix, "reject_reason", reason))?,
+        )),
+        (Some(outcome), _) => {
+            Some(outcome_from_stored(outcome).ok_or_else(|| undecodable("handoff_side", prefix, "outcome", outcome))?)
+        }
+    })
+}
+
+/// The stored outcome; a rejection's reason is stored beside it.
+fn outcome_as_stored(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Accepted => "accepted",
+        Outcome::Rejected(_) => "rejected",
+        Outcome::Cancelled => "cancelled",
+    }
+}
+
+/// An outcome other than a rejection (which is read with its reason).
+fn outcome_from_stored(text: &str) -> Option<Outcome> {
+    Some(match text {
+        "accepted" => Outcome::Accepted,
+        "cancelled" => Outcome::Cancelled,
+        _ => return None,
+    })
+}
+
+fn reason_as_stored(reason: RejectReason) -> &'static str {
+    match reason {
+        RejectReason::ChildNotFound => "child_not_found",
+        RejectReason::HukouNotHere => "hukou_not_here",
+        RejectReason::AlreadyHasCase => "already_has_case",
+        RejectReason::DataWrong => "data_wrong",
+        RejectReason::Other => "other",
+    }
+}
+
+fn reason_from_stored(text: &str) -> Option<RejectReason> {
+    RejectReason::ALL.into_iter().find(|reason| reason_as_stored(*reason) == text)
 }
 
 /// The stored name of each metric: an explicit mapping, never derived from the variant's name.
@@ -135,5 +299,23 @@ mod tests {
             assert_eq!(metric_from_stored(stored), Some(metric));
         }
         assert_eq!(metric_from_stored("CasesOpened"), None);
+    }
+
+    #[test]
+    fn hand_off_names_are_pinned() {
+        for (direction, stored) in [(Direction::Outgoing, "outgoing"), (Direction::Incoming, "incoming")] {
+            assert_eq!(direction_as_stored(direction), stored);
+            assert_eq!(direction_from_stored(stored), Some(direction));
+        }
+        for (outcome, stored) in [(Outcome::Accepted, "accepted"), (Outcome::Cancelled, "cancelled")] {
+            assert_eq!(outcome_as_stored(outcome), stored);
+            assert_eq!(outcome_from_stored(stored), Some(outcome));
+        }
+        assert_eq!(outcome_as_stored(Outcome::Rejected(RejectReason::Other)), "rejected");
+        let reasons = RejectReason::ALL.map(reason_as_stored);
+        assert_eq!(reasons, ["child_not_found", "hukou_not_here", "already_has_case", "data_wrong", "other"]);
+        for reason in RejectReason::ALL {
+            assert_eq!(reason_from_stored(reason_as_stored(reason)), Some(reason));
+        }
     }
 }

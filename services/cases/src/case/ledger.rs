@@ -8,18 +8,18 @@
 use chrono::NaiveDate;
 use nol_events::{
     ASSISTANCE_REQUESTED, CASE_HANDED_OVER, CASE_HANDOFF_PENDING, CASE_OPENED, CASE_RESERVED, CASE_STATUS_CHANGED,
-    CASE_TAKE_IN_REFUSED, CASE_TAKEN_IN, EventHeader, PERSUASION_RECORDED, SubjectScheme,
+    CASE_TAKE_IN_REFUSED, CASE_TAKEN_IN, EventHeader, HANDOFF_DECISION_DUE, PERSUASION_RECORDED, SubjectScheme,
 };
 use nol_messages::Case as Says;
 use nol_proto::v1::{
     AssistanceRequested, CaseHandedOver, CaseHandoffPending, CaseOpened, CaseReserved, CaseSource, CaseStatusChanged,
-    CaseTakeIn, PersuasionRecorded,
+    CaseTakeIn, HandoffDecisionDue, PersuasionRecorded,
 };
 use nol_region::RegionCode;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::domain::deadlines::{DeadlinePolicy, next_due};
+use super::domain::deadlines::{DeadlinePolicy, DueKind, next_due};
 use super::domain::file::{Attempt, NewAttempt};
 use super::domain::stored::Stored;
 use super::domain::{Case, CaseRefusal, Due, Source, Status, Transition, assisting_region, check_open};
@@ -364,9 +364,20 @@ pub async fn apply_handoff_step(
     dates.status = status;
     dates.handoff_requested_on = requested_on.or(dates.handoff_requested_on);
     let policy = store::policy(conn).await?;
-    let version =
-        store::set_handoff_status(conn, case_id, status, handoff_id, destination, requested_on, due(&dates, &policy))
-            .await?;
+    let next = due(&dates, &policy);
+    let version = store::set_handoff_status(conn, case_id, status, handoff_id, destination, requested_on, next).await?;
+    if let Some(Due { on, kind: DueKind::HandoffDecision }) = next {
+        let decision = DecisionDue {
+            handoff_id,
+            origin_case_id: case_id,
+            origin: &case.region,
+            destination,
+            side: &case.region,
+            due_on: on,
+            sequence: version as u64,
+        };
+        announce_decision_due(conn, scheme, &decision).await?;
+    }
     let detail = serde_json::json!({ "handoff_id": handoff_id, "destination_region_code": destination.as_str() });
     store::append_history(conn, case_id, version, actor, status.as_stored(), &detail).await?;
     let (case_id, region_code, handoff_id, destination_region_code) =
@@ -421,9 +432,11 @@ pub async fn note_supervision(
 }
 
 /// Stores a new deadline policy and recomputes the due date of every case that owes work by
-/// deadline, in the caller's transaction. Returns the stored row and how many cases moved.
+/// deadline, in the caller's transaction; a pending hand-off's moved decision date is announced.
+/// Returns the stored row and how many cases moved.
 pub async fn change_policy(
     conn: &mut PgConnection,
+    scheme: &SubjectScheme,
     policy: &DeadlinePolicy,
     actor: &str,
 ) -> sqlx::Result<(PolicyRow, i64)> {
@@ -437,7 +450,65 @@ pub async fn change_policy(
         kinds.push(due.map(|due| due.kind.as_stored().to_owned()));
     }
     let moved = store::set_due_dates(conn, &ids, &days, &kinds).await?;
-    Ok((row, moved as i64))
+    for pending in store::pending_handoffs_among(conn, &moved).await? {
+        let decision = DecisionDue {
+            handoff_id: pending.handoff_id,
+            origin_case_id: pending.case_id,
+            origin: &pending.region,
+            destination: &pending.destination,
+            side: &pending.region,
+            due_on: pending.due_on,
+            sequence: pending.version as u64,
+        };
+        announce_decision_due(conn, scheme, &decision).await?;
+    }
+    Ok((row, moved.len() as i64))
+}
+
+/// The day a hand-off's decision is due on one side (R11, R12).
+pub struct DecisionDue<'a> {
+    pub handoff_id: Uuid,
+    pub origin_case_id: Uuid,
+    pub origin: &'a RegionCode,
+    pub destination: &'a RegionCode,
+    /// The side the deadline runs on: the origin (its case waits) or the destination (it owes).
+    pub side: &'a RegionCode,
+    pub due_on: NaiveDate,
+    /// The event's place among this side's announcements (the case's version at the origin).
+    pub sequence: u64,
+}
+
+/// Announces a hand-off's decision date on one side (`cases.handoff_decision_due`), so that
+/// reporting counts overdue hand-offs by the same dates as ListOverdueWork without knowing the
+/// deadline policy.
+pub async fn announce_decision_due(
+    conn: &mut PgConnection,
+    scheme: &SubjectScheme,
+    decision: &DecisionDue<'_>,
+) -> sqlx::Result<()> {
+    let payload = HandoffDecisionDue {
+        handoff_id: decision.handoff_id.to_string(),
+        case_id: decision.origin_case_id.to_string(),
+        origin_region_code: decision.origin.to_string(),
+        destination_region_code: decision.destination.to_string(),
+        region_code: decision.side.to_string(),
+        due_on: date_text(decision.due_on),
+    };
+    nol_backbone::outbox::emit(
+        conn,
+        &scheme.local(HANDOFF_DECISION_DUE, decision.side),
+        EventHeader {
+            event_type: HANDOFF_DECISION_DUE,
+            source_region: *decision.side,
+            aggregate_type: "handoff",
+            aggregate_id: &payload.handoff_id,
+            aggregate_sequence: decision.sequence,
+            actor: "system:deadlines",
+        },
+        &payload,
+    )
+    .await?;
+    Ok(())
 }
 
 /// A hand-off's reservation of a case (R11): what the origin sends, sealed to this province's key.
@@ -469,6 +540,7 @@ pub async fn reserve(
     dates.status = status;
     dates.handoff_requested_on = Some(reservation.today);
     let policy = store::policy(conn).await?;
+    let next = due(&dates, &policy);
     let version = store::set_handoff_status(
         conn,
         case.id,
@@ -476,9 +548,21 @@ pub async fn reserve(
         reservation.handoff_id,
         &reservation.destination,
         Some(reservation.today),
-        due(&dates, &policy),
+        next,
     )
     .await?;
+    if let Some(Due { on, kind: DueKind::HandoffDecision }) = next {
+        let decision = DecisionDue {
+            handoff_id: reservation.handoff_id,
+            origin_case_id: case.id,
+            origin: &case.region,
+            destination: &reservation.destination,
+            side: &case.region,
+            due_on: on,
+            sequence: version as u64,
+        };
+        announce_decision_due(conn, scheme, &decision).await?;
+    }
     let detail = serde_json::json!({
         "handoff_id": reservation.handoff_id, "destination_region_code": reservation.destination.as_str(),
         "reason": reservation.reason,

@@ -259,7 +259,7 @@ impl SupervisionService {
             handoff_decision_days: given.handoff_decision_days,
         };
         let mut tx = self.pool.begin().await?;
-        let (row, rescheduled) = ledger::change_policy(&mut tx, &policy, &caller.subject).await?;
+        let (row, rescheduled) = ledger::change_policy(&mut tx, &self.scheme, &policy, &caller.subject).await?;
         audit::record(&mut tx, caller, "deadline_policy.update", "deadline_policy", &[self.province.to_string()])
             .await?;
         tx.commit().await?;
@@ -588,9 +588,10 @@ impl SupervisionService {
 }
 
 /// A hand-off arrived here, the destination (transfer's `handoff_arrived`): supervision watches
-/// its decision, due by the province's policy (R11, R12).
+/// its decision, due by the province's policy (R11, R12), and announces the due date.
 pub async fn watch_arrived(
     conn: &mut PgConnection,
+    scheme: &SubjectScheme,
     arrived: &nol_proto::v1::HandoffArrived,
     today: NaiveDate,
 ) -> Result<(), nol_backbone::consumer::HandlerError> {
@@ -618,6 +619,17 @@ pub async fn watch_arrived(
         arrived_on: today,
         due_on: today + chrono::Duration::days(policy.handoff_decision_days.into()),
     };
-    store::watch_incoming(conn, &watched).await?;
+    if store::watch_incoming(conn, &watched).await? {
+        let decision = ledger::DecisionDue {
+            handoff_id,
+            origin_case_id,
+            origin: &origin,
+            destination: &region,
+            side: &region,
+            due_on: watched.due_on,
+            sequence: 1,
+        };
+        ledger::announce_decision_due(conn, scheme, &decision).await?;
+    }
     Ok(())
 }

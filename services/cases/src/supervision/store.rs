@@ -171,9 +171,10 @@ pub struct ArrivedHandoff<'a> {
     pub due_on: NaiveDate,
 }
 
-/// Starts watching an arrived hand-off (once, however often the event comes).
-pub async fn watch_incoming(conn: &mut PgConnection, arrived: &ArrivedHandoff<'_>) -> sqlx::Result<()> {
-    sqlx::query!(
+/// Starts watching an arrived hand-off (once, however often the event comes); false when it was
+/// watched already.
+pub async fn watch_incoming(conn: &mut PgConnection, arrived: &ArrivedHandoff<'_>) -> sqlx::Result<bool> {
+    let inserted = sqlx::query!(
         "INSERT INTO incoming_handoff (handoff_id, region, origin_region, origin_case_id, child_name,
                                        resident_id_masked, sex, birth_date, hukou_region, arrived_on, due_on)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
@@ -192,7 +193,7 @@ pub async fn watch_incoming(conn: &mut PgConnection, arrived: &ArrivedHandoff<'_
     )
     .execute(conn)
     .await?;
-    Ok(())
+    Ok(inserted.rows_affected() == 1)
 }
 
 /// The destination decided (or the origin withdrew): the hand-off owes no decision any more.

@@ -665,22 +665,62 @@ pub(in crate::case) async fn dated_for_update(
         .map_err(sqlx::Error::from)
 }
 
-/// Sets new due dates; returns how many changed.
+/// Sets new due dates; returns the cases whose due date changed.
 pub(in crate::case) async fn set_due_dates(
     conn: &mut PgConnection,
     ids: &[Uuid],
     days: &[Option<NaiveDate>],
     kinds: &[Option<String>],
-) -> sqlx::Result<u64> {
-    Ok(sqlx::query!(
+) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar!(
         "UPDATE dropout_case AS c SET due_on = u.due_on, due_kind = u.due_kind
            FROM unnest($1::uuid[], $2::date[], $3::text[]) AS u (id, due_on, due_kind)
-          WHERE c.id = u.id AND (c.due_on IS DISTINCT FROM u.due_on OR c.due_kind IS DISTINCT FROM u.due_kind)",
+          WHERE c.id = u.id AND (c.due_on IS DISTINCT FROM u.due_on OR c.due_kind IS DISTINCT FROM u.due_kind)
+          RETURNING c.id",
         ids,
         days as &[Option<NaiveDate>],
         kinds as &[Option<String>],
     )
-    .execute(conn)
-    .await?
-    .rows_affected())
+    .fetch_all(conn)
+    .await
+}
+
+/// A case of this province waiting for a hand-off's decision, and the day it is due.
+pub(in crate::case) struct PendingHandoff {
+    pub case_id: Uuid,
+    pub version: i64,
+    pub region: RegionCode,
+    pub handoff_id: Uuid,
+    pub destination: RegionCode,
+    pub due_on: NaiveDate,
+}
+
+/// Of `ids`, the cases pending a hand-off, with its decision's due date.
+pub(in crate::case) async fn pending_handoffs_among(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+) -> sqlx::Result<Vec<PendingHandoff>> {
+    let rows = sqlx::query!(
+        r#"SELECT id, version, region, handoff_id AS "handoff_id!", handoff_destination AS "destination!",
+                  due_on AS "due_on!"
+             FROM dropout_case
+            WHERE id = ANY($1) AND status = 'handoff_pending' AND due_kind = 'handoff_decision'
+              AND handoff_id IS NOT NULL AND handoff_destination IS NOT NULL AND due_on IS NOT NULL"#,
+        ids,
+    )
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(PendingHandoff {
+                case_id: row.id,
+                version: row.version,
+                region: region("dropout_case", row.id, "region", &row.region)?,
+                handoff_id: row.handoff_id,
+                destination: region("dropout_case", row.id, "handoff_destination", &row.destination)?,
+                due_on: row.due_on,
+            })
+        })
+        .collect::<Result<_, CorruptRow>>()
+        .map_err(sqlx::Error::from)
 }
