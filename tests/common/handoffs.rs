@@ -171,7 +171,7 @@ pub async fn until_taken_in(clients: &Clients, origin_case_id: &str) -> DropoutC
 pub async fn settled_without_dead_letters(test: &TestStack) {
     let statuses = eventually("every outbox and consumer to be drained", || async move {
         let mut statuses = Vec::new();
-        for province in ["320000", "340000"] {
+        for &province in &test.provinces {
             let stack = test.stack().province(province);
             for process in [&stack.registry, &stack.cases, &stack.transfer, &stack.reporting] {
                 let token = test.token(province, Role::Operator);

@@ -20,6 +20,8 @@ pub struct TestOptions {
     pub extra_env: std::collections::BTreeMap<String, String>,
     /// Another PostgreSQL server (a cluster the test owns), instead of the machine's.
     pub admin_database_url: Option<String>,
+    /// Provinces after Jiangsu and Anhui (leaves of Jiangsu's NATS hub, as Anhui), e.g. 河南省 410000.
+    pub more_provinces: Vec<&'static str>,
 }
 
 fn settings_admin(options: &TestOptions) -> String {
@@ -29,6 +31,8 @@ fn settings_admin(options: &TestOptions) -> String {
 pub struct TestStack {
     stack: Option<Stack>,
     pub subject_prefix: String,
+    /// Every province of the stack, Jiangsu (the hub) first.
+    pub provinces: Vec<&'static str>,
     database_prefix: String,
     admin_url: String,
     _dir: tempfile::TempDir,
@@ -46,13 +50,12 @@ impl TestStack {
         let dir = tempfile::tempdir().expect("temp dir");
         let subject_prefix = format!("t{id}");
         let database_prefix = format!("nol_t{id}");
+        let provinces: Vec<&'static str> =
+            ["320000", "340000"].into_iter().chain(options.more_provinces.iter().copied()).collect();
         let settings = StackSettings {
             binary: env!("CARGO_BIN_EXE_nol").into(),
             data_dir: dir.path().to_path_buf(),
-            provinces: vec![
-                (code("320000"), ServicePorts::default(), None),
-                (code("340000"), ServicePorts::default(), None),
-            ],
+            provinces: provinces.iter().map(|province| (code(province), ServicePorts::default(), None)).collect(),
             admin_database_url: options.admin_database_url.clone().unwrap_or_else(postgres::default_admin_url),
             database_prefix: database_prefix.clone(),
             subject_prefix: subject_prefix.clone(),
@@ -67,6 +70,7 @@ impl TestStack {
         TestStack {
             stack: Some(stack),
             subject_prefix,
+            provinces,
             database_prefix,
             admin_url: settings_admin(&options),
             _dir: dir,
@@ -115,10 +119,11 @@ impl Drop for TestStack {
         }
         // After a failed assertion `finish` never ran: drop the databases anyway.
         let prefix = self.database_prefix.clone();
+        let provinces = self.provinces.clone();
         let _ = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(async {
-                for province in ["320000", "340000"] {
+                for province in provinces {
                     let _ =
                         postgres::drop_database(&postgres::default_admin_url(), &format!("{prefix}_{province}")).await;
                 }
