@@ -114,6 +114,11 @@ impl Steps {
     /// notice, and sends the request across (the dossier, with the notice, sealed to the
     /// destination) — once: a second call for the same hand-off changes nothing.
     pub async fn request(&self, conn: &mut PgConnection, reserved: &Reserved) -> Result<Handoff, StepError> {
+        // The RPC and the `case_reserved` consumer may record the same hand-off at once. Two
+        // concurrent `INSERT … ON CONFLICT (id, direction)` of one row deadlock on the table's
+        // other unique index (one under way per case): the second waits here for the first to
+        // commit, then finds its row.
+        store::lock_handoff(&mut *conn, reserved.handoff_id).await?;
         if let Some(existing) = store::get(&mut *conn, reserved.handoff_id, Direction::Outgoing).await? {
             return Ok(existing);
         }

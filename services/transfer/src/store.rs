@@ -595,6 +595,15 @@ pub async fn list(
 /// The number of a hand-off's notice: the one it was given before, or the issuing bureau's next
 /// of the year (numbers run from 1 per bureau and year), claimed in a short transaction of its
 /// own so the bureau's counter is not held while the notice is drawn.
+/// Holds the hand-off's id until the transaction ends (a transaction-level advisory lock), so
+/// that two recorders of one hand-off take turns.
+pub async fn lock_handoff(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!("SELECT pg_advisory_xact_lock(hashtextextended('handoff:' || $1::text, 0))", id.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 pub async fn claim_notice_number(pool: &PgPool, handoff_id: Uuid, bureau: &RegionCode, year: i32) -> sqlx::Result<i32> {
     let given = || sqlx::query_scalar!("SELECT number FROM notice_number WHERE handoff_id = $1", handoff_id);
     if let Some(number) = given().fetch_optional(pool).await? {
