@@ -25,7 +25,8 @@ use futures::StreamExt;
 use nol_auth::Role;
 use nol_events::{EventEnvelope, HANDOFF_COMPLETED, HANDOFF_RECEIVED, SubjectScheme};
 use nol_proto::v1::{
-    AcceptHandoffRequest, CreatePupilRequest, DropoutCause, OpenCaseRequest, Pupil, RequestHandoffRequest,
+    AcceptHandoffRequest, CreatePupilRequest, DropoutCause, HandoffReceived, OpenCaseRequest, Pupil,
+    RequestHandoffRequest,
 };
 use nol_region::RegionCode;
 use nol_stack::{Clients, Stack, StackSettings, postgres};
@@ -40,7 +41,9 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     let prefix = format!("h{id}");
-    let settings = StackSettings::bench(env!("CARGO_BIN_EXE_nol").into(), dir.path().to_path_buf(), &prefix);
+    let mut settings = StackSettings::bench(env!("CARGO_BIN_EXE_nol").into(), dir.path().to_path_buf(), &prefix);
+    // Eight services under load stay well inside PostgreSQL's 100 connections.
+    settings.extra_env.insert("NOL_DATABASE_POOL_SIZE".into(), "8".into());
     let mut stack = Stack::start(settings).await?;
     println!("Not One Less hand-off benchmark ({})", chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"));
     println!();
@@ -86,6 +89,8 @@ async fn run(stack: &Stack, prefix: &str, handoffs: usize, in_flight: usize) -> 
     let raw_many = raw.round_trips(handoffs, in_flight).await?;
     let path_many = handoff.run(concurrent, in_flight).await?;
     report(&raw_many, &path_many);
+    let retries = handoff.retries.lock().map(|retries| *retries).unwrap_or_default();
+    println!("  requests answered UNAVAILABLE and tried again (both runs): {retries}");
     let refused = handoff.refused.lock().map(|refused| *refused).unwrap_or_default();
     anyhow::ensure!(refused == 0, "{refused} accepts were refused");
     Ok(())
@@ -277,6 +282,8 @@ struct HandoffPath {
     xuanwu: Clients,
     completed: Arrivals,
     refused: Arc<Mutex<u64>>,
+    /// Requests answered UNAVAILABLE and tried again.
+    retries: Arc<Mutex<u64>>,
 }
 
 impl HandoffPath {
@@ -293,10 +300,11 @@ impl HandoffPath {
         tokio::spawn(async move {
             while let Some(message) = receipts.next().await {
                 let Ok(envelope) = EventEnvelope::decode(message.payload.as_ref()) else { continue };
+                let Ok(receipt) = HandoffReceived::decode(envelope.payload.as_ref()) else { continue };
                 let (mut transfer, refusals) = (accept_with.clone(), refusals.clone());
                 tokio::spawn(async move {
                     let accepted =
-                        transfer.accept_handoff(AcceptHandoffRequest { handoff_id: envelope.aggregate_id }).await;
+                        transfer.accept_handoff(AcceptHandoffRequest { handoff_id: receipt.handoff_id }).await;
                     if let Err(status) = accepted {
                         eprintln!("accept refused: {status:?}");
                         if let Ok(mut refused) = refusals.lock() {
@@ -315,26 +323,36 @@ impl HandoffPath {
                 }
             }
         });
-        Ok(HandoffPath { xuanwu: xuanwu.clone(), completed, refused })
+        Ok(HandoffPath { xuanwu: xuanwu.clone(), completed, refused, retries: Default::default() })
     }
 
     async fn run(&self, cases: &[String], in_flight: usize) -> anyhow::Result<Figures> {
         let started = Instant::now();
         let latencies: Vec<anyhow::Result<f64>> = futures::stream::iter(cases.iter().map(|case_id| async move {
             let sent = Instant::now();
-            let handoff = self
-                .xuanwu
-                .transfer
-                .clone()
-                .request_handoff(RequestHandoffRequest {
+            // A case worker's client tries again when told the service is busy ("try again
+            // shortly"); the retries are counted and the wait is part of the latency.
+            let mut pause = Duration::from_millis(20);
+            let handoff = loop {
+                let request = RequestHandoffRequest {
                     case_id: case_id.clone(),
                     destination_region_code: "341221".into(),
                     reason: "家庭已返回户籍地".into(),
-                })
-                .await?
-                .into_inner()
-                .handoff
-                .unwrap_or_default();
+                };
+                match self.xuanwu.transfer.clone().request_handoff(request).await {
+                    Ok(response) => break response.into_inner().handoff.unwrap_or_default(),
+                    Err(status)
+                        if status.code() == tonic::Code::Unavailable && sent.elapsed() < Duration::from_secs(30) =>
+                    {
+                        if let Ok(mut retries) = self.retries.lock() {
+                            *retries += 1;
+                        }
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_millis(500));
+                    }
+                    Err(status) => return Err(status.into()),
+                }
+            };
             let accepted = self.completed.wait(&handoff.handoff_id).await?;
             Ok(accepted.duration_since(sent).as_secs_f64() * 1000.0)
         }))

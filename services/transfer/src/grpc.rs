@@ -1,5 +1,6 @@
 //! The transfer service's use cases (one per RPC) and their gRPC transport.
 
+use chrono::Datelike;
 use std::time::Duration;
 
 use nol_auth::{Caller, Role};
@@ -181,6 +182,9 @@ impl Transfer {
             trace_context: nol_telemetry::current_trace_context(),
             today: self.clock.today(),
         };
+        // The notice number first, holding no connection: a request that held its transaction's
+        // connection while waiting for the claim's could, many at once, empty the pool.
+        store::claim_notice_number(&self.pool, handoff_id, &origin, reserved.today.year()).await?;
         let mut tx = self.pool.begin().await?;
         let handoff = match self.steps.request(&mut tx, &reserved).await {
             Ok(handoff) => handoff,

@@ -135,9 +135,15 @@ impl Steps {
                 reserved.destination.province()
             ))
         })?;
-        let running =
-            store::claim_notice_number(&self.pool, reserved.handoff_id, &reserved.origin, reserved.today.year())
-                .await?;
+        // The RPC claims the number before it opens its transaction; only the `case_reserved`
+        // consumer (one connection) claims it here, when the RPC died before it could.
+        let running = match store::claimed_notice_number(&mut *conn, reserved.handoff_id).await? {
+            Some(running) => running,
+            None => {
+                store::claim_notice_number(&self.pool, reserved.handoff_id, &reserved.origin, reserved.today.year())
+                    .await?
+            }
+        };
         let number = notice::number(&reserved.origin, reserved.today.year(), running);
         let handoff_id = reserved.handoff_id.to_string();
         let case_id = reserved.case_id.to_string();

@@ -604,6 +604,15 @@ pub async fn lock_handoff(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<()>
     Ok(())
 }
 
+/// The notice number already claimed for a hand-off, read in the caller's transaction.
+pub async fn claimed_notice_number(conn: &mut PgConnection, handoff_id: Uuid) -> sqlx::Result<Option<i32>> {
+    sqlx::query_scalar!("SELECT number FROM notice_number WHERE handoff_id = $1", handoff_id).fetch_optional(conn).await
+}
+
+/// Claims the next notice number of `bureau` and `year` for a hand-off (or returns the one it has)
+/// in a short transaction of its own, so the counter is not held while the notice is drawn. Call it
+/// holding no other connection of `pool`: a caller that holds one while waiting for another can
+/// empty the pool when many do it at once.
 pub async fn claim_notice_number(pool: &PgPool, handoff_id: Uuid, bureau: &RegionCode, year: i32) -> sqlx::Result<i32> {
     let given = || sqlx::query_scalar!("SELECT number FROM notice_number WHERE handoff_id = $1", handoff_id);
     if let Some(number) = given().fetch_optional(pool).await? {
