@@ -42,8 +42,9 @@ async fn main() -> anyhow::Result<()> {
     let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     let prefix = format!("h{id}");
     let mut settings = StackSettings::bench(env!("CARGO_BIN_EXE_nol").into(), dir.path().to_path_buf(), &prefix);
-    // Eight services under load stay well inside PostgreSQL's 100 connections.
-    settings.extra_env.insert("NOL_DATABASE_POOL_SIZE".into(), "8".into());
+    // Eight services under load stay inside PostgreSQL's 100 connections (`NOL_BENCH_POOL`).
+    let pool = env_number("NOL_BENCH_POOL", 12).to_string();
+    settings.extra_env.insert("NOL_DATABASE_POOL_SIZE".into(), pool);
     let mut stack = Stack::start(settings).await?;
     println!("Not One Less hand-off benchmark ({})", chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"));
     println!();
