@@ -10,15 +10,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use common::handoffs::{all_cases, all_handoffs};
 use common::{TestOptions, TestStack, counts, eventually, resident_id};
 use futures::StreamExt;
 use nol_auth::Role;
 use nol_events::{EventEnvelope, PUPIL_REGISTERED, SubjectScheme};
 use nol_proto::v1::{
-    AcceptHandoffRequest, BackboneStatus, CaseStatus, CreatePupilRequest, DropoutCase, DropoutCause,
-    GetBackboneStatusRequest, GetCaseRequest, GetHandoffRequest, GetRegionSummaryRequest, Handoff, HandoffDirection,
-    HandoffState, ListCasesRequest, ListDeadLettersRequest, ListHandoffsRequest, OpenCaseRequest, Pupil,
-    RequestHandoffRequest,
+    AcceptHandoffRequest, BackboneStatus, CaseStatus, CreatePupilRequest, DropoutCause, GetBackboneStatusRequest,
+    GetCaseRequest, GetHandoffRequest, GetRegionSummaryRequest, Handoff, HandoffDirection, HandoffState,
+    ListCasesRequest, ListDeadLettersRequest, ListHandoffsRequest, OpenCaseRequest, Pupil, RequestHandoffRequest,
 };
 use nol_region::RegionCode;
 use nol_stack::Clients;
@@ -595,49 +595,6 @@ impl Reader {
     }
 }
 
-/// Every case of the caller's region, page by page.
-async fn all_cases(clients: &Clients) -> anyhow::Result<Vec<DropoutCase>> {
-    let mut cases = Vec::new();
-    let mut page_token = String::new();
-    loop {
-        let page = clients
-            .cases
-            .clone()
-            .list_cases(ListCasesRequest { page_size: 500, page_token, ..Default::default() })
-            .await?
-            .into_inner();
-        cases.extend(page.dropout_cases);
-        if page.next_page_token.is_empty() {
-            return Ok(cases);
-        }
-        page_token = page.next_page_token;
-    }
-}
-
-/// Every incoming hand-off of the caller's region, whatever its state.
-async fn all_incoming(clients: &Clients) -> anyhow::Result<Vec<Handoff>> {
-    let mut incoming = Vec::new();
-    let mut page_token = String::new();
-    loop {
-        let page = clients
-            .transfer
-            .clone()
-            .list_handoffs(ListHandoffsRequest {
-                direction: HandoffDirection::Incoming as i32,
-                page_size: 500,
-                page_token,
-                ..Default::default()
-            })
-            .await?
-            .into_inner();
-        incoming.extend(page.handoffs);
-        if page.next_page_token.is_empty() {
-            return Ok(incoming);
-        }
-        page_token = page.next_page_token;
-    }
-}
-
 /// How often each origin case was taken in by the caller's region (its cases naming an origin).
 async fn cases_taken_in(clients: &Clients) -> anyhow::Result<HashMap<String, usize>> {
     let mut taken_in: HashMap<String, usize> = HashMap::new();
@@ -659,7 +616,7 @@ async fn ownership_violations(jiangsu: &Reader, anhui: &Reader) -> anyhow::Resul
     let (jiangsu, anhui) = (jiangsu.clients()?, anhui.clients()?);
     let origin = all_cases(&jiangsu).await?;
     let taken_in = cases_taken_in(&anhui).await?;
-    let incoming = all_incoming(&anhui).await?;
+    let incoming = all_handoffs(&anhui, HandoffDirection::Incoming).await?;
     // Read again after the hand-offs: an acceptance read above has its case taken in by now.
     let taken_in_after = cases_taken_in(&anhui).await?;
     let accepted = |handoff: &Handoff| {

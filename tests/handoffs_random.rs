@@ -18,7 +18,9 @@ mod common;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use common::handoffs::{migrant_case, settled_without_dead_letters};
+use common::handoffs::{
+    all_cases, all_handoffs, all_transfer_ins, drained, migrant_case, settled_without_dead_letters,
+};
 use common::{TestOptions, TestStack, resident_id};
 use nol_auth::Role;
 use nol_proto::v1::*;
@@ -594,7 +596,7 @@ impl Driver {
                     self.answer("wind-down decline", result);
                 }
             }
-            quiet(&self.test).await;
+            drained(&self.test).await;
             self.check_ownership().await;
         }
     }
@@ -761,87 +763,4 @@ async fn ownership(readers: &[Clients], roots: &HashSet<String>) -> anyhow::Resu
     }
     incoming.append(&mut outgoing);
     Ok((violations, incoming))
-}
-
-async fn all_cases(clients: &Clients) -> anyhow::Result<Vec<DropoutCase>> {
-    let mut cases = Vec::new();
-    let mut page_token = String::new();
-    loop {
-        let page = clients
-            .cases
-            .clone()
-            .list_cases(ListCasesRequest { page_size: 500, page_token, ..Default::default() })
-            .await?
-            .into_inner();
-        cases.extend(page.dropout_cases);
-        if page.next_page_token.is_empty() {
-            return Ok(cases);
-        }
-        page_token = page.next_page_token;
-    }
-}
-
-async fn all_handoffs(clients: &Clients, direction: HandoffDirection) -> anyhow::Result<Vec<Handoff>> {
-    let mut handoffs = Vec::new();
-    let mut page_token = String::new();
-    loop {
-        let page = clients
-            .transfer
-            .clone()
-            .list_handoffs(ListHandoffsRequest {
-                direction: direction as i32,
-                page_size: 500,
-                page_token,
-                ..Default::default()
-            })
-            .await?
-            .into_inner();
-        handoffs.extend(page.handoffs);
-        if page.next_page_token.is_empty() {
-            return Ok(handoffs);
-        }
-        page_token = page.next_page_token;
-    }
-}
-
-async fn all_transfer_ins(clients: &Clients, direction: HandoffDirection) -> anyhow::Result<Vec<TransferIn>> {
-    let mut requests = Vec::new();
-    let mut page_token = String::new();
-    loop {
-        let page = clients
-            .transfer
-            .clone()
-            .list_transfer_ins(ListTransferInsRequest {
-                direction: direction as i32,
-                page_size: 500,
-                page_token,
-                ..Default::default()
-            })
-            .await?
-            .into_inner();
-        requests.extend(page.transfer_ins);
-        if page.next_page_token.is_empty() {
-            return Ok(requests);
-        }
-        page_token = page.next_page_token;
-    }
-}
-
-/// Waits until no service of any province has anything unsent, undelivered or unacked.
-async fn quiet(test: &TestStack) {
-    common::eventually("every outbox and consumer to be drained", || async move {
-        for &province in &test.provinces {
-            let stack = test.stack().province(province);
-            for process in [&stack.registry, &stack.cases, &stack.transfer, &stack.reporting] {
-                let token = test.token(province, Role::Operator);
-                let mut admin = nol_stack::client::admin(&process.url(), &token)?;
-                let status = admin.get_backbone_status(GetBackboneStatusRequest {}).await?.into_inner().status.unwrap();
-                if status.outbox_unsent + status.consumer_pending + status.consumer_ack_pending > 0 {
-                    return Ok(None);
-                }
-            }
-        }
-        Ok(Some(()))
-    })
-    .await;
 }

@@ -166,10 +166,10 @@ pub async fn until_taken_in(clients: &Clients, origin_case_id: &str) -> DropoutC
     .await
 }
 
-/// Waits until every outbox and consumer of both provinces is drained, then asserts that no
-/// service parked a dead letter: on the hand-off path a dead letter is an alarm, never an outcome.
-pub async fn settled_without_dead_letters(test: &TestStack) {
-    let statuses = eventually("every outbox and consumer to be drained", || async move {
+/// Waits until every outbox and consumer of every province is drained; returns each service's
+/// dead letters (province, service URL, count).
+pub async fn drained(test: &TestStack) -> Vec<(&'static str, String, i64)> {
+    eventually("every outbox and consumer to be drained", || async move {
         let mut statuses = Vec::new();
         for &province in &test.provinces {
             let stack = test.stack().province(province);
@@ -185,9 +185,81 @@ pub async fn settled_without_dead_letters(test: &TestStack) {
         }
         Ok(Some(statuses))
     })
-    .await;
-    for (province, url, dead_letters) in statuses {
+    .await
+}
+
+/// Waits until everything is drained, then asserts that no service parked a dead letter: on the
+/// hand-off path a dead letter is an alarm, never an outcome.
+pub async fn settled_without_dead_letters(test: &TestStack) {
+    for (province, url, dead_letters) in drained(test).await {
         assert_eq!(dead_letters, 0, "dead letters in {province} at {url}");
+    }
+}
+
+/// Every case of the caller's region, page by page.
+pub async fn all_cases(clients: &Clients) -> anyhow::Result<Vec<DropoutCase>> {
+    let mut cases = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = clients
+            .cases
+            .clone()
+            .list_cases(ListCasesRequest { page_size: 500, page_token, ..Default::default() })
+            .await?
+            .into_inner();
+        cases.extend(page.dropout_cases);
+        if page.next_page_token.is_empty() {
+            return Ok(cases);
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+/// Every hand-off of the caller's region in `direction`, whatever its state, page by page.
+pub async fn all_handoffs(clients: &Clients, direction: HandoffDirection) -> anyhow::Result<Vec<Handoff>> {
+    let mut handoffs = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = clients
+            .transfer
+            .clone()
+            .list_handoffs(ListHandoffsRequest {
+                direction: direction as i32,
+                page_size: 500,
+                page_token,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        handoffs.extend(page.handoffs);
+        if page.next_page_token.is_empty() {
+            return Ok(handoffs);
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+/// Every transfer-in request of the caller's region in `direction`, page by page.
+pub async fn all_transfer_ins(clients: &Clients, direction: HandoffDirection) -> anyhow::Result<Vec<TransferIn>> {
+    let mut requests = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = clients
+            .transfer
+            .clone()
+            .list_transfer_ins(ListTransferInsRequest {
+                direction: direction as i32,
+                page_size: 500,
+                page_token,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        requests.extend(page.transfer_ins);
+        if page.next_page_token.is_empty() {
+            return Ok(requests);
+        }
+        page_token = page.next_page_token;
     }
 }
 
