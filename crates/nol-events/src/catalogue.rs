@@ -99,8 +99,12 @@ pub const TRANSFER_IN_ANSWERED: EventType = EventType { service: "transfer", nam
 /// origin's or the destination's side (R11, R12).
 pub const HANDOFF_DECISION_DUE: EventType = EventType { service: "cases", name: "handoff_decision_due", version: 1 };
 
+/// `ReportStepTaken`: a step of a county's bi-monthly report's workflow (R16).
+pub const REPORT_STEP: EventType = EventType { service: "reporting", name: "report_step", version: 1 };
+
 /// All of them, for documentation and tests.
-pub const ALL: [EventType; 30] = [
+pub const ALL: [EventType; 31] = [
+    REPORT_STEP,
     HANDOFF_DECISION_DUE,
     CASE_RESERVED,
     CASE_TAKEN_IN,

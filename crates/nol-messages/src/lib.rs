@@ -4,7 +4,7 @@
 //! parameters; the words live here and nowhere else.
 //!
 //! Each area of the system has its own enum in its own file ([`Common`], [`Case`], [`Suspect`],
-//! [`Supervision`], [`Registry`], [`Transfer`]); [`Msg`] is any of them. A variant's
+//! [`Supervision`], [`Registry`], [`Transfer`], [`Reporting`]); [`Msg`] is any of them. A variant's
 //! name, in SCREAMING_SNAKE_CASE, is the machine-readable reason a client can switch on
 //! (`google.rpc.ErrorInfo.reason`, `FieldViolation.reason`).
 #![forbid(unsafe_code)]
@@ -14,6 +14,7 @@ mod common;
 #[cfg(feature = "grpc")]
 pub mod grpc;
 mod registry;
+mod reporting;
 mod supervision;
 mod suspects;
 mod transfer;
@@ -22,6 +23,7 @@ pub mod vocab;
 pub use cases::Case;
 pub use common::Common;
 pub use registry::Registry;
+pub use reporting::{ReportStateWord, Reporting};
 pub use supervision::{OverdueWhat, Supervision};
 pub use suspects::Suspect;
 pub use transfer::{CaseStanding, HandoffStanding, RejectReasonWord, Transfer};
@@ -118,6 +120,7 @@ pub enum Msg {
     Supervision(Box<Supervision>),
     Registry(Box<Registry>),
     Transfer(Box<Transfer>),
+    Reporting(Box<Reporting>),
     /// A message another service of the province answered with, passed on as it came.
     /// A message another service of the province answered with, passed on as it came
     /// (English, Chinese).
@@ -138,6 +141,7 @@ impl Msg {
             Msg::Supervision(message) => message.en(),
             Msg::Registry(message) => message.en(),
             Msg::Transfer(message) => message.en(),
+            Msg::Reporting(message) => message.en(),
             Msg::Relayed(texts) => texts.0.clone(),
         }
     }
@@ -150,6 +154,7 @@ impl Msg {
             Msg::Supervision(message) => message.zh(),
             Msg::Registry(message) => message.zh(),
             Msg::Transfer(message) => message.zh(),
+            Msg::Reporting(message) => message.zh(),
             Msg::Relayed(texts) => texts.1.clone(),
         }
     }
@@ -164,6 +169,7 @@ impl Msg {
             Msg::Supervision(message) => message.name(),
             Msg::Registry(message) => message.name(),
             Msg::Transfer(message) => message.name(),
+            Msg::Reporting(message) => message.name(),
             Msg::Relayed(_) => "RELAYED",
         };
         screaming_snake(name)

@@ -9,6 +9,7 @@ words! {
     pub enum Action {
         AcceptHandoffs => "accept hand-offs", "接收移交";
         AnswerSupervisionItems => "answer supervision items", "答复督办事项";
+        ApproveReports => "approve, return, accept or re-open reports", "审核、退回、接收或重新打开报告";
         ChangeCaseFiles => "change case files", "修改案卷";
         ChangeEnrollmentStatus => "change enrollment status", "变更学籍状态";
         ChangeDeadlinePolicy => "change the deadline policy", "修改办理时限";
@@ -18,6 +19,7 @@ words! {
         ConfirmSuspects => "confirm suspected dropouts", "确认疑似辍学";
         DecideDeferrals => "decide deferral requests (R6: the county poverty-alleviation group)",
             "审批缓学休学申请（R6：县级扶贫工作领导小组）";
+        DraftReports => "draft and submit reports", "起草和上报报告";
         FollowUpAbsentChildren => "follow up absent children", "核查缺勤学生";
         HandCasesOver => "hand cases over", "移交案件";
         ImportThisList => "import this list", "导入此名单";

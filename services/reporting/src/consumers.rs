@@ -2,21 +2,25 @@
 
 use nol_backbone::consumer::{EventHandler, HandlerError};
 use nol_events::{
-    CASE_HANDED_OVER, CASE_OPENED, CASE_STATUS_CHANGED, CASE_TAKEN_IN, EventEnvelope, HANDOFF_ARRIVED,
-    HANDOFF_CANCELLED, HANDOFF_COMPLETED, HANDOFF_DECISION_DUE, HANDOFF_REJECTED, HANDOFF_REQUESTED,
-    PERSUASION_RECORDED, PUPIL_REGISTERED, PUPILS_IMPORTED, SubjectScheme, decode_payload, occurred_at, region_field,
+    CASE_HANDED_OVER, CASE_HANDOFF_PENDING, CASE_OPENED, CASE_STATUS_CHANGED, CASE_TAKEN_IN, EventEnvelope,
+    HANDOFF_ARRIVED, HANDOFF_CANCELLED, HANDOFF_COMPLETED, HANDOFF_DECISION_DUE, HANDOFF_REJECTED, HANDOFF_REQUESTED,
+    PERSUASION_RECORDED, PUPIL_REGISTERED, PUPIL_STATUS_CHANGED, PUPILS_IMPORTED, SUPERVISION_CLOSED,
+    SUPERVISION_RAISED, SUSPECT_RECORDED, SUSPECT_RESOLVED, SubjectScheme, decode_payload, occurred_at, region_field,
     uuid_field,
 };
 use nol_proto::v1::{
-    CaseHandedOver, CaseOpened, CaseStatusChanged, CaseTakeIn, HandoffArrived, HandoffCancelled, HandoffCompleted,
-    HandoffDecisionDue, HandoffRejected, HandoffRequested, PersuasionRecorded, PupilRegistered, PupilsImported,
+    CaseHandedOver, CaseHandoffPending, CaseOpened, CaseStatus, CaseStatusChanged, CaseTakeIn, EnrollmentStatus,
+    HandoffArrived, HandoffCancelled, HandoffCompleted, HandoffDecisionDue, HandoffRejected, HandoffRequested,
+    PersuasionRecorded, PupilRegistered, PupilStatusChanged, PupilsImported, SupervisionClosed, SupervisionRaised,
+    SuspectRecorded, SuspectResolved,
 };
 use nol_region::RegionCode;
+use nol_runtime::clock::china_date;
 use sqlx::PgConnection;
 
 use crate::handoffs::{Direction, Fact, Outcome, RejectReason, SideFact, side_of};
 use crate::metrics::{Metric, for_case_opened, for_persuasion, for_status_changed};
-use crate::store;
+use crate::{figures, store};
 
 /// The province's own events the reporting service counts.
 pub fn filter_subjects(scheme: &SubjectScheme, province: &RegionCode) -> Vec<String> {
@@ -34,6 +38,12 @@ pub fn filter_subjects(scheme: &SubjectScheme, province: &RegionCode) -> Vec<Str
         HANDOFF_CANCELLED,
         CASE_TAKEN_IN,
         HANDOFF_DECISION_DUE,
+        PUPIL_STATUS_CHANGED,
+        CASE_HANDOFF_PENDING,
+        SUSPECT_RECORDED,
+        SUSPECT_RESOLVED,
+        SUPERVISION_RAISED,
+        SUPERVISION_CLOSED,
     ]
     .into_iter()
     .map(|event_type| scheme.local_filter(province, event_type))
@@ -44,28 +54,50 @@ pub struct Counting;
 
 impl EventHandler for Counting {
     async fn handle(&self, conn: &mut PgConnection, envelope: &EventEnvelope) -> Result<(), HandlerError> {
+        let at = occurred_at(envelope);
+        let day = china_date(at);
         if let Some(side) = handoff_side(envelope)? {
-            return Ok(store::apply_side(conn, &side, occurred_at(envelope)).await?);
+            return Ok(store::apply_side(conn, &side, at).await?);
+        }
+        if daily_only(conn, envelope, day).await? {
+            return Ok(());
         }
         let (region, metrics, amount) = if PUPIL_REGISTERED.matches(&envelope.event_type) {
             let event: PupilRegistered = decode_payload(envelope, PUPIL_REGISTERED)?;
             let region = region_field(envelope, "enrollment_region_code", &event.enrollment_region_code)?;
+            store::bump(conn, &region, &figures::pupil_status_metric("enrolled"), day, 1).await?;
             (region, vec![Metric::PupilsRegistered], 1)
         } else if PUPILS_IMPORTED.matches(&envelope.event_type) {
             let event: PupilsImported = decode_payload(envelope, PUPILS_IMPORTED)?;
             let region = region_field(envelope, "region_code", &event.region_code)?;
+            store::bump(conn, &region, &figures::pupil_status_metric("enrolled"), day, event.count).await?;
             (region, vec![Metric::PupilsRegistered], event.count)
         } else if CASE_OPENED.matches(&envelope.event_type) {
             let event: CaseOpened = decode_payload(envelope, CASE_OPENED)?;
             let region = region_field(envelope, "region_code", &event.region_code)?;
+            let case_id = uuid_field(envelope, "case_id", &event.case_id)?;
+            let causes: Vec<&'static str> = event
+                .causes
+                .iter()
+                .filter_map(|cause| nol_proto::v1::DropoutCause::try_from(*cause).ok().and_then(figures::cause_name))
+                .collect();
+            store::case_moved(conn, case_id, &region, Some(&causes), "open", day).await?;
             (region, vec![for_case_opened(&event)], 1)
         } else if CASE_HANDED_OVER.matches(&envelope.event_type) {
             let event: CaseHandedOver = decode_payload(envelope, CASE_HANDED_OVER)?;
             let region = region_field(envelope, "region_code", &event.region_code)?;
+            let case_id = uuid_field(envelope, "case_id", &event.case_id)?;
+            store::case_moved(conn, case_id, &region, None, "handed_over", day).await?;
             (region, vec![Metric::CasesHandedOut], 1)
         } else if CASE_STATUS_CHANGED.matches(&envelope.event_type) {
             let event: CaseStatusChanged = decode_payload(envelope, CASE_STATUS_CHANGED)?;
             let region = region_field(envelope, "region_code", &event.region_code)?;
+            let case_id = uuid_field(envelope, "case_id", &event.case_id)?;
+            let to =
+                CaseStatus::try_from(event.to_status).ok().and_then(figures::case_status_name).ok_or_else(|| {
+                    HandlerError::Permanent(format!("{} {case_id}: to_status {}", envelope.event_type, event.to_status))
+                })?;
+            store::case_moved(conn, case_id, &region, None, to, day).await?;
             (region, for_status_changed(&event).into_iter().collect(), 1)
         } else if PERSUASION_RECORDED.matches(&envelope.event_type) {
             let event: PersuasionRecorded = decode_payload(envelope, PERSUASION_RECORDED)?;
@@ -77,8 +109,69 @@ impl EventHandler for Counting {
                 envelope.event_type
             )));
         };
-        Ok(store::add(conn, &region, &metrics, occurred_at(envelope), amount).await?)
+        Ok(store::add(conn, &region, &metrics, at, amount).await?)
     }
+}
+
+/// Applies the events counted per day only (not in `region_count`): pupils' status changes,
+/// a case's reservation for a hand-off, suspects and supervision items. `false` for other events.
+async fn daily_only(
+    conn: &mut PgConnection,
+    envelope: &EventEnvelope,
+    day: chrono::NaiveDate,
+) -> Result<bool, HandlerError> {
+    let kind = envelope.event_type.as_str();
+    if PUPIL_STATUS_CHANGED.matches(kind) {
+        let event: PupilStatusChanged = decode_payload(envelope, PUPIL_STATUS_CHANGED)?;
+        let region = region_field(envelope, "region_code", &event.region_code)?;
+        let from_region = if event.from_region_code.is_empty() {
+            region
+        } else {
+            region_field(envelope, "from_region_code", &event.from_region_code)?
+        };
+        let status = |value: i32| figures::pupil_status_name(EnrollmentStatus::try_from(value).unwrap_or_default());
+        let (from, to) = (status(event.from_status), status(event.to_status));
+        if from == to && from_region == region {
+            return Ok(true);
+        }
+        store::bump(conn, &from_region, &figures::pupil_status_metric(from), day, -1).await?;
+        store::bump(conn, &region, &figures::pupil_status_metric(to), day, 1).await?;
+        if from == "enrolled" && to != "enrolled" {
+            store::bump(conn, &from_region, figures::PUPILS_LEFT_ENROLLED, day, 1).await?;
+        }
+    } else if CASE_HANDOFF_PENDING.matches(kind) {
+        let event: CaseHandoffPending = decode_payload(envelope, CASE_HANDOFF_PENDING)?;
+        let region = region_field(envelope, "region_code", &event.region_code)?;
+        let case_id = uuid_field(envelope, "case_id", &event.case_id)?;
+        store::case_moved(conn, case_id, &region, None, "handoff_pending", day).await?;
+    } else if SUSPECT_RECORDED.matches(kind) {
+        let event: SuspectRecorded = decode_payload(envelope, SUSPECT_RECORDED)?;
+        let region = region_field(envelope, "region_code", &event.region_code)?;
+        store::bump(conn, &region, figures::SUSPECTS_RECORDED, day, 1).await?;
+        store::bump(conn, &region, figures::SUSPECTS_PENDING, day, 1).await?;
+    } else if SUSPECT_RESOLVED.matches(kind) {
+        let event: SuspectResolved = decode_payload(envelope, SUSPECT_RESOLVED)?;
+        let region = region_field(envelope, "region_code", &event.region_code)?;
+        let metric = if event.outcome == "confirmed" { figures::SUSPECTS_CONFIRMED } else { figures::SUSPECTS_CLOSED };
+        store::bump(conn, &region, metric, day, 1).await?;
+        store::bump(conn, &region, figures::SUSPECTS_PENDING, day, -1).await?;
+    } else if SUPERVISION_RAISED.matches(kind) {
+        let event: SupervisionRaised = decode_payload(envelope, SUPERVISION_RAISED)?;
+        // An escalation is the same item raised again one level up: counted once.
+        if envelope.aggregate_sequence <= 1 {
+            let region = region_field(envelope, "region_code", &event.region_code)?;
+            store::bump(conn, &region, figures::SUPERVISION_RAISED, day, 1).await?;
+            store::bump(conn, &region, figures::SUPERVISION_OPEN, day, 1).await?;
+        }
+    } else if SUPERVISION_CLOSED.matches(kind) {
+        let event: SupervisionClosed = decode_payload(envelope, SUPERVISION_CLOSED)?;
+        let region = region_field(envelope, "region_code", &event.region_code)?;
+        store::bump(conn, &region, figures::SUPERVISION_CLOSED, day, 1).await?;
+        store::bump(conn, &region, figures::SUPERVISION_OPEN, day, -1).await?;
+    } else {
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 /// What a hand-off event says about one side of its hand-off; `None` for other events.

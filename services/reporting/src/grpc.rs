@@ -3,8 +3,11 @@
 use nol_auth::Caller;
 use nol_proto::v1::reporting_service_server::ReportingService;
 use nol_proto::v1::{
-    GetRegionSummaryRequest, GetRegionSummaryResponse, HandoffCounts, HandoffRejectionCount, HandoffTally,
-    RegionSummary,
+    AcceptReportRequest, AcceptReportResponse, ApproveReportRequest, ApproveReportResponse, DraftReportRequest,
+    DraftReportResponse, ExportPeriodFiguresRequest, ExportPeriodFiguresResponse, GetPeriodFiguresRequest,
+    GetPeriodFiguresResponse, GetRegionSummaryRequest, GetRegionSummaryResponse, GetReportRequest, GetReportResponse,
+    HandoffCounts, HandoffRejectionCount, HandoffTally, RegionFigures, RegionSummary, ReopenReportRequest,
+    ReopenReportResponse, ReturnReportRequest, ReturnReportResponse, SubmitReportRequest, SubmitReportResponse,
 };
 use nol_region::RegionCode;
 use nol_runtime::clock::Clock;
@@ -14,9 +17,12 @@ use tonic::{Request, Response, Status};
 
 use crate::handoffs::{RejectReason, Tally};
 use crate::metrics::{Metric, cases_active};
+use crate::reports::Step;
 use crate::store;
+use crate::workflow::{Reports, parse_period};
 
 pub struct Reporting {
+    reports: Reports,
     pool: PgPool,
     province: RegionCode,
     /// Rule time: the day overdue hand-offs are reckoned on.
@@ -41,7 +47,12 @@ fn tally_to_proto(tally: &Tally) -> HandoffTally {
 
 impl Reporting {
     pub fn new(platform: &Platform) -> Reporting {
-        Reporting { pool: platform.pool.clone(), province: platform.config.province, clock: platform.clock.clone() }
+        Reporting {
+            reports: Reports::new(platform),
+            pool: platform.pool.clone(),
+            province: platform.config.province,
+            clock: platform.clock.clone(),
+        }
     }
 
     async fn summary(&self, caller: &Caller, request: GetRegionSummaryRequest) -> Result<RegionSummary, ServiceError> {
@@ -96,5 +107,117 @@ impl ReportingService for Reporting {
         let caller = nol_runtime::caller_of(&request, &self.province)?;
         let summary = self.summary(&caller, request.into_inner()).await?;
         Ok(Response::new(GetRegionSummaryResponse { summary: Some(summary) }))
+    }
+
+    async fn get_period_figures(
+        &self,
+        request: Request<GetPeriodFiguresRequest>,
+    ) -> Result<Response<GetPeriodFiguresResponse>, Status> {
+        let caller = nol_runtime::caller_of(&request, &self.province)?;
+        let request = request.into_inner();
+        let region = nol_runtime::region_in_scope(&caller, &request.region_code)?;
+        let period = parse_period(&request.period)?;
+        let cut = self.reports.period(&region, period).await?;
+        let row = |code: &RegionCode, figures: &crate::figures::Figures| RegionFigures {
+            region_code: code.to_string(),
+            region_name: code.full_name(),
+            figures: Some(figures.to_proto()),
+        };
+        Ok(Response::new(GetPeriodFiguresResponse {
+            total: Some(row(&region, &cut.total)),
+            counties: cut.counties.iter().map(|(code, figures)| row(code, figures)).collect(),
+            period_start: period.start().format("%Y-%m-%d").to_string(),
+            period_end: period.end().format("%Y-%m-%d").to_string(),
+            period_name: period.name_zh(),
+            warnings: cut.warnings,
+        }))
+    }
+
+    async fn draft_report(
+        &self,
+        request: Request<DraftReportRequest>,
+    ) -> Result<Response<DraftReportResponse>, Status> {
+        let caller = nol_runtime::caller_of(&request, &self.province)?;
+        let request = request.into_inner();
+        let notes = request.notes.unwrap_or_default();
+        let report = self.reports.draft(&caller, &request.region_code, &request.period, notes).await?;
+        Ok(Response::new(DraftReportResponse { report: Some(report) }))
+    }
+
+    async fn submit_report(
+        &self,
+        request: Request<SubmitReportRequest>,
+    ) -> Result<Response<SubmitReportResponse>, Status> {
+        let caller = nol_runtime::caller_of(&request, &self.province)?;
+        let request = request.into_inner();
+        let report = self.reports.step(&caller, &request.region_code, &request.period, Step::Submit, "").await?;
+        Ok(Response::new(SubmitReportResponse { report: Some(report) }))
+    }
+
+    async fn approve_report(
+        &self,
+        request: Request<ApproveReportRequest>,
+    ) -> Result<Response<ApproveReportResponse>, Status> {
+        let caller = nol_runtime::caller_of(&request, &self.province)?;
+        let request = request.into_inner();
+        let report =
+            self.reports.step(&caller, &request.region_code, &request.period, Step::Approve, &request.comment).await?;
+        Ok(Response::new(ApproveReportResponse { report: Some(report) }))
+    }
+
+    async fn return_report(
+        &self,
+        request: Request<ReturnReportRequest>,
+    ) -> Result<Response<ReturnReportResponse>, Status> {
+        let caller = nol_runtime::caller_of(&request, &self.province)?;
+        let request = request.into_inner();
+        let report =
+            self.reports.step(&caller, &request.region_code, &request.period, Step::Return, &request.comment).await?;
+        Ok(Response::new(ReturnReportResponse { report: Some(report) }))
+    }
+
+    async fn accept_report(
+        &self,
+        request: Request<AcceptReportRequest>,
+    ) -> Result<Response<AcceptReportResponse>, Status> {
+        let caller = nol_runtime::caller_of(&request, &self.province)?;
+        let request = request.into_inner();
+        let report =
+            self.reports.step(&caller, &request.region_code, &request.period, Step::Accept, &request.comment).await?;
+        Ok(Response::new(AcceptReportResponse { report: Some(report) }))
+    }
+
+    async fn reopen_report(
+        &self,
+        request: Request<ReopenReportRequest>,
+    ) -> Result<Response<ReopenReportResponse>, Status> {
+        let caller = nol_runtime::caller_of(&request, &self.province)?;
+        let request = request.into_inner();
+        let report =
+            self.reports.step(&caller, &request.region_code, &request.period, Step::Reopen, &request.reason).await?;
+        Ok(Response::new(ReopenReportResponse { report: Some(report) }))
+    }
+
+    async fn get_report(&self, request: Request<GetReportRequest>) -> Result<Response<GetReportResponse>, Status> {
+        let caller = nol_runtime::caller_of(&request, &self.province)?;
+        let request = request.into_inner();
+        let report = self.reports.get(&caller, &request.region_code, &request.period).await?;
+        Ok(Response::new(GetReportResponse { report: Some(report) }))
+    }
+
+    async fn export_period_figures(
+        &self,
+        request: Request<ExportPeriodFiguresRequest>,
+    ) -> Result<Response<ExportPeriodFiguresResponse>, Status> {
+        let caller = nol_runtime::caller_of(&request, &self.province)?;
+        let request = request.into_inner();
+        let region = nol_runtime::region_in_scope(&caller, &request.region_code)?;
+        let period = parse_period(&request.period)?;
+        let (file_name, content) = self.reports.export(&region, period).await?;
+        Ok(Response::new(ExportPeriodFiguresResponse {
+            file_name,
+            media_type: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".into(),
+            content,
+        }))
     }
 }

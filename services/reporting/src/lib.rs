@@ -4,10 +4,16 @@
 #![forbid(unsafe_code)]
 
 mod consumers;
+mod export;
+pub mod figures;
 mod grpc;
 pub mod handoffs;
 pub mod metrics;
+pub mod periods;
+mod report_store;
+pub mod reports;
 mod store;
+mod workflow;
 
 use nol_proto::v1::reporting_service_server::ReportingServiceServer;
 use nol_runtime::{Platform, RunningService, ServiceConfig};

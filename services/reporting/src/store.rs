@@ -2,9 +2,13 @@
 //! outcomes and reasons are stored by explicit names (pinned by a test); a stored name that does
 //! not decode is an error naming the row.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use nol_region::RegionCode;
 use sqlx::{PgConnection, PgPool};
+
+use crate::figures::{self, Figures};
 
 use crate::handoffs::{Direction, Outcome, RejectReason, Side, SideFact, Tally};
 use crate::metrics::Metric;
@@ -32,6 +36,109 @@ fn undecodable(table: &'static str, prefix: &str, column: &'static str, value: &
     sqlx::Error::Decode(Box::new(Undecodable { table, prefix: prefix.to_owned(), column, value: value.to_owned() }))
 }
 
+/// Adds `delta` to `region`'s `metric` on `day` (China Standard Time).
+pub async fn bump(
+    conn: &mut PgConnection,
+    region: &RegionCode,
+    metric: &str,
+    day: NaiveDate,
+    delta: i64,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO daily_count (region, metric, day, value) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (region, metric, day) DO UPDATE SET value = daily_count.value + excluded.value",
+        region.as_str(),
+        metric,
+        day,
+        delta,
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// A case reached `status` in `region` on `day` (`causes` when it opens): the balances move from
+/// the status and county the case was last seen in — by cause too, when it becomes or stops
+/// being active. A case seen for the first time other than opening counts from nowhere.
+pub async fn case_moved(
+    conn: &mut PgConnection,
+    case_id: uuid::Uuid,
+    region: &RegionCode,
+    causes: Option<&[&str]>,
+    status: &str,
+    day: NaiveDate,
+) -> sqlx::Result<()> {
+    let seen = sqlx::query!("SELECT region, status, causes FROM case_seen WHERE case_id = $1 FOR UPDATE", case_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let causes: Vec<String> = match (causes, &seen) {
+        (Some(causes), _) => causes.iter().map(|cause| (*cause).to_owned()).collect(),
+        (None, Some(seen)) => seen.causes.clone(),
+        (None, None) => Vec::new(),
+    };
+    if let Some(seen) = &seen {
+        let old_region = RegionCode::parse(&seen.region)
+            .map_err(|_| undecodable("case_seen", &seen.region, "region", &seen.region))?;
+        if seen.status == status && old_region == *region {
+            return Ok(());
+        }
+        if figures::is_active(&seen.status) {
+            bump(conn, &old_region, &figures::case_status_metric(&seen.status), day, -1).await?;
+            for cause in &seen.causes {
+                bump(conn, &old_region, &figures::cause_metric(cause), day, -1).await?;
+            }
+        }
+    }
+    if figures::is_active(status) {
+        bump(conn, region, &figures::case_status_metric(status), day, 1).await?;
+        for cause in &causes {
+            bump(conn, region, &figures::cause_metric(cause), day, 1).await?;
+        }
+    }
+    sqlx::query!(
+        "INSERT INTO case_seen (case_id, region, status, causes) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (case_id) DO UPDATE SET region = excluded.region, status = excluded.status, causes = excluded.causes",
+        case_id,
+        region.as_str(),
+        status,
+        &causes,
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Each county-level region's daily counts under `region`, resolved for the days `start..=end`:
+/// flows summed over those days, balances up to `end`; and everything summed up to `end`
+/// (for the reconciliation).
+pub async fn period_figures(
+    conn: &mut PgConnection,
+    region: &RegionCode,
+    start: NaiveDate,
+    end: NaiveDate,
+) -> sqlx::Result<BTreeMap<String, (Figures, Figures)>> {
+    let rows = sqlx::query!(
+        r#"SELECT region, metric,
+                  coalesce(sum(value) FILTER (WHERE day >= $2), 0)::int8 AS "in_period!",
+                  sum(value)::int8 AS "to_end!"
+             FROM daily_count
+            WHERE region LIKE $1 || '%' AND day <= $3
+            GROUP BY region, metric"#,
+        region.subtree_prefix(),
+        start,
+        end,
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut counties: BTreeMap<String, (Figures, Figures)> = BTreeMap::new();
+    for row in rows {
+        let (resolved, cumulative) = counties.entry(row.region).or_default();
+        resolved.add_row(&row.metric, row.in_period, row.to_end);
+        cumulative.add_row(&row.metric, row.to_end, row.to_end);
+    }
+    Ok(counties)
+}
+
 /// Adds `amount` to each metric of `region`, as of an event that happened at `at`.
 pub async fn add(
     conn: &mut PgConnection,
@@ -53,6 +160,7 @@ pub async fn add(
         )
         .execute(&mut *conn)
         .await?;
+        bump(conn, region, metric_as_stored(*metric), nol_runtime::clock::china_date(at), amount).await?;
     }
     Ok(())
 }
@@ -115,6 +223,13 @@ pub async fn apply_side(conn: &mut PgConnection, fact: &SideFact, at: DateTime<U
     let next = side.apply(fact.fact, at);
     if next == side {
         return Ok(());
+    }
+    if next.counted && !side.counted {
+        let metric = match fact.direction {
+            Direction::Outgoing => figures::HANDOFFS_OUT,
+            Direction::Incoming => figures::HANDOFFS_IN,
+        };
+        bump(conn, &fact.region, metric, nol_runtime::clock::china_date(at), 1).await?;
     }
     let (decision_due_on, due_announced_at) = next.due.unzip();
     sqlx::query!(

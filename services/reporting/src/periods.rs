@@ -1,0 +1,112 @@
+//! Reporting periods: the six bi-months of the calendar year (双月, January–February …
+//! November–December), named `YYYY-Bn`. No I/O.
+
+use chrono::{Datelike, NaiveDate};
+use nol_messages::Reporting as Says;
+
+/// One bi-month.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Period {
+    year: i32,
+    /// 1 (January–February) … 6 (November–December).
+    bimonth: u32,
+}
+
+impl Period {
+    /// A period from its code (`2026-B6`); surrounding blanks are ignored.
+    pub fn parse(text: &str) -> Result<Period, Says> {
+        let (year, bimonth) = text.trim().split_once("-B").ok_or(Says::Period)?;
+        let year: i32 = year.parse().map_err(|_| Says::Period)?;
+        let bimonth: u32 = bimonth.parse().map_err(|_| Says::Period)?;
+        if !(1..=6).contains(&bimonth) {
+            return Err(Says::Period);
+        }
+        if !(2000..=2100).contains(&year) {
+            return Err(Says::PeriodYear);
+        }
+        Ok(Period { year, bimonth })
+    }
+
+    /// The period a day falls in.
+    pub fn containing(day: NaiveDate) -> Period {
+        Period { year: day.year(), bimonth: day.month0() / 2 + 1 }
+    }
+
+    pub fn code(self) -> String {
+        format!("{}-B{}", self.year, self.bimonth)
+    }
+
+    /// Its first day.
+    pub fn start(self) -> NaiveDate {
+        NaiveDate::from_ymd_opt(self.year, self.bimonth * 2 - 1, 1).expect("a bi-month starts on a real day")
+    }
+
+    /// Its last day.
+    pub fn end(self) -> NaiveDate {
+        self.next().start().pred_opt().expect("a bi-month ends on a real day")
+    }
+
+    /// The period after it.
+    pub fn next(self) -> Period {
+        if self.bimonth == 6 {
+            Period { year: self.year + 1, bimonth: 1 }
+        } else {
+            Period { year: self.year, bimonth: self.bimonth + 1 }
+        }
+    }
+
+    /// The period before it.
+    pub fn previous(self) -> Period {
+        if self.bimonth == 1 {
+            Period { year: self.year - 1, bimonth: 6 }
+        } else {
+            Period { year: self.year, bimonth: self.bimonth - 1 }
+        }
+    }
+
+    /// Its name as the bureaus write it: `2026年11—12月`.
+    pub fn name_zh(self) -> String {
+        format!("{}年{}—{}月", self.year, self.bimonth * 2 - 1, self.bimonth * 2)
+    }
+}
+
+impl std::fmt::Display for Period {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "{}-B{}", self.year, self.bimonth)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(text: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn six_bi_months_cover_the_year() {
+        let first = Period::parse("2028-B1").unwrap();
+        assert_eq!((first.start(), first.end()), (day("2028-01-01"), day("2028-02-29")));
+        let last = Period::parse(" 2026-B6 ").unwrap();
+        assert_eq!((last.start(), last.end()), (day("2026-11-01"), day("2026-12-31")));
+        assert_eq!(last.name_zh(), "2026年11—12月");
+        assert_eq!(last.next().code(), "2027-B1");
+        assert_eq!(last.next().previous(), last);
+        let mut period = first;
+        for _ in 0..6 {
+            assert_eq!(period.next().start(), period.end().succ_opt().unwrap());
+            period = period.next();
+        }
+        assert_eq!(Period::containing(day("2026-12-02")), last);
+        assert_eq!(Period::containing(day("2026-03-01")).code(), "2026-B2");
+    }
+
+    #[test]
+    fn periods_that_do_not_exist_are_refused() {
+        for text in ["2026-B0", "2026-B7", "2026-6", "B3", "2026-Bx", ""] {
+            assert_eq!(Period::parse(text), Err(Says::Period), "{text}");
+        }
+        assert_eq!(Period::parse("1999-B1"), Err(Says::PeriodYear));
+    }
+}

@@ -1,0 +1,336 @@
+//! The reports' service: period figures cut from the daily counts, and the bi-monthly report's
+//! workflow — each step one transaction with its history row, its event (outbox) and its audit
+//! entry.
+
+use chrono::Utc;
+use nol_auth::Caller;
+use nol_backbone::outbox::RelayWake;
+use nol_events::{EventHeader, REPORT_STEP, SubjectScheme};
+use nol_messages::{Common, Count, Reporting as Says};
+use nol_proto::v1::{ChildReport, Report, ReportNotes, ReportState, ReportStepTaken};
+use nol_region::{RegionCode, RegionTree};
+use nol_runtime::clock::Clock;
+use nol_runtime::{Platform, ServiceError, audit};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::figures::Figures;
+use crate::periods::Period;
+use crate::report_store::{self, NewStep, ReportRow};
+use crate::reports::{self, State, Step};
+use crate::store;
+
+/// Free text at most this long (a report's notes, a comment).
+const MAX_TEXT: usize = 2000;
+
+pub struct Reports {
+    pool: PgPool,
+    scheme: SubjectScheme,
+    wake: RelayWake,
+    clock: Clock,
+}
+
+/// A period's figures for a region: the total, each county's, and reconciliation warnings.
+pub struct RegionPeriod {
+    pub total: Figures,
+    pub counties: Vec<(RegionCode, Figures)>,
+    pub warnings: Vec<String>,
+}
+
+pub fn parse_period(text: &str) -> Result<Period, ServiceError> {
+    Period::parse(text).map_err(|message| ServiceError::invalid("period", message))
+}
+
+fn county_in_scope(caller: &Caller, requested: &str) -> Result<RegionCode, ServiceError> {
+    let region = nol_runtime::region_in_scope(caller, requested)?;
+    if !region.node().county_level {
+        return Err(ServiceError::invalid("region_code", Says::NotACounty { region: region.full_name() }));
+    }
+    Ok(region)
+}
+
+fn check_text(field: &str, text: &str) -> Result<(), ServiceError> {
+    if text.chars().count() > MAX_TEXT {
+        return Err(ServiceError::invalid(field, Common::TooLong { max: Count(MAX_TEXT as u64) }));
+    }
+    Ok(())
+}
+
+/// The county-level units of `region`'s subtree (the region itself when it is one), by code.
+pub fn counties_of(region: &RegionCode) -> Vec<RegionCode> {
+    if region.node().county_level {
+        return vec![*region];
+    }
+    let mut counties: Vec<RegionCode> = RegionTree::global()
+        .nodes()
+        .filter(|node| node.county_level && node.code != *region && region.contains(&node.code))
+        .filter(|node| node.name != "市辖区")
+        .map(|node| node.code)
+        .collect();
+    counties.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    counties
+}
+
+impl Reports {
+    pub fn new(platform: &Platform) -> Reports {
+        Reports {
+            pool: platform.pool.clone(),
+            scheme: platform.scheme.clone(),
+            wake: platform.wake.clone(),
+            clock: platform.clock.clone(),
+        }
+    }
+
+    /// A period's figures under `region`, cut from the daily counts.
+    pub async fn period(&self, region: &RegionCode, period: Period) -> Result<RegionPeriod, ServiceError> {
+        let mut conn = self.pool.acquire().await?;
+        let rows = store::period_figures(&mut conn, region, period.start(), period.end()).await?;
+        let mut total = Figures::default();
+        let mut counties = Vec::new();
+        let mut warnings = Vec::new();
+        for (code, (resolved, cumulative)) in rows {
+            let Ok(county) = RegionCode::parse(&code) else {
+                tracing::warn!(region = code, "daily counts of a region that is not in the tree skipped");
+                continue;
+            };
+            if let Err((balance, ledger)) = resolved.reconciles(&cumulative) {
+                warnings.push(Says::BalanceMismatch { region: county.full_name(), balance, ledger }.zh());
+            }
+            total.add(&resolved);
+            counties.push((county, resolved));
+        }
+        Ok(RegionPeriod { total, counties, warnings })
+    }
+
+    /// The period's figures of every county-level unit under `region` as the bureaus' XLSX; the
+    /// file's name and bytes.
+    pub async fn export(&self, region: &RegionCode, period: Period) -> Result<(String, Vec<u8>), ServiceError> {
+        let cut = self.period(region, period).await?;
+        let states = {
+            let mut conn = self.pool.acquire().await?;
+            report_store::states_under(&mut conn, region, period).await?
+        };
+        let counties: Vec<(RegionCode, Figures)> = counties_of(region)
+            .into_iter()
+            .map(|county| {
+                let figures = cut.counties.iter().find(|(code, _)| *code == county).map(|(_, f)| f.clone());
+                (county, figures.unwrap_or_default())
+            })
+            .collect();
+        let state = |county: &RegionCode| {
+            let state = states.iter().find(|(code, _)| code == county.as_str()).map(|(_, state)| *state);
+            reports::word(state).zh().to_owned()
+        };
+        let bytes = crate::export::period_xlsx(region, &period.name_zh(), &counties, state)
+            .map_err(|error| ServiceError::Internal(anyhow::anyhow!("writing the XLSX: {error}")))?;
+        Ok((format!("{}-{}-双月报.xlsx", region.full_name(), period.code()), bytes))
+    }
+
+    pub async fn get(&self, caller: &Caller, region: &str, period: &str) -> Result<Report, ServiceError> {
+        let region = nol_runtime::region_in_scope(caller, region)?;
+        let period = parse_period(period)?;
+        let mut conn = self.pool.acquire().await?;
+        let due_on = report_store::due_on(&mut conn, period).await?;
+        let today = self.clock.today();
+        let late = |state: Option<State>| today > due_on && state.is_none_or(State::with_county);
+        let mut report = Report {
+            region_code: region.to_string(),
+            region_name: region.full_name(),
+            period: period.code(),
+            period_name: period.name_zh(),
+            due_on: due_on.format("%Y-%m-%d").to_string(),
+            ..Default::default()
+        };
+        if region.node().county_level {
+            let row = report_store::report(&mut conn, &region, period).await?;
+            report.late = late(row.as_ref().map(|row| row.state));
+            if let Some(row) = row {
+                let figures = report_store::figures(&mut conn, row.id).await?;
+                let steps = report_store::steps(&mut conn, row.id, &row.region).await?;
+                fill(&mut report, &row, &figures, &steps);
+            }
+            return Ok(report);
+        }
+        let states = report_store::states_under(&mut conn, &region, period).await?;
+        let counties = counties_of(&region);
+        report.counties = counties
+            .iter()
+            .map(|county| {
+                let state = states.iter().find(|(code, _)| code == county.as_str()).map(|(_, state)| *state);
+                ChildReport {
+                    region_code: county.to_string(),
+                    region_name: county.full_name(),
+                    state: state.map_or(ReportState::Unspecified, State::to_proto) as i32,
+                    late: late(state),
+                }
+            })
+            .collect();
+        report.counties_total = counties.len() as i32;
+        report.counties_counted = states.iter().filter(|(_, state)| state.counts_up()).count() as i32;
+        report.figures = Some(report_store::approved_sum(&mut conn, &region, period).await?.to_proto());
+        Ok(report)
+    }
+
+    /// DraftReport: the county's figures for the ended period frozen now, with its notes.
+    pub async fn draft(
+        &self,
+        caller: &Caller,
+        region: &str,
+        period: &str,
+        notes: ReportNotes,
+    ) -> Result<Report, ServiceError> {
+        let county = county_in_scope(caller, region)?;
+        let period = parse_period(period)?;
+        check_text("notes.work_done", &notes.work_done)?;
+        check_text("notes.problems", &notes.problems)?;
+        check_text("notes.next_steps", &notes.next_steps)?;
+        let today = self.clock.today();
+        if today <= period.end() {
+            return Err(ServiceError::precondition(Says::PeriodNotOver {
+                period: period.name_zh(),
+                end: period.end().format("%Y-%m-%d").to_string(),
+            }));
+        }
+        let cut = self.period(&county, period).await?;
+        let mut tx = self.pool.begin().await?;
+        report_store::lock(&mut tx, &county, period).await?;
+        let existing = report_store::report(&mut tx, &county, period).await?;
+        let state = existing.as_ref().map(|row| row.state);
+        reports::may(caller, &county, Step::Draft, state)?;
+        let next = reports::next(state, Step::Draft).map_err(|refused| ServiceError::precondition(refused.0))?;
+        let now = Utc::now();
+        let row = ReportRow {
+            id: existing.as_ref().map_or_else(Uuid::now_v7, |row| row.id),
+            region: county.to_string(),
+            state: next,
+            work_done: notes.work_done.trim().to_owned(),
+            problems: notes.problems.trim().to_owned(),
+            next_steps: notes.next_steps.trim().to_owned(),
+            snapshot_at: now,
+            warnings: cut.warnings,
+            version: existing.as_ref().map_or(1, |row| row.version + 1),
+        };
+        report_store::save_draft(&mut tx, &row, period, &cut.total, now).await?;
+        self.record(&mut tx, caller, &row, period, Step::Draft, next, "").await?;
+        tx.commit().await?;
+        self.wake.notify();
+        self.get(caller, county.as_str(), &period.code()).await
+    }
+
+    /// SubmitReport, ApproveReport, ReturnReport, AcceptReport, ReopenReport.
+    pub async fn step(
+        &self,
+        caller: &Caller,
+        region: &str,
+        period: &str,
+        step: Step,
+        comment: &str,
+    ) -> Result<Report, ServiceError> {
+        let county = county_in_scope(caller, region)?;
+        let period = parse_period(period)?;
+        let comment = comment.trim();
+        match step {
+            Step::Return if comment.is_empty() => return Err(ServiceError::invalid("comment", Says::CommentRequired)),
+            Step::Reopen if comment.is_empty() => return Err(ServiceError::invalid("reason", Says::ReasonRequired)),
+            Step::Reopen => check_text("reason", comment)?,
+            _ => check_text("comment", comment)?,
+        }
+        let mut tx = self.pool.begin().await?;
+        report_store::lock(&mut tx, &county, period).await?;
+        let existing = report_store::report(&mut tx, &county, period).await?;
+        let state = existing.as_ref().map(|row| row.state);
+        reports::may(caller, &county, step, state)?;
+        let Some(row) = existing else {
+            return Err(ServiceError::not_found(Says::NoReport {
+                region: county.full_name(),
+                period: period.name_zh(),
+            }));
+        };
+        let next = reports::next(state, step).map_err(|refused| ServiceError::precondition(refused.0))?;
+        if step == Step::Submit && row.work_done.is_empty() {
+            return Err(ServiceError::invalid("notes.work_done", Says::NotesRequired));
+        }
+        report_store::set_state(&mut tx, row.id, next, Utc::now()).await?;
+        self.record(&mut tx, caller, &row, period, step, next, comment).await?;
+        tx.commit().await?;
+        self.wake.notify();
+        self.get(caller, county.as_str(), &period.code()).await
+    }
+
+    /// The step's history row, event and audit entry, in the step's transaction.
+    #[allow(clippy::too_many_arguments)]
+    async fn record(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        caller: &Caller,
+        row: &ReportRow,
+        period: Period,
+        step: Step,
+        state: State,
+        comment: &str,
+    ) -> Result<(), ServiceError> {
+        let now = Utc::now();
+        let step_row = NewStep {
+            report_id: row.id,
+            action: step.as_stored(),
+            state,
+            actor: &caller.subject,
+            actor_role: caller.role.as_str(),
+            actor_region: caller.region.as_str(),
+            comment,
+            at: now,
+        };
+        report_store::add_step(conn, &step_row).await?;
+        let county = RegionCode::parse(&row.region).map_err(|error| ServiceError::Internal(error.into()))?;
+        let payload = ReportStepTaken {
+            report_id: row.id.to_string(),
+            region_code: row.region.clone(),
+            period: period.code(),
+            action: step.as_stored().to_owned(),
+            state: state.to_proto() as i32,
+            actor_region_code: caller.region.to_string(),
+            comment: comment.to_owned(),
+        };
+        let sequence = report_store::step_count(conn, row.id).await?;
+        nol_backbone::outbox::emit(
+            conn,
+            &self.scheme.local(REPORT_STEP, &county),
+            EventHeader {
+                event_type: REPORT_STEP,
+                source_region: county,
+                aggregate_type: "report",
+                aggregate_id: &payload.report_id,
+                aggregate_sequence: sequence as u64,
+                actor: &caller.subject,
+            },
+            &payload,
+        )
+        .await?;
+        audit::record(conn, caller, &format!("report.{}", step.as_stored()), "report", &[row.id.to_string()]).await?;
+        Ok(())
+    }
+}
+
+fn fill(report: &mut Report, row: &ReportRow, figures: &Figures, steps: &[report_store::StepRow]) {
+    report.state = row.state.to_proto() as i32;
+    report.figures = Some(figures.to_proto());
+    report.notes = Some(ReportNotes {
+        work_done: row.work_done.clone(),
+        problems: row.problems.clone(),
+        next_steps: row.next_steps.clone(),
+    });
+    report.snapshot_time = Some(nol_runtime::time::timestamp(row.snapshot_at));
+    report.warnings = row.warnings.clone();
+    report.history = steps
+        .iter()
+        .map(|step| nol_proto::v1::ReportStep {
+            action: step.action.clone(),
+            state: step.state.to_proto() as i32,
+            actor: step.actor.clone(),
+            actor_role: step.actor_role.clone(),
+            actor_region_code: step.actor_region.clone(),
+            comment: step.comment.clone(),
+            time: Some(nol_runtime::time::timestamp(step.at)),
+        })
+        .collect();
+}

@@ -1,0 +1,315 @@
+//! Reports (R16) on the real stack: a period's figures cut from the daily counts by county, the
+//! dropout balance reconciled with the ledger the case service shows, and the bi-monthly report's
+//! workflow up the tree — each step, and each refusal (a county approving, a city approving
+//! another city's county, submitting twice, editing an approved report, steps out of order) —
+//! with its history, its events and its audit entries.
+
+mod common;
+
+use chrono::{Duration, Utc};
+use common::cases::{Child, refused, reported, return_to};
+use common::handoffs::{all_cases, delivered, request, until_case};
+use common::{RuleClock, TestStack, eventually};
+use nol_auth::Role;
+use nol_proto::v1::*;
+use nol_reporting::periods::Period;
+use nol_runtime::clock::china_date;
+use nol_stack::Clients;
+use tonic::Code;
+
+fn notes(work_done: &str) -> ReportNotes {
+    ReportNotes {
+        work_done: work_done.into(), problems: "部分家长配合度低".into(), next_steps: "继续联合劝返".into()
+    }
+}
+
+async fn figures(clients: &Clients, region: &str, period: &str) -> GetPeriodFiguresResponse {
+    clients
+        .reporting
+        .clone()
+        .get_period_figures(GetPeriodFiguresRequest { region_code: region.into(), period: period.into() })
+        .await
+        .expect("period figures")
+        .into_inner()
+}
+
+async fn report(clients: &Clients, region: &str, period: &str) -> Report {
+    clients
+        .reporting
+        .clone()
+        .get_report(GetReportRequest { region_code: region.into(), period: period.into() })
+        .await
+        .expect("report")
+        .into_inner()
+        .report
+        .unwrap()
+}
+
+/// The cells of the first sheet, as text (numbers without decimals).
+fn sheet_rows(bytes: Vec<u8>) -> Vec<Vec<String>> {
+    use calamine::Reader;
+    let mut workbook = calamine::Xlsx::new(std::io::Cursor::new(bytes)).expect("an XLSX file");
+    let range = workbook.worksheet_range_at(0).expect("a sheet").expect("readable");
+    range.rows().map(|row| row.iter().map(|cell| cell.to_string()).collect()).collect()
+}
+
+fn state(report: &Report) -> ReportState {
+    ReportState::try_from(report.state).unwrap()
+}
+
+fn status_count(figures: &PeriodFigures, status: CaseStatus) -> i64 {
+    figures.balance_by_status.iter().find(|count| count.status == status as i32).map_or(0, |count| count.count)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_county_reports_its_period_and_the_city_and_province_approve_it() {
+    let now = Utc::now();
+    let clock = RuleClock::at(&now.to_rfc3339());
+    let test = TestStack::start_with(clock.options()).await;
+    let period = Period::containing(china_date(now));
+    let code = period.code();
+    let xuanwu = test.clients("320000", "320102", Role::Caseworker);
+    let qinhuai = test.clients("320000", "320104", Role::Caseworker);
+    let nanjing = test.clients("320000", "320100", Role::Supervisor);
+    let suzhou = test.clients("320000", "320500", Role::Supervisor);
+    let jiangsu = test.clients("320000", "320000", Role::Supervisor);
+
+    // Five children of 玄武区 leave school; one returns, one's case is handed over to 秦淮区.
+    let mut cases = Vec::new();
+    for child in [Child::Xiaoyi, Child::Xiaoer, Child::Xiaosan, Child::Xiaosi, Child::Xiaowu] {
+        cases.push(child.open_case(&xuanwu).await);
+    }
+    xuanwu.cases.clone().return_to_school(return_to(&cases[0].case_id, "")).await.expect("returned");
+    let handoff = request(&xuanwu, &cases[2].case_id, "320104").await.expect("hand-off requested");
+    delivered(&xuanwu, &qinhuai, &handoff.handoff_id).await;
+    qinhuai
+        .transfer
+        .clone()
+        .accept_handoff(AcceptHandoffRequest { handoff_id: handoff.handoff_id.clone() })
+        .await
+        .expect("accepted");
+    until_case(&xuanwu, &cases[2].case_id, CaseStatus::HandedOver).await;
+    reported(&nanjing, "320100", |summary| {
+        summary.cases_opened == 5
+            && summary.cases_returned == 1
+            && summary.cases_taken_in == 1
+            && summary.cases_handed_out == 1
+    })
+    .await;
+
+    // The period's figures, by county, as the events tell them.
+    let cut = eventually("the daily counts to hold the hand-off", || {
+        let nanjing = nanjing.clone();
+        let code = code.clone();
+        async move {
+            let cut = figures(&nanjing, "320100", &code).await;
+            let total = cut.total.as_ref().unwrap().figures.clone().unwrap();
+            Ok((total.handoffs_out == 1 && total.handoffs_in == 1).then_some(cut))
+        }
+    })
+    .await;
+    assert!(cut.warnings.is_empty(), "{:?}", cut.warnings);
+    let county = |code: &str| {
+        cut.counties.iter().find(|row| row.region_code == code).and_then(|row| row.figures.clone()).unwrap()
+    };
+    let (xw, qh) = (county("320102"), county("320104"));
+    assert_eq!((xw.dropouts_new, xw.returned, xw.cases_handed_out, xw.handoffs_out), (5, 1, 1, 1));
+    assert_eq!((xw.pupils_registered, xw.pupils_enrolled), (5, 5));
+    assert_eq!(xw.dropout_balance, 4);
+    assert_eq!((status_count(&xw, CaseStatus::Open), status_count(&xw, CaseStatus::Returned)), (3, 1));
+    let by_cause: i64 = xw.balance_by_cause.iter().map(|count| count.count).sum();
+    assert_eq!(by_cause, 4, "each active case has one cause");
+    assert_eq!((qh.dropouts_new, qh.cases_taken_in, qh.handoffs_in, qh.dropout_balance), (0, 1, 1, 1));
+    assert_eq!(cut.total.as_ref().unwrap().figures.as_ref().unwrap().dropout_balance, 5);
+    assert_eq!(cut.period_name, period.name_zh());
+
+    // Reconciliation: the balance equals the ledger's active cases, county by county.
+    for (clients, figures) in [(&xuanwu, &xw), (&qinhuai, &qh)] {
+        let ledger = all_cases(clients).await.unwrap();
+        let active = ledger
+            .iter()
+            .filter(|case| {
+                ![CaseStatus::HandedOver, CaseStatus::Exempt, CaseStatus::Closed]
+                    .contains(&CaseStatus::try_from(case.status).unwrap())
+            })
+            .count() as i64;
+        assert_eq!(figures.dropout_balance, active, "the balance reconciles with the ledger");
+    }
+
+    // The period is not over: nothing to draft yet. Then the day after it ends.
+    let mut reporting = xuanwu.reporting.clone();
+    let draft = |notes: ReportNotes| DraftReportRequest {
+        region_code: "320102".into(),
+        period: code.clone(),
+        notes: Some(notes),
+    };
+    refused(reporting.draft_report(draft(notes("上门劝返"))).await, Code::FailedPrecondition, "ends on");
+    let after = period.end() + Duration::days(1);
+    clock.set(&format!("{after}T09:00:00+08:00"));
+
+    // Bad input: a period that does not exist, a city drafting, another county's report.
+    let bad = DraftReportRequest { period: "2026-B7".into(), ..draft(notes("x")) };
+    refused(reporting.draft_report(bad).await, Code::InvalidArgument, "bi-month");
+    let city = DraftReportRequest { region_code: "320100".into(), ..draft(notes("x")) };
+    refused(nanjing.reporting.clone().draft_report(city).await, Code::InvalidArgument, "not a county");
+    let other = DraftReportRequest { region_code: "320104".into(), ..draft(notes("x")) };
+    refused(reporting.draft_report(other).await, Code::PermissionDenied, "outside");
+    refused(
+        reporting.submit_report(SubmitReportRequest { region_code: "320102".into(), period: code.clone() }).await,
+        Code::NotFound,
+        "no report",
+    );
+
+    // The county drafts: the figures are frozen as the period's.
+    let drafted = reporting.draft_report(draft(notes(""))).await.expect("drafted").into_inner().report.unwrap();
+    assert_eq!(state(&drafted), ReportState::Draft);
+    assert_eq!(drafted.figures.as_ref(), Some(&xw));
+    let submit = || SubmitReportRequest { region_code: "320102".into(), period: code.clone() };
+    refused(reporting.submit_report(submit()).await, Code::InvalidArgument, "work done");
+    reporting.draft_report(draft(notes("开展控辍保学专项行动，劝返 1 人"))).await.expect("redrafted");
+
+    // Steps out of order and by the wrong hands.
+    let approve = |comment: &str| ApproveReportRequest {
+        region_code: "320102".into(),
+        period: code.clone(),
+        comment: comment.into(),
+    };
+    refused(nanjing.reporting.clone().approve_report(approve("")).await, Code::FailedPrecondition, "only a submitted");
+    refused(nanjing.reporting.clone().submit_report(submit()).await, Code::PermissionDenied, "supervisor");
+    let submitted = reporting.submit_report(submit()).await.expect("submitted").into_inner().report.unwrap();
+    assert_eq!(state(&submitted), ReportState::Submitted);
+    refused(reporting.submit_report(submit()).await, Code::FailedPrecondition, "only a draft or a returned");
+    refused(reporting.draft_report(draft(notes("改"))).await, Code::FailedPrecondition, "only a draft or a returned");
+    refused(reporting.approve_report(approve("")).await, Code::PermissionDenied, "caseworker");
+    refused(suzhou.reporting.clone().approve_report(approve("")).await, Code::PermissionDenied, "outside");
+    refused(jiangsu.reporting.clone().approve_report(approve("")).await, Code::PermissionDenied, "bureau above");
+
+    // The city returns it with a comment; the county submits again; the city approves.
+    let give_back = |comment: &str| ReturnReportRequest {
+        region_code: "320102".into(),
+        period: code.clone(),
+        comment: comment.into(),
+    };
+    refused(nanjing.reporting.clone().return_report(give_back(" ")).await, Code::InvalidArgument, "should fix");
+    let returned = nanjing.reporting.clone().return_report(give_back("请补充劝返措施")).await.unwrap().into_inner();
+    assert_eq!(state(returned.report.as_ref().unwrap()), ReportState::Returned);
+    reporting
+        .draft_report(draft(notes("开展控辍保学专项行动，劝返 1 人，联合公安走访 3 户")))
+        .await
+        .expect("redrafted");
+    reporting.submit_report(submit()).await.expect("submitted again");
+    let approved =
+        nanjing.reporting.clone().approve_report(approve("同意")).await.unwrap().into_inner().report.unwrap();
+    assert_eq!(state(&approved), ReportState::Approved);
+    refused(reporting.draft_report(draft(notes("改"))).await, Code::FailedPrecondition, "only a draft or a returned");
+
+    // The city's report sums its approved counties and names the others.
+    let city_report = report(&nanjing, "320100", &code).await;
+    assert_eq!(city_report.counties_counted, 1);
+    assert!(city_report.counties_total >= 11, "南京市 has eleven districts: {}", city_report.counties_total);
+    assert_eq!(city_report.figures.as_ref(), Some(&xw));
+    let place = |report: &Report, code: &str| {
+        report.counties.iter().find(|county| county.region_code == code).cloned().unwrap()
+    };
+    assert_eq!(place(&city_report, "320102").state, ReportState::Approved as i32);
+    assert_eq!(place(&city_report, "320104").state, ReportState::Unspecified as i32);
+    assert!(!place(&city_report, "320104").late, "not due yet");
+    refused(
+        suzhou
+            .reporting
+            .clone()
+            .get_report(GetReportRequest { region_code: "320100".into(), period: code.clone() })
+            .await,
+        Code::PermissionDenied,
+        "outside",
+    );
+
+    // The province's spreadsheet: every county a row, a subtotal per city, the total last.
+    let export = jiangsu
+        .reporting
+        .clone()
+        .export_period_figures(ExportPeriodFiguresRequest { region_code: "320000".into(), period: code.clone() })
+        .await
+        .expect("exported")
+        .into_inner();
+    assert!(export.file_name.ends_with(".xlsx") && export.file_name.contains(&code), "{}", export.file_name);
+    let rows = sheet_rows(export.content);
+    assert!(rows[0][0].contains("江苏省") && rows[0][0].contains(&period.name_zh()), "{:?}", rows[0]);
+    let column = |name: &str| rows[1].iter().position(|cell| cell == name).unwrap();
+    let row_of = |code: &str| rows.iter().find(|row| row[0] == code).unwrap();
+    assert_eq!(row_of("320102")[column("新增辍学")], "5");
+    assert_eq!(row_of("320102")[column("期末辍学存量")], "4");
+    assert_eq!(row_of("320102")[column("报告状态")], "已审核");
+    assert_eq!(row_of("320104")[column("报告状态")], "未起草");
+    assert_eq!(row_of("320100")[1], "南京市小计");
+    assert_eq!(row_of("320100")[column("期末辍学存量")], "5");
+    assert!(row_of("320500")[1].contains("苏州市"), "every city of the province has its subtotal");
+    let total = rows.last().unwrap();
+    assert_eq!((total[0].as_str(), total[column("期末辍学存量")].as_str()), ("320000", "5"));
+    refused(
+        nanjing
+            .reporting
+            .clone()
+            .export_period_figures(ExportPeriodFiguresRequest { region_code: "320000".into(), period: code.clone() })
+            .await,
+        Code::PermissionDenied,
+        "outside",
+    );
+
+    // The province accepts; an accepted report is re-opened by the province only, with a reason.
+    let accept = AcceptReportRequest { region_code: "320102".into(), period: code.clone(), comment: String::new() };
+    refused(nanjing.reporting.clone().accept_report(accept.clone()).await, Code::PermissionDenied, "provincial");
+    let accepted = jiangsu.reporting.clone().accept_report(accept).await.unwrap().into_inner().report.unwrap();
+    assert_eq!(state(&accepted), ReportState::Accepted);
+    let reopen = |reason: &str| ReopenReportRequest {
+        region_code: "320102".into(),
+        period: code.clone(),
+        reason: reason.into(),
+    };
+    refused(nanjing.reporting.clone().reopen_report(reopen("数据有误")).await, Code::PermissionDenied, "province only");
+    refused(jiangsu.reporting.clone().reopen_report(reopen("")).await, Code::InvalidArgument, "re-opened");
+    let reopened = jiangsu.reporting.clone().reopen_report(reopen("辍学人数需与学籍核对")).await.unwrap().into_inner();
+    assert_eq!(state(reopened.report.as_ref().unwrap()), ReportState::Returned);
+    assert_eq!(report(&nanjing, "320100", &code).await.counties_counted, 0, "a re-opened report leaves the sums");
+
+    // Every step is in the history with who took it, an event and an audit entry.
+    let county_report = report(&xuanwu, "320102", &code).await;
+    let steps: Vec<(&str, &str)> =
+        county_report.history.iter().map(|step| (step.action.as_str(), step.actor_region_code.as_str())).collect();
+    assert_eq!(
+        steps,
+        [
+            ("draft", "320102"),
+            ("draft", "320102"),
+            ("submit", "320102"),
+            ("return", "320100"),
+            ("draft", "320102"),
+            ("submit", "320102"),
+            ("approve", "320100"),
+            ("accept", "320000"),
+            ("reopen", "320000"),
+        ]
+    );
+    assert_eq!(county_report.history[3].comment, "请补充劝返措施");
+    let database = test.database("320000", "reporting").await;
+    let events: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM reporting.outbox WHERE subject LIKE '%.evt.reporting.report_step.320102'",
+    )
+    .fetch_one(&database)
+    .await
+    .unwrap();
+    assert_eq!(events, 9);
+    let audited: i64 = sqlx::query_scalar("SELECT count(*) FROM reporting.audit_log WHERE action LIKE 'report.%'")
+        .fetch_one(&database)
+        .await
+        .unwrap();
+    assert_eq!(audited, 9);
+
+    // Past the due date, the counties that have not reported are late.
+    let due = chrono::NaiveDate::parse_from_str(&city_report.due_on, "%Y-%m-%d").unwrap();
+    assert_eq!(due, period.end() + Duration::days(10));
+    clock.set(&format!("{}T09:00:00+08:00", due + Duration::days(1)));
+    let late = report(&nanjing, "320100", &code).await;
+    assert!(place(&late, "320104").late && place(&late, "320102").late);
+    test.finish().await;
+}
