@@ -33,6 +33,10 @@ pub async fn run(data: &Path, demo: bool) -> anyhow::Result<()> {
         private_cluster = Some(cluster);
     }
 
+    // The dashboard's scripts, styles and font come from npm, installed here — never from a CDN.
+    if let Err(error) = nol_stack::tools::web_packages() {
+        eprintln!("the dashboard's packages could not be installed ({error:#}); the dashboard will lack its charts");
+    }
     eprintln!("starting 江苏 (320000) and 安徽 (340000): 2 nats-servers, 2 databases, 8 services …");
     let settings = StackSettings {
         binary: std::env::current_exe()?,
@@ -91,6 +95,30 @@ pub async fn run(data: &Path, demo: bool) -> anyhow::Result<()> {
         "      grpcurl -plaintext -H \"authorization: Bearer $ANHUI_TOKEN\" -d '{{\"direction\":\"HANDOFF_DIRECTION_INCOMING\"}}' 127.0.0.1:50063 nol.v1.TransferService/ListHandoffs"
     );
     println!("More tokens: nol token --region <code> --role <role>.  Ctrl-C stops everything.");
+    println!();
+    let sign_in = |subject: &str, region: &str, role: Role| -> anyhow::Result<String> {
+        stack.keys.token(subject, RegionCode::parse(region)?, role, hour)
+    };
+    for province in &stack.provinces {
+        let Some(web) = province.reporting.web_addr else { continue };
+        println!("Dashboard (看板), {}: http://{web}/", province.province.name());
+        let users: &[(&str, &str, &str, Role)] = if province.province == jiangsu {
+            &[
+                ("demo.jiangsu", "320000", "江苏省教育厅 督导", Role::Supervisor),
+                ("demo.nanjing", "320100", "南京市教育局 督导", Role::Supervisor),
+                ("demo.xuanwu", "320102", "玄武区教育局 经办人员", Role::Caseworker),
+                ("demo.ops", "320000", "运维人员", Role::Operator),
+            ]
+        } else {
+            &[
+                ("demo.anhui", "340000", "安徽省教育厅 督导", Role::Supervisor),
+                ("demo.linquan", "341221", "临泉县教育局 经办人员", Role::Caseworker),
+            ]
+        };
+        for (subject, region, label, role) in users {
+            println!("  {label}: http://{web}/#signin={}", sign_in(subject, region, *role)?);
+        }
+    }
 
     nol_runtime::shutdown::on_signal().cancelled().await;
     eprintln!("stopping …");

@@ -5,6 +5,7 @@
 pub mod cases;
 pub mod counts;
 pub mod handoffs;
+pub mod web;
 
 use std::time::Duration;
 

@@ -263,12 +263,17 @@ impl TokenVerifier {
     }
 
     pub fn verify(&self, token: &str) -> Result<Caller, TokenError> {
+        self.verify_until(token).map(|(caller, _)| caller)
+    }
+
+    /// Verifies a token and tells when it expires (Unix seconds): a web session ends with it.
+    pub fn verify_until(&self, token: &str) -> Result<(Caller, u64), TokenError> {
         let data =
             jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(|_| TokenError::Invalid)?;
         let claims = data.claims;
         let region = RegionCode::parse(&claims.region).map_err(|e| TokenError::BadClaims(e.to_string()))?;
         let role = claims.role.parse::<Role>().map_err(TokenError::BadClaims)?;
-        Ok(Caller { subject: claims.sub, region, role, bearer: Arc::from(token) })
+        Ok((Caller { subject: claims.sub, region, role, bearer: Arc::from(token) }, claims.exp))
     }
 
     /// Reads and verifies the `authorization` metadata of a request.

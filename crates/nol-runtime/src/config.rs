@@ -35,6 +35,12 @@ pub struct ServiceConfig {
     pub registry_url: Option<String>,
     /// `NOL_CASES_URL`: this province's case service, for services that read cases.
     pub cases_url: Option<String>,
+    /// `NOL_TRANSFER_URL`: this province's transfer service (the dashboard's hand-off lists).
+    pub transfer_url: Option<String>,
+    /// `NOL_WEB_ADDR`: where the reporting service serves the dashboard (HTTP); none: no dashboard.
+    pub web_addr: Option<SocketAddr>,
+    /// `NOL_WEB_DIR`: the dashboard's files and their npm packages (`web/`, after `npm ci`).
+    pub web_dir: PathBuf,
     /// `NOL_METRICS_ADDR`: where `/metrics` (Prometheus text format) is served; by default the
     /// gRPC port + 1000 on the same host (port 0 with a gRPC port 0).
     pub metrics_addr: SocketAddr,
@@ -137,6 +143,12 @@ impl ServiceConfig {
             ack_wait,
             registry_url: get("NOL_REGISTRY_URL"),
             cases_url: get("NOL_CASES_URL"),
+            transfer_url: get("NOL_TRANSFER_URL"),
+            web_addr: get("NOL_WEB_ADDR")
+                .map(|text| text.parse())
+                .transpose()
+                .context("NOL_WEB_ADDR must be host:port")?,
+            web_dir: get("NOL_WEB_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("web")),
             metrics_addr,
             handoff_resend: seconds("NOL_HANDOFF_RESEND_SECS", 30.0)?,
             handoff_deadline: seconds("NOL_HANDOFF_DEADLINE_SECS", 7.0 * 24.0 * 3600.0)?,

@@ -48,6 +48,8 @@ pub struct Platform {
 pub struct RunningService {
     pub addr: SocketAddr,
     pub metrics_addr: SocketAddr,
+    /// Where the dashboard is served (the reporting service with `NOL_WEB_ADDR`).
+    pub web_addr: Option<SocketAddr>,
     pub stats: BackboneStats,
     handle: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -187,7 +189,7 @@ impl Platform {
             served
         });
         tracing::info!(service = %self.config.service, province = %self.config.province, addr = %addr, metrics = %metrics_addr, "serving");
-        Ok(RunningService { addr, metrics_addr, stats, handle })
+        Ok(RunningService { addr, metrics_addr, web_addr: None, stats, handle })
     }
 }
 
@@ -202,6 +204,7 @@ where
     let _telemetry = nol_telemetry::init(&format!("nol-{service}"))?;
     let shutdown = crate::shutdown::on_signal();
     let running = start(config, shutdown).await?;
-    println!("NOL_READY service={service} grpc={} metrics={}", running.addr, running.metrics_addr);
+    let web = running.web_addr.map(|addr| format!(" web={addr}")).unwrap_or_default();
+    println!("NOL_READY service={service} grpc={} metrics={}{web}", running.addr, running.metrics_addr);
     running.wait().await
 }

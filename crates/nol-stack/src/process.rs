@@ -27,6 +27,8 @@ pub struct ServiceProcess {
     pub name: String,
     pub addr: SocketAddr,
     pub metrics_addr: SocketAddr,
+    /// The dashboard's address, when the service serves one (the reporting service).
+    pub web_addr: Option<SocketAddr>,
     binary: PathBuf,
     service: String,
     env: BTreeMap<String, String>,
@@ -47,6 +49,7 @@ impl ServiceProcess {
             name: name.to_owned(),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            web_addr: None,
             binary: binary.to_path_buf(),
             service: service.to_owned(),
             env,
@@ -84,13 +87,14 @@ impl ServiceProcess {
                             .ok_or_else(|| anyhow::anyhow!("ready line without {name}"))?;
                         Ok(value.parse()?)
                     };
-                    return Ok::<_, anyhow::Error>(Some((field("grpc=")?, field("metrics=")?)));
+                    let web = field("web=").ok();
+                    return Ok::<_, anyhow::Error>(Some((field("grpc=")?, field("metrics=")?, web)));
                 }
             }
             Ok(None)
         })
         .await;
-        let (addr, metrics_addr) = match ready {
+        let (addr, metrics_addr, web_addr) = match ready {
             Ok(Ok(Some(addresses))) => addresses,
             Ok(Ok(None)) => {
                 let status = child.wait().await?;
@@ -103,6 +107,7 @@ impl ServiceProcess {
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         self.addr = addr;
         self.metrics_addr = metrics_addr;
+        self.web_addr = web_addr;
         self.child = Some(child);
         Ok(())
     }
@@ -136,6 +141,9 @@ impl ServiceProcess {
         self.stop().await?;
         self.env.insert("NOL_GRPC_ADDR".to_owned(), self.addr.to_string());
         self.env.insert("NOL_METRICS_ADDR".to_owned(), self.metrics_addr.to_string());
+        if let Some(web_addr) = self.web_addr {
+            self.env.insert("NOL_WEB_ADDR".to_owned(), web_addr.to_string());
+        }
         self.launch().await
     }
 

@@ -20,16 +20,20 @@ pub struct ServicePorts {
     pub cases: u16,
     pub transfer: u16,
     pub reporting: u16,
+    /// The dashboard (HTTP, served by the reporting service).
+    pub web: u16,
 }
 
 impl ServicePorts {
-    /// The local stack's defaults: 50051–50054, plus `offset` (10 for the second province).
+    /// The local stack's defaults: 50051–50054 and the dashboard on 18080, plus `offset` (10 for
+    /// the second province).
     pub fn standard(offset: u16) -> ServicePorts {
         ServicePorts {
             registry: 50051 + offset,
             cases: 50052 + offset,
             transfer: 50053 + offset,
             reporting: 50054 + offset,
+            web: 18080 + offset,
         }
     }
 }
@@ -61,8 +65,8 @@ pub struct ProvinceSettings {
 }
 
 impl ProvinceStack {
-    /// Starts registry and reporting, then cases (which reads the registry), then transfer (which
-    /// reads cases).
+    /// Starts the registry, then cases (which reads the registry), then transfer (which reads
+    /// cases), then reporting (whose dashboard reads all three).
     pub async fn start(binary: &Path, settings: &ProvinceSettings) -> anyhow::Result<ProvinceStack> {
         let env = |port: u16, extra: &[(&str, String)]| {
             let mut env = BTreeMap::from([
@@ -73,6 +77,7 @@ impl ProvinceStack {
                 ("NOL_KEYS_DIR".to_owned(), settings.keys_dir.display().to_string()),
                 ("NOL_ACK_WAIT_SECS".to_owned(), settings.ack_wait.as_secs_f64().to_string()),
                 ("NOL_GRPC_ADDR".to_owned(), format!("127.0.0.1:{port}")),
+                ("NOL_WEB_DIR".to_owned(), crate::repo_root().join("web").display().to_string()),
             ]);
             env.extend(settings.extra_env.clone());
             for (key, value) in extra {
@@ -85,23 +90,14 @@ impl ProvinceStack {
             None => LogTo::Inherit,
         };
         let name = |service: &str| format!("{service}@{}", settings.province);
-        let (registry_name, reporting_name) = (name("registry"), name("reporting"));
-        let (registry, reporting) = tokio::try_join!(
-            ServiceProcess::start(
-                binary,
-                &registry_name,
-                "registry",
-                env(settings.ports.registry, &[]),
-                log("registry")
-            ),
-            ServiceProcess::start(
-                binary,
-                &reporting_name,
-                "reporting",
-                env(settings.ports.reporting, &[]),
-                log("reporting")
-            ),
-        )?;
+        let registry = ServiceProcess::start(
+            binary,
+            &name("registry"),
+            "registry",
+            env(settings.ports.registry, &[]),
+            log("registry"),
+        )
+        .await?;
         let cases = ServiceProcess::start(
             binary,
             &name("cases"),
@@ -116,6 +112,22 @@ impl ProvinceStack {
             "transfer",
             env(settings.ports.transfer, &[("NOL_REGISTRY_URL", registry.url()), ("NOL_CASES_URL", cases.url())]),
             log("transfer"),
+        )
+        .await?;
+        let reporting = ServiceProcess::start(
+            binary,
+            &name("reporting"),
+            "reporting",
+            env(
+                settings.ports.reporting,
+                &[
+                    ("NOL_REGISTRY_URL", registry.url()),
+                    ("NOL_CASES_URL", cases.url()),
+                    ("NOL_TRANSFER_URL", transfer.url()),
+                    ("NOL_WEB_ADDR", format!("127.0.0.1:{}", settings.ports.web)),
+                ],
+            ),
+            log("reporting"),
         )
         .await?;
         Ok(ProvinceStack {

@@ -66,6 +66,27 @@ pub fn cjk_font() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The dashboard's folder with its npm packages installed (ECharts, the Noto Sans SC font and
+/// playwright-core for the browser tests), by `npm ci` from the committed lock file when missing.
+pub fn web_packages() -> anyhow::Result<PathBuf> {
+    let web = crate::repo_root().join("web");
+    let installed = |web: &Path| {
+        web.join("node_modules/echarts/dist/echarts.min.js").exists()
+            && web.join("node_modules/@fontsource/noto-sans-sc/400.css").exists()
+    };
+    if installed(&web) {
+        return Ok(web);
+    }
+    eprintln!("installing the dashboard's packages: npm ci --prefix {}", web.display());
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--prefix"])
+        .arg(&web)
+        .status()
+        .context("running npm (is Node.js 20 with npm installed?)")?;
+    anyhow::ensure!(status.success() && installed(&web), "npm ci --prefix {} failed", web.display());
+    Ok(web)
+}
+
 fn tools_dir() -> PathBuf {
     std::env::var("NOL_TOOLS_DIR").map(PathBuf::from).unwrap_or_else(|_| crate::repo_root().join("var/tools"))
 }

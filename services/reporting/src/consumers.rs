@@ -56,6 +56,13 @@ impl EventHandler for Counting {
     async fn handle(&self, conn: &mut PgConnection, envelope: &EventEnvelope) -> Result<(), HandlerError> {
         let at = occurred_at(envelope);
         let day = china_date(at);
+        // Delivered at commit only: an open dashboard re-reads figures that already hold this event.
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(crate::web::live::CHANNEL)
+            .bind(format!("{} {}", envelope.source_region_code, envelope.event_type))
+            .execute(&mut *conn)
+            .await
+            .map_err(HandlerError::from)?;
         if let Some(side) = handoff_side(envelope)? {
             return Ok(store::apply_side(conn, &side, at).await?);
         }

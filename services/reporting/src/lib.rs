@@ -13,8 +13,10 @@ pub mod periods;
 mod report_store;
 pub mod reports;
 mod store;
+mod web;
 mod workflow;
 
+use anyhow::Context;
 use nol_proto::v1::reporting_service_server::ReportingServiceServer;
 use nol_runtime::{Platform, RunningService, ServiceConfig};
 use tokio_util::sync::CancellationToken;
@@ -26,6 +28,42 @@ pub async fn start(config: ServiceConfig, shutdown: CancellationToken) -> anyhow
     let filters = consumers::filter_subjects(&platform.scheme, &platform.config.province);
     platform.spawn_consumer(filters, consumers::Counting);
     let service = grpc::Reporting::new(&platform);
+    let web = platform.config.web_addr.map(|addr| {
+        let reports = std::sync::Arc::new(workflow::Reports::new(&platform));
+        let (live, _) = tokio::sync::broadcast::channel(1024);
+        (addr, reports, live, platform.keys.verifier.0.clone(), platform.pool.clone(), platform.clock.clone())
+    });
+    let (config, shutdown) = (platform.config.clone(), platform.shutdown.clone());
     let routes = Routes::new(ReportingServiceServer::with_interceptor(service, platform.authenticate()));
-    platform.serve(routes, &["nol.v1.ReportingService"]).await
+    let mut running = platform.serve(routes, &["nol.v1.ReportingService"]).await?;
+    if let Some((addr, reports, live, verifier, pool, clock)) = web {
+        let upstream = web::Upstream::connect(
+            config.registry_url.as_deref(),
+            config.cases_url.as_deref(),
+            config.transfer_url.as_deref(),
+            running.addr,
+        )?;
+        let state = web::WebState {
+            verifier,
+            reports,
+            pool: pool.clone(),
+            province: config.province,
+            clock,
+            upstream,
+            live: live.clone(),
+        };
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding the dashboard's port {addr}"))?;
+        running.web_addr = Some(listener.local_addr()?);
+        tokio::spawn(web::live::listen(pool, live, shutdown.clone()));
+        let router = web::router(state, config.web_dir.clone());
+        tokio::spawn(async move {
+            if let Err(error) = web::serve(listener, router, shutdown).await {
+                tracing::warn!(%error, "the dashboard stopped");
+            }
+        });
+        tracing::info!(web = %running.web_addr.unwrap_or(addr), "dashboard");
+    }
+    Ok(running)
 }

@@ -1,0 +1,419 @@
+//! The lists a supervisor works from, read from the case and transfer services through their
+//! gRPC APIs with the signed-in user's token (their scope and role rules answer), as one generic
+//! table shape the page renders, and as XLSX.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use nol_proto::v1::supervision_service_client::SupervisionServiceClient;
+use nol_proto::v1::suspect_service_client::SuspectServiceClient;
+use nol_proto::v1::transfer_service_client::TransferServiceClient;
+use nol_proto::v1::{
+    HandoffDirection, HandoffState, ListHandoffsRequest, ListOverdueWorkRequest, ListSupervisionItemsRequest,
+    ListSuspectsRequest, OverdueKind, SupervisionState, SuspectOrigin, SuspectState,
+};
+use nol_region::RegionCode;
+use serde_json::{Map, Value, json};
+use tonic::transport::Channel;
+
+use super::WebState;
+use super::error::WebError;
+use super::session::Session;
+
+/// A request to another service of the province, on the user's behalf.
+pub fn authed<T>(session: &Session, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert("authorization", session.caller.authorization_header());
+    request
+}
+
+/// A filter: its key, its title, and its options (value, label).
+type Filter = (&'static str, &'static str, Vec<(&'static str, &'static str)>);
+
+/// One page of a list, in the shape the page renders.
+struct Table {
+    title: &'static str,
+    columns: Vec<(&'static str, &'static str)>,
+    filters: Vec<Filter>,
+    rows: Vec<Map<String, Value>>,
+    next_page_token: String,
+}
+
+impl Table {
+    fn json(&self) -> Value {
+        json!({
+            "title": self.title,
+            "columns": self.columns.iter().map(|(key, title)| json!({"key": key, "title": title})).collect::<Vec<_>>(),
+            "filters": self.filters.iter().map(|(key, title, options)| json!({
+                "key": key, "title": title,
+                "options": options.iter().map(|(value, label)| json!({"value": value, "label": label})).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+            "rows": self.rows,
+            "next_page_token": self.next_page_token,
+        })
+    }
+}
+
+fn region_name(code: &str) -> String {
+    RegionCode::parse(code).map(|region| region.full_name()).unwrap_or_else(|_| code.to_owned())
+}
+
+fn china_time(time: Option<&prost_types::Timestamp>) -> String {
+    time.and_then(|time| chrono::DateTime::from_timestamp(time.seconds, 0))
+        .map(|time| (time + chrono::Duration::hours(8)).format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_default()
+}
+
+fn row(cells: &[(&str, Value)]) -> Map<String, Value> {
+    cells.iter().map(|(key, value)| ((*key).to_owned(), value.clone())).collect()
+}
+
+fn channel(channel: &Option<Channel>) -> Result<Channel, WebError> {
+    channel.clone().ok_or_else(|| WebError::new(StatusCode::SERVICE_UNAVAILABLE, "该清单所需的服务未配置"))
+}
+
+fn overdue_kind(kind: OverdueKind) -> (&'static str, &'static str) {
+    match kind {
+        OverdueKind::FirstContact => ("first_contact", "确认后首次联系"),
+        OverdueKind::NextAttempt => ("next_attempt", "下一次劝返"),
+        OverdueKind::FollowUp => ("follow_up", "缓学休学跟踪回访"),
+        OverdueKind::SemesterCheck => ("semester_check", "开学核查到校确认"),
+        OverdueKind::HandoffDecision => ("handoff_decision", "移交接收决定"),
+        OverdueKind::Unspecified => ("", "全部"),
+    }
+}
+
+fn handoff_state(state: HandoffState) -> (&'static str, &'static str) {
+    match state {
+        HandoffState::Requested => ("requested", "已申请"),
+        HandoffState::Delivered => ("delivered", "已送达待接收"),
+        HandoffState::Accepted => ("accepted", "已接收"),
+        HandoffState::Rejected => ("rejected", "已拒收"),
+        HandoffState::Cancelled => ("cancelled", "已撤回"),
+        HandoffState::Completed => ("completed", "已完成"),
+        HandoffState::Unspecified => ("", "全部"),
+    }
+}
+
+fn supervision_state(state: SupervisionState) -> (&'static str, &'static str) {
+    match state {
+        SupervisionState::Open => ("open", "待答复"),
+        SupervisionState::Answered => ("answered", "已答复"),
+        SupervisionState::Closed => ("closed", "已办结"),
+        SupervisionState::Unspecified => ("", "全部"),
+    }
+}
+
+fn suspect_state(state: SuspectState) -> (&'static str, &'static str) {
+    match state {
+        SuspectState::Pending => ("pending", "待核实"),
+        SuspectState::Confirmed => ("confirmed", "已确认辍学"),
+        SuspectState::Closed => ("closed", "已销号"),
+        SuspectState::Unspecified => ("", "全部"),
+    }
+}
+
+fn suspect_origin(origin: SuspectOrigin) -> &'static str {
+    match origin {
+        SuspectOrigin::CrossCheck => "数据比对",
+        SuspectOrigin::SchoolReport => "学校报告",
+        SuspectOrigin::Caseworker => "经办人员登记",
+        SuspectOrigin::Unspecified => "",
+    }
+}
+
+/// The value of filter `key` whose name matches: its enum value (unspecified when absent).
+fn pick<T: Copy>(all: &[T], name: impl Fn(T) -> &'static str, wanted: Option<&String>) -> Result<Option<T>, WebError> {
+    match wanted.map(String::as_str).unwrap_or_default() {
+        "" => Ok(None),
+        text => all
+            .iter()
+            .copied()
+            .find(|value| name(*value) == text)
+            .map(Some)
+            .ok_or_else(|| WebError::bad("filter", "筛选条件无效")),
+    }
+}
+
+async fn fetch(
+    state: &WebState,
+    session: &Session,
+    name: &str,
+    params: &HashMap<String, String>,
+    page_token: String,
+    page_size: i32,
+) -> Result<Table, WebError> {
+    let region = super::api::in_scope(session, params.get("region").map(String::as_str).unwrap_or_default())?;
+    let region_code = region.to_string();
+    match name {
+        "overdue" => {
+            let kinds = [
+                OverdueKind::FirstContact,
+                OverdueKind::NextAttempt,
+                OverdueKind::FollowUp,
+                OverdueKind::SemesterCheck,
+                OverdueKind::HandoffDecision,
+            ];
+            let kind = pick(&kinds, |kind| overdue_kind(kind).0, params.get("kind"))?;
+            let request = ListOverdueWorkRequest {
+                region_code,
+                kind: kind.unwrap_or(OverdueKind::Unspecified) as i32,
+                page_size,
+                page_token,
+            };
+            let page = SupervisionServiceClient::new(channel(&state.upstream.cases)?)
+                .list_overdue_work(authed(session, request))
+                .await?
+                .into_inner();
+            let rows = page
+                .work
+                .iter()
+                .map(|work| {
+                    let child = work.child.clone().unwrap_or_default();
+                    row(&[
+                        ("child", json!(child.full_name)),
+                        ("region", json!(region_name(&work.region_code))),
+                        ("kind", json!(overdue_kind(OverdueKind::try_from(work.kind).unwrap_or_default()).1)),
+                        ("due_date", json!(work.due_date)),
+                        ("days_overdue", json!(work.days_overdue)),
+                        ("supervised", json!(if work.supervision_item_id.is_empty() { "否" } else { "是" })),
+                    ])
+                })
+                .collect();
+            Ok(Table {
+                title: "逾期工作",
+                columns: vec![
+                    ("child", "学生"),
+                    ("region", "地区"),
+                    ("kind", "逾期事项"),
+                    ("due_date", "应完成日期"),
+                    ("days_overdue", "逾期天数"),
+                    ("supervised", "已督办"),
+                ],
+                filters: vec![(
+                    "kind",
+                    "逾期事项",
+                    std::iter::once(("", "全部")).chain(kinds.iter().map(|kind| overdue_kind(*kind))).collect(),
+                )],
+                rows,
+                next_page_token: page.next_page_token,
+            })
+        }
+        "supervision" => {
+            let states = [SupervisionState::Open, SupervisionState::Answered, SupervisionState::Closed];
+            let wanted = pick(&states, |state| supervision_state(state).0, params.get("state"))?;
+            let request = ListSupervisionItemsRequest {
+                region_code,
+                state: wanted.unwrap_or(SupervisionState::Unspecified) as i32,
+                page_size,
+                page_token,
+            };
+            let page = SupervisionServiceClient::new(channel(&state.upstream.cases)?)
+                .list_supervision_items(authed(session, request))
+                .await?
+                .into_inner();
+            let rows = page
+                .items
+                .iter()
+                .map(|item| {
+                    row(&[
+                        ("region", json!(region_name(&item.region_code))),
+                        ("supervising", json!(region_name(&item.supervising_region_code))),
+                        ("kind", json!(overdue_kind(OverdueKind::try_from(item.kind).unwrap_or_default()).1)),
+                        ("reason", json!(item.reason)),
+                        ("due_date", json!(item.due_date)),
+                        (
+                            "state",
+                            json!(supervision_state(SupervisionState::try_from(item.state).unwrap_or_default()).1),
+                        ),
+                        ("answer", json!(item.answer)),
+                    ])
+                })
+                .collect();
+            Ok(Table {
+                title: "督办事项",
+                columns: vec![
+                    ("region", "被督办地区"),
+                    ("supervising", "督办单位"),
+                    ("kind", "事项"),
+                    ("reason", "督办事由"),
+                    ("due_date", "原定完成日期"),
+                    ("state", "状态"),
+                    ("answer", "答复"),
+                ],
+                filters: vec![(
+                    "state",
+                    "状态",
+                    std::iter::once(("", "全部")).chain(states.iter().map(|state| supervision_state(*state))).collect(),
+                )],
+                rows,
+                next_page_token: page.next_page_token,
+            })
+        }
+        "handoffs_out" | "handoffs_in" => {
+            let direction =
+                if name == "handoffs_out" { HandoffDirection::Outgoing } else { HandoffDirection::Incoming };
+            let states = [
+                HandoffState::Requested,
+                HandoffState::Delivered,
+                HandoffState::Accepted,
+                HandoffState::Rejected,
+                HandoffState::Cancelled,
+                HandoffState::Completed,
+            ];
+            let wanted = pick(&states, |state| handoff_state(state).0, params.get("state"))?;
+            let request = ListHandoffsRequest {
+                region_code,
+                direction: direction as i32,
+                state: wanted.unwrap_or(HandoffState::Unspecified) as i32,
+                page_size,
+                page_token,
+                escalated_only: false,
+            };
+            let page = TransferServiceClient::new(channel(&state.upstream.transfer)?)
+                .list_handoffs(authed(session, request))
+                .await?
+                .into_inner();
+            let rows = page
+                .handoffs
+                .iter()
+                .map(|handoff| {
+                    let child = handoff.child.clone().unwrap_or_default();
+                    row(&[
+                        ("child", json!(child.full_name)),
+                        ("origin", json!(region_name(&handoff.origin_region_code))),
+                        ("destination", json!(region_name(&handoff.destination_region_code))),
+                        ("state", json!(handoff_state(HandoffState::try_from(handoff.state).unwrap_or_default()).1)),
+                        ("requested", json!(china_time(handoff.request_time.as_ref()))),
+                        ("reason", json!(handoff.reason)),
+                    ])
+                })
+                .collect();
+            Ok(Table {
+                title: if name == "handoffs_out" { "移出案件" } else { "移入案件" },
+                columns: vec![
+                    ("child", "学生"),
+                    ("origin", "移出地"),
+                    ("destination", "接收地"),
+                    ("state", "状态"),
+                    ("requested", "申请时间"),
+                    ("reason", "移交原因"),
+                ],
+                filters: vec![(
+                    "state",
+                    "状态",
+                    std::iter::once(("", "全部")).chain(states.iter().map(|state| handoff_state(*state))).collect(),
+                )],
+                rows,
+                next_page_token: page.next_page_token,
+            })
+        }
+        "suspects" => {
+            let states = [SuspectState::Pending, SuspectState::Confirmed, SuspectState::Closed];
+            let wanted =
+                pick(&states, |state| suspect_state(state).0, params.get("state").or(Some(&"pending".to_owned())))?;
+            let request = ListSuspectsRequest {
+                region_code,
+                state: wanted.unwrap_or(SuspectState::Unspecified) as i32,
+                origin: SuspectOrigin::Unspecified as i32,
+                page_size,
+                page_token,
+            };
+            let page = SuspectServiceClient::new(channel(&state.upstream.cases)?)
+                .list_suspects(authed(session, request))
+                .await?
+                .into_inner();
+            let rows = page
+                .suspects
+                .iter()
+                .map(|suspect| {
+                    let child = suspect.child.clone().unwrap_or_default();
+                    row(&[
+                        ("child", json!(child.full_name)),
+                        ("region", json!(region_name(&suspect.region_code))),
+                        ("origin", json!(suspect_origin(SuspectOrigin::try_from(suspect.origin).unwrap_or_default()))),
+                        ("state", json!(suspect_state(SuspectState::try_from(suspect.state).unwrap_or_default()).1)),
+                        ("reason", json!(suspect.reason)),
+                        ("days_missed", json!(suspect.days_missed)),
+                        ("recorded", json!(china_time(suspect.record_time.as_ref()))),
+                    ])
+                })
+                .collect();
+            Ok(Table {
+                title: "疑似辍学",
+                columns: vec![
+                    ("child", "学生"),
+                    ("region", "地区"),
+                    ("origin", "来源"),
+                    ("state", "状态"),
+                    ("reason", "原因"),
+                    ("days_missed", "缺课天数"),
+                    ("recorded", "登记时间"),
+                ],
+                filters: vec![(
+                    "state",
+                    "状态",
+                    std::iter::once(("all", "全部")).chain(states.iter().map(|state| suspect_state(*state))).collect(),
+                )],
+                rows,
+                next_page_token: page.next_page_token,
+            })
+        }
+        _ => Err(WebError::new(StatusCode::NOT_FOUND, "没有这个工作清单")),
+    }
+}
+
+/// The most rows an XLSX export of a list holds.
+const EXPORT_ROWS: usize = 10_000;
+
+/// GET /api/lists/{name}[.xlsx]?region=&<filter>=&page_token=
+pub async fn list(
+    State(state): State<WebState>,
+    session: Session,
+    Path(name): Path<String>,
+    Query(mut params): Query<HashMap<String, String>>,
+) -> Result<Response, WebError> {
+    if params.get("state").map(String::as_str) == Some("all") {
+        params.insert("state".into(), String::new());
+    }
+    let Some(name) = name.strip_suffix(".xlsx") else {
+        let page_token = params.get("page_token").cloned().unwrap_or_default();
+        let table = fetch(&state, &session, &name, &params, page_token, 50).await?;
+        return Ok(Json(table.json()).into_response());
+    };
+    let mut table = fetch(&state, &session, name, &params, String::new(), 500).await?;
+    let mut rows = std::mem::take(&mut table.rows);
+    while !table.next_page_token.is_empty() && rows.len() < EXPORT_ROWS {
+        let token = std::mem::take(&mut table.next_page_token);
+        table = fetch(&state, &session, name, &params, token, 500).await?;
+        rows.append(&mut table.rows);
+    }
+    rows.truncate(EXPORT_ROWS);
+    let header: Vec<String> = table.columns.iter().map(|(_, title)| (*title).to_owned()).collect();
+    let failed = |error: nol_tabular::TableError| {
+        WebError::from(nol_runtime::ServiceError::Internal(anyhow::anyhow!("{error}")))
+    };
+    let mut writer = nol_tabular::TableWriter::new(nol_tabular::Format::Xlsx, nol_tabular::Encoding::Utf8, &header)
+        .map_err(failed)?;
+    for row in &rows {
+        let cells: Vec<String> = table
+            .columns
+            .iter()
+            .map(|(key, _)| match row.get(*key) {
+                Some(Value::String(text)) => text.clone(),
+                Some(Value::Null) | None => String::new(),
+                Some(other) => other.to_string(),
+            })
+            .collect();
+        writer.write_row(&cells).map_err(failed)?;
+    }
+    let bytes = writer.finish().map_err(failed)?;
+    let file = format!("{}-{}.xlsx", table.title, state.clock.today().format("%Y%m%d"));
+    let mut response = bytes.into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(super::api::XLSX));
+    response.headers_mut().insert(header::CONTENT_DISPOSITION, super::api::attachment(&file));
+    Ok(response)
+}
