@@ -111,5 +111,5 @@ pub async fn seed(stack: &Stack) -> anyhow::Result<()> {
     })
     .await?;
     eprintln!("demo: done — 320102 shows the case handed over, 341221 owns it");
-    Ok(())
+    crate::demo_slice::seed(stack).await
 }

@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 mod demo;
+mod demo_slice;
 mod import;
 mod synthetic;
 mod up;
