@@ -6,7 +6,8 @@
 
 mod common;
 
-use chrono::{Duration, Utc};
+use chrono::Duration;
+use chrono::Utc;
 use common::cases::{Child, refused, reported, return_to};
 use common::handoffs::{all_cases, delivered, request, until_case};
 use common::{RuleClock, TestStack, eventually};
@@ -311,5 +312,80 @@ async fn a_county_reports_its_period_and_the_city_and_province_approve_it() {
     clock.set(&format!("{}T09:00:00+08:00", due + Duration::days(1)));
     let late = report(&nanjing, "320100", &code).await;
     assert!(place(&late, "320104").late && place(&late, "320102").late);
+    test.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_consolidation_rate_is_graduates_over_the_cohorts_entrants_where_both_are_known() {
+    let test = TestStack::start().await;
+    let nanjing = test.clients("320000", "320100", Role::Supervisor);
+    let xuanwu = test.clients("320000", "320102", Role::Caseworker);
+    let mut reporting = nanjing.reporting.clone();
+    let rate = |clients: &Clients| {
+        let mut reporting = clients.reporting.clone();
+        async move {
+            reporting
+                .get_consolidation_rate(GetConsolidationRateRequest { region_code: "320100".into() })
+                .await
+                .unwrap()
+                .into_inner()
+                .years
+        }
+    };
+    assert!(rate(&nanjing).await.is_empty(), "no entrants file: no rate, never an invented one");
+
+    // A file with bad rows changes nothing and names each bad row; a case worker may not import.
+    let graduation_year = china_date(Utc::now()).format("%Y").to_string().parse::<i32>().unwrap();
+    let entry_year = graduation_year - 9;
+    let file = |body: String| ImportCohortEntrantsRequest {
+        file_name: "一年级入学人数.csv".into(),
+        content: format!("地区代码,入学年份,一年级入学人数\n{body}").into_bytes(),
+    };
+    let bad = file(format!("320102,{entry_year},4\n320500,{entry_year},9\n320104,1990,x\n"));
+    let refused_rows = reporting.import_cohort_entrants(bad).await.unwrap_err();
+    assert_eq!(refused_rows.code(), Code::InvalidArgument);
+    let bad_request = tonic_types::StatusExt::get_details_bad_request(&refused_rows).unwrap();
+    let fields: Vec<&str> = bad_request.field_violations.iter().map(|violation| violation.field.as_str()).collect();
+    assert_eq!(fields, ["rows[3].地区代码", "rows[4].入学年份", "rows[4].一年级入学人数"]);
+    assert!(rate(&nanjing).await.is_empty(), "nothing changed");
+    refused(
+        xuanwu.reporting.clone().import_cohort_entrants(file(format!("320102,{entry_year},4\n"))).await,
+        Code::PermissionDenied,
+        "caseworker",
+    );
+    let imported = reporting
+        .import_cohort_entrants(file(format!("320102,{entry_year},4\n320104,{entry_year},3\n")))
+        .await
+        .expect("imported")
+        .into_inner();
+    assert_eq!(imported.rows_imported, 2);
+
+    // One of 玄武区's pupils finishes compulsory education this year: 1 of 4 + 0 of 3 = 1/7.
+    let pupil = common::register_pupil(&xuanwu, "王毕业", &common::resident_id("320102", 77)).await;
+    xuanwu
+        .registry
+        .clone()
+        .update_pupil_status(UpdatePupilStatusRequest {
+            pupil_id: pupil,
+            enrollment_status: EnrollmentStatus::Graduated as i32,
+            reason: "初中毕业".into(),
+            effective_date: String::new(),
+        })
+        .await
+        .expect("graduated");
+    let years = eventually("the graduate to be counted", || {
+        let nanjing = nanjing.clone();
+        async move {
+            let years = rate(&nanjing).await;
+            Ok(years.first().is_some_and(|year| year.graduates == 1).then_some(years))
+        }
+    })
+    .await;
+    let year = &years[0];
+    assert_eq!(
+        (year.graduation_year, year.entrants, year.graduates, year.counties_counted),
+        (graduation_year, 7, 1, 2)
+    );
+    assert!((year.rate - 1.0 / 7.0).abs() < 1e-9);
     test.finish().await;
 }

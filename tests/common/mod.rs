@@ -34,7 +34,7 @@ pub struct TestStack {
     pub subject_prefix: String,
     /// Every province of the stack, Jiangsu (the hub) first.
     pub provinces: Vec<&'static str>,
-    database_prefix: String,
+    pub database_prefix: String,
     admin_url: String,
     _dir: tempfile::TempDir,
 }

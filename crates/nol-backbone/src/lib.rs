@@ -43,7 +43,8 @@ impl Default for StreamSettings {
     fn default() -> Self {
         StreamSettings {
             replicas: 1,
-            max_age: Duration::from_secs(7 * 24 * 3600),
+            // Two school years: the reporting projections are rebuilt by replaying the stream.
+            max_age: Duration::from_secs(730 * 24 * 3600),
             duplicate_window: Duration::from_secs(120),
         }
     }
@@ -123,7 +124,15 @@ pub async fn ensure_province_stream(
         description: Some(format!("Not One Less events addressed to {}", province.name())),
         ..Default::default()
     };
-    Ok(js.get_or_create_stream(config).await?)
+    let mut stream = js.get_or_create_stream(config).await?;
+    // A stream made under an older retention keeps it until told: the rebuild of projections
+    // replays the province's history, so a changed max_age is applied to the running stream.
+    let current = stream.info().await?.config.clone();
+    if current.max_age != settings.max_age {
+        tracing::info!(stream = %current.name, from = ?current.max_age, to = ?settings.max_age, "stream retention changed");
+        js.update_stream(jetstream::stream::Config { max_age: settings.max_age, ..current }).await?;
+    }
+    Ok(stream)
 }
 
 #[cfg(test)]

@@ -41,6 +41,20 @@ catalogue! {
         CommentRequired => "is required: say what the county should fix", "为必填项：请说明需要县级修改的内容";
         ReasonRequired => "is required: say why the report is re-opened", "为必填项：请说明重新打开的原因";
         NotesRequired => "is required: the work done in the period", "为必填项：本期主要工作";
+        CohortFormat => "must end in .csv or .xlsx", "文件名应以 .csv 或 .xlsx 结尾";
+        CohortTooLarge => "the file is larger than 5 MiB", "文件超过 5 MiB";
+        CohortEmpty => "the file has no rows", "文件没有数据行";
+        CohortRegion { value: String } =>
+            "{value:?} is not a county-level region code in your region",
+            "“{value}”不是您管辖范围内的县级行政区划代码";
+        CohortYear { value: String } =>
+            "{value:?} is not an entry year between 2000 and this year",
+            "“{value}”不是 2000 年至今年之间的入学年份";
+        CohortEntrants { value: String } =>
+            "{value:?} is not a number of entrants (a whole number from 1 to 10,000,000)",
+            "“{value}”不是有效的入学人数（1 至 10,000,000 的整数）";
+        CohortDuplicate { region: String, year: String } =>
+            "{region} {year} is listed twice", "{region} {year} 年重复出现";
         /// A reconciliation warning on a frozen report or a period's figures.
         BalanceMismatch { region: String, balance: i64, ledger: i64 } =>
             "{region}: the dropout balance by status ({balance}) differs from the cases opened, taken in, handed out and ended ({ledger})",

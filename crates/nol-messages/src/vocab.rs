@@ -22,6 +22,7 @@ words! {
         DraftReports => "draft and submit reports", "起草和上报报告";
         FollowUpAbsentChildren => "follow up absent children", "核查缺勤学生";
         HandCasesOver => "hand cases over", "移交案件";
+        ImportCohortFiles => "import grade-1 entrants files", "导入一年级入学人数文件";
         ImportThisList => "import this list", "导入此名单";
         LogHomeTeachingVisits => "log home-teaching visits", "登记送教上门";
         MarkSemesterAttendance => "mark semester attendance", "登记开学到校情况";

@@ -29,6 +29,13 @@ pub struct ServiceConfig {
     pub keys_dir: PathBuf,
     /// `NOL_STREAM_REPLICAS`: replicas of the province stream (3 in production).
     pub stream_replicas: usize,
+    /// `NOL_STREAM_MAX_AGE_DAYS`: how long the province stream keeps events (default 730, two
+    /// school years): what a rebuild of the reporting projections can replay.
+    pub stream_max_age: Duration,
+    /// `NOL_CONSUMER_NAME`: the service's durable consumer (default: the service's name). A
+    /// reporting process on an empty database with a new name rebuilds its projections from the
+    /// stream's start.
+    pub consumer_name: String,
     /// `NOL_ACK_WAIT_SECS`: how long NATS waits for a consumer's ack before redelivering.
     pub ack_wait: Duration,
     /// `NOL_REGISTRY_URL`: this province's registry, for services that read pupils.
@@ -140,6 +147,10 @@ impl ServiceConfig {
             subject_prefix,
             keys_dir,
             stream_replicas,
+            stream_max_age: Duration::from_secs(
+                count("NOL_STREAM_MAX_AGE_DAYS")?.unwrap_or(730).clamp(1, 36_500) * 24 * 3600,
+            ),
+            consumer_name: get("NOL_CONSUMER_NAME").unwrap_or_else(|| service.to_owned()),
             ack_wait,
             registry_url: get("NOL_REGISTRY_URL"),
             cases_url: get("NOL_CASES_URL"),

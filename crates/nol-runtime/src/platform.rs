@@ -80,7 +80,11 @@ impl Platform {
             nol_backbone::connect_nats(&config.nats_url, &format!("nol-{}-{}", config.service, config.province))
                 .await?;
         let js = nol_backbone::jetstream_context(client, Duration::from_secs(5));
-        let settings = StreamSettings { replicas: config.stream_replicas, ..StreamSettings::default() };
+        let settings = StreamSettings {
+            replicas: config.stream_replicas,
+            max_age: config.stream_max_age,
+            ..StreamSettings::default()
+        };
         let stream = nol_backbone::ensure_province_stream(&js, &scheme, &config.province, &settings)
             .await
             .context("creating the province stream")?;
@@ -125,7 +129,7 @@ impl Platform {
     /// Starts the service's durable consumer on its province stream.
     pub fn spawn_consumer<H: EventHandler>(&mut self, filter_subjects: Vec<String>, handler: H) {
         let spec = ConsumerSpec {
-            durable_name: self.config.service.to_owned(),
+            durable_name: self.config.consumer_name.clone(),
             filter_subjects,
             ack_wait: self.config.ack_wait,
             max_batch: 256,

@@ -91,6 +91,28 @@ pub enum TableError {
     Csv(String),
 }
 
+impl TableError {
+    /// What a person reads of a whole-file problem (None for a failure to read the received
+    /// file, which is the service's, not the caller's).
+    pub fn message(&self) -> Option<nol_messages::Registry> {
+        use nol_messages::Registry;
+        Some(match self {
+            TableError::Empty => Registry::FileEmpty,
+            TableError::NoHeader => Registry::FileNoHeader,
+            TableError::NotUtf8 { byte_offset, looks_like_gbk } => {
+                Registry::FileNotUtf8 { byte_offset: *byte_offset, looks_like_gbk: *looks_like_gbk }
+            }
+            TableError::NotGbk { byte_offset } => Registry::FileNotGbk { byte_offset: *byte_offset },
+            TableError::UnknownEncoding => Registry::FileUnknownEncoding,
+            TableError::BadXlsx(detail) => Registry::FileBadXlsx { detail: detail.clone() },
+            TableError::MissingColumns(columns) => Registry::FileMissingColumns { columns: columns.clone() },
+            TableError::DuplicateColumn(column) => Registry::FileDuplicateColumn { column: column.clone() },
+            TableError::Csv(detail) => Registry::FileMalformedCsv { detail: detail.clone() },
+            TableError::Io(_) => return None,
+        })
+    }
+}
+
 /// Normalises a header cell: no spaces (ASCII or full-width), no BOM, no required-field stars.
 pub(crate) fn normalize_header(text: &str) -> String {
     text.chars()

@@ -114,7 +114,7 @@ impl Importer {
             match opened {
                 Ok(opened) => opened,
                 Err(error) => {
-                    let message = file_message(&error).unwrap_or(Registry::JobStopped);
+                    let message = error.message().unwrap_or(Registry::JobStopped);
                     imports::finish(&self.pool, job.id, JobState::Failed, &message.en()).await?;
                     return Err(file_error(error));
                 }
@@ -238,32 +238,13 @@ impl Importer {
     }
 }
 
-/// What a person reads of a whole-file problem (None for a failure to read the received file,
-/// which is ours, not the caller's).
-fn file_message(error: &TableError) -> Option<Registry> {
-    Some(match error {
-        TableError::Empty => Registry::FileEmpty,
-        TableError::NoHeader => Registry::FileNoHeader,
-        TableError::NotUtf8 { byte_offset, looks_like_gbk } => {
-            Registry::FileNotUtf8 { byte_offset: *byte_offset, looks_like_gbk: *looks_like_gbk }
-        }
-        TableError::NotGbk { byte_offset } => Registry::FileNotGbk { byte_offset: *byte_offset },
-        TableError::UnknownEncoding => Registry::FileUnknownEncoding,
-        TableError::BadXlsx(detail) => Registry::FileBadXlsx { detail: detail.clone() },
-        TableError::MissingColumns(columns) => Registry::FileMissingColumns { columns: columns.clone() },
-        TableError::DuplicateColumn(column) => Registry::FileDuplicateColumn { column: column.clone() },
-        TableError::Csv(detail) => Registry::FileMalformedCsv { detail: detail.clone() },
-        TableError::Io(_) => return None,
-    })
-}
-
 /// A whole-file problem, as the caller hears it.
 fn file_error(error: TableError) -> ServiceError {
     let field = match error {
         TableError::NotUtf8 { .. } | TableError::NotGbk { .. } | TableError::UnknownEncoding => "header.encoding",
         _ => "data",
     };
-    match file_message(&error) {
+    match error.message() {
         Some(message) => ServiceError::invalid(field, message),
         None => ServiceError::Internal(error.into()),
     }
@@ -830,11 +811,11 @@ mod tests {
             TableError::Csv("unequal lengths".to_owned()),
         ];
         for error in errors {
-            let message = file_message(&error).unwrap();
+            let message = error.message().unwrap();
             assert_eq!(message.en(), error.to_string());
             assert!(!message.zh().is_empty());
         }
-        assert!(file_message(&TableError::Io(std::io::Error::other("disk"))).is_none());
+        assert!(TableError::Io(std::io::Error::other("disk")).message().is_none());
     }
 
     #[test]

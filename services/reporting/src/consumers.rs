@@ -95,6 +95,18 @@ impl EventHandler for Counting {
             let region = region_field(envelope, "region_code", &event.region_code)?;
             let case_id = uuid_field(envelope, "case_id", &event.case_id)?;
             store::case_moved(conn, case_id, &region, None, "handed_over", day).await?;
+            // The origin's case is handed over: its side of the hand-off is accepted, whether or not
+            // the transfer service told it (inside a province its `handoff_completed` may not).
+            if !event.handoff_id.is_empty() {
+                let handoff_id = uuid_field(envelope, "handoff_id", &event.handoff_id)?;
+                let side = SideFact {
+                    handoff_id,
+                    direction: Direction::Outgoing,
+                    region,
+                    fact: Fact::Decided(Outcome::Accepted),
+                };
+                store::apply_side(conn, &side, at).await?;
+            }
             (region, vec![Metric::CasesHandedOut], 1)
         } else if CASE_STATUS_CHANGED.matches(&envelope.event_type) {
             let event: CaseStatusChanged = decode_payload(envelope, CASE_STATUS_CHANGED)?;
@@ -145,6 +157,9 @@ async fn daily_only(
         store::bump(conn, &region, &figures::pupil_status_metric(to), day, 1).await?;
         if from == "enrolled" && to != "enrolled" {
             store::bump(conn, &from_region, figures::PUPILS_LEFT_ENROLLED, day, 1).await?;
+        }
+        if to == "graduated" && from != "graduated" {
+            store::bump(conn, &from_region, figures::PUPILS_GRADUATED, day, 1).await?;
         }
     } else if CASE_HANDOFF_PENDING.matches(kind) {
         let event: CaseHandoffPending = decode_payload(envelope, CASE_HANDOFF_PENDING)?;

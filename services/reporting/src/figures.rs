@@ -9,6 +9,8 @@ use nol_proto::v1::{CaseStatus, CaseStatusCount, DropoutCause, DropoutCauseCount
 
 /// Flows kept only per day (the older metrics of `region_count` are flows too, by their names).
 pub const PUPILS_LEFT_ENROLLED: &str = "pupils_left_enrolled";
+/// Pupils who completed compulsory education (the consolidation rate's numerator).
+pub const PUPILS_GRADUATED: &str = "pupils_graduated";
 pub const SUSPECTS_RECORDED: &str = "suspects_recorded";
 pub const SUSPECTS_CONFIRMED: &str = "suspects_confirmed";
 pub const SUSPECTS_CLOSED: &str = "suspects_closed";

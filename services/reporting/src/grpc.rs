@@ -3,11 +3,13 @@
 use nol_auth::Caller;
 use nol_proto::v1::reporting_service_server::ReportingService;
 use nol_proto::v1::{
-    AcceptReportRequest, AcceptReportResponse, ApproveReportRequest, ApproveReportResponse, DraftReportRequest,
-    DraftReportResponse, ExportPeriodFiguresRequest, ExportPeriodFiguresResponse, GetPeriodFiguresRequest,
-    GetPeriodFiguresResponse, GetRegionSummaryRequest, GetRegionSummaryResponse, GetReportRequest, GetReportResponse,
-    HandoffCounts, HandoffRejectionCount, HandoffTally, RegionFigures, RegionSummary, ReopenReportRequest,
-    ReopenReportResponse, ReturnReportRequest, ReturnReportResponse, SubmitReportRequest, SubmitReportResponse,
+    AcceptReportRequest, AcceptReportResponse, ApproveReportRequest, ApproveReportResponse, ConsolidationYear,
+    DraftReportRequest, DraftReportResponse, ExportPeriodFiguresRequest, ExportPeriodFiguresResponse,
+    GetConsolidationRateRequest, GetConsolidationRateResponse, GetPeriodFiguresRequest, GetPeriodFiguresResponse,
+    GetRegionSummaryRequest, GetRegionSummaryResponse, GetReportRequest, GetReportResponse, HandoffCounts,
+    HandoffRejectionCount, HandoffTally, ImportCohortEntrantsRequest, ImportCohortEntrantsResponse, RegionFigures,
+    RegionSummary, ReopenReportRequest, ReopenReportResponse, ReturnReportRequest, ReturnReportResponse,
+    SubmitReportRequest, SubmitReportResponse,
 };
 use nol_region::RegionCode;
 use nol_runtime::clock::Clock;
@@ -203,6 +205,38 @@ impl ReportingService for Reporting {
         let request = request.into_inner();
         let report = self.reports.get(&caller, &request.region_code, &request.period).await?;
         Ok(Response::new(GetReportResponse { report: Some(report) }))
+    }
+
+    async fn import_cohort_entrants(
+        &self,
+        request: Request<ImportCohortEntrantsRequest>,
+    ) -> Result<Response<ImportCohortEntrantsResponse>, Status> {
+        let caller = nol_runtime::caller_of(&request, &self.province)?;
+        let request = request.into_inner();
+        let today = self.clock.today();
+        let rows_imported =
+            crate::cohorts::import(&self.pool, &caller, &request.file_name, &request.content, today).await?;
+        Ok(Response::new(ImportCohortEntrantsResponse { rows_imported }))
+    }
+
+    async fn get_consolidation_rate(
+        &self,
+        request: Request<GetConsolidationRateRequest>,
+    ) -> Result<Response<GetConsolidationRateResponse>, Status> {
+        let caller = nol_runtime::caller_of(&request, &self.province)?;
+        let region = nol_runtime::region_in_scope(&caller, &request.into_inner().region_code)?;
+        let years = crate::cohorts::rates(&self.pool, &region)
+            .await?
+            .into_iter()
+            .map(|rate| ConsolidationYear {
+                graduation_year: rate.graduation_year,
+                entrants: rate.entrants,
+                graduates: rate.graduates,
+                rate: rate.rate(),
+                counties_counted: rate.counties,
+            })
+            .collect();
+        Ok(Response::new(GetConsolidationRateResponse { years }))
     }
 
     async fn export_period_figures(

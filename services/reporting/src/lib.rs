@@ -3,6 +3,7 @@
 //! each side of every hand-off, so a subtree's hand-offs are counted by outcome.
 #![forbid(unsafe_code)]
 
+pub mod cohorts;
 mod consumers;
 mod export;
 pub mod figures;

@@ -185,6 +185,11 @@ pub async fn overview(
     let (_, incoming, _) =
         crate::store::handoff_tallies(&state.pool, &region, today).await.map_err(nol_runtime::ServiceError::from)?;
     let overdue = overdue_work(&state, &session, &region).await;
+    let rates = crate::cohorts::rates(&state.pool, &region).await?;
+    let consolidation = crate::cohorts::headline(&rates).map(|rate| {
+        json!({"rate": rate.rate(), "graduation_year": rate.graduation_year, "entrants": rate.entrants,
+               "graduates": rate.graduates, "counties": rate.counties})
+    });
     let states = {
         let mut conn = state.pool.acquire().await.map_err(nol_runtime::ServiceError::from)?;
         crate::report_store::states_under(&mut conn, &region, period).await.map_err(nol_runtime::ServiceError::from)?
@@ -238,8 +243,8 @@ pub async fn overview(
         "parent": parent,
         "period": period_json(period),
         "headline": {
-            // The cohort file that the consolidation rate needs is not imported yet: never invented.
-            "consolidation_rate": Value::Null,
+            // Only where the entrants file and the graduates exist: never invented.
+            "consolidation_rate": consolidation.as_ref().map(|rate| rate["rate"].clone()),
             "dropout_balance": total.dropout_balance,
             "dropouts_new": total.dropouts_new,
             "returned": total.returned,
@@ -248,6 +253,7 @@ pub async fn overview(
             "handoffs_pending": incoming.pending,
             "suspects_pending": total.suspects_pending,
         },
+        "consolidation": consolidation,
         "figures": figures_json(&total),
         "children": children,
         "trend": trend,
