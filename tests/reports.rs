@@ -182,6 +182,8 @@ async fn a_county_reports_its_period_and_the_city_and_province_approve_it() {
     refused(reporting.submit_report(submit()).await, Code::FailedPrecondition, "only a draft or a returned");
     refused(reporting.draft_report(draft(notes("改"))).await, Code::FailedPrecondition, "only a draft or a returned");
     refused(reporting.approve_report(approve("")).await, Code::PermissionDenied, "caseworker");
+    let pdf = || GetReportPdfRequest { region_code: "320102".into(), period: code.clone() };
+    refused(nanjing.reporting.clone().get_report_pdf(pdf()).await, Code::FailedPrecondition, "only an approved");
     refused(suzhou.reporting.clone().approve_report(approve("")).await, Code::PermissionDenied, "outside");
     refused(jiangsu.reporting.clone().approve_report(approve("")).await, Code::PermissionDenied, "bureau above");
 
@@ -203,6 +205,19 @@ async fn a_county_reports_its_period_and_the_city_and_province_approve_it() {
         nanjing.reporting.clone().approve_report(approve("同意")).await.unwrap().into_inner().report.unwrap();
     assert_eq!(state(&approved), ReportState::Approved);
     refused(reporting.draft_report(draft(notes("改"))).await, Code::FailedPrecondition, "only a draft or a returned");
+
+    // The approved report as filed: a PDF whose Chinese text reads back.
+    let filed = nanjing.reporting.clone().get_report_pdf(pdf()).await.expect("the PDF").into_inner();
+    assert!(filed.content.starts_with(b"%PDF") && filed.file_name.ends_with(".pdf"), "{}", filed.file_name);
+    let path = std::env::temp_dir().join(format!("nol-report-{}.pdf", std::process::id()));
+    std::fs::write(&path, &filed.content).unwrap();
+    let text = std::process::Command::new("pdftotext").arg(&path).arg("-").output().expect("pdftotext (poppler-utils)");
+    let text = String::from_utf8_lossy(&text.stdout).replace(char::is_whitespace, "");
+    std::fs::remove_file(&path).unwrap();
+    for expected in ["江苏省南京市玄武区控辍保学工作双月报", "联合公安走访3户", "审核通过", "已审核"]
+    {
+        assert!(text.contains(expected), "{expected} in the PDF: {text}");
+    }
 
     // The city's report sums its approved counties and names the others.
     let city_report = report(&nanjing, "320100", &code).await;

@@ -957,6 +957,14 @@ function renderReport(data) {
           ? h('span', null, '已汇总县级单位：', h('strong', null, `${fmtNum(data.counties_counted)} / ${fmtNum(data.counties_total)}`))
           : null)),
     h('div', { class: 'actions' },
+      // An approved or accepted county report is filed as a PDF (a plain download link).
+      data.level === 'county' && (data.state === 'approved' || data.state === 'accepted')
+        ? h('a', {
+          class: 'btn btn-secondary',
+          'data-download': 'report-pdf',
+          href: `/api/report.pdf?region=${encodeURIComponent(data.region_code)}&period=${encodeURIComponent(period)}`,
+        }, '下载 PDF')
+        : null,
       h('a', { class: 'btn btn-secondary', href: hashFor('overview', { region: data.region_code, period }) }, '查看概览')));
 
   // Notes: textareas when this caller may draft, text otherwise.

@@ -294,6 +294,16 @@ async function main() {
   await screenshot('report.png');
   log('STEP 6b city approved the report; history has 3 entries');
 
+  // 6c. The approved report is filed as a PDF.
+  const [pdf] = await Promise.all([
+    page.waitForEvent('download', { timeout: STEP_MS }),
+    page.click('[data-download="report-pdf"]'),
+  ]);
+  check(pdf.suggestedFilename().toLowerCase().endsWith('.pdf'), `the report downloads as ${pdf.suggestedFilename()}`);
+  const pdfBytes = readFileSync(await pdf.path());
+  check(pdfBytes.subarray(0, 4).toString('latin1') === '%PDF', 'the report download is not a PDF');
+  log(`STEP 6c downloaded ${pdf.suggestedFilename()} (${pdfBytes.length} bytes)`);
+
   // 7b. Signed out, the session is gone.
   await signOut();
   const sessionUrl = `${baseUrl}/api/session`;

@@ -41,6 +41,9 @@ catalogue! {
         CommentRequired => "is required: say what the county should fix", "为必填项：请说明需要县级修改的内容";
         ReasonRequired => "is required: say why the report is re-opened", "为必填项：请说明重新打开的原因";
         NotesRequired => "is required: the work done in the period", "为必填项：本期主要工作";
+        NotApprovedPdf { state: String } =>
+            "the report is {state}; only an approved or accepted report is filed as a PDF",
+            "报告当前为“{state}”，只有已审核或已接收的报告可以生成 PDF";
         CohortFormat => "must end in .csv or .xlsx", "文件名应以 .csv 或 .xlsx 结尾";
         CohortTooLarge => "the file is larger than 5 MiB", "文件超过 5 MiB";
         CohortEmpty => "the file has no rows", "文件没有数据行";

@@ -6,10 +6,10 @@ use nol_proto::v1::{
     AcceptReportRequest, AcceptReportResponse, ApproveReportRequest, ApproveReportResponse, ConsolidationYear,
     DraftReportRequest, DraftReportResponse, ExportPeriodFiguresRequest, ExportPeriodFiguresResponse,
     GetConsolidationRateRequest, GetConsolidationRateResponse, GetPeriodFiguresRequest, GetPeriodFiguresResponse,
-    GetRegionSummaryRequest, GetRegionSummaryResponse, GetReportRequest, GetReportResponse, HandoffCounts,
-    HandoffRejectionCount, HandoffTally, ImportCohortEntrantsRequest, ImportCohortEntrantsResponse, RegionFigures,
-    RegionSummary, ReopenReportRequest, ReopenReportResponse, ReturnReportRequest, ReturnReportResponse,
-    SubmitReportRequest, SubmitReportResponse,
+    GetRegionSummaryRequest, GetRegionSummaryResponse, GetReportPdfRequest, GetReportPdfResponse, GetReportRequest,
+    GetReportResponse, HandoffCounts, HandoffRejectionCount, HandoffTally, ImportCohortEntrantsRequest,
+    ImportCohortEntrantsResponse, RegionFigures, RegionSummary, ReopenReportRequest, ReopenReportResponse,
+    ReturnReportRequest, ReturnReportResponse, SubmitReportRequest, SubmitReportResponse,
 };
 use nol_region::RegionCode;
 use nol_runtime::clock::Clock;
@@ -205,6 +205,16 @@ impl ReportingService for Reporting {
         let request = request.into_inner();
         let report = self.reports.get(&caller, &request.region_code, &request.period).await?;
         Ok(Response::new(GetReportResponse { report: Some(report) }))
+    }
+
+    async fn get_report_pdf(
+        &self,
+        request: Request<GetReportPdfRequest>,
+    ) -> Result<Response<GetReportPdfResponse>, Status> {
+        let caller = nol_runtime::caller_of(&request, &self.province)?;
+        let request = request.into_inner();
+        let (file_name, content) = self.reports.pdf(&caller, &request.region_code, &request.period).await?;
+        Ok(Response::new(GetReportPdfResponse { file_name, content }))
     }
 
     async fn import_cohort_entrants(

@@ -11,6 +11,7 @@ mod grpc;
 pub mod handoffs;
 pub mod metrics;
 pub mod periods;
+mod report_pdf;
 mod report_store;
 pub mod reports;
 mod store;

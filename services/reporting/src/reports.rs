@@ -92,6 +92,19 @@ impl Step {
     }
 }
 
+/// A step's name in Chinese, from its stored name.
+pub fn step_zh(action: &str) -> &'static str {
+    match action {
+        "draft" => "起草",
+        "submit" => "上报",
+        "approve" => "审核通过",
+        "return" => "退回",
+        "accept" => "接收",
+        "reopen" => "重新打开",
+        _ => "操作",
+    }
+}
+
 /// A step refused for the report's state (FAILED_PRECONDITION).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutOfOrder(pub Says);

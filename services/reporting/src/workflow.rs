@@ -126,6 +126,53 @@ impl Reports {
         Ok((format!("{}-{}-双月报.xlsx", region.full_name(), period.code()), bytes))
     }
 
+    /// The PDF of a county's approved or accepted report: its file name and bytes.
+    pub async fn pdf(&self, caller: &Caller, region: &str, period: &str) -> Result<(String, Vec<u8>), ServiceError> {
+        let county = county_in_scope(caller, region)?;
+        let report = self.get(caller, county.as_str(), period).await?;
+        let state = match ReportState::try_from(report.state).unwrap_or_default() {
+            ReportState::Approved => State::Approved,
+            ReportState::Accepted => State::Accepted,
+            other => {
+                let stored = match other {
+                    ReportState::Draft => Some(State::Draft),
+                    ReportState::Submitted => Some(State::Submitted),
+                    ReportState::Returned => Some(State::Returned),
+                    _ => None,
+                };
+                return Err(ServiceError::precondition(Says::NotApprovedPdf { state: reports::word(stored).zh() }));
+            }
+        };
+        let steps: Vec<(String, String, String, String)> = report
+            .history
+            .iter()
+            .map(|step| {
+                let time = step
+                    .time
+                    .as_ref()
+                    .and_then(|time| chrono::DateTime::from_timestamp(time.seconds, 0))
+                    .map(|time| (time + chrono::Duration::hours(8)).format("%Y-%m-%d %H:%M").to_string())
+                    .unwrap_or_default();
+                let region =
+                    RegionCode::parse(&step.actor_region_code).map(|code| code.full_name()).unwrap_or_default();
+                (time, crate::reports::step_zh(&step.action).to_owned(), region, step.comment.clone())
+            })
+            .collect();
+        let font = self.font()?;
+        let bytes = crate::report_pdf::render(&font, &report, &reports::word(Some(state)).zh(), &steps)
+            .map_err(|error| ServiceError::Internal(anyhow::anyhow!("drawing the report's PDF: {error}")))?;
+        Ok((format!("{}-{}-双月报.pdf", county.full_name(), report.period), bytes))
+    }
+
+    /// The CJK font, found once (the service runs without one; only the PDF needs it).
+    fn font(&self) -> Result<std::sync::Arc<nol_documents::CjkFont>, ServiceError> {
+        static FONT: std::sync::OnceLock<Result<std::sync::Arc<nol_documents::CjkFont>, String>> =
+            std::sync::OnceLock::new();
+        FONT.get_or_init(|| nol_documents::CjkFont::find().map(std::sync::Arc::new).map_err(|error| error.to_string()))
+            .clone()
+            .map_err(|error| ServiceError::Internal(anyhow::anyhow!("no CJK font for the report's PDF: {error}")))
+    }
+
     pub async fn get(&self, caller: &Caller, region: &str, period: &str) -> Result<Report, ServiceError> {
         let region = nol_runtime::region_in_scope(caller, region)?;
         let period = parse_period(period)?;

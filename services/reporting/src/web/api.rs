@@ -273,18 +273,6 @@ fn state_name(state: i32) -> Option<&'static str> {
     }
 }
 
-fn action_zh(action: &str) -> &'static str {
-    match action {
-        "draft" => "起草",
-        "submit" => "上报",
-        "approve" => "审核通过",
-        "return" => "退回",
-        "accept" => "接收",
-        "reopen" => "重新打开",
-        _ => "操作",
-    }
-}
-
 const STEPS: [Step; 6] = [Step::Draft, Step::Submit, Step::Approve, Step::Return, Step::Accept, Step::Reopen];
 
 /// A report as the page reads it, with the steps this caller may take now.
@@ -310,7 +298,7 @@ fn report_json(state: &WebState, session: &Session, report: &nol_proto::v1::Repo
             let region_name = RegionCode::parse(&step.actor_region_code).map(|code| code.full_name()).unwrap_or_default();
             json!({
                 "action": step.action,
-                "action_zh": action_zh(&step.action),
+                "action_zh": reports::step_zh(&step.action),
                 "state_zh": reports::word(state_name(step.state).and_then(ReportStateRow::from_stored)).zh(),
                 "actor": step.actor,
                 "actor_role_zh": nol_messages::vocab::role_zh(&step.actor_role),
@@ -430,6 +418,20 @@ pub fn attachment(name: &str) -> HeaderValue {
 }
 
 pub const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
+/// GET /api/report.pdf?region=&period=: an approved report as filed.
+pub async fn report_pdf(
+    State(state): State<WebState>,
+    session: Session,
+    Query(scope): Query<Scope>,
+) -> Result<Response, WebError> {
+    let period = period_or_current(&state, &scope.period)?;
+    let (name, bytes) = state.reports.pdf(&session.caller, &scope.region, &period.code()).await?;
+    let mut response = bytes.into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pdf"));
+    response.headers_mut().insert(header::CONTENT_DISPOSITION, attachment(&name));
+    Ok(response)
+}
 
 /// GET /api/export/figures.xlsx?region=&period=: the bureaus' spreadsheet.
 pub async fn export_figures(

@@ -114,6 +114,7 @@ pub fn router(state: WebState, web_dir: PathBuf) -> Router {
         .route("/overview", get(api::overview))
         .route("/report", get(api::report))
         .route("/report/{action}", post(api::report_step))
+        .route("/report.pdf", get(api::report_pdf))
         .route("/export/figures.xlsx", get(api::export_figures))
         .route("/lists/{name}", get(lists::list))
         .route("/ops", get(api::ops))
