@@ -1,0 +1,252 @@
+//! `cargo bench --bench dashboard`: the dashboard's reads at a province's size, against bare SQL
+//! of the same figures in the same run, and how fast an event reaches an open dashboard.
+//!
+//! The reporting service's projection of a province of 1,000,000 pupils with 100,000 cases over a
+//! year: for each of 江苏's county-level units, a year of daily counts (cases opened, returned,
+//! relapsed, persuasion attempts, suspects, hand-offs, supervision items, and the balances by
+//! status and cause they move), written straight into `reporting.daily_count` (setup, not
+//! measured). Measured over HTTP with a signed-in session:
+//! - the province's overview (headline, cities, six-period trend) and one county's drill-down,
+//!   cold (the first call) and warm (p50/p99 of 200 calls), against the bare `GROUP BY` of the
+//!   period's daily counts that the figures are cut from;
+//! - event → visible: a case opened through the API until its event arrives on the province's open
+//!   event stream (p50/p99 of 100).
+//!
+//! `NOL_BENCH_DIVIDE=10` makes the projection ten times smaller.
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use nol_auth::Role;
+use nol_proto::v1::{CreatePupilRequest, DropoutCause, OpenCaseRequest, Pupil};
+use nol_region::{RegionCode, RegionTree};
+use nol_stack::{Clients, Stack, StackSettings, postgres};
+
+const CALLS: usize = 200;
+const EVENTS: usize = 100;
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+fn percentile(samples: &mut [Duration], percentile: f64) -> Duration {
+    samples.sort();
+    let index = ((samples.len() as f64 - 1.0) * percentile).round() as usize;
+    samples[index]
+}
+
+/// One year of daily counts per county, about `cases_per_year` cases in the province.
+async fn seed(pool: &sqlx::PgPool, counties: &[String], cases_per_year: i64, pupils: i64) -> anyhow::Result<()> {
+    let per_county_day = (cases_per_year as f64 / counties.len() as f64 / 365.0).max(0.05);
+    let mut tx = pool.begin().await?;
+    // Flows: a few events of each kind per county and day (rounded from a per-day rate).
+    sqlx::query(
+        "INSERT INTO daily_count (region, metric, day, value)
+         SELECT r.code, m.metric, d.day, greatest(1, round($2 * m.share * (1 + (hashtext(r.code || m.metric || d.day) % 5) / 10.0)))::int8
+           FROM unnest($1::text[]) AS r (code)
+          CROSS JOIN generate_series(current_date - 364, current_date, interval '1 day') AS d (day)
+          CROSS JOIN (VALUES ('cases_opened', 1.0), ('cases_returned', 0.6), ('cases_relapsed', 0.1),
+                             ('persuasion_attempts', 2.0), ('joint_persuasion_attempts', 0.5),
+                             ('suspects_recorded', 1.5), ('suspects_confirmed', 1.0), ('suspects_closed', 0.5),
+                             ('supervision_raised', 0.2), ('supervision_closed', 0.2), ('handoffs_out', 0.1),
+                             ('handoffs_in', 0.1), ('cases_closed', 0.3), ('pupils_registered', 3.0),
+                             ('case.open', 0.4), ('case.returned', 0.1), ('case.monitoring', 0.1),
+                             ('cause.family_poverty', 0.2), ('cause.gone_to_work', 0.2),
+                             ('cause.learning_difficulty', 0.2)) AS m (metric, share)
+          WHERE $2 * m.share >= 0.05 OR hashtext(r.code || m.metric || d.day) % 4 = 0",
+    )
+    .bind(counties)
+    .bind(per_county_day)
+    .execute(&mut *tx)
+    .await?;
+    // The enrolled pupils, all on the first day.
+    sqlx::query(
+        "INSERT INTO daily_count (region, metric, day, value)
+         SELECT code, 'pupil.enrolled', current_date - 365, $2::int8 / array_length($1::text[], 1)
+           FROM unnest($1::text[]) AS code",
+    )
+    .bind(counties)
+    .bind(pupils)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    sqlx::query("VACUUM ANALYZE daily_count").execute(pool).await?;
+    Ok(())
+}
+
+/// `calls` sequential GETs of `path`: the first (cold) and the rest's p50/p99.
+async fn measure(
+    http: &reqwest::Client,
+    url: &str,
+    cookie: &str,
+    calls: usize,
+) -> anyhow::Result<(Duration, Duration, Duration)> {
+    let mut samples = Vec::with_capacity(calls);
+    let mut first = None;
+    for _ in 0..=calls {
+        let started = Instant::now();
+        let response = http.get(url).header("cookie", cookie).send().await?;
+        anyhow::ensure!(response.status().is_success(), "{url}: {}", response.status());
+        response.bytes().await?;
+        let took = started.elapsed();
+        if first.is_none() {
+            first = Some(took);
+        } else {
+            samples.push(took);
+        }
+    }
+    Ok((first.unwrap_or_default(), percentile(&mut samples, 0.5), percentile(&mut samples, 0.99)))
+}
+
+/// The bare SQL of a period's figures under `prefix`, `calls` times: p50/p99.
+async fn bare(pool: &sqlx::PgPool, prefix: &str, calls: usize) -> anyhow::Result<(Duration, Duration)> {
+    let period = nol_reporting::periods::Period::containing(nol_runtime::clock::china_date(chrono::Utc::now()));
+    let mut samples = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let started = Instant::now();
+        let rows = sqlx::query(
+            "SELECT region, metric, coalesce(sum(value) FILTER (WHERE day >= $2), 0)::int8, sum(value)::int8
+               FROM daily_count WHERE region LIKE $1 || '%' AND day <= $3 GROUP BY region, metric",
+        )
+        .bind(prefix)
+        .bind(period.start())
+        .bind(period.end())
+        .fetch_all(pool)
+        .await?;
+        anyhow::ensure!(!rows.is_empty(), "the bare query found nothing");
+        samples.push(started.elapsed());
+    }
+    Ok((percentile(&mut samples, 0.5), percentile(&mut samples, 0.99)))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let divide: i64 = std::env::var("NOL_BENCH_DIVIDE").ok().and_then(|text| text.parse().ok()).unwrap_or(1).max(1);
+    let (cases, pupils) = (100_000 / divide, 1_000_000 / divide);
+    let province = RegionCode::parse("320000")?;
+    let dir = tempfile::tempdir()?;
+    let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let settings = StackSettings::bench(env!("CARGO_BIN_EXE_nol").into(), dir.path().to_path_buf(), &format!("db{id}"));
+    let mut stack = Stack::start(settings).await?;
+    println!("Not One Less dashboard benchmark ({})", chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"));
+    println!();
+    let database_url = stack.province("320000").database_url.clone();
+    let pool = nol_runtime::database::connect(&database_url, "reporting", 4).await?;
+    let counties: Vec<String> = RegionTree::global()
+        .nodes()
+        .filter(|node| {
+            node.county_level && province.contains(&node.code) && node.code != province && node.name != "市辖区"
+        })
+        .map(|node| node.code.to_string())
+        .collect();
+    let started = Instant::now();
+    seed(&pool, &counties, cases, pupils).await?;
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM daily_count").fetch_one(&pool).await?;
+    println!(
+        "synthetic projection: a year of daily counts for {} counties ({rows} rows; {cases} cases, {pupils} pupils); written in {:.1}s",
+        counties.len(),
+        started.elapsed().as_secs_f64()
+    );
+
+    let web = stack.province("320000").reporting.web_addr.ok_or_else(|| anyhow::anyhow!("no dashboard"))?;
+    let base = format!("http://{web}");
+    let token = stack.keys.token("bench-supervisor", province, Role::Supervisor, Duration::from_secs(3600))?;
+    let http = reqwest::Client::new();
+    let signed = http.post(format!("{base}/api/session")).json(&serde_json::json!({"token": token})).send().await?;
+    let cookie = signed.headers()["set-cookie"].to_str()?.split(';').next().unwrap_or_default().to_owned();
+
+    println!();
+    println!("{:<44} {:>9} {:>9} {:>9} {:>11}", "read", "cold ms", "p50 ms", "p99 ms", "p99 / bare");
+    let (bare_province_p50, bare_province_p99) = bare(&pool, "32", CALLS).await?;
+    let (bare_county_p50, bare_county_p99) = bare(&pool, "320102", CALLS).await?;
+    let overview = measure(&http, &format!("{base}/api/overview?region=320000"), &cookie, CALLS).await?;
+    let county = measure(&http, &format!("{base}/api/overview?region=320102"), &cookie, CALLS).await?;
+    let line = |name: &str, cold: Option<Duration>, p50: Duration, p99: Duration, bare_p99: Option<Duration>| {
+        println!(
+            "{name:<44} {:>9} {:>9.2} {:>9.2} {:>11}",
+            cold.map(|cold| format!("{:.2}", ms(cold))).unwrap_or_default(),
+            ms(p50),
+            ms(p99),
+            bare_p99.map(|bare| format!("{:.2}", p99.as_secs_f64() / bare.as_secs_f64())).unwrap_or_default()
+        );
+    };
+    line("bare SQL: the period's GROUP BY, province", None, bare_province_p50, bare_province_p99, None);
+    line("GET /api/overview, province (HTTP)", Some(overview.0), overview.1, overview.2, Some(bare_province_p99));
+    line("bare SQL: the period's GROUP BY, one county", None, bare_county_p50, bare_county_p99, None);
+    line("GET /api/overview, county 320102 (HTTP)", Some(county.0), county.1, county.2, Some(bare_county_p99));
+
+    // Event → visible: a case opened through the API until its event is on the open stream.
+    let caseworker = stack.keys.token(
+        "bench-caseworker",
+        RegionCode::parse("320102")?,
+        Role::Caseworker,
+        Duration::from_secs(3600),
+    )?;
+    let system = stack.keys.token("bench-system", province, Role::System, Duration::from_secs(3600))?;
+    Clients::for_province(stack.province("320000"), &system)?
+        .ensure_school("3201020001", "南京市玄武区示范小学", "320102")
+        .await?;
+    let clients = Clients::for_province(stack.province("320000"), &caseworker)?;
+    let mut events = http.get(format!("{base}/api/events")).header("cookie", &cookie).send().await?.bytes_stream();
+    let mut buffer = String::new();
+    let mut samples = Vec::with_capacity(EVENTS);
+    for number in 0..EVENTS {
+        let resident_id = nol_pii::ResidentId::from_parts(
+            "320102",
+            chrono::NaiveDate::from_ymd_opt(2013, 1 + (number % 12) as u32, 1 + (number % 28) as u32)
+                .unwrap_or_default(),
+            number as u16,
+        )?;
+        let pupil = clients
+            .registry
+            .clone()
+            .create_pupil(CreatePupilRequest {
+                pupil: Some(Pupil {
+                    full_name: format!("测试{number}"),
+                    resident_id: resident_id.expose().to_owned(),
+                    hukou_region_code: "320102".into(),
+                    school_code: "3201020001".into(),
+                    grade: 5,
+                    ..Default::default()
+                }),
+            })
+            .await?
+            .into_inner()
+            .pupil
+            .unwrap_or_default();
+        let started = Instant::now();
+        clients
+            .cases
+            .clone()
+            .open_case(OpenCaseRequest {
+                pupil_id: pupil.pupil_id,
+                causes: vec![DropoutCause::Other as i32],
+                notes: String::new(),
+            })
+            .await?;
+        'wait: loop {
+            while let Some(end) = buffer.find("\n\n") {
+                let event: String = buffer.drain(..end + 2).collect();
+                if event.contains("case_opened") {
+                    break 'wait;
+                }
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(30), events.next())
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("the event stream ended"))??;
+            buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        samples.push(started.elapsed());
+    }
+    let (p50, p99) = (percentile(&mut samples, 0.5), percentile(&mut samples, 0.99));
+    line("case opened (gRPC) → on the open event stream", None, p50, p99, None);
+    println!();
+    println!("Aims: overview p99 ≤ 50 ms warm and ≤ 2× the bare SQL; event → visible p99 ≤ 1 s.");
+
+    drop(events);
+    stack.stop().await?;
+    for code in ["320000", "340000"] {
+        postgres::drop_database(&postgres::default_admin_url(), &format!("nol_db{id}_{code}")).await?;
+    }
+    Ok(())
+}
