@@ -327,6 +327,38 @@ async fn a_county_reports_its_period_and_the_city_and_province_approve_it() {
     clock.set(&format!("{}T09:00:00+08:00", due + Duration::days(1)));
     let late = report(&nanjing, "320100", &code).await;
     assert!(place(&late, "320104").late && place(&late, "320102").late);
+
+    // Late reports go to supervision (督办), once per county and period: the case service raises an
+    // item for 南京市 over 秦淮区, whose report was never drafted.
+    let sweep = || {
+        let mut reporting = jiangsu.reporting.clone();
+        async move { reporting.sweep_late_reports(SweepLateReportsRequest {}).await }
+    };
+    let raised = sweep().await.expect("swept").into_inner().raised;
+    assert!(raised >= 11, "every late county of the province: {raised}");
+    assert_eq!(sweep().await.unwrap().into_inner().raised, 0, "once per county and period");
+    refused(
+        xuanwu.reporting.clone().sweep_late_reports(SweepLateReportsRequest {}).await,
+        Code::PermissionDenied,
+        "caseworker",
+    );
+    let item = eventually("the case service to raise the item", || {
+        let mut supervision = nanjing.supervision.clone();
+        async move {
+            let items = supervision
+                .list_supervision_items(ListSupervisionItemsRequest {
+                    region_code: "320104".into(),
+                    ..Default::default()
+                })
+                .await?
+                .into_inner()
+                .items;
+            Ok(items.into_iter().find(|item| item.kind == OverdueKind::Report as i32))
+        }
+    })
+    .await;
+    assert_eq!(item.supervising_region_code, "320100");
+    assert!(item.reason.contains("双月报") && item.reason.contains(&period.name_zh()), "{}", item.reason);
     test.finish().await;
 }
 

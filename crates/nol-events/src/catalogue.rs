@@ -102,8 +102,12 @@ pub const HANDOFF_DECISION_DUE: EventType = EventType { service: "cases", name: 
 /// `ReportStepTaken`: a step of a county's bi-monthly report's workflow (R16).
 pub const REPORT_STEP: EventType = EventType { service: "reporting", name: "report_step", version: 1 };
 
+/// `ReportOverdue`: a county's report not submitted by its due date (R12, R16).
+pub const REPORT_OVERDUE: EventType = EventType { service: "reporting", name: "report_overdue", version: 1 };
+
 /// All of them, for documentation and tests.
-pub const ALL: [EventType; 31] = [
+pub const ALL: [EventType; 32] = [
+    REPORT_OVERDUE,
     REPORT_STEP,
     HANDOFF_DECISION_DUE,
     CASE_RESERVED,

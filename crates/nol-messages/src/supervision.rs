@@ -39,6 +39,10 @@ catalogue! {
         Overdue { what: OverdueWhat, due_on: String } =>
             { format!("R12: {} was due on {due_on} and is overdue past the supervision threshold", what.en()) },
             { format!("R12：{}应于 {due_on} 前完成，逾期已超过督办时限", what.zh()) };
+        /// A county's report not submitted by its due date.
+        ReportLate { period: String, due_on: String } =>
+            "R12, R16: the bi-monthly report for {period} was due on {due_on} and has not been submitted",
+            "R12、R16：{period}双月报应于 {due_on} 前报送，至今未报";
         /// A hand-off the destination left unanswered past its deadline.
         HandoffOverdue { handoff_id: String, destination: String, origin: String } =>
             "R12: hand-off {handoff_id} to {destination} not accepted by its deadline; the case stays with {origin}",
@@ -55,5 +59,6 @@ crate::words! {
         FollowUp => "the follow-up of a deferred or suspended case", "缓学休学案件的跟踪回访";
         SemesterCheck => "confirming the child at the semester-start check", "开学核查中的到校确认";
         HandoffDecision => "the decision on a hand-off", "移交案件的接收决定";
+        Report => "the bi-monthly report", "双月报的报送";
     }
 }

@@ -5,14 +5,14 @@
 use nol_backbone::consumer::{EventHandler, HandlerError};
 use nol_events::{
     EventEnvelope, HANDOFF_ACCEPTED, HANDOFF_ARRIVED, HANDOFF_CANCELLED, HANDOFF_COMPLETED, HANDOFF_OVERDUE,
-    HANDOFF_REJECTED, HANDOFF_REQUESTED, PUPIL_SUSPECTED_OUT_OF_SCHOOL, SubjectScheme, TRANSFER_IN_REQUESTED,
-    decode_payload, region_field, uuid_field,
+    HANDOFF_REJECTED, HANDOFF_REQUESTED, PUPIL_SUSPECTED_OUT_OF_SCHOOL, REPORT_OVERDUE, SubjectScheme,
+    TRANSFER_IN_REQUESTED, decode_payload, region_field, uuid_field,
 };
 use nol_messages::Supervision as Says;
 use nol_pii::{DataKey, SealKeyPair};
 use nol_proto::v1::{
     HandoffAccepted, HandoffArrived, HandoffCancelled, HandoffCompleted, HandoffOverdue, HandoffRejected,
-    HandoffRequested, TransferInRequested,
+    HandoffRequested, ReportOverdue, TransferInRequested,
 };
 use nol_region::RegionCode;
 use sqlx::PgConnection;
@@ -32,6 +32,7 @@ pub fn filter_subjects(scheme: &SubjectScheme, province: &RegionCode) -> Vec<Str
         HANDOFF_CANCELLED,
         TRANSFER_IN_REQUESTED,
         PUPIL_SUSPECTED_OUT_OF_SCHOOL,
+        REPORT_OVERDUE,
     ]
     .into_iter()
     .map(|event_type| scheme.local_filter(province, event_type))
@@ -117,6 +118,9 @@ impl EventHandler for CaseEvents {
             }
             tracing::warn!(case_id = %case_id, supervisor = %supervisor, "case escalated for supervision");
             Ok(())
+        } else if REPORT_OVERDUE.matches(&envelope.event_type) {
+            let overdue: ReportOverdue = decode_payload(envelope, REPORT_OVERDUE)?;
+            crate::supervision::service::raise_for_late_report(conn, &self.scheme, &overdue, self.clock.today()).await
         } else if PUPIL_SUSPECTED_OUT_OF_SCHOOL.matches(&envelope.event_type) {
             crate::suspects::service::take_in_cross_check(
                 conn,

@@ -1,6 +1,7 @@
 //! gRPC transport of the reporting service.
 
-use nol_auth::Caller;
+use nol_auth::{Caller, Role};
+use nol_messages::vocab::Action;
 use nol_proto::v1::reporting_service_server::ReportingService;
 use nol_proto::v1::{
     AcceptReportRequest, AcceptReportResponse, ApproveReportRequest, ApproveReportResponse, ConsolidationYear,
@@ -9,7 +10,8 @@ use nol_proto::v1::{
     GetRegionSummaryRequest, GetRegionSummaryResponse, GetReportPdfRequest, GetReportPdfResponse, GetReportRequest,
     GetReportResponse, HandoffCounts, HandoffRejectionCount, HandoffTally, ImportCohortEntrantsRequest,
     ImportCohortEntrantsResponse, RegionFigures, RegionSummary, ReopenReportRequest, ReopenReportResponse,
-    ReturnReportRequest, ReturnReportResponse, SubmitReportRequest, SubmitReportResponse,
+    ReturnReportRequest, ReturnReportResponse, SubmitReportRequest, SubmitReportResponse, SweepLateReportsRequest,
+    SweepLateReportsResponse,
 };
 use nol_region::RegionCode;
 use nol_runtime::clock::Clock;
@@ -215,6 +217,18 @@ impl ReportingService for Reporting {
         let request = request.into_inner();
         let (file_name, content) = self.reports.pdf(&caller, &request.region_code, &request.period).await?;
         Ok(Response::new(GetReportPdfResponse { file_name, content }))
+    }
+
+    async fn sweep_late_reports(
+        &self,
+        request: Request<SweepLateReportsRequest>,
+    ) -> Result<Response<SweepLateReportsResponse>, Status> {
+        let caller = nol_runtime::caller_of(&request, &self.province)?;
+        caller
+            .require_role(&[Role::Supervisor, Role::Operator, Role::System], Action::RunSupervisionSweep)
+            .map_err(ServiceError::from)?;
+        let raised = self.reports.sweep_late(&self.province).await?;
+        Ok(Response::new(SweepLateReportsResponse { raised }))
     }
 
     async fn import_cohort_entrants(

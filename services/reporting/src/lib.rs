@@ -30,6 +30,24 @@ pub async fn start(config: ServiceConfig, shutdown: CancellationToken) -> anyhow
     let filters = consumers::filter_subjects(&platform.scheme, &platform.config.province);
     platform.spawn_consumer(filters, consumers::Counting);
     let service = grpc::Reporting::new(&platform);
+    let sweeper = workflow::Reports::new(&platform);
+    let (every, province, stop) =
+        (platform.config.supervision_sweep, platform.config.province, platform.shutdown.clone());
+    platform.spawn_task(async move {
+        // The first tick is now: it also fixes the first period reports are due for.
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = ticks.tick() => {
+                    if let Err(error) = sweeper.sweep_late(&province).await {
+                        tracing::warn!(%error, "late-report sweep failed; retrying at the next tick");
+                    }
+                }
+            }
+        }
+    });
     let web = platform.config.web_addr.map(|addr| {
         let reports = std::sync::Arc::new(workflow::Reports::new(&platform));
         let (live, _) = tokio::sync::broadcast::channel(1024);

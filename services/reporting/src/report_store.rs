@@ -243,6 +243,25 @@ pub async fn due_on(conn: &mut PgConnection, period: Period) -> sqlx::Result<Nai
     Ok(period.end() + chrono::Duration::days(days.into()))
 }
 
+/// Records a county's report of a period as late; false when it was already.
+pub async fn mark_late(
+    conn: &mut PgConnection,
+    region: &RegionCode,
+    period: Period,
+    due_on: NaiveDate,
+) -> sqlx::Result<bool> {
+    let inserted = sqlx::query!(
+        "INSERT INTO report_late (region, period, due_on, raised_at) VALUES ($1, $2, $3, now())
+         ON CONFLICT (region, period) DO NOTHING",
+        region.as_str(),
+        period.code(),
+        due_on,
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(inserted.rows_affected() == 1)
+}
+
 /// How many steps a report has (its event's aggregate sequence).
 pub async fn step_count(conn: &mut PgConnection, report_id: Uuid) -> sqlx::Result<i64> {
     sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM report_step WHERE report_id = $1"#, report_id)

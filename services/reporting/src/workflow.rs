@@ -126,6 +126,73 @@ impl Reports {
         Ok((format!("{}-{}-双月报.xlsx", region.full_name(), period.code()), bytes))
     }
 
+    /// The first period reports are due for: the one the deployment started in (rule time), fixed
+    /// at the first call.
+    async fn reports_from(&self, conn: &mut sqlx::PgConnection) -> Result<Period, ServiceError> {
+        let today = self.clock.today();
+        let from = sqlx::query_scalar!(
+            r#"UPDATE report_policy SET reports_from = coalesce(reports_from, $1) RETURNING reports_from AS "from!""#,
+            Period::containing(today).code(),
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        Period::parse(&from).map_err(|_| ServiceError::Internal(anyhow::anyhow!("report_policy.reports_from {from:?}")))
+    }
+
+    /// Sends each county's report that is past its due date and not submitted to supervision
+    /// (`report_overdue`, which the case service raises as an item), once per county and period.
+    pub async fn sweep_late(&self, province: &RegionCode) -> Result<i64, ServiceError> {
+        let today = self.clock.today();
+        let mut tx = self.pool.begin().await?;
+        let mut period = self.reports_from(&mut tx).await?;
+        let counties = counties_of(province);
+        let mut raised = 0;
+        while period.end() < today {
+            let due_on = report_store::due_on(&mut tx, period).await?;
+            if today > due_on {
+                let states = report_store::states_under(&mut tx, province, period).await?;
+                for county in &counties {
+                    let state = states.iter().find(|(code, _)| code == county.as_str()).map(|(_, state)| *state);
+                    if !state.is_none_or(State::with_county) {
+                        continue;
+                    }
+                    if !report_store::mark_late(&mut tx, county, period, due_on).await? {
+                        continue;
+                    }
+                    let payload = nol_proto::v1::ReportOverdue {
+                        region_code: county.to_string(),
+                        period: period.code(),
+                        period_name: period.name_zh(),
+                        due_on: due_on.format("%Y-%m-%d").to_string(),
+                    };
+                    let aggregate = format!("{county}:{}", period.code());
+                    nol_backbone::outbox::emit(
+                        &mut tx,
+                        &self.scheme.local(nol_events::REPORT_OVERDUE, county),
+                        EventHeader {
+                            event_type: nol_events::REPORT_OVERDUE,
+                            source_region: *county,
+                            aggregate_type: "report",
+                            aggregate_id: &aggregate,
+                            aggregate_sequence: 1,
+                            actor: "system:reporting",
+                        },
+                        &payload,
+                    )
+                    .await?;
+                    raised += 1;
+                }
+            }
+            period = period.next();
+        }
+        tx.commit().await?;
+        if raised > 0 {
+            self.wake.notify();
+            tracing::info!(raised, %today, "late reports sent to supervision");
+        }
+        Ok(raised)
+    }
+
     /// The PDF of a county's approved or accepted report: its file name and bytes.
     pub async fn pdf(&self, caller: &Caller, region: &str, period: &str) -> Result<(String, Vec<u8>), ServiceError> {
         let county = county_in_scope(caller, region)?;

@@ -59,6 +59,8 @@ pub fn escalate(supervising: &RegionCode) -> Option<RegionCode> {
 pub enum WorkKind {
     Due(DueKind),
     SemesterCheck,
+    /// A county's bi-monthly report not submitted by its due date (R16): an item, never a list row.
+    Report,
 }
 
 impl Stored for WorkKind {
@@ -68,12 +70,14 @@ impl Stored for WorkKind {
         WorkKind::Due(DueKind::FollowUp),
         WorkKind::SemesterCheck,
         WorkKind::Due(DueKind::HandoffDecision),
+        WorkKind::Report,
     ];
 
     fn as_stored(self) -> &'static str {
         match self {
             WorkKind::Due(kind) => kind.as_stored(),
             WorkKind::SemesterCheck => "semester_check",
+            WorkKind::Report => "report",
         }
     }
 }
@@ -86,6 +90,7 @@ impl WorkKind {
             WorkKind::Due(DueKind::FollowUp) => OverdueKind::FollowUp,
             WorkKind::SemesterCheck => OverdueKind::SemesterCheck,
             WorkKind::Due(DueKind::HandoffDecision) => OverdueKind::HandoffDecision,
+            WorkKind::Report => OverdueKind::Report,
         }
     }
 
@@ -99,6 +104,7 @@ impl WorkKind {
         let what = match self {
             WorkKind::Due(kind) => kind.overdue_what(),
             WorkKind::SemesterCheck => nol_messages::OverdueWhat::SemesterCheck,
+            WorkKind::Report => nol_messages::OverdueWhat::Report,
         };
         Says::Overdue { what, due_on: due_on.to_string() }
     }
@@ -282,7 +288,7 @@ mod tests {
         let names = |all: &[&'static str]| all.to_vec();
         assert_eq!(
             names(&WorkKind::ALL.iter().map(|kind| kind.as_stored()).collect::<Vec<_>>()),
-            ["first_contact", "next_attempt", "follow_up", "semester_check", "handoff_decision"]
+            ["first_contact", "next_attempt", "follow_up", "semester_check", "handoff_decision", "report"]
         );
         assert_eq!(
             names(&ItemState::ALL.iter().map(|state| state.as_stored()).collect::<Vec<_>>()),

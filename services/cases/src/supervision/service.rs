@@ -183,42 +183,7 @@ impl SupervisionService {
         item: &SupervisionItem,
         change: &str,
     ) -> Result<(), ServiceError> {
-        if let Some(case_id) = item.case_id {
-            ledger::note_supervision(
-                conn,
-                case_id,
-                Some((&item.supervising_region, &item.reason)),
-                "system:supervision",
-                change,
-                serde_json::json!({
-                    "item_id": item.id, "supervising_region_code": item.supervising_region.as_str(),
-                    "reason": item.reason,
-                }),
-            )
-            .await?;
-        }
-        let payload = SupervisionRaised {
-            item_id: item.id.to_string(),
-            case_id: item.case_id.map(|id| id.to_string()).unwrap_or_default(),
-            region_code: item.region.to_string(),
-            supervising_region_code: item.supervising_region.to_string(),
-            reason: item.reason.clone(),
-        };
-        nol_backbone::outbox::emit(
-            conn,
-            &self.scheme.local(SUPERVISION_RAISED, &item.region),
-            EventHeader {
-                event_type: SUPERVISION_RAISED,
-                source_region: item.region,
-                aggregate_type: "supervision_item",
-                aggregate_id: &payload.item_id,
-                aggregate_sequence: item.escalations as u64 + 1,
-                actor: "system:supervision",
-            },
-            &payload,
-        )
-        .await?;
-        Ok(())
+        Ok(raised_event(conn, &self.scheme, item, change).await?)
     }
 
     pub async fn policy(&self) -> Result<PolicyRow, ServiceError> {
@@ -585,6 +550,83 @@ impl SupervisionService {
         };
         Ok(CheckProgress { rows: rows.into_iter().map(named).collect(), total: named(total), check })
     }
+}
+
+/// The case's note (when the item is about a case) and the `supervision_raised` event of a raised
+/// or escalated item.
+async fn raised_event(
+    conn: &mut PgConnection,
+    scheme: &SubjectScheme,
+    item: &SupervisionItem,
+    change: &str,
+) -> sqlx::Result<()> {
+    if let Some(case_id) = item.case_id {
+        ledger::note_supervision(
+            conn,
+            case_id,
+            Some((&item.supervising_region, &item.reason)),
+            "system:supervision",
+            change,
+            serde_json::json!({
+                "item_id": item.id, "supervising_region_code": item.supervising_region.as_str(),
+                "reason": item.reason,
+            }),
+        )
+        .await?;
+    }
+    let payload = SupervisionRaised {
+        item_id: item.id.to_string(),
+        case_id: item.case_id.map(|id| id.to_string()).unwrap_or_default(),
+        region_code: item.region.to_string(),
+        supervising_region_code: item.supervising_region.to_string(),
+        reason: item.reason.clone(),
+    };
+    nol_backbone::outbox::emit(
+        conn,
+        &scheme.local(SUPERVISION_RAISED, &item.region),
+        EventHeader {
+            event_type: SUPERVISION_RAISED,
+            source_region: item.region,
+            aggregate_type: "supervision_item",
+            aggregate_id: &payload.item_id,
+            aggregate_sequence: item.escalations as u64 + 1,
+            actor: "system:supervision",
+        },
+        &payload,
+    )
+    .await?;
+    Ok(())
+}
+
+/// A county's report was not submitted by its due date (reporting's `report_overdue`): an item for
+/// its supervising bureau, once per county and period (R12, R16).
+pub async fn raise_for_late_report(
+    conn: &mut PgConnection,
+    scheme: &SubjectScheme,
+    overdue: &nol_proto::v1::ReportOverdue,
+    today: NaiveDate,
+) -> Result<(), nol_backbone::consumer::HandlerError> {
+    use nol_backbone::consumer::HandlerError;
+    let permanent = |what: &str| HandlerError::Permanent(format!("report_overdue {}: {what}", overdue.region_code));
+    let region = RegionCode::parse(&overdue.region_code).map_err(|_| permanent("region_code"))?;
+    let due_on = NaiveDate::parse_from_str(&overdue.due_on, "%Y-%m-%d").map_err(|_| permanent("due_on"))?;
+    let reason = Says::ReportLate { period: overdue.period_name.clone(), due_on: overdue.due_on.clone() }.zh();
+    let supervising = domain::supervisor_of(&region);
+    let raised = store::insert_report_item(
+        conn,
+        Uuid::now_v7(),
+        &region,
+        &supervising,
+        &reason,
+        (&overdue.period, due_on),
+        today,
+    )
+    .await?;
+    if let Some(item) = raised {
+        raised_event(conn, scheme, &item, "supervision_raised").await?;
+        tracing::info!(region = %region, period = %overdue.period, "late report sent to supervision");
+    }
+    Ok(())
 }
 
 /// A hand-off arrived here, the destination (transfer's `handoff_arrived`): supervision watches

@@ -378,6 +378,38 @@ pub async fn insert_item(conn: &mut PgConnection, item: &NewItem<'_>) -> sqlx::R
     .await?)
 }
 
+/// A late report's item (R16): one per county and period, so a repeated notice raises nothing
+/// (`None`).
+pub async fn insert_report_item(
+    conn: &mut PgConnection,
+    id: Uuid,
+    region: &RegionCode,
+    supervising_region: &RegionCode,
+    reason: &str,
+    (period, due_on): (&str, NaiveDate),
+    raised_on: NaiveDate,
+) -> sqlx::Result<Option<SupervisionItem>> {
+    let row = sqlx::query_as!(
+        ItemRow,
+        "INSERT INTO supervision_item (id, kind, region, supervising_region, reason, due_on, raised_on, report_period)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (region, report_period) WHERE report_period IS NOT NULL DO NOTHING
+         RETURNING id, kind, case_id, handoff_id, region, supervising_region, escalations, reason, due_on, raised_at, state,
+                   answer, answered_by, closing_note, closed_by",
+        id,
+        super::domain::WorkKind::Report.as_stored(),
+        region.as_str(),
+        supervising_region.as_str(),
+        reason,
+        due_on,
+        raised_on,
+        period,
+    )
+    .fetch_optional(conn)
+    .await?;
+    row.map(|row| SupervisionItem::try_from(row).map_err(|error| sqlx::Error::Decode(Box::new(error)))).transpose()
+}
+
 /// Open items raised (or last escalated) before `cutoff` and not yet with the province: locked.
 pub async fn unanswered(conn: &mut PgConnection, cutoff: NaiveDate, limit: i64) -> sqlx::Result<Vec<SupervisionItem>> {
     all(sqlx::query_as!(

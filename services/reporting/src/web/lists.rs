@@ -82,6 +82,7 @@ fn overdue_kind(kind: OverdueKind) -> (&'static str, &'static str) {
         OverdueKind::FollowUp => ("follow_up", "缓学休学跟踪回访"),
         OverdueKind::SemesterCheck => ("semester_check", "开学核查到校确认"),
         OverdueKind::HandoffDecision => ("handoff_decision", "移交接收决定"),
+        OverdueKind::Report => ("report", "双月报逾期未报"),
         OverdueKind::Unspecified => ("", "全部"),
     }
 }
