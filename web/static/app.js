@@ -943,6 +943,7 @@ function renderReport(data) {
   updateNav();
   const actions = (Array.isArray(data.actions) ? data.actions : []).filter((a) => ACTIONS[a]);
   const editable = actions.includes('draft');
+  const isCounty = data.level === 'county';
   const notes = data.notes || {};
   const period = data.period;
 
@@ -950,7 +951,9 @@ function renderReport(data) {
     h('div', null,
       h('h1', null, `${data.region_name} · ${data.period_name ?? period} 双月报`),
       h('div', { class: 'facts' },
-        h('span', null, '状态：', stateBadge(data.state, data.state_zh, { class: 'badge badge-lg', 'data-report-state': data.state || 'none' })),
+        isCounty
+          ? h('span', null, '状态：', stateBadge(data.state, data.state_zh, { class: 'badge badge-lg', 'data-report-state': data.state || 'none' }))
+          : h('span', null, '汇总：已审核、已接收县级单位之和'),
         h('span', null, '报送截止：', h('strong', null, fmtDate(data.due_on))),
         data.late ? h('span', { class: 'badge badge-late' }, '逾期未报') : null,
         isNum(data.counties_total) && data.level !== 'county'
@@ -994,7 +997,8 @@ function renderReport(data) {
     }, ACTIONS[a].label)))) : null;
 
   const figuresPanel = h('section', { class: 'panel', 'aria-labelledby': 'rf-title' },
-    h('h2', { id: 'rf-title' }, '主要指标', data.figures ? null : h('span', { class: 'sub' }, '起草后冻结本期数据')),
+    h('h2', { id: 'rf-title' }, '主要指标', !isCounty ? h('span', { class: 'sub' }, '已审核县级单位冻结数据之和')
+      : data.figures ? null : h('span', { class: 'sub' }, '起草后冻结本期数据')),
     figuresTable(data.figures));
 
   const history = Array.isArray(data.history) ? data.history : [];
@@ -1028,8 +1032,11 @@ function renderReport(data) {
     head,
     warningBox(data.warnings),
     h('div', { class: 'report-grid' },
-      h('div', { class: 'col' }, notesPanel, actionPanel, countyPanel),
-      h('div', { class: 'col' }, historyPanel, figuresPanel))), { region: data.region_code });
+      // A city's or the province's report is the sum of its approved counties: no notes or history
+      // of its own.
+      isCounty ? h('div', { class: 'col' }, notesPanel, actionPanel, countyPanel) : h('div', { class: 'col' }, countyPanel),
+      isCounty ? h('div', { class: 'col' }, historyPanel, figuresPanel) : h('div', { class: 'col' }, figuresPanel))),
+  { region: data.region_code });
 }
 
 async function reportAction(action, data) {

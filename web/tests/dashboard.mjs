@@ -304,6 +304,13 @@ async function main() {
   check(pdfBytes.subarray(0, 4).toString('latin1') === '%PDF', 'the report download is not a PDF');
   log(`STEP 6c downloaded ${pdf.suggestedFilename()} (${pdfBytes.length} bytes)`);
 
+  // 6d. The city's own report is the sum of its approved counties, naming each county's state.
+  await openReport(city.region, period);
+  const approvedRow = page.locator(`#county-table tr[data-region="${county.region}"]`);
+  check((await approvedRow.textContent() ?? '').includes('已审核'), 'the city report does not show the county as approved');
+  await screenshot('report-city.png');
+  log('STEP 6d the city report lists its counties with the approved one');
+
   // 7b. Signed out, the session is gone.
   await signOut();
   const sessionUrl = `${baseUrl}/api/session`;
