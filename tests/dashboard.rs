@@ -129,6 +129,13 @@ async fn the_dashboard_is_scoped_like_the_api_and_updates_live() {
     assert_eq!(xw["figures"]["dropouts_new"], json!(3));
     assert_eq!(xw["report_state_zh"], json!("未起草"));
     assert_eq!(overview["trend"].as_array().unwrap().len(), 6);
+    let this_period = &overview["trend"][5];
+    assert_eq!(
+        (this_period["period"].as_str(), this_period["dropouts_new"].as_i64()),
+        (Some(period.as_str()), Some(3))
+    );
+    assert_eq!(this_period["dropout_balance"], json!(3), "the trend carries the balance to each period's end");
+    assert_eq!(overview["trend"][4]["dropouts_new"], json!(0));
     let (_, own) = county.get("/api/overview").await;
     assert_eq!((own["region_code"].as_str(), own["headline"]["dropouts_new"].as_i64()), (Some("320102"), Some(3)));
     assert!(own["children"].as_array().unwrap().is_empty());

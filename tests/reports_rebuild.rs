@@ -20,6 +20,7 @@ async fn projections(database: &PgPool) -> Vec<String> {
     let mut rows = Vec::new();
     for (table, order) in [
         ("daily_count", "region, metric, day"),
+        ("period_count", "region, metric, period"),
         ("region_count", "region, metric"),
         ("case_seen", "case_id"),
         ("handoff_side", "handoff_id, direction"),

@@ -9,6 +9,7 @@ use nol_region::RegionCode;
 use sqlx::{PgConnection, PgPool};
 
 use crate::figures::{self, Figures};
+use crate::periods::Period;
 
 use crate::handoffs::{Direction, Outcome, RejectReason, Side, SideFact, Tally};
 use crate::metrics::Metric;
@@ -36,7 +37,7 @@ fn undecodable(table: &'static str, prefix: &str, column: &'static str, value: &
     sqlx::Error::Decode(Box::new(Undecodable { table, prefix: prefix.to_owned(), column, value: value.to_owned() }))
 }
 
-/// Adds `delta` to `region`'s `metric` on `day` (China Standard Time).
+/// Adds `delta` to `region`'s `metric` on `day` (China Standard Time), and to the day's bi-month.
 pub async fn bump(
     conn: &mut PgConnection,
     region: &RegionCode,
@@ -45,12 +46,17 @@ pub async fn bump(
     delta: i64,
 ) -> sqlx::Result<()> {
     sqlx::query!(
-        "INSERT INTO daily_count (region, metric, day, value) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (region, metric, day) DO UPDATE SET value = daily_count.value + excluded.value",
+        "WITH daily AS (
+             INSERT INTO daily_count (region, metric, day, value) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (region, metric, day) DO UPDATE SET value = daily_count.value + excluded.value
+         )
+         INSERT INTO period_count (region, metric, period, value) VALUES ($1, $2, $5, $4)
+         ON CONFLICT (region, metric, period) DO UPDATE SET value = period_count.value + excluded.value",
         region.as_str(),
         metric,
         day,
         delta,
+        Period::containing(day).code(),
     )
     .execute(&mut *conn)
     .await?;
@@ -108,25 +114,23 @@ pub async fn case_moved(
     Ok(())
 }
 
-/// Each county-level region's daily counts under `region`, resolved for the days `start..=end`:
-/// flows summed over those days, balances up to `end`; and everything summed up to `end`
-/// (for the reconciliation).
+/// Each county-level region's counts under `region` for `period`, from the bi-monthly rollup:
+/// flows of the period, balances up to its end; and everything summed up to its end (for the
+/// reconciliation).
 pub async fn period_figures(
     conn: &mut PgConnection,
     region: &RegionCode,
-    start: NaiveDate,
-    end: NaiveDate,
+    period: Period,
 ) -> sqlx::Result<BTreeMap<String, (Figures, Figures)>> {
     let rows = sqlx::query!(
         r#"SELECT region, metric,
-                  coalesce(sum(value) FILTER (WHERE day >= $2), 0)::int8 AS "in_period!",
+                  coalesce(sum(value) FILTER (WHERE period = $2), 0)::int8 AS "in_period!",
                   sum(value)::int8 AS "to_end!"
-             FROM daily_count
-            WHERE region LIKE $1 || '%' AND day <= $3
+             FROM period_count
+            WHERE region LIKE $1 || '%' AND period <= $2
             GROUP BY region, metric"#,
         region.subtree_prefix(),
-        start,
-        end,
+        period.code(),
     )
     .fetch_all(&mut *conn)
     .await?;
@@ -137,6 +141,53 @@ pub async fn period_figures(
         cumulative.add_row(&row.metric, row.to_end, row.to_end);
     }
     Ok(counties)
+}
+
+/// `region`'s figures for each of the `count` periods ending with `last`, oldest first, in one
+/// read of the rollup: flows per period, balances carried forward.
+pub async fn period_trend(
+    conn: &mut PgConnection,
+    region: &RegionCode,
+    last: Period,
+    count: usize,
+) -> sqlx::Result<Vec<(Period, Figures)>> {
+    let rows = sqlx::query!(
+        r#"SELECT period, metric, sum(value)::int8 AS "value!"
+             FROM period_count
+            WHERE region LIKE $1 || '%' AND period <= $2
+            GROUP BY period, metric
+            ORDER BY period"#,
+        region.subtree_prefix(),
+        last.code(),
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut wanted = vec![last];
+    while wanted.len() < count {
+        let previous = wanted.last().copied().unwrap_or(last).previous();
+        wanted.push(previous);
+    }
+    wanted.reverse();
+    let mut balances: BTreeMap<String, i64> = BTreeMap::new();
+    let mut rows = rows.into_iter().peekable();
+    let mut trend = Vec::with_capacity(count);
+    for period in wanted {
+        let mut flows: BTreeMap<String, i64> = BTreeMap::new();
+        while let Some(row) = rows.next_if(|row| Period::parse(&row.period).is_ok_and(|seen| seen <= period)) {
+            let is_this = Period::parse(&row.period).is_ok_and(|seen| seen == period);
+            if figures::is_balance(&row.metric) {
+                *balances.entry(row.metric).or_default() += row.value;
+            } else if is_this {
+                *flows.entry(row.metric).or_default() += row.value;
+            }
+        }
+        let mut resolved = Figures::default();
+        for (metric, value) in balances.iter().chain(flows.iter()) {
+            resolved.add_row(metric, *value, *value);
+        }
+        trend.push((period, resolved));
+    }
+    Ok(trend)
 }
 
 /// Adds `amount` to each metric of `region`, as of an event that happened at `at`.

@@ -84,7 +84,7 @@ impl Reports {
     /// A period's figures under `region`, cut from the daily counts.
     pub async fn period(&self, region: &RegionCode, period: Period) -> Result<RegionPeriod, ServiceError> {
         let mut conn = self.pool.acquire().await?;
-        let rows = store::period_figures(&mut conn, region, period.start(), period.end()).await?;
+        let rows = store::period_figures(&mut conn, region, period).await?;
         let mut total = Figures::default();
         let mut counties = Vec::new();
         let mut warnings = Vec::new();
@@ -238,6 +238,17 @@ impl Reports {
         FONT.get_or_init(|| nol_documents::CjkFont::find().map(std::sync::Arc::new).map_err(|error| error.to_string()))
             .clone()
             .map_err(|error| ServiceError::Internal(anyhow::anyhow!("no CJK font for the report's PDF: {error}")))
+    }
+
+    /// `region`'s figures for the `count` periods ending with `last`, oldest first.
+    pub async fn trend(
+        &self,
+        region: &RegionCode,
+        last: Period,
+        count: usize,
+    ) -> Result<Vec<(Period, Figures)>, ServiceError> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(store::period_trend(&mut conn, region, last, count).await?)
     }
 
     pub async fn get(&self, caller: &Caller, region: &str, period: &str) -> Result<Report, ServiceError> {

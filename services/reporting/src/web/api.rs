@@ -214,24 +214,22 @@ pub async fn overview(
             })
         })
         .collect();
-    let mut trend = Vec::new();
-    let mut cursor = period;
-    let mut periods = vec![cursor];
-    for _ in 0..5 {
-        cursor = cursor.previous();
-        periods.push(cursor);
-    }
-    for past in periods.into_iter().rev() {
-        let figures = if past == period { cut.total.clone() } else { state.reports.period(&region, past).await?.total };
-        trend.push(json!({
-            "period": past.code(),
-            "name": past.name_zh(),
-            "dropouts_new": figures.get("cases_opened"),
-            "returned": figures.get("cases_returned"),
-            "relapsed": figures.get("cases_relapsed"),
-            "dropout_balance": figures.dropout_balance(),
-        }));
-    }
+    let trend: Vec<Value> = state
+        .reports
+        .trend(&region, period, 6)
+        .await?
+        .into_iter()
+        .map(|(past, figures)| {
+            json!({
+                "period": past.code(),
+                "name": past.name_zh(),
+                "dropouts_new": figures.get("cases_opened"),
+                "returned": figures.get("cases_returned"),
+                "relapsed": figures.get("cases_relapsed"),
+                "dropout_balance": figures.dropout_balance(),
+            })
+        })
+        .collect();
     let parent = region
         .parent()
         .filter(|parent| session.caller.sees(parent))
