@@ -436,3 +436,79 @@ async fn the_consolidation_rate_is_graduates_over_the_cohorts_entrants_where_bot
     assert!((year.rate - 1.0 / 7.0).abs() < 1e-9);
     test.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_city_reports_its_semester_to_the_province() {
+    let now = Utc::now();
+    let clock = RuleClock::at(&now.to_rfc3339());
+    let test = TestStack::start_with(clock.options()).await;
+    let xuanwu = test.clients("320000", "320102", Role::Caseworker);
+    let nanjing = test.clients("320000", "320100", Role::Supervisor);
+    let jiangsu = test.clients("320000", "320000", Role::Supervisor);
+    // The semester this day falls in: spring is February–August, autumn September–January.
+    let today = china_date(now);
+    let (year, month) = (today.format("%Y").to_string().parse::<i32>().unwrap(), today.format("%m").to_string());
+    let semester = match month.as_str() {
+        "01" => format!("{}-S2", year - 1),
+        "09" | "10" | "11" | "12" => format!("{year}-S2"),
+        _ => format!("{year}-S1"),
+    };
+    let cases: Vec<DropoutCase> = vec![Child::Xiaoyi.open_case(&xuanwu).await, Child::Xiaoer.open_case(&xuanwu).await];
+    let mut cases_client = xuanwu.cases.clone();
+    cases_client.return_to_school(return_to(&cases[0].case_id, "")).await.expect("returned");
+    cases_client
+        .start_monitoring(StartMonitoringRequest { case_id: cases[0].case_id.clone() })
+        .await
+        .expect("monitored");
+    cases_client
+        .record_relapse(RecordRelapseRequest {
+            case_id: cases[0].case_id.clone(), note: "复学后再次辍学".into()
+        })
+        .await
+        .expect("relapsed");
+    reported(&nanjing, "320100", |summary| summary.cases_opened == 2 && summary.cases_relapsed == 1).await;
+
+    // A county writes no semester report; the city's waits for the semester's end.
+    let draft = |region: &str| DraftReportRequest {
+        region_code: region.into(),
+        period: semester.clone(),
+        notes: Some(ReportNotes {
+            work_done: "本学期开展入户劝返和复学跟踪".into(), ..Default::default()
+        }),
+    };
+    refused(xuanwu.reporting.clone().draft_report(draft("320102")).await, Code::InvalidArgument, "not a city");
+    refused(nanjing.reporting.clone().draft_report(draft("320100")).await, Code::FailedPrecondition, "ends on");
+    let end = nol_reporting::periods::ReportPeriod::parse(&semester).unwrap().end();
+    clock.set(&format!("{}T09:00:00+08:00", end + Duration::days(1)));
+
+    let drafted =
+        nanjing.reporting.clone().draft_report(draft("320100")).await.expect("drafted").into_inner().report.unwrap();
+    let figures = drafted.figures.clone().unwrap();
+    assert_eq!((figures.dropouts_new, figures.relapsed), (2, 1), "new dropouts and relapses of the semester");
+    let submit = SubmitReportRequest { region_code: "320100".into(), period: semester.clone() };
+    nanjing.reporting.clone().submit_report(submit.clone()).await.expect("submitted");
+    let approve =
+        ApproveReportRequest { region_code: "320100".into(), period: semester.clone(), comment: String::new() };
+    refused(
+        jiangsu.reporting.clone().approve_report(approve).await,
+        Code::FailedPrecondition,
+        "straight to the province",
+    );
+    let accept =
+        AcceptReportRequest { region_code: "320100".into(), period: semester.clone(), comment: "已阅".into() };
+    refused(nanjing.reporting.clone().accept_report(accept.clone()).await, Code::PermissionDenied, "provincial");
+    let accepted =
+        jiangsu.reporting.clone().accept_report(accept).await.expect("accepted").into_inner().report.unwrap();
+    assert_eq!(state(&accepted), ReportState::Accepted);
+
+    // The province's view lists its cities, 南京市 accepted, and sums the accepted ones.
+    let province = report(&jiangsu, "320000", &semester).await;
+    assert_eq!(
+        province.counties.iter().find(|city| city.region_code == "320100").unwrap().state,
+        ReportState::Accepted as i32
+    );
+    assert_eq!(province.counties_counted, 1);
+    assert_eq!(province.figures.unwrap().dropouts_new, 2);
+    assert_eq!(province.due_on, (end + Duration::days(28)).format("%Y-%m-%d").to_string());
+    test.finish().await;
+}

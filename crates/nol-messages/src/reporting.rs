@@ -4,8 +4,8 @@ use crate::catalogue;
 
 catalogue! {
     pub enum Reporting {
-        Period => "must be a bi-month YYYY-Bn, n from 1 (January–February) to 6 (November–December)",
-            "应为双月期间 YYYY-Bn，n 为 1（1—2月）至 6（11—12月）";
+        Period => "must be a bi-month YYYY-Bn, n from 1 (January–February) to 6 (November–December), or a semester YYYY-S1 (spring) or YYYY-S2 (autumn)",
+            "应为双月期间 YYYY-Bn（n 为 1 即1—2月至 6 即11—12月），或学期 YYYY-S1（春季）、YYYY-S2（秋季）";
         PeriodYear => "the year must be between 2000 and 2100", "年份应在 2000 至 2100 之间";
         PeriodNotOver { period: String, end: String } =>
             "the period {period} ends on {end}; its report can be drafted from the day after",
@@ -30,6 +30,13 @@ catalogue! {
         NotReopenable { state: String } =>
             "the report is {state}; only an approved or accepted report can be re-opened",
             "报告当前为“{state}”，只有已审核或已接收的报告可以重新打开";
+        NotACity { region: String } =>
+            "{region} is not a city: semester reports are drafted by cities and accepted by the province",
+            "{region} 不是设区市：学期报告由市级起草上报、省级接收";
+        SemesterNoApproval =>
+            "a semester report goes straight to the province, which returns or accepts it",
+            "学期报告直接报送省级，由省级退回或接收";
+        OwnCityOnly => "a city submits its own semester report only", "只能上报本市的学期报告";
         OwnCountyOnly => "a county submits its own report only", "只能上报本县（市、区）的报告";
         ApproverOnly { approver: String } =>
             "only the bureau above the county ({approver}) approves or returns its report",

@@ -1,5 +1,6 @@
 //! Reporting periods: the six bi-months of the calendar year (双月, January–February …
-//! November–December), named `YYYY-Bn`. No I/O.
+//! November–December), named `YYYY-Bn`, and the two semesters (`YYYY-S1` spring, `YYYY-S2`
+//! autumn) of the cities' semester reports. No I/O.
 
 use chrono::{Datelike, NaiveDate};
 use nol_messages::Reporting as Says;
@@ -76,6 +77,109 @@ impl std::fmt::Display for Period {
     }
 }
 
+/// A semester (学期): spring `YYYY-S1` (February–August) or autumn `YYYY-S2` (September–January),
+/// the period of a city's semester report to the province.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Semester {
+    year: i32,
+    /// 1 (spring) or 2 (autumn).
+    half: u32,
+}
+
+impl Semester {
+    pub fn parse(text: &str) -> Result<Semester, Says> {
+        let (year, half) = text.trim().split_once("-S").ok_or(Says::Period)?;
+        let year: i32 = year.parse().map_err(|_| Says::Period)?;
+        let half: u32 = half.parse().map_err(|_| Says::Period)?;
+        if !(1..=2).contains(&half) {
+            return Err(Says::Period);
+        }
+        if !(2000..=2100).contains(&year) {
+            return Err(Says::PeriodYear);
+        }
+        Ok(Semester { year, half })
+    }
+
+    pub fn code(self) -> String {
+        format!("{}-S{}", self.year, self.half)
+    }
+
+    pub fn start(self) -> NaiveDate {
+        let month = if self.half == 1 { 2 } else { 9 };
+        NaiveDate::from_ymd_opt(self.year, month, 1).expect("a semester starts on a real day")
+    }
+
+    pub fn end(self) -> NaiveDate {
+        let next = if self.half == 1 {
+            NaiveDate::from_ymd_opt(self.year, 9, 1)
+        } else {
+            NaiveDate::from_ymd_opt(self.year + 1, 2, 1)
+        };
+        next.and_then(|day| day.pred_opt()).expect("a semester ends on a real day")
+    }
+
+    pub fn name_zh(self) -> String {
+        format!("{}年{}", self.year, if self.half == 1 { "春季学期" } else { "秋季学期" })
+    }
+}
+
+/// What a report covers: a bi-month (a county's report to its city) or a semester (a city's
+/// report to the province).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportPeriod {
+    Bimonth(Period),
+    Semester(Semester),
+}
+
+impl From<Period> for ReportPeriod {
+    fn from(period: Period) -> ReportPeriod {
+        ReportPeriod::Bimonth(period)
+    }
+}
+
+impl ReportPeriod {
+    /// `YYYY-Bn` or `YYYY-Sn`.
+    pub fn parse(text: &str) -> Result<ReportPeriod, Says> {
+        if text.trim().contains("-S") {
+            Semester::parse(text).map(ReportPeriod::Semester)
+        } else {
+            Period::parse(text).map(ReportPeriod::Bimonth)
+        }
+    }
+
+    pub fn is_semester(self) -> bool {
+        matches!(self, ReportPeriod::Semester(_))
+    }
+
+    pub fn code(self) -> String {
+        match self {
+            ReportPeriod::Bimonth(period) => period.code(),
+            ReportPeriod::Semester(semester) => semester.code(),
+        }
+    }
+
+    pub fn start(self) -> NaiveDate {
+        match self {
+            ReportPeriod::Bimonth(period) => period.start(),
+            ReportPeriod::Semester(semester) => semester.start(),
+        }
+    }
+
+    pub fn end(self) -> NaiveDate {
+        match self {
+            ReportPeriod::Bimonth(period) => period.end(),
+            ReportPeriod::Semester(semester) => semester.end(),
+        }
+    }
+
+    pub fn name_zh(self) -> String {
+        match self {
+            ReportPeriod::Bimonth(period) => period.name_zh(),
+            ReportPeriod::Semester(semester) => semester.name_zh(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +204,17 @@ mod tests {
         }
         assert_eq!(Period::containing(day("2026-12-02")), last);
         assert_eq!(Period::containing(day("2026-03-01")).code(), "2026-B2");
+    }
+
+    #[test]
+    fn semesters_are_spring_and_autumn() {
+        let spring = ReportPeriod::parse("2026-S1").unwrap();
+        assert_eq!((spring.start(), spring.end()), (day("2026-02-01"), day("2026-08-31")));
+        let autumn = ReportPeriod::parse("2026-S2").unwrap();
+        assert_eq!((autumn.start(), autumn.end()), (day("2026-09-01"), day("2027-01-31")));
+        assert_eq!(autumn.name_zh(), "2026年秋季学期");
+        assert!(autumn.is_semester() && !ReportPeriod::parse("2026-B6").unwrap().is_semester());
+        assert_eq!(ReportPeriod::parse("2026-S3"), Err(Says::Period));
     }
 
     #[test]

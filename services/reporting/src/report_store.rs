@@ -6,7 +6,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::figures::Figures;
-use crate::periods::Period;
+use crate::periods::ReportPeriod;
 use crate::reports::State;
 
 /// A county's report as stored.
@@ -47,7 +47,7 @@ fn state_of(region: &str, text: &str) -> sqlx::Result<State> {
 }
 
 /// Serialises the steps on one county's report for one period (the first draft included).
-pub async fn lock(conn: &mut PgConnection, region: &RegionCode, period: Period) -> sqlx::Result<()> {
+pub async fn lock(conn: &mut PgConnection, region: &RegionCode, period: ReportPeriod) -> sqlx::Result<()> {
     sqlx::query!(
         "SELECT pg_advisory_xact_lock(hashtextextended('report:' || $1 || ':' || $2, 0))",
         region.as_str(),
@@ -58,7 +58,11 @@ pub async fn lock(conn: &mut PgConnection, region: &RegionCode, period: Period) 
     Ok(())
 }
 
-pub async fn report(conn: &mut PgConnection, region: &RegionCode, period: Period) -> sqlx::Result<Option<ReportRow>> {
+pub async fn report(
+    conn: &mut PgConnection,
+    region: &RegionCode,
+    period: ReportPeriod,
+) -> sqlx::Result<Option<ReportRow>> {
     let row = sqlx::query!(
         "SELECT id, region, state, work_done, problems, next_steps, snapshot_at, warnings, version
            FROM report WHERE region = $1 AND period = $2",
@@ -87,7 +91,7 @@ pub async fn report(conn: &mut PgConnection, region: &RegionCode, period: Period
 pub async fn save_draft(
     conn: &mut PgConnection,
     row: &ReportRow,
-    period: Period,
+    period: ReportPeriod,
     figures: &Figures,
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
@@ -201,7 +205,7 @@ pub async fn figures(conn: &mut PgConnection, report_id: Uuid) -> sqlx::Result<F
 pub async fn states_under(
     conn: &mut PgConnection,
     region: &RegionCode,
-    period: Period,
+    period: ReportPeriod,
 ) -> sqlx::Result<Vec<(String, State)>> {
     let rows = sqlx::query!(
         "SELECT region, state FROM report WHERE period = $1 AND region LIKE $2 || '%' ORDER BY region",
@@ -217,7 +221,7 @@ pub async fn states_under(
 }
 
 /// The sum of the frozen figures of the period's approved and accepted reports under `region`.
-pub async fn approved_sum(conn: &mut PgConnection, region: &RegionCode, period: Period) -> sqlx::Result<Figures> {
+pub async fn approved_sum(conn: &mut PgConnection, region: &RegionCode, period: ReportPeriod) -> sqlx::Result<Figures> {
     let rows = sqlx::query!(
         r#"SELECT figure.metric, sum(figure.value)::int8 AS "value!"
              FROM report JOIN report_figure figure ON figure.report_id = report.id
@@ -231,13 +235,18 @@ pub async fn approved_sum(conn: &mut PgConnection, region: &RegionCode, period: 
     Ok(Figures(rows.into_iter().map(|row| (row.metric, row.value)).collect()))
 }
 
-/// The day the period's reports are due: its own row, or the policy's days after its end.
-pub async fn due_on(conn: &mut PgConnection, period: Period) -> sqlx::Result<NaiveDate> {
+/// The day the period's reports are due: its own row, or the policy's days after a bi-month's
+/// end, four weeks after a semester's.
+pub async fn due_on(conn: &mut PgConnection, period: ReportPeriod) -> sqlx::Result<NaiveDate> {
     let set = sqlx::query_scalar!("SELECT due_on FROM report_deadline WHERE period = $1", period.code())
         .fetch_optional(&mut *conn)
         .await?;
     if let Some(day) = set {
         return Ok(day);
+    }
+    if period.is_semester() {
+        // A semester report is due four weeks after the semester (the 28th of September in 2020).
+        return Ok(period.end() + chrono::Duration::days(28));
     }
     let days = sqlx::query_scalar!("SELECT report_due_days FROM report_policy").fetch_one(&mut *conn).await?;
     Ok(period.end() + chrono::Duration::days(days.into()))
@@ -247,7 +256,7 @@ pub async fn due_on(conn: &mut PgConnection, period: Period) -> sqlx::Result<Nai
 pub async fn mark_late(
     conn: &mut PgConnection,
     region: &RegionCode,
-    period: Period,
+    period: ReportPeriod,
     due_on: NaiveDate,
 ) -> sqlx::Result<bool> {
     let inserted = sqlx::query!(

@@ -109,10 +109,13 @@ pub fn step_zh(action: &str) -> &'static str {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutOfOrder(pub Says);
 
-/// The state a step reaches from `state` (`None`: not drafted yet).
-pub fn next(state: Option<State>, step: Step) -> Result<State, OutOfOrder> {
+/// The state a step reaches from `state` (`None`: not drafted yet). A semester report has no
+/// city approval: the province returns or accepts it as submitted.
+pub fn next(state: Option<State>, step: Step, semester: bool) -> Result<State, OutOfOrder> {
     let is = |text: ReportStateWord| text.zh().to_owned();
     match (step, state) {
+        (Step::Approve, _) if semester => Err(OutOfOrder(Says::SemesterNoApproval)),
+        (Step::Accept, Some(State::Submitted)) if semester => Ok(State::Accepted),
         (Step::Draft, None | Some(State::Draft | State::Returned)) => Ok(state.unwrap_or(State::Draft)),
         (Step::Draft, Some(other)) => Err(OutOfOrder(Says::NotEditable { state: is(word(Some(other))) })),
         (Step::Submit, Some(State::Draft | State::Returned)) => Ok(State::Submitted),
@@ -133,7 +136,17 @@ pub fn approver_of(county: &RegionCode) -> RegionCode {
 }
 
 /// Whether `caller` may take `step` on `county`'s report in `state` (scope is checked before).
-pub fn may(caller: &Caller, county: &RegionCode, step: Step, state: Option<State>) -> Result<(), Denied> {
+/// A semester report is a city's: the city drafts and submits it, the province decides it.
+pub fn may(
+    caller: &Caller,
+    county: &RegionCode,
+    step: Step,
+    state: Option<State>,
+    semester: bool,
+) -> Result<(), Denied> {
+    if semester {
+        return may_semester(caller, county, step);
+    }
     match step {
         Step::Draft | Step::Submit => {
             caller.require_role(&[Role::Caseworker], Doing::DraftReports)?;
@@ -169,6 +182,23 @@ pub fn may(caller: &Caller, county: &RegionCode, step: Step, state: Option<State
     Ok(())
 }
 
+fn may_semester(caller: &Caller, city: &RegionCode, step: Step) -> Result<(), Denied> {
+    caller.require_role(
+        &[Role::Supervisor],
+        if matches!(step, Step::Draft | Step::Submit) { Doing::DraftReports } else { Doing::ApproveReports },
+    )?;
+    match step {
+        Step::Draft | Step::Submit if caller.region != *city => Err(Denied::Refused(Says::OwnCityOnly.into())),
+        Step::Draft | Step::Submit => Ok(()),
+        Step::Approve | Step::Return | Step::Accept | Step::Reopen
+            if caller.region.level() != RegionLevel::Province =>
+        {
+            Err(Denied::Refused(Says::ProvinceOnly.into()))
+        }
+        Step::Approve | Step::Return | Step::Accept | Step::Reopen => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,39 +209,52 @@ mod tests {
 
     #[test]
     fn the_report_goes_up_and_can_come_back() {
-        let mut state = next(None, Step::Draft).unwrap();
+        let mut state = next(None, Step::Draft, false).unwrap();
         assert_eq!(state, State::Draft);
-        state = next(Some(state), Step::Submit).unwrap();
-        assert_eq!(next(Some(state), Step::Submit), Err(OutOfOrder(Says::NotSubmittable { state: "已上报".into() })));
-        assert!(next(Some(state), Step::Draft).is_err(), "a submitted report is not edited");
-        assert_eq!(next(Some(state), Step::Return), Ok(State::Returned));
-        state = next(Some(state), Step::Approve).unwrap();
-        assert!(next(Some(state), Step::Draft).is_err(), "an approved report is not edited");
-        assert!(next(Some(state), Step::Approve).is_err());
-        state = next(Some(state), Step::Accept).unwrap();
+        state = next(Some(state), Step::Submit, false).unwrap();
+        assert_eq!(
+            next(Some(state), Step::Submit, false),
+            Err(OutOfOrder(Says::NotSubmittable { state: "已上报".into() }))
+        );
+        assert!(next(Some(state), Step::Draft, false).is_err(), "a submitted report is not edited");
+        assert_eq!(next(Some(state), Step::Return, false), Ok(State::Returned));
+        state = next(Some(state), Step::Approve, false).unwrap();
+        assert!(next(Some(state), Step::Draft, false).is_err(), "an approved report is not edited");
+        assert!(next(Some(state), Step::Approve, false).is_err());
+        state = next(Some(state), Step::Accept, false).unwrap();
         assert_eq!(state, State::Accepted);
-        assert_eq!(next(Some(state), Step::Reopen), Ok(State::Returned));
-        assert!(next(None, Step::Submit).is_err());
-        assert!(next(Some(State::Submitted), Step::Accept).is_err(), "the city approves first");
+        assert_eq!(next(Some(state), Step::Reopen, false), Ok(State::Returned));
+        assert!(next(None, Step::Submit, false).is_err());
+        assert!(next(Some(State::Submitted), Step::Accept, false).is_err(), "the city approves first");
     }
 
     #[test]
     fn each_level_takes_its_own_steps() {
         let county = RegionCode::parse("320102").unwrap();
         let own = caller("320102", Role::Caseworker);
-        assert!(may(&own, &county, Step::Submit, Some(State::Draft)).is_ok());
-        assert!(may(&own, &county, Step::Approve, Some(State::Submitted)).is_err(), "a county does not approve");
+        assert!(may(&own, &county, Step::Submit, Some(State::Draft), false).is_ok());
+        assert!(may(&own, &county, Step::Approve, Some(State::Submitted), false).is_err(), "a county does not approve");
         let city = caller("320100", Role::Supervisor);
-        assert!(may(&city, &county, Step::Approve, Some(State::Submitted)).is_ok());
-        assert!(may(&city, &county, Step::Submit, Some(State::Draft)).is_err());
-        assert!(may(&city, &county, Step::Accept, Some(State::Approved)).is_err(), "the province accepts");
-        assert!(may(&city, &county, Step::Reopen, Some(State::Approved)).is_ok());
-        assert!(may(&city, &county, Step::Reopen, Some(State::Accepted)).is_err());
+        assert!(may(&city, &county, Step::Approve, Some(State::Submitted), false).is_ok());
+        assert!(may(&city, &county, Step::Submit, Some(State::Draft), false).is_err());
+        assert!(may(&city, &county, Step::Accept, Some(State::Approved), false).is_err(), "the province accepts");
+        assert!(may(&city, &county, Step::Reopen, Some(State::Approved), false).is_ok());
+        assert!(may(&city, &county, Step::Reopen, Some(State::Accepted), false).is_err());
         let province = caller("320000", Role::Supervisor);
-        assert!(may(&province, &county, Step::Accept, Some(State::Approved)).is_ok());
-        assert!(may(&province, &county, Step::Approve, Some(State::Submitted)).is_err(), "the city approves");
-        assert!(may(&province, &county, Step::Reopen, Some(State::Accepted)).is_ok());
+        assert!(may(&province, &county, Step::Accept, Some(State::Approved), false).is_ok());
+        assert!(may(&province, &county, Step::Approve, Some(State::Submitted), false).is_err(), "the city approves");
+        assert!(may(&province, &county, Step::Reopen, Some(State::Accepted), false).is_ok());
+        let nanjing = RegionCode::parse("320100").unwrap();
+        assert!(
+            may(&city, &nanjing, Step::Submit, Some(State::Draft), true).is_ok(),
+            "a city submits its semester report"
+        );
+        assert!(may(&province, &nanjing, Step::Accept, Some(State::Submitted), true).is_ok());
+        assert!(may(&city, &nanjing, Step::Accept, Some(State::Submitted), true).is_err());
+        assert!(may(&own, &nanjing, Step::Draft, None, true).is_err(), "a county does not write it");
+        assert_eq!(next(Some(State::Submitted), Step::Accept, true), Ok(State::Accepted));
+        assert!(next(Some(State::Submitted), Step::Approve, true).is_err());
         let school = caller("320102", Role::School);
-        assert!(matches!(may(&school, &county, Step::Draft, None), Err(Denied::Role { .. })));
+        assert!(matches!(may(&school, &county, Step::Draft, None, false), Err(Denied::Role { .. })));
     }
 }

@@ -143,6 +143,37 @@ pub async fn period_figures(
     Ok(counties)
 }
 
+/// Each county-level region's daily counts under `region`, resolved for the days `start..=end`
+/// (a semester, or any span that is not a bi-month): flows over those days, balances up to `end`;
+/// and everything up to `end`.
+pub async fn span_figures(
+    conn: &mut PgConnection,
+    region: &RegionCode,
+    start: NaiveDate,
+    end: NaiveDate,
+) -> sqlx::Result<BTreeMap<String, (Figures, Figures)>> {
+    let rows = sqlx::query!(
+        r#"SELECT region, metric,
+                  coalesce(sum(value) FILTER (WHERE day >= $2), 0)::int8 AS "in_period!",
+                  sum(value)::int8 AS "to_end!"
+             FROM daily_count
+            WHERE region LIKE $1 || '%' AND day <= $3
+            GROUP BY region, metric"#,
+        region.subtree_prefix(),
+        start,
+        end,
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut counties: BTreeMap<String, (Figures, Figures)> = BTreeMap::new();
+    for row in rows {
+        let (resolved, cumulative) = counties.entry(row.region).or_default();
+        resolved.add_row(&row.metric, row.in_period, row.to_end);
+        cumulative.add_row(&row.metric, row.to_end, row.to_end);
+    }
+    Ok(counties)
+}
+
 /// `region`'s figures for each of the `count` periods ending with `last`, oldest first, in one
 /// read of the rollup: flows per period, balances carried forward.
 pub async fn period_trend(

@@ -8,14 +8,14 @@ use nol_backbone::outbox::RelayWake;
 use nol_events::{EventHeader, REPORT_STEP, SubjectScheme};
 use nol_messages::{Common, Count, Reporting as Says};
 use nol_proto::v1::{ChildReport, Report, ReportNotes, ReportState, ReportStepTaken};
-use nol_region::{RegionCode, RegionTree};
+use nol_region::{RegionCode, RegionLevel, RegionTree};
 use nol_runtime::clock::Clock;
 use nol_runtime::{Platform, ServiceError, audit};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::figures::Figures;
-use crate::periods::Period;
+use crate::periods::{Period, ReportPeriod};
 use crate::report_store::{self, NewStep, ReportRow};
 use crate::reports::{self, State, Step};
 use crate::store;
@@ -41,12 +41,43 @@ pub fn parse_period(text: &str) -> Result<Period, ServiceError> {
     Period::parse(text).map_err(|message| ServiceError::invalid("period", message))
 }
 
-fn county_in_scope(caller: &Caller, requested: &str) -> Result<RegionCode, ServiceError> {
+pub fn parse_report_period(text: &str) -> Result<ReportPeriod, ServiceError> {
+    ReportPeriod::parse(text).map_err(|message| ServiceError::invalid("period", message))
+}
+
+/// Whether `region` writes reports of `period`'s kind: a county its bi-monthly reports, a city its
+/// semester reports.
+fn writes(region: &RegionCode, period: ReportPeriod) -> bool {
+    if period.is_semester() { region.level() == RegionLevel::City } else { region.node().county_level }
+}
+
+/// The region a report step names, which must be in scope and write reports of the period's kind.
+fn unit_in_scope(caller: &Caller, requested: &str, period: ReportPeriod) -> Result<RegionCode, ServiceError> {
     let region = nol_runtime::region_in_scope(caller, requested)?;
-    if !region.node().county_level {
-        return Err(ServiceError::invalid("region_code", Says::NotACounty { region: region.full_name() }));
+    if !writes(&region, period) {
+        let message = if period.is_semester() {
+            Says::NotACity { region: region.full_name() }
+        } else {
+            Says::NotACounty { region: region.full_name() }
+        };
+        return Err(ServiceError::invalid("region_code", message));
     }
     Ok(region)
+}
+
+/// The regions whose reports of `period`'s kind a region above them sums: a city's or the
+/// province's counties for bi-months, the province's cities for semesters.
+fn units_under(region: &RegionCode, period: ReportPeriod) -> Vec<RegionCode> {
+    if !period.is_semester() {
+        return counties_of(region);
+    }
+    let mut cities: Vec<RegionCode> = RegionTree::global()
+        .nodes()
+        .filter(|node| node.level == RegionLevel::City && node.code != *region && region.contains(&node.code))
+        .map(|node| node.code)
+        .collect();
+    cities.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    cities
 }
 
 fn check_text(field: &str, text: &str) -> Result<(), ServiceError> {
@@ -83,8 +114,17 @@ impl Reports {
 
     /// A period's figures under `region`, cut from the daily counts.
     pub async fn period(&self, region: &RegionCode, period: Period) -> Result<RegionPeriod, ServiceError> {
+        self.cut(region, period.into()).await
+    }
+
+    /// A report period's figures under `region`: a bi-month from the rollup, a semester from the
+    /// daily counts.
+    pub async fn cut(&self, region: &RegionCode, period: ReportPeriod) -> Result<RegionPeriod, ServiceError> {
         let mut conn = self.pool.acquire().await?;
-        let rows = store::period_figures(&mut conn, region, period).await?;
+        let rows = match period {
+            ReportPeriod::Bimonth(period) => store::period_figures(&mut conn, region, period).await?,
+            ReportPeriod::Semester(_) => store::span_figures(&mut conn, region, period.start(), period.end()).await?,
+        };
         let mut total = Figures::default();
         let mut counties = Vec::new();
         let mut warnings = Vec::new();
@@ -108,7 +148,7 @@ impl Reports {
         let cut = self.period(region, period).await?;
         let states = {
             let mut conn = self.pool.acquire().await?;
-            report_store::states_under(&mut conn, region, period).await?
+            report_store::states_under(&mut conn, region, period.into()).await?
         };
         let counties: Vec<(RegionCode, Figures)> = counties_of(region)
             .into_iter()
@@ -148,15 +188,15 @@ impl Reports {
         let counties = counties_of(province);
         let mut raised = 0;
         while period.end() < today {
-            let due_on = report_store::due_on(&mut tx, period).await?;
+            let due_on = report_store::due_on(&mut tx, period.into()).await?;
             if today > due_on {
-                let states = report_store::states_under(&mut tx, province, period).await?;
+                let states = report_store::states_under(&mut tx, province, period.into()).await?;
                 for county in &counties {
                     let state = states.iter().find(|(code, _)| code == county.as_str()).map(|(_, state)| *state);
                     if !state.is_none_or(State::with_county) {
                         continue;
                     }
-                    if !report_store::mark_late(&mut tx, county, period, due_on).await? {
+                    if !report_store::mark_late(&mut tx, county, period.into(), due_on).await? {
                         continue;
                     }
                     let payload = nol_proto::v1::ReportOverdue {
@@ -195,7 +235,7 @@ impl Reports {
 
     /// The PDF of a county's approved or accepted report: its file name and bytes.
     pub async fn pdf(&self, caller: &Caller, region: &str, period: &str) -> Result<(String, Vec<u8>), ServiceError> {
-        let county = county_in_scope(caller, region)?;
+        let county = unit_in_scope(caller, region, parse_report_period(period)?)?;
         let report = self.get(caller, county.as_str(), period).await?;
         let state = match ReportState::try_from(report.state).unwrap_or_default() {
             ReportState::Approved => State::Approved,
@@ -228,7 +268,8 @@ impl Reports {
         let font = self.font()?;
         let bytes = crate::report_pdf::render(&font, &report, &reports::word(Some(state)).zh(), &steps)
             .map_err(|error| ServiceError::Internal(anyhow::anyhow!("drawing the report's PDF: {error}")))?;
-        Ok((format!("{}-{}-双月报.pdf", county.full_name(), report.period), bytes))
+        let kind = if report.period.contains("-S") { "学期报告" } else { "双月报" };
+        Ok((format!("{}-{}-{kind}.pdf", county.full_name(), report.period), bytes))
     }
 
     /// The CJK font, found once (the service runs without one; only the PDF needs it).
@@ -253,7 +294,10 @@ impl Reports {
 
     pub async fn get(&self, caller: &Caller, region: &str, period: &str) -> Result<Report, ServiceError> {
         let region = nol_runtime::region_in_scope(caller, region)?;
-        let period = parse_period(period)?;
+        let period = parse_report_period(period)?;
+        if period.is_semester() && region.node().county_level && region.level() != RegionLevel::City {
+            return Err(ServiceError::invalid("region_code", Says::NotACity { region: region.full_name() }));
+        }
         let mut conn = self.pool.acquire().await?;
         let due_on = report_store::due_on(&mut conn, period).await?;
         let today = self.clock.today();
@@ -266,7 +310,7 @@ impl Reports {
             due_on: due_on.format("%Y-%m-%d").to_string(),
             ..Default::default()
         };
-        if region.node().county_level {
+        if writes(&region, period) {
             let row = report_store::report(&mut conn, &region, period).await?;
             report.late = late(row.as_ref().map(|row| row.state));
             if let Some(row) = row {
@@ -277,7 +321,7 @@ impl Reports {
             return Ok(report);
         }
         let states = report_store::states_under(&mut conn, &region, period).await?;
-        let counties = counties_of(&region);
+        let counties = units_under(&region, period);
         report.counties = counties
             .iter()
             .map(|county| {
@@ -304,8 +348,8 @@ impl Reports {
         period: &str,
         notes: ReportNotes,
     ) -> Result<Report, ServiceError> {
-        let county = county_in_scope(caller, region)?;
-        let period = parse_period(period)?;
+        let period = parse_report_period(period)?;
+        let county = unit_in_scope(caller, region, period)?;
         check_text("notes.work_done", &notes.work_done)?;
         check_text("notes.problems", &notes.problems)?;
         check_text("notes.next_steps", &notes.next_steps)?;
@@ -316,13 +360,14 @@ impl Reports {
                 end: period.end().format("%Y-%m-%d").to_string(),
             }));
         }
-        let cut = self.period(&county, period).await?;
+        let cut = self.cut(&county, period).await?;
         let mut tx = self.pool.begin().await?;
         report_store::lock(&mut tx, &county, period).await?;
         let existing = report_store::report(&mut tx, &county, period).await?;
         let state = existing.as_ref().map(|row| row.state);
-        reports::may(caller, &county, Step::Draft, state)?;
-        let next = reports::next(state, Step::Draft).map_err(|refused| ServiceError::precondition(refused.0))?;
+        reports::may(caller, &county, Step::Draft, state, period.is_semester())?;
+        let next = reports::next(state, Step::Draft, period.is_semester())
+            .map_err(|refused| ServiceError::precondition(refused.0))?;
         let now = Utc::now();
         let row = ReportRow {
             id: existing.as_ref().map_or_else(Uuid::now_v7, |row| row.id),
@@ -351,8 +396,8 @@ impl Reports {
         step: Step,
         comment: &str,
     ) -> Result<Report, ServiceError> {
-        let county = county_in_scope(caller, region)?;
-        let period = parse_period(period)?;
+        let period = parse_report_period(period)?;
+        let county = unit_in_scope(caller, region, period)?;
         let comment = comment.trim();
         match step {
             Step::Return if comment.is_empty() => return Err(ServiceError::invalid("comment", Says::CommentRequired)),
@@ -364,14 +409,15 @@ impl Reports {
         report_store::lock(&mut tx, &county, period).await?;
         let existing = report_store::report(&mut tx, &county, period).await?;
         let state = existing.as_ref().map(|row| row.state);
-        reports::may(caller, &county, step, state)?;
+        reports::may(caller, &county, step, state, period.is_semester())?;
         let Some(row) = existing else {
             return Err(ServiceError::not_found(Says::NoReport {
                 region: county.full_name(),
                 period: period.name_zh(),
             }));
         };
-        let next = reports::next(state, step).map_err(|refused| ServiceError::precondition(refused.0))?;
+        let next = reports::next(state, step, period.is_semester())
+            .map_err(|refused| ServiceError::precondition(refused.0))?;
         if step == Step::Submit && row.work_done.is_empty() {
             return Err(ServiceError::invalid("notes.work_done", Says::NotesRequired));
         }
@@ -389,7 +435,7 @@ impl Reports {
         conn: &mut sqlx::PgConnection,
         caller: &Caller,
         row: &ReportRow,
-        period: Period,
+        period: ReportPeriod,
         step: Step,
         state: State,
         comment: &str,

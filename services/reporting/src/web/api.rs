@@ -192,7 +192,9 @@ pub async fn overview(
     });
     let states = {
         let mut conn = state.pool.acquire().await.map_err(nol_runtime::ServiceError::from)?;
-        crate::report_store::states_under(&mut conn, &region, period).await.map_err(nol_runtime::ServiceError::from)?
+        crate::report_store::states_under(&mut conn, &region, period.into())
+            .await
+            .map_err(nol_runtime::ServiceError::from)?
     };
     let children: Vec<Value> = children_of(&region)
         .into_iter()
@@ -277,13 +279,15 @@ const STEPS: [Step; 6] = [Step::Draft, Step::Submit, Step::Approve, Step::Return
 fn report_json(state: &WebState, session: &Session, report: &nol_proto::v1::Report) -> Value {
     let region = RegionCode::parse(&report.region_code).ok();
     let stored = state_name(report.state).and_then(ReportStateRow::from_stored);
-    let period_over = Period::parse(&report.period).map(|period| state.clock.today() > period.end()).unwrap_or(false);
+    let kind = crate::periods::ReportPeriod::parse(&report.period).ok();
+    let period_over = kind.is_some_and(|period| state.clock.today() > period.end());
+    let semester = kind.is_some_and(crate::periods::ReportPeriod::is_semester);
     let actions: Vec<&str> = match region {
-        Some(county) if county.node().county_level => STEPS
+        Some(county) if report.state != 0 || report.counties.is_empty() && report.counties_total == 0 => STEPS
             .into_iter()
             .filter(|step| *step != Step::Draft || period_over)
-            .filter(|step| reports::may(&session.caller, &county, *step, stored).is_ok())
-            .filter(|step| reports::next(stored, *step).is_ok())
+            .filter(|step| reports::may(&session.caller, &county, *step, stored, semester).is_ok())
+            .filter(|step| reports::next(stored, *step, semester).is_ok())
             .filter(|step| stored.is_some() || *step == Step::Draft)
             .map(Step::as_stored)
             .collect(),
