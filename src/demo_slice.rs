@@ -226,6 +226,101 @@ async fn reports(stack: &Stack, period: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A hand-off the other way: a child of 临泉县 whose family moved to 南京市玄武区, handed from 安徽
+/// to 江苏 and accepted there; and the semester-start check of 南京市's monitored children.
+async fn anhui_and_the_check(stack: &Stack, today: chrono::NaiveDate) -> anyhow::Result<()> {
+    let hour = Duration::from_secs(3600);
+    let token = |subject: &str, region: &str, role: Role| -> anyhow::Result<String> {
+        stack.keys.token(subject, RegionCode::parse(region)?, role, hour)
+    };
+    let anhui_system =
+        Clients::for_province(stack.province("340000"), &token("demo.anhui-seed", "340000", Role::System)?)?;
+    anhui_system.ensure_school("3412210001", "临泉县城关小学", "341221").await?;
+    let linquan = Clients::for_province(stack.province("340000"), &token("demo.linquan", "341221", Role::Caseworker)?)?;
+    let xuanwu = Clients::for_province(stack.province("320000"), &token("demo.xuanwu", "320102", Role::Caseworker)?)?;
+    let born = NaiveDate::from_ymd_opt(2012, 9, 14).unwrap_or_default();
+    let resident_id = ResidentId::from_parts("341221", born, 58)?;
+    let pupil = linquan
+        .registry
+        .clone()
+        .create_pupil(CreatePupilRequest {
+            pupil: Some(Pupil {
+                full_name: "周小雨".into(),
+                resident_id: resident_id.expose().to_owned(),
+                hukou_region_code: "341221".into(),
+                school_code: "3412210001".into(),
+                grade: 7,
+                ..Default::default()
+            }),
+        })
+        .await;
+    if let Some(pupil) = warn("registering 临泉县's pupil", pupil).and_then(|response| response.into_inner().pupil) {
+        let opened = linquan
+            .cases
+            .clone()
+            .open_case(OpenCaseRequest {
+                pupil_id: pupil.pupil_id,
+                causes: vec![DropoutCause::GoneToWork as i32],
+                notes: "随父母到南京市玄武区务工，已不在本地就读".into(),
+            })
+            .await;
+        if let Some(case) =
+            warn("opening 临泉县's case", opened).and_then(|response| response.into_inner().dropout_case)
+        {
+            let request = RequestHandoffRequest {
+                case_id: case.case_id,
+                destination_region_code: "320102".into(),
+                reason: "家庭已在南京市玄武区居住务工，请流入地依R11接续劝返".into(),
+            };
+            if let Some(handoff) =
+                warn("requesting the hand-off to 江苏", linquan.transfer.clone().request_handoff(request).await)
+                    .and_then(|response| response.into_inner().handoff)
+            {
+                let handoff_id = handoff.handoff_id.clone();
+                let arrived =
+                    nol_stack::eventually("江苏 to receive 安徽's hand-off", Duration::from_secs(30), || {
+                        let mut transfer = xuanwu.transfer.clone();
+                        let handoff_id = handoff_id.clone();
+                        async move {
+                            let incoming = transfer
+                                .list_handoffs(ListHandoffsRequest {
+                                    direction: HandoffDirection::Incoming as i32,
+                                    state: HandoffState::Delivered as i32,
+                                    ..Default::default()
+                                })
+                                .await?
+                                .into_inner();
+                            Ok(incoming.handoffs.iter().any(|handoff| handoff.handoff_id == handoff_id).then_some(()))
+                        }
+                    })
+                    .await;
+                if arrived.is_ok() {
+                    let accept = AcceptHandoffRequest { handoff_id: handoff.handoff_id };
+                    warn("accepting 安徽's hand-off", xuanwu.transfer.clone().accept_handoff(accept).await);
+                    eprintln!("demo: 320102 accepted a hand-off from 341221");
+                }
+            }
+        }
+    }
+    let nanjing = Clients::for_province(stack.province("320000"), &token("demo.nanjing", "320100", Role::Supervisor)?)?;
+    let year = today.format("%Y").to_string().parse::<i32>().unwrap_or(2026);
+    let month = today.format("%m").to_string().parse::<u32>().unwrap_or(1);
+    let semester = match month {
+        1 => format!("{}-autumn", year - 1),
+        2..=8 => format!("{year}-spring"),
+        _ => format!("{year}-autumn"),
+    };
+    let check = StartSemesterCheckRequest {
+        region_code: "320100".into(),
+        semester,
+        deadline: (today + chrono::Duration::days(14)).format("%Y-%m-%d").to_string(),
+    };
+    if warn("starting the semester check", nanjing.supervision.clone().start_semester_check(check).await).is_some() {
+        eprintln!("demo: 南京市's semester-start check is under way");
+    }
+    Ok(())
+}
+
 /// Seeds the slice (after the skeleton's scenario, on a fresh stack only).
 pub async fn seed(stack: &Stack) -> anyhow::Result<()> {
     let hour = Duration::from_secs(3600);
@@ -243,6 +338,7 @@ pub async fn seed(stack: &Stack) -> anyhow::Result<()> {
         opened += district(&clients, index, code, name, &day).await;
     }
     eprintln!("demo: {opened} cases across {} districts of 南京市", DISTRICTS.len());
+    anhui_and_the_check(stack, today).await?;
     let previous = nol_reporting::periods::Period::containing(today).previous();
     reports(stack, &previous.code()).await?;
     eprintln!("demo: {} reports of 南京市's districts at different steps", previous.name_zh());
