@@ -14,6 +14,26 @@ use nol_proto::v1::{
 use nol_region::RegionCode;
 use nol_stack::{Clients, Stack, eventually};
 
+/// Waits until `destination` lists the hand-off as delivered to it.
+pub async fn arrived(destination: &Clients, handoff_id: &str, what: &str) -> anyhow::Result<()> {
+    eventually(what, Duration::from_secs(30), || {
+        let mut transfer = destination.transfer.clone();
+        let handoff_id = handoff_id.to_owned();
+        async move {
+            let incoming = transfer
+                .list_handoffs(ListHandoffsRequest {
+                    direction: HandoffDirection::Incoming as i32,
+                    state: HandoffState::Delivered as i32,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            Ok(incoming.handoffs.iter().any(|handoff| handoff.handoff_id == handoff_id).then_some(()))
+        }
+    })
+    .await
+}
+
 pub async fn seed(stack: &Stack) -> anyhow::Result<()> {
     let hour = Duration::from_secs(3600);
     let jiangsu = Clients::for_province(
@@ -80,22 +100,7 @@ pub async fn seed(stack: &Stack) -> anyhow::Result<()> {
     eprintln!("demo: requested hand-off {} to 341221", handoff.handoff_id);
 
     let handoff_id = handoff.handoff_id.clone();
-    eventually("Anhui to receive the hand-off", Duration::from_secs(30), || {
-        let mut transfer = anhui.transfer.clone();
-        let handoff_id = handoff_id.clone();
-        async move {
-            let incoming = transfer
-                .list_handoffs(ListHandoffsRequest {
-                    direction: HandoffDirection::Incoming as i32,
-                    state: HandoffState::Delivered as i32,
-                    ..Default::default()
-                })
-                .await?
-                .into_inner();
-            Ok(incoming.handoffs.iter().any(|handoff| handoff.handoff_id == handoff_id).then_some(()))
-        }
-    })
-    .await?;
+    arrived(&anhui, &handoff_id, "Anhui to receive the hand-off").await?;
     anhui.transfer.clone().accept_handoff(AcceptHandoffRequest { handoff_id: handoff_id.clone() }).await?;
     eprintln!("demo: 341221 accepted hand-off {handoff_id}");
 

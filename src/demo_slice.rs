@@ -277,23 +277,7 @@ async fn anhui_and_the_check(stack: &Stack, today: chrono::NaiveDate) -> anyhow:
                     .and_then(|response| response.into_inner().handoff)
             {
                 let handoff_id = handoff.handoff_id.clone();
-                let arrived =
-                    nol_stack::eventually("江苏 to receive 安徽's hand-off", Duration::from_secs(30), || {
-                        let mut transfer = xuanwu.transfer.clone();
-                        let handoff_id = handoff_id.clone();
-                        async move {
-                            let incoming = transfer
-                                .list_handoffs(ListHandoffsRequest {
-                                    direction: HandoffDirection::Incoming as i32,
-                                    state: HandoffState::Delivered as i32,
-                                    ..Default::default()
-                                })
-                                .await?
-                                .into_inner();
-                            Ok(incoming.handoffs.iter().any(|handoff| handoff.handoff_id == handoff_id).then_some(()))
-                        }
-                    })
-                    .await;
+                let arrived = crate::demo::arrived(&xuanwu, &handoff_id, "江苏 to receive 安徽's hand-off").await;
                 if arrived.is_ok() {
                     let accept = AcceptHandoffRequest { handoff_id: handoff.handoff_id };
                     warn("accepting 安徽's hand-off", xuanwu.transfer.clone().accept_handoff(accept).await);

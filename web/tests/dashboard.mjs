@@ -16,7 +16,7 @@
 // `FAIL: <reason>`, saves failure.png and exits 1.
 
 import { chromium } from 'playwright-core';
-import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -301,6 +301,8 @@ async function main() {
   ]);
   check(pdf.suggestedFilename().toLowerCase().endsWith('.pdf'), `the report downloads as ${pdf.suggestedFilename()}`);
   const pdfBytes = readFileSync(await pdf.path());
+  // Kept beside the screenshots, to be looked at as a bureau files it.
+  writeFileSync(join(shotDir, 'report.pdf'), pdfBytes);
   check(pdfBytes.subarray(0, 4).toString('latin1') === '%PDF', 'the report download is not a PDF');
   log(`STEP 6c downloaded ${pdf.suggestedFilename()} (${pdfBytes.length} bytes)`);
 

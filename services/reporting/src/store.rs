@@ -114,6 +114,18 @@ pub async fn case_moved(
     Ok(())
 }
 
+/// Rows of (county, metric, sum within the period, sum up to its end) as each county's resolved
+/// figures and its cumulative ones.
+fn by_county(rows: impl Iterator<Item = (String, String, i64, i64)>) -> BTreeMap<String, (Figures, Figures)> {
+    let mut counties: BTreeMap<String, (Figures, Figures)> = BTreeMap::new();
+    for (region, metric, in_period, to_end) in rows {
+        let (resolved, cumulative) = counties.entry(region).or_default();
+        resolved.add_row(&metric, in_period, to_end);
+        cumulative.add_row(&metric, to_end, to_end);
+    }
+    counties
+}
+
 /// Each county-level region's counts under `region` for `period`, from the bi-monthly rollup:
 /// flows of the period, balances up to its end; and everything summed up to its end (for the
 /// reconciliation).
@@ -134,13 +146,7 @@ pub async fn period_figures(
     )
     .fetch_all(&mut *conn)
     .await?;
-    let mut counties: BTreeMap<String, (Figures, Figures)> = BTreeMap::new();
-    for row in rows {
-        let (resolved, cumulative) = counties.entry(row.region).or_default();
-        resolved.add_row(&row.metric, row.in_period, row.to_end);
-        cumulative.add_row(&row.metric, row.to_end, row.to_end);
-    }
-    Ok(counties)
+    Ok(by_county(rows.into_iter().map(|row| (row.region, row.metric, row.in_period, row.to_end))))
 }
 
 /// Each county-level region's daily counts under `region`, resolved for the days `start..=end`
@@ -165,13 +171,7 @@ pub async fn span_figures(
     )
     .fetch_all(&mut *conn)
     .await?;
-    let mut counties: BTreeMap<String, (Figures, Figures)> = BTreeMap::new();
-    for row in rows {
-        let (resolved, cumulative) = counties.entry(row.region).or_default();
-        resolved.add_row(&row.metric, row.in_period, row.to_end);
-        cumulative.add_row(&row.metric, row.to_end, row.to_end);
-    }
-    Ok(counties)
+    Ok(by_county(rows.into_iter().map(|row| (row.region, row.metric, row.in_period, row.to_end))))
 }
 
 /// `region`'s figures for each of the `count` periods ending with `last`, oldest first, in one
