@@ -176,6 +176,30 @@ async fn the_dashboard_is_scoped_like_the_api_and_updates_live() {
     assert_eq!(status, StatusCode::OK, "{overdue}");
     assert!(overdue["columns"].as_array().unwrap().len() >= 4);
     assert_eq!(city.get("/api/lists/nothing").await.0, StatusCode::NOT_FOUND);
+    // The semester-start check's progress by school: none yet, then the city's check, chosen by default.
+    let (status, checks) = city.get("/api/lists/semester_check").await;
+    assert_eq!(status, StatusCode::OK, "{checks}");
+    assert!(checks["rows"].as_array().unwrap().is_empty(), "{checks}");
+    let check = nanjing
+        .supervision
+        .clone()
+        .start_semester_check(StartSemesterCheckRequest {
+            region_code: "320100".into(),
+            semester: "2027-spring".into(),
+            deadline: "2027-03-01".into(),
+        })
+        .await
+        .expect("check started")
+        .into_inner()
+        .check
+        .unwrap();
+    let (status, checks) = county.get("/api/lists/semester_check").await;
+    assert_eq!(status, StatusCode::OK, "{checks}");
+    assert_eq!(checks["filters"][0]["selected"], json!(check.check_id), "the county sees its city's check");
+    assert_eq!(checks["filters"][0]["options"][0]["label"], json!("江苏省南京市 2027年春季学期（截止 2027-03-01）"));
+    let total = checks["rows"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!((total["school"].as_str(), total["total"].as_i64()), (Some("合计"), Some(0)));
+    assert_eq!(county.get("/api/lists/semester_check?check=nothing").await.0, StatusCode::BAD_REQUEST);
     for path in ["/api/lists/supervision.xlsx", &format!("/api/export/figures.xlsx?period={period}")] {
         let file = city.request(Method::GET, path).send().await.unwrap();
         assert_eq!(file.status(), StatusCode::OK, "{path}");

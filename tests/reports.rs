@@ -510,5 +510,47 @@ async fn a_city_reports_its_semester_to_the_province() {
     assert_eq!(province.counties_counted, 1);
     assert_eq!(province.figures.unwrap().dropouts_new, 2);
     assert_eq!(province.due_on, (end + Duration::days(28)).format("%Y-%m-%d").to_string());
+
+    // Past the due date, the cities that have not reported go to the province's supervision (督办);
+    // 南京市, accepted, does not.
+    clock.set(&format!("{}T09:00:00+08:00", end + Duration::days(29)));
+    let raised = jiangsu
+        .reporting
+        .clone()
+        .sweep_late_reports(SweepLateReportsRequest {})
+        .await
+        .expect("swept")
+        .into_inner()
+        .raised;
+    assert!(raised >= 12, "the province's other cities, and its counties' bi-monthly reports: {raised}");
+    let semester_items = |region: &'static str| {
+        let mut supervision = jiangsu.supervision.clone();
+        async move {
+            let items = supervision
+                .list_supervision_items(ListSupervisionItemsRequest {
+                    region_code: region.into(),
+                    page_size: 500,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner()
+                .items;
+            Ok::<_, tonic::Status>(
+                items
+                    .into_iter()
+                    .filter(|item| item.kind == OverdueKind::Report as i32 && item.region_code == region)
+                    .collect::<Vec<_>>(),
+            )
+        }
+    };
+    let suzhou = eventually("the case service to raise 苏州市's item", || async {
+        Ok(semester_items("320500").await?.into_iter().next())
+    })
+    .await;
+    assert_eq!(suzhou.supervising_region_code, "320000");
+    assert!(suzhou.reason.contains("工作报告"), "{}", suzhou.reason);
+    assert!(suzhou.reason.contains(&nol_reporting::periods::ReportPeriod::parse(&semester).unwrap().name_zh()));
+    let items = semester_items("320100").await.unwrap();
+    assert!(items.iter().all(|item| item.region_code != "320100"), "南京市 reported");
     test.finish().await;
 }

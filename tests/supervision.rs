@@ -10,9 +10,10 @@ use nol_auth::Role;
 use nol_proto::v1::{
     AbsenceFollowUpOutcome, AnswerSupervisionItemRequest, CaseStatus, CheckItemState, CloseSupervisionItemRequest,
     DeadlinePolicy, GetCaseRequest, GetDeadlinePolicyRequest, GetSemesterCheckProgressRequest, ListOverdueWorkRequest,
-    ListSemesterCheckItemsRequest, ListSupervisionItemsRequest, MarkSemesterAttendanceRequest, OverdueKind,
-    ProgressGrouping, RecordAbsenceFollowUpRequest, ReturnDetails, ReturnToSchoolRequest, StartMonitoringRequest,
-    StartSemesterCheckRequest, SupervisionItem, SupervisionState, SweepOverdueWorkRequest, UpdateDeadlinePolicyRequest,
+    ListSemesterCheckItemsRequest, ListSemesterChecksRequest, ListSupervisionItemsRequest,
+    MarkSemesterAttendanceRequest, OverdueKind, ProgressGrouping, RecordAbsenceFollowUpRequest, ReturnDetails,
+    ReturnToSchoolRequest, StartMonitoringRequest, StartSemesterCheckRequest, SupervisionItem, SupervisionState,
+    SweepOverdueWorkRequest, UpdateDeadlinePolicyRequest,
 };
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -471,6 +472,46 @@ async fn the_semester_check_lists_monitored_children_and_a_confirmed_absence_is_
         Ok((summary.cases_relapsed == 1).then_some(()))
     })
     .await;
+
+    // The check's marks are counted per period (events carry the real time of the change): three
+    // listed, one present, one absent then confirmed as a relapse, one still unmarked.
+    let period = nol_reporting::periods::Period::containing(nol_runtime::clock::china_date(chrono::Utc::now())).code();
+    let figures = common::eventually("the check's marks are counted", || {
+        let mut reporting = xuanwu.reporting.clone();
+        let period = period.clone();
+        async move {
+            let figures = reporting
+                .get_period_figures(nol_proto::v1::GetPeriodFiguresRequest { region_code: "320102".into(), period })
+                .await?
+                .into_inner()
+                .total
+                .and_then(|total| total.figures)
+                .unwrap_or_default();
+            Ok((figures.check_relapsed == 1).then_some(figures))
+        }
+    })
+    .await;
+    assert_eq!(
+        (figures.check_listed, figures.check_present, figures.check_absent, figures.check_relapsed),
+        (3, 1, 1, 1)
+    );
+    assert_eq!((figures.check_pending, figures.check_absent_open), (1, 0));
+
+    // The checks a region sees: its own, and those above it that cover it.
+    let list = |clients: &nol_stack::Clients, region: &str, semester: &str| {
+        let mut client = clients.supervision.clone();
+        let request = ListSemesterChecksRequest { region_code: region.into(), semester: semester.into(), page_size: 0 };
+        async move { client.list_semester_checks(request).await.map(|response| response.into_inner().checks) }
+    };
+    let nanjing = test.clients("320000", "320100", Role::Supervisor);
+    let seen = list(&nanjing, "320100", "").await.expect("listed");
+    assert_eq!(seen.iter().map(|check| check.check_id.as_str()).collect::<Vec<_>>(), [check.check_id.as_str()]);
+    assert_eq!(list(&school, "", "2027-spring").await.unwrap().len(), 1, "the school's county check");
+    assert!(list(&nanjing, "320100", "2026-autumn").await.unwrap().is_empty());
+    assert!(list(&test.clients("320000", "320104", Role::Caseworker), "", "").await.unwrap().is_empty());
+    let bad = list(&nanjing, "320100", "2027-summer").await.unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert_eq!(list(&xuanwu, "320100", "").await.unwrap_err().code(), Code::PermissionDenied);
 
     test.finish().await;
 }

@@ -73,6 +73,10 @@ const FIGURE_GROUPS = [
     ['supervision_raised', '督办新增'], ['supervision_closed', '督办办结'], ['supervision_open', '督办未结'],
   ]],
   ['跨区移交', [['handoffs_out', '移交转出'], ['handoffs_in', '移交转入']]],
+  ['开学核查', [
+    ['check_listed', '列入核查'], ['check_present', '确认到校'], ['check_absent', '标记缺勤'],
+    ['check_relapsed', '确认反弹'], ['check_pending', '未标记（期末）'], ['check_absent_open', '缺勤待跟进（期末）'],
+  ]],
 ];
 
 const LISTS = [
@@ -870,7 +874,7 @@ async function showList(name, q) {
       const id = `filter-${f.key}`;
       const select = h('select', { id, name: f.key, dataset: { focus: id } },
         (f.options ?? []).map((o) => h('option', { value: o.value ?? '' }, o.label ?? o.value ?? '')));
-      select.value = q[f.key] ?? '';
+      select.value = q[f.key] ?? f.selected ?? '';
       select.addEventListener('change', () => {
         const next = { ...q, region, [f.key]: select.value };
         delete next.page_token;

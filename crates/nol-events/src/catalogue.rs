@@ -105,8 +105,16 @@ pub const REPORT_STEP: EventType = EventType { service: "reporting", name: "repo
 /// `ReportOverdue`: a county's report not submitted by its due date (R12, R16).
 pub const REPORT_OVERDUE: EventType = EventType { service: "reporting", name: "report_overdue", version: 1 };
 
+/// `SemesterCheckListed`: a semester-start check listed a county's monitored children (R13).
+pub const SEMESTER_CHECK_LISTED: EventType = EventType { service: "cases", name: "semester_check_listed", version: 1 };
+
+/// `CheckItemMarked`: a child of a semester-start check was marked or followed up (R13).
+pub const CHECK_ITEM_MARKED: EventType = EventType { service: "cases", name: "check_item_marked", version: 1 };
+
 /// All of them, for documentation and tests.
-pub const ALL: [EventType; 32] = [
+pub const ALL: [EventType; 34] = [
+    SEMESTER_CHECK_LISTED,
+    CHECK_ITEM_MARKED,
     REPORT_OVERDUE,
     REPORT_STEP,
     HANDOFF_DECISION_DUE,

@@ -43,6 +43,10 @@ catalogue! {
         ReportLate { period: String, due_on: String } =>
             "R12, R16: the bi-monthly report for {period} was due on {due_on} and has not been submitted",
             "R12、R16：{period}双月报应于 {due_on} 前报送，至今未报";
+        /// A city's semester report not submitted by its due date.
+        SemesterReportLate { period: String, due_on: String } =>
+            "R12, R16: the semester report for {period} was due on {due_on} and has not been submitted",
+            "R12、R16：{period}工作报告应于 {due_on} 前报送，至今未报";
         /// A hand-off the destination left unanswered past its deadline.
         HandoffOverdue { handoff_id: String, destination: String, origin: String } =>
             "R12: hand-off {handoff_id} to {destination} not accepted by its deadline; the case stays with {origin}",

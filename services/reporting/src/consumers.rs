@@ -2,17 +2,17 @@
 
 use nol_backbone::consumer::{EventHandler, HandlerError};
 use nol_events::{
-    CASE_HANDED_OVER, CASE_HANDOFF_PENDING, CASE_OPENED, CASE_STATUS_CHANGED, CASE_TAKEN_IN, EventEnvelope,
-    HANDOFF_ARRIVED, HANDOFF_CANCELLED, HANDOFF_COMPLETED, HANDOFF_DECISION_DUE, HANDOFF_REJECTED, HANDOFF_REQUESTED,
-    PERSUASION_RECORDED, PUPIL_REGISTERED, PUPIL_STATUS_CHANGED, PUPILS_IMPORTED, SUPERVISION_CLOSED,
-    SUPERVISION_RAISED, SUSPECT_RECORDED, SUSPECT_RESOLVED, SubjectScheme, decode_payload, occurred_at, region_field,
-    uuid_field,
+    CASE_HANDED_OVER, CASE_HANDOFF_PENDING, CASE_OPENED, CASE_STATUS_CHANGED, CASE_TAKEN_IN, CHECK_ITEM_MARKED,
+    EventEnvelope, HANDOFF_ARRIVED, HANDOFF_CANCELLED, HANDOFF_COMPLETED, HANDOFF_DECISION_DUE, HANDOFF_REJECTED,
+    HANDOFF_REQUESTED, PERSUASION_RECORDED, PUPIL_REGISTERED, PUPIL_STATUS_CHANGED, PUPILS_IMPORTED,
+    SEMESTER_CHECK_LISTED, SUPERVISION_CLOSED, SUPERVISION_RAISED, SUSPECT_RECORDED, SUSPECT_RESOLVED, SubjectScheme,
+    decode_payload, occurred_at, region_field, uuid_field,
 };
 use nol_proto::v1::{
-    CaseHandedOver, CaseHandoffPending, CaseOpened, CaseStatus, CaseStatusChanged, CaseTakeIn, EnrollmentStatus,
-    HandoffArrived, HandoffCancelled, HandoffCompleted, HandoffDecisionDue, HandoffRejected, HandoffRequested,
-    PersuasionRecorded, PupilRegistered, PupilStatusChanged, PupilsImported, SupervisionClosed, SupervisionRaised,
-    SuspectRecorded, SuspectResolved,
+    CaseHandedOver, CaseHandoffPending, CaseOpened, CaseStatus, CaseStatusChanged, CaseTakeIn, CheckItemMarked,
+    EnrollmentStatus, HandoffArrived, HandoffCancelled, HandoffCompleted, HandoffDecisionDue, HandoffRejected,
+    HandoffRequested, PersuasionRecorded, PupilRegistered, PupilStatusChanged, PupilsImported, SemesterCheckListed,
+    SupervisionClosed, SupervisionRaised, SuspectRecorded, SuspectResolved,
 };
 use nol_region::RegionCode;
 use nol_runtime::clock::china_date;
@@ -44,6 +44,8 @@ pub fn filter_subjects(scheme: &SubjectScheme, province: &RegionCode) -> Vec<Str
         SUSPECT_RESOLVED,
         SUPERVISION_RAISED,
         SUPERVISION_CLOSED,
+        SEMESTER_CHECK_LISTED,
+        CHECK_ITEM_MARKED,
     ]
     .into_iter()
     .map(|event_type| scheme.local_filter(province, event_type))
@@ -190,6 +192,30 @@ async fn daily_only(
         let region = region_field(envelope, "region_code", &event.region_code)?;
         store::bump(conn, &region, figures::SUPERVISION_CLOSED, day, 1).await?;
         store::bump(conn, &region, figures::SUPERVISION_OPEN, day, -1).await?;
+    } else if SEMESTER_CHECK_LISTED.matches(kind) {
+        let event: SemesterCheckListed = decode_payload(envelope, SEMESTER_CHECK_LISTED)?;
+        let region = region_field(envelope, "region_code", &event.region_code)?;
+        store::bump(conn, &region, figures::CHECK_LISTED, day, event.count).await?;
+        store::bump(conn, &region, &figures::check_state_metric("pending"), day, event.count).await?;
+    } else if CHECK_ITEM_MARKED.matches(kind) {
+        let event: CheckItemMarked = decode_payload(envelope, CHECK_ITEM_MARKED)?;
+        let region = region_field(envelope, "region_code", &event.region_code)?;
+        let state = |field: &str, text: &str| {
+            figures::check_state(text)
+                .ok_or_else(|| HandlerError::Permanent(format!("{kind} {}: {field} {text:?}", event.item_id)))
+        };
+        let (from, to) = (state("from_state", &event.from_state)?, state("to_state", &event.to_state)?);
+        if from != to {
+            if figures::check_state_is_balance(from) {
+                store::bump(conn, &region, &figures::check_state_metric(from), day, -1).await?;
+            }
+            if figures::check_state_is_balance(to) {
+                store::bump(conn, &region, &figures::check_state_metric(to), day, 1).await?;
+            }
+            if let Some(flow) = figures::check_flow(to) {
+                store::bump(conn, &region, flow, day, 1).await?;
+            }
+        }
     } else {
         return Ok(false);
     }

@@ -11,7 +11,7 @@ use crate::figures::Figures;
 type Read = fn(&Figures) -> i64;
 
 /// The columns after the region's code and name: header and how the value is read.
-const COLUMNS: [(&str, Read); 25] = [
+const COLUMNS: [(&str, Read); 29] = [
     ("在读学生", |f| f.get("pupil.enrolled")),
     ("新增学籍", |f| f.get("pupils_registered")),
     ("新增疑似辍学", |f| f.get(crate::figures::SUSPECTS_RECORDED)),
@@ -36,6 +36,10 @@ const COLUMNS: [(&str, Read); 25] = [
     ("移交转出", |f| f.get(crate::figures::HANDOFFS_OUT)),
     ("移交转入", |f| f.get(crate::figures::HANDOFFS_IN)),
     ("期末辍学存量", Figures::dropout_balance),
+    ("开学核查列入", |f| f.get(crate::figures::CHECK_LISTED)),
+    ("核查确认到校", |f| f.get(crate::figures::CHECK_PRESENT)),
+    ("核查确认反弹", |f| f.get(crate::figures::CHECK_RELAPSED)),
+    ("核查未标记", |f| f.get(&crate::figures::check_state_metric("pending"))),
     ("报告状态", |_| 0),
 ];
 

@@ -19,6 +19,37 @@ pub const SUPERVISION_CLOSED: &str = "supervision_closed";
 pub const HANDOFFS_OUT: &str = "handoffs_out";
 pub const HANDOFFS_IN: &str = "handoffs_in";
 
+/// Semester-start checks (R13): children listed, marks given (a follow-up that finds the child in
+/// class counts as present), absences confirmed as relapses.
+pub const CHECK_LISTED: &str = "check_listed";
+pub const CHECK_PRESENT: &str = "check_present";
+pub const CHECK_ABSENT: &str = "check_absent";
+pub const CHECK_RELAPSED: &str = "check_relapsed";
+
+/// A checklist item's stored state, as the case service names it.
+pub fn check_state(text: &str) -> Option<&'static str> {
+    ["pending", "present", "absent", "relapsed"].into_iter().find(|state| *state == text)
+}
+
+/// The states kept as balances (work still to do): `check.pending`, `check.absent`.
+pub fn check_state_is_balance(state: &str) -> bool {
+    matches!(state, "pending" | "absent")
+}
+
+pub fn check_state_metric(state: &str) -> String {
+    format!("check.{state}")
+}
+
+/// The flow counted when an item reaches `state`.
+pub fn check_flow(state: &str) -> Option<&'static str> {
+    match state {
+        "present" => Some(CHECK_PRESENT),
+        "absent" => Some(CHECK_ABSENT),
+        "relapsed" => Some(CHECK_RELAPSED),
+        _ => None,
+    }
+}
+
 /// Balances.
 pub const SUSPECTS_PENDING: &str = "suspects_pending";
 pub const SUPERVISION_OPEN: &str = "supervision_open";
@@ -43,6 +74,7 @@ pub fn is_balance(metric: &str) -> bool {
     metric.starts_with("case.")
         || metric.starts_with("cause.")
         || metric.starts_with("pupil.")
+        || metric.starts_with("check.")
         || metric == SUSPECTS_PENDING
         || metric == SUPERVISION_OPEN
 }
@@ -188,6 +220,12 @@ impl Figures {
             handoffs_out: get(HANDOFFS_OUT),
             handoffs_in: get(HANDOFFS_IN),
             dropout_balance: self.dropout_balance(),
+            check_listed: get(CHECK_LISTED),
+            check_present: get(CHECK_PRESENT),
+            check_absent: get(CHECK_ABSENT),
+            check_relapsed: get(CHECK_RELAPSED),
+            check_pending: get(&check_state_metric("pending")),
+            check_absent_open: get(&check_state_metric("absent")),
             balance_by_status: ACTIVE_STATUSES
                 .iter()
                 .filter_map(|status| Some((*status, case_status_name(*status)?)))
@@ -250,5 +288,6 @@ mod tests {
             ["family_poverty", "disability", "learning_difficulty", "gone_to_work", "religion", "other"]
         );
         assert!(is_balance("case.open") && is_balance(SUSPECTS_PENDING) && !is_balance(SUSPECTS_RECORDED));
+        assert!(is_balance(&check_state_metric("pending")) && !is_balance(CHECK_PRESENT));
     }
 }

@@ -104,6 +104,20 @@ impl Semester {
         format!("{}-S{}", self.year, self.half)
     }
 
+    /// The semester a day falls in: February–August spring, September–January autumn.
+    pub fn containing(day: NaiveDate) -> Semester {
+        match day.month() {
+            1 => Semester { year: day.year() - 1, half: 2 },
+            2..=8 => Semester { year: day.year(), half: 1 },
+            _ => Semester { year: day.year(), half: 2 },
+        }
+    }
+
+    /// The semester after it.
+    pub fn next(self) -> Semester {
+        if self.half == 1 { Semester { year: self.year, half: 2 } } else { Semester { year: self.year + 1, half: 1 } }
+    }
+
     pub fn start(self) -> NaiveDate {
         let month = if self.half == 1 { 2 } else { 9 };
         NaiveDate::from_ymd_opt(self.year, month, 1).expect("a semester starts on a real day")
@@ -215,6 +229,10 @@ mod tests {
         assert_eq!(autumn.name_zh(), "2026年秋季学期");
         assert!(autumn.is_semester() && !ReportPeriod::parse("2026-B6").unwrap().is_semester());
         assert_eq!(ReportPeriod::parse("2026-S3"), Err(Says::Period));
+        assert_eq!(Semester::containing(day("2027-01-31")).code(), "2026-S2");
+        assert_eq!(Semester::containing(day("2027-02-01")).code(), "2027-S1");
+        assert_eq!(Semester::containing(day("2026-09-01")).next().code(), "2027-S1");
+        assert_eq!(Semester::containing(day("2026-08-31")).next().start(), day("2026-09-01"));
     }
 
     #[test]

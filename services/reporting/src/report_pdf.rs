@@ -5,7 +5,7 @@ use nol_documents::{Align, Block, CjkFont, Document, DocumentError};
 use nol_proto::v1::{PeriodFigures, Report};
 
 fn figure_rows(figures: &PeriodFigures) -> Vec<Vec<String>> {
-    let rows: [(&str, i64); 22] = [
+    let rows: [(&str, i64); 26] = [
         ("在读学生（期末）", figures.pupils_enrolled),
         ("新增学籍", figures.pupils_registered),
         ("新增疑似辍学", figures.suspects_new),
@@ -28,6 +28,10 @@ fn figure_rows(figures: &PeriodFigures) -> Vec<Vec<String>> {
         ("督办办结", figures.supervision_closed),
         ("督办未结（期末）", figures.supervision_open),
         ("辍学存量（期末）", figures.dropout_balance),
+        ("开学核查列入", figures.check_listed),
+        ("核查确认到校", figures.check_present),
+        ("核查确认反弹", figures.check_relapsed),
+        ("核查未标记（期末）", figures.check_pending),
     ];
     rows.iter().map(|(name, value)| vec![(*name).to_owned(), value.to_string()]).collect()
 }

@@ -15,7 +15,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::figures::Figures;
-use crate::periods::{Period, ReportPeriod};
+use crate::periods::{Period, ReportPeriod, Semester};
 use crate::report_store::{self, NewStep, ReportRow};
 use crate::reports::{self, State, Step};
 use crate::store;
@@ -179,51 +179,63 @@ impl Reports {
         Period::parse(&from).map_err(|_| ServiceError::Internal(anyhow::anyhow!("report_policy.reports_from {from:?}")))
     }
 
-    /// Sends each county's report that is past its due date and not submitted to supervision
-    /// (`report_overdue`, which the case service raises as an item), once per county and period.
+    /// Sends each report that is past its due date and still with its writer (a county's
+    /// bi-monthly report, a city's semester report) to supervision (`report_overdue`, which the
+    /// case service raises as an item for the writer's supervising bureau), once per writer and
+    /// period.
     pub async fn sweep_late(&self, province: &RegionCode) -> Result<i64, ServiceError> {
         let today = self.clock.today();
         let mut tx = self.pool.begin().await?;
-        let mut period = self.reports_from(&mut tx).await?;
-        let counties = counties_of(province);
-        let mut raised = 0;
+        let first = self.reports_from(&mut tx).await?;
+        let mut due: Vec<ReportPeriod> = Vec::new();
+        let mut period = first;
         while period.end() < today {
-            let due_on = report_store::due_on(&mut tx, period.into()).await?;
-            if today > due_on {
-                let states = report_store::states_under(&mut tx, province, period.into()).await?;
-                for county in &counties {
-                    let state = states.iter().find(|(code, _)| code == county.as_str()).map(|(_, state)| *state);
-                    if !state.is_none_or(State::with_county) {
-                        continue;
-                    }
-                    if !report_store::mark_late(&mut tx, county, period.into(), due_on).await? {
-                        continue;
-                    }
-                    let payload = nol_proto::v1::ReportOverdue {
-                        region_code: county.to_string(),
-                        period: period.code(),
-                        period_name: period.name_zh(),
-                        due_on: due_on.format("%Y-%m-%d").to_string(),
-                    };
-                    let aggregate = format!("{county}:{}", period.code());
-                    nol_backbone::outbox::emit(
-                        &mut tx,
-                        &self.scheme.local(nol_events::REPORT_OVERDUE, county),
-                        EventHeader {
-                            event_type: nol_events::REPORT_OVERDUE,
-                            source_region: *county,
-                            aggregate_type: "report",
-                            aggregate_id: &aggregate,
-                            aggregate_sequence: 1,
-                            actor: "system:reporting",
-                        },
-                        &payload,
-                    )
-                    .await?;
-                    raised += 1;
-                }
-            }
+            due.push(period.into());
             period = period.next();
+        }
+        let mut semester = Semester::containing(first.start());
+        while semester.end() < today {
+            due.push(ReportPeriod::Semester(semester));
+            semester = semester.next();
+        }
+        let mut raised = 0;
+        for period in due {
+            let due_on = report_store::due_on(&mut tx, period).await?;
+            if today <= due_on {
+                continue;
+            }
+            let states = report_store::states_under(&mut tx, province, period).await?;
+            for unit in units_under(province, period) {
+                let state = states.iter().find(|(code, _)| code == unit.as_str()).map(|(_, state)| *state);
+                if !state.is_none_or(State::with_county) {
+                    continue;
+                }
+                if !report_store::mark_late(&mut tx, &unit, period, due_on).await? {
+                    continue;
+                }
+                let payload = nol_proto::v1::ReportOverdue {
+                    region_code: unit.to_string(),
+                    period: period.code(),
+                    period_name: period.name_zh(),
+                    due_on: due_on.format("%Y-%m-%d").to_string(),
+                };
+                let aggregate = format!("{unit}:{}", period.code());
+                nol_backbone::outbox::emit(
+                    &mut tx,
+                    &self.scheme.local(nol_events::REPORT_OVERDUE, &unit),
+                    EventHeader {
+                        event_type: nol_events::REPORT_OVERDUE,
+                        source_region: unit,
+                        aggregate_type: "report",
+                        aggregate_id: &aggregate,
+                        aggregate_sequence: 1,
+                        actor: "system:reporting",
+                    },
+                    &payload,
+                )
+                .await?;
+                raised += 1;
+            }
         }
         tx.commit().await?;
         if raised > 0 {

@@ -5,11 +5,12 @@ use nol_proto::v1::{
     AnswerSupervisionItemRequest, AnswerSupervisionItemResponse, CheckProgress, CloseSupervisionItemRequest,
     CloseSupervisionItemResponse, DeadlinePolicy as PolicyMessage, GetDeadlinePolicyRequest, GetDeadlinePolicyResponse,
     GetSemesterCheckProgressRequest, GetSemesterCheckProgressResponse, ListOverdueWorkRequest, ListOverdueWorkResponse,
-    ListSemesterCheckItemsRequest, ListSemesterCheckItemsResponse, ListSupervisionItemsRequest,
-    ListSupervisionItemsResponse, MarkSemesterAttendanceRequest, MarkSemesterAttendanceResponse, OverdueWork,
-    RecordAbsenceFollowUpRequest, RecordAbsenceFollowUpResponse, SemesterCheck, SemesterCheckItem,
-    StartSemesterCheckRequest, StartSemesterCheckResponse, SupervisionItem as ItemMessage, SweepOverdueWorkRequest,
-    SweepOverdueWorkResponse, UpdateDeadlinePolicyRequest, UpdateDeadlinePolicyResponse,
+    ListSemesterCheckItemsRequest, ListSemesterCheckItemsResponse, ListSemesterChecksRequest,
+    ListSemesterChecksResponse, ListSupervisionItemsRequest, ListSupervisionItemsResponse,
+    MarkSemesterAttendanceRequest, MarkSemesterAttendanceResponse, OverdueWork, RecordAbsenceFollowUpRequest,
+    RecordAbsenceFollowUpResponse, SemesterCheck, SemesterCheckItem, StartSemesterCheckRequest,
+    StartSemesterCheckResponse, SupervisionItem as ItemMessage, SweepOverdueWorkRequest, SweepOverdueWorkResponse,
+    UpdateDeadlinePolicyRequest, UpdateDeadlinePolicyResponse,
 };
 use nol_runtime::ServiceError;
 use nol_runtime::time::timestamp;
@@ -252,6 +253,15 @@ impl SupervisionApi for SupervisionGrpc {
         let item = self.0.follow_up(&caller, request.into_inner()).await?;
         let today = self.0.clock.today();
         Ok(Response::new(RecordAbsenceFollowUpResponse { item: Some(check_item_message(&item, today)) }))
+    }
+
+    async fn list_semester_checks(
+        &self,
+        request: Request<ListSemesterChecksRequest>,
+    ) -> Result<Response<ListSemesterChecksResponse>, GrpcStatus> {
+        let caller = nol_runtime::caller_of(&request, &self.0.province)?;
+        let checks = self.0.list_checks(&caller, request.into_inner()).await?;
+        Ok(Response::new(ListSemesterChecksResponse { checks: checks.iter().map(check_message).collect() }))
     }
 
     async fn get_semester_check_progress(

@@ -4,15 +4,17 @@
 
 use chrono::NaiveDate;
 use nol_auth::{Caller, Role};
-use nol_events::{EventHeader, SUPERVISION_CLOSED, SUPERVISION_RAISED, SubjectScheme};
+use nol_events::{
+    CHECK_ITEM_MARKED, EventHeader, SEMESTER_CHECK_LISTED, SUPERVISION_CLOSED, SUPERVISION_RAISED, SubjectScheme,
+};
 use nol_messages::vocab::Action;
 use nol_messages::{Common, Count, Supervision as Says};
 use nol_proto::v1::{
-    AbsenceFollowUpOutcome, AnswerSupervisionItemRequest, CheckItemState, CloseSupervisionItemRequest,
-    GetSemesterCheckProgressRequest, ListOverdueWorkRequest, ListSemesterCheckItemsRequest,
+    AbsenceFollowUpOutcome, AnswerSupervisionItemRequest, CheckItemMarked, CheckItemState, CloseSupervisionItemRequest,
+    GetSemesterCheckProgressRequest, ListOverdueWorkRequest, ListSemesterCheckItemsRequest, ListSemesterChecksRequest,
     ListSupervisionItemsRequest, MarkSemesterAttendanceRequest, OverdueKind, ProgressGrouping,
-    RecordAbsenceFollowUpRequest, StartSemesterCheckRequest, SupervisionClosed, SupervisionRaised, SupervisionState,
-    UpdateDeadlinePolicyRequest,
+    RecordAbsenceFollowUpRequest, SemesterCheckListed, StartSemesterCheckRequest, SupervisionClosed, SupervisionRaised,
+    SupervisionState, UpdateDeadlinePolicyRequest,
 };
 use nol_region::{RegionCode, RegionLevel};
 use nol_runtime::clock::Clock;
@@ -25,6 +27,7 @@ use uuid::Uuid;
 use super::domain::{self, CheckState, ItemState, SupervisionItem, WorkKind};
 use super::store::{self, Check, CheckItem, OverdueWork, Progress};
 use crate::case::domain::deadlines::DeadlinePolicy;
+use crate::case::domain::stored::Stored;
 use crate::case::domain::{Command, Status, decide};
 use crate::case::ledger::{self, StatusChange};
 use crate::case::store::{self as case_store, PolicyRow, file as file_store};
@@ -380,10 +383,59 @@ impl SupervisionService {
             .into());
         }
         let check = store::start_check(&mut tx, Uuid::now_v7(), &region, &semester, deadline, &caller.subject).await?;
+        for (county, count) in store::listed_by_county(&mut tx, check.id).await? {
+            let payload = SemesterCheckListed {
+                check_id: check.id.to_string(),
+                region_code: county.to_string(),
+                semester: semester.clone(),
+                count,
+            };
+            let aggregate = format!("{}:{county}", check.id);
+            nol_backbone::outbox::emit(
+                &mut tx,
+                &self.scheme.local(SEMESTER_CHECK_LISTED, &county),
+                EventHeader {
+                    event_type: SEMESTER_CHECK_LISTED,
+                    source_region: county,
+                    aggregate_type: "semester_check",
+                    aggregate_id: &aggregate,
+                    aggregate_sequence: 1,
+                    actor: &caller.subject,
+                },
+                &payload,
+            )
+            .await?;
+        }
         audit::record(&mut tx, caller, "semester_check.start", "semester_check", &[check.id.to_string()]).await?;
         tx.commit().await?;
+        self.wake.notify();
         tracing::info!(check_id = %check.id, region = %check.region, semester, items = check.item_count, "semester check started");
         Ok(check)
+    }
+
+    /// ListSemesterChecks: the checks over a region in scope or below it, and those above it that
+    /// cover it, newest first.
+    pub async fn list_checks(
+        &self,
+        caller: &Caller,
+        request: ListSemesterChecksRequest,
+    ) -> Result<Vec<Check>, ServiceError> {
+        let mut violations = Violations::default();
+        let region = if request.region_code.trim().is_empty() {
+            Some(caller.region)
+        } else {
+            violations.check("region_code", RegionCode::parse(&request.region_code))
+        };
+        let semester = request.semester.trim();
+        let semester =
+            if semester.is_empty() { None } else { violations.check("semester", domain::check_semester(semester)) };
+        violations.finish()?;
+        let region = region.unwrap_or(caller.region);
+        caller.require_scope(&region)?;
+        let size = paging::page_size(request.page_size)?;
+        let ancestors: Vec<String> =
+            std::iter::successors(region.parent(), RegionCode::parent).map(|code| code.to_string()).collect();
+        Ok(store::list_checks(&self.pool, region.subtree_prefix(), &ancestors, semester.as_deref(), size).await?)
     }
 
     /// A check the caller sees: over its region or below it, or a provincial check covering it.
@@ -452,7 +504,9 @@ impl SupervisionService {
         }
         let next = domain::mark(item.state, request.present)?;
         store::set_check_item_state(&mut tx, id, next, &caller.subject, None).await?;
+        marked_event(&mut tx, &self.scheme, &item, next, &caller.subject).await?;
         tx.commit().await?;
+        self.wake.notify();
         item.state = next;
         item.updated_by = Some(caller.subject.clone());
         Ok(item)
@@ -508,6 +562,7 @@ impl SupervisionService {
             ledger::change_status(&mut tx, &self.scheme, &case, &change, reason).await?;
         }
         store::set_check_item_state(&mut tx, id, next, &caller.subject, Some(note)).await?;
+        marked_event(&mut tx, &self.scheme, &item, next, &caller.subject).await?;
         audit::record(&mut tx, caller, "semester_check.follow_up", "dropout_case", &[item.case_id.to_string()]).await?;
         tx.commit().await?;
         self.wake.notify();
@@ -550,6 +605,40 @@ impl SupervisionService {
         };
         Ok(CheckProgress { rows: rows.into_iter().map(named).collect(), total: named(total), check })
     }
+}
+
+/// The `check_item_marked` event of a checklist item leaving `item.state` for `next` (R13).
+async fn marked_event(
+    conn: &mut PgConnection,
+    scheme: &SubjectScheme,
+    item: &CheckItem,
+    next: CheckState,
+    actor: &str,
+) -> sqlx::Result<()> {
+    let payload = CheckItemMarked {
+        item_id: item.id.to_string(),
+        check_id: item.check_id.to_string(),
+        case_id: item.case_id.to_string(),
+        region_code: item.region.to_string(),
+        school_code: item.school_code.clone(),
+        from_state: item.state.as_stored().to_owned(),
+        to_state: next.as_stored().to_owned(),
+    };
+    nol_backbone::outbox::emit(
+        conn,
+        &scheme.local(CHECK_ITEM_MARKED, &item.region),
+        EventHeader {
+            event_type: CHECK_ITEM_MARKED,
+            source_region: item.region,
+            aggregate_type: "semester_check_item",
+            aggregate_id: &payload.item_id,
+            aggregate_sequence: 1,
+            actor,
+        },
+        &payload,
+    )
+    .await?;
+    Ok(())
 }
 
 /// The case's note (when the item is about a case) and the `supervision_raised` event of a raised
@@ -610,7 +699,12 @@ pub async fn raise_for_late_report(
     let permanent = |what: &str| HandlerError::Permanent(format!("report_overdue {}: {what}", overdue.region_code));
     let region = RegionCode::parse(&overdue.region_code).map_err(|_| permanent("region_code"))?;
     let due_on = NaiveDate::parse_from_str(&overdue.due_on, "%Y-%m-%d").map_err(|_| permanent("due_on"))?;
-    let reason = Says::ReportLate { period: overdue.period_name.clone(), due_on: overdue.due_on.clone() }.zh();
+    let (period, due_on_text) = (overdue.period_name.clone(), overdue.due_on.clone());
+    let reason = if overdue.period.contains("-S") {
+        Says::SemesterReportLate { period, due_on: due_on_text }.zh()
+    } else {
+        Says::ReportLate { period, due_on: due_on_text }.zh()
+    };
     let supervising = domain::supervisor_of(&region);
     let raised = store::insert_report_item(
         conn,

@@ -645,6 +645,47 @@ pub async fn start_check(
     .await?)
 }
 
+/// The checks over the subtree `prefix` or over one of `ancestors`, newest first.
+pub async fn list_checks(
+    pool: &PgPool,
+    prefix: &str,
+    ancestors: &[String],
+    semester: Option<&str>,
+    limit: i64,
+) -> sqlx::Result<Vec<Check>> {
+    all(sqlx::query_as!(
+        CheckRow,
+        "SELECT id, region, semester, deadline, item_count, started_by, started_at FROM semester_check
+          WHERE (region LIKE $1 || '%' OR region = ANY($2))
+            AND ($3::text IS NULL OR semester = $3)
+          ORDER BY started_at DESC, id DESC
+          LIMIT $4",
+        prefix,
+        ancestors,
+        semester,
+        limit,
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// A new check's children per county, for its `semester_check_listed` events.
+pub async fn listed_by_county(conn: &mut PgConnection, check_id: Uuid) -> sqlx::Result<Vec<(RegionCode, i64)>> {
+    let rows = sqlx::query!(
+        r#"SELECT region, count(*) AS "count!" FROM semester_check_item WHERE check_id = $1 GROUP BY region ORDER BY region"#,
+        check_id,
+    )
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            RegionCode::parse(&row.region)
+                .map(|code| (code, row.count))
+                .map_err(|_| sqlx::Error::Decode(format!("semester_check_item.region {:?}", row.region).into()))
+        })
+        .collect()
+}
+
 pub async fn get_check(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Check>> {
     sqlx::query_as!(
         CheckRow,

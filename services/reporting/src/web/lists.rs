@@ -12,8 +12,9 @@ use nol_proto::v1::supervision_service_client::SupervisionServiceClient;
 use nol_proto::v1::suspect_service_client::SuspectServiceClient;
 use nol_proto::v1::transfer_service_client::TransferServiceClient;
 use nol_proto::v1::{
-    HandoffDirection, HandoffState, ListHandoffsRequest, ListOverdueWorkRequest, ListSupervisionItemsRequest,
-    ListSuspectsRequest, OverdueKind, SupervisionState, SuspectOrigin, SuspectState,
+    CheckProgress, GetSemesterCheckProgressRequest, HandoffDirection, HandoffState, ListHandoffsRequest,
+    ListOverdueWorkRequest, ListSemesterChecksRequest, ListSupervisionItemsRequest, ListSuspectsRequest, OverdueKind,
+    ProgressGrouping, SemesterCheck, SupervisionState, SuspectOrigin, SuspectState,
 };
 use nol_region::RegionCode;
 use serde_json::{Map, Value, json};
@@ -31,7 +32,15 @@ pub fn authed<T>(session: &Session, message: T) -> tonic::Request<T> {
 }
 
 /// A filter: its key, its title, and its options (value, label).
-type Filter = (&'static str, &'static str, Vec<(&'static str, &'static str)>);
+type Filter = (&'static str, &'static str, Vec<(String, String)>);
+
+/// A filter's options: "all" first, then each value with its label.
+fn options(
+    all: (&'static str, &'static str),
+    each: impl IntoIterator<Item = (&'static str, &'static str)>,
+) -> Vec<(String, String)> {
+    std::iter::once(all).chain(each).map(|(value, label)| (value.to_owned(), label.to_owned())).collect()
+}
 
 /// One page of a list, in the shape the page renders.
 struct Table {
@@ -40,6 +49,8 @@ struct Table {
     filters: Vec<Filter>,
     rows: Vec<Map<String, Value>>,
     next_page_token: String,
+    /// The value each filter took when the request named none (the server's default).
+    selected: Vec<(&'static str, String)>,
 }
 
 impl Table {
@@ -50,6 +61,7 @@ impl Table {
             "filters": self.filters.iter().map(|(key, title, options)| json!({
                 "key": key, "title": title,
                 "options": options.iter().map(|(value, label)| json!({"value": value, "label": label})).collect::<Vec<_>>(),
+                "selected": self.selected.iter().find(|(filter, _)| filter == key).map(|(_, value)| value),
             })).collect::<Vec<_>>(),
             "rows": self.rows,
             "next_page_token": self.next_page_token,
@@ -82,8 +94,17 @@ fn overdue_kind(kind: OverdueKind) -> (&'static str, &'static str) {
         OverdueKind::FollowUp => ("follow_up", "缓学休学跟踪回访"),
         OverdueKind::SemesterCheck => ("semester_check", "开学核查到校确认"),
         OverdueKind::HandoffDecision => ("handoff_decision", "移交接收决定"),
-        OverdueKind::Report => ("report", "双月报逾期未报"),
+        OverdueKind::Report => ("report", "报告逾期未报"),
         OverdueKind::Unspecified => ("", "全部"),
+    }
+}
+
+/// A semester as the bureaus write it: `2027-spring` → `2027年春季学期`.
+fn semester_zh(semester: &str) -> String {
+    match semester.split_once('-') {
+        Some((year, "spring")) => format!("{year}年春季学期"),
+        Some((year, "autumn")) => format!("{year}年秋季学期"),
+        _ => semester.to_owned(),
     }
 }
 
@@ -197,10 +218,11 @@ async fn fetch(
                 filters: vec![(
                     "kind",
                     "逾期事项",
-                    std::iter::once(("", "全部")).chain(kinds.iter().map(|kind| overdue_kind(*kind))).collect(),
+                    options(("", "全部"), kinds.iter().map(|kind| overdue_kind(*kind))),
                 )],
                 rows,
                 next_page_token: page.next_page_token,
+                selected: Vec::new(),
             })
         }
         "supervision" => {
@@ -248,10 +270,11 @@ async fn fetch(
                 filters: vec![(
                     "state",
                     "状态",
-                    std::iter::once(("", "全部")).chain(states.iter().map(|state| supervision_state(*state))).collect(),
+                    options(("", "全部"), states.iter().map(|state| supervision_state(*state))),
                 )],
                 rows,
                 next_page_token: page.next_page_token,
+                selected: Vec::new(),
             })
         }
         "handoffs_out" | "handoffs_in" => {
@@ -306,10 +329,11 @@ async fn fetch(
                 filters: vec![(
                     "state",
                     "状态",
-                    std::iter::once(("", "全部")).chain(states.iter().map(|state| handoff_state(*state))).collect(),
+                    options(("", "全部"), states.iter().map(|state| handoff_state(*state))),
                 )],
                 rows,
                 next_page_token: page.next_page_token,
+                selected: Vec::new(),
             })
         }
         "suspects" => {
@@ -357,11 +381,87 @@ async fn fetch(
                 filters: vec![(
                     "state",
                     "状态",
-                    std::iter::once(("all", "全部")).chain(states.iter().map(|state| suspect_state(*state))).collect(),
+                    options(("all", "全部"), states.iter().map(|state| suspect_state(*state))),
                 )],
                 rows,
                 next_page_token: page.next_page_token,
+                selected: vec![("state", wanted.map(|state| suspect_state(state).0).unwrap_or("all").to_owned())],
             })
+        }
+        "semester_check" => {
+            let mut supervision = SupervisionServiceClient::new(channel(&state.upstream.cases)?);
+            let request = ListSemesterChecksRequest { region_code, semester: String::new(), page_size: 20 };
+            let checks = supervision.list_semester_checks(authed(session, request)).await?.into_inner().checks;
+            let label = |check: &SemesterCheck| {
+                format!(
+                    "{} {}（截止 {}）",
+                    region_name(&check.region_code),
+                    semester_zh(&check.semester),
+                    check.deadline
+                )
+            };
+            let filters = vec![(
+                "check",
+                "核查批次",
+                checks.iter().map(|check| (check.check_id.clone(), label(check))).collect::<Vec<_>>(),
+            )];
+            let columns = vec![
+                ("school", "学校"),
+                ("school_code", "学校代码"),
+                ("total", "核查人数"),
+                ("present", "已到校"),
+                ("absent", "缺勤待跟进"),
+                ("relapsed", "确认反弹"),
+                ("pending", "未标记"),
+                ("overdue", "逾期未确认"),
+            ];
+            let wanted = params.get("check").filter(|id| !id.is_empty());
+            let check = match wanted {
+                Some(id) => checks
+                    .iter()
+                    .find(|check| check.check_id == *id)
+                    .ok_or_else(|| WebError::bad("check", "没有这个核查批次"))?,
+                None => match checks.first() {
+                    Some(check) => check,
+                    None => {
+                        let next_page_token = String::new();
+                        let (rows, selected) = (Vec::new(), Vec::new());
+                        return Ok(Table {
+                            title: "开学核查进度", columns, filters, rows, next_page_token, selected
+                        });
+                    }
+                },
+            };
+            let request = GetSemesterCheckProgressRequest {
+                check_id: check.check_id.clone(),
+                grouping: ProgressGrouping::School as i32,
+            };
+            let progress = supervision.get_semester_check_progress(authed(session, request)).await?.into_inner();
+            let cells = |name: &str, code: &str, counts: &CheckProgress| {
+                row(&[
+                    ("school", json!(name)),
+                    ("school_code", json!(code)),
+                    ("total", json!(counts.total)),
+                    ("present", json!(counts.present)),
+                    ("absent", json!(counts.absent)),
+                    ("relapsed", json!(counts.relapsed)),
+                    ("pending", json!(counts.pending)),
+                    ("overdue", json!(counts.overdue)),
+                ])
+            };
+            let mut rows: Vec<_> = progress
+                .rows
+                .iter()
+                .map(|school| {
+                    let name = if school.name.is_empty() { "（未登记学校）" } else { school.name.as_str() };
+                    cells(name, &school.key, school)
+                })
+                .collect();
+            if let Some(total) = &progress.total {
+                rows.push(cells("合计", "", total));
+            }
+            let selected = vec![("check", check.check_id.clone())];
+            Ok(Table { title: "开学核查进度", columns, filters, rows, next_page_token: String::new(), selected })
         }
         _ => Err(WebError::new(StatusCode::NOT_FOUND, "没有这个工作清单")),
     }
