@@ -23,6 +23,9 @@ use nol_region::{RegionCode, RegionTree};
 use nol_stack::{Clients, Stack, StackSettings, postgres};
 
 const CALLS: usize = 200;
+/// Cases whose synthetic events (opened, persuasion, returned, suspect recorded and resolved: five
+/// each) are published for the rebuild rate.
+const REBUILD_CASES: usize = 20_000;
 const EVENTS: usize = 100;
 
 fn ms(duration: Duration) -> f64 {
@@ -267,9 +270,226 @@ async fn main() -> anyhow::Result<()> {
     println!("Aims: overview p99 ≤ 50 ms warm and ≤ 2× the bare SQL; event → visible p99 ≤ 1 s.");
 
     drop(events);
+
+    // The rebuild rate: the reporting consumer replaying the province stream into an empty
+    // database, against raw JetStream consumption of the same stream (same filters, same batch
+    // size, every message acked) in the same run.
+    let rebuild = rebuild_rate(&stack, &format!("db{id}"), &counties, REBUILD_CASES / divide as usize).await?;
+    println!();
+    println!("{:<44} {:>9} {:>12} {:>11}", "consuming the province stream", "events", "events/s", "/ raw");
+    println!("{:<44} {:>9} {:>12.0} {:>11}", "raw JetStream pull consumer (ack each)", rebuild.events, rebuild.raw, "");
+    println!(
+        "{:<44} {:>9} {:>12.0} {:>11.2}",
+        "reporting rebuild into an empty database",
+        rebuild.events,
+        rebuild.rebuilt,
+        rebuild.rebuilt / rebuild.raw
+    );
+    println!("Aim: rebuild ≥ 0.5 of raw consumption.");
+
     stack.stop().await?;
     for code in ["320000", "340000"] {
         postgres::drop_database(&postgres::default_admin_url(), &format!("nol_db{id}_{code}")).await?;
     }
     Ok(())
+}
+
+struct Rebuild {
+    events: usize,
+    raw: f64,
+    rebuilt: f64,
+}
+
+/// Publishes five events per case straight into the province stream (as the relays would), waits
+/// for the live reporting service to count them, then measures a raw pull consumer and a fresh
+/// reporting process (empty database, new durable consumer) over the whole stream.
+async fn rebuild_rate(stack: &Stack, prefix: &str, counties: &[String], cases: usize) -> anyhow::Result<Rebuild> {
+    use nol_events::{
+        CASE_OPENED, CASE_STATUS_CHANGED, EventHeader, EventType, PERSUASION_RECORDED, SUSPECT_RECORDED,
+        SUSPECT_RESOLVED, SubjectScheme,
+    };
+    use nol_proto::v1::{
+        CaseOpened, CaseSource, CaseStatus, CaseStatusChanged, PersuasionRecorded, SuspectRecorded, SuspectResolved,
+    };
+    use prost::Message;
+
+    let province = RegionCode::parse("320000")?;
+    let scheme = SubjectScheme::new(prefix)?;
+    let client = nol_backbone::connect_nats(&stack.nats[0].client_url(), "bench-rebuild").await?;
+    let jetstream = async_nats::jetstream::new(client);
+    let started = Instant::now();
+    let mut acks = Vec::new();
+    let mut published = 0usize;
+    for number in 0..cases {
+        let county = RegionCode::parse(&counties[number % counties.len()])?;
+        let case_id = uuid::Uuid::now_v7().to_string();
+        let suspect_id = uuid::Uuid::now_v7().to_string();
+        let region_code = county.to_string();
+        let suspect = SuspectRecorded {
+            suspect_id: suspect_id.clone(),
+            region_code: region_code.clone(),
+            origin: "cross_check".into(),
+        };
+        let resolved = SuspectResolved {
+            suspect_id: suspect_id.clone(),
+            region_code: region_code.clone(),
+            outcome: "confirmed".into(),
+            case_id: case_id.clone(),
+        };
+        let opened = CaseOpened {
+            case_id: case_id.clone(),
+            region_code: region_code.clone(),
+            causes: vec![DropoutCause::GoneToWork as i32],
+            source: CaseSource::Local as i32,
+            ..Default::default()
+        };
+        let attempt = PersuasionRecorded {
+            case_id: case_id.clone(),
+            region_code: region_code.clone(),
+            attempt_id: uuid::Uuid::now_v7().to_string(),
+            attempt_date: "2026-11-02".into(),
+            joint: number % 3 == 0,
+            outcome: 1,
+        };
+        let returned = CaseStatusChanged {
+            case_id: case_id.clone(),
+            region_code: region_code.clone(),
+            from_status: CaseStatus::Open as i32,
+            to_status: CaseStatus::Returned as i32,
+            relapse: false,
+            reason: String::new(),
+        };
+        let events: [(EventType, &str, Vec<u8>); 5] = [
+            (SUSPECT_RECORDED, "suspect", suspect.encode_to_vec()),
+            (SUSPECT_RESOLVED, "suspect", resolved.encode_to_vec()),
+            (CASE_OPENED, "case", opened.encode_to_vec()),
+            (PERSUASION_RECORDED, "case", attempt.encode_to_vec()),
+            (CASE_STATUS_CHANGED, "case", returned.encode_to_vec()),
+        ];
+        for (sequence, (event_type, aggregate_type, payload)) in events.into_iter().enumerate() {
+            let aggregate_id = if aggregate_type == "case" { case_id.as_str() } else { suspect_id.as_str() };
+            let header = EventHeader {
+                event_type,
+                source_region: county,
+                aggregate_type,
+                aggregate_id,
+                aggregate_sequence: sequence as u64 + 1,
+                actor: "bench",
+            };
+            let mut envelope = nol_events::envelope(header, &(), chrono::Utc::now(), Default::default());
+            envelope.payload = payload;
+            let message = async_nats::jetstream::message::PublishMessage::build()
+                .message_id(envelope.event_id.clone())
+                .payload(envelope.encode_to_vec().into());
+            acks.push(jetstream.send_publish(scheme.local(event_type, &county), message).await?);
+            published += 1;
+        }
+        if acks.len() >= 2_000 {
+            for ack in acks.drain(..) {
+                ack.await?;
+            }
+        }
+    }
+    for ack in acks.drain(..) {
+        ack.await?;
+    }
+    println!("\nrebuild: {published} events published into the stream in {:.1}s", started.elapsed().as_secs_f64());
+
+    // The live service counts them (and the benchmark's earlier events) before anything is timed.
+    let live_url = stack.province("320000").database_url.clone();
+    let live = nol_runtime::database::connect(&live_url, "reporting", 2).await?;
+    let inbox = |pool: sqlx::PgPool, consumer: String| async move {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM inbox WHERE consumer = $1")
+            .bind(consumer)
+            .fetch_one(&pool)
+            .await
+    };
+    let live_consumer: String =
+        sqlx::query_scalar("SELECT consumer FROM inbox GROUP BY consumer ORDER BY count(*) DESC LIMIT 1")
+            .fetch_one(&live)
+            .await?;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut stable = (0, 0);
+    loop {
+        let counted = inbox(live.clone(), live_consumer.clone()).await?;
+        stable = if counted == stable.0 { (counted, stable.1 + 1) } else { (counted, 0) };
+        if counted as usize >= published && stable.1 >= 10 {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the live reporting service counted {counted} of {published}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let total = stable.0 as usize;
+    live.close().await;
+
+    // Raw: a pull consumer with the reporting service's filters, batch size and acks.
+    let filters = nol_reporting::filter_subjects(&scheme, &province);
+    let stream = jetstream.get_stream(scheme.stream_name(&province)).await?;
+    let raw_consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some("bench_raw".into()),
+            filter_subjects: filters,
+            ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await?;
+    let started = Instant::now();
+    let mut messages = raw_consumer.stream().max_messages_per_batch(256).messages().await?;
+    let mut consumed = 0usize;
+    while consumed < total {
+        let message = tokio::time::timeout(Duration::from_secs(30), messages.next())
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the raw consumer's messages ended"))?
+            .map_err(|error| anyhow::anyhow!("{error}"))?;
+        message.ack().await.map_err(|error| anyhow::anyhow!("{error}"))?;
+        consumed += 1;
+    }
+    let raw = consumed as f64 / started.elapsed().as_secs_f64();
+    drop(messages);
+
+    // Rebuild: a reporting process on an empty database with a new durable consumer.
+    let admin = postgres::default_admin_url();
+    let name = format!("nol_{prefix}_rebuild");
+    let url = postgres::create_database(&admin, &name).await?;
+    let rebuilt_database = nol_runtime::database::connect(&url, "reporting", 2).await?;
+    let env = std::collections::BTreeMap::from([
+        ("NOL_PROVINCE".to_owned(), "320000".to_owned()),
+        ("NOL_DATABASE_URL".to_owned(), url),
+        ("NOL_NATS_URL".to_owned(), stack.nats[0].client_url()),
+        ("NOL_SUBJECT_PREFIX".to_owned(), prefix.to_owned()),
+        ("NOL_KEYS_DIR".to_owned(), stack.keys.province_dir(&province).display().to_string()),
+        ("NOL_GRPC_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
+        ("NOL_CONSUMER_NAME".to_owned(), "reporting_rebuild".to_owned()),
+    ]);
+    let log = tempfile::NamedTempFile::new()?;
+    let started = Instant::now();
+    let mut process = nol_stack::process::ServiceProcess::start(
+        std::path::Path::new(env!("CARGO_BIN_EXE_nol")),
+        "reporting-rebuild",
+        "reporting",
+        env,
+        nol_stack::process::LogTo::File(log.path().to_path_buf()),
+    )
+    .await?;
+    let ready = started.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(900);
+    loop {
+        let counted = inbox(rebuilt_database.clone(), "reporting_rebuild".to_owned()).await? as usize;
+        if counted >= total {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the rebuild counted {counted} of {total}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = started.elapsed() - ready;
+    println!(
+        "rebuild: the process was ready in {:.2}s (not counted); it replayed {total} events in {:.2}s",
+        ready.as_secs_f64(),
+        took.as_secs_f64()
+    );
+    let rebuilt = total as f64 / took.as_secs_f64();
+    process.stop().await?;
+    rebuilt_database.close().await;
+    postgres::drop_database(&admin, &name).await?;
+    Ok(Rebuild { events: total, raw, rebuilt })
 }

@@ -57,10 +57,26 @@ async fn a_bureau_works_the_dashboard_in_a_browser() {
     let code = period.code();
     let xuanwu = test.clients("320000", "320102", Role::Caseworker);
     let nanjing = test.clients("320000", "320100", Role::Supervisor);
+    let mut opened = Vec::new();
     for child in [Child::Xiaoyi, Child::Xiaoer] {
-        child.open_case(&xuanwu).await;
+        opened.push(child.open_case(&xuanwu).await.case_id);
     }
-    reported(&nanjing, "320100", |summary| summary.cases_opened == 2).await;
+    // One child is back at school and monitored: the city's semester-start check lists them.
+    let mut cases = xuanwu.cases.clone();
+    cases.return_to_school(common::cases::return_to(&opened[0], "")).await.expect("returned");
+    cases.start_monitoring(StartMonitoringRequest { case_id: opened[0].clone() }).await.expect("monitored");
+    let deadline = (china_date(now) + chrono::Duration::days(30)).format("%Y-%m-%d").to_string();
+    nanjing
+        .supervision
+        .clone()
+        .start_semester_check(StartSemesterCheckRequest {
+            region_code: "320100".into(),
+            semester: format!("{}-spring", china_date(now).format("%Y").to_string().parse::<i32>().unwrap() + 1),
+            deadline,
+        })
+        .await
+        .expect("check started");
+    reported(&nanjing, "320100", |summary| summary.cases_opened == 2 && summary.cases_returned == 1).await;
     let expect = json!({
         "period": code,
         "city": {"region": "320100", "headline": headline(&nanjing, "320100", &code).await},

@@ -554,3 +554,106 @@ async fn a_city_reports_its_semester_to_the_province() {
     assert!(items.iter().all(|item| item.region_code != "320100"), "南京市 reported");
     test.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_enrolled_pupils_are_counted_by_grade_migrant_registered_poor_and_disability() {
+    let test = TestStack::start().await;
+    let xuanwu = test.clients("320000", "320102", Role::Caseworker);
+    let nanjing = test.clients("320000", "320100", Role::Supervisor);
+    let register = |name: &'static str,
+                    sequence: u16,
+                    hukou: &'static str,
+                    grade: i32,
+                    poor: bool,
+                    disability: DisabilityGrade| {
+        let mut registry = xuanwu.registry.clone();
+        async move {
+            registry
+                .create_pupil(CreatePupilRequest {
+                    pupil: Some(Pupil {
+                        full_name: name.into(),
+                        resident_id: common::resident_id("320102", sequence),
+                        hukou_region_code: hukou.into(),
+                        school_code: "3201020001".into(),
+                        grade,
+                        registered_poor: poor,
+                        poor_household_id: if poor { "3201020000012345".into() } else { String::new() },
+                        disability_grade: disability as i32,
+                        ..Default::default()
+                    }),
+                })
+                .await
+                .expect("registered")
+                .into_inner()
+                .pupil
+                .unwrap()
+                .pupil_id
+        }
+    };
+    let migrant = register("随迁一", 61, "341221", 3, false, DisabilityGrade::None).await;
+    register("建档二", 62, "320102", 7, true, DisabilityGrade::Three).await;
+    let leaving = register("毕业三", 63, "320102", 9, false, DisabilityGrade::None).await;
+    // The migrant child moves to 秦淮区 in grade 4 (hukou still outside); the grade-9 pupil graduates.
+    xuanwu
+        .registry
+        .clone()
+        .transfer_pupil(TransferPupilRequest {
+            pupil_id: migrant,
+            to_school_code: "3201040001".into(),
+            grade: 4,
+            reason: "随父母搬家".into(),
+            effective_date: String::new(),
+        })
+        .await
+        .expect("transferred");
+    xuanwu
+        .registry
+        .clone()
+        .update_pupil_status(UpdatePupilStatusRequest {
+            pupil_id: leaving,
+            enrollment_status: EnrollmentStatus::Graduated as i32,
+            reason: "初中毕业".into(),
+            effective_date: String::new(),
+        })
+        .await
+        .expect("graduated");
+
+    let period = Period::containing(china_date(Utc::now())).code();
+    let cut = eventually("the pupils to be counted", || {
+        let mut reporting = nanjing.reporting.clone();
+        let period = period.clone();
+        async move {
+            let cut = reporting
+                .get_period_figures(GetPeriodFiguresRequest { region_code: "320100".into(), period })
+                .await?
+                .into_inner();
+            let counted = cut.total.as_ref().and_then(|total| total.figures.as_ref()).is_some_and(|figures| {
+                figures.pupils_left_enrolled == 1
+                    && figures.pupils_enrolled_by_grade.iter().any(|g| g.grade == 4 && g.count == 1)
+            });
+            Ok(counted.then_some(cut))
+        }
+    })
+    .await;
+    let county = |code: &str| {
+        cut.counties.iter().find(|county| county.region_code == code).and_then(|county| county.figures.clone()).unwrap()
+    };
+    let by_grade = |figures: &PeriodFigures| {
+        figures.pupils_enrolled_by_grade.iter().filter(|g| g.count != 0).map(|g| (g.grade, g.count)).collect::<Vec<_>>()
+    };
+    let (xw, qh) = (county("320102"), county("320104"));
+    assert_eq!(xw.pupils_enrolled, 1);
+    assert_eq!(by_grade(&xw), [(7, 1)]);
+    assert_eq!(
+        (xw.pupils_enrolled_migrant, xw.pupils_enrolled_registered_poor, xw.pupils_enrolled_disability),
+        (0, 1, 1)
+    );
+    assert_eq!(qh.pupils_enrolled, 1);
+    assert_eq!(by_grade(&qh), [(4, 1)]);
+    assert_eq!(
+        (qh.pupils_enrolled_migrant, qh.pupils_enrolled_registered_poor, qh.pupils_enrolled_disability),
+        (1, 0, 0)
+    );
+    assert_eq!(xw.pupils_enrolled_by_grade.len(), 9, "every grade, zero included");
+    test.finish().await;
+}

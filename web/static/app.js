@@ -56,7 +56,8 @@ const HEADLINE = [
 const FIGURE_GROUPS = [
   ['学生', [
     ['pupils_enrolled', '在读学生'], ['pupils_registered', '新增学籍'],
-    ['pupils_left_enrolled', '离开在读状态学生'],
+    ['pupils_left_enrolled', '离开在读状态学生'], ['pupils_enrolled_migrant', '其中随迁子女（期末）'],
+    ['pupils_enrolled_registered_poor', '其中建档立卡（期末）'], ['pupils_enrolled_disability', '其中残疾学生（期末）'],
   ]],
   ['疑似辍学', [
     ['suspects_new', '新增疑似辍学'], ['suspects_confirmed', '疑似确认辍学'],
@@ -839,7 +840,8 @@ function figuresTable(figures) {
   return h('div', { class: 'kv-grid' },
     ...groups,
     breakdown('辍学存量按状态', figures.balance_by_status, 'status'),
-    breakdown('辍学存量按原因', figures.balance_by_cause, 'cause'));
+    breakdown('辍学存量按原因', figures.balance_by_cause, 'cause'),
+    breakdown('在读学生按年级（期末）', figures.pupils_enrolled_by_grade, 'grade'));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -258,6 +258,16 @@ async function main() {
   check(bytes.length > 2 && bytes[0] === 0x50 && bytes[1] === 0x4b, `${filename} does not start with PK`);
   log(`STEP 5 downloaded ${filename} (${bytes.length} bytes)`);
 
+  // 5b. The semester-start check's progress by school, from the case service.
+  await page.goto(`${baseUrl}/#/lists/semester_check?region=${county.region}`);
+  await page.waitForSelector('#list-table tbody tr td', { timeout: STEP_MS });
+  const progress = await page.$$eval('#list-table tbody tr', (rows) => rows.map((r) => [...r.cells].map((c) => c.textContent)));
+  const school = progress.find((cells) => cells[0] === '南京市玄武区示范小学');
+  check(school && school[2] === '1', `the check's school row: ${JSON.stringify(progress)}`);
+  check(progress.some((cells) => cells[0] === '合计'), `no total row: ${JSON.stringify(progress)}`);
+  await screenshot('semester-check.png');
+  log('STEP 5b the semester-start check lists the monitored child at the school');
+
   // 6. Report workflow: the county drafts and submits, the city approves. A report is drafted once
   // its period is over: the Rust side may move the rule clock first.
   log('REPORT_READY');

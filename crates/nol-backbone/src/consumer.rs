@@ -64,6 +64,17 @@ pub trait EventHandler: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), HandlerError>> + Send + 'a {
         async { Ok(()) }
     }
+
+    /// Called once per batch in its transaction, after every message was handled and before the
+    /// commit, with the events applied in it (not the duplicates): for work a whole batch needs
+    /// once, not once per event (a notification, say). Does nothing by default.
+    fn batch_applied<'a>(
+        &'a self,
+        _conn: &'a mut PgConnection,
+        _applied: &'a [&'a EventEnvelope],
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send + 'a {
+        async { Ok(()) }
+    }
 }
 
 /// What a consumer listens to and how.
@@ -221,6 +232,22 @@ impl<H: EventHandler> Consumer<H> {
         tracing::debug!(consumer = %self.spec.durable_name, "consumer stopped");
     }
 
+    /// The handler's once-per-batch work; a permanent failure there is logged, not fatal to the
+    /// batch (its events are applied).
+    async fn batch_applied(&self, conn: &mut PgConnection, applied: &[&EventEnvelope]) -> anyhow::Result<()> {
+        if applied.is_empty() {
+            return Ok(());
+        }
+        match self.handler.batch_applied(conn, applied).await {
+            Ok(()) => Ok(()),
+            Err(HandlerError::Transient(error)) => Err(error),
+            Err(HandlerError::Permanent(reason)) => {
+                tracing::warn!(consumer = %self.spec.durable_name, reason = %reason, "batch work failed");
+                Ok(())
+            }
+        }
+    }
+
     /// Applies a batch in one transaction and commits it; does not ack. Returns each message's
     /// disposition, in order. The common case takes one statement for the whole batch's inbox
     /// records; a batch holding a message that cannot be applied is redone message by message,
@@ -294,6 +321,13 @@ impl<H: EventHandler> Consumer<H> {
                 Err(HandlerError::Permanent(_)) => return Ok(None),
             }
         }
+        let applied: Vec<&EventEnvelope> = envelopes
+            .iter()
+            .zip(&dispositions)
+            .filter(|(_, disposition)| matches!(disposition, Disposition::Applied))
+            .map(|(envelope, _)| envelope)
+            .collect();
+        self.batch_applied(&mut tx, &applied).await?;
         tx.commit().await?;
         Ok(Some(dispositions))
     }
@@ -306,6 +340,14 @@ impl<H: EventHandler> Consumer<H> {
         for message in batch {
             dispositions.push(self.apply_one(&mut tx, message).await?);
         }
+        let envelopes: Vec<EventEnvelope> = batch
+            .iter()
+            .zip(&dispositions)
+            .filter(|(_, disposition)| matches!(disposition, Disposition::Applied))
+            .filter_map(|(message, _)| nol_events::decode_envelope(&message.payload).ok())
+            .collect();
+        let applied: Vec<&EventEnvelope> = envelopes.iter().collect();
+        self.batch_applied(&mut tx, &applied).await?;
         tx.commit().await?;
         Ok(dispositions)
     }

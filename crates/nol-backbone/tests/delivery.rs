@@ -95,6 +95,7 @@ impl Fixture {
             enrollment_region_code: "320102".into(),
             hukou_region_code: "341221".into(),
             migrant: true,
+            ..Default::default()
         };
         let envelope = nol_events::envelope(
             EventHeader {

@@ -18,7 +18,7 @@ use nol_backbone::outbox::RelayWake;
 use nol_events::{EventHeader, PUPILS_IMPORTED, SubjectScheme};
 use nol_messages::{Common, Msg, Registry};
 use nol_pii::DataKey;
-use nol_proto::v1::PupilsImported;
+use nol_proto::v1::{GradeCount, PupilsImported};
 use nol_region::RegionCode;
 use nol_runtime::ServiceError;
 use nol_runtime::clock::Clock;
@@ -510,13 +510,20 @@ impl JobContext {
             pupils::key_holders(conn, &others).await?.into_iter().map(|holder| (holder.key.clone(), holder)).collect()
         };
         let mut conflicts = Vec::new();
-        let mut per_county: BTreeMap<RegionCode, (i64, i64)> = BTreeMap::new();
+        let mut per_county: BTreeMap<RegionCode, PupilsImported> = BTreeMap::new();
         for row in &good {
             if inserted.contains(&row.key) {
                 counts.imported += 1;
                 let entry = per_county.entry(row.enrollment_region).or_default();
-                entry.0 += 1;
-                entry.1 += i64::from(row.migrant);
+                entry.count += 1;
+                entry.migrant_count += i64::from(row.migrant);
+                entry.registered_poor_count += i64::from(row.pupil.registered_poor);
+                entry.disability_count += i64::from(row.pupil.disability_grade > 0);
+                let grade = i32::from(row.pupil.grade);
+                match entry.grades.iter_mut().find(|count| count.grade == grade) {
+                    Some(count) => count.count += 1,
+                    None => entry.grades.push(GradeCount { grade, count: 1 }),
+                }
                 continue;
             }
             let Some(holder) = holders.get(&row.key) else {
@@ -548,9 +555,10 @@ impl JobContext {
         }
         pupils::record_conflicts(conn, self.job, &conflicts).await?;
         let mut events = Vec::with_capacity(per_county.len());
-        for (region, (count, migrant_count)) in per_county {
-            let payload =
-                PupilsImported { job_id: self.job.to_string(), region_code: region.to_string(), count, migrant_count };
+        for (region, mut payload) in per_county {
+            payload.job_id = self.job.to_string();
+            payload.region_code = region.to_string();
+            payload.grades.sort_by_key(|count| count.grade);
             let envelope = nol_events::envelope(
                 EventHeader {
                     event_type: PUPILS_IMPORTED,

@@ -55,31 +55,61 @@ pub fn filter_subjects(scheme: &SubjectScheme, province: &RegionCode) -> Vec<Str
 pub struct Counting;
 
 impl EventHandler for Counting {
-    async fn handle(&self, conn: &mut PgConnection, envelope: &EventEnvelope) -> Result<(), HandlerError> {
-        let at = occurred_at(envelope);
-        let day = china_date(at);
-        // Delivered at commit only: an open dashboard re-reads figures that already hold this event.
-        sqlx::query("SELECT pg_notify($1, $2)")
+    /// One notification per county and event type of the batch, delivered at commit only: an open
+    /// dashboard re-reads figures that already hold the events.
+    async fn batch_applied(&self, conn: &mut PgConnection, applied: &[&EventEnvelope]) -> Result<(), HandlerError> {
+        let notes: std::collections::BTreeSet<String> =
+            applied.iter().map(|envelope| format!("{} {}", envelope.source_region_code, envelope.event_type)).collect();
+        let notes: Vec<String> = notes.into_iter().collect();
+        sqlx::query("SELECT pg_notify($1, note) FROM unnest($2::text[]) AS t (note)")
             .bind(crate::web::live::CHANNEL)
-            .bind(format!("{} {}", envelope.source_region_code, envelope.event_type))
+            .bind(&notes)
             .execute(&mut *conn)
             .await
             .map_err(HandlerError::from)?;
+        Ok(())
+    }
+
+    async fn handle(&self, conn: &mut PgConnection, envelope: &EventEnvelope) -> Result<(), HandlerError> {
+        let at = occurred_at(envelope);
+        let day = china_date(at);
         if let Some(side) = handoff_side(envelope)? {
             return Ok(store::apply_side(conn, &side, at).await?);
         }
-        if daily_only(conn, envelope, day).await? {
-            return Ok(());
+        let mut deltas = store::Deltas::new(day);
+        if daily_only(conn, &mut deltas, envelope).await? {
+            return Ok(deltas.write(conn).await?);
         }
         let (region, metrics, amount) = if PUPIL_REGISTERED.matches(&envelope.event_type) {
             let event: PupilRegistered = decode_payload(envelope, PUPIL_REGISTERED)?;
             let region = region_field(envelope, "enrollment_region_code", &event.enrollment_region_code)?;
-            store::bump(conn, &region, &figures::pupil_status_metric("enrolled"), day, 1).await?;
+            deltas.bump(&region, &figures::pupil_status_metric("enrolled"), 1);
+            let kinds = figures::PupilKinds {
+                grade: event.grade,
+                migrant: event.migrant,
+                registered_poor: event.registered_poor,
+                disability: event.disability_grade > 0,
+            };
+            for metric in kinds.metrics() {
+                deltas.bump(&region, &metric, 1);
+            }
             (region, vec![Metric::PupilsRegistered], 1)
         } else if PUPILS_IMPORTED.matches(&envelope.event_type) {
             let event: PupilsImported = decode_payload(envelope, PUPILS_IMPORTED)?;
             let region = region_field(envelope, "region_code", &event.region_code)?;
-            store::bump(conn, &region, &figures::pupil_status_metric("enrolled"), day, event.count).await?;
+            deltas.bump(&region, &figures::pupil_status_metric("enrolled"), event.count);
+            for (metric, count) in [
+                (figures::ENROLLED_MIGRANT, event.migrant_count),
+                (figures::ENROLLED_POOR, event.registered_poor_count),
+                (figures::ENROLLED_DISABILITY, event.disability_count),
+            ] {
+                if count != 0 {
+                    deltas.bump(&region, metric, count);
+                }
+            }
+            for grade in event.grades.iter().filter(|grade| (1..=9).contains(&grade.grade)) {
+                deltas.bump(&region, &figures::enrolled_grade_metric(grade.grade), grade.count);
+            }
             (region, vec![Metric::PupilsRegistered], event.count)
         } else if CASE_OPENED.matches(&envelope.event_type) {
             let event: CaseOpened = decode_payload(envelope, CASE_OPENED)?;
@@ -90,13 +120,13 @@ impl EventHandler for Counting {
                 .iter()
                 .filter_map(|cause| nol_proto::v1::DropoutCause::try_from(*cause).ok().and_then(figures::cause_name))
                 .collect();
-            store::case_moved(conn, case_id, &region, Some(&causes), "open", day).await?;
+            store::case_moved(conn, &mut deltas, case_id, &region, Some(&causes), "open").await?;
             (region, vec![for_case_opened(&event)], 1)
         } else if CASE_HANDED_OVER.matches(&envelope.event_type) {
             let event: CaseHandedOver = decode_payload(envelope, CASE_HANDED_OVER)?;
             let region = region_field(envelope, "region_code", &event.region_code)?;
             let case_id = uuid_field(envelope, "case_id", &event.case_id)?;
-            store::case_moved(conn, case_id, &region, None, "handed_over", day).await?;
+            store::case_moved(conn, &mut deltas, case_id, &region, None, "handed_over").await?;
             // The origin's case is handed over: its side of the hand-off is accepted, whether or not
             // the transfer service told it (inside a province its `handoff_completed` may not).
             if !event.handoff_id.is_empty() {
@@ -118,7 +148,7 @@ impl EventHandler for Counting {
                 CaseStatus::try_from(event.to_status).ok().and_then(figures::case_status_name).ok_or_else(|| {
                     HandlerError::Permanent(format!("{} {case_id}: to_status {}", envelope.event_type, event.to_status))
                 })?;
-            store::case_moved(conn, case_id, &region, None, to, day).await?;
+            store::case_moved(conn, &mut deltas, case_id, &region, None, to).await?;
             (region, for_status_changed(&event).into_iter().collect(), 1)
         } else if PERSUASION_RECORDED.matches(&envelope.event_type) {
             let event: PersuasionRecorded = decode_payload(envelope, PERSUASION_RECORDED)?;
@@ -130,7 +160,8 @@ impl EventHandler for Counting {
                 envelope.event_type
             )));
         };
-        Ok(store::add(conn, &region, &metrics, at, amount).await?)
+        store::add(conn, &mut deltas, &region, &metrics, at, amount).await?;
+        Ok(deltas.write(conn).await?)
     }
 }
 
@@ -138,8 +169,8 @@ impl EventHandler for Counting {
 /// a case's reservation for a hand-off, suspects and supervision items. `false` for other events.
 async fn daily_only(
     conn: &mut PgConnection,
+    deltas: &mut store::Deltas,
     envelope: &EventEnvelope,
-    day: chrono::NaiveDate,
 ) -> Result<bool, HandlerError> {
     let kind = envelope.event_type.as_str();
     if PUPIL_STATUS_CHANGED.matches(kind) {
@@ -152,51 +183,72 @@ async fn daily_only(
         };
         let status = |value: i32| figures::pupil_status_name(EnrollmentStatus::try_from(value).unwrap_or_default());
         let (from, to) = (status(event.from_status), status(event.to_status));
+        // Who the pupil counts as among the enrolled, before and after (a transfer may change the
+        // grade and whether the child is a migrant); events older than these fields move nothing.
+        let before = figures::PupilKinds {
+            grade: event.from_grade,
+            migrant: event.from_migrant,
+            registered_poor: event.registered_poor,
+            disability: event.disability_grade > 0,
+        };
+        let after = figures::PupilKinds { grade: event.grade, migrant: event.migrant, ..before };
+        if event.grade != 0 && (from_region, before) != (region, after) || from != to {
+            if from == "enrolled" {
+                for metric in before.metrics() {
+                    deltas.bump(&from_region, &metric, -1);
+                }
+            }
+            if to == "enrolled" {
+                for metric in after.metrics() {
+                    deltas.bump(&region, &metric, 1);
+                }
+            }
+        }
         if from == to && from_region == region {
             return Ok(true);
         }
-        store::bump(conn, &from_region, &figures::pupil_status_metric(from), day, -1).await?;
-        store::bump(conn, &region, &figures::pupil_status_metric(to), day, 1).await?;
+        deltas.bump(&from_region, &figures::pupil_status_metric(from), -1);
+        deltas.bump(&region, &figures::pupil_status_metric(to), 1);
         if from == "enrolled" && to != "enrolled" {
-            store::bump(conn, &from_region, figures::PUPILS_LEFT_ENROLLED, day, 1).await?;
+            deltas.bump(&from_region, figures::PUPILS_LEFT_ENROLLED, 1);
         }
         if to == "graduated" && from != "graduated" {
-            store::bump(conn, &from_region, figures::PUPILS_GRADUATED, day, 1).await?;
+            deltas.bump(&from_region, figures::PUPILS_GRADUATED, 1);
         }
     } else if CASE_HANDOFF_PENDING.matches(kind) {
         let event: CaseHandoffPending = decode_payload(envelope, CASE_HANDOFF_PENDING)?;
         let region = region_field(envelope, "region_code", &event.region_code)?;
         let case_id = uuid_field(envelope, "case_id", &event.case_id)?;
-        store::case_moved(conn, case_id, &region, None, "handoff_pending", day).await?;
+        store::case_moved(conn, deltas, case_id, &region, None, "handoff_pending").await?;
     } else if SUSPECT_RECORDED.matches(kind) {
         let event: SuspectRecorded = decode_payload(envelope, SUSPECT_RECORDED)?;
         let region = region_field(envelope, "region_code", &event.region_code)?;
-        store::bump(conn, &region, figures::SUSPECTS_RECORDED, day, 1).await?;
-        store::bump(conn, &region, figures::SUSPECTS_PENDING, day, 1).await?;
+        deltas.bump(&region, figures::SUSPECTS_RECORDED, 1);
+        deltas.bump(&region, figures::SUSPECTS_PENDING, 1);
     } else if SUSPECT_RESOLVED.matches(kind) {
         let event: SuspectResolved = decode_payload(envelope, SUSPECT_RESOLVED)?;
         let region = region_field(envelope, "region_code", &event.region_code)?;
         let metric = if event.outcome == "confirmed" { figures::SUSPECTS_CONFIRMED } else { figures::SUSPECTS_CLOSED };
-        store::bump(conn, &region, metric, day, 1).await?;
-        store::bump(conn, &region, figures::SUSPECTS_PENDING, day, -1).await?;
+        deltas.bump(&region, metric, 1);
+        deltas.bump(&region, figures::SUSPECTS_PENDING, -1);
     } else if SUPERVISION_RAISED.matches(kind) {
         let event: SupervisionRaised = decode_payload(envelope, SUPERVISION_RAISED)?;
         // An escalation is the same item raised again one level up: counted once.
         if envelope.aggregate_sequence <= 1 {
             let region = region_field(envelope, "region_code", &event.region_code)?;
-            store::bump(conn, &region, figures::SUPERVISION_RAISED, day, 1).await?;
-            store::bump(conn, &region, figures::SUPERVISION_OPEN, day, 1).await?;
+            deltas.bump(&region, figures::SUPERVISION_RAISED, 1);
+            deltas.bump(&region, figures::SUPERVISION_OPEN, 1);
         }
     } else if SUPERVISION_CLOSED.matches(kind) {
         let event: SupervisionClosed = decode_payload(envelope, SUPERVISION_CLOSED)?;
         let region = region_field(envelope, "region_code", &event.region_code)?;
-        store::bump(conn, &region, figures::SUPERVISION_CLOSED, day, 1).await?;
-        store::bump(conn, &region, figures::SUPERVISION_OPEN, day, -1).await?;
+        deltas.bump(&region, figures::SUPERVISION_CLOSED, 1);
+        deltas.bump(&region, figures::SUPERVISION_OPEN, -1);
     } else if SEMESTER_CHECK_LISTED.matches(kind) {
         let event: SemesterCheckListed = decode_payload(envelope, SEMESTER_CHECK_LISTED)?;
         let region = region_field(envelope, "region_code", &event.region_code)?;
-        store::bump(conn, &region, figures::CHECK_LISTED, day, event.count).await?;
-        store::bump(conn, &region, &figures::check_state_metric("pending"), day, event.count).await?;
+        deltas.bump(&region, figures::CHECK_LISTED, event.count);
+        deltas.bump(&region, &figures::check_state_metric("pending"), event.count);
     } else if CHECK_ITEM_MARKED.matches(kind) {
         let event: CheckItemMarked = decode_payload(envelope, CHECK_ITEM_MARKED)?;
         let region = region_field(envelope, "region_code", &event.region_code)?;
@@ -207,13 +259,13 @@ async fn daily_only(
         let (from, to) = (state("from_state", &event.from_state)?, state("to_state", &event.to_state)?);
         if from != to {
             if figures::check_state_is_balance(from) {
-                store::bump(conn, &region, &figures::check_state_metric(from), day, -1).await?;
+                deltas.bump(&region, &figures::check_state_metric(from), -1);
             }
             if figures::check_state_is_balance(to) {
-                store::bump(conn, &region, &figures::check_state_metric(to), day, 1).await?;
+                deltas.bump(&region, &figures::check_state_metric(to), 1);
             }
             if let Some(flow) = figures::check_flow(to) {
-                store::bump(conn, &region, flow, day, 1).await?;
+                deltas.bump(&region, flow, 1);
             }
         }
     } else {

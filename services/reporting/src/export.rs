@@ -11,8 +11,11 @@ use crate::figures::Figures;
 type Read = fn(&Figures) -> i64;
 
 /// The columns after the region's code and name: header and how the value is read.
-const COLUMNS: [(&str, Read); 29] = [
+const COLUMNS: [(&str, Read); 32] = [
     ("在读学生", |f| f.get("pupil.enrolled")),
+    ("其中随迁子女", |f| f.get(crate::figures::ENROLLED_MIGRANT)),
+    ("其中建档立卡", |f| f.get(crate::figures::ENROLLED_POOR)),
+    ("其中残疾学生", |f| f.get(crate::figures::ENROLLED_DISABILITY)),
     ("新增学籍", |f| f.get("pupils_registered")),
     ("新增疑似辍学", |f| f.get(crate::figures::SUSPECTS_RECORDED)),
     ("疑似确认辍学", |f| f.get(crate::figures::SUSPECTS_CONFIRMED)),

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use nol_proto::v1::{CaseStatus, CaseStatusCount, DropoutCause, DropoutCauseCount, PeriodFigures};
+use nol_proto::v1::{CaseStatus, CaseStatusCount, DropoutCause, DropoutCauseCount, GradeCount, PeriodFigures};
 
 /// Flows kept only per day (the older metrics of `region_count` are flows too, by their names).
 pub const PUPILS_LEFT_ENROLLED: &str = "pupils_left_enrolled";
@@ -50,6 +50,44 @@ pub fn check_flow(state: &str) -> Option<&'static str> {
     }
 }
 
+/// Balances of the pupils enrolled, by who they are: migrant children, registered-poor, with a
+/// disability on record, and by grade (`enrolled.grade.5`).
+pub const ENROLLED_MIGRANT: &str = "enrolled.migrant";
+pub const ENROLLED_POOR: &str = "enrolled.registered_poor";
+pub const ENROLLED_DISABILITY: &str = "enrolled.disability";
+
+pub fn enrolled_grade_metric(grade: i32) -> String {
+    format!("enrolled.grade.{grade}")
+}
+
+/// What an enrolled pupil counts under besides `pupil.enrolled`: each metric once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PupilKinds {
+    pub grade: i32,
+    pub migrant: bool,
+    pub registered_poor: bool,
+    pub disability: bool,
+}
+
+impl PupilKinds {
+    pub fn metrics(self) -> Vec<String> {
+        let mut metrics = Vec::new();
+        if (1..=9).contains(&self.grade) {
+            metrics.push(enrolled_grade_metric(self.grade));
+        }
+        for (on, metric) in [
+            (self.migrant, ENROLLED_MIGRANT),
+            (self.registered_poor, ENROLLED_POOR),
+            (self.disability, ENROLLED_DISABILITY),
+        ] {
+            if on {
+                metrics.push(metric.to_owned());
+            }
+        }
+        metrics
+    }
+}
+
 /// Balances.
 pub const SUSPECTS_PENDING: &str = "suspects_pending";
 pub const SUPERVISION_OPEN: &str = "supervision_open";
@@ -75,6 +113,7 @@ pub fn is_balance(metric: &str) -> bool {
         || metric.starts_with("cause.")
         || metric.starts_with("pupil.")
         || metric.starts_with("check.")
+        || metric.starts_with("enrolled.")
         || metric == SUSPECTS_PENDING
         || metric == SUPERVISION_OPEN
 }
@@ -226,6 +265,12 @@ impl Figures {
             check_relapsed: get(CHECK_RELAPSED),
             check_pending: get(&check_state_metric("pending")),
             check_absent_open: get(&check_state_metric("absent")),
+            pupils_enrolled_migrant: get(ENROLLED_MIGRANT),
+            pupils_enrolled_registered_poor: get(ENROLLED_POOR),
+            pupils_enrolled_disability: get(ENROLLED_DISABILITY),
+            pupils_enrolled_by_grade: (1..=9)
+                .map(|grade| GradeCount { grade, count: get(&enrolled_grade_metric(grade)) })
+                .collect(),
             balance_by_status: ACTIVE_STATUSES
                 .iter()
                 .filter_map(|status| Some((*status, case_status_name(*status)?)))

@@ -18,6 +18,8 @@ mod store;
 mod web;
 mod workflow;
 
+pub use consumers::filter_subjects;
+
 use anyhow::Context;
 use nol_proto::v1::reporting_service_server::ReportingServiceServer;
 use nol_runtime::{Platform, RunningService, ServiceConfig};

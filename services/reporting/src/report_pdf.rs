@@ -5,8 +5,11 @@ use nol_documents::{Align, Block, CjkFont, Document, DocumentError};
 use nol_proto::v1::{PeriodFigures, Report};
 
 fn figure_rows(figures: &PeriodFigures) -> Vec<Vec<String>> {
-    let rows: [(&str, i64); 26] = [
+    let rows: [(&str, i64); 29] = [
         ("在读学生（期末）", figures.pupils_enrolled),
+        ("其中随迁子女", figures.pupils_enrolled_migrant),
+        ("其中建档立卡", figures.pupils_enrolled_registered_poor),
+        ("其中残疾学生", figures.pupils_enrolled_disability),
         ("新增学籍", figures.pupils_registered),
         ("新增疑似辍学", figures.suspects_new),
         ("疑似确认辍学", figures.suspects_confirmed),

@@ -63,16 +63,63 @@ pub async fn bump(
     Ok(())
 }
 
+/// The counts one event moves, written in one statement: `bump` collects, `write` adds them all
+/// to `daily_count` and `period_count` (summed per county and metric; zeros skipped).
+#[derive(Debug)]
+pub struct Deltas {
+    day: NaiveDate,
+    rows: BTreeMap<(String, String), i64>,
+}
+
+impl Deltas {
+    pub fn new(day: NaiveDate) -> Deltas {
+        Deltas { day, rows: BTreeMap::new() }
+    }
+
+    pub fn bump(&mut self, region: &RegionCode, metric: &str, delta: i64) {
+        *self.rows.entry((region.to_string(), metric.to_owned())).or_default() += delta;
+    }
+
+    pub async fn write(self, conn: &mut PgConnection) -> sqlx::Result<()> {
+        let (mut regions, mut metrics, mut values) = (Vec::new(), Vec::new(), Vec::new());
+        for ((region, metric), value) in self.rows.into_iter().filter(|(_, value)| *value != 0) {
+            regions.push(region);
+            metrics.push(metric);
+            values.push(value);
+        }
+        if regions.is_empty() {
+            return Ok(());
+        }
+        sqlx::query!(
+            "WITH input AS (SELECT * FROM unnest($1::text[], $2::text[], $3::int8[]) AS t (region, metric, value)),
+                  daily AS (
+                      INSERT INTO daily_count (region, metric, day, value) SELECT region, metric, $4, value FROM input
+                      ON CONFLICT (region, metric, day) DO UPDATE SET value = daily_count.value + excluded.value
+                  )
+             INSERT INTO period_count (region, metric, period, value) SELECT region, metric, $5, value FROM input
+             ON CONFLICT (region, metric, period) DO UPDATE SET value = period_count.value + excluded.value",
+            &regions,
+            &metrics,
+            &values,
+            self.day,
+            Period::containing(self.day).code(),
+        )
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+}
+
 /// A case reached `status` in `region` on `day` (`causes` when it opens): the balances move from
 /// the status and county the case was last seen in — by cause too, when it becomes or stops
 /// being active. A case seen for the first time other than opening counts from nowhere.
 pub async fn case_moved(
     conn: &mut PgConnection,
+    deltas: &mut Deltas,
     case_id: uuid::Uuid,
     region: &RegionCode,
     causes: Option<&[&str]>,
     status: &str,
-    day: NaiveDate,
 ) -> sqlx::Result<()> {
     let seen = sqlx::query!("SELECT region, status, causes FROM case_seen WHERE case_id = $1 FOR UPDATE", case_id)
         .fetch_optional(&mut *conn)
@@ -89,16 +136,16 @@ pub async fn case_moved(
             return Ok(());
         }
         if figures::is_active(&seen.status) {
-            bump(conn, &old_region, &figures::case_status_metric(&seen.status), day, -1).await?;
+            deltas.bump(&old_region, &figures::case_status_metric(&seen.status), -1);
             for cause in &seen.causes {
-                bump(conn, &old_region, &figures::cause_metric(cause), day, -1).await?;
+                deltas.bump(&old_region, &figures::cause_metric(cause), -1);
             }
         }
     }
     if figures::is_active(status) {
-        bump(conn, region, &figures::case_status_metric(status), day, 1).await?;
+        deltas.bump(region, &figures::case_status_metric(status), 1);
         for cause in &causes {
-            bump(conn, region, &figures::cause_metric(cause), day, 1).await?;
+            deltas.bump(region, &figures::cause_metric(cause), 1);
         }
     }
     sqlx::query!(
@@ -224,25 +271,31 @@ pub async fn period_trend(
 /// Adds `amount` to each metric of `region`, as of an event that happened at `at`.
 pub async fn add(
     conn: &mut PgConnection,
+    deltas: &mut Deltas,
     region: &RegionCode,
     metrics: &[Metric],
     at: DateTime<Utc>,
     amount: i64,
 ) -> sqlx::Result<()> {
-    for metric in metrics {
-        sqlx::query!(
-            "INSERT INTO region_count (region, metric, value, last_event_at) VALUES ($1, $2, $4, $3)
-             ON CONFLICT (region, metric) DO UPDATE
-                SET value = region_count.value + excluded.value,
-                    last_event_at = greatest(region_count.last_event_at, excluded.last_event_at)",
-            region.as_str(),
-            metric_as_stored(*metric),
-            at,
-            amount,
-        )
-        .execute(&mut *conn)
-        .await?;
-        bump(conn, region, metric_as_stored(*metric), nol_runtime::clock::china_date(at), amount).await?;
+    if metrics.is_empty() {
+        return Ok(());
+    }
+    let stored: Vec<&str> = metrics.iter().map(|metric| metric_as_stored(*metric)).collect();
+    sqlx::query!(
+        "INSERT INTO region_count (region, metric, value, last_event_at)
+         SELECT $1, metric, $3, $2 FROM unnest($4::text[]) AS t (metric)
+         ON CONFLICT (region, metric) DO UPDATE
+            SET value = region_count.value + excluded.value,
+                last_event_at = greatest(region_count.last_event_at, excluded.last_event_at)",
+        region.as_str(),
+        at,
+        amount,
+        &stored as &[&str],
+    )
+    .execute(&mut *conn)
+    .await?;
+    for metric in stored {
+        deltas.bump(region, metric, amount);
     }
     Ok(())
 }

@@ -154,6 +154,9 @@ impl Registry {
             enrollment_region_code: row.enrollment_region.to_string(),
             hukou_region_code: row.hukou_region.to_string(),
             migrant: row.migrant,
+            grade: row.grade.into(),
+            registered_poor: row.registered_poor,
+            disability_grade: row.disability_grade.into(),
         };
         nol_backbone::outbox::emit(
             &mut tx,
@@ -371,6 +374,12 @@ impl Registry {
             reason: change.reason.to_owned(),
             effective_date: change.effective_date.format("%Y-%m-%d").to_string(),
             from_region_code: row.enrollment_region.to_string(),
+            grade: change.grade.into(),
+            migrant: change.migrant,
+            registered_poor: row.registered_poor,
+            disability_grade: row.disability_grade.into(),
+            from_grade: row.grade.into(),
+            from_migrant: row.migrant,
         };
         nol_backbone::outbox::emit(
             conn,

@@ -121,7 +121,28 @@ pub fn figures_json(figures: &PeriodFigures) -> Value {
         "dropout_balance": figures.dropout_balance,
         "balance_by_status": statuses,
         "balance_by_cause": causes,
+        "check_listed": figures.check_listed,
+        "check_present": figures.check_present,
+        "check_absent": figures.check_absent,
+        "check_relapsed": figures.check_relapsed,
+        "check_pending": figures.check_pending,
+        "check_absent_open": figures.check_absent_open,
+        "pupils_enrolled_migrant": figures.pupils_enrolled_migrant,
+        "pupils_enrolled_registered_poor": figures.pupils_enrolled_registered_poor,
+        "pupils_enrolled_disability": figures.pupils_enrolled_disability,
+        "pupils_enrolled_by_grade": figures.pupils_enrolled_by_grade.iter().map(|count| json!({
+            "grade": count.grade, "name": grade_zh(count.grade), "count": count.count,
+        })).collect::<Vec<_>>(),
     })
+}
+
+/// A grade as schools name it: 一年级 … 六年级, then 初一 … 初三.
+fn grade_zh(grade: i32) -> String {
+    const NAMES: [&str; 9] = ["一年级", "二年级", "三年级", "四年级", "五年级", "六年级", "初一", "初二", "初三"];
+    usize::try_from(grade - 1)
+        .ok()
+        .and_then(|index| NAMES.get(index))
+        .map_or_else(|| format!("{grade}年级"), |name| (*name).to_owned())
 }
 
 /// GET /api/periods: the current period and the five before it, newest first.
@@ -179,23 +200,29 @@ pub async fn overview(
 ) -> Result<Json<Value>, WebError> {
     let region = in_scope(&session, &scope.region)?;
     let period = period_or_current(&state, &scope.period)?;
-    let cut = state.reports.period(&region, period).await?;
-    let total = cut.total.to_proto();
     let today = state.clock.today();
-    let (_, incoming, _) =
-        crate::store::handoff_tallies(&state.pool, &region, today).await.map_err(nol_runtime::ServiceError::from)?;
-    let overdue = overdue_work(&state, &session, &region).await;
-    let rates = crate::cohorts::rates(&state.pool, &region).await?;
+    // Independent reads, each on its own connection (or the case service), at once: the overview
+    // waits for the slowest, not for their sum.
+    let states = async {
+        let mut conn = state.pool.acquire().await?;
+        crate::report_store::states_under(&mut conn, &region, period.into()).await
+    };
+    let (cut, tallies, overdue, rates, states, trend) = tokio::join!(
+        state.reports.period(&region, period),
+        crate::store::handoff_tallies(&state.pool, &region, today),
+        overdue_work(&state, &session, &region),
+        crate::cohorts::rates(&state.pool, &region),
+        states,
+        state.reports.trend(&region, period, 6),
+    );
+    let (cut, rates, trend) = (cut?, rates?, trend?);
+    let (_, incoming, _) = tallies.map_err(nol_runtime::ServiceError::from)?;
+    let states = states.map_err(nol_runtime::ServiceError::from)?;
+    let total = cut.total.to_proto();
     let consolidation = crate::cohorts::headline(&rates).map(|rate| {
         json!({"rate": rate.rate(), "graduation_year": rate.graduation_year, "entrants": rate.entrants,
                "graduates": rate.graduates, "counties": rate.counties})
     });
-    let states = {
-        let mut conn = state.pool.acquire().await.map_err(nol_runtime::ServiceError::from)?;
-        crate::report_store::states_under(&mut conn, &region, period.into())
-            .await
-            .map_err(nol_runtime::ServiceError::from)?
-    };
     let children: Vec<Value> = children_of(&region)
         .into_iter()
         .map(|child| {
@@ -216,10 +243,7 @@ pub async fn overview(
             })
         })
         .collect();
-    let trend: Vec<Value> = state
-        .reports
-        .trend(&region, period, 6)
-        .await?
+    let trend: Vec<Value> = trend
         .into_iter()
         .map(|(past, figures)| {
             json!({
