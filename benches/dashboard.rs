@@ -472,6 +472,23 @@ async fn rebuild_rate(stack: &Stack, prefix: &str, counties: &[String], cases: u
     )
     .await?;
     let ready = started.elapsed();
+    let commits = |pool: sqlx::PgPool, name: String| async move {
+        sqlx::query_scalar::<_, i64>("SELECT xact_commit FROM pg_stat_database WHERE datname = $1")
+            .bind(name)
+            .fetch_one(&pool)
+            .await
+    };
+    let cpu = |pid: Option<u32>| -> f64 {
+        // utime + stime of the process, in seconds (clock ticks of 1/100 s).
+        pid.and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
+            .and_then(|stat| {
+                let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+                Some((fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?) / 100.0)
+            })
+            .unwrap_or(f64::NAN)
+    };
+    let commits_before = commits(rebuilt_database.clone(), name.clone()).await?;
+    let cpu_before = cpu(process.pid());
     let deadline = Instant::now() + Duration::from_secs(900);
     loop {
         let counted = inbox(rebuilt_database.clone(), "reporting_rebuild".to_owned()).await? as usize;
@@ -482,6 +499,12 @@ async fn rebuild_rate(stack: &Stack, prefix: &str, counties: &[String], cases: u
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let took = started.elapsed() - ready;
+    let transactions = commits(rebuilt_database.clone(), name.clone()).await? - commits_before;
+    let cpu_used = cpu(process.pid()) - cpu_before;
+    println!(
+        "rebuild: {transactions} transactions committed in its database (≈ {:.0} events each; the counts include this poll's); the process used {cpu_used:.1}s of CPU",
+        total as f64 / transactions.max(1) as f64
+    );
     println!(
         "rebuild: the process was ready in {:.2}s (not counted); it replayed {total} events in {:.2}s",
         ready.as_secs_f64(),

@@ -65,9 +65,14 @@ pub trait EventHandler: Send + Sync + 'static {
         async { Ok(()) }
     }
 
+    /// Called before a batch is applied (and again when a failed batch is applied anew): a
+    /// handler that collects per batch starts from nothing. Does nothing by default.
+    fn batch_begin(&self) {}
+
     /// Called once per batch in its transaction, after every message was handled and before the
     /// commit, with the events applied in it (not the duplicates): for work a whole batch needs
-    /// once, not once per event (a notification, say). Does nothing by default.
+    /// once, not once per event (a notification, counts summed over the batch). A failure rolls
+    /// the batch back. Does nothing by default.
     fn batch_applied<'a>(
         &'a self,
         _conn: &'a mut PgConnection,
@@ -232,8 +237,8 @@ impl<H: EventHandler> Consumer<H> {
         tracing::debug!(consumer = %self.spec.durable_name, "consumer stopped");
     }
 
-    /// The handler's once-per-batch work; a permanent failure there is logged, not fatal to the
-    /// batch (its events are applied).
+    /// The handler's once-per-batch work. It is part of the batch's effect: if it fails, the
+    /// batch is rolled back and delivered again.
     async fn batch_applied(&self, conn: &mut PgConnection, applied: &[&EventEnvelope]) -> anyhow::Result<()> {
         if applied.is_empty() {
             return Ok(());
@@ -241,10 +246,7 @@ impl<H: EventHandler> Consumer<H> {
         match self.handler.batch_applied(conn, applied).await {
             Ok(()) => Ok(()),
             Err(HandlerError::Transient(error)) => Err(error),
-            Err(HandlerError::Permanent(reason)) => {
-                tracing::warn!(consumer = %self.spec.durable_name, reason = %reason, "batch work failed");
-                Ok(())
-            }
+            Err(HandlerError::Permanent(reason)) => Err(anyhow::anyhow!("the batch's own work failed: {reason}")),
         }
     }
 
@@ -275,6 +277,7 @@ impl<H: EventHandler> Consumer<H> {
 
     /// The whole batch in one go; `None` when some message needs the careful path.
     async fn apply_batch(&self, batch: &[jetstream::Message]) -> anyhow::Result<Option<Vec<Disposition>>> {
+        self.handler.batch_begin();
         let mut envelopes = Vec::with_capacity(batch.len());
         for message in batch {
             match nol_events::decode_envelope(&message.payload) {
@@ -335,6 +338,7 @@ impl<H: EventHandler> Consumer<H> {
     /// Message by message, each under a savepoint: a message that cannot be applied is parked
     /// as a dead letter and the others are applied.
     async fn apply_one_by_one(&self, batch: &[jetstream::Message]) -> anyhow::Result<Vec<Disposition>> {
+        self.handler.batch_begin();
         let mut tx = self.pool.begin().await?;
         let mut dispositions = Vec::with_capacity(batch.len());
         for message in batch {

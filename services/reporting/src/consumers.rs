@@ -52,12 +52,34 @@ pub fn filter_subjects(scheme: &SubjectScheme, province: &RegionCode) -> Vec<Str
     .collect()
 }
 
-pub struct Counting;
+/// The handler: each event's counts are collected (`store::Deltas`) and added to the batch's
+/// (`store::BatchCounts`), written once before the batch commits. Only an event whose handling
+/// succeeded adds its counts; a batch that starts again starts from none.
+#[derive(Default)]
+pub struct Counting {
+    batch: std::sync::Mutex<store::BatchCounts>,
+}
+
+impl Counting {
+    fn batch(&self) -> std::sync::MutexGuard<'_, store::BatchCounts> {
+        self.batch.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn counted(&self, deltas: store::Deltas) {
+        self.batch().merge(deltas);
+    }
+}
 
 impl EventHandler for Counting {
     /// One notification per county and event type of the batch, delivered at commit only: an open
     /// dashboard re-reads figures that already hold the events.
+    fn batch_begin(&self) {
+        self.batch().clear();
+    }
+
     async fn batch_applied(&self, conn: &mut PgConnection, applied: &[&EventEnvelope]) -> Result<(), HandlerError> {
+        let counts = std::mem::take(&mut *self.batch());
+        counts.write(conn).await?;
         let notes: std::collections::BTreeSet<String> =
             applied.iter().map(|envelope| format!("{} {}", envelope.source_region_code, envelope.event_type)).collect();
         let notes: Vec<String> = notes.into_iter().collect();
@@ -78,7 +100,8 @@ impl EventHandler for Counting {
         }
         let mut deltas = store::Deltas::new(day);
         if daily_only(conn, &mut deltas, envelope).await? {
-            return Ok(deltas.write(conn).await?);
+            self.counted(deltas);
+            return Ok(());
         }
         let (region, metrics, amount) = if PUPIL_REGISTERED.matches(&envelope.event_type) {
             let event: PupilRegistered = decode_payload(envelope, PUPIL_REGISTERED)?;
@@ -161,7 +184,8 @@ impl EventHandler for Counting {
             )));
         };
         store::add(conn, &mut deltas, &region, &metrics, at, amount).await?;
-        Ok(deltas.write(conn).await?)
+        self.counted(deltas);
+        Ok(())
     }
 }
 

@@ -30,7 +30,7 @@ use tonic::service::Routes;
 pub async fn start(config: ServiceConfig, shutdown: CancellationToken) -> anyhow::Result<RunningService> {
     let mut platform = Platform::start(config, sqlx::migrate!("./migrations"), shutdown).await?;
     let filters = consumers::filter_subjects(&platform.scheme, &platform.config.province);
-    platform.spawn_consumer(filters, consumers::Counting);
+    platform.spawn_consumer(filters, consumers::Counting::default());
     let service = grpc::Reporting::new(&platform);
     let sweeper = workflow::Reports::new(&platform);
     let (every, province, stop) =

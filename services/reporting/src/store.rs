@@ -63,8 +63,7 @@ pub async fn bump(
     Ok(())
 }
 
-/// The counts one event moves, written in one statement: `bump` collects, `write` adds them all
-/// to `daily_count` and `period_count` (summed per county and metric; zeros skipped).
+/// The counts one event moves (all on the event's day), collected by `bump`.
 #[derive(Debug)]
 pub struct Deltas {
     day: NaiveDate,
@@ -79,30 +78,56 @@ impl Deltas {
     pub fn bump(&mut self, region: &RegionCode, metric: &str, delta: i64) {
         *self.rows.entry((region.to_string(), metric.to_owned())).or_default() += delta;
     }
+}
+
+/// The counts a batch of events moves, summed per county, metric and day, and written in one
+/// statement to `daily_count` and `period_count` before the batch commits.
+#[derive(Debug, Default)]
+pub struct BatchCounts {
+    rows: BTreeMap<(String, String, NaiveDate), i64>,
+}
+
+impl BatchCounts {
+    pub fn merge(&mut self, deltas: Deltas) {
+        for ((region, metric), delta) in deltas.rows {
+            *self.rows.entry((region, metric, deltas.day)).or_default() += delta;
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.rows.clear();
+    }
 
     pub async fn write(self, conn: &mut PgConnection) -> sqlx::Result<()> {
-        let (mut regions, mut metrics, mut values) = (Vec::new(), Vec::new(), Vec::new());
-        for ((region, metric), value) in self.rows.into_iter().filter(|(_, value)| *value != 0) {
+        let (mut regions, mut metrics, mut days, mut periods, mut values) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for ((region, metric, day), value) in self.rows.into_iter().filter(|(_, value)| *value != 0) {
             regions.push(region);
             metrics.push(metric);
+            days.push(day);
+            periods.push(Period::containing(day).code());
             values.push(value);
         }
         if regions.is_empty() {
             return Ok(());
         }
         sqlx::query!(
-            "WITH input AS (SELECT * FROM unnest($1::text[], $2::text[], $3::int8[]) AS t (region, metric, value)),
-                  daily AS (
-                      INSERT INTO daily_count (region, metric, day, value) SELECT region, metric, $4, value FROM input
-                      ON CONFLICT (region, metric, day) DO UPDATE SET value = daily_count.value + excluded.value
-                  )
-             INSERT INTO period_count (region, metric, period, value) SELECT region, metric, $5, value FROM input
+            "WITH input AS (
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::text[], $5::int8[])
+                     AS t (region, metric, day, period, value)
+             ),
+             daily AS (
+                 INSERT INTO daily_count (region, metric, day, value) SELECT region, metric, day, value FROM input
+                 ON CONFLICT (region, metric, day) DO UPDATE SET value = daily_count.value + excluded.value
+             )
+             INSERT INTO period_count (region, metric, period, value)
+             SELECT region, metric, period, sum(value)::int8 FROM input GROUP BY region, metric, period
              ON CONFLICT (region, metric, period) DO UPDATE SET value = period_count.value + excluded.value",
             &regions,
             &metrics,
+            &days,
+            &periods,
             &values,
-            self.day,
-            Period::containing(self.day).code(),
         )
         .execute(&mut *conn)
         .await?;
