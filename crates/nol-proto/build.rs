@@ -17,6 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "cases",
         "suspects",
         "transfer",
+        "assistance",
         "reporting",
         "events",
         "admin",

@@ -2,6 +2,7 @@
 //! own databases, NATS servers and subject prefix, torn down at the end.
 #![allow(dead_code)]
 
+pub mod assistance;
 pub mod cases;
 pub mod counts;
 pub mod handoffs;

@@ -111,8 +111,25 @@ pub const SEMESTER_CHECK_LISTED: EventType = EventType { service: "cases", name:
 /// `CheckItemMarked`: a child of a semester-start check was marked or followed up (R13).
 pub const CHECK_ITEM_MARKED: EventType = EventType { service: "cases", name: "check_item_marked", version: 1 };
 
+/// `AssistanceAsked`: the owner of a case asks another county for help (cross-region; and told to
+/// the owner's own case service).
+pub const ASSISTANCE_ASKED: EventType = EventType { service: "transfer", name: "assistance_requested", version: 1 };
+
+/// `AssistanceAnswered`: the helping county received, accepted or declined a request.
+pub const ASSISTANCE_ANSWERED: EventType = EventType { service: "transfer", name: "assistance_answered", version: 1 };
+
+/// `AssistanceReported`: the helping county reports attempts, findings and evidence.
+pub const ASSISTANCE_REPORTED: EventType = EventType { service: "transfer", name: "assistance_reported", version: 1 };
+
+/// `AssistanceClosed`: the owner closed a request.
+pub const ASSISTANCE_CLOSED: EventType = EventType { service: "transfer", name: "assistance_closed", version: 1 };
+
 /// All of them, for documentation and tests.
-pub const ALL: [EventType; 34] = [
+pub const ALL: [EventType; 38] = [
+    ASSISTANCE_ASKED,
+    ASSISTANCE_ANSWERED,
+    ASSISTANCE_REPORTED,
+    ASSISTANCE_CLOSED,
     SEMESTER_CHECK_LISTED,
     CHECK_ITEM_MARKED,
     REPORT_OVERDUE,

@@ -26,7 +26,7 @@ pub use registry::Registry;
 pub use reporting::{ReportStateWord, Reporting};
 pub use supervision::{OverdueWhat, Supervision};
 pub use suspects::Suspect;
-pub use transfer::{CaseStanding, HandoffStanding, RejectReasonWord, Transfer};
+pub use transfer::{AssistanceStanding, CaseStanding, HandoffStanding, RejectReasonWord, Transfer};
 
 /// One invalid field of a request: the field's path and what a case worker should fix. Rules
 /// return these for bad input; services answer them as `google.rpc.BadRequest`.

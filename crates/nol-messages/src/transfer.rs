@@ -100,6 +100,61 @@ catalogue! {
         RejectionNote { reason: RejectReasonWord, note: String } =>
             { if note.is_empty() { reason.en() } else { format!("{}: {note}", reason.en()) } },
             { if note.is_empty() { reason.zh() } else { format!("{}：{note}", reason.zh()) } };
+        /// A request for help that states no need.
+        NeedRequired =>
+            "is required: say what the helping county should do", "为必填项：请说明需要对方协助办理的事项";
+        NotAReason => "is not a known reason", "不是可识别的协查原因";
+        /// Help asked of the case's own county.
+        AssistanceToOwnCounty { name: String, code: String } =>
+            "is the case's own county {name} ({code}); ask another county",
+            "是本案所属县区{name}（{code}），请选择其他县区";
+        DueDateNotAfterToday { today: String } =>
+            "must be after today ({today})", "应晚于今天（{today}）";
+        DueDateTooFar { latest: String } =>
+            "is too far ahead; at the latest {latest}", "过晚，最迟为 {latest}";
+        NoAssistance { id: String } => "no request for help {id}", "没有编号为 {id} 的协查请求";
+        /// A request for help with this case to that county is still open.
+        AssistanceOpenAlready { name: String, code: String } =>
+            "a request for help with this case to {name} ({code}) is still open",
+            "已向{name}（{code}）发出本案协查请求，尚未办结";
+        AssistanceCaseEnded { standing: CaseStanding } =>
+            { format!("the case is {}; only an active case can ask for help", standing.en()) },
+            { format!("该案件{}，只有在办案件才能发起协查", standing.zh()) };
+        AssistanceNotIncoming =>
+            "only a request for help addressed to this region can be answered here",
+            "只能办理发给本地区的协查请求";
+        AssistanceNotOutgoing =>
+            "only the county that asked for help can close the request", "只有发起协查的县区才能办结该请求";
+        AssistanceAlready { state: AssistanceStanding } =>
+            { format!("this request for help was already {}", state.en()) },
+            { format!("该协查请求{}", state.zh()) };
+        AssistanceNotAccepted { state: AssistanceStanding } =>
+            { format!("only an accepted request for help takes reports; this one is {}", state.en()) },
+            { format!("只有已接受的协查请求才能反馈办理情况，该请求{}", state.zh()) };
+        ReportEmpty =>
+            "is empty: report at least one persuasion attempt, finding or piece of evidence",
+            "为空：请至少反馈一次劝返工作、一项核查结果或一份证明材料";
+        FindingPlaceRequired =>
+            "is required for this finding: where the child was found, or the school",
+            "为必填项：请填写找到学生的地点或复学学校";
+        CloseNoteRequired =>
+            "is required: say why the request is closed, or what came of it", "为必填项：请说明办结原因或协查结果";
+        /// R8, when the helping province has no link configured.
+        NoLinkForAssistance { name: String, code: String } =>
+            "no link to {name} ({code}) is configured; the request for help could not be sent",
+            "尚未配置与{name}（{code}）之间的协查通道，协查请求无法发出";
+    }
+}
+
+words! {
+    #[derive(Copy)]
+    /// Where a request for help is, for a refusal that names it.
+    pub enum AssistanceStanding {
+        Requested => "sent, not yet received", "已发出、对方尚未签收";
+        Delivered => "received, not yet answered", "对方已签收、尚未答复";
+        Accepted => "accepted", "已被接受";
+        Declined => "declined", "已被拒绝";
+        Closed => "closed", "已办结";
     }
 }
 

@@ -41,6 +41,7 @@ words! {
         SetResidentIds => "set resident ID numbers", "补录身份证号";
         StartSemesterChecks => "start semester checks", "发起开学核查";
         TransferPupils => "transfer pupils", "办理转学";
+        WorkAssistance => "ask for and give help on cases between regions", "办理协查协办";
     }
 }
 

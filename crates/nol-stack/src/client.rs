@@ -3,6 +3,7 @@
 pub use nol_import::Bearer;
 use nol_import::RegistryClient;
 use nol_proto::v1::admin_service_client::AdminServiceClient;
+use nol_proto::v1::assistance_service_client::AssistanceServiceClient;
 use nol_proto::v1::case_service_client::CaseServiceClient;
 use nol_proto::v1::registry_service_client::RegistryServiceClient;
 use nol_proto::v1::reporting_service_client::ReportingServiceClient;
@@ -24,6 +25,8 @@ pub struct Clients {
     /// The suspected-dropout ledger, served by the case service.
     pub suspects: SuspectServiceClient<Authed>,
     pub transfer: TransferServiceClient<Authed>,
+    /// Regions working a case together (协查), served by the transfer service.
+    pub assistance: AssistanceServiceClient<Authed>,
     pub reporting: ReportingServiceClient<Authed>,
     /// Deadlines, supervision and semester checks, served by the case service.
     pub supervision: SupervisionServiceClient<Authed>,
@@ -52,6 +55,7 @@ impl Clients {
             supervision: SupervisionServiceClient::with_interceptor(channel(cases)?, bearer.clone()),
             suspects: SuspectServiceClient::with_interceptor(channel(cases)?, bearer.clone()),
             transfer: TransferServiceClient::with_interceptor(channel(transfer)?, bearer.clone()),
+            assistance: AssistanceServiceClient::with_interceptor(channel(transfer)?, bearer.clone()),
             reporting: ReportingServiceClient::with_interceptor(channel(reporting)?, bearer),
         })
     }

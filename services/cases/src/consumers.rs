@@ -4,9 +4,10 @@
 
 use nol_backbone::consumer::{EventHandler, HandlerError};
 use nol_events::{
-    EventEnvelope, HANDOFF_ACCEPTED, HANDOFF_ARRIVED, HANDOFF_CANCELLED, HANDOFF_COMPLETED, HANDOFF_OVERDUE,
-    HANDOFF_REJECTED, HANDOFF_REQUESTED, PUPIL_SUSPECTED_OUT_OF_SCHOOL, REPORT_OVERDUE, SubjectScheme,
-    TRANSFER_IN_REQUESTED, decode_payload, region_field, uuid_field,
+    ASSISTANCE_ANSWERED, ASSISTANCE_ASKED, ASSISTANCE_CLOSED, ASSISTANCE_REPORTED, EventEnvelope, HANDOFF_ACCEPTED,
+    HANDOFF_ARRIVED, HANDOFF_CANCELLED, HANDOFF_COMPLETED, HANDOFF_OVERDUE, HANDOFF_REJECTED, HANDOFF_REQUESTED,
+    PUPIL_SUSPECTED_OUT_OF_SCHOOL, REPORT_OVERDUE, SubjectScheme, TRANSFER_IN_REQUESTED, decode_payload, region_field,
+    uuid_field,
 };
 use nol_messages::Supervision as Says;
 use nol_pii::{DataKey, SealKeyPair};
@@ -18,6 +19,7 @@ use nol_region::RegionCode;
 use sqlx::PgConnection;
 
 use crate::case::ledger::{self, HandoffStep, StepError};
+use crate::case::service::assistance::Step as AssistanceStep;
 use crate::case::service::handoff::HandoffEvents;
 
 /// The subjects the case service consumes in `province`.
@@ -33,6 +35,10 @@ pub fn filter_subjects(scheme: &SubjectScheme, province: &RegionCode) -> Vec<Str
         TRANSFER_IN_REQUESTED,
         PUPIL_SUSPECTED_OUT_OF_SCHOOL,
         REPORT_OVERDUE,
+        ASSISTANCE_ASKED,
+        ASSISTANCE_ANSWERED,
+        ASSISTANCE_REPORTED,
+        ASSISTANCE_CLOSED,
     ]
     .into_iter()
     .map(|event_type| scheme.local_filter(province, event_type))
@@ -118,6 +124,8 @@ impl EventHandler for CaseEvents {
             }
             tracing::warn!(case_id = %case_id, supervisor = %supervisor, "case escalated for supervision");
             Ok(())
+        } else if let Some(step) = assistance_step(envelope)? {
+            crate::case::service::assistance::apply(conn, &self.scheme, envelope, step).await
         } else if REPORT_OVERDUE.matches(&envelope.event_type) {
             let overdue: ReportOverdue = decode_payload(envelope, REPORT_OVERDUE)?;
             crate::supervision::service::raise_for_late_report(conn, &self.scheme, &overdue, self.clock.today()).await
@@ -140,6 +148,22 @@ impl CaseEvents {
     fn handoffs(&self) -> HandoffEvents<'_> {
         HandoffEvents { scheme: &self.scheme, data_key: &self.data_key, seal: &self.seal, today: self.clock.today() }
     }
+}
+
+/// A step of a request for help on one of this province's cases, told by its transfer service.
+fn assistance_step(envelope: &EventEnvelope) -> Result<Option<AssistanceStep>, HandlerError> {
+    let kind = envelope.event_type.as_str();
+    Ok(Some(if ASSISTANCE_ASKED.matches(kind) {
+        AssistanceStep::Asked(decode_payload(envelope, ASSISTANCE_ASKED)?)
+    } else if ASSISTANCE_ANSWERED.matches(kind) {
+        AssistanceStep::Answered(decode_payload(envelope, ASSISTANCE_ANSWERED)?)
+    } else if ASSISTANCE_REPORTED.matches(kind) {
+        AssistanceStep::Reported(decode_payload(envelope, ASSISTANCE_REPORTED)?)
+    } else if ASSISTANCE_CLOSED.matches(kind) {
+        AssistanceStep::Closed(decode_payload(envelope, ASSISTANCE_CLOSED)?)
+    } else {
+        return Ok(None);
+    }))
 }
 
 fn step_result(result: Result<(), StepError>) -> Result<(), HandlerError> {

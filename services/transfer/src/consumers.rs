@@ -5,14 +5,16 @@
 
 use nol_backbone::consumer::{EventHandler, HandlerError};
 use nol_events::{
+    ASSISTANCE_ANSWERED, ASSISTANCE_ASKED, ASSISTANCE_CLOSED, ASSISTANCE_REPORTED, ASSISTANCE_REQUESTED,
     CASE_HANDED_OVER, CASE_RESERVED, CASE_TAKE_IN_REFUSED, CASE_TAKEN_IN, EventEnvelope, HANDOFF_ACCEPTED,
     HANDOFF_CANCEL_REQUESTED, HANDOFF_CANCELLED, HANDOFF_COMPLETED, HANDOFF_RECEIVED, HANDOFF_REJECTED,
     HANDOFF_REQUESTED, SubjectScheme, TRANSFER_IN_ANSWERED, TRANSFER_IN_MATCHED, TRANSFER_IN_REQUESTED, decode_payload,
     region_field, uuid_field,
 };
 use nol_proto::v1::{
-    CaseHandedOver, CaseReserved, CaseTakeIn, HandoffAccepted, HandoffCancelled, HandoffCompleted, HandoffReceived,
-    HandoffRejected, HandoffRequested, TransferInAnswered, TransferInMatched, TransferInRequested,
+    AssistanceAnswered, AssistanceAsked, AssistanceClosed, AssistanceReported, AssistanceRequested, CaseHandedOver,
+    CaseReserved, CaseTakeIn, HandoffAccepted, HandoffCancelled, HandoffCompleted, HandoffReceived, HandoffRejected,
+    HandoffRequested, TransferInAnswered, TransferInMatched, TransferInRequested,
 };
 use nol_region::RegionCode;
 use sqlx::PgConnection;
@@ -33,12 +35,23 @@ pub fn filter_subjects(scheme: &SubjectScheme, province: &RegionCode) -> Vec<Str
         HANDOFF_COMPLETED,
         TRANSFER_IN_REQUESTED,
         TRANSFER_IN_ANSWERED,
+        ASSISTANCE_ASKED,
+        ASSISTANCE_ANSWERED,
+        ASSISTANCE_REPORTED,
+        ASSISTANCE_CLOSED,
     ]
     .into_iter()
     .map(|event_type| scheme.cross_filter(province, event_type));
-    let local = [CASE_RESERVED, CASE_TAKEN_IN, CASE_TAKE_IN_REFUSED, CASE_HANDED_OVER, TRANSFER_IN_MATCHED]
-        .into_iter()
-        .map(|event_type| scheme.local_filter(province, event_type));
+    let local = [
+        CASE_RESERVED,
+        CASE_TAKEN_IN,
+        CASE_TAKE_IN_REFUSED,
+        CASE_HANDED_OVER,
+        TRANSFER_IN_MATCHED,
+        ASSISTANCE_REQUESTED,
+    ]
+    .into_iter()
+    .map(|event_type| scheme.local_filter(province, event_type));
     cross.chain(local).collect()
 }
 
@@ -113,12 +126,33 @@ impl EventHandler for TransferEvents {
         } else if TRANSFER_IN_ANSWERED.matches(kind) {
             let answered: TransferInAnswered = decode_payload(envelope, TRANSFER_IN_ANSWERED)?;
             Ok(transfer_in::answered(conn, &answered).await?)
+        } else if ASSISTANCE_ASKED.matches(kind) {
+            let asked: AssistanceAsked = decode_payload(envelope, ASSISTANCE_ASKED)?;
+            Ok(steps.receive_help_request(conn, &asked).await?)
+        } else if ASSISTANCE_ANSWERED.matches(kind) {
+            let answered: AssistanceAnswered = decode_payload(envelope, ASSISTANCE_ANSWERED)?;
+            Ok(steps.record_help_answer(conn, &answered).await?)
+        } else if ASSISTANCE_REPORTED.matches(kind) {
+            let reported: AssistanceReported = decode_payload(envelope, ASSISTANCE_REPORTED)?;
+            Ok(steps.record_help_report(conn, &reported).await?)
+        } else if ASSISTANCE_CLOSED.matches(kind) {
+            let closed: AssistanceClosed = decode_payload(envelope, ASSISTANCE_CLOSED)?;
+            Ok(steps.record_help_close(conn, &closed).await?)
+        } else if ASSISTANCE_REQUESTED.matches(kind) {
+            let requested: AssistanceRequested = decode_payload(envelope, ASSISTANCE_REQUESTED)?;
+            let event_id = uuid_field(envelope, "event_id", &envelope.event_id)?;
+            Ok(steps.ask_for_work_place(conn, event_id, &requested, self.clock.today()).await?)
         } else {
             Err(HandlerError::Permanent(format!("the transfer service does not handle {}", envelope.event_type)))
         }
     }
 
     async fn handle_duplicate(&self, conn: &mut PgConnection, envelope: &EventEnvelope) -> Result<(), HandlerError> {
+        // A request for help seen before (re-sent for want of a receipt): answer again.
+        if ASSISTANCE_ASKED.matches(&envelope.event_type) {
+            let asked: AssistanceAsked = decode_payload(envelope, ASSISTANCE_ASKED)?;
+            return Ok(self.steps.receive_help_request(conn, &asked).await?);
+        }
         // A request seen before (the origin re-sent it for want of an answer): answer again.
         if !HANDOFF_REQUESTED.matches(&envelope.event_type) {
             return Ok(());

@@ -330,9 +330,16 @@ pub fn check_request(
     if destination == case_region {
         return Err(Refusal::SameRegion { region: *case_region });
     }
-    let standing = match case_status {
-        CaseStatus::Open => return Ok(()),
-        CaseStatus::HandoffPending => return Err(Refusal::AlreadyUnderWay),
+    match case_status {
+        CaseStatus::Open => Ok(()),
+        CaseStatus::HandoffPending => Err(Refusal::AlreadyUnderWay),
+        other => Err(Refusal::CaseNotOpen { standing: case_standing(other) }),
+    }
+}
+
+/// Where a case stands, for a refusal that names it.
+pub fn case_standing(status: CaseStatus) -> CaseStanding {
+    match status {
         CaseStatus::HandedOver => CaseStanding::HandedOver,
         CaseStatus::Returned => CaseStanding::Returned,
         CaseStatus::Monitoring => CaseStanding::Monitoring,
@@ -341,9 +348,8 @@ pub fn check_request(
         CaseStatus::Suspended => CaseStanding::Suspended,
         CaseStatus::Exempt => CaseStanding::Exempt,
         CaseStatus::Closed => CaseStanding::Closed,
-        CaseStatus::Unspecified => CaseStanding::Unknown,
-    };
-    Err(Refusal::CaseNotOpen { standing })
+        CaseStatus::Open | CaseStatus::HandoffPending | CaseStatus::Unspecified => CaseStanding::Unknown,
+    }
 }
 
 /// Where a transfer-in request is.

@@ -2,6 +2,7 @@
 //! acknowledges receipt, a destination case worker accepts, and ownership moves on that accept.
 #![forbid(unsafe_code)]
 
+mod assistance;
 mod consumers;
 pub mod domain;
 mod grpc;
@@ -15,6 +16,7 @@ mod transfer_in;
 use std::future::Future;
 use std::pin::Pin;
 
+use nol_proto::v1::assistance_service_server::AssistanceServiceServer;
 use nol_proto::v1::transfer_service_server::TransferServiceServer;
 use nol_runtime::admin::Gauges;
 use nol_runtime::{Platform, RunningService, ServiceConfig};
@@ -61,7 +63,9 @@ pub async fn start(config: ServiceConfig, shutdown: CancellationToken) -> anyhow
     };
     platform.spawn_task(sweeper.run(platform.shutdown.clone()));
     platform.set_gauges(UnansweredHandoffs);
+    let assistance = assistance::grpc::Assistance::new(&platform, &cases_url, steps.clone())?;
     let service = grpc::Transfer::new(&platform, &cases_url, steps)?;
-    let routes = Routes::new(TransferServiceServer::with_interceptor(service, platform.authenticate()));
-    platform.serve(routes, &["nol.v1.TransferService"]).await
+    let routes = Routes::new(TransferServiceServer::with_interceptor(service, platform.authenticate()))
+        .add_service(AssistanceServiceServer::with_interceptor(assistance, platform.authenticate()));
+    platform.serve(routes, &["nol.v1.TransferService", "nol.v1.AssistanceService"]).await
 }

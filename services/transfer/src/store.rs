@@ -172,7 +172,7 @@ pub(crate) fn direction_as_stored(direction: Direction) -> &'static str {
     }
 }
 
-fn direction_from_stored(text: &str) -> Option<Direction> {
+pub(crate) fn direction_from_stored(text: &str) -> Option<Direction> {
     [Direction::Outgoing, Direction::Incoming].into_iter().find(|direction| direction_as_stored(*direction) == text)
 }
 

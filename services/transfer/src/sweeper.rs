@@ -1,5 +1,6 @@
 //! The watch over hand-offs waiting for the other side: re-send what has no answer (the origin's
-//! requests and cancels, the destination's acceptances, the asker's transfer-in requests), and
+//! requests and cancels, the destination's acceptances, the asker's transfer-in requests, requests
+//! for help not yet received), and
 //! escalate outgoing hand-offs not decided by the deadline (R12). Safe with several replicas (rows
 //! are locked with SKIP LOCKED); logs once per change between working and failing.
 
@@ -58,6 +59,9 @@ impl Sweeper {
                 transfer_in::send_request(&self.steps.scheme, &mut tx, &request, sealed).await?;
             }
             store::touch_transfer_in(&mut tx, request.id).await?;
+        }
+        for request in crate::assistance::due_for_resend(&mut tx, self.resend_after.as_secs_f64(), 100).await? {
+            self.steps.resend_help_request(&mut tx, &request).await?;
         }
         tx.commit().await?;
         self.wake.notify();

@@ -179,6 +179,8 @@ pub(crate) fn attempt_message(attempt: &Attempt) -> PersuasionAttempt {
         joint: attempt.joint,
         recorded_by: attempt.recorded_by.clone(),
         record_time: Some(timestamp(attempt.recorded_at)),
+        assisting_region_code: attempt.assisting_region.map(|region| region.to_string()).unwrap_or_default(),
+        assistance_id: attempt.assistance_id.map(|id| id.to_string()).unwrap_or_default(),
     }
 }
 

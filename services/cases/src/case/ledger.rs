@@ -230,8 +230,8 @@ pub async fn update_causes(
 
 /// Records a persuasion attempt on a locked case (R5): the attempt, the case's newest attempt date
 /// and due date, its history, `persuasion_recorded`, and — when the child was found at a work
-/// place in another county (R8) — `assistance_requested` to that county's bureau (across the
-/// province border when it lies in another province).
+/// place in another county (R8) — `assistance_requested` to this province's transfer service,
+/// which asks that county for help.
 pub async fn record_attempt(
     conn: &mut PgConnection,
     scheme: &SubjectScheme,
@@ -244,7 +244,8 @@ pub async fn record_attempt(
     dates.last_attempt_on = dates.last_attempt_on.max(Some(new.attempt_on));
     let policy = store::policy(conn).await?;
     store::set_attempt_dates(conn, case.id, dates.last_attempt_on, due(&dates, &policy)).await?;
-    let assisting = assisting_region(new.place_region, &case.region);
+    // R8 asks the work place's county for help; an attempt that county reported does not ask again.
+    let assisting = if new.assisted.is_some() { None } else { assisting_region(new.place_region, &case.region) };
     let departments: Vec<&str> = new.departments.iter().map(|department| department.as_stored()).collect();
     let means: Vec<&str> = new.means.iter().map(|means| means.as_stored()).collect();
     let version = record_file_change(
@@ -257,6 +258,8 @@ pub async fn record_attempt(
             "departments": departments, "means": means, "place": new.place.as_stored(),
             "place_region_code": new.place_region.map(|region| region.to_string()), "outcome": new.outcome.as_stored(),
             "assistance_requested_from": assisting.map(|region| region.to_string()),
+            "assisted_by": new.assisted.map(|(region, _)| region.to_string()),
+            "assistance_id": new.assisted.map(|(_, id)| id.to_string()),
         }),
     )
     .await?;
@@ -290,13 +293,20 @@ pub async fn record_attempt(
                 date: date_text(new.attempt_on),
                 home: case.region.full_name(),
             }
-            .en(),
+            .zh(),
+            attempt_id: attempt.id.to_string(),
+            child: Some(crate::child::summary(
+                &case.child.full_name,
+                &case.child.resident_id_masked,
+                case.child.sex,
+                Some(case.child.birth_date),
+                &case.child.hukou_region,
+                None,
+            )),
         };
-        let subject = if assisting.province() == case.region.province() {
-            scheme.local(ASSISTANCE_REQUESTED, &assisting)
-        } else {
-            scheme.cross(ASSISTANCE_REQUESTED, &case.region, &assisting)
-        };
+        // Told to this province's transfer service, which sends the request for help (the child
+        // sealed to the assisting province); nothing of the child leaves the province unsealed.
+        let subject = scheme.local(ASSISTANCE_REQUESTED, &case.region);
         let header = EventHeader {
             event_type: ASSISTANCE_REQUESTED,
             source_region: case.region,

@@ -90,6 +90,10 @@ pub struct Attempt {
     pub joint: bool,
     pub recorded_by: String,
     pub recorded_at: DateTime<Utc>,
+    /// Reported by another county helping with the case: that county.
+    pub assisting_region: Option<RegionCode>,
+    /// And its request for help.
+    pub assistance_id: Option<Uuid>,
 }
 
 /// A persuasion attempt to record.
@@ -103,6 +107,8 @@ pub struct NewAttempt {
     pub outcome: PersuasionOutcome,
     pub notes: String,
     pub joint: bool,
+    /// Reported by another county helping with the case (协查): that county and its request.
+    pub assisted: Option<(RegionCode, Uuid)>,
 }
 
 /// A home-teaching visit (送教上门, R4).

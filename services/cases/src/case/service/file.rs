@@ -348,6 +348,7 @@ impl CaseService {
             outcome: checked(outcome)?,
             notes,
             joint,
+            assisted: None,
         };
         let mut tx = self.pool.begin().await?;
         let case = self.lock(&mut tx, caller, id).await?;

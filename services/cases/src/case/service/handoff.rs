@@ -276,7 +276,10 @@ impl HandoffEvents<'_> {
 
 /// An attempt of the origin, recorded on the case taken in (so it counts for R6 here), attributed
 /// to the origin.
-fn origin_attempt(attempt: &nol_proto::v1::PersuasionAttempt, origin: &RegionCode) -> Option<(NewAttempt, String)> {
+pub(crate) fn origin_attempt(
+    attempt: &nol_proto::v1::PersuasionAttempt,
+    origin: &RegionCode,
+) -> Option<(NewAttempt, String)> {
     let departments: Vec<_> = attempt.departments.iter().filter_map(|value| from_wire(*value)).collect();
     let new = NewAttempt {
         attempt_on: NaiveDate::parse_from_str(&attempt.attempt_date, "%Y-%m-%d").ok()?,
@@ -287,6 +290,7 @@ fn origin_attempt(attempt: &nol_proto::v1::PersuasionAttempt, origin: &RegionCod
         place_region: RegionCode::parse(&attempt.place_region_code).ok(),
         outcome: from_wire(attempt.outcome)?,
         notes: attempt.notes.clone(),
+        assisted: None,
     };
     Some((new, format!("{} ({})", attempt.recorded_by, origin.full_name())))
 }

@@ -3,6 +3,7 @@
 //! change written through the ledger (row, history, event), the audit entry. Reads are scoped to
 //! the caller's region and audited.
 
+pub mod assistance;
 mod file;
 pub mod handoff;
 mod lifecycle;

@@ -354,6 +354,8 @@ struct AttemptRow {
     joint: bool,
     recorded_by: String,
     recorded_at: DateTime<Utc>,
+    assisting_region: Option<String>,
+    assistance_id: Option<Uuid>,
 }
 
 impl TryFrom<AttemptRow> for Attempt {
@@ -368,6 +370,11 @@ impl TryFrom<AttemptRow> for Attempt {
                 .map_err(|name| CorruptRow::new(table, id, "means", name))?,
             place: decode::<PersuasionPlace>(table, id, "place", &row.place)?,
             place_region: row.place_region.map(|code| region(table, id, "place_region", &code)).transpose()?,
+            assisting_region: row
+                .assisting_region
+                .map(|code| region(table, id, "assisting_region", &code))
+                .transpose()?,
+            assistance_id: row.assistance_id,
             outcome: decode::<PersuasionOutcome>(table, id, "outcome", &row.outcome)?,
             id,
             attempt_on: row.attempt_on,
@@ -389,10 +396,10 @@ pub async fn insert_attempt(
     one(sqlx::query_as!(
         AttemptRow,
         "INSERT INTO persuasion_attempt (id, case_id, attempt_on, departments, means, place, place_region, outcome,
-                                         notes, joint, recorded_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                                         notes, joint, recorded_by, assisting_region, assistance_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
          RETURNING id, attempt_on, departments, means, place, place_region, outcome, notes, joint, recorded_by,
-                   recorded_at",
+                   recorded_at, assisting_region, assistance_id",
         Uuid::now_v7(),
         case_id,
         attempt.attempt_on,
@@ -404,6 +411,8 @@ pub async fn insert_attempt(
         attempt.notes,
         attempt.joint,
         actor,
+        attempt.assisted.map(|(region, _)| region.to_string()),
+        attempt.assisted.map(|(_, id)| id),
     )
     .fetch_one(conn)
     .await?)
@@ -414,7 +423,7 @@ pub async fn attempts(pool: &PgPool, case_id: Uuid, after: Option<Cursor>, limit
     all(sqlx::query_as!(
         AttemptRow,
         "SELECT id, attempt_on, departments, means, place, place_region, outcome, notes, joint, recorded_by,
-                recorded_at
+                recorded_at, assisting_region, assistance_id
            FROM persuasion_attempt
           WHERE case_id = $1 AND ($2::timestamptz IS NULL OR (recorded_at, id) < ($2, $3))
           ORDER BY recorded_at DESC, id DESC LIMIT $4",

@@ -1,0 +1,281 @@
+//! Regions working one case together (协查协办, R8, R11): a county asks another — across the
+//! province border or inside it — for help on a case; the helper sees the child masked, accepts
+//! or declines, reports attempts, findings and evidence; the report lands in the owner's case file
+//! (the attempts counted as the case's, attributed to the helper); the owner closes. Bad input is
+//! refused with the right code and changes nothing.
+
+mod common;
+
+use common::assistance::{listed, until_assistance, until_listed};
+use common::cases::{Child, FIRST_DAY, attempt, nine_am, refused};
+use common::{RuleClock, TestStack, eventually};
+use nol_auth::Role;
+use nol_proto::v1::PersuasionDepartment::{Education, PublicSecurity};
+use nol_proto::v1::*;
+use nol_stack::Clients;
+use tonic::Code;
+
+async fn start() -> (RuleClock, TestStack) {
+    let clock = RuleClock::at(&nine_am(FIRST_DAY));
+    let test = TestStack::start_with(clock.options()).await;
+    (clock, test)
+}
+
+fn ask(case_id: &str, helper: &str, reason: AssistanceReason, needs: &[AssistanceNeed]) -> RequestAssistanceRequest {
+    RequestAssistanceRequest {
+        case_id: case_id.into(),
+        assisting_region_code: helper.into(),
+        reason: reason as i32,
+        needs: needs.iter().map(|need| *need as i32).collect(),
+        due_date: "2027-03-15".into(),
+        note: "孩子随父母到当地务工，请协助查找并入户劝返".into(),
+    }
+}
+
+async fn request(clients: &Clients, ask: RequestAssistanceRequest) -> Result<Assistance, tonic::Status> {
+    clients.assistance.clone().request_assistance(ask).await.map(|response| response.into_inner().assistance.unwrap())
+}
+
+async fn report(clients: &Clients, id: &str, report: AssistanceReport) -> Result<Assistance, tonic::Status> {
+    clients
+        .assistance
+        .clone()
+        .report_assistance(ReportAssistanceRequest { assistance_id: id.into(), report: Some(report) })
+        .await
+        .map(|response| response.into_inner().assistance.unwrap())
+}
+
+/// Three joint attempts at the child's work place (education with the police), a finding and a
+/// piece of evidence.
+fn work_done() -> AssistanceReport {
+    let mut attempts = Vec::new();
+    for day in ["2027-03-02", "2027-03-03", "2027-03-04"] {
+        let mut at_work = attempt(day, &[Education, PublicSecurity], PersuasionOutcome::Refused);
+        at_work.place = PersuasionPlace::WorkPlace as i32;
+        at_work.place_region_code = "341221".into();
+        attempts.push(at_work);
+    }
+    AssistanceReport {
+        attempts,
+        findings: vec![AssistanceFinding {
+            kind: AssistanceFindingKind::ChildFound as i32,
+            place: "临泉县城关镇某服装加工厂".into(),
+            found_date: "2027-03-02".into(),
+            note: "与父母同住，在厂内帮工".into(),
+        }],
+        evidence: vec![AssistanceEvidence {
+            title: "用工单位劝返告知书".into(),
+            document_date: "2027-03-03".into(),
+            note: String::new(),
+        }],
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_province_helps_its_attempts_count_in_the_owners_case_file_and_the_owner_closes() {
+    let (clock, test) = start().await;
+    let xuanwu = test.clients("320000", "320102", Role::Caseworker);
+    let qinhuai = test.clients("320000", "320104", Role::Caseworker);
+    let school = test.clients("320000", "320102", Role::School);
+    let linquan = test.clients("340000", "341221", Role::Caseworker);
+    let case = Child::Xiaosi.open_case(&xuanwu).await;
+    let needs = [AssistanceNeed::FindChild, AssistanceNeed::VisitFamily];
+    let inflow = AssistanceReason::InflowRegion;
+
+    // Bad input: each refused with its code and field, nothing recorded.
+    let mut no_need = ask(&case.case_id, "341221", inflow, &[]);
+    refused(request(&xuanwu, no_need.clone()).await, Code::InvalidArgument, "needs");
+    no_need.needs = vec![99];
+    refused(request(&xuanwu, no_need).await, Code::InvalidArgument, "needs");
+    refused(request(&xuanwu, ask(&case.case_id, "320102", inflow, &needs)).await, Code::InvalidArgument, "own county");
+    refused(
+        request(&xuanwu, ask(&case.case_id, "349999", inflow, &needs)).await,
+        Code::InvalidArgument,
+        "assisting_region_code",
+    );
+    let unspecified = ask(&case.case_id, "341221", AssistanceReason::Unspecified, &needs);
+    refused(request(&xuanwu, unspecified).await, Code::InvalidArgument, "reason");
+    let mut past = ask(&case.case_id, "341221", inflow, &needs);
+    past.due_date = FIRST_DAY.into();
+    refused(request(&xuanwu, past).await, Code::InvalidArgument, "after today");
+    let not_ours = request(&qinhuai, ask(&case.case_id, "341221", inflow, &needs)).await;
+    assert!(
+        matches!(not_ours.as_ref().map_err(|status| status.code()), Err(Code::PermissionDenied | Code::NotFound)),
+        "{not_ours:?}"
+    );
+    refused(request(&school, ask(&case.case_id, "341221", inflow, &needs)).await, Code::PermissionDenied, "");
+    assert!(listed(&xuanwu, HandoffDirection::Unspecified).await.is_empty(), "a refused request leaves nothing");
+
+    // The request, and its receipt from 临泉县.
+    let asked = request(&xuanwu, ask(&case.case_id, "341221", inflow, &needs)).await.expect("help asked");
+    assert_eq!((asked.state, asked.direction), (AssistanceState::Requested as i32, HandoffDirection::Outgoing as i32));
+    refused(request(&xuanwu, ask(&case.case_id, "341221", inflow, &needs)).await, Code::AlreadyExists, "still open");
+    let id = asked.assistance_id.clone();
+    let theirs = until_listed(&linquan, HandoffDirection::Incoming, "the request in 临泉县", |theirs| {
+        theirs.assistance_id == id
+    })
+    .await;
+    let child = theirs.child.clone().unwrap();
+    assert_eq!(child.full_name, "王小四");
+    assert!(child.resident_id.is_empty() && child.resident_id_masked.contains('*'), "{child:?}");
+    assert_eq!(theirs.needs, needs.iter().map(|need| *need as i32).collect::<Vec<_>>());
+    until_assistance(&xuanwu, &id, HandoffDirection::Outgoing, "the receipt in 玄武区", |ours| {
+        ours.state == AssistanceState::Delivered as i32
+    })
+    .await;
+
+    // 临泉县 works with the family for a few days; it reports only once it has accepted, and a
+    // finding of the child names where.
+    clock.set(&nine_am("2027-03-05"));
+    refused(report(&linquan, &id, work_done()).await, Code::FailedPrecondition, "accepted");
+    let accept = AcceptAssistanceRequest { assistance_id: id.clone() };
+    let accepted = linquan.assistance.clone().accept_assistance(accept.clone()).await.expect("accepted");
+    assert_eq!(accepted.into_inner().assistance.unwrap().state, AssistanceState::Accepted as i32);
+    refused(linquan.assistance.clone().accept_assistance(accept).await, Code::FailedPrecondition, "already");
+    // 玄武区 cannot answer its own request.
+    refused(
+        xuanwu.assistance.clone().accept_assistance(AcceptAssistanceRequest { assistance_id: id.clone() }).await,
+        Code::FailedPrecondition,
+        "addressed to this region",
+    );
+    let mut nowhere = work_done();
+    nowhere.findings[0].place.clear();
+    refused(report(&linquan, &id, nowhere).await, Code::InvalidArgument, "report.findings[0].place");
+    refused(report(&linquan, &id, AssistanceReport::default()).await, Code::InvalidArgument, "report");
+    let reported = report(&linquan, &id, work_done()).await.expect("reported");
+    assert_eq!(reported.reports.len(), 1);
+
+    // The report reaches 玄武区: on its request, and in the case file as the case's own joint
+    // attempts (R6 can rest on them), attributed to 临泉县.
+    let ours = until_assistance(&xuanwu, &id, HandoffDirection::Outgoing, "the report in 玄武区", |ours| {
+        ours.state == AssistanceState::Accepted as i32 && ours.reports.len() == 1
+    })
+    .await;
+    assert_eq!(ours.reports[0].assisting_region_code, "341221");
+    assert_eq!(ours.reports[0].findings[0].place, "临泉县城关镇某服装加工厂");
+    let attempts = eventually("the helper's attempts in the case file", || async {
+        let attempts = xuanwu
+            .cases
+            .clone()
+            .list_persuasion_attempts(ListPersuasionAttemptsRequest {
+                case_id: case.case_id.clone(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner()
+            .attempts;
+        Ok((attempts.len() == 3).then_some(attempts))
+    })
+    .await;
+    assert!(attempts.iter().all(|attempt| attempt.assisting_region_code == "341221" && attempt.joint));
+    assert!(attempts.iter().all(|attempt| attempt.assistance_id == id));
+    let file = xuanwu
+        .cases
+        .clone()
+        .get_case(GetCaseRequest { case_id: case.case_id.clone(), view: CaseView::Masked as i32 })
+        .await
+        .unwrap()
+        .into_inner()
+        .dropout_case
+        .unwrap();
+    assert_eq!((file.attempt_count, file.joint_attempt_count), (3, 3));
+    assert_eq!(file.last_attempt_on, "2027-03-04");
+    let history = xuanwu
+        .cases
+        .clone()
+        .list_case_history(ListCaseHistoryRequest {
+            case_id: case.case_id.clone(),
+            page_size: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    let changes: Vec<&str> = history.iter().map(|entry| entry.change.as_str()).collect();
+    for change in ["assistance_requested", "assistance_accepted", "assistance_reported"] {
+        assert!(changes.contains(&change), "{change} in {changes:?}");
+    }
+    // No new request for help came of the helper's attempts at the work place (R8 is the owner's).
+    assert_eq!(listed(&xuanwu, HandoffDirection::Outgoing).await.len(), 1);
+
+    // The owner closes; the helper's side closes too, and takes no more reports.
+    let close = CloseAssistanceRequest { assistance_id: id.clone(), note: String::new() };
+    refused(xuanwu.assistance.clone().close_assistance(close.clone()).await, Code::InvalidArgument, "note");
+    let close =
+        CloseAssistanceRequest { note: "已找到学生，转由户籍地与流入地共同劝返".into(), ..close };
+    let closed = xuanwu.assistance.clone().close_assistance(close.clone()).await.expect("closed");
+    assert_eq!(closed.into_inner().assistance.unwrap().state, AssistanceState::Closed as i32);
+    refused(xuanwu.assistance.clone().close_assistance(close).await, Code::FailedPrecondition, "closed");
+    until_assistance(&linquan, &id, HandoffDirection::Incoming, "the close in 临泉县", |theirs| {
+        theirs.state == AssistanceState::Closed as i32 && !theirs.close_note.is_empty()
+    })
+    .await;
+    refused(report(&linquan, &id, work_done()).await, Code::FailedPrecondition, "accepted");
+    // Neither side sees the other's: 秦淮区 reads no request it is not part of.
+    let foreign = qinhuai
+        .assistance
+        .clone()
+        .get_assistance(GetAssistanceRequest { assistance_id: id.clone(), ..Default::default() })
+        .await;
+    refused(foreign, Code::NotFound, "no request for help");
+    test.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_county_of_the_same_province_declines_and_an_unanswered_request_shows_overdue_on_both_sides() {
+    let (clock, test) = start().await;
+    let xuanwu = test.clients("320000", "320102", Role::Caseworker);
+    let qinhuai = test.clients("320000", "320104", Role::Caseworker);
+    let gulou = test.clients("320000", "320106", Role::Caseworker);
+    let city = test.clients("320000", "320100", Role::Supervisor);
+    let case = Child::Xiaoyi.open_case(&xuanwu).await;
+    let needs = [AssistanceNeed::CheckSchoolRoll];
+    let sighting = AssistanceReason::Sighting;
+
+    // 秦淮区 declines, with a reason it must give.
+    let asked = request(&xuanwu, ask(&case.case_id, "320104", sighting, &needs)).await.expect("help asked");
+    let id = asked.assistance_id.clone();
+    until_assistance(&qinhuai, &id, HandoffDirection::Incoming, "the request in 秦淮区", |_| true).await;
+    let decline = DeclineAssistanceRequest { assistance_id: id.clone(), reason: " ".into() };
+    refused(qinhuai.assistance.clone().decline_assistance(decline).await, Code::InvalidArgument, "reason");
+    let decline = DeclineAssistanceRequest {
+        assistance_id: id.clone(), reason: "经核查，本区学籍系统中无该生".into()
+    };
+    qinhuai.assistance.clone().decline_assistance(decline).await.expect("declined");
+    let ours = until_assistance(&xuanwu, &id, HandoffDirection::Outgoing, "the decline in 玄武区", |ours| {
+        ours.state == AssistanceState::Declined as i32
+    })
+    .await;
+    assert_eq!(ours.decline_reason, "经核查，本区学籍系统中无该生");
+    assert_eq!(ours.decided_by, "caseworker@320104");
+
+    // Another county is asked and does not answer: past the due date it is overdue on both sides,
+    // and the city above both sees it.
+    let asked = request(&xuanwu, ask(&case.case_id, "320106", sighting, &needs)).await.expect("help asked");
+    let other = asked.assistance_id.clone();
+    until_assistance(&gulou, &other, HandoffDirection::Incoming, "the request in 鼓楼区", |_| true).await;
+    clock.set(&nine_am("2027-03-16"));
+    let overdue = |clients: &Clients| {
+        let clients = clients.clone();
+        async move {
+            clients
+                .assistance
+                .clone()
+                .list_assistance(ListAssistanceRequest { overdue_only: true, ..Default::default() })
+                .await
+                .unwrap()
+                .into_inner()
+                .assistance
+        }
+    };
+    let ours = overdue(&xuanwu).await;
+    assert_eq!(ours.iter().map(|found| found.assistance_id.as_str()).collect::<Vec<_>>(), [other.as_str()]);
+    assert!(ours[0].overdue);
+    let theirs = overdue(&gulou).await;
+    assert_eq!((theirs.len(), theirs[0].direction), (1, HandoffDirection::Incoming as i32));
+    assert_eq!(overdue(&city).await.len(), 2, "the city sees both sides");
+    assert!(overdue(&qinhuai).await.is_empty());
+    test.finish().await;
+}
