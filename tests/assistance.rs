@@ -277,5 +277,52 @@ async fn a_county_of_the_same_province_declines_and_an_unanswered_request_shows_
     assert_eq!((theirs.len(), theirs[0].direction), (1, HandoffDirection::Incoming as i32));
     assert_eq!(overdue(&city).await.len(), 2, "the city sees both sides");
     assert!(overdue(&qinhuai).await.is_empty());
+
+    // The same in each side's overdue work, and past the supervision threshold the sweep raises
+    // an item (督办) to each side's supervising bureau (R12).
+    let work = |clients: &Clients| {
+        let clients = clients.clone();
+        async move {
+            let request = ListOverdueWorkRequest { kind: OverdueKind::Assistance as i32, ..Default::default() };
+            clients.supervision.clone().list_overdue_work(request).await.unwrap().into_inner().work
+        }
+    };
+    let ours = work(&xuanwu).await;
+    assert_eq!(
+        (ours.len(), ours[0].assistance_id.as_str(), ours[0].case_id.as_str()),
+        (1, other.as_str(), case.case_id.as_str())
+    );
+    assert_eq!(ours[0].child.as_ref().unwrap().full_name, "王小一");
+    let theirs = work(&gulou).await;
+    assert_eq!((theirs.len(), theirs[0].region_code.as_str()), (1, "320106"));
+    assert_eq!(theirs[0].child.as_ref().unwrap().full_name, "王小一");
+    clock.set(&nine_am("2027-03-24"));
+    let system = test.clients("320000", "320000", Role::System);
+    let swept = system.supervision.clone().sweep_overdue_work(SweepOverdueWorkRequest {}).await.unwrap().into_inner();
+    assert!(swept.raised >= 2, "{swept:?}");
+    let items = city
+        .supervision
+        .clone()
+        .list_supervision_items(ListSupervisionItemsRequest { page_size: 100, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .items;
+    let mut regions: Vec<&str> = items
+        .iter()
+        .filter(|item| item.kind == OverdueKind::Assistance as i32)
+        .map(|item| item.region_code.as_str())
+        .collect();
+    regions.sort();
+    assert_eq!(regions, ["320102", "320106"]);
+    assert!(!work(&gulou).await[0].supervision_item_id.is_empty());
+
+    // Closed, it is nobody's overdue work any more.
+    let close = CloseAssistanceRequest { assistance_id: other.clone(), note: "已在本区找到该生".into() };
+    xuanwu.assistance.clone().close_assistance(close).await.expect("closed");
+    eventually("the closed request to leave both sides' overdue work", || async {
+        Ok((work(&xuanwu).await.is_empty() && work(&gulou).await.is_empty()).then_some(()))
+    })
+    .await;
     test.finish().await;
 }

@@ -64,5 +64,6 @@ crate::words! {
         SemesterCheck => "confirming the child at the semester-start check", "开学核查中的到校确认";
         HandoffDecision => "the decision on a hand-off", "移交案件的接收决定";
         Report => "the bi-monthly report", "双月报的报送";
+        Assistance => "the work on a request for help between regions", "跨地区协查请求的办理";
     }
 }

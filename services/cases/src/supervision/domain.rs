@@ -61,6 +61,8 @@ pub enum WorkKind {
     SemesterCheck,
     /// A county's bi-monthly report not submitted by its due date (R16): an item, never a list row.
     Report,
+    /// A request for help between regions still open past its due date, on either side.
+    Assistance,
 }
 
 impl Stored for WorkKind {
@@ -71,6 +73,7 @@ impl Stored for WorkKind {
         WorkKind::SemesterCheck,
         WorkKind::Due(DueKind::HandoffDecision),
         WorkKind::Report,
+        WorkKind::Assistance,
     ];
 
     fn as_stored(self) -> &'static str {
@@ -78,6 +81,7 @@ impl Stored for WorkKind {
             WorkKind::Due(kind) => kind.as_stored(),
             WorkKind::SemesterCheck => "semester_check",
             WorkKind::Report => "report",
+            WorkKind::Assistance => "assistance",
         }
     }
 }
@@ -91,6 +95,7 @@ impl WorkKind {
             WorkKind::SemesterCheck => OverdueKind::SemesterCheck,
             WorkKind::Due(DueKind::HandoffDecision) => OverdueKind::HandoffDecision,
             WorkKind::Report => OverdueKind::Report,
+            WorkKind::Assistance => OverdueKind::Assistance,
         }
     }
 
@@ -105,6 +110,7 @@ impl WorkKind {
             WorkKind::Due(kind) => kind.overdue_what(),
             WorkKind::SemesterCheck => nol_messages::OverdueWhat::SemesterCheck,
             WorkKind::Report => nol_messages::OverdueWhat::Report,
+            WorkKind::Assistance => nol_messages::OverdueWhat::Assistance,
         };
         Says::Overdue { what, due_on: due_on.to_string() }
     }
@@ -288,7 +294,15 @@ mod tests {
         let names = |all: &[&'static str]| all.to_vec();
         assert_eq!(
             names(&WorkKind::ALL.iter().map(|kind| kind.as_stored()).collect::<Vec<_>>()),
-            ["first_contact", "next_attempt", "follow_up", "semester_check", "handoff_decision", "report"]
+            [
+                "first_contact",
+                "next_attempt",
+                "follow_up",
+                "semester_check",
+                "handoff_decision",
+                "report",
+                "assistance"
+            ]
         );
         assert_eq!(
             names(&ItemState::ALL.iter().map(|state| state.as_stored()).collect::<Vec<_>>()),

@@ -162,6 +162,7 @@ impl SupervisionApi for SupervisionGrpc {
                     days_overdue: (today - work.due_on).num_days() as i32,
                     supervision_item_id: work.supervision_item_id.map(|id| id.to_string()).unwrap_or_default(),
                     handoff_id: work.handoff_id.map(|id| id.to_string()).unwrap_or_default(),
+                    assistance_id: work.assistance_id.map(|id| id.to_string()).unwrap_or_default(),
                 })
                 .collect(),
             next_page_token: page.next_page_token,

@@ -30,6 +30,8 @@ pub struct OverdueWork {
     pub case_id: Uuid,
     /// For a hand-off decision owed here, or awaited from the destination: the hand-off.
     pub handoff_id: Option<Uuid>,
+    /// For a request for help still open past its due date: the request.
+    pub assistance_id: Option<Uuid>,
     pub region: RegionCode,
     pub kind: WorkKind,
     pub due_on: NaiveDate,
@@ -45,6 +47,7 @@ struct OverdueRow {
     id: Uuid,
     case_id: Uuid,
     handoff_id: Option<Uuid>,
+    assistance_id: Option<Uuid>,
     region: String,
     kind: String,
     due_on: NaiveDate,
@@ -65,6 +68,7 @@ impl TryFrom<OverdueRow> for OverdueWork {
             id: row.id,
             case_id: row.case_id,
             handoff_id: row.handoff_id,
+            assistance_id: row.assistance_id,
             due_on: row.due_on,
             child_name: row.child_name,
             resident_id_masked: row.resident_id_masked,
@@ -77,8 +81,9 @@ impl TryFrom<OverdueRow> for OverdueWork {
 }
 
 /// The overdue work of a subtree, a page of it: cases past their due date, children of semester
-/// checks not confirmed by the check's deadline, and incoming hand-offs not decided in time,
-/// ordered by (due date, id), oldest first. Only the page's rows are then joined to the child and
+/// checks not confirmed by the check's deadline, incoming hand-offs not decided in time, and
+/// requests for help still open past their due date (on either side), ordered by (due date, id),
+/// oldest first. Only the page's rows are then joined to the child and
 /// to supervision items.
 pub async fn list_overdue(
     pool: &PgPool,
@@ -94,14 +99,19 @@ pub async fn list_overdue(
                   CASE WHEN w.handoff_id IS NOT NULL THEN w.handoff_id
                        WHEN w.kind = 'handoff_decision' THEN c.handoff_id
                   END AS "handoff_id?",
+                  w.assistance_id AS "assistance_id?",
                   w.region AS "region!",
                   w.kind AS "kind!", w.due_on AS "due_on!",
-                  coalesce(c.child_name, h.child_name) AS "child_name!",
-                  coalesce(c.resident_id_masked, h.resident_id_masked) AS "resident_id_masked!",
-                  coalesce(c.sex, h.sex) AS "sex!", coalesce(c.birth_date, h.birth_date) AS "birth_date?",
-                  coalesce(c.hukou_region, h.hukou_region) AS "hukou_region!",
+                  coalesce(c.child_name, h.child_name, a.child_name) AS "child_name!",
+                  coalesce(c.resident_id_masked, h.resident_id_masked, a.resident_id_masked) AS "resident_id_masked!",
+                  coalesce(c.sex, h.sex, a.sex) AS "sex!",
+                  coalesce(c.birth_date, h.birth_date, a.birth_date) AS "birth_date?",
+                  coalesce(c.hukou_region, h.hukou_region, a.hukou_region) AS "hukou_region!",
                   CASE WHEN w.kind = 'semester_check'
                        THEN (SELECT s.id FROM supervision_item s WHERE s.check_item_id = w.id)
+                       WHEN w.assistance_id IS NOT NULL
+                       THEN (SELECT s.id FROM supervision_item s
+                              WHERE s.assistance_id = w.assistance_id AND s.region = w.region AND s.due_on = w.due_on)
                        WHEN w.handoff_id IS NOT NULL
                        THEN (SELECT s.id FROM supervision_item s
                               WHERE s.handoff_id = w.handoff_id AND s.due_on = w.due_on AND s.case_id IS NULL)
@@ -110,26 +120,33 @@ pub async fn list_overdue(
                                 AND s.check_item_id IS NULL)
                   END AS "supervision_item_id?"
              FROM (SELECT * FROM (
-                      SELECT c.id AS id, c.id AS case_id, NULL::uuid AS handoff_id, c.region, c.due_kind AS kind,
-                             c.due_on
+                      SELECT c.id AS id, c.id AS case_id, NULL::uuid AS handoff_id, NULL::uuid AS assistance_id,
+                             c.region, c.due_kind AS kind, c.due_on
                         FROM dropout_case c
                        WHERE c.region LIKE $1 || '%' AND c.due_on < $2 AND ($3::text IS NULL OR c.due_kind = $3)
                       UNION ALL
-                      SELECT i.id, i.case_id, NULL::uuid, i.region, 'semester_check', k.deadline
+                      SELECT i.id, i.case_id, NULL::uuid, NULL::uuid, i.region, 'semester_check', k.deadline
                         FROM semester_check_item i
                         JOIN semester_check k ON k.id = i.check_id
                        WHERE i.region LIKE $1 || '%' AND i.state IN ('pending', 'absent') AND k.deadline < $2
                          AND ($3::text IS NULL OR $3 = 'semester_check')
                       UNION ALL
-                      SELECT h.handoff_id, h.origin_case_id, h.handoff_id, h.region, 'handoff_decision', h.due_on
+                      SELECT h.handoff_id, h.origin_case_id, h.handoff_id, NULL::uuid, h.region, 'handoff_decision',
+                             h.due_on
                         FROM incoming_handoff h
                        WHERE h.region LIKE $1 || '%' AND h.outcome IS NULL AND h.due_on < $2
-                         AND ($3::text IS NULL OR $3 = 'handoff_decision')) AS work
+                         AND ($3::text IS NULL OR $3 = 'handoff_decision')
+                      UNION ALL
+                      SELECT a.id, a.case_id, NULL::uuid, a.assistance_id, a.region, 'assistance', a.due_on
+                        FROM assistance_watch a
+                       WHERE a.region LIKE $1 || '%' AND a.ended_at IS NULL AND a.due_on < $2
+                         AND ($3::text IS NULL OR $3 = 'assistance')) AS work
                     WHERE ($4::date IS NULL OR (due_on, id) > ($4, $5))
                     ORDER BY due_on, id
                     LIMIT $6) AS w
-             LEFT JOIN dropout_case c ON c.id = w.case_id AND w.handoff_id IS NULL
+             LEFT JOIN dropout_case c ON c.id = w.case_id AND w.handoff_id IS NULL AND w.assistance_id IS NULL
              LEFT JOIN incoming_handoff h ON h.handoff_id = w.handoff_id
+             LEFT JOIN assistance_watch a ON a.id = w.id AND w.assistance_id IS NOT NULL
             ORDER BY w.due_on, w.id"#,
         prefix,
         today,
@@ -151,7 +168,10 @@ pub async fn count_overdue(pool: &PgPool, prefix: &str, today: NaiveDate, kind: 
                       AND ($3::text IS NULL OR $3 = 'semester_check'))
                 + (SELECT count(*) FROM incoming_handoff h
                     WHERE h.region LIKE $1 || '%' AND h.outcome IS NULL AND h.due_on < $2
-                      AND ($3::text IS NULL OR $3 = 'handoff_decision')) AS "count!""#,
+                      AND ($3::text IS NULL OR $3 = 'handoff_decision'))
+                + (SELECT count(*) FROM assistance_watch a
+                    WHERE a.region LIKE $1 || '%' AND a.ended_at IS NULL AND a.due_on < $2
+                      AND ($3::text IS NULL OR $3 = 'assistance')) AS "count!""#,
         prefix,
         today,
         kind.map(WorkKind::as_stored),
@@ -216,6 +236,7 @@ pub struct Slipped {
     pub case_id: Option<Uuid>,
     pub check_item_id: Option<Uuid>,
     pub handoff_id: Option<Uuid>,
+    pub assistance_id: Option<Uuid>,
     pub region: RegionCode,
     pub kind: WorkKind,
     pub due_on: NaiveDate,
@@ -225,6 +246,7 @@ struct SlippedRow {
     case_id: Option<Uuid>,
     check_item_id: Option<Uuid>,
     handoff_id: Option<Uuid>,
+    assistance_id: Option<Uuid>,
     region: String,
     kind: String,
     due_on: NaiveDate,
@@ -233,13 +255,14 @@ struct SlippedRow {
 impl TryFrom<SlippedRow> for Slipped {
     type Error = CorruptRow;
     fn try_from(row: SlippedRow) -> Result<Slipped, CorruptRow> {
-        let id = row.case_id.or(row.handoff_id).unwrap_or_default();
+        let id = row.case_id.or(row.handoff_id).or(row.assistance_id).unwrap_or_default();
         Ok(Slipped {
             region: region("dropout_case", id, "region", &row.region)?,
             kind: decode::<WorkKind>("dropout_case", id, "due_kind", &row.kind)?,
             case_id: row.case_id,
             check_item_id: row.check_item_id,
             handoff_id: row.handoff_id,
+            assistance_id: row.assistance_id,
             due_on: row.due_on,
         })
     }
@@ -249,7 +272,8 @@ impl TryFrom<SlippedRow> for Slipped {
 pub async fn slipped(conn: &mut PgConnection, cutoff: NaiveDate, limit: i64) -> sqlx::Result<Vec<Slipped>> {
     let mut rows: Vec<Slipped> = all(sqlx::query_as!(
         SlippedRow,
-        r#"SELECT c.id AS "case_id?", NULL::uuid AS check_item_id, c.handoff_id AS "handoff_id?", c.region,
+        r#"SELECT c.id AS "case_id?", NULL::uuid AS check_item_id, c.handoff_id AS "handoff_id?",
+                  NULL::uuid AS "assistance_id?", c.region,
                   c.due_kind AS "kind!", c.due_on AS "due_on!"
              FROM dropout_case c
             WHERE c.due_on < $1
@@ -267,7 +291,8 @@ pub async fn slipped(conn: &mut PgConnection, cutoff: NaiveDate, limit: i64) -> 
     if (rows.len() as i64) < limit {
         let more: Vec<Slipped> = all(sqlx::query_as!(
             SlippedRow,
-            r#"SELECT i.case_id AS "case_id?", i.id AS "check_item_id?", NULL::uuid AS "handoff_id?", i.region,
+            r#"SELECT i.case_id AS "case_id?", i.id AS "check_item_id?", NULL::uuid AS "handoff_id?",
+                      NULL::uuid AS "assistance_id?", i.region,
                       'semester_check' AS "kind!", k.deadline AS due_on
                  FROM semester_check_item i JOIN semester_check k ON k.id = i.check_id
                 WHERE i.state IN ('pending', 'absent') AND k.deadline < $1
@@ -286,7 +311,7 @@ pub async fn slipped(conn: &mut PgConnection, cutoff: NaiveDate, limit: i64) -> 
         let more: Vec<Slipped> = all(sqlx::query_as!(
             SlippedRow,
             r#"SELECT NULL::uuid AS "case_id?", NULL::uuid AS "check_item_id?", h.handoff_id AS "handoff_id?",
-                      h.region, 'handoff_decision' AS "kind!", h.due_on
+                      NULL::uuid AS "assistance_id?", h.region, 'handoff_decision' AS "kind!", h.due_on
                  FROM incoming_handoff h
                 WHERE h.outcome IS NULL AND h.due_on < $1
                   AND NOT EXISTS (SELECT 1 FROM supervision_item s
@@ -301,7 +326,77 @@ pub async fn slipped(conn: &mut PgConnection, cutoff: NaiveDate, limit: i64) -> 
         .await?)?;
         rows.extend(more);
     }
+    if (rows.len() as i64) < limit {
+        let more: Vec<Slipped> = all(sqlx::query_as!(
+            SlippedRow,
+            r#"SELECT NULL::uuid AS "case_id?", NULL::uuid AS "check_item_id?", NULL::uuid AS "handoff_id?",
+                      a.assistance_id AS "assistance_id?", a.region, 'assistance' AS "kind!", a.due_on
+                 FROM assistance_watch a
+                WHERE a.ended_at IS NULL AND a.due_on < $1
+                  AND NOT EXISTS (SELECT 1 FROM supervision_item s
+                                   WHERE s.assistance_id = a.assistance_id AND s.region = a.region
+                                     AND s.due_on = a.due_on)
+                ORDER BY a.due_on, a.id
+                LIMIT $2
+                  FOR UPDATE OF a SKIP LOCKED"#,
+            cutoff,
+            limit - rows.len() as i64,
+        )
+        .fetch_all(&mut *conn)
+        .await?)?;
+        rows.extend(more);
+    }
     Ok(rows)
+}
+
+/// A request for help as this side watches it (R12).
+pub struct WatchedAssistance<'a> {
+    pub assistance_id: Uuid,
+    /// The owner's side (outgoing) or the helper's (incoming).
+    pub outgoing: bool,
+    pub region: &'a RegionCode,
+    pub other_region: &'a RegionCode,
+    pub case_id: Uuid,
+    pub child: &'a nol_proto::v1::ChildSummary,
+    pub due_on: NaiveDate,
+}
+
+/// Starts watching one side of a request for help (once).
+pub async fn watch_assistance(conn: &mut PgConnection, watched: &WatchedAssistance<'_>) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO assistance_watch (id, assistance_id, direction, region, other_region, case_id, child_name,
+                                       resident_id_masked, sex, birth_date, hukou_region, due_on)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         ON CONFLICT (assistance_id, direction) DO NOTHING",
+        Uuid::now_v7(),
+        watched.assistance_id,
+        if watched.outgoing { "outgoing" } else { "incoming" },
+        watched.region.as_str(),
+        watched.other_region.as_str(),
+        watched.case_id,
+        watched.child.full_name,
+        watched.child.resident_id_masked,
+        watched.child.sex as i16,
+        chrono::NaiveDate::parse_from_str(&watched.child.birth_date, "%Y-%m-%d").ok(),
+        watched.child.hukou_region_code,
+        watched.due_on,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// One side of a request for help ended (declined or closed): no longer watched.
+pub async fn assistance_ended(conn: &mut PgConnection, assistance_id: Uuid, outgoing: bool) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE assistance_watch SET ended_at = clock_timestamp()
+          WHERE assistance_id = $1 AND direction = $2 AND ended_at IS NULL",
+        assistance_id,
+        if outgoing { "outgoing" } else { "incoming" },
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 struct ItemRow {
@@ -359,8 +454,8 @@ pub async fn insert_item(conn: &mut PgConnection, item: &NewItem<'_>) -> sqlx::R
     one(sqlx::query_as!(
         ItemRow,
         "INSERT INTO supervision_item (id, kind, case_id, check_item_id, region, supervising_region, reason, due_on,
-                                       raised_on, handoff_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                                       raised_on, handoff_id, assistance_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
          RETURNING id, kind, case_id, handoff_id, region, supervising_region, escalations, reason, due_on, raised_at, state,
                    answer, answered_by, closing_note, closed_by",
         item.id,
@@ -373,6 +468,7 @@ pub async fn insert_item(conn: &mut PgConnection, item: &NewItem<'_>) -> sqlx::R
         item.slipped.due_on,
         item.raised_on,
         item.slipped.handoff_id,
+        item.slipped.assistance_id,
     )
     .fetch_one(conn)
     .await?)

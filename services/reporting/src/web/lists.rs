@@ -95,6 +95,7 @@ fn overdue_kind(kind: OverdueKind) -> (&'static str, &'static str) {
         OverdueKind::SemesterCheck => ("semester_check", "开学核查到校确认"),
         OverdueKind::HandoffDecision => ("handoff_decision", "移交接收决定"),
         OverdueKind::Report => ("report", "报告逾期未报"),
+        OverdueKind::Assistance => ("assistance", "协查请求办理"),
         OverdueKind::Unspecified => ("", "全部"),
     }
 }

@@ -24,7 +24,7 @@ use nol_events::{
 use nol_messages::{AssistanceStanding, Transfer as Msg};
 use nol_proto::v1::{
     AssistanceAnswered, AssistanceAsked, AssistanceClosed, AssistanceNeed, AssistanceReason, AssistanceReport,
-    AssistanceReported, AssistanceRequested, AssistanceState, ChildSummary,
+    AssistanceReported, AssistanceRequested, AssistanceState, ChildSummary, HandoffDirection,
 };
 use nol_region::RegionCode;
 use prost::Message;
@@ -351,6 +351,20 @@ impl Steps {
             .await?
             .ok_or_else(|| permanent(&asked.assistance_id, "an open request of this case is here already"))?;
         self.answer_help(conn, &received).await?;
+        // The helper's own case service watches its due date (R12).
+        let told = AssistanceAsked {
+            sealed_child: Vec::new(),
+            side: HandoffDirection::Incoming as i32,
+            child: Some(received.child.clone()),
+            ..asked.clone()
+        };
+        nol_backbone::outbox::emit(
+            conn,
+            &self.scheme.local(ASSISTANCE_ASKED, &helper),
+            header(ASSISTANCE_ASKED, helper, &asked.assistance_id, &asked.requested_by),
+            &told,
+        )
+        .await?;
         tracing::info!(assistance_id = %id, owner = %owner, helper = %helper, "request for help received");
         Ok(())
     }
@@ -370,6 +384,7 @@ impl Steps {
             state: state.to_proto() as i32,
             decline_reason: request.decline_reason.clone().unwrap_or_default(),
             decided_by: request.decided_by.clone().unwrap_or_else(|| "system".to_owned()),
+            side: HandoffDirection::Outgoing as i32,
         };
         let id = request.id.to_string();
         nol_backbone::outbox::emit(
@@ -425,6 +440,27 @@ impl Steps {
     ) -> sqlx::Result<Assistance> {
         let decided = store::decide(conn, request.id, Direction::Incoming, decision, reason, by).await?;
         self.answer_help(conn, &decided).await?;
+        if decision == State::Declined {
+            // The helper owes nothing more: its own case service stops watching.
+            let told = AssistanceAnswered {
+                assistance_id: decided.id.to_string(),
+                case_id: decided.case_id.to_string(),
+                owner_region_code: decided.owner_region.to_string(),
+                assisting_region_code: decided.assisting_region.to_string(),
+                state: State::Declined.to_proto() as i32,
+                decline_reason: reason.unwrap_or_default().to_owned(),
+                decided_by: by.to_owned(),
+                side: HandoffDirection::Incoming as i32,
+            };
+            let id = decided.id.to_string();
+            nol_backbone::outbox::emit(
+                conn,
+                &self.scheme.local(ASSISTANCE_ANSWERED, &decided.assisting_region),
+                header(ASSISTANCE_ANSWERED, decided.assisting_region, &id, by),
+                &told,
+            )
+            .await?;
+        }
         Ok(decided)
     }
 
@@ -504,6 +540,7 @@ impl Steps {
             assisting_region_code: request.assisting_region.to_string(),
             note: note.to_owned(),
             closed_by: by.to_owned(),
+            side: HandoffDirection::Outgoing as i32,
         };
         let id = request.id.to_string();
         for subject in [
@@ -528,6 +565,14 @@ impl Steps {
             && request.state != State::Closed
         {
             store::close(conn, id, Direction::Incoming, &closed.note, &closed.closed_by).await?;
+            let told = AssistanceClosed { side: HandoffDirection::Incoming as i32, ..closed.clone() };
+            nol_backbone::outbox::emit(
+                conn,
+                &self.scheme.local(ASSISTANCE_CLOSED, &request.assisting_region),
+                header(ASSISTANCE_CLOSED, request.assisting_region, &closed.assistance_id, &closed.closed_by),
+                &told,
+            )
+            .await?;
         }
         Ok(())
     }
@@ -584,6 +629,8 @@ fn asked_message(request: &Assistance) -> AssistanceAsked {
         requested_by: request.requested_by.clone(),
         sealed_child: Vec::new(),
         attempt_id: request.attempt_id.map(|id| id.to_string()).unwrap_or_default(),
+        side: HandoffDirection::Outgoing as i32,
+        child: None,
     }
 }
 
