@@ -326,3 +326,82 @@ async fn a_county_of_the_same_province_declines_and_an_unanswered_request_shows_
     .await;
     test.finish().await;
 }
+
+async fn notices(clients: &Clients, direction: HandoffDirection) -> Vec<HukouNotice> {
+    let request = ListHukouNoticesRequest { direction: direction as i32, ..Default::default() };
+    clients.assistance.clone().list_hukou_notices(request).await.expect("notices").into_inner().notices
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hukou_region_is_told_of_a_migrant_childs_case_and_acknowledges_it_r10() {
+    let (_clock, test) = start().await;
+    let xuanwu = test.clients("320000", "320102", Role::Caseworker);
+    let linquan = test.clients("340000", "341221", Role::Caseworker);
+    let yingzhou = test.clients("340000", "341202", Role::Caseworker);
+    let case = Child::Xiaosi.open_case(&xuanwu).await;
+    // A child whose household registration is here: nobody else to tell.
+    Child::Xiaoyi.open_case(&xuanwu).await;
+
+    let theirs = eventually("the notice in 临泉县", || async {
+        Ok(notices(&linquan, HandoffDirection::Incoming).await.into_iter().next())
+    })
+    .await;
+    assert_eq!((theirs.case_id.as_str(), theirs.owner_region_code.as_str()), (case.case_id.as_str(), "320102"));
+    assert_eq!(theirs.state, HukouNoticeState::Delivered as i32);
+    let child = theirs.child.clone().unwrap();
+    assert_eq!(child.full_name, "王小四");
+    assert!(child.resident_id.is_empty() && child.resident_id_masked.contains('*'), "{child:?}");
+    assert_eq!(theirs.causes, [DropoutCause::FamilyPoverty as i32]);
+    assert_eq!(theirs.contact, "caseworker@320102");
+    assert!(theirs.message.contains("玄武区"), "{}", theirs.message);
+    let ours = eventually("the receipt in 玄武区", || async {
+        Ok(notices(&xuanwu, HandoffDirection::Outgoing)
+            .await
+            .into_iter()
+            .find(|ours| ours.state == HukouNoticeState::Delivered as i32))
+    })
+    .await;
+    assert_eq!(ours.notice_id, theirs.notice_id);
+    assert!(ours.deliver_time.is_some());
+    assert_eq!(notices(&xuanwu, HandoffDirection::Outgoing).await.len(), 1, "only the migrant child's case");
+
+    // Bad input: an unknown notice, and another county's, read as absent; nothing changes.
+    let unknown = AcknowledgeHukouNoticeRequest { notice_id: uuid_like(), note: String::new() };
+    refused(linquan.assistance.clone().acknowledge_hukou_notice(unknown).await, Code::NotFound, "no notice");
+    let not_theirs = AcknowledgeHukouNoticeRequest { notice_id: theirs.notice_id.clone(), note: String::new() };
+    refused(yingzhou.assistance.clone().acknowledge_hukou_notice(not_theirs).await, Code::NotFound, "no notice");
+    let malformed = AcknowledgeHukouNoticeRequest { notice_id: "42".into(), note: String::new() };
+    refused(linquan.assistance.clone().acknowledge_hukou_notice(malformed).await, Code::InvalidArgument, "notice_id");
+    assert!(notices(&yingzhou, HandoffDirection::Unspecified).await.is_empty());
+
+    // 临泉县 acknowledges (回执); once.
+    let acknowledge = AcknowledgeHukouNoticeRequest {
+        notice_id: theirs.notice_id.clone(),
+        note: "已知悉，将配合玄武区做好劝返工作".into(),
+    };
+    let acknowledged =
+        linquan.assistance.clone().acknowledge_hukou_notice(acknowledge.clone()).await.expect("acknowledged");
+    assert_eq!(acknowledged.into_inner().notice.unwrap().state, HukouNoticeState::Acknowledged as i32);
+    refused(
+        linquan.assistance.clone().acknowledge_hukou_notice(acknowledge).await,
+        Code::FailedPrecondition,
+        "already",
+    );
+    let ours = eventually("the acknowledgment in 玄武区", || async {
+        Ok(notices(&xuanwu, HandoffDirection::Outgoing)
+            .await
+            .into_iter()
+            .find(|ours| ours.state == HukouNoticeState::Acknowledged as i32))
+    })
+    .await;
+    assert_eq!(
+        (ours.acknowledged_by.as_str(), ours.acknowledge_note.as_str()),
+        ("caseworker@341221", "已知悉，将配合玄武区做好劝返工作")
+    );
+    assert!(ours.acknowledge_time.is_some());
+    test.finish().await;
+}
+
+fn uuid_like() -> String {
+    "01900000-0000-7000-8000-000000000000".into()
+}

@@ -124,8 +124,21 @@ pub const ASSISTANCE_REPORTED: EventType = EventType { service: "transfer", name
 /// `AssistanceClosed`: the owner closed a request.
 pub const ASSISTANCE_CLOSED: EventType = EventType { service: "transfer", name: "assistance_closed", version: 1 };
 
+/// `HukouNoticeDue`: a case opened for a migrant child; the hukou region is to be told (R10).
+pub const HUKOU_NOTICE_DUE: EventType = EventType { service: "cases", name: "hukou_notice_due", version: 1 };
+
+/// `HukouNoticeSent`: the owner tells the hukou region (cross-region).
+pub const HUKOU_NOTICE: EventType = EventType { service: "transfer", name: "hukou_notice", version: 1 };
+
+/// `HukouNoticeAnswered`: the hukou region's receipt or acknowledgment (cross-region).
+pub const HUKOU_NOTICE_ANSWERED: EventType =
+    EventType { service: "transfer", name: "hukou_notice_answered", version: 1 };
+
 /// All of them, for documentation and tests.
-pub const ALL: [EventType; 38] = [
+pub const ALL: [EventType; 41] = [
+    HUKOU_NOTICE_DUE,
+    HUKOU_NOTICE,
+    HUKOU_NOTICE_ANSWERED,
     ASSISTANCE_ASKED,
     ASSISTANCE_ANSWERED,
     ASSISTANCE_REPORTED,

@@ -137,6 +137,9 @@ catalogue! {
         FindingPlaceRequired =>
             "is required for this finding: where the child was found, or the school",
             "为必填项：请填写找到学生的地点或复学学校";
+        NoHukouNotice { id: String } =>
+            "no notice {id} received by this region", "本地区没有收到编号为 {id} 的户籍地告知";
+        HukouNoticeAcknowledged => "this notice was already acknowledged", "该告知已签收";
         CloseNoteRequired =>
             "is required: say why the request is closed, or what came of it", "为必填项：请说明办结原因或协查结果";
         /// R8, when the helping province has no link configured.

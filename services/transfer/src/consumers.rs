@@ -8,13 +8,14 @@ use nol_events::{
     ASSISTANCE_ANSWERED, ASSISTANCE_ASKED, ASSISTANCE_CLOSED, ASSISTANCE_REPORTED, ASSISTANCE_REQUESTED,
     CASE_HANDED_OVER, CASE_RESERVED, CASE_TAKE_IN_REFUSED, CASE_TAKEN_IN, EventEnvelope, HANDOFF_ACCEPTED,
     HANDOFF_CANCEL_REQUESTED, HANDOFF_CANCELLED, HANDOFF_COMPLETED, HANDOFF_RECEIVED, HANDOFF_REJECTED,
-    HANDOFF_REQUESTED, SubjectScheme, TRANSFER_IN_ANSWERED, TRANSFER_IN_MATCHED, TRANSFER_IN_REQUESTED, decode_payload,
-    region_field, uuid_field,
+    HANDOFF_REQUESTED, HUKOU_NOTICE, HUKOU_NOTICE_ANSWERED, HUKOU_NOTICE_DUE, SubjectScheme, TRANSFER_IN_ANSWERED,
+    TRANSFER_IN_MATCHED, TRANSFER_IN_REQUESTED, decode_payload, region_field, uuid_field,
 };
 use nol_proto::v1::{
     AssistanceAnswered, AssistanceAsked, AssistanceClosed, AssistanceReported, AssistanceRequested, CaseHandedOver,
     CaseReserved, CaseTakeIn, HandoffAccepted, HandoffCancelled, HandoffCompleted, HandoffReceived, HandoffRejected,
-    HandoffRequested, TransferInAnswered, TransferInMatched, TransferInRequested,
+    HandoffRequested, HukouNoticeAnswered, HukouNoticeDue, HukouNoticeSent, TransferInAnswered, TransferInMatched,
+    TransferInRequested,
 };
 use nol_region::RegionCode;
 use sqlx::PgConnection;
@@ -39,6 +40,8 @@ pub fn filter_subjects(scheme: &SubjectScheme, province: &RegionCode) -> Vec<Str
         ASSISTANCE_ANSWERED,
         ASSISTANCE_REPORTED,
         ASSISTANCE_CLOSED,
+        HUKOU_NOTICE,
+        HUKOU_NOTICE_ANSWERED,
     ]
     .into_iter()
     .map(|event_type| scheme.cross_filter(province, event_type));
@@ -49,6 +52,7 @@ pub fn filter_subjects(scheme: &SubjectScheme, province: &RegionCode) -> Vec<Str
         CASE_HANDED_OVER,
         TRANSFER_IN_MATCHED,
         ASSISTANCE_REQUESTED,
+        HUKOU_NOTICE_DUE,
     ]
     .into_iter()
     .map(|event_type| scheme.local_filter(province, event_type));
@@ -138,6 +142,16 @@ impl EventHandler for TransferEvents {
         } else if ASSISTANCE_CLOSED.matches(kind) {
             let closed: AssistanceClosed = decode_payload(envelope, ASSISTANCE_CLOSED)?;
             Ok(steps.record_help_close(conn, &closed).await?)
+        } else if HUKOU_NOTICE_DUE.matches(kind) {
+            let due: HukouNoticeDue = decode_payload(envelope, HUKOU_NOTICE_DUE)?;
+            let event_id = uuid_field(envelope, "event_id", &envelope.event_id)?;
+            Ok(steps.send_hukou_notice(conn, event_id, &due).await?)
+        } else if HUKOU_NOTICE.matches(kind) {
+            let sent: HukouNoticeSent = decode_payload(envelope, HUKOU_NOTICE)?;
+            Ok(steps.receive_hukou_notice(conn, &sent).await?)
+        } else if HUKOU_NOTICE_ANSWERED.matches(kind) {
+            let answered: HukouNoticeAnswered = decode_payload(envelope, HUKOU_NOTICE_ANSWERED)?;
+            Ok(steps.record_notice_answer(conn, &answered).await?)
         } else if ASSISTANCE_REQUESTED.matches(kind) {
             let requested: AssistanceRequested = decode_payload(envelope, ASSISTANCE_REQUESTED)?;
             let event_id = uuid_field(envelope, "event_id", &envelope.event_id)?;

@@ -1,6 +1,6 @@
 //! The watch over hand-offs waiting for the other side: re-send what has no answer (the origin's
 //! requests and cancels, the destination's acceptances, the asker's transfer-in requests, requests
-//! for help not yet received), and
+//! for help and R10 notices not yet received), and
 //! escalate outgoing hand-offs not decided by the deadline (R12). Safe with several replicas (rows
 //! are locked with SKIP LOCKED); logs once per change between working and failing.
 
@@ -62,6 +62,9 @@ impl Sweeper {
         }
         for request in crate::assistance::due_for_resend(&mut tx, self.resend_after.as_secs_f64(), 100).await? {
             self.steps.resend_help_request(&mut tx, &request).await?;
+        }
+        for notice in crate::assistance::notice::due_for_resend(&mut tx, self.resend_after.as_secs_f64(), 100).await? {
+            self.steps.send_notice(&mut tx, &notice).await?;
         }
         tx.commit().await?;
         self.wake.notify();

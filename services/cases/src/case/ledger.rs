@@ -8,12 +8,13 @@
 use chrono::NaiveDate;
 use nol_events::{
     ASSISTANCE_REQUESTED, CASE_HANDED_OVER, CASE_HANDOFF_PENDING, CASE_OPENED, CASE_RESERVED, CASE_STATUS_CHANGED,
-    CASE_TAKE_IN_REFUSED, CASE_TAKEN_IN, EventHeader, HANDOFF_DECISION_DUE, PERSUASION_RECORDED, SubjectScheme,
+    CASE_TAKE_IN_REFUSED, CASE_TAKEN_IN, EventHeader, HANDOFF_DECISION_DUE, HUKOU_NOTICE_DUE, PERSUASION_RECORDED,
+    SubjectScheme,
 };
 use nol_messages::Case as Says;
 use nol_proto::v1::{
     AssistanceRequested, CaseHandedOver, CaseHandoffPending, CaseOpened, CaseReserved, CaseSource, CaseStatusChanged,
-    CaseTakeIn, HandoffDecisionDue, PersuasionRecorded,
+    CaseTakeIn, HandoffDecisionDue, HukouNoticeDue, PersuasionRecorded,
 };
 use nol_region::RegionCode;
 use sqlx::PgConnection;
@@ -91,6 +92,35 @@ pub async fn open(
         &payload,
     )
     .await?;
+    // R10: a migrant child's case opened here (not taken in by a hand-off, whose origin told the
+    // hukou region itself or is it): the household-registration region is told.
+    let hukou = RegionCode::parse(&case.child.hukou_region).ok().filter(|hukou| *hukou != case.region);
+    if let (Some(hukou), Source::Local) = (hukou, case.source) {
+        let due = HukouNoticeDue {
+            case_id: payload.case_id.clone(),
+            region_code: case.region.to_string(),
+            hukou_region_code: hukou.to_string(),
+            child: Some(crate::child::summary(
+                &case.child.full_name,
+                &case.child.resident_id_masked,
+                case.child.sex,
+                Some(case.child.birth_date),
+                &case.child.hukou_region,
+                None,
+            )),
+            causes: payload.causes.clone(),
+            opened_by: case.opened_by.clone(),
+        };
+        emit(
+            conn,
+            scheme,
+            HUKOU_NOTICE_DUE,
+            Aggregate { region: &case.region, id: &payload.case_id, version: case.version },
+            &case.opened_by,
+            &due,
+        )
+        .await?;
+    }
     Ok(case)
 }
 

@@ -22,6 +22,7 @@ use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use super::notice::{self, Notice};
 use super::store::{self, ListFilter, NewAssistance};
 use super::{Assistance as Stored, DEFAULT_DUE_DAYS, MAX_DUE_DAYS, State};
 use crate::domain::{Direction, case_standing};
@@ -478,8 +479,97 @@ impl Assistance {
     }
 }
 
+/// The contract's view of one side's R10 notice.
+fn notice_to_proto(notice: &Notice) -> HukouNotice {
+    HukouNotice {
+        notice_id: notice.id.to_string(),
+        direction: direction_to_proto(notice.direction) as i32,
+        state: notice.state as i32,
+        case_id: notice.case_id.to_string(),
+        owner_region_code: notice.owner_region.to_string(),
+        hukou_region_code: notice.hukou_region.to_string(),
+        child: Some(notice.child.clone()),
+        causes: notice.causes.clone(),
+        message: notice.message.clone(),
+        contact: notice.contact.clone(),
+        send_time: Some(timestamp(notice.sent_at)),
+        deliver_time: notice.delivered_at.map(timestamp),
+        acknowledged_by: notice.acknowledged_by.clone().unwrap_or_default(),
+        acknowledge_time: notice.acknowledged_at.map(timestamp),
+        acknowledge_note: notice.acknowledge_note.clone().unwrap_or_default(),
+    }
+}
+
+impl Assistance {
+    async fn notices(
+        &self,
+        caller: &Caller,
+        request: ListHukouNoticesRequest,
+    ) -> Result<ListHukouNoticesResponse, ServiceError> {
+        let region = nol_runtime::region_in_scope(caller, &request.region_code)?;
+        let direction = HandoffDirection::try_from(request.direction)
+            .map(direction_from_proto)
+            .map_err(|_| ServiceError::invalid("direction", Msg::NotADirection))?;
+        let size = paging::page_size(request.page_size)?;
+        let after = Cursor::decode(&request.page_token)?;
+        let mut rows = notice::list(&self.pool, region.subtree_prefix(), direction, after, size + 1).await?;
+        let next_page_token = paging::next_page(&mut rows, size, |row| Cursor { time: row.sent_at, id: row.id });
+        let ids: Vec<String> = rows.iter().map(|row| row.id.to_string()).collect();
+        let mut conn = self.pool.acquire().await?;
+        audit::record(&mut conn, caller, "hukou_notice.list", "hukou_notice", &ids).await?;
+        Ok(ListHukouNoticesResponse { notices: rows.iter().map(notice_to_proto).collect(), next_page_token })
+    }
+
+    async fn acknowledge(
+        &self,
+        caller: &Caller,
+        request: AcknowledgeHukouNoticeRequest,
+    ) -> Result<HukouNotice, ServiceError> {
+        caller.require_role(&[Role::Caseworker], Action::WorkAssistance)?;
+        let mut violations = Violations::default();
+        let note = text(&mut violations, "note", &request.note, None);
+        violations.finish()?;
+        let id = parse_uuid("notice_id", &request.notice_id)?;
+        let mut tx = self.pool.begin().await?;
+        let found = notice::get(&mut *tx, id, Direction::Incoming)
+            .await?
+            .filter(|found| caller.sees(&found.hukou_region))
+            .ok_or_else(|| ServiceError::not_found(Msg::NoHukouNotice { id: id.to_string() }))?;
+        if found.state == HukouNoticeState::Acknowledged {
+            return Err(ServiceError::precondition(Msg::HukouNoticeAcknowledged));
+        }
+        let note = Some(note.as_str()).filter(|note| !note.is_empty());
+        let acknowledged = self
+            .steps
+            .acknowledge_notice(&mut tx, id, &caller.subject, note)
+            .await?
+            .ok_or_else(|| ServiceError::precondition(Msg::HukouNoticeAcknowledged))?;
+        audit::record(&mut tx, caller, "hukou_notice.acknowledge", "hukou_notice", &[id.to_string()]).await?;
+        tx.commit().await?;
+        self.wake.notify();
+        Ok(notice_to_proto(&acknowledged))
+    }
+}
+
 #[tonic::async_trait]
 impl AssistanceService for Assistance {
+    async fn list_hukou_notices(
+        &self,
+        request: Request<ListHukouNoticesRequest>,
+    ) -> Result<Response<ListHukouNoticesResponse>, Status> {
+        let caller = nol_runtime::caller_of(&request, &self.province)?;
+        Ok(Response::new(self.notices(&caller, request.into_inner()).await?))
+    }
+
+    async fn acknowledge_hukou_notice(
+        &self,
+        request: Request<AcknowledgeHukouNoticeRequest>,
+    ) -> Result<Response<AcknowledgeHukouNoticeResponse>, Status> {
+        let caller = nol_runtime::caller_of(&request, &self.province)?;
+        let notice = self.acknowledge(&caller, request.into_inner()).await?;
+        Ok(Response::new(AcknowledgeHukouNoticeResponse { notice: Some(notice) }))
+    }
+
     async fn request_assistance(
         &self,
         request: Request<RequestAssistanceRequest>,

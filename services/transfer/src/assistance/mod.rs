@@ -15,6 +15,7 @@
 //! ```
 
 pub mod grpc;
+pub mod notice;
 mod store;
 
 use chrono::{DateTime, NaiveDate, Utc};
