@@ -337,6 +337,7 @@ async fn handoff_latency(stack: &Stack) -> anyhow::Result<(f64, f64)> {
                 case_id: case.case_id,
                 destination_region_code: "341221".into(),
                 reason: "bench".into(),
+                ..Default::default()
             })
             .await?;
     }

@@ -339,6 +339,7 @@ impl HandoffPath {
                     case_id: case_id.clone(),
                     destination_region_code: "341221".into(),
                     reason: "家庭已返回户籍地".into(),
+                    ..Default::default()
                 };
                 match self.xuanwu.transfer.clone().request_handoff(request).await {
                     Ok(response) => break response.into_inner().handoff.unwrap_or_default(),

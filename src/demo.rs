@@ -92,6 +92,7 @@ pub async fn seed(stack: &Stack) -> anyhow::Result<()> {
             case_id: case.case_id.clone(),
             destination_region_code: "341221".into(),
             reason: "家庭已返回户籍所在地安徽省阜阳市临泉县，依R11书面告知户籍地牵头劝返。".into(),
+            ..Default::default()
         })
         .await?
         .into_inner()

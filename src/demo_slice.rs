@@ -271,6 +271,7 @@ async fn anhui_and_the_check(stack: &Stack, today: chrono::NaiveDate) -> anyhow:
                 case_id: case.case_id,
                 destination_region_code: "320102".into(),
                 reason: "家庭已在南京市玄武区居住务工，请流入地依R11接续劝返".into(),
+                ..Default::default()
             };
             if let Some(handoff) =
                 warn("requesting the hand-off to 江苏", linquan.transfer.clone().request_handoff(request).await)

@@ -405,3 +405,49 @@ async fn the_hukou_region_is_told_of_a_migrant_childs_case_and_acknowledges_it_r
 fn uuid_like() -> String {
     "01900000-0000-7000-8000-000000000000".into()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_r11_hand_off_the_hukou_region_is_prompted_to_invite_the_new_inflow_region() {
+    let (_clock, test) = start().await;
+    let xuanwu = test.clients("320000", "320102", Role::Caseworker);
+    let linquan = test.clients("340000", "341221", Role::Caseworker);
+    let yingzhou = test.clients("340000", "341202", Role::Caseworker);
+    let case = Child::Xiaosi.open_case(&xuanwu).await;
+    let hand_off = |new_inflow: &str| RequestHandoffRequest {
+        case_id: case.case_id.clone(),
+        destination_region_code: "341221".into(),
+        reason: "学生已随父母迁往阜阳市颍州区，依R11书面告知户籍地牵头劝返".into(),
+        new_inflow_region_code: new_inflow.into(),
+    };
+    // The new inflow region is a county other than the destination.
+    let same = xuanwu.transfer.clone().request_handoff(hand_off("341221")).await;
+    refused(same, Code::InvalidArgument, "new_inflow_region_code");
+    let city = xuanwu.transfer.clone().request_handoff(hand_off("341200")).await;
+    refused(city, Code::InvalidArgument, "new_inflow_region_code");
+
+    let handoff = xuanwu.transfer.clone().request_handoff(hand_off("341202")).await.expect("requested");
+    let id = handoff.into_inner().handoff.unwrap().handoff_id;
+    let incoming = common::handoffs::delivered(&xuanwu, &linquan, &id).await;
+    assert_eq!(incoming.dossier.as_ref().unwrap().new_inflow_region_code, "341202");
+    assert!(!incoming.invite_coworker, "only once the case is ours");
+    linquan.transfer.clone().accept_handoff(AcceptHandoffRequest { handoff_id: id.clone() }).await.expect("accepted");
+    let accepted = common::handoffs::until(&linquan, &id, HandoffDirection::Incoming, HandoffState::Completed).await;
+    assert!(accepted.invite_coworker && accepted.coworker_assistance_id.is_empty(), "{accepted:?}");
+
+    // 临泉县 invites 颍州区; the prompt gives way to the request.
+    let ask = ask(
+        &accepted.destination_case_id,
+        "341202",
+        AssistanceReason::InflowRegion,
+        &[AssistanceNeed::FindChild, AssistanceNeed::VisitFamily],
+    );
+    let asked = request(&linquan, ask).await.expect("co-worker invited");
+    let after = common::handoffs::handoff(&linquan, &id, HandoffDirection::Incoming).await;
+    assert!(!after.invite_coworker);
+    assert_eq!(after.coworker_assistance_id, asked.assistance_id);
+    until_listed(&yingzhou, HandoffDirection::Incoming, "the invitation in 颍州区", |theirs| {
+        theirs.assistance_id == asked.assistance_id && theirs.reason == AssistanceReason::InflowRegion as i32
+    })
+    .await;
+    test.finish().await;
+}

@@ -122,7 +122,8 @@ async fn malformed_ids_and_unknown_regions_are_refused_field_by_field_and_nothin
     assert_eq!(unknown_pupil.code(), Code::NotFound);
     let cases_db = test.database("320000", "cases").await;
     assert_eq!(counts::cases(&cases_db).await.unwrap(), 1);
-    assert_eq!(counts::case_events(&cases_db).await.unwrap(), 1);
+    // The one case's events: opened, and R10's notice to the hukou region (a migrant child).
+    assert_eq!(counts::case_events(&cases_db).await.unwrap(), 2);
 
     test.finish().await;
 }
@@ -256,6 +257,7 @@ async fn hand_off_refusals_leave_one_hand_off_and_one_owner() {
         case_id: case.case_id.clone(),
         destination_region_code: destination.into(),
         reason: "家庭已返回户籍地".into(),
+        ..Default::default()
     };
 
     let same = xuanwu.transfer.clone().request_handoff(request("320102")).await.unwrap_err();

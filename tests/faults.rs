@@ -477,6 +477,7 @@ async fn request_handoff(clients: &Clients, case_id: &str) -> String {
             case_id: case_id.to_owned(),
             destination_region_code: "341221".into(),
             reason: "家庭已返回户籍地".into(),
+            ..Default::default()
         })
         .await
         .unwrap()

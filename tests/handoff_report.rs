@@ -63,6 +63,7 @@ async fn request(xuanwu: &Clients, case_id: &str, destination: &str) -> String {
             case_id: case_id.into(),
             destination_region_code: destination.into(),
             reason: "家庭已返回户籍地".into(),
+            ..Default::default()
         })
         .await
         .expect("hand-off requested")

@@ -413,6 +413,7 @@ async fn two_requests_or_a_request_and_a_status_change_racing_for_one_case_one_w
         handoff_id: uuid::Uuid::now_v7().to_string(),
         destination_region_code: "341221".into(),
         reason: "家庭已返回户籍地".into(),
+        ..Default::default()
     };
     let refused = case_handoffs(&test).reserve_case(reservation).await.unwrap_err();
     assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");

@@ -691,6 +691,7 @@ fn handoff_request(case_id: &str, destination: &str) -> RequestHandoffRequest {
         case_id: case_id.into(),
         destination_region_code: destination.into(),
         reason: "家庭已返回户籍地".into(),
+        ..Default::default()
     }
 }
 

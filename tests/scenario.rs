@@ -72,6 +72,7 @@ async fn a_migrant_childs_case_is_handed_from_jiangsu_to_anhui() {
             case_id: opened.case_id.clone(),
             destination_region_code: "341221".into(),
             reason: "家庭已返回户籍地".into(),
+            ..Default::default()
         })
         .await
         .expect("hand-off requested")

@@ -53,6 +53,7 @@ pub async fn request(clients: &Clients, case_id: &str, destination: &str) -> Res
             case_id: case_id.into(),
             destination_region_code: destination.into(),
             reason: "家庭已返回户籍地".into(),
+            ..Default::default()
         })
         .await
         .map(|response| response.into_inner().handoff.unwrap())

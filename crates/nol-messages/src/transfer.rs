@@ -140,6 +140,9 @@ catalogue! {
         NoHukouNotice { id: String } =>
             "no notice {id} received by this region", "本地区没有收到编号为 {id} 的户籍地告知";
         HukouNoticeAcknowledged => "this notice was already acknowledged", "该告知已签收";
+        NewInflowIsDestination =>
+            "is the destination itself; name the county the child moved to, or leave it empty",
+            "与接收地相同；请填写学生新的流入地，或留空";
         CloseNoteRequired =>
             "is required: say why the request is closed, or what came of it", "为必填项：请说明办结原因或协查结果";
         /// R8, when the helping province has no link configured.

@@ -122,9 +122,16 @@ impl Transfer {
         let destination =
             violations.check("destination_region_code", RegionCode::parse_county(&request.destination_region_code));
         let reason = required_text(&mut violations, "reason", &request.reason, Msg::ReasonRequired);
+        let new_inflow = match request.new_inflow_region_code.trim() {
+            "" => None,
+            code => violations.check("new_inflow_region_code", RegionCode::parse_county(code)),
+        };
+        if new_inflow.is_some() && new_inflow == destination {
+            violations.add("new_inflow_region_code", Msg::NewInflowIsDestination);
+        }
         violations.finish()?;
         let (case_id, destination) = (nol_runtime::error::checked(case_id)?, nol_runtime::error::checked(destination)?);
-        self.start_handoff(caller, case_id, destination, reason).await
+        self.start_handoff(caller, case_id, destination, reason, new_inflow).await
     }
 
     /// Checks what can be checked before anything changes (the caller's scope over the case, its
@@ -135,6 +142,7 @@ impl Transfer {
         case_id: Uuid,
         destination: RegionCode,
         reason: String,
+        new_inflow: Option<RegionCode>,
     ) -> Result<Handoff, ServiceError> {
         // A first read (the case service checks scope again and audits it) refuses the plain
         // mistakes without reserving anything; the reservation below decides for real.
@@ -162,6 +170,7 @@ impl Transfer {
                 handoff_id: handoff_id.to_string(),
                 destination_region_code: destination.to_string(),
                 reason: reason.clone(),
+                new_inflow_region_code: new_inflow.map(|region| region.to_string()).unwrap_or_default(),
             },
         );
         let reserved = self
@@ -237,7 +246,7 @@ impl Transfer {
                 let case_id = rejection.linked_case_id.map(|id| id.to_string()).unwrap_or_default();
                 Err(ServiceError::already_exists(Msg::AcceptRefusedByR2 { case_id }))
             }
-            _ => Ok(handoff_to_proto(&outcome)),
+            _ => self.with_coworker(handoff_to_proto(&outcome)).await,
         }
     }
 
@@ -337,7 +346,21 @@ impl Transfer {
         let handoff = self.visible(caller, id, direction).await?;
         let mut conn = self.pool.acquire().await?;
         audit::record(&mut conn, caller, "handoff.read", "handoff", &[id.to_string()]).await?;
-        Ok(handoff_to_proto(&handoff))
+        self.with_coworker(handoff_to_proto(&handoff)).await
+    }
+
+    /// R11: an accepted incoming hand-off whose dossier names the county the child moved to
+    /// prompts the new owner to invite it as co-worker, until a request for help has gone to it.
+    async fn with_coworker(&self, mut handoff: Handoff) -> Result<Handoff, ServiceError> {
+        let new_inflow = handoff.dossier.as_ref().map(|dossier| dossier.new_inflow_region_code.as_str()).unwrap_or("");
+        let accepted = [HandoffState::Accepted as i32, HandoffState::Completed as i32].contains(&handoff.state);
+        let case_id = Uuid::parse_str(&handoff.destination_case_id).ok();
+        if let (false, true, Some(case_id)) = (new_inflow.is_empty(), accepted, case_id) {
+            let asked = crate::assistance::latest_request_to(&self.pool, case_id, new_inflow).await?;
+            handoff.coworker_assistance_id = asked.map(|id| id.to_string()).unwrap_or_default();
+            handoff.invite_coworker = asked.is_none();
+        }
+        Ok(handoff)
     }
 
     /// GetHandoffNotice: the written notice, to the origin's or the destination's side only.
@@ -373,7 +396,11 @@ impl Transfer {
         let ids: Vec<String> = rows.iter().map(|row| row.id.to_string()).collect();
         let mut conn = self.pool.acquire().await?;
         audit::record(&mut conn, caller, "handoff.list", "handoff", &ids).await?;
-        Ok(ListHandoffsResponse { handoffs: rows.iter().map(handoff_to_proto).collect(), next_page_token })
+        let mut handoffs = Vec::with_capacity(rows.len());
+        for row in &rows {
+            handoffs.push(self.with_coworker(handoff_to_proto(row)).await?);
+        }
+        Ok(ListHandoffsResponse { handoffs, next_page_token })
     }
 
     /// RequestTransferIn: a county that found a child asks the owner for the case.
@@ -476,7 +503,7 @@ impl Transfer {
         if reason.chars().count() > TEXT_MAX_CHARS {
             return Err(ServiceError::invalid("reason", Common::TooLong { max: Count(TEXT_MAX_CHARS as u64) }));
         }
-        let handoff = self.start_handoff(caller, case_id, transfer.asking_region, reason).await?;
+        let handoff = self.start_handoff(caller, case_id, transfer.asking_region, reason, None).await?;
         let handoff_id = Uuid::parse_str(&handoff.handoff_id).ok();
         let mut tx = self.pool.begin().await?;
         let decided = store::set_transfer_in_decision(

@@ -348,6 +348,7 @@ impl Steps {
                 .iter()
                 .map(|officer| format!("{}，{}", officer.full_name, officer.phone))
                 .collect(),
+            new_inflow_region_code: dossier.new_inflow_region_code.clone(),
         };
         let new = NewHandoff {
             id,

@@ -176,6 +176,9 @@ pub fn handoff_to_proto(handoff: &Handoff) -> nol_proto::v1::Handoff {
         notice_number: handoff.notice_number.clone().unwrap_or_default(),
         notice_sha256: handoff.notice_sha256.as_deref().map(crate::notice::hex).unwrap_or_default(),
         dossier: handoff.dossier_view.as_deref().and_then(|bytes| HandoffDossierView::decode(bytes).ok()),
+        // Set by the service where it applies (an accepted incoming hand-off, R11).
+        invite_coworker: false,
+        coworker_assistance_id: String::new(),
     }
 }
 

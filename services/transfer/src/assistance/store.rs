@@ -302,6 +302,23 @@ pub async fn reports(
         .collect()
 }
 
+/// The newest outgoing request for help with `case_id` to `region`, if any.
+pub async fn latest_request_to(
+    executor: impl PgExecutor<'_>,
+    case_id: Uuid,
+    region: &str,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar!(
+        "SELECT id FROM assistance
+          WHERE direction = 'outgoing' AND case_id = $1 AND assisting_region = $2
+          ORDER BY requested_at DESC LIMIT 1",
+        case_id,
+        region,
+    )
+    .fetch_optional(executor)
+    .await
+}
+
 /// A list's filters.
 pub struct ListFilter<'a> {
     pub prefix: &'a str,

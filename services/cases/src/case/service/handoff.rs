@@ -44,10 +44,16 @@ impl CaseService {
         let handoff_id = parse_uuid("handoff_id", &request.handoff_id)?;
         let destination = RegionCode::parse_county(&request.destination_region_code)
             .map_err(|error| ServiceError::invalid("destination_region_code", error))?;
+        let new_inflow = Some(request.new_inflow_region_code.trim())
+            .filter(|code| !code.is_empty())
+            .map(RegionCode::parse_county)
+            .transpose()
+            .map_err(|error| ServiceError::invalid("new_inflow_region_code", error))?;
         let mut tx = self.pool.begin().await?;
         let case = self.lock(&mut tx, caller, case_id).await?;
         // Read after the case's lock is held: the dossier is the case as reserved.
-        let dossier = self.dossier(&case).await?;
+        let mut dossier = self.dossier(&case).await?;
+        dossier.new_inflow_region_code = new_inflow.map(|region| region.to_string()).unwrap_or_default();
         let sealed = self.seal.public_key().seal(&dossier.encode_to_vec());
         let reservation = Reservation {
             handoff_id,
@@ -107,6 +113,7 @@ impl CaseService {
                 .collect(),
             notice_pdf: Vec::new(),
             notice_number: String::new(),
+            new_inflow_region_code: String::new(),
         })
     }
 }
