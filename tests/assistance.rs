@@ -399,6 +399,57 @@ async fn the_hukou_region_is_told_of_a_migrant_childs_case_and_acknowledges_it_r
         ("caseworker@341221", "已知悉，将配合玄武区做好劝返工作")
     );
     assert!(ours.acknowledge_time.is_some());
+
+    // The hukou region offers its help: a request the other way, accepted from the start.
+    let offer = |needs: &[AssistanceNeed]| OfferAssistanceRequest {
+        notice_id: theirs.notice_id.clone(),
+        needs: needs.iter().map(|need| *need as i32).collect(),
+        due_date: String::new(),
+        note: "户籍地可协助入户走访家长".into(),
+    };
+    refused(linquan.assistance.clone().offer_assistance(offer(&[])).await, Code::InvalidArgument, "needs");
+    let stranger = yingzhou.assistance.clone().offer_assistance(offer(&[AssistanceNeed::VisitFamily])).await;
+    refused(stranger, Code::NotFound, "no notice");
+    let offered = linquan
+        .assistance
+        .clone()
+        .offer_assistance(offer(&[AssistanceNeed::VisitFamily]))
+        .await
+        .expect("offered")
+        .into_inner()
+        .assistance
+        .unwrap();
+    assert_eq!(
+        (offered.state, offered.direction),
+        (AssistanceState::Accepted as i32, HandoffDirection::Incoming as i32)
+    );
+    let again = linquan.assistance.clone().offer_assistance(offer(&[AssistanceNeed::VisitFamily])).await;
+    refused(again, Code::AlreadyExists, "still open");
+    let ours = until_assistance(
+        &xuanwu,
+        &offered.assistance_id,
+        HandoffDirection::Outgoing,
+        "the offer in 玄武区",
+        |ours| ours.state == AssistanceState::Accepted as i32,
+    )
+    .await;
+    assert_eq!((ours.reason, ours.case_id.as_str()), (AssistanceReason::HukouRegion as i32, case.case_id.as_str()));
+    assert_eq!(ours.requested_by, "caseworker@341221");
+    eventually("the offer in the case's history", || async {
+        let history = xuanwu
+            .cases
+            .clone()
+            .list_case_history(ListCaseHistoryRequest {
+                case_id: case.case_id.clone(),
+                page_size: 100,
+                ..Default::default()
+            })
+            .await?
+            .into_inner()
+            .entries;
+        Ok(history.iter().any(|entry| entry.change == "assistance_accepted").then_some(()))
+    })
+    .await;
     test.finish().await;
 }
 

@@ -115,6 +115,10 @@ pub const CHECK_ITEM_MARKED: EventType = EventType { service: "cases", name: "ch
 /// the owner's own case service).
 pub const ASSISTANCE_ASKED: EventType = EventType { service: "transfer", name: "assistance_requested", version: 1 };
 
+/// `AssistanceAsked` with `offered_by`: the hukou region offered help on a case it was told of
+/// (R10), so the request starts accepted (cross-region, to the owner).
+pub const ASSISTANCE_OFFERED: EventType = EventType { service: "transfer", name: "assistance_offered", version: 1 };
+
 /// `AssistanceAnswered`: the helping county received, accepted or declined a request.
 pub const ASSISTANCE_ANSWERED: EventType = EventType { service: "transfer", name: "assistance_answered", version: 1 };
 
@@ -135,7 +139,8 @@ pub const HUKOU_NOTICE_ANSWERED: EventType =
     EventType { service: "transfer", name: "hukou_notice_answered", version: 1 };
 
 /// All of them, for documentation and tests.
-pub const ALL: [EventType; 41] = [
+pub const ALL: [EventType; 42] = [
+    ASSISTANCE_OFFERED,
     HUKOU_NOTICE_DUE,
     HUKOU_NOTICE,
     HUKOU_NOTICE_ANSWERED,

@@ -5,11 +5,11 @@
 
 use nol_backbone::consumer::{EventHandler, HandlerError};
 use nol_events::{
-    ASSISTANCE_ANSWERED, ASSISTANCE_ASKED, ASSISTANCE_CLOSED, ASSISTANCE_REPORTED, ASSISTANCE_REQUESTED,
-    CASE_HANDED_OVER, CASE_RESERVED, CASE_TAKE_IN_REFUSED, CASE_TAKEN_IN, EventEnvelope, HANDOFF_ACCEPTED,
-    HANDOFF_CANCEL_REQUESTED, HANDOFF_CANCELLED, HANDOFF_COMPLETED, HANDOFF_RECEIVED, HANDOFF_REJECTED,
-    HANDOFF_REQUESTED, HUKOU_NOTICE, HUKOU_NOTICE_ANSWERED, HUKOU_NOTICE_DUE, SubjectScheme, TRANSFER_IN_ANSWERED,
-    TRANSFER_IN_MATCHED, TRANSFER_IN_REQUESTED, decode_payload, region_field, uuid_field,
+    ASSISTANCE_ANSWERED, ASSISTANCE_ASKED, ASSISTANCE_CLOSED, ASSISTANCE_OFFERED, ASSISTANCE_REPORTED,
+    ASSISTANCE_REQUESTED, CASE_HANDED_OVER, CASE_RESERVED, CASE_TAKE_IN_REFUSED, CASE_TAKEN_IN, EventEnvelope,
+    HANDOFF_ACCEPTED, HANDOFF_CANCEL_REQUESTED, HANDOFF_CANCELLED, HANDOFF_COMPLETED, HANDOFF_RECEIVED,
+    HANDOFF_REJECTED, HANDOFF_REQUESTED, HUKOU_NOTICE, HUKOU_NOTICE_ANSWERED, HUKOU_NOTICE_DUE, SubjectScheme,
+    TRANSFER_IN_ANSWERED, TRANSFER_IN_MATCHED, TRANSFER_IN_REQUESTED, decode_payload, region_field, uuid_field,
 };
 use nol_proto::v1::{
     AssistanceAnswered, AssistanceAsked, AssistanceClosed, AssistanceReported, AssistanceRequested, CaseHandedOver,
@@ -42,6 +42,7 @@ pub fn filter_subjects(scheme: &SubjectScheme, province: &RegionCode) -> Vec<Str
         ASSISTANCE_CLOSED,
         HUKOU_NOTICE,
         HUKOU_NOTICE_ANSWERED,
+        ASSISTANCE_OFFERED,
     ]
     .into_iter()
     .map(|event_type| scheme.cross_filter(province, event_type));
@@ -142,6 +143,9 @@ impl EventHandler for TransferEvents {
         } else if ASSISTANCE_CLOSED.matches(kind) {
             let closed: AssistanceClosed = decode_payload(envelope, ASSISTANCE_CLOSED)?;
             Ok(steps.record_help_close(conn, &closed).await?)
+        } else if ASSISTANCE_OFFERED.matches(kind) {
+            let offered: AssistanceAsked = decode_payload(envelope, ASSISTANCE_OFFERED)?;
+            Ok(steps.record_offer(conn, &offered).await?)
         } else if HUKOU_NOTICE_DUE.matches(kind) {
             let due: HukouNoticeDue = decode_payload(envelope, HUKOU_NOTICE_DUE)?;
             let event_id = uuid_field(envelope, "event_id", &envelope.event_id)?;

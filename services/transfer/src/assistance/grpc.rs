@@ -79,6 +79,39 @@ fn past_day(violations: &mut Violations, field: &str, text: &str, today: NaiveDa
     }
 }
 
+/// What is needed: at least one, each known, each once.
+fn needs(violations: &mut Violations, given: &[i32]) -> Vec<AssistanceNeed> {
+    let mut needs: Vec<AssistanceNeed> = Vec::new();
+    for need in given {
+        match AssistanceNeed::try_from(*need) {
+            Ok(AssistanceNeed::Unspecified) | Err(_) => {
+                violations.add("needs", Common::UnknownValues { values: format!("[{need}]") })
+            }
+            Ok(need) if !needs.contains(&need) => needs.push(need),
+            Ok(_) => {}
+        }
+    }
+    if given.is_empty() {
+        violations.add("needs", Msg::NeedRequired);
+    }
+    needs
+}
+
+/// The due date: after today and at most 180 days ahead; 14 days from today when not given.
+fn due_date(violations: &mut Violations, text: &str, today: NaiveDate) -> Option<NaiveDate> {
+    if text.trim().is_empty() {
+        return Some(today + chrono::Duration::days(DEFAULT_DUE_DAYS));
+    }
+    let latest = today + chrono::Duration::days(MAX_DUE_DAYS);
+    match NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d") {
+        Err(_) => violations.add("due_date", Common::NotADate),
+        Ok(day) if day <= today => violations.add("due_date", Msg::DueDateNotAfterToday { today: today.to_string() }),
+        Ok(day) if day > latest => violations.add("due_date", Msg::DueDateTooFar { latest: latest.to_string() }),
+        Ok(day) => return Some(day),
+    }
+    None
+}
+
 /// The contract's view of one side's request, with its reports.
 pub fn to_proto(request: &Stored, reports: Vec<AssistanceReport>, today: NaiveDate) -> nol_proto::v1::Assistance {
     nol_proto::v1::Assistance {
@@ -148,41 +181,10 @@ impl Assistance {
                 violations.add("reason", Msg::NotAReason);
             }
         }
-        let mut needs: Vec<AssistanceNeed> = Vec::new();
-        for need in &request.needs {
-            match AssistanceNeed::try_from(*need) {
-                Ok(AssistanceNeed::Unspecified) | Err(_) => {
-                    violations.add("needs", Common::UnknownValues { values: format!("[{need}]") })
-                }
-                Ok(need) if !needs.contains(&need) => needs.push(need),
-                Ok(_) => {}
-            }
-        }
-        if request.needs.is_empty() {
-            violations.add("needs", Msg::NeedRequired);
-        }
+        let needs = needs(&mut violations, &request.needs);
         let note_required = (reason == Some(AssistanceReason::Other)).then(|| Msg::NoteRequiredForOther.into());
         let note = text(&mut violations, "note", &request.note, note_required);
-        let due_on = if request.due_date.trim().is_empty() {
-            Some(today + chrono::Duration::days(DEFAULT_DUE_DAYS))
-        } else {
-            match NaiveDate::parse_from_str(request.due_date.trim(), "%Y-%m-%d") {
-                Err(_) => {
-                    violations.add("due_date", Common::NotADate);
-                    None
-                }
-                Ok(day) if day <= today => {
-                    violations.add("due_date", Msg::DueDateNotAfterToday { today: today.to_string() });
-                    None
-                }
-                Ok(day) if day > today + chrono::Duration::days(MAX_DUE_DAYS) => {
-                    let latest = today + chrono::Duration::days(MAX_DUE_DAYS);
-                    violations.add("due_date", Msg::DueDateTooFar { latest: latest.to_string() });
-                    None
-                }
-                Ok(day) => Some(day),
-            }
-        };
+        let due_on = due_date(&mut violations, &request.due_date, today);
         violations.finish()?;
         let (case_id, helper) = (checked(case_id)?, checked(helper)?);
         let (reason, due_on) = (reason.unwrap_or(AssistanceReason::Other), due_on.unwrap_or(today));
@@ -520,6 +522,57 @@ impl Assistance {
         Ok(ListHukouNoticesResponse { notices: rows.iter().map(notice_to_proto).collect(), next_page_token })
     }
 
+    /// OfferAssistance: the hukou region offers help on the case a notice it received names.
+    async fn offer(
+        &self,
+        caller: &Caller,
+        request: OfferAssistanceRequest,
+    ) -> Result<nol_proto::v1::Assistance, ServiceError> {
+        caller.require_role(&[Role::Caseworker], Action::WorkAssistance)?;
+        let today = self.clock.today();
+        let mut violations = Violations::default();
+        let needs = needs(&mut violations, &request.needs);
+        let note = text(&mut violations, "note", &request.note, None);
+        let due_on = due_date(&mut violations, &request.due_date, today);
+        violations.finish()?;
+        let id = parse_uuid("notice_id", &request.notice_id)?;
+        let mut tx = self.pool.begin().await?;
+        let found = notice::get(&mut *tx, id, Direction::Incoming)
+            .await?
+            .filter(|found| caller.sees(&found.hukou_region))
+            .ok_or_else(|| ServiceError::not_found(Msg::NoHukouNotice { id: id.to_string() }))?;
+        if self.steps.seal_key(&found.owner_region).is_none() {
+            let province = found.owner_region.province();
+            return Err(ServiceError::precondition(Msg::NoLink {
+                name: province.full_name(),
+                code: province.to_string(),
+            }));
+        }
+        let new = NewAssistance {
+            id: Uuid::now_v7(),
+            case_id: found.case_id,
+            owner_region: &found.owner_region,
+            assisting_region: &found.hukou_region,
+            reason: AssistanceReason::HukouRegion,
+            needs: &needs,
+            due_on: due_on.unwrap_or(today),
+            note: &note,
+            attempt_id: None,
+            child: &found.child,
+            requested_by: &caller.subject,
+        };
+        let Some(offered) = self.steps.offer_help(&mut tx, &new).await? else {
+            return Err(ServiceError::already_exists(Msg::AssistanceOpenAlready {
+                name: found.hukou_region.full_name(),
+                code: found.hukou_region.to_string(),
+            }));
+        };
+        audit::record(&mut tx, caller, "assistance.offer", "assistance", &[offered.id.to_string()]).await?;
+        tx.commit().await?;
+        self.wake.notify();
+        Ok(to_proto(&offered, Vec::new(), today))
+    }
+
     async fn acknowledge(
         &self,
         caller: &Caller,
@@ -559,6 +612,15 @@ impl AssistanceService for Assistance {
     ) -> Result<Response<ListHukouNoticesResponse>, Status> {
         let caller = nol_runtime::caller_of(&request, &self.province)?;
         Ok(Response::new(self.notices(&caller, request.into_inner()).await?))
+    }
+
+    async fn offer_assistance(
+        &self,
+        request: Request<OfferAssistanceRequest>,
+    ) -> Result<Response<OfferAssistanceResponse>, Status> {
+        let caller = nol_runtime::caller_of(&request, &self.province)?;
+        let assistance = self.offer(&caller, request.into_inner()).await?;
+        Ok(Response::new(OfferAssistanceResponse { assistance: Some(assistance) }))
     }
 
     async fn acknowledge_hukou_notice(

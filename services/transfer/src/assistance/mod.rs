@@ -20,7 +20,8 @@ mod store;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use nol_events::{
-    ASSISTANCE_ANSWERED, ASSISTANCE_ASKED, ASSISTANCE_CLOSED, ASSISTANCE_REPORTED, EventHeader, EventType,
+    ASSISTANCE_ANSWERED, ASSISTANCE_ASKED, ASSISTANCE_CLOSED, ASSISTANCE_OFFERED, ASSISTANCE_REPORTED, EventHeader,
+    EventType,
 };
 use nol_messages::{AssistanceStanding, Transfer as Msg};
 use nol_proto::v1::{
@@ -147,13 +148,20 @@ pub fn reason_as_stored(reason: AssistanceReason) -> Option<&'static str> {
         AssistanceReason::InflowRegion => "inflow_region",
         AssistanceReason::Sighting => "sighting",
         AssistanceReason::Other => "other",
+        AssistanceReason::HukouRegion => "hukou_region",
     })
 }
 
 pub fn reason_from_stored(text: &str) -> Option<AssistanceReason> {
-    [AssistanceReason::WorkPlace, AssistanceReason::InflowRegion, AssistanceReason::Sighting, AssistanceReason::Other]
-        .into_iter()
-        .find(|reason| reason_as_stored(*reason) == Some(text))
+    [
+        AssistanceReason::WorkPlace,
+        AssistanceReason::InflowRegion,
+        AssistanceReason::Sighting,
+        AssistanceReason::Other,
+        AssistanceReason::HukouRegion,
+    ]
+    .into_iter()
+    .find(|reason| reason_as_stored(*reason) == Some(text))
 }
 
 pub fn need_as_stored(need: AssistanceNeed) -> Option<&'static str> {
@@ -578,6 +586,122 @@ impl Steps {
         Ok(())
     }
 
+    /// R10: the hukou region offers its help on the case a notice named. Its side starts
+    /// accepted; the owner learns of it (`assistance_offered`, the child sealed to the owner's
+    /// province) and records its side accepted too. `None` when a request between them on this
+    /// case is still open here.
+    pub async fn offer_help(
+        &self,
+        conn: &mut PgConnection,
+        new: &NewAssistance<'_>,
+    ) -> Result<Option<Assistance>, StepError> {
+        let Some(offered) = store::insert_accepted(conn, new, Direction::Incoming).await? else {
+            return Ok(None);
+        };
+        let seal = self.seal_key(&offered.owner_region).ok_or_else(|| {
+            StepError::Permanent(format!("assistance {}: no link to the owner's province", offered.id))
+        })?;
+        let mut message = asked_message(&offered);
+        message.sealed_child = seal.seal(&offered.child.encode_to_vec());
+        message.offered_by = new.requested_by.to_owned();
+        let id = offered.id.to_string();
+        nol_backbone::outbox::emit(
+            conn,
+            &self.scheme.cross(ASSISTANCE_OFFERED, &offered.assisting_region, &offered.owner_region),
+            header(ASSISTANCE_OFFERED, offered.assisting_region, &id, new.requested_by),
+            &message,
+        )
+        .await?;
+        // The helper's own case service watches the due date.
+        let told = AssistanceAsked {
+            sealed_child: Vec::new(),
+            side: HandoffDirection::Incoming as i32,
+            child: Some(offered.child.clone()),
+            ..message
+        };
+        nol_backbone::outbox::emit(
+            conn,
+            &self.scheme.local(ASSISTANCE_ASKED, &offered.assisting_region),
+            header(ASSISTANCE_ASKED, offered.assisting_region, &id, new.requested_by),
+            &told,
+        )
+        .await?;
+        Ok(Some(offered))
+    }
+
+    /// The owner learns of an offer: its side recorded accepted (once), and its case service told
+    /// (the request, then the acceptance, for the case's history and the due date's watch).
+    pub async fn record_offer(&self, conn: &mut PgConnection, offered: &AssistanceAsked) -> Result<(), StepError> {
+        let id = Uuid::parse_str(&offered.assistance_id).map_err(|_| permanent(&offered.assistance_id, "id"))?;
+        let region = |text: &str, what: &str| {
+            RegionCode::parse(text).map_err(|_| permanent(&offered.assistance_id, format!("{what} {text:?}")))
+        };
+        let owner = region(&offered.owner_region_code, "owner region")?;
+        let helper = region(&offered.assisting_region_code, "assisting region")?;
+        if owner.province() != self.province {
+            return Err(permanent(&offered.assistance_id, "addressed outside this province"));
+        }
+        if store::get(&mut *conn, id, Direction::Outgoing).await?.is_some() {
+            return Ok(());
+        }
+        let opened =
+            self.keys.seal.open(&offered.sealed_child).map_err(|error| permanent(&offered.assistance_id, error))?;
+        let child =
+            ChildSummary::decode(opened.as_slice()).map_err(|error| permanent(&offered.assistance_id, error))?;
+        let needs: Vec<AssistanceNeed> =
+            offered.needs.iter().filter_map(|need| AssistanceNeed::try_from(*need).ok()).collect();
+        let due_on = NaiveDate::parse_from_str(&offered.due_date, "%Y-%m-%d")
+            .map_err(|_| permanent(&offered.assistance_id, "due date"))?;
+        let case_id = Uuid::parse_str(&offered.case_id).map_err(|_| permanent(&offered.assistance_id, "case id"))?;
+        let new = NewAssistance {
+            id,
+            case_id,
+            owner_region: &owner,
+            assisting_region: &helper,
+            reason: AssistanceReason::HukouRegion,
+            needs: &needs,
+            due_on,
+            note: &offered.note,
+            attempt_id: None,
+            child: &child,
+            requested_by: &offered.offered_by,
+        };
+        if store::insert_accepted(conn, &new, Direction::Outgoing).await?.is_none() {
+            return Err(permanent(
+                &offered.assistance_id,
+                "a request between these counties on this case is open here",
+            ));
+        }
+        let told =
+            AssistanceAsked { sealed_child: Vec::new(), side: HandoffDirection::Outgoing as i32, ..offered.clone() };
+        nol_backbone::outbox::emit(
+            conn,
+            &self.scheme.local(ASSISTANCE_ASKED, &owner),
+            header(ASSISTANCE_ASKED, owner, &offered.assistance_id, &offered.offered_by),
+            &told,
+        )
+        .await?;
+        let accepted = AssistanceAnswered {
+            assistance_id: offered.assistance_id.clone(),
+            case_id: offered.case_id.clone(),
+            owner_region_code: offered.owner_region_code.clone(),
+            assisting_region_code: offered.assisting_region_code.clone(),
+            state: State::Accepted.to_proto() as i32,
+            decline_reason: String::new(),
+            decided_by: offered.offered_by.clone(),
+            side: HandoffDirection::Outgoing as i32,
+        };
+        nol_backbone::outbox::emit(
+            conn,
+            &self.scheme.local(ASSISTANCE_ANSWERED, &owner),
+            header(ASSISTANCE_ANSWERED, owner, &offered.assistance_id, &offered.offered_by),
+            &accepted,
+        )
+        .await?;
+        tracing::info!(assistance_id = %id, owner = %owner, helper = %helper, "R10: the hukou region offered help");
+        Ok(())
+    }
+
     /// R8: the case service recorded an attempt at a work place in another county; this province
     /// asks that county for help (once per attempt: the request's id is the event's).
     pub async fn ask_for_work_place(
@@ -632,6 +756,7 @@ fn asked_message(request: &Assistance) -> AssistanceAsked {
         attempt_id: request.attempt_id.map(|id| id.to_string()).unwrap_or_default(),
         side: HandoffDirection::Outgoing as i32,
         child: None,
+        offered_by: String::new(),
     }
 }
 
@@ -668,6 +793,7 @@ mod tests {
             (AssistanceReason::InflowRegion, "inflow_region"),
             (AssistanceReason::Sighting, "sighting"),
             (AssistanceReason::Other, "other"),
+            (AssistanceReason::HukouRegion, "hukou_region"),
         ] {
             assert_eq!(reason_as_stored(reason), Some(stored));
             assert_eq!(reason_from_stored(stored), Some(reason));

@@ -148,6 +148,37 @@ pub async fn insert(
     .await?)
 }
 
+/// Records a request that starts accepted (offered by the helper, R10) on one side, unless it
+/// exists or one between these counties on this case is still open on this side (`None`).
+pub async fn insert_accepted(
+    conn: &mut PgConnection,
+    new: &NewAssistance<'_>,
+    direction: Direction,
+) -> sqlx::Result<Option<Assistance>> {
+    let needs: Vec<&str> = new.needs.iter().filter_map(|need| need_as_stored(*need)).collect();
+    one(sqlx::query_as!(
+        Row,
+        "INSERT INTO assistance (id, direction, state, case_id, owner_region, assisting_region, reason, needs, due_on,
+                                 note, child, requested_by, decided_by, decided_at)
+         VALUES ($1, $2, 'accepted', $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, clock_timestamp())
+         ON CONFLICT DO NOTHING
+         RETURNING *",
+        new.id,
+        direction_as_stored(direction),
+        new.case_id,
+        new.owner_region.as_str(),
+        new.assisting_region.as_str(),
+        reason_as_stored(new.reason).unwrap_or("other"),
+        &needs as &[&str],
+        new.due_on,
+        new.note,
+        new.child.encode_to_vec(),
+        new.requested_by,
+    )
+    .fetch_optional(conn)
+    .await?)
+}
+
 pub async fn get(executor: impl PgExecutor<'_>, id: Uuid, direction: Direction) -> sqlx::Result<Option<Assistance>> {
     one(sqlx::query_as!(
         Row,
