@@ -205,7 +205,8 @@ where
     Fut: std::future::Future<Output = anyhow::Result<RunningService>>,
 {
     let config = ServiceConfig::from_env(service)?;
-    let _telemetry = nol_telemetry::init(&format!("nol-{service}"))?;
+    let province = config.province.to_string();
+    let _telemetry = nol_telemetry::init_for(&format!("nol-{service}"), Some(&province))?;
     let shutdown = crate::shutdown::on_signal();
     let running = start(config, shutdown).await?;
     let web = running.web_addr.map(|addr| format!(" web={addr}")).unwrap_or_default();

@@ -31,7 +31,22 @@ impl Drop for TelemetryGuard {
 
 /// Installs the global subscriber for a process named `service_name`. Call once, first thing.
 pub fn init(service_name: &str) -> anyhow::Result<TelemetryGuard> {
-    let resource = opentelemetry_sdk::Resource::builder().with_service_name(service_name.to_owned()).build();
+    init_for(service_name, None)
+}
+
+/// Installs the global subscriber for a service of one province: its spans' resource names the
+/// province (`nol.province`, and `service.namespace` = `nol-<province>`), and every log line
+/// carries `province=` (a `"province"` field in JSON), so an operator tells one province's work
+/// from another's in a shared trace or log store.
+pub fn init_for(service_name: &str, province: Option<&str>) -> anyhow::Result<TelemetryGuard> {
+    let mut resource = opentelemetry_sdk::Resource::builder().with_service_name(service_name.to_owned());
+    if let Some(province) = province {
+        resource = resource.with_attributes([
+            opentelemetry::KeyValue::new("nol.province", province.to_owned()),
+            opentelemetry::KeyValue::new("service.namespace", format!("nol-{province}")),
+        ]);
+    }
+    let resource = resource.build();
     let mut builder = SdkTracerProvider::builder().with_resource(resource);
     let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").unwrap_or_default();
     if !endpoint.is_empty() {
@@ -48,13 +63,65 @@ pub fn init(service_name: &str) -> anyhow::Result<TelemetryGuard> {
     let otel_layer = tracing_opentelemetry::layer().with_tracer(tracer);
     let json = std::env::var("NOL_LOG_FORMAT").is_ok_and(|format| format == "json");
     let registry = tracing_subscriber::registry().with(filter).with(otel_layer);
+    let province = province.map(str::to_owned);
     if json {
-        registry.with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr)).try_init()?;
+        let format = Tagged::new(tracing_subscriber::fmt::format().json(), province, true);
+        registry.with(tracing_subscriber::fmt::layer().event_format(format).with_writer(std::io::stderr)).try_init()?;
     } else {
         let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-        registry.with(tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(std::io::stderr)).try_init()?;
+        let format = Tagged::new(tracing_subscriber::fmt::format().with_ansi(ansi), province, false);
+        registry
+            .with(tracing_subscriber::fmt::layer().event_format(format).with_ansi(ansi).with_writer(std::io::stderr))
+            .try_init()?;
     }
     Ok(TelemetryGuard { provider })
+}
+
+/// An event format that puts the province in front of every line: `province=320000 ` before a
+/// text line, `"province":"320000",` first in a JSON object.
+struct Tagged<F> {
+    inner: F,
+    tag: Option<String>,
+    json: bool,
+}
+
+impl<F> Tagged<F> {
+    fn new(inner: F, province: Option<String>, json: bool) -> Self {
+        let tag =
+            province.map(
+                |province| {
+                    if json { format!("\"province\":\"{province}\",") } else { format!("province={province} ") }
+                },
+            );
+        Tagged { inner, tag, json }
+    }
+}
+
+impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for Tagged<F>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+    F: tracing_subscriber::fmt::FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let Some(tag) = &self.tag else { return self.inner.format_event(ctx, writer, event) };
+        if self.json {
+            let mut line = String::new();
+            self.inner.format_event(ctx, tracing_subscriber::fmt::format::Writer::new(&mut line), event)?;
+            match line.strip_prefix('{') {
+                Some(rest) => write!(writer, "{{{tag}{rest}"),
+                None => write!(writer, "{line}"),
+            }
+        } else {
+            write!(writer, "{tag}")?;
+            self.inner.format_event(ctx, writer, event)
+        }
+    }
 }
 
 /// The W3C trace context of the current span, as `traceparent` / `tracestate` entries.
@@ -127,4 +194,55 @@ impl tonic::service::Interceptor for PropagateTrace {
 pub fn inject_into_metadata(metadata: &mut tonic::metadata::MetadataMap) {
     let context = tracing::Span::current().context();
     TraceContextPropagator::new().inject_context(&context, &mut MetadataInjector(metadata));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// Collects what the subscriber writes.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn logged(json: bool) -> String {
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let province = Some("340000".to_owned());
+        let subscriber = tracing_subscriber::registry();
+        if json {
+            let format = Tagged::new(tracing_subscriber::fmt::format().json(), province, true);
+            let layer = tracing_subscriber::fmt::layer().event_format(format).with_writer(move || writer.clone());
+            tracing::subscriber::with_default(subscriber.with(layer), || tracing::info!(case = 7, "hand-off received"));
+        } else {
+            let format = Tagged::new(tracing_subscriber::fmt::format().with_ansi(false), province, false);
+            let layer = tracing_subscriber::fmt::layer()
+                .event_format(format)
+                .with_ansi(false)
+                .with_writer(move || writer.clone());
+            tracing::subscriber::with_default(subscriber.with(layer), || tracing::info!(case = 7, "hand-off received"));
+        }
+        String::from_utf8(lines.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn every_line_names_the_province() {
+        let text = logged(false);
+        assert!(text.starts_with("province=340000 "), "{text}");
+        assert!(text.contains("hand-off received"), "{text}");
+        let json = logged(true);
+        let value: serde_json::Value = serde_json::from_str(json.trim()).expect(&json);
+        assert_eq!(value["province"], "340000");
+        assert_eq!(value["fields"]["message"], "hand-off received");
+    }
 }
