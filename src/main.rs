@@ -1,7 +1,8 @@
 //! `nol`: the Not One Less command line.
 //!
 //! ```text
-//! nol up [--demo]                       both provinces on this machine (the README's first command)
+//! nol up [--demo] [--province CODE]…   the provinces on this machine (the README's first command;
+//!                                       default 江苏 320000 and 安徽 340000)
 //! nol token --region 320102 --role caseworker
 //! nol keys --province 320000 --province 340000   a deployment's keys
 //! nol import pupils|schools|hukou|poverty FILE   a bureau's file into the registry
@@ -45,6 +46,10 @@ enum Command {
         /// Where keys, NATS stores, logs (and a private PostgreSQL, if needed) are kept.
         #[arg(long, default_value = "var")]
         data: PathBuf,
+        /// A province to start (a GB/T 2260 province code), repeated: the first hosts the NATS
+        /// hub the others link to. Default: 江苏 320000 and 安徽 340000.
+        #[arg(long = "province")]
+        provinces: Vec<String>,
     },
     /// Prints a signed token for the local stack.
     Token {
@@ -113,7 +118,10 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
-        Command::Up { demo, data } => runtime.block_on(up::run(&data, demo)),
+        Command::Up { demo, data, provinces } => {
+            let provinces = up::provinces(&provinces, demo)?;
+            runtime.block_on(up::run(&data, demo, &provinces))
+        }
         Command::Token { region, role, subject, hours, data } => {
             let region = RegionCode::parse(&region)?;
             let role: Role = role.parse().map_err(anyhow::Error::msg)?;

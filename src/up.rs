@@ -1,4 +1,5 @@
-//! `nol up`: both provinces on this machine, kept under the data folder across restarts.
+//! `nol up`: the provinces on this machine (江苏 and 安徽 unless told otherwise), kept under the
+//! data folder across restarts.
 
 use std::path::Path;
 use std::time::Duration;
@@ -9,19 +10,44 @@ use nol_region::RegionCode;
 use nol_stack::postgres::{self, PgCluster};
 use nol_stack::{ServicePorts, Stack, StackSettings};
 
-/// NATS client ports of the local stack (4222 is left to a system nats-server).
-const JIANGSU_NATS_PORT: u16 = 14222;
-const ANHUI_NATS_PORT: u16 = 14232;
+/// NATS client port of the first province of the local stack (4222 is left to a system
+/// nats-server); each next province's is 10 higher, as are its services' ports.
+const FIRST_NATS_PORT: u16 = 14222;
 /// Jiangsu's server accepts Anhui's leaf-node link here.
 const HUB_LEAF_PORT: u16 = 17422;
 /// A private PostgreSQL, started only when none answers on 127.0.0.1:5432.
 const PRIVATE_PG_PORT: u16 = 55432;
 
-pub async fn run(data: &Path, demo: bool) -> anyhow::Result<()> {
+/// The provinces to start: province-level codes, each once; the demo needs 江苏 and 安徽.
+pub fn provinces(given: &[String], demo: bool) -> anyhow::Result<Vec<RegionCode>> {
+    let given: Vec<&str> =
+        if given.is_empty() { vec!["320000", "340000"] } else { given.iter().map(String::as_str).collect() };
+    let mut provinces: Vec<RegionCode> = Vec::new();
+    for code in given {
+        let region = RegionCode::parse(code.trim()).with_context(|| format!("--province {code}"))?;
+        anyhow::ensure!(
+            region.level() == nol_region::RegionLevel::Province,
+            "--province {code}: {} is not a province (省级行政区)",
+            region.full_name()
+        );
+        anyhow::ensure!(!provinces.contains(&region), "--province {code} is given twice");
+        provinces.push(region);
+    }
+    if demo {
+        for needed in ["320000", "340000"] {
+            anyhow::ensure!(
+                provinces.iter().any(|province| province.as_str() == needed),
+                "--demo hands a case from 江苏 to 安徽 and back: start 320000 and 340000 too"
+            );
+        }
+    }
+    Ok(provinces)
+}
+
+pub async fn run(data: &Path, demo: bool, provinces: &[RegionCode]) -> anyhow::Result<()> {
     std::fs::create_dir_all(data)?;
     let data = data.canonicalize()?;
     let jiangsu = RegionCode::parse("320000")?;
-    let anhui = RegionCode::parse("340000")?;
 
     let mut private_cluster = None;
     let mut admin_url = std::env::var("NOL_DATABASE_ADMIN_URL").unwrap_or_else(|_| postgres::default_admin_url());
@@ -37,14 +63,20 @@ pub async fn run(data: &Path, demo: bool) -> anyhow::Result<()> {
     if let Err(error) = nol_stack::tools::web_packages() {
         eprintln!("the dashboard's packages could not be installed ({error:#}); the dashboard will lack its charts");
     }
-    eprintln!("starting 江苏 (320000) and 安徽 (340000): 2 nats-servers, 2 databases, 8 services …");
+    let names: Vec<String> = provinces.iter().map(|code| format!("{} ({code})", code.name())).collect();
+    let count = provinces.len();
+    eprintln!("starting {}: {count} nats-servers, {count} databases, {} services …", names.join("、"), count * 4);
     let settings = StackSettings {
         binary: std::env::current_exe()?,
         data_dir: data.clone(),
-        provinces: vec![
-            (jiangsu, ServicePorts::standard(0), Some(JIANGSU_NATS_PORT)),
-            (anhui, ServicePorts::standard(10), Some(ANHUI_NATS_PORT)),
-        ],
+        provinces: provinces
+            .iter()
+            .enumerate()
+            .map(|(index, code)| {
+                let offset = 10 * index as u16;
+                (*code, ServicePorts::standard(offset), Some(FIRST_NATS_PORT + offset))
+            })
+            .collect(),
         admin_database_url: admin_url.clone(),
         database_prefix: "nol".to_owned(),
         subject_prefix: "nol".to_owned(),
@@ -63,8 +95,6 @@ pub async fn run(data: &Path, demo: bool) -> anyhow::Result<()> {
     }
 
     let hour = Duration::from_secs(12 * 3600);
-    let xuanwu = stack.keys.token("demo.xuanwu", RegionCode::parse("320102")?, Role::Caseworker, hour)?;
-    let linquan = stack.keys.token("demo.linquan", RegionCode::parse("341221")?, Role::Caseworker, hour)?;
     println!();
     println!("Not One Less is up (一个都不能少).");
     for province in &stack.provinces {
@@ -81,12 +111,19 @@ pub async fn run(data: &Path, demo: bool) -> anyhow::Result<()> {
     for server in &stack.nats {
         println!("  nats {}  (leaf link {})", server.address(), server.leaf_url().unwrap_or_else(|| "→ hub".into()));
     }
-    println!("  databases: {} (nol_320000, nol_340000); logs: {}", admin_url, data.join("log").display());
+    let databases: Vec<String> = provinces.iter().map(|code| format!("nol_{code}")).collect();
+    println!("  databases: {} ({}); logs: {}", admin_url, databases.join(", "), data.join("log").display());
     println!();
-    println!("Token, 南京市玄武区 (320102) case worker:");
-    println!("  export TOKEN={xuanwu}");
-    println!("Token, 阜阳市临泉县 (341221) case worker:");
-    println!("  export ANHUI_TOKEN={linquan}");
+    if provinces.contains(&jiangsu) {
+        let xuanwu = stack.keys.token("demo.xuanwu", RegionCode::parse("320102")?, Role::Caseworker, hour)?;
+        println!("Token, 南京市玄武区 (320102) case worker:");
+        println!("  export TOKEN={xuanwu}");
+    }
+    if provinces.iter().any(|code| code.as_str() == "340000") {
+        let linquan = stack.keys.token("demo.linquan", RegionCode::parse("341221")?, Role::Caseworker, hour)?;
+        println!("Token, 阜阳市临泉县 (341221) case worker:");
+        println!("  export ANHUI_TOKEN={linquan}");
+    }
     println!();
     println!(
         "Try:  grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" 127.0.0.1:50052 nol.v1.CaseService/ListCases"
@@ -102,21 +139,26 @@ pub async fn run(data: &Path, demo: bool) -> anyhow::Result<()> {
     for province in &stack.provinces {
         let Some(web) = province.reporting.web_addr else { continue };
         println!("Dashboard (看板), {}: http://{web}/", province.province.name());
-        let users: &[(&str, &str, &str, Role)] = if province.province == jiangsu {
-            &[
+        let users: &[(&str, &str, &str, Role)] = match province.province.as_str() {
+            "320000" => &[
                 ("demo.jiangsu", "320000", "江苏省教育厅 督导", Role::Supervisor),
                 ("demo.nanjing", "320100", "南京市教育局 督导", Role::Supervisor),
                 ("demo.xuanwu", "320102", "玄武区教育局 经办人员", Role::Caseworker),
                 ("demo.ops", "320000", "运维人员", Role::Operator),
-            ]
-        } else {
-            &[
+            ],
+            "340000" => &[
                 ("demo.anhui", "340000", "安徽省教育厅 督导", Role::Supervisor),
                 ("demo.linquan", "341221", "临泉县教育局 经办人员", Role::Caseworker),
-            ]
+            ],
+            _ => &[],
         };
         for (subject, region, label, role) in users {
             println!("  {label}: http://{web}/#signin={}", sign_in(subject, region, *role)?);
+        }
+        if users.is_empty() {
+            let code = province.province.to_string();
+            let label = format!("{}教育厅 督导", province.province.name());
+            println!("  {label}: http://{web}/#signin={}", sign_in(&format!("demo.{code}"), &code, Role::Supervisor)?);
         }
     }
 

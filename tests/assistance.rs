@@ -502,3 +502,90 @@ async fn after_an_r11_hand_off_the_hukou_region_is_prompted_to_invite_the_new_in
     .await;
     test.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_leaf_provinces_work_a_case_together_through_the_hub() {
+    let clock = RuleClock::at(&nine_am(FIRST_DAY));
+    let test = TestStack::start_with(common::TestOptions { more_provinces: vec!["410000"], ..clock.options() }).await;
+    // 安徽 and 河南 are both leaves of 江苏's hub: everything between them crosses it.
+    let system = test.clients("340000", "340000", Role::System);
+    system.ensure_school("3412210001", "临泉县城关小学", "341221").await.expect("school");
+    let linquan = test.clients("340000", "341221", Role::Caseworker);
+    let zhongyuan = test.clients("410000", "410102", Role::Caseworker);
+    let pupil = linquan
+        .registry
+        .clone()
+        .create_pupil(CreatePupilRequest {
+            pupil: Some(Pupil {
+                full_name: "李小河".into(),
+                resident_id: common::resident_id("410102", 21),
+                hukou_region_code: "410102".into(),
+                school_code: "3412210001".into(),
+                grade: 5,
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("pupil")
+        .into_inner()
+        .pupil
+        .unwrap();
+    let case = linquan
+        .cases
+        .clone()
+        .open_case(OpenCaseRequest {
+            pupil_id: pupil.pupil_id,
+            causes: vec![DropoutCause::FamilyPoverty as i32],
+            notes: String::new(),
+        })
+        .await
+        .expect("case")
+        .into_inner()
+        .dropout_case
+        .unwrap();
+
+    // R10: 中原区 (the hukou region, in 河南) is told, and its receipt comes back to 临泉县.
+    let notice = eventually("the notice in 中原区", || async {
+        Ok(notices(&zhongyuan, HandoffDirection::Incoming).await.into_iter().next())
+    })
+    .await;
+    assert_eq!((notice.case_id.as_str(), notice.owner_region_code.as_str()), (case.case_id.as_str(), "341221"));
+    eventually("the receipt in 临泉县", || async {
+        Ok(notices(&linquan, HandoffDirection::Outgoing)
+            .await
+            .into_iter()
+            .find(|ours| ours.state == HukouNoticeState::Delivered as i32))
+    })
+    .await;
+
+    // 临泉县 asks 中原区 to visit the family; 中原区 accepts and reports; the attempt lands in the case.
+    let mut asked = ask(&case.case_id, "410102", AssistanceReason::Other, &[AssistanceNeed::VisitFamily]);
+    asked.note = "家长在郑州务工，请协助入户劝返".into();
+    let asked = request(&linquan, asked).await.expect("asked");
+    until_assistance(&zhongyuan, &asked.assistance_id, HandoffDirection::Incoming, "the request in 中原区", |_| {
+        true
+    })
+    .await;
+    let accept = AcceptAssistanceRequest { assistance_id: asked.assistance_id.clone() };
+    zhongyuan.assistance.clone().accept_assistance(accept).await.expect("accepted");
+    let mut home = attempt(FIRST_DAY, &[Education], PersuasionOutcome::AgreedToReturn);
+    home.notes = "家长同意送孩子返校".into();
+    report(&zhongyuan, &asked.assistance_id, AssistanceReport { attempts: vec![home], ..Default::default() })
+        .await
+        .expect("reported");
+    eventually("the helper's attempt in 临泉县's case", || async {
+        let attempts = linquan
+            .cases
+            .clone()
+            .list_persuasion_attempts(ListPersuasionAttemptsRequest {
+                case_id: case.case_id.clone(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner()
+            .attempts;
+        Ok(attempts.iter().any(|attempt| attempt.assisting_region_code == "410102").then_some(()))
+    })
+    .await;
+    test.finish().await;
+}
