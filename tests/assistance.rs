@@ -45,6 +45,12 @@ async fn report(clients: &Clients, id: &str, report: AssistanceReport) -> Result
         .map(|response| response.into_inner().assistance.unwrap())
 }
 
+/// The persuasion attempts of a case file, as its owner reads them.
+async fn case_attempts(clients: &Clients, case_id: &str) -> Result<Vec<PersuasionAttempt>, tonic::Status> {
+    let request = ListPersuasionAttemptsRequest { case_id: case_id.into(), ..Default::default() };
+    Ok(clients.cases.clone().list_persuasion_attempts(request).await?.into_inner().attempts)
+}
+
 /// Three joint attempts at the child's work place (education with the police), a finding and a
 /// piece of evidence.
 fn work_done() -> AssistanceReport {
@@ -155,16 +161,7 @@ async fn another_province_helps_its_attempts_count_in_the_owners_case_file_and_t
     assert_eq!(ours.reports[0].assisting_region_code, "341221");
     assert_eq!(ours.reports[0].findings[0].place, "临泉县城关镇某服装加工厂");
     let attempts = eventually("the helper's attempts in the case file", || async {
-        let attempts = xuanwu
-            .cases
-            .clone()
-            .list_persuasion_attempts(ListPersuasionAttemptsRequest {
-                case_id: case.case_id.clone(),
-                ..Default::default()
-            })
-            .await?
-            .into_inner()
-            .attempts;
+        let attempts = case_attempts(&xuanwu, &case.case_id).await?;
         Ok((attempts.len() == 3).then_some(attempts))
     })
     .await;
@@ -574,16 +571,7 @@ async fn two_leaf_provinces_work_a_case_together_through_the_hub() {
         .await
         .expect("reported");
     eventually("the helper's attempt in 临泉县's case", || async {
-        let attempts = linquan
-            .cases
-            .clone()
-            .list_persuasion_attempts(ListPersuasionAttemptsRequest {
-                case_id: case.case_id.clone(),
-                ..Default::default()
-            })
-            .await?
-            .into_inner()
-            .attempts;
+        let attempts = case_attempts(&linquan, &case.case_id).await?;
         Ok(attempts.iter().any(|attempt| attempt.assisting_region_code == "410102").then_some(()))
     })
     .await;

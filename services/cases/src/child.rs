@@ -73,6 +73,18 @@ pub fn summary(
     }
 }
 
+/// A case's child as lists and reads show it (see [`summary`]).
+pub fn on_file(child: &crate::case::domain::ChildOnFile, revealed: Option<&ResidentId>) -> ChildSummary {
+    summary(
+        &child.full_name,
+        &child.resident_id_masked,
+        child.sex,
+        Some(child.birth_date),
+        &child.hukou_region,
+        revealed,
+    )
+}
+
 /// Decrypts a stored resident ID number bound to `context`.
 pub fn reveal(data_key: &DataKey, cipher: &[u8], context: &str) -> Result<ResidentId, ServiceError> {
     let bytes = data_key.decrypt(cipher, context).map_err(|error| ServiceError::Internal(error.into()))?;

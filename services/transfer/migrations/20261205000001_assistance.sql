@@ -27,9 +27,12 @@ CREATE TABLE assistance (
     CHECK (state <> 'declined' OR decline_reason IS NOT NULL),
     CHECK (state <> 'closed' OR closed_at IS NOT NULL)
 );
--- One open request per case and helping county on each side.
-CREATE UNIQUE INDEX assistance_one_open ON assistance (case_id, assisting_region, direction)
-    WHERE state IN ('requested', 'delivered', 'accepted');
+-- One open request per case and helping county, decided where it is asked: at the owner. The
+-- helper's side takes whatever arrives (a close and the next request may cross on the way), and
+-- an offer of the hukou region is checked at the offering side, so no step is ever refused on
+-- arrival.
+CREATE UNIQUE INDEX assistance_one_open ON assistance (case_id, assisting_region)
+    WHERE direction = 'outgoing' AND reason <> 'hukou_region' AND state IN ('requested', 'delivered', 'accepted');
 CREATE INDEX assistance_outgoing ON assistance (owner_region text_pattern_ops, requested_at DESC, id DESC)
     WHERE direction = 'outgoing';
 CREATE INDEX assistance_incoming ON assistance (assisting_region text_pattern_ops, requested_at DESC, id DESC)

@@ -23,7 +23,7 @@ use nol_region::RegionCode;
 use uuid::Uuid;
 
 /// Which way a hand-off (or a transfer-in request) goes, seen from this province.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Direction {
     Outgoing,
     Incoming,

@@ -79,28 +79,42 @@ impl From<crate::handoffs::StepError> for ServiceError {
     }
 }
 
-/// A required text of at most 2,000 characters.
-fn required_text(violations: &mut Violations, field: &str, text: &str, missing: Msg) -> String {
+/// A text of at most 2,000 characters, trimmed; `missing` is the violation when it is required
+/// and empty.
+pub(crate) fn text(violations: &mut Violations, field: &str, text: &str, missing: Option<nol_messages::Msg>) -> String {
     let text = text.trim();
     if text.is_empty() {
-        violations.add(field, missing);
+        if let Some(missing) = missing {
+            violations.add(field, missing);
+        }
     } else if text.chars().count() > TEXT_MAX_CHARS {
         violations.add(field, Common::TooLong { max: Count(TEXT_MAX_CHARS as u64) });
     }
     text.to_owned()
 }
 
-fn with_token<T>(caller: &Caller, message: T) -> Request<T> {
+/// A required text of at most 2,000 characters.
+fn required_text(violations: &mut Violations, field: &str, value: &str, missing: Msg) -> String {
+    text(violations, field, value, Some(missing.into()))
+}
+
+/// A call to another service of this province on the caller's behalf (its token forwarded).
+pub(crate) fn with_token<T>(caller: &Caller, message: T) -> Request<T> {
     let mut request = Request::new(message);
     request.metadata_mut().insert("authorization", caller.authorization_header());
     request
 }
 
+/// A lazy channel to this province's case service.
+pub(crate) fn case_channel(cases_url: &str) -> anyhow::Result<Channel> {
+    Ok(tonic::transport::Endpoint::from_shared(cases_url.to_owned())?
+        .connect_timeout(Duration::from_secs(3))
+        .connect_lazy())
+}
+
 impl Transfer {
     pub fn new(platform: &Platform, cases_url: &str, steps: Steps) -> anyhow::Result<Transfer> {
-        let channel = tonic::transport::Endpoint::from_shared(cases_url.to_owned())?
-            .connect_timeout(Duration::from_secs(3))
-            .connect_lazy();
+        let channel = case_channel(cases_url)?;
         Ok(Transfer {
             pool: platform.pool.clone(),
             steps,

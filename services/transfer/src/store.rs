@@ -73,6 +73,13 @@ pub struct Undecodable {
     pub value: String,
 }
 
+impl Undecodable {
+    /// A column of the row (`table`, `id`, `direction`) holding `value`, which does not decode.
+    pub fn new(table: &'static str, id: Uuid, direction: &str, column: &'static str, value: &str) -> Undecodable {
+        Undecodable { table, id, direction: direction.to_owned(), column, value: value.to_owned() }
+    }
+}
+
 impl From<Undecodable> for sqlx::Error {
     fn from(error: Undecodable) -> sqlx::Error {
         tracing::error!(table = error.table, row_id = %error.id, column = error.column, "corrupt stored value");
@@ -84,13 +91,8 @@ impl TryFrom<HandoffRow> for Handoff {
     type Error = Undecodable;
 
     fn try_from(row: HandoffRow) -> Result<Handoff, Undecodable> {
-        let undecodable = |column: &'static str, value: &str| Undecodable {
-            table: "handoff",
-            id: row.id,
-            direction: row.direction.clone(),
-            column,
-            value: value.to_owned(),
-        };
+        let undecodable =
+            |column: &'static str, value: &str| Undecodable::new("handoff", row.id, &row.direction, column, value);
         let region = |column: &'static str, text: &str| RegionCode::parse(text).map_err(|_| undecodable(column, text));
         let direction =
             direction_from_stored(&row.direction).ok_or_else(|| undecodable("direction", &row.direction))?;
@@ -722,13 +724,8 @@ impl TryFrom<TransferInRow> for TransferIn {
     type Error = Undecodable;
 
     fn try_from(row: TransferInRow) -> Result<TransferIn, Undecodable> {
-        let undecodable = |column: &'static str, value: &str| Undecodable {
-            table: "transfer_in",
-            id: row.id,
-            direction: row.direction.clone(),
-            column,
-            value: value.to_owned(),
-        };
+        let undecodable =
+            |column: &'static str, value: &str| Undecodable::new("transfer_in", row.id, &row.direction, column, value);
         let region = |column: &'static str, text: &str| RegionCode::parse(text).map_err(|_| undecodable(column, text));
         let child = match (row.case_id, row.birth_date) {
             (Some(_), Some(birth_date)) => Some(HandedChild {

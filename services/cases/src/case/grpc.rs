@@ -72,14 +72,7 @@ pub fn case_message(view: &CaseView) -> DropoutCase {
     DropoutCase {
         case_id: case.id.to_string(),
         pupil_id: case.pupil_id.map(|id| id.to_string()).unwrap_or_default(),
-        child: Some(crate::child::summary(
-            &case.child.full_name,
-            &case.child.resident_id_masked,
-            case.child.sex,
-            Some(case.child.birth_date),
-            &case.child.hukou_region,
-            view.revealed.as_ref(),
-        )),
+        child: Some(crate::child::on_file(&case.child, view.revealed.as_ref())),
         region_code: case.region.to_string(),
         status: case.status.to_proto() as i32,
         causes: wire(&case.causes),

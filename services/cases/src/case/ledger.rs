@@ -100,14 +100,7 @@ pub async fn open(
             case_id: payload.case_id.clone(),
             region_code: case.region.to_string(),
             hukou_region_code: hukou.to_string(),
-            child: Some(crate::child::summary(
-                &case.child.full_name,
-                &case.child.resident_id_masked,
-                case.child.sex,
-                Some(case.child.birth_date),
-                &case.child.hukou_region,
-                None,
-            )),
+            child: Some(crate::child::on_file(&case.child, None)),
             causes: payload.causes.clone(),
             opened_by: case.opened_by.clone(),
         };
@@ -325,14 +318,7 @@ pub async fn record_attempt(
             }
             .zh(),
             attempt_id: attempt.id.to_string(),
-            child: Some(crate::child::summary(
-                &case.child.full_name,
-                &case.child.resident_id_masked,
-                case.child.sex,
-                Some(case.child.birth_date),
-                &case.child.hukou_region,
-                None,
-            )),
+            child: Some(crate::child::on_file(&case.child, None)),
         };
         // Told to this province's transfer service, which sends the request for help (the child
         // sealed to the assisting province); nothing of the child leaves the province unsealed.

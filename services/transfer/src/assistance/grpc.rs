@@ -1,8 +1,6 @@
 //! `AssistanceService`: one use case per RPC, validated at the edge, scoped to the caller's region,
 //! audited.
 
-use std::time::Duration;
-
 use chrono::NaiveDate;
 use nol_auth::{Caller, Role};
 use nol_messages::vocab::Action;
@@ -26,10 +24,10 @@ use super::notice::{self, Notice};
 use super::store::{self, ListFilter, NewAssistance};
 use super::{Assistance as Stored, DEFAULT_DUE_DAYS, MAX_DUE_DAYS, State};
 use crate::domain::{Direction, case_standing};
+use crate::grpc::{case_channel, text, with_token};
 use crate::handoffs::Steps;
 use crate::proto::{direction_from_proto, direction_to_proto};
 
-const TEXT_MAX_CHARS: usize = 2000;
 /// At most this many attempts, findings and pieces of evidence in one report.
 const REPORT_MAX_ITEMS: usize = 50;
 
@@ -42,25 +40,6 @@ pub struct Assistance {
     province: RegionCode,
     cases: CaseClient,
     clock: nol_runtime::clock::Clock,
-}
-
-fn with_token<T>(caller: &Caller, message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    request.metadata_mut().insert("authorization", caller.authorization_header());
-    request
-}
-
-/// A text of at most 2,000 characters; `missing` when required and empty.
-fn text(violations: &mut Violations, field: &str, text: &str, missing: Option<nol_messages::Msg>) -> String {
-    let text = text.trim();
-    if text.is_empty() {
-        if let Some(missing) = missing {
-            violations.add(field, missing);
-        }
-    } else if text.chars().count() > TEXT_MAX_CHARS {
-        violations.add(field, Common::TooLong { max: Count(TEXT_MAX_CHARS as u64) });
-    }
-    text.to_owned()
 }
 
 /// A day not after `today` (optional when `required` is false).
@@ -142,9 +121,7 @@ pub fn to_proto(request: &Stored, reports: Vec<AssistanceReport>, today: NaiveDa
 
 impl Assistance {
     pub fn new(platform: &Platform, cases_url: &str, steps: Steps) -> anyhow::Result<Assistance> {
-        let channel = tonic::transport::Endpoint::from_shared(cases_url.to_owned())?
-            .connect_timeout(Duration::from_secs(3))
-            .connect_lazy();
+        let channel = case_channel(cases_url)?;
         Ok(Assistance {
             pool: platform.pool.clone(),
             steps,
@@ -328,20 +305,20 @@ impl Assistance {
         let mut rows = store::list(&self.pool, &filter, after, size + 1).await?;
         let next_page_token = paging::next_page(&mut rows, size, |row| Cursor { time: row.requested_at, id: row.id });
         // Each side's reports, by request and side.
-        let mut reports: std::collections::HashMap<(Uuid, bool), Vec<AssistanceReport>> = Default::default();
+        let mut reports: std::collections::HashMap<(Uuid, Direction), Vec<AssistanceReport>> = Default::default();
         for direction in [Direction::Outgoing, Direction::Incoming] {
             let ids: Vec<Uuid> = rows.iter().filter(|row| row.direction == direction).map(|row| row.id).collect();
             if ids.is_empty() {
                 continue;
             }
             for (id, report) in store::reports(&self.pool, &ids, direction).await? {
-                reports.entry((id, direction == Direction::Outgoing)).or_default().push(report);
+                reports.entry((id, direction)).or_default().push(report);
             }
         }
         let views = rows
             .iter()
             .map(|row| {
-                let own = reports.remove(&(row.id, row.direction == Direction::Outgoing)).unwrap_or_default();
+                let own = reports.remove(&(row.id, row.direction)).unwrap_or_default();
                 to_proto(row, own, today)
             })
             .collect();

@@ -356,9 +356,10 @@ impl Steps {
             child: &child,
             requested_by: &asked.requested_by,
         };
+        // Only the id can conflict, and it was looked up above under the inbox's guard.
         let received = store::insert(conn, &new, Direction::Incoming, None)
             .await?
-            .ok_or_else(|| permanent(&asked.assistance_id, "an open request of this case is here already"))?;
+            .ok_or_else(|| permanent(&asked.assistance_id, "recorded twice at once"))?;
         self.answer_help(conn, &received).await?;
         // The helper's own case service watches its due date (R12).
         let told = AssistanceAsked {
@@ -595,6 +596,9 @@ impl Steps {
         conn: &mut PgConnection,
         new: &NewAssistance<'_>,
     ) -> Result<Option<Assistance>, StepError> {
+        if store::open_between(&mut *conn, new.case_id, new.assisting_region).await? {
+            return Ok(None);
+        }
         let Some(offered) = store::insert_accepted(conn, new, Direction::Incoming).await? else {
             return Ok(None);
         };
@@ -667,10 +671,7 @@ impl Steps {
             requested_by: &offered.offered_by,
         };
         if store::insert_accepted(conn, &new, Direction::Outgoing).await?.is_none() {
-            return Err(permanent(
-                &offered.assistance_id,
-                "a request between these counties on this case is open here",
-            ));
+            return Ok(()); // recorded before
         }
         let told =
             AssistanceAsked { sealed_child: Vec::new(), side: HandoffDirection::Outgoing as i32, ..offered.clone() };

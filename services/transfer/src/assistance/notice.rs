@@ -87,13 +87,8 @@ impl TryFrom<Row> for Notice {
     type Error = Undecodable;
 
     fn try_from(row: Row) -> Result<Notice, Undecodable> {
-        let undecodable = |column: &'static str, value: &str| Undecodable {
-            table: "hukou_notice",
-            id: row.id,
-            direction: row.direction.clone(),
-            column,
-            value: value.to_owned(),
-        };
+        let undecodable =
+            |column: &'static str, value: &str| Undecodable::new("hukou_notice", row.id, &row.direction, column, value);
         let region = |column: &'static str, text: &str| RegionCode::parse(text).map_err(|_| undecodable(column, text));
         Ok(Notice {
             direction: direction_from_stored(&row.direction).ok_or_else(|| undecodable("direction", &row.direction))?,

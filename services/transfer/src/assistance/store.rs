@@ -42,13 +42,8 @@ impl TryFrom<Row> for Assistance {
     type Error = Undecodable;
 
     fn try_from(row: Row) -> Result<Assistance, Undecodable> {
-        let undecodable = |column: &'static str, value: &str| Undecodable {
-            table: "assistance",
-            id: row.id,
-            direction: row.direction.clone(),
-            column,
-            value: value.to_owned(),
-        };
+        let undecodable =
+            |column: &'static str, value: &str| Undecodable::new("assistance", row.id, &row.direction, column, value);
         let region = |column: &'static str, text: &str| RegionCode::parse(text).map_err(|_| undecodable(column, text));
         let needs = row
             .needs
@@ -104,8 +99,8 @@ pub struct NewAssistance<'a> {
 }
 
 /// Records a request on one side — requested (outgoing), delivered (incoming), or declined by the
-/// system with `declined` as its reason — unless it exists or one of the case to that county is
-/// still open on this side (`None`).
+/// system with `declined` as its reason — unless it exists or, at the owner, one of the case to
+/// that county is still open (`None`).
 pub async fn insert(
     conn: &mut PgConnection,
     new: &NewAssistance<'_>,
@@ -321,16 +316,34 @@ pub async fn reports(
     .await?;
     rows.into_iter()
         .map(|row| {
-            let report = AssistanceReport::decode(row.body.as_slice()).map_err(|_| Undecodable {
-                table: "assistance_report",
-                id: row.assistance_id,
-                direction: direction_as_stored(direction).to_owned(),
-                column: "body",
-                value: "(bytes)".to_owned(),
+            let report = AssistanceReport::decode(row.body.as_slice()).map_err(|_| {
+                Undecodable::new(
+                    "assistance_report",
+                    row.assistance_id,
+                    direction_as_stored(direction),
+                    "body",
+                    "(bytes)",
+                )
             })?;
             Ok((row.assistance_id, report))
         })
         .collect()
+}
+
+/// Whether this side already helps with `case_id` as `helper` on a request still open, locked
+/// against a concurrent offer.
+pub async fn open_between(conn: &mut PgConnection, case_id: Uuid, helper: &RegionCode) -> sqlx::Result<bool> {
+    Ok(sqlx::query_scalar!(
+        "SELECT id FROM assistance
+          WHERE direction = 'incoming' AND case_id = $1 AND assisting_region = $2
+            AND state IN ('requested', 'delivered', 'accepted')
+          LIMIT 1 FOR UPDATE",
+        case_id,
+        helper.as_str(),
+    )
+    .fetch_optional(conn)
+    .await?
+    .is_some())
 }
 
 /// The newest outgoing request for help with `case_id` to `region`, if any.

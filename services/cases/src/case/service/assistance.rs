@@ -138,14 +138,7 @@ pub async fn apply(
     // The owner's side: its case waits on the request until it is declined or closed.
     match &step {
         Step::Asked(asked) => {
-            let child = crate::child::summary(
-                &case.child.full_name,
-                &case.child.resident_id_masked,
-                case.child.sex,
-                Some(case.child.birth_date),
-                &case.child.hukou_region,
-                None,
-            );
+            let child = crate::child::on_file(&case.child, None);
             let watched = WatchedAssistance {
                 assistance_id,
                 outgoing: true,

@@ -78,14 +78,7 @@ impl CaseService {
     /// metadata, the officers as contacts, and a summary of the history.
     async fn dossier(&self, case: &Case) -> Result<HandoffDossier, ServiceError> {
         let resident_id = reveal(&self.data_key, &case.child.resident_id_cipher, CASE_RESIDENT_ID_CONTEXT)?;
-        let child = crate::child::summary(
-            &case.child.full_name,
-            &case.child.resident_id_masked,
-            case.child.sex,
-            Some(case.child.birth_date),
-            &case.child.hukou_region,
-            Some(&resident_id),
-        );
+        let child = crate::child::on_file(&case.child, Some(&resident_id));
         let attempts = file_store::attempts(&self.pool, case.id, None, DOSSIER_LIMIT).await?;
         let history = store::history(&self.pool, case.id, 0, DOSSIER_LIMIT).await?;
         Ok(HandoffDossier {
@@ -251,16 +244,7 @@ impl HandoffEvents<'_> {
         let matched = TransferInMatched {
             request_id: event.request_id.clone(),
             case_id: found.as_ref().map(|case| case.id.to_string()).unwrap_or_default(),
-            child: found.as_ref().map(|case| {
-                crate::child::summary(
-                    &case.child.full_name,
-                    &case.child.resident_id_masked,
-                    case.child.sex,
-                    Some(case.child.birth_date),
-                    &case.child.hukou_region,
-                    None,
-                )
-            }),
+            child: found.as_ref().map(|case| crate::child::on_file(&case.child, None)),
         };
         let region = found.as_ref().map(|case| case.region).unwrap_or(owner);
         nol_backbone::outbox::emit(
