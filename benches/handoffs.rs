@@ -2,7 +2,7 @@
 //! JetStream over the same link in the same run (this machine is shared and noisy: compare the
 //! ratios).
 //!
-//! A hand-off from 南京市玄武区 (320102, Jiangsu, the hub) to 临泉县 (341221, Anhui, a leaf) is
+//! A hand-off from 南京市玄武区 (320102, Jiangsu) to 临泉县 (341221, Anhui), both leaves of the exchange, is
 //! measured from the moment the origin's case worker calls `RequestHandoff` until the origin has
 //! recorded the acceptance (its `handoff_completed` event, written in the commit that records it,
 //! reaches the bench). Anhui's case worker is the bench itself: it watches Anhui's receipts go out

@@ -46,8 +46,8 @@ enum Command {
         /// Where keys, NATS stores, logs (and a private PostgreSQL, if needed) are kept.
         #[arg(long, default_value = "var")]
         data: PathBuf,
-        /// A province to start (a GB/T 2260 province code), repeated: the first hosts the NATS
-        /// hub the others link to. Default: 江苏 320000 and 安徽 340000.
+        /// A province to start (a GB/T 2260 province code), repeated; each links to the national
+        /// exchange's hub (a nats-server of its own). Default: 江苏 320000 and 安徽 340000.
         #[arg(long = "province")]
         provinces: Vec<String>,
     },
@@ -68,8 +68,10 @@ enum Command {
         #[arg(long, default_value = "var")]
         data: PathBuf,
     },
-    /// Creates the keys of a deployment (token signing key, each province's data and sealing keys,
-    /// peers' public keys) under DATA/keys, keeping any that exist.
+    /// Creates the keys of a deployment (token signing key, each province's data, sealing and
+    /// exchange signing keys, every peer's public keys) under DATA/keys, keeping any that exist.
+    /// Run again with one more province to add it: the others' `peers/` folders learn its keys,
+    /// and their running services pick them up (SIGHUP, or within NOL_PEERS_RELOAD_SECS).
     Keys {
         /// Provinces of the deployment, e.g. --province 320000 --province 340000.
         #[arg(long = "province", required = true)]

@@ -13,7 +13,7 @@ use nol_stack::{ServicePorts, Stack, StackSettings};
 /// NATS client port of the first province of the local stack (4222 is left to a system
 /// nats-server); each next province's is 10 higher, as are its services' ports.
 const FIRST_NATS_PORT: u16 = 14222;
-/// Jiangsu's server accepts Anhui's leaf-node link here.
+/// The national exchange's hub (a nats-server of its own) accepts the provinces' leaf-node links here.
 const HUB_LEAF_PORT: u16 = 17422;
 /// A private PostgreSQL, started only when none answers on 127.0.0.1:5432.
 const PRIVATE_PG_PORT: u16 = 55432;
@@ -65,7 +65,11 @@ pub async fn run(data: &Path, demo: bool, provinces: &[RegionCode]) -> anyhow::R
     }
     let names: Vec<String> = provinces.iter().map(|code| format!("{} ({code})", code.name())).collect();
     let count = provinces.len();
-    eprintln!("starting {}: {count} nats-servers, {count} databases, {} services …", names.join("、"), count * 4);
+    eprintln!(
+        "starting {}: the exchange's hub and {count} nats-servers, {count} databases, {} services …",
+        names.join("、"),
+        count * 4
+    );
     let settings = StackSettings {
         binary: std::env::current_exe()?,
         data_dir: data.clone(),
@@ -85,6 +89,7 @@ pub async fn run(data: &Path, demo: bool, provinces: &[RegionCode]) -> anyhow::R
         hub_leaf_port: Some(HUB_LEAF_PORT),
         cuttable_link: false,
         extra_env: Default::default(),
+        replicas: 1,
     };
     let mut stack = Stack::start(settings)
         .await
@@ -108,8 +113,13 @@ pub async fn run(data: &Path, demo: bool, provinces: &[RegionCode]) -> anyhow::R
             province.reporting.addr
         );
     }
-    for server in &stack.nats {
-        println!("  nats {}  (leaf link {})", server.address(), server.leaf_url().unwrap_or_else(|| "→ hub".into()));
+    println!(
+        "  exchange hub {}  (leaf links to {})",
+        stack.hub.address(),
+        stack.hub.leaf_url().unwrap_or_else(|| "-".into())
+    );
+    for (server, province) in stack.nats.iter().zip(&stack.provinces) {
+        println!("  nats {} ({})  leaf → exchange hub", server.address(), province.province);
     }
     let databases: Vec<String> = provinces.iter().map(|code| format!("nol_{code}")).collect();
     println!("  databases: {} ({}); logs: {}", admin_url, databases.join(", "), data.join("log").display());

@@ -1018,8 +1018,9 @@ async fn fault_duplicate_and_reordered_deliveries_end_in_the_same_state() {
     quiet(&test).await;
     let settled = end_state(&test).await;
 
-    // The late receipt arrives after the acceptance it should have preceded.
-    let mut headers = async_nats::HeaderMap::new();
+    // The late receipt arrives after the acceptance it should have preceded (as stored: signed by
+    // Anhui, under a new message id).
+    let mut headers = receipt.headers.clone();
     headers.insert("Nats-Msg-Id", Uuid::new_v4().to_string().as_str());
     js.publish_with_headers(receipt_subject, headers, receipt.payload.clone()).await.unwrap().await.unwrap();
     quiet(&test).await;
@@ -1036,10 +1037,11 @@ async fn fault_duplicate_and_reordered_deliveries_end_in_the_same_state() {
         let mut copies = Vec::new();
         while let Some(message) = messages.next().await {
             let message = message.unwrap();
-            copies.push((message.subject.to_string(), message.payload.clone()));
+            let headers = message.headers.clone().unwrap_or_default();
+            copies.push((message.subject.to_string(), headers, message.payload.clone()));
         }
-        for (subject, payload) in copies.into_iter().rev() {
-            let mut headers = async_nats::HeaderMap::new();
+        for (subject, mut headers, payload) in copies.into_iter().rev() {
+            // As stored (a cross-province message keeps its province's signature), new message id.
             headers.insert("Nats-Msg-Id", Uuid::new_v4().to_string().as_str());
             js.publish_with_headers(subject, headers, payload).await.unwrap().await.unwrap();
             replayed += 1;

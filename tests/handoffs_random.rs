@@ -43,7 +43,7 @@ async fn random_handoffs_between_two_provinces_never_lose_or_double_a_case() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn random_handoffs_between_three_provinces_never_lose_or_double_a_case() {
-    // Henan (410000) is a second leaf of Jiangsu's hub; 郑州市中原区 receives and asks too.
+    // Henan (410000) is a third leaf of the exchange's hub; 郑州市中原区 receives and asks too.
     run("three provinces", &["410000"], &["341221", "410102", "320104"], 7, 45).await;
 }
 
@@ -491,7 +491,9 @@ impl Driver {
         }
         let sequence = self.rng.gen_range(state.first_sequence..=state.last_sequence);
         let Ok(message) = stream.get_raw_message(sequence).await else { return };
-        let mut headers = async_nats::HeaderMap::new();
+        // As stored, signature included (a cross-province message is signed by its province), under
+        // a new message id.
+        let mut headers = message.headers.clone();
         headers.insert("Nats-Msg-Id", uuid::Uuid::new_v4().to_string().as_str());
         js.publish_with_headers(message.subject.to_string(), headers, message.payload.clone())
             .await

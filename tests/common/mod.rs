@@ -22,8 +22,10 @@ pub struct TestOptions {
     pub extra_env: std::collections::BTreeMap<String, String>,
     /// Another PostgreSQL server (a cluster the test owns), instead of the machine's.
     pub admin_database_url: Option<String>,
-    /// Provinces after Jiangsu and Anhui (leaves of Jiangsu's NATS hub, as Anhui), e.g. 河南省 410000.
+    /// Provinces after Jiangsu and Anhui (each a leaf of the exchange's hub), e.g. 河南省 410000.
     pub more_provinces: Vec<&'static str>,
+    /// Processes per service (0 or 1: one).
+    pub replicas: usize,
 }
 
 fn settings_admin(options: &TestOptions) -> String {
@@ -33,7 +35,7 @@ fn settings_admin(options: &TestOptions) -> String {
 pub struct TestStack {
     stack: Option<Stack>,
     pub subject_prefix: String,
-    /// Every province of the stack, Jiangsu (the hub) first.
+    /// Every province of the stack, Jiangsu first.
     pub provinces: Vec<&'static str>,
     pub database_prefix: String,
     admin_url: String,
@@ -41,7 +43,7 @@ pub struct TestStack {
 }
 
 impl TestStack {
-    /// Jiangsu (320000, the NATS hub) and Anhui (340000, a leaf), four services each.
+    /// Jiangsu (320000) and Anhui (340000), four services each, linked through the exchange's hub.
     pub async fn start() -> TestStack {
         TestStack::start_with(TestOptions::default()).await
     }
@@ -66,6 +68,7 @@ impl TestStack {
             hub_leaf_port: None,
             cuttable_link: options.cuttable_link,
             extra_env: small_pools(&options.extra_env),
+            replicas: options.replicas.max(1),
         };
         let stack = Stack::start(settings).await.expect("two-province stack starts");
         seed_schools(&stack).await;
@@ -77,6 +80,14 @@ impl TestStack {
             admin_url: settings_admin(&options),
             _dir: dir,
         }
+    }
+
+    /// A province joins the running stack by configuration alone (`Stack::add_province`): its
+    /// keys and the hub's user for it are added; nothing running restarts.
+    pub async fn add_province(&mut self, province: &'static str) {
+        // Listed first, so its database is dropped even if it fails to start.
+        self.provinces.push(province);
+        self.stack_mut().add_province(code(province), ServicePorts::default()).await.expect("the province joins");
     }
 
     pub fn stack(&self) -> &Stack {

@@ -19,6 +19,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::BackboneStats;
+use crate::exchange::{self, Exchange, ExchangeRefusal};
 use crate::outbox::RelayWake;
 use crate::relay::backoff;
 
@@ -114,6 +115,7 @@ pub struct Consumer<H> {
     handler: H,
     stats: BackboneStats,
     wake: RelayWake,
+    exchange: Option<Exchange>,
 }
 
 impl<H: EventHandler> Consumer<H> {
@@ -127,7 +129,29 @@ impl<H: EventHandler> Consumer<H> {
         stats: BackboneStats,
         wake: RelayWake,
     ) -> Self {
-        Consumer { pool, stream, spec, handler, stats, wake }
+        Consumer { pool, stream, spec, handler, stats, wake, exchange: None }
+    }
+
+    /// Verifies cross-province messages against `exchange`'s peers. Without it, every message on
+    /// a cross-province subject is refused.
+    pub fn with_exchange(mut self, exchange: Exchange) -> Self {
+        self.exchange = Some(exchange);
+        self
+    }
+
+    /// The exchange check of one message (`Ok` for a province's own subjects).
+    fn check_exchange(
+        &self,
+        message: &jetstream::Message,
+        envelope: Option<&EventEnvelope>,
+    ) -> Result<(), ExchangeRefusal> {
+        match &self.exchange {
+            Some(exchange) => {
+                exchange.verify(message.subject.as_str(), message.headers.as_ref(), &message.payload, envelope)
+            }
+            None if exchange::cross_province(message.subject.as_str()).is_some() => Err(ExchangeRefusal::NotConfigured),
+            None => Ok(()),
+        }
     }
 
     /// Creates (or updates) the durable consumer on the server.
@@ -281,8 +305,8 @@ impl<H: EventHandler> Consumer<H> {
         let mut envelopes = Vec::with_capacity(batch.len());
         for message in batch {
             match nol_events::decode_envelope(&message.payload) {
-                Ok(envelope) => envelopes.push(envelope),
-                Err(_) => return Ok(None),
+                Ok(envelope) if self.check_exchange(message, Some(&envelope)).is_ok() => envelopes.push(envelope),
+                _ => return Ok(None),
             }
         }
         let ids: Vec<Uuid> =
@@ -357,10 +381,19 @@ impl<H: EventHandler> Consumer<H> {
     }
 
     async fn apply_one(&self, conn: &mut PgConnection, message: &jetstream::Message) -> anyhow::Result<Disposition> {
-        let envelope = match nol_events::decode_envelope(&message.payload) {
+        let decoded = nol_events::decode_envelope(&message.payload);
+        if let Err(refusal) = self.check_exchange(message, decoded.as_ref().ok()) {
+            exchange::alarm(&self.spec.durable_name, message.subject.as_str(), &refusal);
+            self.stats.add_exchange_refused(1);
+            // Not recorded in the inbox: a forgery must not make the genuine event with its id
+            // look like a duplicate.
+            self.park(conn, message, decoded.as_ref().ok(), &refusal.to_string(), false).await?;
+            return Ok(Disposition::DeadLetter(refusal.to_string()));
+        }
+        let envelope = match decoded {
             Ok(envelope) => envelope,
             Err(error) => {
-                self.park(conn, message, None, &error.to_string()).await?;
+                self.park(conn, message, None, &error.to_string(), true).await?;
                 return Ok(Disposition::DeadLetter(error.to_string()));
             }
         };
@@ -398,7 +431,7 @@ impl<H: EventHandler> Consumer<H> {
                 Err(HandlerError::Permanent(reason)) => {
                     savepoint.rollback().await?;
                     tracing::warn!(reason = %reason, "event parked as a dead letter");
-                    self.park(conn, message, Some(&envelope), &reason).await?;
+                    self.park(conn, message, Some(&envelope), &reason, true).await?;
                     Ok(Disposition::DeadLetter(reason))
                 }
                 Err(HandlerError::Transient(error)) => Err(error),
@@ -414,6 +447,7 @@ impl<H: EventHandler> Consumer<H> {
         message: &jetstream::Message,
         envelope: Option<&EventEnvelope>,
         reason: &str,
+        record_in_inbox: bool,
     ) -> sqlx::Result<()> {
         let sequence = message.info().map(|info| info.stream_sequence as i64).unwrap_or(0);
         sqlx::query!(
@@ -429,7 +463,9 @@ impl<H: EventHandler> Consumer<H> {
         )
         .execute(&mut *conn)
         .await?;
-        if let Some(event_id) = envelope.and_then(|envelope| Uuid::parse_str(&envelope.event_id).ok()) {
+        if let Some(event_id) =
+            envelope.filter(|_| record_in_inbox).and_then(|envelope| Uuid::parse_str(&envelope.event_id).ok())
+        {
             sqlx::query!(
                 "INSERT INTO inbox (consumer, event_id, event_type, outcome) VALUES ($1, $2, $3, 'dead_letter')
                  ON CONFLICT DO NOTHING",

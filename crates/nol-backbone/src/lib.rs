@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod consumer;
+pub mod exchange;
 pub mod outbox;
 pub mod relay;
 mod stats;

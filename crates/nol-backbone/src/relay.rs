@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::BackboneStats;
+use crate::exchange::Exchange;
 use crate::outbox::RelayWake;
 
 /// How the relay paces itself.
@@ -85,6 +86,7 @@ pub struct Relay {
     settings: RelaySettings,
     stats: BackboneStats,
     batches: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    exchange: Option<Exchange>,
 }
 
 impl Relay {
@@ -96,7 +98,13 @@ impl Relay {
         settings: RelaySettings,
         stats: BackboneStats,
     ) -> Relay {
-        Relay { pool, js, wake, settings, stats, batches: Default::default() }
+        Relay { pool, js, wake, settings, stats, batches: Default::default(), exchange: None }
+    }
+
+    /// Signs this province's cross-province messages with `exchange`'s key.
+    pub fn with_exchange(mut self, exchange: Exchange) -> Relay {
+        self.exchange = Some(exchange);
+        self
     }
 
     /// Runs until `shutdown`; survives PostgreSQL and NATS outages, logging once per change of state.
@@ -174,7 +182,7 @@ impl Relay {
     pub async fn publish(&self, rows: &[ClaimedRow]) -> Vec<PublishOutcome> {
         let mut sent: Vec<(&ClaimedRow, Result<PublishAckFuture, String>)> = Vec::with_capacity(rows.len());
         for row in rows {
-            let message = publish_message(row);
+            let message = publish_message(row, self.exchange.as_ref());
             let result = self.js.send_publish(row.subject.clone(), message).await.map_err(|error| error.to_string());
             sent.push((row, result));
         }
@@ -202,8 +210,13 @@ impl Relay {
     }
 }
 
-fn publish_message(row: &ClaimedRow) -> jetstream::message::PublishMessage {
+fn publish_message(row: &ClaimedRow, exchange: Option<&Exchange>) -> jetstream::message::PublishMessage {
     let mut headers = async_nats::HeaderMap::new();
+    if let Some(signed) = exchange.and_then(|exchange| exchange.sign(&row.subject, &row.envelope)) {
+        for (name, value) in signed {
+            headers.insert(name, value.as_str());
+        }
+    }
     if let Ok(envelope) = nol_events::EventEnvelope::decode(row.envelope.as_slice()) {
         headers.insert(headers::EVENT_TYPE, envelope.event_type.as_str());
         headers.insert(headers::SCHEMA_VERSION, envelope.schema_version.to_string().as_str());

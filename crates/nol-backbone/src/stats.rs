@@ -15,6 +15,7 @@ struct Counters {
     duplicates: AtomicU64,
     dead_letters: AtomicU64,
     redelivered: AtomicU64,
+    exchange_refused: AtomicU64,
 }
 
 /// A point-in-time copy of the counters.
@@ -32,6 +33,8 @@ pub struct StatsSnapshot {
     pub dead_letters: u64,
     /// Deliveries that were not the first for their message.
     pub redelivered: u64,
+    /// Cross-province messages refused by the signature check (each also a dead letter).
+    pub exchange_refused: u64,
 }
 
 impl BackboneStats {
@@ -44,6 +47,7 @@ impl BackboneStats {
             duplicates: counters.duplicates.load(Ordering::Relaxed),
             dead_letters: counters.dead_letters.load(Ordering::Relaxed),
             redelivered: counters.redelivered.load(Ordering::Relaxed),
+            exchange_refused: counters.exchange_refused.load(Ordering::Relaxed),
         }
     }
 
@@ -61,6 +65,9 @@ impl BackboneStats {
     }
     pub(crate) fn add_dead_letters(&self, count: u64) {
         self.inner.dead_letters.fetch_add(count, Ordering::Relaxed);
+    }
+    pub(crate) fn add_exchange_refused(&self, count: u64) {
+        self.inner.exchange_refused.fetch_add(count, Ordering::Relaxed);
     }
     pub(crate) fn add_redelivered(&self, count: u64) {
         self.inner.redelivered.fetch_add(count, Ordering::Relaxed);

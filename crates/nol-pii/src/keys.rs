@@ -14,7 +14,15 @@ pub enum KeyError {
     BadKey,
     #[error("the ciphertext is damaged or was made with another key")]
     Undecryptable,
+    #[error("the sealed data was sealed by province {found}, not by {expected}")]
+    WrongSender { expected: String, found: String },
+    #[error("the signature does not verify")]
+    BadSignature,
 }
+
+/// What a sender-bound sealed box starts with inside: a marker and the sealing province's code.
+const BOUND_MARKER: &[u8; 5] = b"NOLS1";
+const PROVINCE_LEN: usize = 6;
 
 const CIPHERTEXT_VERSION: u8 = 1;
 const NONCE_LEN: usize = 12;
@@ -120,6 +128,22 @@ impl SealKeyPair {
     pub fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, KeyError> {
         self.secret.unseal(sealed).map_err(|_| KeyError::Undecryptable)
     }
+
+    /// Opens a box sealed with [`SealPublicKey::seal_from`], refusing one that `sender` (a
+    /// province code) did not seal: a sealed box is anonymous, so without this a province could
+    /// pass on, as its own, a box another province sealed to us.
+    pub fn open_from(&self, sealed: &[u8], sender: &str) -> Result<Vec<u8>, KeyError> {
+        let opened = self.open(sealed)?;
+        let header = BOUND_MARKER.len() + PROVINCE_LEN;
+        if opened.len() < header || &opened[..BOUND_MARKER.len()] != BOUND_MARKER {
+            return Err(KeyError::WrongSender { expected: sender.to_owned(), found: "(unbound)".to_owned() });
+        }
+        let found = String::from_utf8_lossy(&opened[BOUND_MARKER.len()..header]).into_owned();
+        if found != sender {
+            return Err(KeyError::WrongSender { expected: sender.to_owned(), found });
+        }
+        Ok(opened[header..].to_vec())
+    }
 }
 
 impl std::fmt::Debug for SealKeyPair {
@@ -142,6 +166,77 @@ impl SealPublicKey {
     pub fn seal(&self, plaintext: &[u8]) -> Vec<u8> {
         // Sealing fails only when the system RNG does.
         self.0.seal(&mut crypto_box::aead::OsRng, plaintext).unwrap_or_default()
+    }
+
+    /// Seals `plaintext` bound to its sender, the province `sender` (six digits): the receiver
+    /// opens it with [`SealKeyPair::open_from`] naming the province whose signature the message
+    /// carried, so a box cannot be re-sent by another province as its own.
+    pub fn seal_from(&self, plaintext: &[u8], sender: &str) -> Vec<u8> {
+        debug_assert_eq!(sender.len(), PROVINCE_LEN, "a province code");
+        let mut bound = Vec::with_capacity(BOUND_MARKER.len() + PROVINCE_LEN + plaintext.len());
+        bound.extend_from_slice(BOUND_MARKER);
+        bound.extend_from_slice(&sender.as_bytes()[..PROVINCE_LEN.min(sender.len())]);
+        bound.extend_from_slice(plaintext);
+        self.seal(&bound)
+    }
+}
+
+/// A province's Ed25519 key that signs what it sends to other provinces over the exchange.
+#[derive(Clone)]
+pub struct ExchangeSigningKey(ed25519_dalek::SigningKey);
+
+/// Another province's public exchange key: verifies what that province signed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExchangeVerifyingKey(ed25519_dalek::VerifyingKey);
+
+impl ExchangeSigningKey {
+    pub fn generate() -> ExchangeSigningKey {
+        let mut secret = [0u8; 32];
+        OsRng.fill_bytes(&mut secret);
+        ExchangeSigningKey(ed25519_dalek::SigningKey::from_bytes(&secret))
+    }
+
+    pub fn from_base64(text: &str) -> Result<ExchangeSigningKey, KeyError> {
+        Ok(ExchangeSigningKey(ed25519_dalek::SigningKey::from_bytes(&decode_32(text)?)))
+    }
+
+    pub fn secret_base64(&self) -> String {
+        BASE64.encode(self.0.to_bytes())
+    }
+
+    pub fn verifying_key(&self) -> ExchangeVerifyingKey {
+        ExchangeVerifyingKey(self.0.verifying_key())
+    }
+
+    /// The signature of `message`, in base64.
+    pub fn sign_base64(&self, message: &[u8]) -> String {
+        use ed25519_dalek::Signer;
+        BASE64.encode(self.0.sign(message).to_bytes())
+    }
+}
+
+impl std::fmt::Debug for ExchangeSigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExchangeSigningKey(..)")
+    }
+}
+
+impl ExchangeVerifyingKey {
+    pub fn from_base64(text: &str) -> Result<ExchangeVerifyingKey, KeyError> {
+        ed25519_dalek::VerifyingKey::from_bytes(&decode_32(text)?)
+            .map(ExchangeVerifyingKey)
+            .map_err(|_| KeyError::BadKey)
+    }
+
+    pub fn to_base64(&self) -> String {
+        BASE64.encode(self.0.as_bytes())
+    }
+
+    /// Checks a base64 signature of `message` (strictly: no malleable or weak-key signatures).
+    pub fn verify_base64(&self, message: &[u8], signature: &str) -> Result<(), KeyError> {
+        let bytes = BASE64.decode(signature.trim()).map_err(|_| KeyError::BadSignature)?;
+        let bytes: [u8; 64] = bytes.try_into().map_err(|_| KeyError::BadSignature)?;
+        self.0.verify_strict(message, &ed25519_dalek::Signature::from_bytes(&bytes)).map_err(|_| KeyError::BadSignature)
     }
 }
 
@@ -172,6 +267,33 @@ mod tests {
         assert_eq!(key.blind_index("a"), key.blind_index("a"));
         assert_ne!(key.blind_index("a"), key.blind_index("b"));
         assert_ne!(key.blind_index("a"), other.blind_index("a"));
+    }
+
+    #[test]
+    fn a_bound_box_opens_only_for_its_sender() {
+        let anhui = SealKeyPair::generate();
+        let sealed = anhui.public_key().seal_from(b"dossier", "320000");
+        assert_eq!(anhui.open_from(&sealed, "320000").unwrap(), b"dossier");
+        assert_eq!(
+            anhui.open_from(&sealed, "410000"),
+            Err(KeyError::WrongSender { expected: "410000".to_owned(), found: "320000".to_owned() })
+        );
+        let unbound = anhui.public_key().seal(b"dossier");
+        assert!(matches!(anhui.open_from(&unbound, "320000"), Err(KeyError::WrongSender { .. })));
+    }
+
+    #[test]
+    fn exchange_signatures_verify_only_with_the_signers_key() {
+        let jiangsu = ExchangeSigningKey::generate();
+        let henan = ExchangeSigningKey::generate();
+        let published = ExchangeVerifyingKey::from_base64(&jiangsu.verifying_key().to_base64()).unwrap();
+        let signature = jiangsu.sign_base64(b"envelope");
+        assert_eq!(published.verify_base64(b"envelope", &signature), Ok(()));
+        assert_eq!(published.verify_base64(b"envelopf", &signature), Err(KeyError::BadSignature));
+        assert_eq!(published.verify_base64(b"envelope", &henan.sign_base64(b"envelope")), Err(KeyError::BadSignature));
+        assert_eq!(published.verify_base64(b"envelope", "not base64"), Err(KeyError::BadSignature));
+        let restored = ExchangeSigningKey::from_base64(&jiangsu.secret_base64()).unwrap();
+        assert_eq!(published.verify_base64(b"envelope", &restored.sign_base64(b"envelope")), Ok(()));
     }
 
     #[test]

@@ -10,5 +10,5 @@
 mod keys;
 mod resident_id;
 
-pub use keys::{DataKey, KeyError, SealKeyPair, SealPublicKey};
+pub use keys::{DataKey, ExchangeSigningKey, ExchangeVerifyingKey, KeyError, SealKeyPair, SealPublicKey};
 pub use resident_id::{ResidentId, ResidentIdError, Sex};

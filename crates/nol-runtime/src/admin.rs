@@ -135,6 +135,12 @@ impl Observer {
         );
         counter(&mut registry, "nol_inbox_duplicates", "Deliveries dropped by the inbox", status.duplicates_dropped);
         counter(&mut registry, "nol_publish_failures", "Failed publish attempts", status.publish_failures);
+        counter(
+            &mut registry,
+            "nol_exchange_refused",
+            "Cross-province messages refused by the signature check (alarm)",
+            self.stats.snapshot().exchange_refused,
+        );
         let mut names: Vec<&String> = status.gauges.keys().collect();
         names.sort();
         for name in names {

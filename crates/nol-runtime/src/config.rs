@@ -51,6 +51,9 @@ pub struct ServiceConfig {
     /// `NOL_METRICS_ADDR`: where `/metrics` (Prometheus text format) is served; by default the
     /// gRPC port + 1000 on the same host (port 0 with a gRPC port 0).
     pub metrics_addr: SocketAddr,
+    /// `NOL_PEERS_RELOAD_SECS`: how often the peer provinces' keys (`peers/`) are read again
+    /// (also at once on SIGHUP); a province joins the exchange by configuration alone.
+    pub peers_reload: Duration,
     /// `NOL_HANDOFF_RESEND_SECS`: the origin re-sends an unanswered hand-off request after this
     /// long, then after twice as long, up to an hour between tries.
     pub handoff_resend: Duration,
@@ -161,6 +164,7 @@ impl ServiceConfig {
                 .context("NOL_WEB_ADDR must be host:port")?,
             web_dir: get("NOL_WEB_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("web")),
             metrics_addr,
+            peers_reload: seconds("NOL_PEERS_RELOAD_SECS", 30.0)?,
             handoff_resend: seconds("NOL_HANDOFF_RESEND_SECS", 30.0)?,
             handoff_deadline: seconds("NOL_HANDOFF_DEADLINE_SECS", 7.0 * 24.0 * 3600.0)?,
             supervision_sweep: seconds("NOL_SUPERVISION_SWEEP_SECS", 3600.0)?,

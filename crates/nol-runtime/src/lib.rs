@@ -13,6 +13,7 @@ pub mod platform;
 pub mod server;
 pub mod shutdown;
 pub mod time;
+pub mod upstream;
 
 pub use config::ServiceConfig;
 pub use error::{FieldViolation, ServiceError, Violations};

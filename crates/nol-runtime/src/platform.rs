@@ -9,6 +9,7 @@ use anyhow::Context;
 use async_nats::jetstream;
 use nol_auth::Authenticate;
 use nol_backbone::consumer::{Consumer, ConsumerSpec, EventHandler};
+use nol_backbone::exchange::Exchange;
 use nol_backbone::outbox::RelayWake;
 use nol_backbone::relay::{Relay, RelaySettings};
 use nol_backbone::{BackboneStats, StreamSettings};
@@ -40,6 +41,7 @@ pub struct Platform {
     pub clock: crate::clock::Clock,
     pub shutdown: CancellationToken,
     tasks: JoinSet<()>,
+    exchange: Exchange,
     consumer: Option<String>,
     gauges: Arc<dyn Gauges>,
 }
@@ -93,8 +95,11 @@ impl Platform {
         let relay_settings =
             RelaySettings { crash_after_batches: config.fault_relay_crash_after, ..RelaySettings::default() };
         let wake = RelayWake::default();
-        let relay = Relay::new(pool.clone(), js.clone(), wake.clone(), relay_settings, stats.clone());
+        let exchange = Exchange::new(config.province, keys.sign.clone(), Arc::new(keys.peers.clone()));
+        let relay = Relay::new(pool.clone(), js.clone(), wake.clone(), relay_settings, stats.clone())
+            .with_exchange(exchange.clone());
         tasks.spawn(relay.run(shutdown.clone()));
+        tasks.spawn(reload_peers(keys.peers.clone(), config.peers_reload, shutdown.clone()));
         let clock = match &config.clock_file {
             Some(path) => crate::clock::Clock::from_file(path.clone()),
             None => crate::clock::Clock::system(),
@@ -111,6 +116,7 @@ impl Platform {
             wake,
             shutdown,
             tasks,
+            exchange,
             consumer: None,
             gauges: Arc::new(NoGauges),
         })
@@ -137,7 +143,8 @@ impl Platform {
         };
         self.consumer = Some(spec.durable_name.clone());
         let consumer =
-            Consumer::new(self.pool.clone(), self.stream.clone(), spec, handler, self.stats.clone(), self.wake.clone());
+            Consumer::new(self.pool.clone(), self.stream.clone(), spec, handler, self.stats.clone(), self.wake.clone())
+                .with_exchange(self.exchange.clone());
         self.tasks.spawn(consumer.run(self.shutdown.clone()));
     }
 
@@ -212,4 +219,36 @@ where
     let web = running.web_addr.map(|addr| format!(" web={addr}")).unwrap_or_default();
     println!("NOL_READY service={service} grpc={} metrics={}{web}", running.addr, running.metrics_addr);
     running.wait().await
+}
+
+/// Reads the peer provinces' keys again every `interval` and on SIGHUP, logging the provinces
+/// configured whenever they change; a folder that cannot be read keeps the set in use.
+async fn reload_peers(peers: crate::keys::Peers, interval: Duration, shutdown: CancellationToken) {
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    tracing::info!(peers = ?peers.provinces().iter().map(ToString::to_string).collect::<Vec<_>>(), "exchange peers");
+    loop {
+        let hangup = async {
+            match hangups.as_mut() {
+                Some(signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+            _ = hangup => {}
+        }
+        match peers.reload() {
+            Ok(Some(provinces)) => tracing::info!(
+                peers = ?provinces.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "exchange peers changed"
+            ),
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(error = %error, "exchange peers could not be read again; keeping the ones in use")
+            }
+        }
+    }
 }

@@ -3,7 +3,7 @@
 //! ```text
 //! keys/auth.pem            Ed25519 private key that signs tokens (`nol token`)
 //! keys/<province>/…        one province's keys (see nol_runtime::keys), with every peer's
-//!                          public sealing key under peers/
+//!                          public sealing and exchange keys under peers/
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use nol_auth::{Role, TokenIssuer};
-use nol_pii::SealKeyPair;
+use nol_pii::{ExchangeSigningKey, SealKeyPair};
 use nol_region::RegionCode;
 use nol_runtime::ProvinceKeys;
+use nol_runtime::keys::{PeerKeys, write_peer};
 
 pub struct StackKeys {
     dir: PathBuf,
@@ -33,35 +34,65 @@ impl StackKeys {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&signing, std::fs::Permissions::from_mode(0o600))?;
         }
-        let missing: Vec<&RegionCode> =
-            provinces.iter().filter(|province| !dir.join(province.to_string()).join("seal.key").exists()).collect();
-        if !missing.is_empty() {
-            let public_pem = std::fs::read_to_string(dir.join("auth.pub.pem"))?;
-            let mut pairs = Vec::new();
-            for province in provinces {
-                let existing = dir.join(province.to_string()).join("seal.key");
-                let pair = if existing.exists() {
-                    SealKeyPair::from_base64(&std::fs::read_to_string(&existing)?)
-                        .map_err(|error| anyhow::anyhow!("{}: {error}", existing.display()))?
-                } else {
-                    SealKeyPair::generate()
-                };
-                pairs.push((*province, pair));
+        let public_pem = std::fs::read_to_string(dir.join("auth.pub.pem"))?;
+        // A province new to this folder gets its own keys; one kept from before the exchange
+        // was signed gets its signing key.
+        for province in provinces {
+            let province_dir = dir.join(province.to_string());
+            if !province_dir.join("seal.key").exists() {
+                ProvinceKeys::write_new(
+                    &province_dir,
+                    &public_pem,
+                    &SealKeyPair::generate(),
+                    &ExchangeSigningKey::generate(),
+                    &[],
+                )?;
+            } else if !province_dir.join("sign.key").exists() {
+                let path = province_dir.join("sign.key");
+                std::fs::write(&path, ExchangeSigningKey::generate().secret_base64())?;
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
             }
-            let peers: Vec<_> = pairs.iter().map(|(code, pair)| (*code, pair.public_key())).collect();
-            for (province, pair) in &pairs {
-                let province_dir = dir.join(province.to_string());
-                if missing.contains(&province) {
-                    ProvinceKeys::write_new(&province_dir, &public_pem, pair, &peers)?;
-                } else {
-                    // An existing province learns the new peers' public keys.
-                    for (peer, key) in &peers {
-                        std::fs::write(province_dir.join("peers").join(format!("{peer}.seal.pub")), key.to_base64())?;
-                    }
+        }
+        // Every province of the folder is every other's peer: a province added later is
+        // learned by the running ones from their peers/ folder, without a restart.
+        let all = Self::provinces_in(dir)?;
+        let mut public = Vec::new();
+        for province in &all {
+            let province_dir = dir.join(province.to_string());
+            let read = |name: &str| std::fs::read_to_string(province_dir.join(name));
+            let seal = SealKeyPair::from_base64(&read("seal.key")?).map_err(|error| anyhow::anyhow!("{error}"))?;
+            let sign =
+                ExchangeSigningKey::from_base64(&read("sign.key")?).map_err(|error| anyhow::anyhow!("{error}"))?;
+            public.push((*province, PeerKeys { seal: seal.public_key(), sign: sign.verifying_key() }));
+        }
+        for province in &all {
+            let province_dir = dir.join(province.to_string());
+            for (peer, keys) in &public {
+                let current = std::fs::read_to_string(province_dir.join("peers").join(format!("{peer}.sign.pub")));
+                if current.ok().as_deref() != Some(keys.sign.to_base64().as_str()) {
+                    write_peer(&province_dir, peer, keys)?;
                 }
             }
         }
         StackKeys::load(dir)
+    }
+
+    /// The provinces that have keys under `dir`.
+    fn provinces_in(dir: &Path) -> anyhow::Result<Vec<RegionCode>> {
+        let mut provinces = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            let Some(name) = path.file_name().and_then(|name| name.to_str()) else { continue };
+            if let Ok(code) = RegionCode::parse(name)
+                && code.province() == code
+                && path.join("seal.key").exists()
+            {
+                provinces.push(code);
+            }
+        }
+        provinces.sort();
+        Ok(provinces)
     }
 
     /// Loads existing keys (for `nol token`).

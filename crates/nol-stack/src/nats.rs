@@ -29,6 +29,8 @@ pub struct NatsOptions {
     pub client_user: Option<NatsUser>,
     /// fsync every JetStream write (`sync_interval: always`), as production runs.
     pub sync_always: bool,
+    /// No JetStream (the national exchange's hub stores nothing; each province's stream does).
+    pub no_jetstream: bool,
 }
 
 /// A user of a server: credentials, and permissions unless unrestricted.
@@ -103,13 +105,18 @@ impl NatsServer {
     fn config(&self) -> String {
         let port = |port: Option<u16>| port.map(|port| port.to_string()).unwrap_or_else(|| "-1".to_owned());
         let mut config = format!(
-            "server_name: {name}\nlisten: \"127.0.0.1:{client}\"\n\
-             jetstream {{\n  store_dir: \"{dir}/jetstream\"\n  domain: {name}\n{sync}}}\n",
+            "server_name: {name}\nlisten: \"127.0.0.1:{client}\"\n",
             name = self.options.name,
             client = port(self.options.client_port),
-            dir = self.dir.display(),
-            sync = if self.options.sync_always { "  sync_interval: always\n" } else { "" },
         );
+        if !self.options.no_jetstream {
+            config.push_str(&format!(
+                "jetstream {{\n  store_dir: \"{dir}/jetstream\"\n  domain: {name}\n{sync}}}\n",
+                name = self.options.name,
+                dir = self.dir.display(),
+                sync = if self.options.sync_always { "  sync_interval: always\n" } else { "" },
+            ));
+        }
         if !self.options.users.is_empty() {
             config.push_str("authorization {\n  users: [\n");
             for user in &self.options.users {
@@ -185,6 +192,34 @@ impl NatsServer {
             port_after("Listening for client connections on").context("nats-server logged no client port")?;
         self.leaf_port = port_after("Listening for leafnode connections on");
         Ok(())
+    }
+
+    /// Adds (or replaces) a user — a province joining the exchange — and has the running server
+    /// read its configuration again (SIGHUP): no restart, no link dropped.
+    pub async fn add_user(&mut self, user: NatsUser) -> anyhow::Result<()> {
+        self.options.users.retain(|existing| existing.user != user.user);
+        self.options.users.push(user);
+        self.reload().await
+    }
+
+    /// Writes the configuration and signals the server to reload it, waiting until it has.
+    pub async fn reload(&mut self) -> anyhow::Result<()> {
+        let config_path = self.dir.join("nats-server.conf");
+        std::fs::write(&config_path, self.config())?;
+        let pid = self.pid().context("the server is not running")?;
+        let log_start = std::fs::metadata(self.log_path()).map(|meta| meta.len()).unwrap_or(0);
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGHUP)?;
+        let log_path = self.log_path();
+        eventually("nats-server to reload its configuration", Duration::from_secs(10), || {
+            let log_path = log_path.clone();
+            async move {
+                let text = std::fs::read(&log_path)?;
+                let text = String::from_utf8_lossy(&text[(log_start as usize).min(text.len())..]).into_owned();
+                Ok(text.contains("Reloaded server configuration").then_some(()))
+            }
+        })
+        .await
+        .with_context(|| format!("nats-server did not reload; see {}", self.log_path().display()))
     }
 
     /// SIGKILL: the process dies with whatever it had not written.

@@ -1,4 +1,5 @@
-//! One province's four services, and a stack of provinces whose NATS servers are linked.
+//! One province's four services, and a stack of provinces whose NATS servers are linked through
+//! the national exchange's hub.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -38,10 +39,22 @@ impl ServicePorts {
     }
 }
 
-/// The four running services of one province.
+/// The four running services of one province (and their further replicas, if asked for).
 pub struct ProvinceStack {
     pub province: RegionCode,
     pub database_url: String,
+    pub registry: ServiceProcess,
+    pub cases: ServiceProcess,
+    pub transfer: ServiceProcess,
+    pub reporting: ServiceProcess,
+    /// Further processes of every service (`ProvinceSettings::replicas` − 1 sets), against the
+    /// same database and stream: their relays share the outbox (`SKIP LOCKED`), their consumers
+    /// the durable consumers, and each service's callers know every replica.
+    pub replicas: Vec<Replicas>,
+}
+
+/// One more process of each of a province's services.
+pub struct Replicas {
     pub registry: ServiceProcess,
     pub cases: ServiceProcess,
     pub transfer: ServiceProcess,
@@ -62,11 +75,15 @@ pub struct ProvinceSettings {
     pub log_dir: Option<PathBuf>,
     /// More settings for every service (e.g. hand-off deadlines in tests).
     pub extra_env: BTreeMap<String, String>,
+    /// Processes per service (1 unless replicas are tested); the first uses `ports`, the others
+    /// free ones.
+    pub replicas: usize,
 }
 
 impl ProvinceStack {
     /// Starts the registry, then cases (which reads the registry), then transfer (which reads
-    /// cases), then reporting (whose dashboard reads all three).
+    /// cases), then reporting (whose dashboard reads all three) — each as `replicas` processes,
+    /// its callers given every replica's URL.
     pub async fn start(binary: &Path, settings: &ProvinceSettings) -> anyhow::Result<ProvinceStack> {
         let env = |port: u16, extra: &[(&str, String)]| {
             let mut env = BTreeMap::from([
@@ -85,63 +102,99 @@ impl ProvinceStack {
             }
             env
         };
-        let log = |service: &str| match &settings.log_dir {
-            Some(dir) => LogTo::File(dir.join(format!("{}-{service}.log", settings.province))),
+        let log = |service: &str, replica: usize| match &settings.log_dir {
+            Some(dir) if replica == 0 => LogTo::File(dir.join(format!("{}-{service}.log", settings.province))),
+            Some(dir) => LogTo::File(dir.join(format!("{}-{service}-{replica}.log", settings.province))),
             None => LogTo::Inherit,
         };
-        let name = |service: &str| format!("{service}@{}", settings.province);
-        let registry = ServiceProcess::start(
-            binary,
-            &name("registry"),
-            "registry",
-            env(settings.ports.registry, &[]),
-            log("registry"),
-        )
-        .await?;
-        let cases = ServiceProcess::start(
-            binary,
-            &name("cases"),
-            "cases",
-            env(settings.ports.cases, &[("NOL_REGISTRY_URL", registry.url())]),
-            log("cases"),
-        )
-        .await?;
-        let transfer = ServiceProcess::start(
-            binary,
-            &name("transfer"),
+        let replicas = settings.replicas.max(1);
+        let start_all = |service: &'static str, port: u16, extra: Vec<(&'static str, String)>| {
+            let env = &env;
+            let log = &log;
+            async move {
+                let mut processes = Vec::new();
+                for replica in 0..replicas {
+                    let name = match replica {
+                        0 => format!("{service}@{}", settings.province),
+                        _ => format!("{service}#{replica}@{}", settings.province),
+                    };
+                    let mut extra = extra.clone();
+                    if replica > 0 && service == "reporting" {
+                        extra.retain(|(key, _)| *key != "NOL_WEB_ADDR");
+                        extra.push(("NOL_WEB_ADDR", "127.0.0.1:0".to_owned()));
+                    }
+                    let port = if replica == 0 { port } else { 0 };
+                    processes.push(
+                        ServiceProcess::start(binary, &name, service, env(port, &extra), log(service, replica)).await?,
+                    );
+                }
+                anyhow::Ok(processes)
+            }
+        };
+        let urls =
+            |processes: &[ServiceProcess]| processes.iter().map(ServiceProcess::url).collect::<Vec<_>>().join(",");
+        let registry = start_all("registry", settings.ports.registry, Vec::new()).await?;
+        let cases = start_all("cases", settings.ports.cases, vec![("NOL_REGISTRY_URL", urls(&registry))]).await?;
+        let transfer = start_all(
             "transfer",
-            env(settings.ports.transfer, &[("NOL_REGISTRY_URL", registry.url()), ("NOL_CASES_URL", cases.url())]),
-            log("transfer"),
+            settings.ports.transfer,
+            vec![("NOL_REGISTRY_URL", urls(&registry)), ("NOL_CASES_URL", urls(&cases))],
         )
         .await?;
-        let reporting = ServiceProcess::start(
-            binary,
-            &name("reporting"),
+        let reporting = start_all(
             "reporting",
-            env(
-                settings.ports.reporting,
-                &[
-                    ("NOL_REGISTRY_URL", registry.url()),
-                    ("NOL_CASES_URL", cases.url()),
-                    ("NOL_TRANSFER_URL", transfer.url()),
-                    ("NOL_WEB_ADDR", format!("127.0.0.1:{}", settings.ports.web)),
-                ],
-            ),
-            log("reporting"),
+            settings.ports.reporting,
+            vec![
+                ("NOL_REGISTRY_URL", urls(&registry)),
+                ("NOL_CASES_URL", urls(&cases)),
+                ("NOL_TRANSFER_URL", urls(&transfer)),
+                ("NOL_WEB_ADDR", format!("127.0.0.1:{}", settings.ports.web)),
+            ],
         )
         .await?;
+        let mut sets = registry
+            .into_iter()
+            .zip(cases)
+            .zip(transfer)
+            .zip(reporting)
+            .map(|(((registry, cases), transfer), reporting)| Replicas { registry, cases, transfer, reporting });
+        let first = sets.next().ok_or_else(|| anyhow::anyhow!("no process started"))?;
         Ok(ProvinceStack {
             province: settings.province,
             database_url: settings.database_url.clone(),
-            registry,
-            cases,
-            transfer,
-            reporting,
+            registry: first.registry,
+            cases: first.cases,
+            transfer: first.transfer,
+            reporting: first.reporting,
+            replicas: sets.collect(),
         })
+    }
+
+    /// Every process of the province that runs (not killed or stopped), first replica first.
+    pub fn running(&self) -> Vec<&ServiceProcess> {
+        let firsts = [&self.registry, &self.cases, &self.transfer, &self.reporting];
+        let others = self.replicas.iter().flat_map(|set| [&set.registry, &set.cases, &set.transfer, &set.reporting]);
+        firsts.into_iter().chain(others).filter(|process| process.pid().is_some()).collect()
+    }
+
+    /// Tells every service to read the peer provinces' keys again (SIGHUP).
+    pub fn reload_peers(&self) {
+        for service in self.running() {
+            if let Some(pid) = service.pid() {
+                let _ =
+                    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGHUP);
+            }
+        }
     }
 
     /// Stops the services gracefully, transfer first.
     pub async fn stop(&mut self) -> anyhow::Result<()> {
+        for set in &mut self.replicas {
+            set.transfer.stop().await?;
+            set.cases.stop().await?;
+            set.reporting.stop().await?;
+            set.registry.stop().await?;
+        }
         self.transfer.stop().await?;
         self.cases.stop().await?;
         self.reporting.stop().await?;
@@ -156,7 +209,7 @@ pub struct StackSettings {
     pub binary: PathBuf,
     /// Keys, NATS stores and logs live here.
     pub data_dir: PathBuf,
-    /// Provinces to run, the first being the NATS hub the others link to as leaf nodes.
+    /// Provinces to run; each province's NATS server links to the exchange's hub as a leaf node.
     pub provinces: Vec<(RegionCode, ServicePorts, Option<u16>)>,
     /// A PostgreSQL server's admin URL; each province gets database `<database_prefix>_<code>`.
     pub admin_database_url: String,
@@ -165,16 +218,18 @@ pub struct StackSettings {
     pub ack_wait: Duration,
     /// Write service logs to files under the data folder (else inherit stderr).
     pub log_to_files: bool,
-    /// Leaf-node port of the hub, `None` for a free one.
+    /// Leaf-node port of the exchange's hub, `None` for a free one.
     pub hub_leaf_port: Option<u16>,
-    /// Route the link between provinces through a [`LinkProxy`] that tests can cut.
+    /// Route the second province's link to the hub through a [`LinkProxy`] that tests can cut.
     pub cuttable_link: bool,
     /// More settings for every service.
     pub extra_env: BTreeMap<String, String>,
+    /// Processes per service in every province (1 but in the replica tests).
+    pub replicas: usize,
 }
 
 impl StackSettings {
-    /// What the benchmarks run: Jiangsu (the hub) and Anhui on free ports, databases
+    /// What the benchmarks run: Jiangsu and Anhui (and the exchange's hub) on free ports, databases
     /// `nol_<tag>_<code>` on the machine's PostgreSQL, subjects under `<tag>`, service logs in files.
     pub fn bench(binary: PathBuf, data_dir: PathBuf, tag: &str) -> StackSettings {
         let province = |code: &str| RegionCode::parse(code).expect("a province code of the GB/T 2260 tree");
@@ -193,18 +248,26 @@ impl StackSettings {
             hub_leaf_port: None,
             cuttable_link: false,
             extra_env: BTreeMap::new(),
+            replicas: 1,
         }
     }
 }
 
-/// A running stack: linked NATS servers, databases, and every province's services.
+/// A running stack: the national exchange's hub, each province's NATS server linked to it,
+/// databases, and every province's services.
 pub struct Stack {
     pub keys: StackKeys,
+    /// The national exchange: a nats-server of its own (a cluster of three in production, see
+    /// `deploy/nats/`), without JetStream, that every province links to as a leaf node with its
+    /// own user. No province hosts it, so any province may be down while the others exchange.
+    pub hub: NatsServer,
+    /// Each province's nats-server (its own JetStream domain), in the order of the settings.
     pub nats: Vec<NatsServer>,
-    /// The link between provinces, when `cuttable_link` was asked for.
+    /// The link between the second province and the hub, when `cuttable_link` was asked for.
     pub link: Option<LinkProxy>,
     pub provinces: Vec<ProvinceStack>,
     settings: StackSettings,
+    scheme: SubjectScheme,
 }
 
 impl Stack {
@@ -213,72 +276,99 @@ impl Stack {
         crate::tools::cjk_font()?;
         let codes: Vec<RegionCode> = settings.provinces.iter().map(|(code, _, _)| *code).collect();
         let keys = StackKeys::ensure(&settings.data_dir.join("keys"), &codes)?;
-        let log_dir = settings.data_dir.join("log");
-        std::fs::create_dir_all(&log_dir)?;
-        // The first province's server is the hub; every other province links to it as a leaf
-        // node, limited to its own cross-province subjects.
+        std::fs::create_dir_all(settings.data_dir.join("log"))?;
         let scheme = SubjectScheme::new(&settings.subject_prefix)?;
-        let mut leaf_users = Vec::new();
-        for code in codes.iter().skip(1) {
-            leaf_users.push(NatsUser {
-                user: format!("p{code}"),
-                password: keys.link_password(code)?,
-                permissions: Some(scheme.link_permissions(code)),
-            });
+        // The hub knows one user per province, limited to that province's cross-province
+        // subjects; a province's leaf link authenticates as it.
+        let users = codes.iter().map(|code| leaf_user(&keys, &scheme, code)).collect::<anyhow::Result<Vec<_>>>()?;
+        let hub = NatsServer::start(
+            &settings.data_dir.join("nats").join("exchange"),
+            NatsOptions {
+                name: "nol-exchange".to_owned(),
+                leaf_listen: Some(settings.hub_leaf_port),
+                users,
+                no_jetstream: true,
+                ..NatsOptions::default()
+            },
+        )
+        .await?;
+        let mut stack = Stack {
+            keys,
+            hub,
+            nats: Vec::new(),
+            link: None,
+            provinces: Vec::new(),
+            settings: settings.clone(),
+            scheme,
+        };
+        for (index, (code, ports, client_port)) in settings.provinces.iter().enumerate() {
+            let cuttable = index == 1 && settings.cuttable_link;
+            stack.start_province(*code, *ports, *client_port, cuttable).await?;
         }
-        let hub_local =
-            NatsUser { user: "services".to_owned(), password: keys.link_password(&codes[0])?, permissions: None };
-        let mut nats: Vec<NatsServer> = Vec::new();
-        let mut link = None;
-        for (index, (code, _, client_port)) in settings.provinces.iter().enumerate() {
-            if index == 1 && settings.cuttable_link {
-                let hub_leaf = nats[0].leaf_port.ok_or_else(|| anyhow::anyhow!("the hub has no leaf port"))?;
-                link = Some(LinkProxy::start(std::net::SocketAddr::from(([127, 0, 0, 1], hub_leaf))).await?);
-            }
-            let leaf_remotes = match (nats.first(), index.checked_sub(1).and_then(|user| leaf_users.get(user))) {
-                (Some(_), Some(user)) if link.is_some() => {
-                    let port = link.as_ref().map(|proxy: &LinkProxy| proxy.addr.port()).unwrap_or_default();
-                    vec![format!("nats-leaf://{}:{}@127.0.0.1:{port}", user.user, user.password)]
-                }
-                (Some(hub), Some(user)) => hub.leaf_url_as(user).into_iter().collect(),
-                _ => Vec::new(),
-            };
-            let options = NatsOptions {
-                name: format!("p{code}"),
-                client_port: *client_port,
-                leaf_listen: (index == 0).then_some(settings.hub_leaf_port),
-                leaf_remotes,
-                users: if index == 0 {
-                    std::iter::once(hub_local.clone()).chain(leaf_users.iter().cloned()).collect()
-                } else {
-                    Vec::new()
-                },
-                client_user: (index == 0).then(|| hub_local.clone()),
-                sync_always: false,
-            };
-            nats.push(NatsServer::start(&settings.data_dir.join("nats").join(code.to_string()), options).await?);
+        Ok(stack)
+    }
+
+    /// A province joins the running exchange by configuration alone: its keys are made and every
+    /// province's `peers/` folder learns its public keys (the running services read them again on
+    /// SIGHUP, sent here, or on their own within `NOL_PEERS_RELOAD_SECS`), the hub learns its
+    /// user and reloads, then its server links to the hub and its services start. Nothing that
+    /// runs is restarted.
+    pub async fn add_province(&mut self, code: RegionCode, ports: ServicePorts) -> anyhow::Result<()> {
+        let mut codes: Vec<RegionCode> = self.settings.provinces.iter().map(|(code, _, _)| *code).collect();
+        codes.push(code);
+        self.keys = StackKeys::ensure(&self.settings.data_dir.join("keys"), &codes)?;
+        self.hub.add_user(leaf_user(&self.keys, &self.scheme, &code)?).await?;
+        self.start_province(code, ports, None, false).await?;
+        self.settings.provinces.push((code, ports, None));
+        for province in &self.provinces {
+            province.reload_peers();
         }
-        let mut provinces = Vec::new();
-        for ((code, ports, _), server) in settings.provinces.iter().zip(&nats) {
-            let database_url = postgres::create_database(
-                &settings.admin_database_url,
-                &format!("{}_{code}", settings.database_prefix),
-            )
-            .await?;
-            let province_settings = ProvinceSettings {
-                province: *code,
-                database_url,
-                nats_url: server.client_url(),
-                subject_prefix: settings.subject_prefix.clone(),
-                keys_dir: keys.province_dir(code),
-                ports: *ports,
-                ack_wait: settings.ack_wait,
-                log_dir: settings.log_to_files.then(|| log_dir.clone()),
-                extra_env: settings.extra_env.clone(),
-            };
-            provinces.push(ProvinceStack::start(&settings.binary, &province_settings).await?);
-        }
-        Ok(Stack { keys, nats, link, provinces, settings })
+        Ok(())
+    }
+
+    async fn start_province(
+        &mut self,
+        code: RegionCode,
+        ports: ServicePorts,
+        client_port: Option<u16>,
+        cuttable: bool,
+    ) -> anyhow::Result<()> {
+        let settings = &self.settings;
+        let user = leaf_user(&self.keys, &self.scheme, &code)?;
+        let hub_leaf = self.hub.leaf_port.ok_or_else(|| anyhow::anyhow!("the hub has no leaf port"))?;
+        let leaf_port = if cuttable {
+            let proxy = LinkProxy::start(std::net::SocketAddr::from(([127, 0, 0, 1], hub_leaf))).await?;
+            let port = proxy.addr.port();
+            self.link = Some(proxy);
+            port
+        } else {
+            hub_leaf
+        };
+        let options = NatsOptions {
+            name: format!("p{code}"),
+            client_port,
+            leaf_remotes: vec![format!("nats-leaf://{}:{}@127.0.0.1:{leaf_port}", user.user, user.password)],
+            ..NatsOptions::default()
+        };
+        let server = NatsServer::start(&settings.data_dir.join("nats").join(code.to_string()), options).await?;
+        let database_url =
+            postgres::create_database(&settings.admin_database_url, &format!("{}_{code}", settings.database_prefix))
+                .await?;
+        let province_settings = ProvinceSettings {
+            province: code,
+            database_url,
+            nats_url: server.client_url(),
+            subject_prefix: settings.subject_prefix.clone(),
+            keys_dir: self.keys.province_dir(&code),
+            ports,
+            ack_wait: settings.ack_wait,
+            log_dir: settings.log_to_files.then(|| settings.data_dir.join("log")),
+            extra_env: settings.extra_env.clone(),
+            replicas: settings.replicas,
+        };
+        self.nats.push(server);
+        self.provinces.push(ProvinceStack::start(&settings.binary, &province_settings).await?);
+        Ok(())
     }
 
     pub fn province_mut(&mut self, code: &str) -> &mut ProvinceStack {
@@ -295,7 +385,7 @@ impl Stack {
             .unwrap_or_else(|| panic!("no province {code} in this stack"))
     }
 
-    /// Stops every service, then the NATS servers.
+    /// Stops every service, then the NATS servers, the hub last.
     pub async fn stop(&mut self) -> anyhow::Result<()> {
         for province in &mut self.provinces {
             province.stop().await?;
@@ -303,7 +393,7 @@ impl Stack {
         for server in self.nats.iter_mut().rev() {
             server.stop().await?;
         }
-        Ok(())
+        self.hub.stop().await
     }
 
     /// Stops everything and drops the stack's databases (tests).
@@ -318,4 +408,14 @@ impl Stack {
         }
         Ok(())
     }
+}
+
+/// The hub's user for `province`: its link password, and permission for exactly its own
+/// cross-province subjects (`SubjectScheme::link_permissions`).
+fn leaf_user(keys: &StackKeys, scheme: &SubjectScheme, province: &RegionCode) -> anyhow::Result<NatsUser> {
+    Ok(NatsUser {
+        user: format!("p{province}"),
+        password: keys.link_password(province)?,
+        permissions: Some(scheme.link_permissions(province)),
+    })
 }

@@ -14,9 +14,7 @@ pub type RegistryClient = RegistryServiceClient<InterceptedService<Channel, Prop
 
 /// A client of the registry at `url`, connecting on first use and carrying the trace context.
 pub fn client(url: &str) -> anyhow::Result<RegistryClient> {
-    let channel = tonic::transport::Endpoint::from_shared(url.to_owned())?
-        .connect_timeout(std::time::Duration::from_secs(3))
-        .connect_lazy();
+    let channel = nol_runtime::upstream::channel(url, std::time::Duration::from_secs(3), None)?;
     Ok(RegistryServiceClient::with_interceptor(channel, PropagateTrace))
 }
 

@@ -60,6 +60,21 @@ pub fn filter_subjects(scheme: &SubjectScheme, province: &RegionCode) -> Vec<Str
     cross.chain(local).collect()
 }
 
+/// A message that starts something across regions names its sender (the origin of a hand-off,
+/// the owner asking for help …); that must be the region the envelope comes from, whose province
+/// signed the message (checked by the backbone before any handler runs). So a province cannot
+/// start a hand-off, a request or a notice in another province's name.
+fn sent_by(envelope: &EventEnvelope, claimed: &str, what: &str) -> Result<(), HandlerError> {
+    let province = |code: &str| RegionCode::parse(code).ok().map(|code| code.province());
+    match (province(&envelope.source_region_code), province(claimed)) {
+        (Some(source), Some(named)) if source == named => Ok(()),
+        _ => Err(HandlerError::Permanent(format!(
+            "{}: the {what} {claimed:?} is not in the sending province (the envelope comes from {:?})",
+            envelope.event_type, envelope.source_region_code
+        ))),
+    }
+}
+
 pub struct TransferEvents {
     pub steps: Steps,
     pub clock: nol_runtime::clock::Clock,
@@ -71,6 +86,7 @@ impl EventHandler for TransferEvents {
         let kind = envelope.event_type.as_str();
         if HANDOFF_REQUESTED.matches(kind) {
             let request: HandoffRequested = decode_payload(envelope, HANDOFF_REQUESTED)?;
+            sent_by(envelope, &request.origin_region_code, "origin")?;
             Ok(steps.receive(conn, &request, envelope).await?)
         } else if HANDOFF_RECEIVED.matches(kind) {
             let receipt: HandoffReceived = decode_payload(envelope, HANDOFF_RECEIVED)?;
@@ -124,6 +140,7 @@ impl EventHandler for TransferEvents {
             Ok(steps.handed_over(conn, id).await?)
         } else if TRANSFER_IN_REQUESTED.matches(kind) {
             let request: TransferInRequested = decode_payload(envelope, TRANSFER_IN_REQUESTED)?;
+            sent_by(envelope, &request.asking_region_code, "asking region")?;
             Ok(transfer_in::received(steps, conn, &request).await?)
         } else if TRANSFER_IN_MATCHED.matches(kind) {
             let matched: TransferInMatched = decode_payload(envelope, TRANSFER_IN_MATCHED)?;
@@ -133,6 +150,7 @@ impl EventHandler for TransferEvents {
             Ok(transfer_in::answered(conn, &answered).await?)
         } else if ASSISTANCE_ASKED.matches(kind) {
             let asked: AssistanceAsked = decode_payload(envelope, ASSISTANCE_ASKED)?;
+            sent_by(envelope, &asked.owner_region_code, "owner")?;
             Ok(steps.receive_help_request(conn, &asked).await?)
         } else if ASSISTANCE_ANSWERED.matches(kind) {
             let answered: AssistanceAnswered = decode_payload(envelope, ASSISTANCE_ANSWERED)?;
@@ -145,6 +163,7 @@ impl EventHandler for TransferEvents {
             Ok(steps.record_help_close(conn, &closed).await?)
         } else if ASSISTANCE_OFFERED.matches(kind) {
             let offered: AssistanceAsked = decode_payload(envelope, ASSISTANCE_OFFERED)?;
+            sent_by(envelope, &offered.assisting_region_code, "offering region")?;
             Ok(steps.record_offer(conn, &offered).await?)
         } else if HUKOU_NOTICE_DUE.matches(kind) {
             let due: HukouNoticeDue = decode_payload(envelope, HUKOU_NOTICE_DUE)?;
@@ -152,6 +171,7 @@ impl EventHandler for TransferEvents {
             Ok(steps.send_hukou_notice(conn, event_id, &due).await?)
         } else if HUKOU_NOTICE.matches(kind) {
             let sent: HukouNoticeSent = decode_payload(envelope, HUKOU_NOTICE)?;
+            sent_by(envelope, &sent.owner_region_code, "owner")?;
             Ok(steps.receive_hukou_notice(conn, &sent).await?)
         } else if HUKOU_NOTICE_ANSWERED.matches(kind) {
             let answered: HukouNoticeAnswered = decode_payload(envelope, HUKOU_NOTICE_ANSWERED)?;

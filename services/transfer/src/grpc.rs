@@ -107,9 +107,7 @@ pub(crate) fn with_token<T>(caller: &Caller, message: T) -> Request<T> {
 
 /// A lazy channel to this province's case service.
 pub(crate) fn case_channel(cases_url: &str) -> anyhow::Result<Channel> {
-    Ok(tonic::transport::Endpoint::from_shared(cases_url.to_owned())?
-        .connect_timeout(Duration::from_secs(3))
-        .connect_lazy())
+    nol_runtime::upstream::channel(cases_url, Duration::from_secs(3), None)
 }
 
 impl Transfer {
@@ -445,7 +443,7 @@ impl Transfer {
         );
         caller.require_scope(&asking)?;
         let seal_key = self.steps.seal_key(&owner).ok_or(Refusal::NoLink { province: owner.province() })?;
-        let sealed = seal_key.seal(resident_id.expose().as_bytes());
+        let sealed = seal_key.seal_from(resident_id.expose().as_bytes(), asking.province().as_str());
         let new = NewTransferIn {
             id: Uuid::now_v7(),
             direction: Direction::Outgoing,

@@ -177,7 +177,7 @@ impl Steps {
                 birth_date: chrono::NaiveDate::parse_from_str(&child.birth_date, "%Y-%m-%d").unwrap_or(reserved.today),
                 hukou_region: child.hukou_region_code.clone(),
             },
-            sealed_dossier: Some(seal_key.seal(&dossier.encode_to_vec())),
+            sealed_dossier: Some(seal_key.seal_from(&dossier.encode_to_vec(), self.province.as_str())),
             trace_context: reserved.trace_context.clone(),
             requested_by: reserved.requested_by.clone(),
             requested_at: chrono::Utc::now(),
@@ -318,8 +318,10 @@ impl Steps {
             self.send(conn, HANDOFF_CANCELLED, destination, origin, "system", &cancelled).await?;
             return Ok(());
         }
-        let opened =
-            self.seal().open(&request.sealed_dossier).map_err(|error| permanent(format!("dossier: {error}")))?;
+        let opened = self
+            .seal()
+            .open_from(&request.sealed_dossier, origin.province().as_str())
+            .map_err(|error| permanent(format!("dossier: {error}")))?;
         let dossier = HandoffDossier::decode(opened.as_slice())
             .map_err(|error| permanent(format!("dossier does not decode: {error}")))?;
         let child = dossier.child.clone().unwrap_or_default();

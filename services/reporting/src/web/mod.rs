@@ -61,11 +61,11 @@ impl Upstream {
         reporting: SocketAddr,
     ) -> anyhow::Result<Upstream> {
         let channel = |url: &str| -> anyhow::Result<Channel> {
-            Ok(tonic::transport::Endpoint::from_shared(url.to_owned())?
-                .connect_timeout(std::time::Duration::from_secs(5))
-                .timeout(std::time::Duration::from_secs(30))
-                .tcp_nodelay(true)
-                .connect_lazy())
+            nol_runtime::upstream::channel(
+                url,
+                std::time::Duration::from_secs(5),
+                Some(std::time::Duration::from_secs(30)),
+            )
         };
         Ok(Upstream {
             registry: registry.map(channel).transpose()?,

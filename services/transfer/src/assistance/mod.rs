@@ -262,7 +262,8 @@ impl Steps {
         let Some(request) = store::insert(conn, new, Direction::Outgoing, None).await? else {
             return Ok(None);
         };
-        self.send_help_request(conn, &request, &seal.seal(&request.child.encode_to_vec())).await?;
+        self.send_help_request(conn, &request, &seal.seal_from(&request.child.encode_to_vec(), self.province.as_str()))
+            .await?;
         let id = request.id.to_string();
         let mut told = asked_message(&request);
         told.sealed_child.clear();
@@ -300,7 +301,10 @@ impl Steps {
     /// Re-sends an unanswered request (the sweeper).
     pub async fn resend_help_request(&self, conn: &mut PgConnection, request: &Assistance) -> sqlx::Result<()> {
         match self.seal_key(&request.assisting_region) {
-            Some(seal) => self.send_help_request(conn, request, &seal.seal(&request.child.encode_to_vec())).await,
+            Some(seal) => {
+                let sealed = seal.seal_from(&request.child.encode_to_vec(), self.province.as_str());
+                self.send_help_request(conn, request, &sealed).await
+            }
             None => store::touch(conn, request.id).await,
         }
     }
@@ -324,8 +328,11 @@ impl Steps {
         if let Some(existing) = store::get(&mut *conn, id, Direction::Incoming).await? {
             return Ok(self.answer_help(conn, &existing).await?);
         }
-        let opened =
-            self.keys.seal.open(&asked.sealed_child).map_err(|error| permanent(&asked.assistance_id, error))?;
+        let opened = self
+            .keys
+            .seal
+            .open_from(&asked.sealed_child, owner.province().as_str())
+            .map_err(|error| permanent(&asked.assistance_id, error))?;
         let child = ChildSummary::decode(opened.as_slice()).map_err(|error| permanent(&asked.assistance_id, error))?;
         let reason = AssistanceReason::try_from(asked.reason)
             .ok()
@@ -606,7 +613,7 @@ impl Steps {
             StepError::Permanent(format!("assistance {}: no link to the owner's province", offered.id))
         })?;
         let mut message = asked_message(&offered);
-        message.sealed_child = seal.seal(&offered.child.encode_to_vec());
+        message.sealed_child = seal.seal_from(&offered.child.encode_to_vec(), self.province.as_str());
         message.offered_by = new.requested_by.to_owned();
         let id = offered.id.to_string();
         nol_backbone::outbox::emit(
@@ -648,8 +655,13 @@ impl Steps {
         if store::get(&mut *conn, id, Direction::Outgoing).await?.is_some() {
             return Ok(());
         }
-        let opened =
-            self.keys.seal.open(&offered.sealed_child).map_err(|error| permanent(&offered.assistance_id, error))?;
+        let offering = RegionCode::parse(&offered.assisting_region_code)
+            .map_err(|_| permanent(&offered.assistance_id, "assisting region"))?;
+        let opened = self
+            .keys
+            .seal
+            .open_from(&offered.sealed_child, offering.province().as_str())
+            .map_err(|error| permanent(&offered.assistance_id, error))?;
         let child =
             ChildSummary::decode(opened.as_slice()).map_err(|error| permanent(&offered.assistance_id, error))?;
         let needs: Vec<AssistanceNeed> =

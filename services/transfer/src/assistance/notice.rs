@@ -294,7 +294,7 @@ impl Steps {
             case_id: notice.case_id.to_string(),
             owner_region_code: notice.owner_region.to_string(),
             hukou_region_code: notice.hukou_region.to_string(),
-            sealed_child: seal.seal(&notice.child.encode_to_vec()),
+            sealed_child: seal.seal_from(&notice.child.encode_to_vec(), self.province.as_str()),
             causes: notice.causes.clone(),
             message: notice.message.clone(),
             contact: notice.contact.clone(),
@@ -329,7 +329,11 @@ impl Steps {
         let notice = match get(&mut *conn, id, Direction::Incoming).await? {
             Some(seen) => seen,
             None => {
-                let opened = self.keys.seal.open(&sent.sealed_child).map_err(|error| permanent(error.to_string()))?;
+                let opened = self
+                    .keys
+                    .seal
+                    .open_from(&sent.sealed_child, owner.province().as_str())
+                    .map_err(|error| permanent(error.to_string()))?;
                 let child = ChildSummary::decode(opened.as_slice()).map_err(|error| permanent(error.to_string()))?;
                 let case_id = Uuid::parse_str(&sent.case_id).map_err(|_| permanent("case id".into()))?;
                 let new = NewNotice {

@@ -141,8 +141,11 @@ impl HandoffEvents<'_> {
         if store::taken_in_case(conn, handoff_id).await?.is_some() {
             return Ok(());
         }
-        let opened =
-            self.seal.open(&event.sealed_dossier).map_err(|error| permanent(format!("hand-off dossier: {error}")))?;
+        // Sealed by the origin's province, bound to it (checked against the signed message it came in).
+        let opened = self
+            .seal
+            .open_from(&event.sealed_dossier, origin.province().as_str())
+            .map_err(|error| permanent(format!("hand-off dossier: {error}")))?;
         let dossier = HandoffDossier::decode(opened.as_slice())
             .map_err(|error| permanent(format!("hand-off dossier does not decode: {error}")))?;
         let child = dossier.child.clone().ok_or_else(|| permanent("hand-off dossier has no child"))?;
@@ -235,8 +238,12 @@ impl HandoffEvents<'_> {
         event: TransferInRequested,
     ) -> Result<(), HandlerError> {
         let owner = RegionCode::parse(&event.owner_region_code).map_err(|_| permanent("transfer_in: owner"))?;
-        let clear =
-            self.seal.open(&event.resident_id_sealed).map_err(|error| permanent(format!("transfer_in: {error}")))?;
+        let asking =
+            RegionCode::parse(&event.asking_region_code).map_err(|_| permanent("transfer_in: asking region"))?;
+        let clear = self
+            .seal
+            .open_from(&event.resident_id_sealed, asking.province().as_str())
+            .map_err(|error| permanent(format!("transfer_in: {error}")))?;
         let text = String::from_utf8(clear).map_err(|_| permanent("transfer_in: resident ID is not text"))?;
         let resident_id = ResidentId::parse(&text).map_err(|error| permanent(format!("transfer_in: {error}")))?;
         let index = self.data_key.blind_index(resident_id.expose());
