@@ -8,6 +8,7 @@ mod common;
 
 use common::assistance::{listed, until_assistance, until_listed};
 use common::cases::{Child, FIRST_DAY, attempt, nine_am, refused};
+use common::web::{WebUser, web_url};
 use common::{RuleClock, TestStack, eventually};
 use nol_auth::Role;
 use nol_proto::v1::PersuasionDepartment::{Education, PublicSecurity};
@@ -447,6 +448,38 @@ async fn the_hukou_region_is_told_of_a_migrant_childs_case_and_acknowledges_it_r
         Ok(history.iter().any(|entry| entry.change == "assistance_accepted").then_some(()))
     })
     .await;
+
+    // The bureaus see both on their dashboards: 阜阳市 the notice it acknowledged and the help it
+    // offered, 南京市 the notice's receipt and the help on its way.
+    let fuyang = WebUser::sign_in(&web_url(&test, "340000"), &test.token("341200", Role::Supervisor)).await;
+    let nanjing = WebUser::sign_in(&web_url(&test, "320000"), &test.token("320100", Role::Supervisor)).await;
+    let cells = |table: &serde_json::Value, key: &str| -> Vec<String> {
+        table["rows"].as_array().unwrap().iter().map(|row| row[key].as_str().unwrap_or_default().to_owned()).collect()
+    };
+    let (status, received) = fuyang.get("/api/lists/hukou_notices_in").await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{received}");
+    assert_eq!(received["title"], "收到的户籍地通知");
+    assert_eq!(
+        (cells(&received, "child"), cells(&received, "state")),
+        (vec!["王小四".to_owned()], vec!["已回执".to_owned()])
+    );
+    let (_, sent) = nanjing.get("/api/lists/hukou_notices_out").await;
+    assert_eq!(
+        (cells(&sent, "hukou"), cells(&sent, "state")),
+        (vec!["安徽省阜阳市临泉县".to_owned()], vec!["已回执".to_owned()])
+    );
+    let (_, helping) = fuyang.get("/api/lists/assistance_in?state=accepted").await;
+    assert_eq!(
+        (cells(&helping, "reason"), cells(&helping, "state")),
+        (vec!["户籍地主动协助".to_owned()], vec!["协办中".to_owned()])
+    );
+    let (_, helped) = nanjing.get("/api/lists/assistance_out").await;
+    assert_eq!(
+        (cells(&helped, "helper"), cells(&helped, "needs")),
+        (vec!["安徽省阜阳市临泉县".to_owned()], vec!["入户走访".to_owned()])
+    );
+    let (_, none_overdue) = nanjing.get("/api/lists/assistance_out?overdue=yes").await;
+    assert!(none_overdue["rows"].as_array().unwrap().is_empty(), "{none_overdue}");
     test.finish().await;
 }
 
@@ -504,7 +537,7 @@ async fn after_an_r11_hand_off_the_hukou_region_is_prompted_to_invite_the_new_in
 async fn two_leaf_provinces_work_a_case_together_through_the_hub() {
     let clock = RuleClock::at(&nine_am(FIRST_DAY));
     let test = TestStack::start_with(common::TestOptions { more_provinces: vec!["410000"], ..clock.options() }).await;
-    // 安徽 and 河南 are both leaves of 江苏's hub: everything between them crosses it.
+    // 安徽 and 河南 are leaves of the exchange's hub, as 江苏 is: everything between them crosses it.
     let system = test.clients("340000", "340000", Role::System);
     system.ensure_school("3412210001", "临泉县城关小学", "341221").await.expect("school");
     let linquan = test.clients("340000", "341221", Role::Caseworker);

@@ -82,7 +82,9 @@ const FIGURE_GROUPS = [
 
 const LISTS = [
   ['overdue', '逾期工作'], ['supervision', '督办事项'], ['handoffs_out', '移出案件'],
-  ['handoffs_in', '移入案件'], ['suspects', '疑似辍学'], ['semester_check', '开学核查进度'],
+  ['handoffs_in', '移入案件'], ['assistance_out', '发出协查'], ['assistance_in', '收到协查'],
+  ['hukou_notices_out', '户籍地通知（发出）'], ['hukou_notices_in', '户籍地通知（收到）'],
+  ['suspects', '疑似辍学'], ['semester_check', '开学核查进度'],
 ];
 
 const ACTIONS = {

@@ -8,13 +8,15 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use nol_proto::v1::assistance_service_client::AssistanceServiceClient;
 use nol_proto::v1::supervision_service_client::SupervisionServiceClient;
 use nol_proto::v1::suspect_service_client::SuspectServiceClient;
 use nol_proto::v1::transfer_service_client::TransferServiceClient;
 use nol_proto::v1::{
-    CheckProgress, GetSemesterCheckProgressRequest, HandoffDirection, HandoffState, ListHandoffsRequest,
-    ListOverdueWorkRequest, ListSemesterChecksRequest, ListSupervisionItemsRequest, ListSuspectsRequest, OverdueKind,
-    ProgressGrouping, SemesterCheck, SupervisionState, SuspectOrigin, SuspectState,
+    AssistanceNeed, AssistanceReason, AssistanceState, CheckProgress, GetSemesterCheckProgressRequest,
+    HandoffDirection, HandoffState, HukouNoticeState, ListAssistanceRequest, ListHandoffsRequest,
+    ListHukouNoticesRequest, ListOverdueWorkRequest, ListSemesterChecksRequest, ListSupervisionItemsRequest,
+    ListSuspectsRequest, OverdueKind, ProgressGrouping, SemesterCheck, SupervisionState, SuspectOrigin, SuspectState,
 };
 use nol_region::RegionCode;
 use serde_json::{Map, Value, json};
@@ -121,6 +123,48 @@ fn handoff_state(state: HandoffState) -> (&'static str, &'static str) {
     }
 }
 
+fn assistance_state(state: AssistanceState) -> (&'static str, &'static str) {
+    match state {
+        AssistanceState::Requested => ("requested", "已发出"),
+        AssistanceState::Delivered => ("delivered", "已送达待答复"),
+        AssistanceState::Accepted => ("accepted", "协办中"),
+        AssistanceState::Declined => ("declined", "已婉拒"),
+        AssistanceState::Closed => ("closed", "已办结"),
+        AssistanceState::Unspecified => ("", "全部"),
+    }
+}
+
+fn assistance_reason(reason: AssistanceReason) -> &'static str {
+    match reason {
+        AssistanceReason::WorkPlace => "务工地协助劝返",
+        AssistanceReason::InflowRegion => "新流入地协同",
+        AssistanceReason::Sighting => "发现线索",
+        AssistanceReason::HukouRegion => "户籍地主动协助",
+        AssistanceReason::Other => "其他",
+        AssistanceReason::Unspecified => "",
+    }
+}
+
+fn assistance_need(need: AssistanceNeed) -> &'static str {
+    match need {
+        AssistanceNeed::FindChild => "查找学生",
+        AssistanceNeed::VisitFamily => "入户走访",
+        AssistanceNeed::PersuadeEmployer => "约谈用工单位",
+        AssistanceNeed::CheckSchoolRoll => "核查学籍",
+        AssistanceNeed::Unspecified => "",
+    }
+}
+
+fn notice_state(state: HukouNoticeState) -> &'static str {
+    match state {
+        HukouNoticeState::Sent => "已发送",
+        HukouNoticeState::Delivered => "已送达待回执",
+        HukouNoticeState::Acknowledged => "已回执",
+        HukouNoticeState::Undeliverable => "无法送达（未联通）",
+        HukouNoticeState::Unspecified => "",
+    }
+}
+
 fn supervision_state(state: SupervisionState) -> (&'static str, &'static str) {
     match state {
         SupervisionState::Open => ("open", "待答复"),
@@ -179,6 +223,7 @@ async fn fetch(
                 OverdueKind::FollowUp,
                 OverdueKind::SemesterCheck,
                 OverdueKind::HandoffDecision,
+                OverdueKind::Assistance,
             ];
             let kind = pick(&kinds, |kind| overdue_kind(kind).0, params.get("kind"))?;
             let request = ListOverdueWorkRequest {
@@ -332,6 +377,126 @@ async fn fetch(
                     "状态",
                     options(("", "全部"), states.iter().map(|state| handoff_state(*state))),
                 )],
+                rows,
+                next_page_token: page.next_page_token,
+                selected: Vec::new(),
+            })
+        }
+        "assistance_out" | "assistance_in" => {
+            let direction =
+                if name == "assistance_out" { HandoffDirection::Outgoing } else { HandoffDirection::Incoming };
+            let states = [
+                AssistanceState::Requested,
+                AssistanceState::Delivered,
+                AssistanceState::Accepted,
+                AssistanceState::Declined,
+                AssistanceState::Closed,
+            ];
+            let wanted = pick(&states, |state| assistance_state(state).0, params.get("state"))?;
+            let overdue_only = params.get("overdue").is_some_and(|value| value == "yes");
+            let request = ListAssistanceRequest {
+                region_code,
+                direction: direction as i32,
+                state: wanted.unwrap_or(AssistanceState::Unspecified) as i32,
+                overdue_only,
+                page_size,
+                page_token,
+            };
+            let page = AssistanceServiceClient::new(channel(&state.upstream.transfer)?)
+                .list_assistance(authed(session, request))
+                .await?
+                .into_inner();
+            let rows = page
+                .assistance
+                .iter()
+                .map(|asked| {
+                    let child = asked.child.clone().unwrap_or_default();
+                    let needs: Vec<&str> = asked
+                        .needs
+                        .iter()
+                        .map(|need| assistance_need(AssistanceNeed::try_from(*need).unwrap_or_default()))
+                        .collect();
+                    row(&[
+                        ("child", json!(child.full_name)),
+                        ("owner", json!(region_name(&asked.owner_region_code))),
+                        ("helper", json!(region_name(&asked.assisting_region_code))),
+                        (
+                            "reason",
+                            json!(assistance_reason(AssistanceReason::try_from(asked.reason).unwrap_or_default())),
+                        ),
+                        ("needs", json!(needs.join("、"))),
+                        ("due_date", json!(asked.due_date)),
+                        (
+                            "state",
+                            json!(assistance_state(AssistanceState::try_from(asked.state).unwrap_or_default()).1),
+                        ),
+                        ("overdue", json!(if asked.overdue { "是" } else { "否" })),
+                        ("reports", json!(asked.reports.len())),
+                    ])
+                })
+                .collect();
+            Ok(Table {
+                title: if name == "assistance_out" { "发出的协查请求" } else { "收到的协查请求" },
+                columns: vec![
+                    ("child", "学生"),
+                    ("owner", "请求方（案件所在地）"),
+                    ("helper", "协办方"),
+                    ("reason", "协查事由"),
+                    ("needs", "协查事项"),
+                    ("due_date", "办理期限"),
+                    ("state", "状态"),
+                    ("overdue", "已逾期"),
+                    ("reports", "反馈次数"),
+                ],
+                filters: vec![
+                    ("state", "状态", options(("", "全部"), states.iter().map(|state| assistance_state(*state)))),
+                    ("overdue", "逾期", options(("", "全部"), [("yes", "仅逾期")])),
+                ],
+                rows,
+                next_page_token: page.next_page_token,
+                selected: Vec::new(),
+            })
+        }
+        "hukou_notices_out" | "hukou_notices_in" => {
+            let direction =
+                if name == "hukou_notices_out" { HandoffDirection::Outgoing } else { HandoffDirection::Incoming };
+            let request = ListHukouNoticesRequest { region_code, direction: direction as i32, page_size, page_token };
+            let page = AssistanceServiceClient::new(channel(&state.upstream.transfer)?)
+                .list_hukou_notices(authed(session, request))
+                .await?
+                .into_inner();
+            let rows = page
+                .notices
+                .iter()
+                .map(|notice| {
+                    let child = notice.child.clone().unwrap_or_default();
+                    row(&[
+                        ("child", json!(child.full_name)),
+                        ("owner", json!(region_name(&notice.owner_region_code))),
+                        ("hukou", json!(region_name(&notice.hukou_region_code))),
+                        ("state", json!(notice_state(HukouNoticeState::try_from(notice.state).unwrap_or_default()))),
+                        ("sent", json!(china_time(notice.send_time.as_ref()))),
+                        ("acknowledged", json!(china_time(notice.acknowledge_time.as_ref()))),
+                        ("contact", json!(notice.contact)),
+                    ])
+                })
+                .collect();
+            Ok(Table {
+                title: if name == "hukou_notices_out" {
+                    "发往户籍地的通知"
+                } else {
+                    "收到的户籍地通知"
+                },
+                columns: vec![
+                    ("child", "学生"),
+                    ("owner", "案件所在地"),
+                    ("hukou", "户籍地"),
+                    ("state", "状态"),
+                    ("sent", "发送时间"),
+                    ("acknowledged", "回执时间"),
+                    ("contact", "联系人"),
+                ],
+                filters: Vec::new(),
                 rows,
                 next_page_token: page.next_page_token,
                 selected: Vec::new(),
