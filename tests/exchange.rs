@@ -43,6 +43,10 @@ async fn hand_over(test: &TestStack, case: &DropoutCase, destination_province: &
     assert_eq!(there.region_code, destination);
 }
 
+async fn handoff_state(clients: &nol_stack::Clients, handoff_id: &str) -> HandoffState {
+    HandoffState::try_from(handoff(clients, handoff_id, HandoffDirection::Outgoing).await.state).unwrap()
+}
+
 async fn case_status(clients: &nol_stack::Clients, case_id: &str) -> CaseStatus {
     CaseStatus::try_from(case(clients, case_id).await.status).unwrap()
 }
@@ -172,7 +176,7 @@ fn key_of(test: &TestStack, province: &str) -> nol_pii::ExchangeSigningKey {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_cross_province_messages_are_refused_as_dead_letters_and_change_nothing() {
-    let test = TestStack::start().await;
+    let test = TestStack::start_with(TestOptions { more_provinces: vec!["410000"], ..TestOptions::default() }).await;
     let jiangsu = key_of(&test, "320000");
     let mut forged = Vec::new();
     // Unsigned.
@@ -244,5 +248,62 @@ async fn forged_cross_province_messages_are_refused_as_dead_letters_and_change_n
     let child = migrant_case(&xuanwu, "王小明", 1, "341221").await;
     let handoff = request(&xuanwu, &child.case_id, "341221").await.expect("requested");
     delivered(&xuanwu, &linquan, &handoff.handoff_id).await;
+
+    // 河南, configured and signing as itself, accepts a hand-off between 江苏 and 安徽: refused at
+    // 江苏, whose hand-off still waits for 安徽.
+    let accepted = HandoffAccepted {
+        handoff_id: handoff.handoff_id.clone(),
+        case_id: child.case_id.clone(),
+        origin_region_code: "320102".into(),
+        destination_region_code: "341221".into(),
+        accepted_by: "caseworker@410102".into(),
+        ..Default::default()
+    };
+    let header = nol_events::EventHeader {
+        event_type: nol_events::HANDOFF_ACCEPTED,
+        source_region: nol_region::RegionCode::parse("410102").unwrap(),
+        aggregate_type: "handoff",
+        aggregate_id: &handoff.handoff_id,
+        aggregate_sequence: 2,
+        actor: "caseworker@410102",
+    };
+    let envelope = nol_events::envelope(header, &accepted, chrono::Utc::now(), Default::default());
+    let subject = format!("{}.320000.xp.410000.transfer.handoff_accepted.320102", test.subject_prefix);
+    let payload = envelope.encode_to_vec();
+    let mut headers = async_nats::HeaderMap::new();
+    let henan = key_of(&test, "410000");
+    headers.insert(nol_backbone::exchange::SIGNER_HEADER, "410000");
+    headers.insert(
+        nol_backbone::exchange::SIGNATURE_HEADER,
+        henan.sign_base64(&nol_backbone::exchange::signing_input(&subject, &payload)).as_str(),
+    );
+    let client = nol_backbone::connect_nats(&test.stack().nats[0].client_url(), "forger").await.unwrap();
+    async_nats::jetstream::new(client)
+        .publish_with_headers(subject, headers, payload.into())
+        .await
+        .unwrap()
+        .await
+        .expect("stored by 江苏's stream");
+    let jiangsu_url = test.stack().province("320000").transfer.url();
+    let jiangsu_token = test.token("320000", Role::Operator);
+    let letter = eventually("河南's acceptance to be parked in 江苏", || {
+        let (url, token, event_id) = (jiangsu_url.clone(), jiangsu_token.clone(), envelope.event_id.clone());
+        async move {
+            let mut admin = nol_stack::client::admin(&url, &token)?;
+            let letters =
+                admin.list_dead_letters(ListDeadLettersRequest { page_size: 50 }).await?.into_inner().dead_letters;
+            Ok(letters.into_iter().find(|letter| letter.event_id == event_id))
+        }
+    })
+    .await;
+    assert!(letter.reason.contains("not the other party"), "{}", letter.reason);
+    assert_eq!(handoff_state(&xuanwu, &handoff.handoff_id).await, HandoffState::Delivered, "still waiting for 安徽");
+    linquan
+        .transfer
+        .clone()
+        .accept_handoff(AcceptHandoffRequest { handoff_id: handoff.handoff_id.clone() })
+        .await
+        .expect("accepted by 安徽");
+    until(&xuanwu, &handoff.handoff_id, HandoffDirection::Outgoing, HandoffState::Completed).await;
     test.finish().await;
 }

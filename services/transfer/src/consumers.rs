@@ -80,8 +80,58 @@ pub struct TransferEvents {
     pub clock: nol_runtime::clock::Clock,
 }
 
+/// The id every answer carries first (field 1 of each answer message).
+#[derive(Clone, PartialEq, prost::Message)]
+struct AnswerId {
+    #[prost(string, tag = "1")]
+    id: String,
+}
+
+/// An answer about a hand-off, a request for help or a notice must come from the other party of
+/// the row it names (the province that signed it, checked by the backbone): a province, even a
+/// configured one, cannot receive, accept, reject, cancel, complete, report or close an exchange
+/// it is not part of. A row not (yet) here is the step's own business (a tombstone, a late copy).
+async fn answered_by_the_other_party(conn: &mut PgConnection, envelope: &EventEnvelope) -> Result<(), HandlerError> {
+    use crate::domain::Direction::{Incoming, Outgoing};
+    use prost::Message;
+    let kind = envelope.event_type.as_str();
+    let about = |event_types: &[nol_events::EventType]| event_types.iter().any(|event_type| event_type.matches(kind));
+    let answers_to_origin = about(&[HANDOFF_RECEIVED, HANDOFF_ACCEPTED, HANDOFF_REJECTED, HANDOFF_CANCELLED]);
+    let answers_to_destination = about(&[HANDOFF_CANCEL_REQUESTED, HANDOFF_COMPLETED]);
+    let answers_to_owner = about(&[ASSISTANCE_ANSWERED, ASSISTANCE_REPORTED]);
+    let answers_to_helper = about(&[ASSISTANCE_CLOSED]);
+    let answers_to_notifier = about(&[HUKOU_NOTICE_ANSWERED]);
+    if !(answers_to_origin || answers_to_destination || answers_to_owner || answers_to_helper || answers_to_notifier) {
+        return Ok(());
+    }
+    let Ok(answer) = AnswerId::decode(envelope.payload.as_slice()) else {
+        return Ok(()); // the step's own decoding names what is wrong
+    };
+    let Ok(id) = uuid::Uuid::parse_str(&answer.id) else { return Ok(()) };
+    let counterpart = if answers_to_origin {
+        crate::store::get(&mut *conn, id, Outgoing).await?.map(|handoff| handoff.destination)
+    } else if answers_to_destination {
+        crate::store::get(&mut *conn, id, Incoming).await?.map(|handoff| handoff.origin)
+    } else if answers_to_owner {
+        crate::assistance::get(&mut *conn, id, Outgoing).await?.map(|request| request.assisting_region)
+    } else if answers_to_helper {
+        crate::assistance::get(&mut *conn, id, Incoming).await?.map(|request| request.owner_region)
+    } else {
+        crate::assistance::notice::get(&mut *conn, id, Outgoing).await?.map(|notice| notice.hukou_region)
+    };
+    let sender = RegionCode::parse(&envelope.source_region_code).ok().map(|code| code.province());
+    match counterpart {
+        Some(counterpart) if Some(counterpart.province()) != sender => Err(HandlerError::Permanent(format!(
+            "{kind} {id}: sent from {:?}, which is not the other party ({counterpart})",
+            envelope.source_region_code
+        ))),
+        _ => Ok(()),
+    }
+}
+
 impl EventHandler for TransferEvents {
     async fn handle(&self, conn: &mut PgConnection, envelope: &EventEnvelope) -> Result<(), HandlerError> {
+        answered_by_the_other_party(conn, envelope).await?;
         let steps = &self.steps;
         let kind = envelope.event_type.as_str();
         if HANDOFF_REQUESTED.matches(kind) {

@@ -35,7 +35,7 @@ use uuid::Uuid;
 
 use crate::domain::Direction;
 use crate::handoffs::{StepError, Steps};
-pub use store::{NewAssistance, due_for_resend, latest_request_to};
+pub use store::{NewAssistance, due_for_resend, get, latest_request_to};
 
 /// How long the helper has by default.
 pub const DEFAULT_DUE_DAYS: i64 = 14;

@@ -1,0 +1,497 @@
+//! `cargo bench --bench exchange`: the national exchange with all 31 provinces.
+//!
+//! One hub (a nats-server of its own, no JetStream) and 31 province nats-servers (each its own
+//! JetStream domain with its stream, linked to the hub as a leaf with its own user and the
+//! production link permissions): real servers, real leaf links, on this machine. Each province is
+//! played by a responder that speaks the protocol as the transfer service does — a durable pull
+//! consumer on its stream, an inbox (event ids seen) so a redelivery has no second effect, every
+//! cross-province message signed with the province's Ed25519 key and checked on arrival
+//! (`nol_backbone::exchange`), the dossier and the child's summary sealed to the destination and
+//! bound to the sender (`seal_from` / `open_from`):
+//!
+//! ```text
+//! hand-off:   origin ─handoff_requested (dossier sealed)─► destination
+//!             origin ◄─handoff_received, handoff_accepted── destination
+//!             origin ─handoff_completed──────────────────► destination
+//! assistance: owner ─assistance_requested (child sealed)─► helper
+//!             owner ◄─assistance_answered (accepted)────── helper
+//! ```
+//!
+//! `NOL_BENCH_EXCHANGE_OPS` (10,000) operations over random pairs of provinces, half hand-offs,
+//! half requests for help, `NOL_BENCH_EXCHANGE_IN_FLIGHT` (256) at a time. Timed: request sent →
+//! the answer (acceptance) applied at the origin. Checked: every operation answered exactly once,
+//! every hand-off's completion applied at its destination, no message refused. The baseline, in
+//! the same run over the same servers and streams: a raw round trip (publish with awaited ack
+//! into the other province's stream, its consumer publishing an answer back) without signature,
+//! seal or inbox, at the same concurrency.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, consumer::pull};
+use futures::StreamExt;
+use nol_backbone::exchange::{self, PeerDirectory};
+use nol_events::{
+    ASSISTANCE_ANSWERED, ASSISTANCE_ASKED, EventHeader, EventType, HANDOFF_ACCEPTED, HANDOFF_COMPLETED,
+    HANDOFF_RECEIVED, HANDOFF_REQUESTED, SubjectScheme,
+};
+use nol_pii::{ExchangeSigningKey, ExchangeVerifyingKey, SealKeyPair, SealPublicKey};
+use nol_proto::v1::{
+    AssistanceAnswered, AssistanceAsked, ChildSummary, HandoffAccepted, HandoffCompleted, HandoffDossier,
+    HandoffReceived, HandoffRequested,
+};
+use nol_region::RegionCode;
+use nol_stack::nats::{NatsOptions, NatsServer, NatsUser};
+use prost::Message;
+use rand::Rng;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use uuid::Uuid;
+
+/// The 31 provincial-level regions of the mainland (GB/T 2260).
+const PROVINCES: [&str; 31] = [
+    "110000", "120000", "130000", "140000", "150000", "210000", "220000", "230000", "310000", "320000", "330000",
+    "340000", "350000", "360000", "370000", "410000", "420000", "430000", "440000", "450000", "460000", "500000",
+    "510000", "520000", "530000", "540000", "610000", "620000", "630000", "640000", "650000",
+];
+
+const PREFIX: &str = "sim";
+
+struct Directory(HashMap<RegionCode, ExchangeVerifyingKey>);
+
+impl PeerDirectory for Directory {
+    fn verifying_key(&self, province: &RegionCode) -> Option<ExchangeVerifyingKey> {
+        self.0.get(province).cloned()
+    }
+}
+
+/// One province as the responder plays it.
+struct Province {
+    code: RegionCode,
+    js: jetstream::Context,
+    sign: ExchangeSigningKey,
+    seal: SealKeyPair,
+}
+
+/// What every responder shares: the provinces, the keys, and the operations under way.
+struct Exchange {
+    scheme: SubjectScheme,
+    provinces: Vec<Province>,
+    directory: Directory,
+    seal_keys: HashMap<RegionCode, SealPublicKey>,
+    /// Operation id → when it was sent, and the permit that frees its in-flight slot.
+    pending: Mutex<HashMap<String, (Instant, OwnedSemaphorePermit)>>,
+    answered: Mutex<HashSet<String>>,
+    latencies: Mutex<Vec<f64>>,
+    doubled: AtomicU64,
+    refused: AtomicU64,
+    completed: AtomicU64,
+    redelivered: AtomicU64,
+    publish_failures: AtomicU64,
+}
+
+impl Exchange {
+    fn province(&self, code: &RegionCode) -> &Province {
+        &self.provinces[self.provinces.iter().position(|province| province.code == *code).unwrap_or_default()]
+    }
+
+    /// Signs and publishes a message from `from` to `to`, waiting for the destination stream's ack
+    /// in the background.
+    async fn send<M: Message>(&self, event_type: EventType, from: RegionCode, to: RegionCode, id: &str, payload: &M) {
+        let subject = self.scheme.cross(event_type, &from, &to);
+        let header = EventHeader {
+            event_type,
+            source_region: from,
+            aggregate_type: "sim",
+            aggregate_id: id,
+            aggregate_sequence: 1,
+            actor: "bench",
+        };
+        let envelope = nol_events::envelope(header, payload, chrono::Utc::now(), HashMap::new()).encode_to_vec();
+        let sender = self.province(&from);
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(
+            exchange::SIGNATURE_HEADER,
+            sender.sign.sign_base64(&exchange::signing_input(&subject, &envelope)).as_str(),
+        );
+        headers.insert(exchange::SIGNER_HEADER, from.as_str());
+        headers.insert("Nats-Msg-Id", Uuid::now_v7().to_string().as_str());
+        self.publish(&sender.js, subject, headers, envelope).await;
+    }
+
+    async fn publish(&self, js: &jetstream::Context, subject: String, headers: async_nats::HeaderMap, body: Vec<u8>) {
+        match js.publish_with_headers(subject, headers, body.into()).await {
+            Ok(ack) => {
+                if ack.await.is_err() {
+                    self.publish_failures.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Err(_) => {
+                self.publish_failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// An operation's answer reached its origin: once, or it is counted as doubled.
+    fn answer(&self, id: &str) {
+        let sent = self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(id);
+        match sent {
+            Some((started, _permit)) => {
+                self.latencies
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .push(started.elapsed().as_secs_f64() * 1000.0);
+                self.answered.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(id.to_owned());
+            }
+            None => {
+                self.doubled.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// One message arriving at province `index`'s stream.
+    async fn handle(&self, index: usize, message: &jetstream::Message, inbox: &mut HashSet<String>) {
+        let own = self.provinces[index].code;
+        let subject = message.subject.as_str();
+        // The raw baseline: no envelope, no signature, no inbox.
+        if subject.ends_with(".raw.ping") || subject.ends_with(".raw.pong") {
+            let mut tokens = subject.split('.');
+            let origin = tokens.nth(3).unwrap_or_default().to_owned();
+            let id = String::from_utf8_lossy(&message.payload).into_owned();
+            if subject.ends_with(".raw.ping") {
+                let pong = format!("{PREFIX}.{origin}.xp.{own}.raw.pong");
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert("Nats-Msg-Id", Uuid::now_v7().to_string().as_str());
+                self.publish(&self.provinces[index].js, pong, headers, message.payload.to_vec()).await;
+            } else {
+                self.answer(&id);
+            }
+            return;
+        }
+        let Ok(envelope) = nol_events::decode_envelope(&message.payload) else {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        if exchange::verify_with(&self.directory, subject, message.headers.as_ref(), &message.payload, Some(&envelope))
+            .is_err()
+        {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if !inbox.insert(envelope.event_id.clone()) {
+            self.redelivered.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let sender = RegionCode::parse(&envelope.source_region_code).unwrap_or(own);
+        let kind = envelope.event_type.as_str();
+        if HANDOFF_REQUESTED.matches(kind) {
+            let Ok(request) = HandoffRequested::decode(envelope.payload.as_slice()) else { return };
+            let dossier = self.provinces[index].seal.open_from(&request.sealed_dossier, sender.as_str());
+            if dossier.is_err() {
+                self.refused.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            let (id, origin) = (request.handoff_id.clone(), request.origin_region_code.clone());
+            let received = HandoffReceived {
+                handoff_id: id.clone(),
+                origin_region_code: origin.clone(),
+                destination_region_code: own.to_string(),
+            };
+            self.send(HANDOFF_RECEIVED, own, sender, &id, &received).await;
+            let accepted = HandoffAccepted {
+                handoff_id: id.clone(),
+                case_id: request.case_id.clone(),
+                origin_region_code: origin,
+                destination_region_code: own.to_string(),
+                accepted_by: format!("caseworker@{own}"),
+                ..Default::default()
+            };
+            self.send(HANDOFF_ACCEPTED, own, sender, &id, &accepted).await;
+        } else if HANDOFF_ACCEPTED.matches(kind) {
+            let Ok(accepted) = HandoffAccepted::decode(envelope.payload.as_slice()) else { return };
+            self.answer(&accepted.handoff_id);
+            let completed = HandoffCompleted {
+                handoff_id: accepted.handoff_id.clone(),
+                case_id: accepted.case_id.clone(),
+                origin_region_code: own.to_string(),
+                destination_region_code: accepted.destination_region_code.clone(),
+            };
+            self.send(HANDOFF_COMPLETED, own, sender, &accepted.handoff_id, &completed).await;
+        } else if HANDOFF_COMPLETED.matches(kind) {
+            self.completed.fetch_add(1, Ordering::Relaxed);
+        } else if ASSISTANCE_ASKED.matches(kind) {
+            let Ok(asked) = AssistanceAsked::decode(envelope.payload.as_slice()) else { return };
+            if self.provinces[index].seal.open_from(&asked.sealed_child, sender.as_str()).is_err() {
+                self.refused.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            let answered = AssistanceAnswered {
+                assistance_id: asked.assistance_id.clone(),
+                case_id: asked.case_id.clone(),
+                owner_region_code: asked.owner_region_code.clone(),
+                assisting_region_code: own.to_string(),
+                state: 3,
+                ..Default::default()
+            };
+            self.send(ASSISTANCE_ANSWERED, own, sender, &asked.assistance_id, &answered).await;
+        } else if ASSISTANCE_ANSWERED.matches(kind) {
+            let Ok(answered) = AssistanceAnswered::decode(envelope.payload.as_slice()) else { return };
+            self.answer(&answered.assistance_id);
+        }
+        // Receipts need no answer.
+    }
+
+    /// Starts operation `id` from `origin` to `destination`.
+    async fn start(&self, raw: bool, handoff: bool, origin: RegionCode, destination: RegionCode, id: String) {
+        if raw {
+            let subject = format!("{PREFIX}.{destination}.xp.{origin}.raw.ping");
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Nats-Msg-Id", Uuid::now_v7().to_string().as_str());
+            self.publish(&self.province(&origin).js, subject, headers, id.into_bytes()).await;
+            return;
+        }
+        let seal = &self.seal_keys[&destination];
+        let child = ChildSummary {
+            full_name: "模拟学生".into(),
+            resident_id_masked: format!("{}********0000", &destination.as_str()[..6]),
+            sex: 1,
+            birth_date: "2013-05-02".into(),
+            hukou_region_code: destination.to_string(),
+            ..Default::default()
+        };
+        if handoff {
+            // A dossier of a realistic size: the child, a history and attempts as text.
+            let dossier = HandoffDossier {
+                child: Some(child),
+                notes: "家庭已返回户籍地，劝返记录见附。".repeat(40),
+                ..Default::default()
+            };
+            let request = HandoffRequested {
+                handoff_id: id.clone(),
+                case_id: Uuid::now_v7().to_string(),
+                origin_region_code: origin.to_string(),
+                destination_region_code: destination.to_string(),
+                reason: "家庭已返回户籍地".into(),
+                sealed_dossier: seal.seal_from(&dossier.encode_to_vec(), origin.as_str()),
+                // The cross-province copy carries the child only inside the sealed dossier.
+                ..Default::default()
+            };
+            self.send(HANDOFF_REQUESTED, origin, destination, &id, &request).await;
+        } else {
+            let asked = AssistanceAsked {
+                assistance_id: id.clone(),
+                case_id: Uuid::now_v7().to_string(),
+                owner_region_code: origin.to_string(),
+                assisting_region_code: destination.to_string(),
+                reason: 1,
+                needs: vec![1],
+                due_date: "2027-03-15".into(),
+                note: "孩子随父母到当地务工，请协助查找".into(),
+                sealed_child: seal.seal_from(&child.encode_to_vec(), origin.as_str()),
+                ..Default::default()
+            };
+            self.send(ASSISTANCE_ASKED, origin, destination, &id, &asked).await;
+        }
+    }
+}
+
+struct Figures {
+    operations: usize,
+    p50: f64,
+    p99: f64,
+    rate: f64,
+    lost: usize,
+}
+
+/// Runs `operations` over random pairs, `in_flight` at a time, and waits for every answer.
+async fn run(exchange: &Arc<Exchange>, operations: usize, in_flight: usize, raw: bool) -> anyhow::Result<Figures> {
+    exchange.latencies.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
+    let slots = Arc::new(Semaphore::new(in_flight));
+    let started = Instant::now();
+    let mut rng = rand::thread_rng();
+    for number in 0..operations {
+        let permit = slots.clone().acquire_owned().await?;
+        let origin = rng.gen_range(0..PROVINCES.len());
+        let destination = (origin + rng.gen_range(1..PROVINCES.len())) % PROVINCES.len();
+        let (origin, destination) = (exchange.provinces[origin].code, exchange.provinces[destination].code);
+        let id = Uuid::now_v7().to_string();
+        exchange
+            .pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(id.clone(), (Instant::now(), permit));
+        let exchange = exchange.clone();
+        tokio::spawn(async move { exchange.start(raw, number % 2 == 0, origin, destination, id).await });
+    }
+    // Every slot back means every operation answered (or the wait gave up).
+    let everything = slots.acquire_many(in_flight as u32);
+    let _ = tokio::time::timeout(Duration::from_secs(120), everything).await;
+    let elapsed = started.elapsed();
+    let lost = exchange.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).len();
+    let mut latencies = exchange.latencies.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+    latencies.sort_by(f64::total_cmp);
+    anyhow::ensure!(!latencies.is_empty(), "nothing was answered");
+    let at = |fraction: f64| latencies[((latencies.len() as f64 - 1.0) * fraction).round() as usize];
+    Ok(Figures {
+        operations: latencies.len(),
+        p50: at(0.50),
+        p99: at(0.99),
+        rate: latencies.len() as f64 / elapsed.as_secs_f64(),
+        lost,
+    })
+}
+
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|text| text.parse().ok()).unwrap_or(default)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let operations = env_number("NOL_BENCH_EXCHANGE_OPS", 10_000);
+    let in_flight = env_number("NOL_BENCH_EXCHANGE_IN_FLIGHT", 256).max(1);
+    let dir = tempfile::tempdir()?;
+    let scheme = SubjectScheme::new(PREFIX)?;
+    let codes: Vec<RegionCode> = PROVINCES.iter().map(|code| RegionCode::parse(code)).collect::<Result<_, _>>()?;
+    println!("Not One Less national exchange simulation ({})", chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"));
+    println!("  31 provinces: a hub of its own and 31 province nats-servers (JetStream, one domain each), leaf links");
+
+    let users: Vec<NatsUser> = codes
+        .iter()
+        .map(|code| NatsUser {
+            user: format!("p{code}"),
+            password: format!("bench-{code}"),
+            permissions: Some(scheme.link_permissions(code)),
+        })
+        .collect();
+    let mut hub = NatsServer::start(
+        &dir.path().join("hub"),
+        NatsOptions {
+            name: "nol-exchange".into(),
+            leaf_listen: Some(None),
+            users: users.clone(),
+            no_jetstream: true,
+            ..NatsOptions::default()
+        },
+    )
+    .await?;
+    let mut servers = Vec::new();
+    let mut provinces = Vec::new();
+    let mut directory = HashMap::new();
+    let mut seal_keys = HashMap::new();
+    let mut streams = Vec::new();
+    for (code, user) in codes.iter().zip(&users) {
+        let server = NatsServer::start(
+            &dir.path().join(code.to_string()),
+            NatsOptions {
+                name: format!("p{code}"),
+                leaf_remotes: hub.leaf_url_as(user).into_iter().collect(),
+                ..NatsOptions::default()
+            },
+        )
+        .await?;
+        let client = nol_backbone::connect_nats(&server.client_url(), &format!("responder-{code}")).await?;
+        let js = nol_backbone::jetstream_context(client, Duration::from_secs(10));
+        let stream = js
+            .get_or_create_stream(jetstream::stream::Config {
+                name: scheme.stream_name(code),
+                subjects: vec![format!("{PREFIX}.{code}.xp.>")],
+                duplicate_window: Duration::from_secs(120),
+                ..Default::default()
+            })
+            .await?;
+        let (sign, seal) = (ExchangeSigningKey::generate(), SealKeyPair::generate());
+        directory.insert(*code, sign.verifying_key());
+        seal_keys.insert(*code, seal.public_key());
+        provinces.push(Province { code: *code, js, sign, seal });
+        streams.push(stream);
+        servers.push(server);
+    }
+    let exchange = Arc::new(Exchange {
+        scheme,
+        provinces,
+        directory: Directory(directory),
+        seal_keys,
+        pending: Default::default(),
+        answered: Default::default(),
+        latencies: Default::default(),
+        doubled: AtomicU64::new(0),
+        refused: AtomicU64::new(0),
+        completed: AtomicU64::new(0),
+        redelivered: AtomicU64::new(0),
+        publish_failures: AtomicU64::new(0),
+    });
+    let mut responders = Vec::new();
+    for (index, stream) in streams.into_iter().enumerate() {
+        let consumer = stream
+            .create_consumer(pull::Config {
+                durable_name: Some("transfer".into()),
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                ack_wait: Duration::from_secs(30),
+                max_ack_pending: 10_000,
+                ..Default::default()
+            })
+            .await?;
+        let exchange = exchange.clone();
+        responders.push(tokio::spawn(async move {
+            let mut inbox = HashSet::new();
+            let Ok(mut messages) = consumer.stream().max_messages_per_batch(256).messages().await else { return };
+            while let Some(Ok(message)) = messages.next().await {
+                exchange.handle(index, &message, &mut inbox).await;
+                let _ = message.ack().await;
+            }
+        }));
+    }
+    // Every leaf link up before timing: each province reaches a province at the other end.
+    let warm = run(&exchange, 200, 32, true).await?;
+    anyhow::ensure!(warm.lost == 0, "the warm-up lost {} round trips", warm.lost);
+
+    println!("  {operations} operations over random pairs, {in_flight} in flight");
+    let raw = run(&exchange, operations, in_flight, true).await?;
+    let signed = run(&exchange, operations, in_flight, false).await?;
+    let handoffs = operations.div_ceil(2) as u64;
+    let completed = nol_stack::eventually("every completion at its destination", Duration::from_secs(60), || {
+        let exchange = exchange.clone();
+        async move {
+            let completed = exchange.completed.load(Ordering::Relaxed);
+            Ok((completed >= handoffs).then_some(completed))
+        }
+    })
+    .await
+    .unwrap_or_else(|_| exchange.completed.load(Ordering::Relaxed));
+    println!(
+        "  raw round trip (no signature, seal or inbox):      p50 {:>7.2} ms  p99 {:>7.2} ms  {:>7.0} /s  ({} answered, {} lost)",
+        raw.p50, raw.p99, raw.rate, raw.operations, raw.lost
+    );
+    println!(
+        "  hand-offs and requests for help, request → answer: p50 {:>7.2} ms  p99 {:>7.2} ms  {:>7.0} /s  ({} answered, {} lost)",
+        signed.p50, signed.p99, signed.rate, signed.operations, signed.lost
+    );
+    println!(
+        "  ratio: p50 {:.1}×, p99 {:.1}×, throughput {:.2}",
+        signed.p50 / raw.p50,
+        signed.p99 / raw.p99,
+        signed.rate / raw.rate
+    );
+    println!(
+        "  hand-offs completed at their destination: {completed} of {handoffs}; answers doubled: {}; messages refused: {}; \
+         redeliveries dropped by an inbox: {}; publishes failed: {}",
+        exchange.doubled.load(Ordering::Relaxed),
+        exchange.refused.load(Ordering::Relaxed),
+        exchange.redelivered.load(Ordering::Relaxed),
+        exchange.publish_failures.load(Ordering::Relaxed),
+    );
+    let answered = exchange.answered.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).len();
+    println!("  operations answered once: {answered} of {}", operations * 2 + 200);
+    for responder in responders {
+        responder.abort();
+    }
+    for server in servers.iter_mut() {
+        server.stop().await?;
+    }
+    hub.stop().await?;
+    anyhow::ensure!(raw.lost == 0 && signed.lost == 0, "operations were lost");
+    anyhow::ensure!(exchange.doubled.load(Ordering::Relaxed) == 0, "answers were doubled");
+    anyhow::ensure!(completed == handoffs, "hand-offs not completed at their destination");
+    Ok(())
+}
