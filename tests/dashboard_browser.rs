@@ -76,6 +76,20 @@ async fn a_bureau_works_the_dashboard_in_a_browser() {
         })
         .await
         .expect("check started");
+    // 玄武区 asks 秦淮区 for help with the other child: the city's list of requests shows it.
+    xuanwu
+        .assistance
+        .clone()
+        .request_assistance(RequestAssistanceRequest {
+            case_id: opened[1].clone(),
+            assisting_region_code: "320104".into(),
+            reason: AssistanceReason::Sighting as i32,
+            needs: vec![AssistanceNeed::FindChild as i32, AssistanceNeed::VisitFamily as i32],
+            due_date: (china_date(now) + chrono::Duration::days(14)).format("%Y-%m-%d").to_string(),
+            note: "有人在秦淮区见到孩子，请协助查找".into(),
+        })
+        .await
+        .expect("help asked");
     reported(&nanjing, "320100", |summary| summary.cases_opened == 2 && summary.cases_returned == 1).await;
     let expect = json!({
         "period": code,

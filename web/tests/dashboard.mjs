@@ -268,6 +268,17 @@ async function main() {
   await screenshot('semester-check.png');
   log('STEP 5b the semester-start check lists the monitored child at the school');
 
+  // 5c. Requests for help between counties (协查), from the transfer service.
+  await page.goto(`${baseUrl}/#/lists/assistance_out?region=${city.region}`);
+  await page.waitForSelector('#list-table tbody tr td', { timeout: STEP_MS });
+  const asked = await page.$$eval('#list-table tbody tr', (rows) => rows.map((r) => [...r.cells].map((c) => c.textContent)));
+  check(
+    asked.length === 1 && asked[0].includes('江苏省南京市秦淮区') && asked[0].includes('查找学生、入户走访'),
+    `the request for help: ${JSON.stringify(asked)}`,
+  );
+  await screenshot('assistance.png');
+  log('STEP 5c the city sees the request for help from 玄武区 to 秦淮区');
+
   // 6. Report workflow: the county drafts and submits, the city approves. A report is drafted once
   // its period is over: the Rust side may move the rule clock first.
   log('REPORT_READY');
