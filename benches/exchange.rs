@@ -17,6 +17,9 @@
 //!             owner ◄─assistance_answered (accepted)────── helper
 //! ```
 //!
+//! Then the same with the real services for two of the 31 (`NOL_BENCH_EXCHANGE_REAL`, 400
+//! operations, `NOL_BENCH_EXCHANGE_REAL_IN_FLIGHT`, 8; 0 skips it): see `with_real_provinces`.
+//!
 //! `NOL_BENCH_EXCHANGE_OPS` (10,000) operations over random pairs of provinces, half hand-offs,
 //! half requests for help, `NOL_BENCH_EXCHANGE_IN_FLIGHT` (256) at a time. Timed: request sent →
 //! the answer (acceptance) applied at the origin. Checked: every operation answered exactly once,
@@ -32,6 +35,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer::pull};
 use futures::StreamExt;
+use nol_auth::Role;
 use nol_backbone::exchange::{self, PeerDirectory};
 use nol_events::{
     ASSISTANCE_ANSWERED, ASSISTANCE_ASKED, EventHeader, EventType, HANDOFF_ACCEPTED, HANDOFF_COMPLETED,
@@ -42,8 +46,12 @@ use nol_proto::v1::{
     AssistanceAnswered, AssistanceAsked, ChildSummary, HandoffAccepted, HandoffCompleted, HandoffDossier,
     HandoffReceived, HandoffRequested,
 };
+use nol_proto::v1::{
+    CreatePupilRequest, DropoutCause, GetBackboneStatusRequest, OpenCaseRequest, Pupil, RequestHandoffRequest,
+};
 use nol_region::RegionCode;
 use nol_stack::nats::{NatsOptions, NatsServer, NatsUser};
+use nol_stack::{Clients, Stack, StackKeys, StackSettings};
 use prost::Message;
 use rand::Rng;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -89,11 +97,24 @@ struct Exchange {
     completed: AtomicU64,
     redelivered: AtomicU64,
     publish_failures: AtomicU64,
+    /// Operations whose request could not be made (a refused RPC).
+    failed: AtomicU64,
 }
 
 impl Exchange {
+    fn is_responder(&self, code: &RegionCode) -> bool {
+        self.provinces.iter().any(|province| province.code == code.province())
+    }
+
+    /// An operation that could not start: its slot back, counted as failed.
+    fn give_up(&self, key: &str) {
+        self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(key);
+        self.failed.fetch_add(1, Ordering::Relaxed);
+    }
+
     fn province(&self, code: &RegionCode) -> &Province {
-        &self.provinces[self.provinces.iter().position(|province| province.code == *code).unwrap_or_default()]
+        let province = code.province();
+        &self.provinces[self.provinces.iter().position(|known| known.code == province).unwrap_or_default()]
     }
 
     /// Signs and publishes a message from `from` to `to`, waiting for the destination stream's ack
@@ -115,7 +136,8 @@ impl Exchange {
             exchange::SIGNATURE_HEADER,
             sender.sign.sign_base64(&exchange::signing_input(&subject, &envelope)).as_str(),
         );
-        headers.insert(exchange::SIGNER_HEADER, from.as_str());
+        let signer = from.province();
+        headers.insert(exchange::SIGNER_HEADER, signer.as_str());
         headers.insert("Nats-Msg-Id", Uuid::now_v7().to_string().as_str());
         self.publish(&sender.js, subject, headers, envelope).await;
     }
@@ -187,12 +209,14 @@ impl Exchange {
         let kind = envelope.event_type.as_str();
         if HANDOFF_REQUESTED.matches(kind) {
             let Ok(request) = HandoffRequested::decode(envelope.payload.as_slice()) else { return };
-            let dossier = self.provinces[index].seal.open_from(&request.sealed_dossier, sender.as_str());
+            let dossier = self.provinces[index].seal.open_from(&request.sealed_dossier, sender.province().as_str());
             if dossier.is_err() {
                 self.refused.fetch_add(1, Ordering::Relaxed);
                 return;
             }
             let (id, origin) = (request.handoff_id.clone(), request.origin_region_code.clone());
+            // Answered as the county addressed.
+            let own = RegionCode::parse(&request.destination_region_code).unwrap_or(own);
             let received = HandoffReceived {
                 handoff_id: id.clone(),
                 origin_region_code: origin.clone(),
@@ -220,12 +244,19 @@ impl Exchange {
             self.send(HANDOFF_COMPLETED, own, sender, &accepted.handoff_id, &completed).await;
         } else if HANDOFF_COMPLETED.matches(kind) {
             self.completed.fetch_add(1, Ordering::Relaxed);
+            // From a province running the real services: the completion ends the timed operation,
+            // keyed by the origin's case (known before the request was made).
+            if !self.is_responder(&sender) {
+                let Ok(completed) = HandoffCompleted::decode(envelope.payload.as_slice()) else { return };
+                self.answer(&completed.case_id);
+            }
         } else if ASSISTANCE_ASKED.matches(kind) {
             let Ok(asked) = AssistanceAsked::decode(envelope.payload.as_slice()) else { return };
-            if self.provinces[index].seal.open_from(&asked.sealed_child, sender.as_str()).is_err() {
+            if self.provinces[index].seal.open_from(&asked.sealed_child, sender.province().as_str()).is_err() {
                 self.refused.fetch_add(1, Ordering::Relaxed);
                 return;
             }
+            let own = RegionCode::parse(&asked.assisting_region_code).unwrap_or(own);
             let answered = AssistanceAnswered {
                 assistance_id: asked.assistance_id.clone(),
                 case_id: asked.case_id.clone(),
@@ -251,7 +282,7 @@ impl Exchange {
             self.publish(&self.province(&origin).js, subject, headers, id.into_bytes()).await;
             return;
         }
-        let seal = &self.seal_keys[&destination];
+        let seal = &self.seal_keys[&destination.province()];
         let child = ChildSummary {
             full_name: "模拟学生".into(),
             resident_id_masked: format!("{}********0000", &destination.as_str()[..6]),
@@ -273,7 +304,7 @@ impl Exchange {
                 origin_region_code: origin.to_string(),
                 destination_region_code: destination.to_string(),
                 reason: "家庭已返回户籍地".into(),
-                sealed_dossier: seal.seal_from(&dossier.encode_to_vec(), origin.as_str()),
+                sealed_dossier: seal.seal_from(&dossier.encode_to_vec(), origin.province().as_str()),
                 // The cross-province copy carries the child only inside the sealed dossier.
                 ..Default::default()
             };
@@ -288,7 +319,7 @@ impl Exchange {
                 needs: vec![1],
                 due_date: "2027-03-15".into(),
                 note: "孩子随父母到当地务工，请协助查找".into(),
-                sealed_child: seal.seal_from(&child.encode_to_vec(), origin.as_str()),
+                sealed_child: seal.seal_from(&child.encode_to_vec(), origin.province().as_str()),
                 ..Default::default()
             };
             self.send(ASSISTANCE_ASKED, origin, destination, &id, &asked).await;
@@ -304,25 +335,24 @@ struct Figures {
     lost: usize,
 }
 
-/// Runs `operations` over random pairs, `in_flight` at a time, and waits for every answer.
-async fn run(exchange: &Arc<Exchange>, operations: usize, in_flight: usize, raw: bool) -> anyhow::Result<Figures> {
+type Operation = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Runs `count` operations, `in_flight` at a time — `next` gives each one's key (what its answer
+/// names) and the future that starts it — and waits for every answer (two minutes at most).
+async fn timed(
+    exchange: &Arc<Exchange>,
+    count: usize,
+    in_flight: usize,
+    mut next: impl FnMut(usize) -> (String, Operation),
+) -> anyhow::Result<Figures> {
     exchange.latencies.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
     let slots = Arc::new(Semaphore::new(in_flight));
     let started = Instant::now();
-    let mut rng = rand::thread_rng();
-    for number in 0..operations {
+    for number in 0..count {
         let permit = slots.clone().acquire_owned().await?;
-        let origin = rng.gen_range(0..PROVINCES.len());
-        let destination = (origin + rng.gen_range(1..PROVINCES.len())) % PROVINCES.len();
-        let (origin, destination) = (exchange.provinces[origin].code, exchange.provinces[destination].code);
-        let id = Uuid::now_v7().to_string();
-        exchange
-            .pending
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(id.clone(), (Instant::now(), permit));
-        let exchange = exchange.clone();
-        tokio::spawn(async move { exchange.start(raw, number % 2 == 0, origin, destination, id).await });
+        let (key, operation) = next(number);
+        exchange.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(key, (Instant::now(), permit));
+        tokio::spawn(operation);
     }
     // Every slot back means every operation answered (or the wait gave up).
     let everything = slots.acquire_many(in_flight as u32);
@@ -340,6 +370,297 @@ async fn run(exchange: &Arc<Exchange>, operations: usize, in_flight: usize, raw:
         rate: latencies.len() as f64 / elapsed.as_secs_f64(),
         lost,
     })
+}
+
+/// `operations` between random pairs of the responders, alternately hand-offs and requests for
+/// help (or raw round trips).
+async fn run(exchange: &Arc<Exchange>, operations: usize, in_flight: usize, raw: bool) -> anyhow::Result<Figures> {
+    let mut rng = rand::thread_rng();
+    let count = exchange.provinces.len();
+    timed(exchange, operations, in_flight, |number| {
+        let origin = rng.gen_range(0..count);
+        let destination = (origin + rng.gen_range(1..count)) % count;
+        let (origin, destination) = (exchange.provinces[origin].code, exchange.provinces[destination].code);
+        let id = Uuid::now_v7().to_string();
+        let exchange = exchange.clone();
+        let key = id.clone();
+        (key, Box::pin(async move { exchange.start(raw, number % 2 == 0, origin, destination, id).await }))
+    })
+    .await
+}
+
+/// A responder province's nats-server, linked to `hub` as `user`, and its stream.
+async fn responder_server(
+    dir: &std::path::Path,
+    hub: &NatsServer,
+    user: &NatsUser,
+    scheme: &SubjectScheme,
+    code: &RegionCode,
+) -> anyhow::Result<(NatsServer, jetstream::Context, jetstream::stream::Stream)> {
+    let server = NatsServer::start(
+        &dir.join(code.to_string()),
+        NatsOptions {
+            name: format!("p{code}"),
+            leaf_remotes: hub.leaf_url_as(user).into_iter().collect(),
+            ..NatsOptions::default()
+        },
+    )
+    .await?;
+    let client = nol_backbone::connect_nats(&server.client_url(), &format!("responder-{code}")).await?;
+    let js = nol_backbone::jetstream_context(client, Duration::from_secs(10));
+    let stream = js
+        .get_or_create_stream(jetstream::stream::Config {
+            name: scheme.stream_name(code),
+            subjects: vec![format!("{}.{code}.xp.>", scheme.prefix())],
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        })
+        .await?;
+    Ok((server, js, stream))
+}
+
+/// One task per responder province: a durable pull consumer on its stream, applying and acking.
+async fn spawn_responders(
+    exchange: &Arc<Exchange>,
+    streams: Vec<jetstream::stream::Stream>,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let mut responders = Vec::new();
+    for (index, stream) in streams.into_iter().enumerate() {
+        let consumer = stream
+            .create_consumer(pull::Config {
+                durable_name: Some("transfer".into()),
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                ack_wait: Duration::from_secs(30),
+                max_ack_pending: 10_000,
+                ..Default::default()
+            })
+            .await?;
+        let exchange = exchange.clone();
+        responders.push(tokio::spawn(async move {
+            let mut inbox = HashSet::new();
+            let Ok(mut messages) = consumer.stream().max_messages_per_batch(256).messages().await else { return };
+            while let Some(Ok(message)) = messages.next().await {
+                exchange.handle(index, &message, &mut inbox).await;
+                let _ = message.ack().await;
+            }
+        }));
+    }
+    Ok(responders)
+}
+
+fn new_exchange(
+    scheme: SubjectScheme,
+    provinces: Vec<Province>,
+    directory: HashMap<RegionCode, ExchangeVerifyingKey>,
+    seal_keys: HashMap<RegionCode, SealPublicKey>,
+) -> Arc<Exchange> {
+    Arc::new(Exchange {
+        scheme,
+        provinces,
+        directory: Directory(directory),
+        seal_keys,
+        pending: Default::default(),
+        answered: Default::default(),
+        latencies: Default::default(),
+        doubled: AtomicU64::new(0),
+        refused: AtomicU64::new(0),
+        completed: AtomicU64::new(0),
+        redelivered: AtomicU64::new(0),
+        publish_failures: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+    })
+}
+
+/// The first county-level unit of `province` in the GB/T 2260 tree.
+fn county_of(province: &RegionCode) -> RegionCode {
+    nol_region::RegionTree::global()
+        .nodes()
+        .filter(|node| node.county_level && node.code.province() == *province && node.code != *province)
+        .map(|node| node.code)
+        .min_by(|one, other| one.as_str().cmp(other.as_str()))
+        .unwrap_or(*province)
+}
+
+/// Registers `count` children at 3201020001 (南京市玄武区) and opens a case for each.
+async fn open_cases(xuanwu: &Clients, count: usize) -> anyhow::Result<Vec<String>> {
+    let birth = chrono::NaiveDate::from_ymd_opt(2013, 5, 2).unwrap_or_default();
+    futures::stream::iter((0..count).map(|index| {
+        let (mut registry, mut cases) = (xuanwu.registry.clone(), xuanwu.cases.clone());
+        async move {
+            let born = birth + chrono::Days::new((index / 1000) as u64);
+            let resident_id = nol_pii::ResidentId::from_parts("320102", born, (index % 1000) as u16)?;
+            let pupil = registry
+                .create_pupil(CreatePupilRequest {
+                    pupil: Some(Pupil {
+                        full_name: format!("学生{index}"),
+                        resident_id: resident_id.expose().to_owned(),
+                        hukou_region_code: "320102".into(),
+                        school_code: "3201020001".into(),
+                        grade: 6,
+                        ..Default::default()
+                    }),
+                })
+                .await?
+                .into_inner()
+                .pupil
+                .unwrap_or_default();
+            let request = OpenCaseRequest {
+                pupil_id: pupil.pupil_id,
+                causes: vec![DropoutCause::FamilyPoverty as i32],
+                ..Default::default()
+            };
+            Ok::<_, anyhow::Error>(
+                cases.open_case(request).await?.into_inner().dropout_case.unwrap_or_default().case_id,
+            )
+        }
+    }))
+    .buffer_unordered(8)
+    .collect::<Vec<_>>()
+    .await
+    .into_iter()
+    .collect()
+}
+
+/// Two of the 31 provinces run the real services (江苏 and 安徽: eight release-build processes,
+/// their databases, the hub of the stack); the other 29 are responders on the same hub, joined to
+/// it at run time (their users added to the hub, their keys to the real provinces' peers). Timed:
+/// hand-offs from 南京市玄武区 to a county of a random responder province, from the
+/// `RequestHandoff` call until the completion reaches the destination (the real origin recorded the
+/// acceptance and handed the case over); requests for help from a random responder province to
+/// 临泉县, until 安徽's transfer service has recorded them and its receipt is back.
+async fn with_real_provinces(operations: usize, in_flight: usize) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let tag = format!("x{}", &Uuid::new_v4().simple().to_string()[..8]);
+    let codes: Vec<RegionCode> = PROVINCES.iter().map(|code| RegionCode::parse(code)).collect::<Result<_, _>>()?;
+    // Every province's keys first, so the real provinces know all 31 as peers from the start.
+    StackKeys::ensure(&dir.path().join("keys"), &codes)?;
+    let mut settings = StackSettings::bench(env!("CARGO_BIN_EXE_nol").into(), dir.path().to_path_buf(), &tag);
+    settings.extra_env.insert("NOL_DATABASE_POOL_SIZE".into(), "12".into());
+    let mut stack = Stack::start(settings).await?;
+    let result = real_run(&mut stack, dir.path(), &tag, &codes, operations, in_flight).await;
+    stack.stop().await?;
+    for province in ["320000", "340000"] {
+        nol_stack::postgres::drop_database(&nol_stack::postgres::default_admin_url(), &format!("nol_{tag}_{province}"))
+            .await?;
+    }
+    result
+}
+
+async fn real_run(
+    stack: &mut Stack,
+    dir: &std::path::Path,
+    tag: &str,
+    codes: &[RegionCode],
+    operations: usize,
+    in_flight: usize,
+) -> anyhow::Result<()> {
+    let scheme = SubjectScheme::new(tag)?;
+    let real = ["320000", "340000"];
+    let keys_dir = dir.join("keys");
+    let read = |code: &RegionCode, name: &str| std::fs::read_to_string(keys_dir.join(code.to_string()).join(name));
+    let (mut directory, mut seal_keys) = (HashMap::new(), HashMap::new());
+    let (mut provinces, mut streams, mut servers) = (Vec::new(), Vec::new(), Vec::new());
+    for code in codes {
+        let sign =
+            ExchangeSigningKey::from_base64(&read(code, "sign.key")?).map_err(|error| anyhow::anyhow!("{error}"))?;
+        let seal = SealKeyPair::from_base64(&read(code, "seal.key")?).map_err(|error| anyhow::anyhow!("{error}"))?;
+        directory.insert(*code, sign.verifying_key());
+        seal_keys.insert(*code, seal.public_key());
+        if real.contains(&code.as_str()) {
+            continue;
+        }
+        let user = NatsUser {
+            user: format!("p{code}"),
+            password: stack.keys.link_password(code)?,
+            permissions: Some(scheme.link_permissions(code)),
+        };
+        stack.hub.add_user(user.clone()).await?;
+        let (server, js, stream) = responder_server(&dir.join("responders"), &stack.hub, &user, &scheme, code).await?;
+        provinces.push(Province { code: *code, js, sign, seal });
+        streams.push(stream);
+        servers.push(server);
+    }
+    let exchange = new_exchange(scheme, provinces, directory, seal_keys);
+    let responders = spawn_responders(&exchange, streams).await?;
+    let hour = Duration::from_secs(3600);
+    let xuanwu = Clients::for_province(
+        stack.province("320000"),
+        &stack.keys.token("bench-origin", RegionCode::parse("320102")?, Role::Caseworker, hour)?,
+    )?;
+    xuanwu.ensure_school("3201020001", "南京市玄武区示范小学", "320102").await?;
+    let handoffs = operations.div_ceil(2);
+    let cases = open_cases(&xuanwu, handoffs).await?;
+    println!();
+    println!("  with the real services: 江苏 and 安徽 (8 processes, PostgreSQL) and 29 responders on one hub");
+    println!("  {handoffs} hand-offs and {} requests for help, {in_flight} in flight", operations - handoffs);
+    let mut rng = rand::thread_rng();
+    let responder_codes: Vec<RegionCode> = exchange.provinces.iter().map(|province| province.code).collect();
+    let handed = timed(&exchange, handoffs, in_flight, |number| {
+        let case_id = cases[number].clone();
+        let destination = county_of(&responder_codes[rng.gen_range(0..responder_codes.len())]);
+        let (exchange, mut transfer, key) = (exchange.clone(), xuanwu.transfer.clone(), case_id.clone());
+        let operation: Operation = Box::pin(async move {
+            let request = RequestHandoffRequest {
+                case_id: case_id.clone(),
+                destination_region_code: destination.to_string(),
+                reason: "家庭已返回户籍地".into(),
+                ..Default::default()
+            };
+            if let Err(status) = transfer.request_handoff(request).await {
+                eprintln!("hand-off refused: {status:?}");
+                exchange.give_up(&case_id);
+            }
+        });
+        (key, operation)
+    })
+    .await?;
+    let linquan = RegionCode::parse("341221")?;
+    let helped = timed(&exchange, operations - handoffs, in_flight, |_| {
+        let origin = county_of(&responder_codes[rng.gen_range(0..responder_codes.len())]);
+        let id = Uuid::now_v7().to_string();
+        let exchange = exchange.clone();
+        let key = id.clone();
+        (key, Box::pin(async move { exchange.start(false, false, origin, linquan, id).await }) as Operation)
+    })
+    .await?;
+    println!(
+        "  hand-off, RequestHandoff → completion at the destination: p50 {:>7.2} ms  p99 {:>7.2} ms  {:>6.0} /s  ({} done, {} lost)",
+        handed.p50, handed.p99, handed.rate, handed.operations, handed.lost
+    );
+    println!(
+        "  request for help → 安徽's receipt back:                 p50 {:>7.2} ms  p99 {:>7.2} ms  {:>6.0} /s  ({} done, {} lost)",
+        helped.p50, helped.p99, helped.rate, helped.operations, helped.lost
+    );
+    let token = stack.keys.token("bench-operator", RegionCode::parse("320000")?, Role::Operator, hour)?;
+    let mut dead_letters = 0;
+    for (province, operator) in [
+        ("320000", token.clone()),
+        ("340000", stack.keys.token("bench-operator", RegionCode::parse("340000")?, Role::Operator, hour)?),
+    ] {
+        let mut admin = nol_stack::client::admin(&stack.province(province).transfer.url(), &operator)?;
+        let status =
+            admin.get_backbone_status(GetBackboneStatusRequest {}).await?.into_inner().status.unwrap_or_default();
+        dead_letters += status.dead_letters;
+    }
+    println!(
+        "  requests refused: {}; answers doubled: {}; messages refused by a responder: {}; dead letters in the real services: {dead_letters}",
+        exchange.failed.load(Ordering::Relaxed),
+        exchange.doubled.load(Ordering::Relaxed),
+        exchange.refused.load(Ordering::Relaxed),
+    );
+    for responder in responders {
+        responder.abort();
+    }
+    for server in servers.iter_mut() {
+        server.stop().await?;
+    }
+    anyhow::ensure!(handed.lost == 0 && helped.lost == 0, "operations were lost");
+    anyhow::ensure!(exchange.failed.load(Ordering::Relaxed) == 0, "requests were refused");
+    anyhow::ensure!(
+        exchange.doubled.load(Ordering::Relaxed) == 0 && dead_letters == 0,
+        "answers doubled or dead letters"
+    );
+    Ok(())
 }
 
 fn env_number(name: &str, default: usize) -> usize {
@@ -381,25 +702,7 @@ async fn main() -> anyhow::Result<()> {
     let mut seal_keys = HashMap::new();
     let mut streams = Vec::new();
     for (code, user) in codes.iter().zip(&users) {
-        let server = NatsServer::start(
-            &dir.path().join(code.to_string()),
-            NatsOptions {
-                name: format!("p{code}"),
-                leaf_remotes: hub.leaf_url_as(user).into_iter().collect(),
-                ..NatsOptions::default()
-            },
-        )
-        .await?;
-        let client = nol_backbone::connect_nats(&server.client_url(), &format!("responder-{code}")).await?;
-        let js = nol_backbone::jetstream_context(client, Duration::from_secs(10));
-        let stream = js
-            .get_or_create_stream(jetstream::stream::Config {
-                name: scheme.stream_name(code),
-                subjects: vec![format!("{PREFIX}.{code}.xp.>")],
-                duplicate_window: Duration::from_secs(120),
-                ..Default::default()
-            })
-            .await?;
+        let (server, js, stream) = responder_server(dir.path(), &hub, user, &scheme, code).await?;
         let (sign, seal) = (ExchangeSigningKey::generate(), SealKeyPair::generate());
         directory.insert(*code, sign.verifying_key());
         seal_keys.insert(*code, seal.public_key());
@@ -407,41 +710,8 @@ async fn main() -> anyhow::Result<()> {
         streams.push(stream);
         servers.push(server);
     }
-    let exchange = Arc::new(Exchange {
-        scheme,
-        provinces,
-        directory: Directory(directory),
-        seal_keys,
-        pending: Default::default(),
-        answered: Default::default(),
-        latencies: Default::default(),
-        doubled: AtomicU64::new(0),
-        refused: AtomicU64::new(0),
-        completed: AtomicU64::new(0),
-        redelivered: AtomicU64::new(0),
-        publish_failures: AtomicU64::new(0),
-    });
-    let mut responders = Vec::new();
-    for (index, stream) in streams.into_iter().enumerate() {
-        let consumer = stream
-            .create_consumer(pull::Config {
-                durable_name: Some("transfer".into()),
-                ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                ack_wait: Duration::from_secs(30),
-                max_ack_pending: 10_000,
-                ..Default::default()
-            })
-            .await?;
-        let exchange = exchange.clone();
-        responders.push(tokio::spawn(async move {
-            let mut inbox = HashSet::new();
-            let Ok(mut messages) = consumer.stream().max_messages_per_batch(256).messages().await else { return };
-            while let Some(Ok(message)) = messages.next().await {
-                exchange.handle(index, &message, &mut inbox).await;
-                let _ = message.ack().await;
-            }
-        }));
-    }
+    let exchange = new_exchange(scheme, provinces, directory, seal_keys);
+    let responders = spawn_responders(&exchange, streams).await?;
     // Every leaf link up before timing: each province reaches a province at the other end.
     let warm = run(&exchange, 200, 32, true).await?;
     anyhow::ensure!(warm.lost == 0, "the warm-up lost {} round trips", warm.lost);
@@ -493,5 +763,9 @@ async fn main() -> anyhow::Result<()> {
     anyhow::ensure!(raw.lost == 0 && signed.lost == 0, "operations were lost");
     anyhow::ensure!(exchange.doubled.load(Ordering::Relaxed) == 0, "answers were doubled");
     anyhow::ensure!(completed == handoffs, "hand-offs not completed at their destination");
+    let real = env_number("NOL_BENCH_EXCHANGE_REAL", 400);
+    if real > 0 {
+        with_real_provinces(real, env_number("NOL_BENCH_EXCHANGE_REAL_IN_FLIGHT", 8).max(1)).await?;
+    }
     Ok(())
 }
