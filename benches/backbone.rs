@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use nol_auth::Role;
 use nol_proto::v1::{
-    AcceptHandoffRequest, CreatePupilRequest, DropoutCause, GetRegionSummaryRequest, HandoffDirection,
-    ListHandoffsRequest, OpenCaseRequest, Pupil, RequestHandoffRequest,
+    AcceptHandoffRequest, CreatePupilRequest, GetRegionSummaryRequest, HandoffDirection, ListHandoffsRequest, Pupil,
+    RequestHandoffRequest,
 };
 use nol_region::RegionCode;
 use nol_stack::{Clients, Stack, StackSettings, postgres};
@@ -298,43 +298,12 @@ async fn handoff_latency(stack: &Stack) -> anyhow::Result<(f64, f64)> {
         stack.province("340000"),
         &stack.keys.token("bench", RegionCode::parse("341221")?, Role::Caseworker, hour)?,
     )?;
-    for sequence in 0..HANDOFFS {
-        let birth = chrono::NaiveDate::from_ymd_opt(2013, 5, 2).unwrap_or_default();
-        let resident_id = nol_pii::ResidentId::from_parts("341221", birth, sequence)?;
-        let pupil = xuanwu
-            .registry
-            .clone()
-            .create_pupil(CreatePupilRequest {
-                pupil: Some(Pupil {
-                    full_name: format!("随迁子女{sequence}"),
-                    resident_id: resident_id.expose().to_owned(),
-                    hukou_region_code: "341221".into(),
-                    school_code: "3201020001".into(),
-                    grade: 6,
-                    ..Default::default()
-                }),
-            })
-            .await?
-            .into_inner()
-            .pupil
-            .unwrap_or_default();
-        let case = xuanwu
-            .cases
-            .clone()
-            .open_case(OpenCaseRequest {
-                pupil_id: pupil.pupil_id,
-                causes: vec![DropoutCause::FamilyPoverty as i32],
-                notes: String::new(),
-            })
-            .await?
-            .into_inner()
-            .dropout_case
-            .unwrap_or_default();
+    for case_id in xuanwu.open_cases(usize::from(HANDOFFS), "3201020001", "341221", 1).await? {
         xuanwu
             .transfer
             .clone()
             .request_handoff(RequestHandoffRequest {
-                case_id: case.case_id,
+                case_id,
                 destination_region_code: "341221".into(),
                 reason: "bench".into(),
                 ..Default::default()

@@ -46,9 +46,7 @@ use nol_proto::v1::{
     AssistanceAnswered, AssistanceAsked, ChildSummary, HandoffAccepted, HandoffCompleted, HandoffDossier,
     HandoffReceived, HandoffRequested,
 };
-use nol_proto::v1::{
-    CreatePupilRequest, DropoutCause, GetBackboneStatusRequest, OpenCaseRequest, Pupil, RequestHandoffRequest,
-};
+use nol_proto::v1::{GetBackboneStatusRequest, RequestHandoffRequest};
 use nol_region::RegionCode;
 use nol_stack::nats::{NatsOptions, NatsServer, NatsUser};
 use nol_stack::{Clients, Stack, StackKeys, StackSettings};
@@ -335,6 +333,15 @@ struct Figures {
     lost: usize,
 }
 
+impl Figures {
+    fn print(&self, what: &str) {
+        println!(
+            "  {what:<58} p50 {:>7.2} ms  p99 {:>7.2} ms  {:>7.0} /s  ({} answered, {} lost)",
+            self.p50, self.p99, self.rate, self.operations, self.lost
+        );
+    }
+}
+
 type Operation = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 /// Runs `count` operations, `in_flight` at a time — `next` gives each one's key (what its answer
@@ -481,46 +488,6 @@ fn county_of(province: &RegionCode) -> RegionCode {
         .unwrap_or(*province)
 }
 
-/// Registers `count` children at 3201020001 (南京市玄武区) and opens a case for each.
-async fn open_cases(xuanwu: &Clients, count: usize) -> anyhow::Result<Vec<String>> {
-    let birth = chrono::NaiveDate::from_ymd_opt(2013, 5, 2).unwrap_or_default();
-    futures::stream::iter((0..count).map(|index| {
-        let (mut registry, mut cases) = (xuanwu.registry.clone(), xuanwu.cases.clone());
-        async move {
-            let born = birth + chrono::Days::new((index / 1000) as u64);
-            let resident_id = nol_pii::ResidentId::from_parts("320102", born, (index % 1000) as u16)?;
-            let pupil = registry
-                .create_pupil(CreatePupilRequest {
-                    pupil: Some(Pupil {
-                        full_name: format!("学生{index}"),
-                        resident_id: resident_id.expose().to_owned(),
-                        hukou_region_code: "320102".into(),
-                        school_code: "3201020001".into(),
-                        grade: 6,
-                        ..Default::default()
-                    }),
-                })
-                .await?
-                .into_inner()
-                .pupil
-                .unwrap_or_default();
-            let request = OpenCaseRequest {
-                pupil_id: pupil.pupil_id,
-                causes: vec![DropoutCause::FamilyPoverty as i32],
-                ..Default::default()
-            };
-            Ok::<_, anyhow::Error>(
-                cases.open_case(request).await?.into_inner().dropout_case.unwrap_or_default().case_id,
-            )
-        }
-    }))
-    .buffer_unordered(8)
-    .collect::<Vec<_>>()
-    .await
-    .into_iter()
-    .collect()
-}
-
 /// Two of the 31 provinces run the real services (江苏 and 安徽: eight release-build processes,
 /// their databases, the hub of the stack); the other 29 are responders on the same hub, joined to
 /// it at run time (their users added to the hub, their keys to the real provinces' peers). Timed:
@@ -589,7 +556,7 @@ async fn real_run(
     )?;
     xuanwu.ensure_school("3201020001", "南京市玄武区示范小学", "320102").await?;
     let handoffs = operations.div_ceil(2);
-    let cases = open_cases(&xuanwu, handoffs).await?;
+    let cases = xuanwu.open_cases(handoffs, "3201020001", "320102", 8).await?;
     println!();
     println!("  with the real services: 江苏 and 安徽 (8 processes, PostgreSQL) and 29 responders on one hub");
     println!("  {handoffs} hand-offs and {} requests for help, {in_flight} in flight", operations - handoffs);
@@ -623,14 +590,8 @@ async fn real_run(
         (key, Box::pin(async move { exchange.start(false, false, origin, linquan, id).await }) as Operation)
     })
     .await?;
-    println!(
-        "  hand-off, RequestHandoff → completion at the destination: p50 {:>7.2} ms  p99 {:>7.2} ms  {:>6.0} /s  ({} done, {} lost)",
-        handed.p50, handed.p99, handed.rate, handed.operations, handed.lost
-    );
-    println!(
-        "  request for help → 安徽's receipt back:                 p50 {:>7.2} ms  p99 {:>7.2} ms  {:>6.0} /s  ({} done, {} lost)",
-        helped.p50, helped.p99, helped.rate, helped.operations, helped.lost
-    );
+    handed.print("hand-off, RequestHandoff → completion at the destination:");
+    helped.print("request for help → 安徽's receipt back:");
     let token = stack.keys.token("bench-operator", RegionCode::parse("320000")?, Role::Operator, hour)?;
     let mut dead_letters = 0;
     for (province, operator) in [
@@ -729,14 +690,8 @@ async fn main() -> anyhow::Result<()> {
     })
     .await
     .unwrap_or_else(|_| exchange.completed.load(Ordering::Relaxed));
-    println!(
-        "  raw round trip (no signature, seal or inbox):      p50 {:>7.2} ms  p99 {:>7.2} ms  {:>7.0} /s  ({} answered, {} lost)",
-        raw.p50, raw.p99, raw.rate, raw.operations, raw.lost
-    );
-    println!(
-        "  hand-offs and requests for help, request → answer: p50 {:>7.2} ms  p99 {:>7.2} ms  {:>7.0} /s  ({} answered, {} lost)",
-        signed.p50, signed.p99, signed.rate, signed.operations, signed.lost
-    );
+    raw.print("raw round trip (no signature, seal or inbox):");
+    signed.print("hand-offs and requests for help, request → answer:");
     println!(
         "  ratio: p50 {:.1}×, p99 {:.1}×, throughput {:.2}",
         signed.p50 / raw.p50,

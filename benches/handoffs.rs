@@ -24,10 +24,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use nol_auth::Role;
 use nol_events::{EventEnvelope, HANDOFF_COMPLETED, HANDOFF_RECEIVED, SubjectScheme};
-use nol_proto::v1::{
-    AcceptHandoffRequest, CreatePupilRequest, DropoutCause, HandoffReceived, OpenCaseRequest, Pupil,
-    RequestHandoffRequest,
-};
+use nol_proto::v1::{AcceptHandoffRequest, HandoffReceived, RequestHandoffRequest};
 use nol_region::RegionCode;
 use nol_stack::{Clients, Stack, StackSettings, postgres};
 use prost::Message;
@@ -69,7 +66,7 @@ async fn run(stack: &Stack, prefix: &str, handoffs: usize, in_flight: usize) -> 
     xuanwu.ensure_school("3201020001", "南京市玄武区示范小学", "320102").await?;
 
     let started = Instant::now();
-    let cases = open_cases(&xuanwu, 2 * handoffs).await?;
+    let cases = xuanwu.open_cases(2 * handoffs, "3201020001", "341221", SETUP_IN_FLIGHT).await?;
     println!(
         "setup: {} children of 341221 registered at 3201020001 with a case open, in {:.1}s",
         cases.len(),
@@ -130,49 +127,6 @@ impl Figures {
 
 fn env_number(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|text| text.parse().ok()).unwrap_or(default)
-}
-
-/// Registers `count` children of 341221 at 3201020001 and opens a case for each.
-async fn open_cases(xuanwu: &Clients, count: usize) -> anyhow::Result<Vec<String>> {
-    let birth = chrono::NaiveDate::from_ymd_opt(2013, 5, 2).unwrap_or_default();
-    futures::stream::iter((0..count).map(|index| {
-        let (mut registry, mut cases) = (xuanwu.registry.clone(), xuanwu.cases.clone());
-        async move {
-            let born = birth + chrono::Days::new((index / 1000) as u64);
-            let resident_id = nol_pii::ResidentId::from_parts("341221", born, (index % 1000) as u16)?;
-            let pupil = registry
-                .create_pupil(CreatePupilRequest {
-                    pupil: Some(Pupil {
-                        full_name: format!("随迁子女{index}"),
-                        resident_id: resident_id.expose().to_owned(),
-                        hukou_region_code: "341221".into(),
-                        school_code: "3201020001".into(),
-                        grade: 6,
-                        ..Default::default()
-                    }),
-                })
-                .await?
-                .into_inner()
-                .pupil
-                .unwrap_or_default();
-            let case = cases
-                .open_case(OpenCaseRequest {
-                    pupil_id: pupil.pupil_id,
-                    causes: vec![DropoutCause::FamilyPoverty as i32],
-                    notes: String::new(),
-                })
-                .await?
-                .into_inner()
-                .dropout_case
-                .unwrap_or_default();
-            Ok::<_, anyhow::Error>(case.case_id)
-        }
-    }))
-    .buffer_unordered(SETUP_IN_FLIGHT)
-    .collect::<Vec<_>>()
-    .await
-    .into_iter()
-    .collect()
 }
 
 async fn jetstream(stack: &Stack, index: usize) -> anyhow::Result<async_nats::jetstream::Context> {

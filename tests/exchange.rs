@@ -31,12 +31,7 @@ async fn hand_over(test: &TestStack, case: &DropoutCase, destination_province: &
     delivered(&xuanwu, &receiver, &handoff.handoff_id).await;
     assert_eq!(case_status(&xuanwu, &case.case_id).await, CaseStatus::HandoffPending);
     assert!(taken_in(&receiver, &case.case_id).await.is_empty(), "not yet owned at the destination");
-    receiver
-        .transfer
-        .clone()
-        .accept_handoff(AcceptHandoffRequest { handoff_id: handoff.handoff_id.clone() })
-        .await
-        .expect("accepted");
+    accept(&receiver, &handoff.handoff_id).await.expect("accepted");
     until(&xuanwu, &handoff.handoff_id, HandoffDirection::Outgoing, HandoffState::Completed).await;
     assert_eq!(case_status(&xuanwu, &case.case_id).await, CaseStatus::HandedOver);
     let there = until_taken_in(&receiver, &case.case_id).await;
@@ -96,12 +91,7 @@ async fn a_province_down_stops_no_one_else_and_a_province_joins_at_run_time() {
     }
     let zhongyuan = test.clients("410000", "410102", Role::Caseworker);
     delivered(&xuanwu, &zhongyuan, &waiting.handoff_id).await;
-    zhongyuan
-        .transfer
-        .clone()
-        .accept_handoff(AcceptHandoffRequest { handoff_id: waiting.handoff_id.clone() })
-        .await
-        .expect("accepted");
+    accept(&zhongyuan, &waiting.handoff_id).await.expect("accepted");
     until(&xuanwu, &waiting.handoff_id, HandoffDirection::Outgoing, HandoffState::Completed).await;
     until_taken_in(&zhongyuan, &to_henan.case_id).await;
 
@@ -298,12 +288,7 @@ async fn forged_cross_province_messages_are_refused_as_dead_letters_and_change_n
     .await;
     assert!(letter.reason.contains("not the other party"), "{}", letter.reason);
     assert_eq!(handoff_state(&xuanwu, &handoff.handoff_id).await, HandoffState::Delivered, "still waiting for 安徽");
-    linquan
-        .transfer
-        .clone()
-        .accept_handoff(AcceptHandoffRequest { handoff_id: handoff.handoff_id.clone() })
-        .await
-        .expect("accepted by 安徽");
+    accept(&linquan, &handoff.handoff_id).await.expect("accepted by 安徽");
     until(&xuanwu, &handoff.handoff_id, HandoffDirection::Outgoing, HandoffState::Completed).await;
     test.finish().await;
 }

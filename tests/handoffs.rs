@@ -152,12 +152,7 @@ async fn the_destination_refuses_with_a_reason_and_the_origin_may_send_the_case_
     let moved = migrant_case(&xuanwu, "周小五", 59, "341221").await;
     let inside = request(&xuanwu, &moved.case_id, "320104").await.expect("requested inside the province");
     until(&qinhuai, &inside.handoff_id, HandoffDirection::Incoming, HandoffState::Delivered).await;
-    qinhuai
-        .transfer
-        .clone()
-        .accept_handoff(AcceptHandoffRequest { handoff_id: inside.handoff_id.clone() })
-        .await
-        .expect("accepted inside the province");
+    accept(&qinhuai, &inside.handoff_id).await.expect("accepted inside the province");
     until(&xuanwu, &inside.handoff_id, HandoffDirection::Outgoing, HandoffState::Completed).await;
     until(&qinhuai, &inside.handoff_id, HandoffDirection::Incoming, HandoffState::Completed).await;
     until_case(&xuanwu, &moved.case_id, CaseStatus::HandedOver).await;
@@ -628,12 +623,7 @@ async fn a_region_that_found_the_child_asks_for_the_case_and_the_owner_answers()
     let answered = asker_sees(to_approve, TransferInState::Approved).await;
     assert_eq!(answered.handoff_id, handoff.handoff_id);
     delivered(&xuanwu, &linquan, &handoff.handoff_id).await;
-    linquan
-        .transfer
-        .clone()
-        .accept_handoff(AcceptHandoffRequest { handoff_id: handoff.handoff_id.clone() })
-        .await
-        .expect("accepted");
+    accept(&linquan, &handoff.handoff_id).await.expect("accepted");
     until(&xuanwu, &handoff.handoff_id, HandoffDirection::Outgoing, HandoffState::Completed).await;
     until_taken_in(&linquan, &approved_case.case_id).await;
     let twice = xuanwu
@@ -794,12 +784,7 @@ async fn the_written_notice_and_the_whole_dossier_travel_with_the_request() {
     }
 
     // Accepted: the destination's case carries what the rules need, and the whole dossier.
-    linquan
-        .transfer
-        .clone()
-        .accept_handoff(AcceptHandoffRequest { handoff_id: handoff.handoff_id.clone() })
-        .await
-        .expect("accepted");
+    accept(&linquan, &handoff.handoff_id).await.expect("accepted");
     let opened = until_taken_in(&linquan, &case.case_id).await;
     assert!(opened.registered_poor, "R3 aid is not lost with the move");
     assert_eq!(opened.disability_grade, DisabilityGrade::Three as i32, "nor R4");

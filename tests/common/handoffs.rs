@@ -97,6 +97,16 @@ pub async fn delivered(origin: &Clients, destination: &Clients, handoff_id: &str
     incoming
 }
 
+/// The destination accepts the hand-off.
+pub async fn accept(clients: &Clients, handoff_id: &str) -> Result<Handoff, tonic::Status> {
+    clients
+        .transfer
+        .clone()
+        .accept_handoff(AcceptHandoffRequest { handoff_id: handoff_id.into() })
+        .await
+        .map(|response| response.into_inner().handoff.unwrap_or_default())
+}
+
 pub fn reject(handoff_id: &str, reason: HandoffRejectReason, note: &str) -> RejectHandoffRequest {
     RejectHandoffRequest { handoff_id: handoff_id.into(), reason: reason as i32, note: note.into() }
 }

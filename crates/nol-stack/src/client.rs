@@ -80,6 +80,57 @@ impl Clients {
     }
 }
 
+impl Clients {
+    /// Registers `count` sixth-graders at `school_code` whose hukou is `hukou` (a county code),
+    /// born from 2013-05-02 on, and opens a case for each, `in_flight` at a time (benchmarks'
+    /// setup); returns the case ids.
+    pub async fn open_cases(
+        &self,
+        count: usize,
+        school_code: &str,
+        hukou: &str,
+        in_flight: usize,
+    ) -> anyhow::Result<Vec<String>> {
+        use futures::StreamExt;
+        use nol_proto::v1::{CreatePupilRequest, DropoutCause, OpenCaseRequest, Pupil};
+        let birth = chrono::NaiveDate::from_ymd_opt(2013, 5, 2).unwrap_or_default();
+        futures::stream::iter((0..count).map(|index| {
+            let (mut registry, mut cases) = (self.registry.clone(), self.cases.clone());
+            async move {
+                let born = birth + chrono::Days::new((index / 1000) as u64);
+                let resident_id = nol_pii::ResidentId::from_parts(hukou, born, (index % 1000) as u16)?;
+                let pupil = registry
+                    .create_pupil(CreatePupilRequest {
+                        pupil: Some(Pupil {
+                            full_name: format!("随迁子女{index}"),
+                            resident_id: resident_id.expose().to_owned(),
+                            hukou_region_code: hukou.into(),
+                            school_code: school_code.into(),
+                            grade: 6,
+                            ..Default::default()
+                        }),
+                    })
+                    .await?
+                    .into_inner()
+                    .pupil
+                    .unwrap_or_default();
+                let request = OpenCaseRequest {
+                    pupil_id: pupil.pupil_id,
+                    causes: vec![DropoutCause::FamilyPoverty as i32],
+                    notes: String::new(),
+                };
+                let case = cases.open_case(request).await?.into_inner().dropout_case.unwrap_or_default();
+                Ok::<_, anyhow::Error>(case.case_id)
+            }
+        }))
+        .buffer_unordered(in_flight.max(1))
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
+    }
+}
+
 /// The registry client of a province's clients, for the import client (`nol_import::import_file`).
 impl From<&Clients> for RegistryClient {
     fn from(clients: &Clients) -> RegistryClient {
