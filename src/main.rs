@@ -4,6 +4,7 @@
 //! nol up [--demo] [--province CODE]…   the provinces on this machine (the README's first command;
 //!                                       default 江苏 320000 and 安徽 340000)
 //! nol token --region 320102 --role caseworker
+//! nol revoke TOKEN                     a token refused from now on, in every province
 //! nol keys --province 320000 --province 340000   a deployment's keys
 //! nol import pupils|schools|hukou|poverty FILE   a bureau's file into the registry
 //! nol gen --out DIR                     a synthetic province for benchmarks
@@ -65,6 +66,14 @@ enum Command {
         /// Hours the token stays valid.
         #[arg(long, default_value_t = 12)]
         hours: u64,
+        #[arg(long, default_value = "var")]
+        data: PathBuf,
+    },
+    /// Revokes a token (by its id, `jti`) in every province of the local stack: services refuse it
+    /// once they read their keys again (SIGHUP, or within NOL_PEERS_RELOAD_SECS).
+    Revoke {
+        /// The token itself (its id is read from it) or its id.
+        token: String,
         #[arg(long, default_value = "var")]
         data: PathBuf,
     },
@@ -130,6 +139,17 @@ fn main() -> anyhow::Result<()> {
             let keys = nol_stack::StackKeys::load(&data.join("keys"))?;
             let subject = subject.unwrap_or_else(|| format!("{role}@{region}"));
             println!("{}", keys.token(&subject, region, role, Duration::from_secs(hours * 3600))?);
+            Ok(())
+        }
+        Command::Revoke { token, data } => {
+            let id = nol_auth::token_id(&token).unwrap_or(token);
+            let keys = nol_stack::StackKeys::load(&data.join("keys"))?;
+            let provinces = keys.revoke(&id)?;
+            let names: Vec<String> = provinces.iter().map(|code| format!("{} ({code})", code.name())).collect();
+            println!(
+                "token {id} revoked in {}; services refuse it within NOL_PEERS_RELOAD_SECS (or at once on SIGHUP)",
+                names.join("、")
+            );
             Ok(())
         }
         Command::Keys { provinces, data } => {

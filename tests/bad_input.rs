@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::handoffs::zh;
 use common::{TestStack, counts, eventually, resident_id};
 use nol_auth::Role;
 use nol_proto::v1::{
@@ -171,6 +172,53 @@ async fn callers_see_only_their_own_subtree_and_province() {
     let missing = bare.list_pupils(ListPupilsRequest::default()).await.unwrap_err();
     assert_eq!(missing.code(), Code::Unauthenticated);
     assert!(missing.message().contains("Bearer"));
+    // A token for another audience, or living longer than the deployment allows, is refused.
+    let keys_dir = test.stack().keys.province_dir(&nol_region::RegionCode::parse("320000").unwrap());
+    let issuer_pem = std::fs::read(keys_dir.parent().unwrap().join("auth.pem")).unwrap();
+    let xuanwu_code = nol_region::RegionCode::parse("320102").unwrap();
+    let hour = std::time::Duration::from_secs(3600);
+    let elsewhere = nol_auth::TokenIssuer::from_pem(&issuer_pem)
+        .unwrap()
+        .with_audience("another-system")
+        .issue("x", xuanwu_code, Role::Caseworker, hour)
+        .unwrap();
+    assert_eq!(
+        get(Clients::for_province(jiangsu, &elsewhere).unwrap()).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+    let two_days = test.stack().keys.token("x", xuanwu_code, Role::Caseworker, 48 * hour).unwrap();
+    let too_long = get(Clients::for_province(jiangsu, &two_days).unwrap()).await.unwrap_err();
+    assert_eq!(too_long.code(), Code::Unauthenticated);
+    assert!(zh(&too_long).contains("有效期超过"), "{too_long:?}");
+    // A revoked token is refused once the services read their keys again; others still pass.
+    let revoked = test.token("320102", Role::Caseworker);
+    let kept = test.token("320102", Role::Caseworker);
+    assert!(get(Clients::for_province(jiangsu, &revoked).unwrap()).await.is_ok());
+    test.stack().keys.revoke(&nol_auth::token_id(&revoked).unwrap()).unwrap();
+    jiangsu.reload_peers();
+    let refused = eventually("the revoked token to be refused", || async {
+        match get(Clients::for_province(jiangsu, &revoked).unwrap()).await {
+            Err(status) if status.code() == Code::Unauthenticated => Ok(Some(status)),
+            _ => Ok(None),
+        }
+    })
+    .await;
+    assert!(zh(&refused).contains("吊销"), "{refused:?}");
+    assert!(get(Clients::for_province(jiangsu, &kept).unwrap()).await.is_ok());
+    // The identity provider's next key, once its public half is beside the current one.
+    let (next_private, next_public) = nol_auth::generate_signing_key_pem().unwrap();
+    let by_next = nol_auth::TokenIssuer::from_pem(next_private.as_bytes())
+        .unwrap()
+        .issue("x", xuanwu_code, Role::Caseworker, hour)
+        .unwrap();
+    assert_eq!(get(Clients::for_province(jiangsu, &by_next).unwrap()).await.unwrap_err().code(), Code::Unauthenticated);
+    std::fs::write(keys_dir.join("auth.next.pub.pem"), next_public).unwrap();
+    jiangsu.reload_peers();
+    eventually("the next key to be trusted", || async {
+        Ok(get(Clients::for_province(jiangsu, &by_next).unwrap()).await.ok())
+    })
+    .await;
+    assert!(get(Clients::for_province(jiangsu, &kept).unwrap()).await.is_ok(), "the current key still is");
     // The full resident ID number is for case workers only, and every read is audited.
     let full = GetPupilRequest { pupil_id: registered.pupil_id.clone(), view: nol_proto::v1::PupilView::Full as i32 };
     let shown = xuanwu.registry.clone().get_pupil(full.clone()).await.unwrap().into_inner().pupil.unwrap();

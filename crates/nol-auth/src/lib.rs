@@ -3,11 +3,17 @@
 //! Every business RPC carries `authorization: Bearer <token>`, a JWT signed with Ed25519 (EdDSA)
 //! that names the caller's region code and role. A caller sees and changes only its own region and
 //! the regions below it; anything else is `PERMISSION_DENIED`. Health and reflection take no token.
+//!
+//! A token names this system as its audience (`aud`, per deployment: `NOL_TOKEN_AUDIENCE`), has an
+//! id (`jti`) that a revocation list can name, lives at most `NOL_TOKEN_MAX_LIFETIME_SECS` from its
+//! issue, and names its signing key (`kid`, from the public key): a deployment may trust several
+//! keys at once, so the identity provider rotates its key without a gap.
 #![forbid(unsafe_code)]
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -18,6 +24,10 @@ use tonic::metadata::MetadataValue;
 
 /// The issuer every token must name.
 pub const ISSUER: &str = "not-one-less";
+/// The audience a token names unless a deployment sets its own.
+pub const DEFAULT_AUDIENCE: &str = "not-one-less";
+/// The longest a token may live unless a deployment sets otherwise.
+pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 /// What a caller does. Roles gate actions; regions gate data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -71,11 +81,13 @@ impl FromStr for Role {
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Claims {
     iss: String,
+    aud: String,
     sub: String,
     region: String,
     role: String,
     iat: u64,
     exp: u64,
+    jti: String,
 }
 
 /// The authenticated caller of one request.
@@ -194,6 +206,10 @@ pub enum TokenError {
     Malformed,
     #[error("the token is invalid or expired")]
     Invalid,
+    #[error("the token was revoked")]
+    Revoked,
+    #[error("the token lives longer than {0:?}")]
+    TooLong(Duration),
     #[error("the token names an unknown region or role: {0}")]
     BadClaims(String),
     #[error("key: {0}")]
@@ -207,6 +223,8 @@ impl TokenError {
             TokenError::Missing => Common::TokenMissing,
             TokenError::Malformed => Common::TokenMalformed,
             TokenError::Invalid | TokenError::Key(_) => Common::TokenInvalid,
+            TokenError::Revoked => Common::TokenRevoked,
+            TokenError::TooLong(limit) => Common::TokenTooLong { hours: limit.as_secs() / 3600 },
             TokenError::BadClaims(detail) => Common::TokenBadClaims { detail: detail.clone() },
         }
         .into()
@@ -216,12 +234,34 @@ impl TokenError {
 /// Signs tokens. Lives with the identity provider (for the local stack, `nol token`).
 pub struct TokenIssuer {
     key: EncodingKey,
+    key_id: String,
+    audience: String,
+}
+
+/// A key's id: the first 16 hex digits of the SHA-256 of its public key (so issuer and verifier
+/// agree on it without configuration).
+fn key_id(public_key: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(public_key).iter().take(8).map(|byte| format!("{byte:02x}")).collect()
 }
 
 impl TokenIssuer {
     pub fn from_pem(private_pem: &[u8]) -> Result<TokenIssuer, TokenError> {
+        use ed25519_dalek::pkcs8::DecodePrivateKey;
+        let text = std::str::from_utf8(private_pem).map_err(|e| TokenError::Key(e.to_string()))?;
+        let signing = ed25519_dalek::SigningKey::from_pkcs8_pem(text).map_err(|e| TokenError::Key(e.to_string()))?;
         let key = EncodingKey::from_ed_pem(private_pem).map_err(|e| TokenError::Key(e.to_string()))?;
-        Ok(TokenIssuer { key })
+        Ok(TokenIssuer {
+            key,
+            key_id: key_id(signing.verifying_key().as_bytes()),
+            audience: DEFAULT_AUDIENCE.to_owned(),
+        })
+    }
+
+    /// Tokens for another deployment's audience.
+    pub fn with_audience(mut self, audience: &str) -> TokenIssuer {
+        self.audience = audience.to_owned();
+        self
     }
 
     pub fn issue(
@@ -232,34 +272,100 @@ impl TokenIssuer {
         lifetime: Duration,
     ) -> Result<String, TokenError> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        let mut id = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut id);
         let claims = Claims {
             iss: ISSUER.to_owned(),
+            aud: self.audience.clone(),
             sub: subject.to_owned(),
             region: region.to_string(),
             role: role.as_str().to_owned(),
             iat: now,
             exp: now + lifetime.as_secs(),
+            jti: id.iter().map(|byte| format!("{byte:02x}")).collect(),
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &self.key)
-            .map_err(|e| TokenError::Key(e.to_string()))
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.key_id.clone());
+        jsonwebtoken::encode(&header, &claims, &self.key).map_err(|e| TokenError::Key(e.to_string()))
     }
 }
 
-/// Verifies tokens in every service.
+/// Verifies tokens in every service. Clones share the trusted keys and the revocation list, so
+/// reloading them ([`TokenVerifier::trust`], [`TokenVerifier::set_revoked`]) reaches every clone.
 #[derive(Clone)]
 pub struct TokenVerifier {
-    key: Arc<DecodingKey>,
+    keys: Arc<RwLock<HashMap<String, Arc<DecodingKey>>>>,
+    revoked: Arc<RwLock<HashSet<String>>>,
     validation: Arc<Validation>,
+    max_lifetime: Duration,
+}
+
+/// The key id and decoding key of a public key in SPKI PEM.
+fn decoding_key(public_pem: &[u8]) -> Result<(String, DecodingKey), TokenError> {
+    use ed25519_dalek::pkcs8::DecodePublicKey;
+    let text = std::str::from_utf8(public_pem).map_err(|e| TokenError::Key(e.to_string()))?;
+    let public = ed25519_dalek::VerifyingKey::from_public_key_pem(text).map_err(|e| TokenError::Key(e.to_string()))?;
+    let key = DecodingKey::from_ed_pem(public_pem).map_err(|e| TokenError::Key(e.to_string()))?;
+    Ok((key_id(public.as_bytes()), key))
+}
+
+fn validation(audience: &str) -> Validation {
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    validation.set_issuer(&[ISSUER]);
+    validation.set_audience(&[audience]);
+    validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+    validation.leeway = 30;
+    validation
 }
 
 impl TokenVerifier {
     pub fn from_pem(public_pem: &[u8]) -> Result<TokenVerifier, TokenError> {
-        let key = DecodingKey::from_ed_pem(public_pem).map_err(|e| TokenError::Key(e.to_string()))?;
-        let mut validation = Validation::new(Algorithm::EdDSA);
-        validation.set_issuer(&[ISSUER]);
-        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
-        validation.leeway = 30;
-        Ok(TokenVerifier { key: Arc::new(key), validation: Arc::new(validation) })
+        TokenVerifier::from_pems(&[public_pem])
+    }
+
+    /// A verifier trusting every key given (the current and the next during a rotation).
+    pub fn from_pems(public_pems: &[&[u8]]) -> Result<TokenVerifier, TokenError> {
+        let verifier = TokenVerifier {
+            keys: Default::default(),
+            revoked: Default::default(),
+            validation: Arc::new(validation(DEFAULT_AUDIENCE)),
+            max_lifetime: DEFAULT_MAX_LIFETIME,
+        };
+        verifier.trust(public_pems)?;
+        Ok(verifier)
+    }
+
+    /// Trusts exactly these keys from now on (a rotation adds the next key, later drops the old).
+    pub fn trust(&self, public_pems: &[&[u8]]) -> Result<(), TokenError> {
+        let keys = public_pems
+            .iter()
+            .map(|pem| decoding_key(pem).map(|(id, key)| (id, Arc::new(key))))
+            .collect::<Result<HashMap<_, _>, _>>()?;
+        if keys.is_empty() {
+            return Err(TokenError::Key("no token verification key".into()));
+        }
+        *self.keys.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = keys;
+        Ok(())
+    }
+
+    /// The ids of the trusted keys.
+    pub fn key_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> =
+            self.keys.read().unwrap_or_else(|poisoned| poisoned.into_inner()).keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// Refuses the tokens with these ids from now on.
+    pub fn set_revoked(&self, ids: HashSet<String>) {
+        *self.revoked.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = ids;
+    }
+
+    /// The deployment's audience, and the longest lifetime it accepts.
+    pub fn for_deployment(mut self, audience: &str, max_lifetime: Duration) -> TokenVerifier {
+        self.validation = Arc::new(validation(audience));
+        self.max_lifetime = max_lifetime;
+        self
     }
 
     pub fn verify(&self, token: &str) -> Result<Caller, TokenError> {
@@ -268,9 +374,22 @@ impl TokenVerifier {
 
     /// Verifies a token and tells when it expires (Unix seconds): a web session ends with it.
     pub fn verify_until(&self, token: &str) -> Result<(Caller, u64), TokenError> {
-        let data =
-            jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(|_| TokenError::Invalid)?;
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
+        let key = header
+            .kid
+            .and_then(|id| self.keys.read().unwrap_or_else(|poisoned| poisoned.into_inner()).get(&id).cloned())
+            .ok_or(TokenError::Invalid)?;
+        let data = jsonwebtoken::decode::<Claims>(token, &key, &self.validation).map_err(|_| TokenError::Invalid)?;
         let claims = data.claims;
+        if claims.jti.is_empty() {
+            return Err(TokenError::Invalid);
+        }
+        if claims.exp.saturating_sub(claims.iat) > self.max_lifetime.as_secs() {
+            return Err(TokenError::TooLong(self.max_lifetime));
+        }
+        if self.revoked.read().unwrap_or_else(|poisoned| poisoned.into_inner()).contains(&claims.jti) {
+            return Err(TokenError::Revoked);
+        }
         let region = RegionCode::parse(&claims.region).map_err(|e| TokenError::BadClaims(e.to_string()))?;
         let role = claims.role.parse::<Role>().map_err(TokenError::BadClaims)?;
         Ok((Caller { subject: claims.sub, region, role, bearer: Arc::from(token) }, claims.exp))
@@ -310,6 +429,15 @@ impl tonic::service::Interceptor for Authenticate {
 /// The caller of an authenticated request.
 pub fn caller<T>(request: &tonic::Request<T>) -> Result<Caller, tonic::Status> {
     request.extensions().get::<Caller>().cloned().ok_or_else(|| unauthenticated(&TokenError::Missing))
+}
+
+/// The id (`jti`) of a token, read without checking it (to revoke it).
+pub fn token_id(token: &str) -> Option<String> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("jti")?.as_str().map(str::to_owned)
 }
 
 /// A new Ed25519 signing key pair as (private PKCS#8 PEM, public SPKI PEM).
@@ -364,6 +492,37 @@ mod tests {
         tampered.pop();
         tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
         assert!(matches!(verifier.verify(&tampered), Err(TokenError::Invalid)));
+    }
+
+    #[test]
+    fn audience_lifetime_revocation_and_rotation() {
+        let (issuer, verifier) = keys();
+        let verifier = verifier.for_deployment("nol-test", Duration::from_secs(3600));
+        let region = RegionCode::parse("320102").unwrap();
+        let hour = Duration::from_secs(3600);
+        // Another audience, or a lifetime beyond the deployment's limit.
+        let elsewhere = issuer.issue("x", region, Role::Caseworker, hour).unwrap();
+        assert!(matches!(verifier.verify(&elsewhere), Err(TokenError::Invalid)));
+        let issuer = issuer.with_audience("nol-test");
+        let too_long = issuer.issue("x", region, Role::Caseworker, 2 * hour).unwrap();
+        assert!(matches!(verifier.verify(&too_long), Err(TokenError::TooLong(_))));
+        // Revoked by its id; others of the same caller still pass.
+        let token = issuer.issue("x", region, Role::Caseworker, hour).unwrap();
+        let other = issuer.issue("x", region, Role::Caseworker, hour).unwrap();
+        let id = token_id(&token).unwrap();
+        assert_ne!(Some(id.clone()), token_id(&other));
+        verifier.clone().set_revoked(HashSet::from([id]));
+        assert!(matches!(verifier.verify(&token), Err(TokenError::Revoked)));
+        assert!(verifier.verify(&other).is_ok());
+        // Rotation: the next key is trusted beside the current one, then alone.
+        let (next_private, next_public) = generate_signing_key_pem().unwrap();
+        let next = TokenIssuer::from_pem(next_private.as_bytes()).unwrap().with_audience("nol-test");
+        let by_next = next.issue("x", region, Role::Caseworker, hour).unwrap();
+        assert!(matches!(verifier.verify(&by_next), Err(TokenError::Invalid)));
+        assert_eq!(verifier.key_ids(), std::slice::from_ref(&issuer.key_id));
+        verifier.trust(&[next_public.as_bytes()]).unwrap();
+        assert!(verifier.verify(&by_next).is_ok());
+        assert!(matches!(verifier.verify(&other), Err(TokenError::Invalid)), "the old key is no longer trusted");
     }
 
     #[test]

@@ -62,6 +62,10 @@ catalogue! {
             "missing authorization: send 'authorization: Bearer <token>'", "缺少身份凭证：请发送 authorization: Bearer <令牌>";
         TokenMalformed => "the authorization header is not 'Bearer <token>'", "authorization 请求头格式应为 Bearer <令牌>";
         TokenInvalid => "the token is invalid or expired", "令牌无效或已过期";
+        TokenRevoked => "the token was revoked; sign in again", "令牌已被吊销，请重新登录";
+        TokenTooLong { hours: u64 } =>
+            "the token is valid for longer than this deployment allows ({hours} hours at most)",
+            "令牌有效期超过本系统允许的上限（最长 {hours} 小时）";
         TokenBadClaims { detail: String } =>
             "the token names an unknown region or role: {detail}", "令牌中的地区或角色无法识别：{detail}";
 

@@ -54,6 +54,10 @@ pub struct ServiceConfig {
     /// `NOL_PEERS_RELOAD_SECS`: how often the peer provinces' keys (`peers/`) are read again
     /// (also at once on SIGHUP); a province joins the exchange by configuration alone.
     pub peers_reload: Duration,
+    /// `NOL_TOKEN_AUDIENCE`: the audience (`aud`) a caller's token must name (`not-one-less`).
+    pub token_audience: String,
+    /// `NOL_TOKEN_MAX_LIFETIME_SECS`: the longest a token may live from its issue (24 hours).
+    pub token_max_lifetime: Duration,
     /// `NOL_HANDOFF_RESEND_SECS`: the origin re-sends an unanswered hand-off request after this
     /// long, then after twice as long, up to an hour between tries.
     pub handoff_resend: Duration,
@@ -165,6 +169,8 @@ impl ServiceConfig {
             web_dir: get("NOL_WEB_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("web")),
             metrics_addr,
             peers_reload: seconds("NOL_PEERS_RELOAD_SECS", 30.0)?,
+            token_audience: get("NOL_TOKEN_AUDIENCE").unwrap_or_else(|| nol_auth::DEFAULT_AUDIENCE.to_owned()),
+            token_max_lifetime: seconds("NOL_TOKEN_MAX_LIFETIME_SECS", 24.0 * 3600.0)?,
             handoff_resend: seconds("NOL_HANDOFF_RESEND_SECS", 30.0)?,
             handoff_deadline: seconds("NOL_HANDOFF_DEADLINE_SECS", 7.0 * 24.0 * 3600.0)?,
             supervision_sweep: seconds("NOL_SUPERVISION_SWEEP_SECS", 3600.0)?,

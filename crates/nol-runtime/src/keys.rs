@@ -1,7 +1,9 @@
 //! A province deployment's keys, read from `NOL_KEYS_DIR`:
 //!
 //! ```text
-//! auth.pub.pem           Ed25519 public key that verifies callers' tokens
+//! auth.pub.pem           Ed25519 public key that verifies callers' tokens; during a rotation of
+//!                        the identity provider's key also auth.<name>.pub.pem (e.g. auth.next.pub.pem)
+//! revoked-tokens         ids (jti) of revoked tokens, one per line ('#' starts a comment)
 //! data.key               base64, 32 bytes: encrypts personal data at rest, keys the blind index
 //! seal.key               base64 X25519 secret: opens dossiers other provinces seal to us
 //! sign.key               base64 Ed25519 secret: signs what this province sends over the exchange
@@ -9,9 +11,9 @@
 //! peers/<code>.sign.pub  base64 Ed25519 public key of a province: verifies what it sends
 //! ```
 //!
-//! A province is a peer when both its keys are under `peers/`. The folder is read again on
-//! SIGHUP and every `NOL_PEERS_RELOAD_SECS`, so a province joins (or leaves) by configuration
-//! alone: no service restarts.
+//! A province is a peer when both its keys are under `peers/`. The folder, the token keys and the
+//! revoked tokens are read again on SIGHUP and every `NOL_PEERS_RELOAD_SECS`, so a province joins
+//! (or leaves), a token key rotates and a token is revoked by configuration alone: no restarts.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -25,6 +27,8 @@ use nol_region::RegionCode;
 /// Everything secret or trusted that one province's services use.
 #[derive(Clone, Debug)]
 pub struct ProvinceKeys {
+    /// Where they were read from (`NOL_KEYS_DIR`).
+    pub dir: PathBuf,
     pub data: DataKey,
     pub seal: SealKeyPair,
     /// Signs this province's cross-province messages.
@@ -37,6 +41,36 @@ pub struct ProvinceKeys {
 /// The token verifier, wrapped so `ProvinceKeys` can derive `Debug`.
 #[derive(Clone)]
 pub struct TokenVerifierHandle(pub TokenVerifier);
+
+impl TokenVerifierHandle {
+    /// Reads the trusted token keys (`auth.pub.pem`, `auth.*.pub.pem`) and the revoked tokens
+    /// (`revoked-tokens`) of `dir` again; every clone of the verifier sees them. Returns the ids of
+    /// the keys trusted.
+    pub fn reload(&self, dir: &Path) -> anyhow::Result<Vec<String>> {
+        let mut pems = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            let name = path.file_name().and_then(|name| name.to_str()).unwrap_or_default();
+            if name.starts_with("auth.") && name.ends_with(".pub.pem") || name == "auth.pub.pem" {
+                pems.push(std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?);
+            }
+        }
+        let pems: Vec<&[u8]> = pems.iter().map(Vec::as_slice).collect();
+        self.0.trust(&pems).map_err(|error| anyhow::anyhow!("token keys in {}: {error}", dir.display()))?;
+        let revoked = match std::fs::read_to_string(dir.join("revoked-tokens")) {
+            Ok(text) => text
+                .lines()
+                .map(|line| line.split('#').next().unwrap_or_default().trim())
+                .filter(|id| !id.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Default::default(),
+            Err(error) => return Err(error).context("reading revoked-tokens"),
+        };
+        self.0.set_revoked(revoked);
+        Ok(self.0.key_ids())
+    }
+}
 
 impl std::fmt::Debug for TokenVerifierHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -139,13 +173,15 @@ impl ProvinceKeys {
         };
         let verifier = TokenVerifier::from_pem(read("auth.pub.pem")?.as_bytes())
             .map_err(|error| anyhow::anyhow!("auth.pub.pem: {error}"))?;
+        let verifier = TokenVerifierHandle(verifier);
+        verifier.reload(dir)?;
         let data = DataKey::from_base64(&read("data.key")?).map_err(|error| anyhow::anyhow!("data.key: {error}"))?;
         let seal =
             SealKeyPair::from_base64(&read("seal.key")?).map_err(|error| anyhow::anyhow!("seal.key: {error}"))?;
         let sign = ExchangeSigningKey::from_base64(&read("sign.key")?)
             .map_err(|error| anyhow::anyhow!("sign.key: {error}"))?;
         let peers = Peers::load(&dir.join("peers"))?;
-        Ok(ProvinceKeys { data, seal, sign, peers, verifier: TokenVerifierHandle(verifier) })
+        Ok(ProvinceKeys { dir: dir.to_path_buf(), data, seal, sign, peers, verifier })
     }
 
     /// The sealing key of `province` (our own included), if it is a configured peer.

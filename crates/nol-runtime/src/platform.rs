@@ -70,7 +70,8 @@ impl Platform {
         service_migrator: sqlx::migrate::Migrator,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Platform> {
-        let keys = ProvinceKeys::load(&config.keys_dir)?;
+        let mut keys = ProvinceKeys::load(&config.keys_dir)?;
+        keys.verifier.0 = keys.verifier.0.clone().for_deployment(&config.token_audience, config.token_max_lifetime);
         let pool = database::connect(&config.database_url, config.service, config.database_pool_size)
             .await
             .with_context(|| format!("connecting to the database for {}", config.service))?;
@@ -99,7 +100,7 @@ impl Platform {
         let relay = Relay::new(pool.clone(), js.clone(), wake.clone(), relay_settings, stats.clone())
             .with_exchange(exchange.clone());
         tasks.spawn(relay.run(shutdown.clone()));
-        tasks.spawn(reload_peers(keys.peers.clone(), config.peers_reload, shutdown.clone()));
+        tasks.spawn(reload_peers(keys.clone(), config.peers_reload, shutdown.clone()));
         let clock = match &config.clock_file {
             Some(path) => crate::clock::Clock::from_file(path.clone()),
             None => crate::clock::Clock::system(),
@@ -223,7 +224,8 @@ where
 
 /// Reads the peer provinces' keys again every `interval` and on SIGHUP, logging the provinces
 /// configured whenever they change; a folder that cannot be read keeps the set in use.
-async fn reload_peers(peers: crate::keys::Peers, interval: Duration, shutdown: CancellationToken) {
+async fn reload_peers(keys: ProvinceKeys, interval: Duration, shutdown: CancellationToken) {
+    let peers = keys.peers.clone();
     let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     tracing::info!(peers = ?peers.provinces().iter().map(ToString::to_string).collect::<Vec<_>>(), "exchange peers");
     loop {
@@ -249,6 +251,10 @@ async fn reload_peers(peers: crate::keys::Peers, interval: Duration, shutdown: C
             Err(error) => {
                 tracing::warn!(error = %error, "exchange peers could not be read again; keeping the ones in use")
             }
+        }
+        // The token keys (a rotation) and the revoked tokens.
+        if let Err(error) = keys.verifier.reload(&keys.dir) {
+            tracing::warn!(error = %error, "token keys could not be read again; keeping the ones in use");
         }
     }
 }

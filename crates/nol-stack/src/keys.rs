@@ -118,6 +118,24 @@ impl StackKeys {
         Ok(password)
     }
 
+    /// Revokes the token with id `token_id` in every province of the folder (`revoked-tokens`);
+    /// services refuse it once they read their keys again (SIGHUP, or within
+    /// `NOL_PEERS_RELOAD_SECS`).
+    pub fn revoke(&self, token_id: &str) -> anyhow::Result<Vec<RegionCode>> {
+        anyhow::ensure!(
+            !token_id.is_empty() && token_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
+            "not a token id: {token_id:?}"
+        );
+        let provinces = Self::provinces_in(&self.dir)?;
+        for province in &provinces {
+            use std::io::Write;
+            let path = self.province_dir(province).join("revoked-tokens");
+            let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+            writeln!(file, "{token_id}")?;
+        }
+        Ok(provinces)
+    }
+
     /// The folder to pass as `NOL_KEYS_DIR` to `province`'s services.
     pub fn province_dir(&self, province: &RegionCode) -> PathBuf {
         self.dir.join(province.province().to_string())
