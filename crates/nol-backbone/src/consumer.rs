@@ -5,7 +5,11 @@
 //! only then acks. A redelivered message finds its id in the inbox and is acked without effect. A
 //! message that can never be processed (undecodable, unknown version, a rule it breaks) is parked
 //! as a dead letter with the reason and terminated, and the stream keeps flowing. A transient
-//! failure (PostgreSQL down) rolls the batch back and naks it for redelivery.
+//! failure (PostgreSQL down) rolls the batch back and naks it for redelivery. Every message ends:
+//! an error PostgreSQL gives for the data itself (SQLSTATE class 22, data exception, or 23,
+//! integrity constraint violation) is tried once more on its own and then parked, not retried
+//! forever with its batch; and a message delivered `max_deliveries` times that still fails is
+//! parked with its last error.
 
 use std::future::Future;
 use std::time::Duration;
@@ -94,6 +98,10 @@ pub struct ConsumerSpec {
     pub ack_wait: Duration,
     /// Messages applied per transaction at most.
     pub max_batch: usize,
+    /// A message that still fails after this many deliveries is parked as a dead letter with its
+    /// last error (`NOL_MAX_DELIVERIES`). Failures while the database is unreachable cannot park
+    /// anything, so an outage only delays.
+    pub max_deliveries: u64,
     /// Fault injection for the fault suite: abort the process after this many batches were
     /// committed, before they are acked (`NOL_FAULT_CONSUMER_CRASH_AFTER`). Never set otherwise.
     pub crash_after_batches: Option<u64>,
@@ -301,6 +309,10 @@ impl<H: EventHandler> Consumer<H> {
 
     /// The whole batch in one go; `None` when some message needs the careful path.
     async fn apply_batch(&self, batch: &[jetstream::Message]) -> anyhow::Result<Option<Vec<Disposition>>> {
+        // A message delivered before as often as allowed goes the careful way, where it can end.
+        if batch.iter().any(|message| self.delivered(message) >= self.spec.max_deliveries) {
+            return Ok(None);
+        }
         self.handler.batch_begin();
         let mut envelopes = Vec::with_capacity(batch.len());
         for message in batch {
@@ -344,6 +356,8 @@ impl<H: EventHandler> Consumer<H> {
                 Ok(()) => {
                     dispositions.push(if is_fresh { Disposition::Applied } else { Disposition::Duplicate });
                 }
+                // The data itself is wrong: the careful path tries it alone, then parks it.
+                Err(HandlerError::Transient(error)) if data_error(&error).is_some() => return Ok(None),
                 Err(HandlerError::Transient(error)) => return Err(error),
                 Err(HandlerError::Permanent(_)) => return Ok(None),
             }
@@ -423,22 +437,33 @@ impl<H: EventHandler> Consumer<H> {
                 }
                 return Ok(Disposition::Duplicate);
             }
-            match self.handler.handle(&mut savepoint, &envelope).await {
+            let delivered = self.delivered(message);
+            let outcome = match self.handler.handle(&mut savepoint, &envelope).await {
                 Ok(()) => {
                     savepoint.commit().await?;
-                    Ok(Disposition::Applied)
+                    return Ok(Disposition::Applied);
                 }
-                Err(HandlerError::Permanent(reason)) => {
-                    savepoint.rollback().await?;
-                    tracing::warn!(reason = %reason, "event parked as a dead letter");
-                    self.park(conn, message, Some(&envelope), &reason, true).await?;
-                    Ok(Disposition::DeadLetter(reason))
-                }
-                Err(HandlerError::Transient(error)) => Err(error),
-            }
+                Err(HandlerError::Permanent(reason)) => reason,
+                Err(HandlerError::Transient(error)) => match data_error(&error) {
+                    Some(state) => format!("the data cannot be stored (SQLSTATE {state}): {error}"),
+                    None if delivered >= self.spec.max_deliveries => {
+                        format!("still failing after {delivered} deliveries: {error}")
+                    }
+                    None => return Err(error),
+                },
+            };
+            savepoint.rollback().await?;
+            tracing::warn!(reason = %outcome, "event parked as a dead letter");
+            self.park(conn, message, Some(&envelope), &outcome, true).await?;
+            Ok(Disposition::DeadLetter(outcome))
         }
         .instrument(span)
         .await
+    }
+
+    /// How many times the server has delivered `message` (1 the first time).
+    fn delivered(&self, message: &jetstream::Message) -> u64 {
+        message.info().map(|info| info.delivered.max(1) as u64).unwrap_or(1)
     }
 
     async fn park(
@@ -478,6 +503,15 @@ impl<H: EventHandler> Consumer<H> {
         }
         Ok(())
     }
+}
+
+/// The SQLSTATE of an error PostgreSQL gave for the data itself — class 22 (data exception) or 23
+/// (integrity constraint violation) — which no retry can mend; `None` for anything else.
+fn data_error(error: &anyhow::Error) -> Option<String> {
+    error.chain().find_map(|cause| {
+        let code = cause.downcast_ref::<sqlx::Error>()?.as_database_error()?.code()?.into_owned();
+        (code.starts_with("22") || code.starts_with("23")).then_some(code)
+    })
 }
 
 /// The span of one event's processing, a child of the trace the event was produced in.

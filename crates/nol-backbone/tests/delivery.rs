@@ -77,14 +77,25 @@ impl Fixture {
     }
 
     fn consumer(&self, ack_wait: Duration, stats: &BackboneStats) -> Consumer<RecordEffect> {
+        self.consumer_with(RecordEffect, ack_wait, 100, stats)
+    }
+
+    fn consumer_with<H: EventHandler>(
+        &self,
+        handler: H,
+        ack_wait: Duration,
+        max_deliveries: u64,
+        stats: &BackboneStats,
+    ) -> Consumer<H> {
         let spec = ConsumerSpec {
             durable_name: "effects".into(),
             filter_subjects: vec![self.scheme.local_filter(&self.province, PUPIL_REGISTERED)],
             ack_wait,
             max_batch: 64,
+            max_deliveries,
             crash_after_batches: None,
         };
-        Consumer::new(self.pool.clone(), self.stream.clone(), spec, RecordEffect, stats.clone(), Default::default())
+        Consumer::new(self.pool.clone(), self.stream.clone(), spec, handler, stats.clone(), Default::default())
     }
 
     /// An envelope for a new event, and the subject it goes to.
@@ -324,4 +335,77 @@ async fn poison_messages_are_parked_with_a_reason_and_the_stream_keeps_flowing()
     assert_eq!(stats.snapshot().dead_letters, 2);
     assert_eq!(fixture.scalar("SELECT count(*) FROM effect").await, 5);
     fixture.finish().await;
+}
+
+/// Records the effect, except for the pupil named `poison`: for it the data breaks a constraint
+/// (a permanent error PostgreSQL reports), or the handler fails transiently every time.
+struct FailsFor {
+    transiently: bool,
+}
+
+impl EventHandler for FailsFor {
+    async fn handle(&self, conn: &mut PgConnection, envelope: &EventEnvelope) -> Result<(), HandlerError> {
+        let payload: PupilRegistered = nol_events::decode_payload(envelope, PUPIL_REGISTERED)?;
+        if payload.pupil_id == "poison" && self.transiently {
+            return Err(HandlerError::Transient(anyhow::anyhow!("the registry is not answering")));
+        }
+        // The table refuses 'poison' (SQLSTATE 23514, a check violation).
+        sqlx::query("INSERT INTO effect (event_id, pupil_id) VALUES ($1, $2)")
+            .bind(Uuid::parse_str(&envelope.event_id).map_err(|error| HandlerError::Permanent(error.to_string()))?)
+            .bind(payload.pupil_id)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Publishes the poison event between `before` and `after` ordinary ones, runs a consumer with
+/// `handler`, and returns the dead letters once the others are applied and everything is acked.
+async fn poison_among_others(handler: FailsFor, max_deliveries: u64) -> Vec<nol_backbone::consumer::DeadLetter> {
+    let fixture = Fixture::start().await;
+    sqlx::query("ALTER TABLE effect ADD CONSTRAINT no_poison CHECK (pupil_id <> 'poison')")
+        .execute(&fixture.pool)
+        .await
+        .unwrap();
+    fixture.enqueue(3).await;
+    let (subject, mut poison) = fixture.event();
+    let mut payload = PupilRegistered::decode(poison.payload.as_slice()).unwrap();
+    payload.pupil_id = "poison".into();
+    poison.payload = payload.encode_to_vec();
+    let mut tx = fixture.pool.begin().await.unwrap();
+    nol_backbone::outbox::enqueue(&mut tx, &subject, &poison).await.unwrap();
+    tx.commit().await.unwrap();
+    fixture.enqueue(3).await;
+    fixture.relay(&BackboneStats::default()).publish_due().await.unwrap();
+
+    let (stats, shutdown) = (BackboneStats::default(), CancellationToken::new());
+    tokio::spawn(
+        fixture.consumer_with(handler, Duration::from_millis(500), max_deliveries, &stats).run(shutdown.clone()),
+    );
+    let letters = eventually("the poison event to be parked", Duration::from_secs(60), || async {
+        let letters = nol_backbone::consumer::dead_letters(&fixture.pool, 10).await?;
+        Ok((!letters.is_empty()).then_some(letters))
+    })
+    .await
+    .unwrap();
+    fixture.drained().await;
+    shutdown.cancel();
+    assert_eq!(fixture.scalar("SELECT count(*) FROM effect").await, 6, "the others applied, once each");
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].event_id.as_deref(), Some(poison.event_id.as_str()));
+    fixture.finish().await;
+    letters
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_the_database_refuses_is_parked_at_once_not_retried_forever() {
+    let letters = poison_among_others(FailsFor { transiently: false }, 100).await;
+    assert!(letters[0].reason.contains("SQLSTATE 23514"), "{}", letters[0].reason);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_keeps_failing_is_parked_after_the_delivery_cap() {
+    let letters = poison_among_others(FailsFor { transiently: true }, 3).await;
+    assert!(letters[0].reason.contains("still failing after 3 deliveries"), "{}", letters[0].reason);
+    assert!(letters[0].reason.contains("the registry is not answering"), "{}", letters[0].reason);
 }

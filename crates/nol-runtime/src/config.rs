@@ -54,6 +54,9 @@ pub struct ServiceConfig {
     /// `NOL_PEERS_RELOAD_SECS`: how often the peer provinces' keys (`peers/`) are read again
     /// (also at once on SIGHUP); a province joins the exchange by configuration alone.
     pub peers_reload: Duration,
+    /// `NOL_MAX_DELIVERIES`: a message that still fails after this many deliveries is parked as a
+    /// dead letter with its last error (100).
+    pub max_deliveries: u64,
     /// `NOL_TOKEN_AUDIENCE`: the audience (`aud`) a caller's token must name (`not-one-less`).
     pub token_audience: String,
     /// `NOL_TOKEN_MAX_LIFETIME_SECS`: the longest a token may live from its issue (24 hours).
@@ -169,6 +172,7 @@ impl ServiceConfig {
             web_dir: get("NOL_WEB_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("web")),
             metrics_addr,
             peers_reload: seconds("NOL_PEERS_RELOAD_SECS", 30.0)?,
+            max_deliveries: count("NOL_MAX_DELIVERIES")?.unwrap_or(100).max(2),
             token_audience: get("NOL_TOKEN_AUDIENCE").unwrap_or_else(|| nol_auth::DEFAULT_AUDIENCE.to_owned()),
             token_max_lifetime: seconds("NOL_TOKEN_MAX_LIFETIME_SECS", 24.0 * 3600.0)?,
             handoff_resend: seconds("NOL_HANDOFF_RESEND_SECS", 30.0)?,

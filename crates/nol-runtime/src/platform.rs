@@ -140,6 +140,7 @@ impl Platform {
             filter_subjects,
             ack_wait: self.config.ack_wait,
             max_batch: 256,
+            max_deliveries: self.config.max_deliveries,
             crash_after_batches: self.config.fault_consumer_crash_after,
         };
         self.consumer = Some(spec.durable_name.clone());
