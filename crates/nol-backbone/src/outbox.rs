@@ -75,21 +75,26 @@ pub async fn emit<P: Message>(
     Ok(envelope)
 }
 
-/// Whether an event's outbox row was acknowledged by a stream (`Some(true)`), is still waiting
-/// (`Some(false)`), or is gone (deleted after the retention period).
+/// Whether an event's outbox row is out of the relay's hands — acknowledged by a stream, or parked
+/// after `RelaySettings::max_attempts` failed publishes (`Some(true)`: only [`resend`] moves it
+/// again) — is still waiting for the relay (`Some(false)`), or is gone (deleted after the
+/// retention period).
 pub async fn sent(conn: &mut PgConnection, event_id: Uuid) -> sqlx::Result<Option<bool>> {
-    sqlx::query_scalar!(r#"SELECT sent_at IS NOT NULL AS "sent!" FROM outbox WHERE id = $1"#, event_id)
-        .fetch_optional(conn)
-        .await
+    sqlx::query_scalar!(
+        r#"SELECT sent_at IS NOT NULL OR next_attempt_at = 'infinity' AS "sent!" FROM outbox WHERE id = $1"#,
+        event_id
+    )
+    .fetch_optional(conn)
+    .await
 }
 
-/// Sends an already-sent event again (same event id, new message id), for a receiver that has not
-/// answered. Returns false when the row is gone (deleted after the retention period).
+/// Sends an already-sent (or parked) event again (same event id, new message id), for a receiver
+/// that has not answered. Returns false when the row is gone (deleted after the retention period).
 pub async fn resend(conn: &mut PgConnection, event_id: Uuid) -> sqlx::Result<bool> {
     let updated = sqlx::query!(
         "UPDATE outbox SET sent_at = NULL, generation = generation + 1, attempts = 0,
                 next_attempt_at = clock_timestamp(), last_error = NULL
-          WHERE id = $1 AND sent_at IS NOT NULL",
+          WHERE id = $1 AND (sent_at IS NOT NULL OR next_attempt_at = 'infinity')",
         event_id,
     )
     .execute(conn)
@@ -104,6 +109,8 @@ pub struct Backlog {
     pub unsent: i64,
     /// Of those, rows that failed at least once (a destination unreachable, say).
     pub retrying: i64,
+    /// Of those, rows the relay gave up on after `RelaySettings::max_attempts` (an alarm).
+    pub parked: i64,
     /// Age in seconds of the oldest unsent row.
     pub oldest_unsent_seconds: f64,
 }
@@ -111,6 +118,7 @@ pub struct Backlog {
 pub async fn backlog(pool: &sqlx::PgPool) -> sqlx::Result<Backlog> {
     let row = sqlx::query!(
         r#"SELECT count(*) AS "unsent!", count(*) FILTER (WHERE attempts > 0) AS "retrying!",
+                  count(*) FILTER (WHERE next_attempt_at = 'infinity') AS "parked!",
                   EXTRACT(EPOCH FROM clock_timestamp() - min(created_at))::float8 AS oldest_unsent_seconds
              FROM outbox WHERE sent_at IS NULL"#,
     )
@@ -119,6 +127,7 @@ pub async fn backlog(pool: &sqlx::PgPool) -> sqlx::Result<Backlog> {
     Ok(Backlog {
         unsent: row.unsent,
         retrying: row.retrying,
+        parked: row.parked,
         oldest_unsent_seconds: row.oldest_unsent_seconds.unwrap_or(0.0),
     })
 }

@@ -35,6 +35,10 @@ pub struct RelaySettings {
     pub max_backoff: Duration,
     /// Sent rows are deleted after this long.
     pub retention: Duration,
+    /// A row whose publish failed this many times is parked with its last error and an alarm
+    /// (`NOL_OUTBOX_MAX_ATTEMPTS`): it stays unsent, out of the relay's queue, until
+    /// `outbox::resend` (a hand-off's sweeper does this for its unanswered requests).
+    pub max_attempts: i32,
     /// Fault injection for the fault suite: abort the process after this many batches were
     /// published, before they are marked sent (`NOL_FAULT_RELAY_CRASH_AFTER`). Never set otherwise.
     pub crash_after_batches: Option<u64>,
@@ -48,6 +52,8 @@ impl Default for RelaySettings {
             min_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(10),
             retention: Duration::from_secs(24 * 3600),
+            // With the backoff capped at 10 s, about three hours of failing.
+            max_attempts: 1000,
             crash_after_batches: None,
         }
     }
@@ -283,17 +289,31 @@ pub async fn record(
         .await?;
     }
     if !failed_ids.is_empty() {
-        sqlx::query!(
+        let parked = sqlx::query!(
             "UPDATE outbox SET attempts = outbox.attempts + 1, last_error = s.error,
-                    next_attempt_at = clock_timestamp() + make_interval(secs => s.delay_ms / 1000.0)
+                    next_attempt_at = CASE WHEN outbox.attempts + 1 >= $4 THEN 'infinity'::timestamptz
+                                           ELSE clock_timestamp() + make_interval(secs => s.delay_ms / 1000.0) END
                FROM unnest($1::uuid[], $2::text[], $3::int8[]) AS s(id, error, delay_ms)
-              WHERE outbox.id = s.id",
+              WHERE outbox.id = s.id
+             RETURNING outbox.id, outbox.subject, outbox.attempts, outbox.last_error,
+                       outbox.next_attempt_at = 'infinity' AS \"parked!\"",
             &failed_ids,
             &failed_errors,
             &failed_delays,
+            settings.max_attempts,
         )
-        .execute(&mut **tx)
+        .fetch_all(&mut **tx)
         .await?;
+        for row in parked.iter().filter(|row| row.parked) {
+            tracing::error!(
+                alarm = "outbox_parked",
+                event_id = %row.id,
+                subject = %row.subject,
+                attempts = row.attempts,
+                last_error = row.last_error.as_deref().unwrap_or_default(),
+                "ALARM: an event could not be published and is parked in the outbox"
+            );
+        }
     }
     Ok(())
 }

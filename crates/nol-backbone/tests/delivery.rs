@@ -409,3 +409,50 @@ async fn a_message_that_keeps_failing_is_parked_after_the_delivery_cap() {
     assert!(letters[0].reason.contains("still failing after 3 deliveries"), "{}", letters[0].reason);
     assert!(letters[0].reason.contains("the registry is not answering"), "{}", letters[0].reason);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_that_cannot_be_published_is_parked_after_its_attempts_and_a_resend_revives_it() {
+    let fixture = Fixture::start().await;
+    // No stream stores this subject: every publish of it fails.
+    let (_, stray) = fixture.event();
+    let mut tx = fixture.pool.begin().await.unwrap();
+    nol_backbone::outbox::enqueue(&mut tx, &format!("{}.nowhere", fixture.scheme.prefix()), &stray).await.unwrap();
+    tx.commit().await.unwrap();
+    fixture.enqueue(2).await;
+    let settings = RelaySettings {
+        min_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(2),
+        max_attempts: 3,
+        ..RelaySettings::default()
+    };
+    let relay =
+        Relay::new(fixture.pool.clone(), fixture.js.clone(), Default::default(), settings, BackboneStats::default());
+    let backlog = eventually("the stray event to be parked", Duration::from_secs(30), || async {
+        relay.publish_due().await?;
+        let backlog = nol_backbone::outbox::backlog(&fixture.pool).await?;
+        Ok((backlog.parked == 1).then_some(backlog))
+    })
+    .await
+    .unwrap();
+    assert_eq!((backlog.unsent, backlog.parked), (1, 1), "the others were published");
+    assert_eq!(fixture.stream_messages().await, 2);
+    let id = Uuid::parse_str(&stray.event_id).unwrap();
+    let (attempts, error): (i32, Option<String>) =
+        sqlx::query_as("SELECT attempts, last_error FROM outbox WHERE id = $1")
+            .bind(id)
+            .fetch_one(&fixture.pool)
+            .await
+            .unwrap();
+    assert_eq!(attempts, 3);
+    assert!(error.is_some_and(|error| !error.is_empty()));
+    // Parked rows are out of the relay's queue: more passes leave them alone.
+    relay.publish_due().await.unwrap();
+    let mut conn = fixture.pool.acquire().await.unwrap();
+    assert_eq!(nol_backbone::outbox::sent(&mut conn, id).await.unwrap(), Some(true), "out of the relay's hands");
+    // A deliberate re-send (a hand-off's sweeper) puts it back in the queue.
+    assert!(nol_backbone::outbox::resend(&mut conn, id).await.unwrap());
+    drop(conn);
+    let backlog = nol_backbone::outbox::backlog(&fixture.pool).await.unwrap();
+    assert_eq!((backlog.unsent, backlog.parked), (1, 0));
+    fixture.finish().await;
+}

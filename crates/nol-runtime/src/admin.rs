@@ -126,6 +126,8 @@ impl Observer {
             status.consumer_ack_pending,
         );
         gauge(&mut registry, "nol_dead_letters", "Dead letters held by the service", status.dead_letters);
+        let parked = nol_backbone::outbox::backlog(&self.pool).await?.parked;
+        gauge(&mut registry, "nol_outbox_parked", "Outbox rows parked after too many failed publishes (alarm)", parked);
         counter(&mut registry, "nol_events_published", "Events acknowledged by a stream", status.events_published);
         counter(
             &mut registry,

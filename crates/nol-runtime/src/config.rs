@@ -57,6 +57,9 @@ pub struct ServiceConfig {
     /// `NOL_MAX_DELIVERIES`: a message that still fails after this many deliveries is parked as a
     /// dead letter with its last error (100).
     pub max_deliveries: u64,
+    /// `NOL_OUTBOX_MAX_ATTEMPTS`: an event whose publish failed this many times is parked in the
+    /// outbox with an alarm (1000, about three hours).
+    pub outbox_max_attempts: i32,
     /// `NOL_TOKEN_AUDIENCE`: the audience (`aud`) a caller's token must name (`not-one-less`).
     pub token_audience: String,
     /// `NOL_TOKEN_MAX_LIFETIME_SECS`: the longest a token may live from its issue (24 hours).
@@ -173,6 +176,8 @@ impl ServiceConfig {
             metrics_addr,
             peers_reload: seconds("NOL_PEERS_RELOAD_SECS", 30.0)?,
             max_deliveries: count("NOL_MAX_DELIVERIES")?.unwrap_or(100).max(2),
+            outbox_max_attempts: i32::try_from(count("NOL_OUTBOX_MAX_ATTEMPTS")?.unwrap_or(1000).max(1))
+                .unwrap_or(1000),
             token_audience: get("NOL_TOKEN_AUDIENCE").unwrap_or_else(|| nol_auth::DEFAULT_AUDIENCE.to_owned()),
             token_max_lifetime: seconds("NOL_TOKEN_MAX_LIFETIME_SECS", 24.0 * 3600.0)?,
             handoff_resend: seconds("NOL_HANDOFF_RESEND_SECS", 30.0)?,

@@ -93,8 +93,11 @@ impl Platform {
             .context("creating the province stream")?;
         let stats = BackboneStats::default();
         let mut tasks = JoinSet::new();
-        let relay_settings =
-            RelaySettings { crash_after_batches: config.fault_relay_crash_after, ..RelaySettings::default() };
+        let relay_settings = RelaySettings {
+            crash_after_batches: config.fault_relay_crash_after,
+            max_attempts: config.outbox_max_attempts,
+            ..RelaySettings::default()
+        };
         let wake = RelayWake::default();
         let exchange = Exchange::new(config.province, keys.sign.clone(), Arc::new(keys.peers.clone()));
         let relay = Relay::new(pool.clone(), js.clone(), wake.clone(), relay_settings, stats.clone())
