@@ -103,7 +103,10 @@ impl Platform {
         let relay = Relay::new(pool.clone(), js.clone(), wake.clone(), relay_settings, stats.clone())
             .with_exchange(exchange.clone());
         tasks.spawn(relay.run(shutdown.clone()));
-        tasks.spawn(reload_peers(keys.clone(), config.peers_reload, shutdown.clone()));
+        // The SIGHUP handler is installed here, before the service reports ready: a SIGHUP that
+        // came before the task first ran would otherwise end the process (the default action).
+        let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        tasks.spawn(reload_peers(keys.clone(), hangups, config.peers_reload, shutdown.clone()));
         let clock = match &config.clock_file {
             Some(path) => crate::clock::Clock::from_file(path.clone()),
             None => crate::clock::Clock::system(),
@@ -228,9 +231,13 @@ where
 
 /// Reads the peer provinces' keys again every `interval` and on SIGHUP, logging the provinces
 /// configured whenever they change; a folder that cannot be read keeps the set in use.
-async fn reload_peers(keys: ProvinceKeys, interval: Duration, shutdown: CancellationToken) {
+async fn reload_peers(
+    keys: ProvinceKeys,
+    mut hangups: Option<tokio::signal::unix::Signal>,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
     let peers = keys.peers.clone();
-    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     tracing::info!(peers = ?peers.provinces().iter().map(ToString::to_string).collect::<Vec<_>>(), "exchange peers");
     loop {
         let hangup = async {

@@ -318,11 +318,12 @@ impl Stack {
         codes.push(code);
         self.keys = StackKeys::ensure(&self.settings.data_dir.join("keys"), &codes)?;
         self.hub.add_user(leaf_user(&self.keys, &self.scheme, &code)?).await?;
-        self.start_province(code, ports, None, false).await?;
-        self.settings.provinces.push((code, ports, None));
+        // The running provinces learn the new peer (the new one read every key as it started).
         for province in &self.provinces {
             province.reload_peers();
         }
+        self.start_province(code, ports, None, false).await?;
+        self.settings.provinces.push((code, ports, None));
         Ok(())
     }
 
