@@ -81,7 +81,7 @@ struct Province {
 }
 
 /// What every responder shares: the provinces, the keys, and the operations under way.
-struct Exchange {
+struct Simulation {
     scheme: SubjectScheme,
     provinces: Vec<Province>,
     directory: Directory,
@@ -99,7 +99,7 @@ struct Exchange {
     failed: AtomicU64,
 }
 
-impl Exchange {
+impl Simulation {
     fn is_responder(&self, code: &RegionCode) -> bool {
         self.provinces.iter().any(|province| province.code == code.province())
     }
@@ -347,7 +347,7 @@ type Operation = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
 /// Runs `count` operations, `in_flight` at a time — `next` gives each one's key (what its answer
 /// names) and the future that starts it — and waits for every answer (two minutes at most).
 async fn timed(
-    exchange: &Arc<Exchange>,
+    exchange: &Arc<Simulation>,
     count: usize,
     in_flight: usize,
     mut next: impl FnMut(usize) -> (String, Operation),
@@ -381,7 +381,7 @@ async fn timed(
 
 /// `operations` between random pairs of the responders, alternately hand-offs and requests for
 /// help (or raw round trips).
-async fn run(exchange: &Arc<Exchange>, operations: usize, in_flight: usize, raw: bool) -> anyhow::Result<Figures> {
+async fn run(exchange: &Arc<Simulation>, operations: usize, in_flight: usize, raw: bool) -> anyhow::Result<Figures> {
     let mut rng = rand::thread_rng();
     let count = exchange.provinces.len();
     timed(exchange, operations, in_flight, |number| {
@@ -428,7 +428,7 @@ async fn responder_server(
 
 /// One task per responder province: a durable pull consumer on its stream, applying and acking.
 async fn spawn_responders(
-    exchange: &Arc<Exchange>,
+    exchange: &Arc<Simulation>,
     streams: Vec<jetstream::stream::Stream>,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     let mut responders = Vec::new();
@@ -460,8 +460,8 @@ fn new_exchange(
     provinces: Vec<Province>,
     directory: HashMap<RegionCode, ExchangeVerifyingKey>,
     seal_keys: HashMap<RegionCode, SealPublicKey>,
-) -> Arc<Exchange> {
-    Arc::new(Exchange {
+) -> Arc<Simulation> {
+    Arc::new(Simulation {
         scheme,
         provinces,
         directory: Directory(directory),

@@ -542,37 +542,7 @@ async fn two_leaf_provinces_work_a_case_together_through_the_hub() {
     system.ensure_school("3412210001", "临泉县城关小学", "341221").await.expect("school");
     let linquan = test.clients("340000", "341221", Role::Caseworker);
     let zhongyuan = test.clients("410000", "410102", Role::Caseworker);
-    let pupil = linquan
-        .registry
-        .clone()
-        .create_pupil(CreatePupilRequest {
-            pupil: Some(Pupil {
-                full_name: "李小河".into(),
-                resident_id: common::resident_id("410102", 21),
-                hukou_region_code: "410102".into(),
-                school_code: "3412210001".into(),
-                grade: 5,
-                ..Default::default()
-            }),
-        })
-        .await
-        .expect("pupil")
-        .into_inner()
-        .pupil
-        .unwrap();
-    let case = linquan
-        .cases
-        .clone()
-        .open_case(OpenCaseRequest {
-            pupil_id: pupil.pupil_id,
-            causes: vec![DropoutCause::FamilyPoverty as i32],
-            notes: String::new(),
-        })
-        .await
-        .expect("case")
-        .into_inner()
-        .dropout_case
-        .unwrap();
+    let case = common::handoffs::migrant_case_at(&linquan, "3412210001", "李小河", 21, "410102").await;
 
     // R10: 中原区 (the hukou region, in 河南) is told, and its receipt comes back to 临泉县.
     let notice = eventually("the notice in 中原区", || async {

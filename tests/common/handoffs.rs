@@ -11,6 +11,12 @@ use super::{TestStack, eventually, resident_id};
 /// Registers a sixth-grader at 3201020001 (南京市玄武区) whose hukou is in `hukou`, and opens a
 /// case for the child; returns the case.
 pub async fn migrant_case(clients: &Clients, name: &str, sequence: u16, hukou: &str) -> DropoutCase {
+    migrant_case_at(clients, "3201020001", name, sequence, hukou).await
+}
+
+/// Registers a sixth-grader at `school` whose hukou is in `hukou`, and opens a case for the child;
+/// returns the case.
+pub async fn migrant_case_at(clients: &Clients, school: &str, name: &str, sequence: u16, hukou: &str) -> DropoutCase {
     let pupil = clients
         .registry
         .clone()
@@ -19,7 +25,7 @@ pub async fn migrant_case(clients: &Clients, name: &str, sequence: u16, hukou: &
                 full_name: name.into(),
                 resident_id: resident_id(hukou, sequence),
                 hukou_region_code: hukou.into(),
-                school_code: "3201020001".into(),
+                school_code: school.into(),
                 grade: 6,
                 ..Default::default()
             }),

@@ -350,12 +350,7 @@ impl EventHandler for FailsFor {
             return Err(HandlerError::Transient(anyhow::anyhow!("the registry is not answering")));
         }
         // The table refuses 'poison' (SQLSTATE 23514, a check violation).
-        sqlx::query("INSERT INTO effect (event_id, pupil_id) VALUES ($1, $2)")
-            .bind(Uuid::parse_str(&envelope.event_id).map_err(|error| HandlerError::Permanent(error.to_string()))?)
-            .bind(payload.pupil_id)
-            .execute(conn)
-            .await?;
-        Ok(())
+        RecordEffect.handle(conn, envelope).await
     }
 }
 

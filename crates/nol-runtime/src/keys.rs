@@ -51,7 +51,7 @@ impl TokenVerifierHandle {
         for entry in std::fs::read_dir(dir)? {
             let path = entry?.path();
             let name = path.file_name().and_then(|name| name.to_str()).unwrap_or_default();
-            if name.starts_with("auth.") && name.ends_with(".pub.pem") || name == "auth.pub.pem" {
+            if name.starts_with("auth.") && name.ends_with(".pub.pem") {
                 pems.push(std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?);
             }
         }

@@ -1,7 +1,7 @@
 //! Fuzzing the readers of bureaus' files on stable Rust (proptest): whatever bytes arrive — random,
 //! CSV-shaped with quotes, separators, GBK and Chinese text, or a valid `.xlsx` with bytes flipped —
 //! opening and reading every row ends in rows or an error, never a panic. Bounded: `PROPTEST_CASES`
-//! `NOL_FUZZ_CASES` (256 here by default) per property.
+//! `PROPTEST_CASES` (256 by default) per property.
 
 use std::io::Write;
 
@@ -54,12 +54,8 @@ fn valid_xlsx() -> Vec<u8> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        // NOL_FUZZ_CASES runs a longer campaign; CI runs the default.
-        cases: std::env::var("NOL_FUZZ_CASES").ok().and_then(|cases| cases.parse().ok()).unwrap_or(256),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
+    // No regression files; `PROPTEST_CASES` runs a longer campaign (256 cases per property here).
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn random_bytes_as_csv_or_xlsx(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
