@@ -89,7 +89,8 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn jetstream(stack: &Stack, index: usize) -> anyhow::Result<async_nats::jetstream::Context> {
-    let client = nol_backbone::connect_nats(&stack.nats[index].client_url(), "bench").await?;
+    let client =
+        nol_backbone::connect_nats(&stack.nats[index].client_url(), "bench", stack.nats[index].client_tls()).await?;
     Ok(async_nats::jetstream::new(client))
 }
 
@@ -127,7 +128,7 @@ async fn raw_fsync_publish(dir: &std::path::Path) -> anyhow::Result<(f64, f64)> 
         nol_stack::nats::NatsOptions { name: "fsync".into(), sync_always: true, ..Default::default() },
     )
     .await?;
-    let client = nol_backbone::connect_nats(&server.client_url(), "bench").await?;
+    let client = nol_backbone::connect_nats(&server.client_url(), "bench", server.client_tls()).await?;
     let js = async_nats::jetstream::new(client);
     js.get_or_create_stream(async_nats::jetstream::stream::Config {
         name: "FSYNC".into(),

@@ -173,9 +173,12 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let web = stack.province("320000").reporting.web_addr.ok_or_else(|| anyhow::anyhow!("no dashboard"))?;
-    let base = format!("http://{web}");
+    let base = format!("https://{web}");
     let token = stack.keys.token("bench-supervisor", province, Role::Supervisor, Duration::from_secs(3600))?;
-    let http = reqwest::Client::new();
+    let http = reqwest::Client::builder()
+        .tls_backend_preconfigured(stack.province("320000").client_tls.rustls_client()?)
+        .https_only(true)
+        .build()?;
     let signed = http.post(format!("{base}/api/session")).json(&serde_json::json!({"token": token})).send().await?;
     let cookie = signed.headers()["set-cookie"].to_str()?.split(';').next().unwrap_or_default().to_owned();
 
@@ -315,7 +318,8 @@ async fn rebuild_rate(stack: &Stack, prefix: &str, counties: &[String], cases: u
 
     let province = RegionCode::parse("320000")?;
     let scheme = SubjectScheme::new(prefix)?;
-    let client = nol_backbone::connect_nats(&stack.nats[0].client_url(), "bench-rebuild").await?;
+    let client =
+        nol_backbone::connect_nats(&stack.nats[0].client_url(), "bench-rebuild", stack.nats[0].client_tls()).await?;
     let jetstream = async_nats::jetstream::new(client);
     let started = Instant::now();
     let mut acks = Vec::new();
@@ -452,7 +456,7 @@ async fn rebuild_rate(stack: &Stack, prefix: &str, counties: &[String], cases: u
     let name = format!("nol_{prefix}_rebuild");
     let url = postgres::create_database(&admin, &name).await?;
     let rebuilt_database = nol_runtime::database::connect(&url, "reporting", 2).await?;
-    let env = std::collections::BTreeMap::from([
+    let mut env = std::collections::BTreeMap::from([
         ("NOL_PROVINCE".to_owned(), "320000".to_owned()),
         ("NOL_DATABASE_URL".to_owned(), url),
         ("NOL_NATS_URL".to_owned(), stack.nats[0].client_url()),
@@ -461,6 +465,7 @@ async fn rebuild_rate(stack: &Stack, prefix: &str, counties: &[String], cases: u
         ("NOL_GRPC_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
         ("NOL_CONSUMER_NAME".to_owned(), "reporting_rebuild".to_owned()),
     ]);
+    env.extend(stack.keys.service_tls(&province, "reporting")?.env().map(|(name, value)| (name.to_owned(), value)));
     let log = tempfile::NamedTempFile::new()?;
     let started = Instant::now();
     let mut process = nol_stack::process::ServiceProcess::start(

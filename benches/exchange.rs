@@ -413,7 +413,8 @@ async fn responder_server(
         },
     )
     .await?;
-    let client = nol_backbone::connect_nats(&server.client_url(), &format!("responder-{code}")).await?;
+    let client =
+        nol_backbone::connect_nats(&server.client_url(), &format!("responder-{code}"), server.client_tls()).await?;
     let js = nol_backbone::jetstream_context(client, Duration::from_secs(10));
     let stream = js
         .get_or_create_stream(jetstream::stream::Config {
@@ -598,7 +599,11 @@ async fn real_run(
         ("320000", token.clone()),
         ("340000", stack.keys.token("bench-operator", RegionCode::parse("340000")?, Role::Operator, hour)?),
     ] {
-        let mut admin = nol_stack::client::admin(&stack.province(province).transfer.url(), &operator)?;
+        let mut admin = nol_stack::client::admin(
+            &stack.province(province).transfer.url(),
+            &stack.province(province).client_tls,
+            &operator,
+        )?;
         let status =
             admin.get_backbone_status(GetBackboneStatusRequest {}).await?.into_inner().status.unwrap_or_default();
         dead_letters += status.dead_letters;

@@ -130,7 +130,8 @@ fn env_number(name: &str, default: usize) -> usize {
 }
 
 async fn jetstream(stack: &Stack, index: usize) -> anyhow::Result<async_nats::jetstream::Context> {
-    let client = nol_backbone::connect_nats(&stack.nats[index].client_url(), "bench").await?;
+    let client =
+        nol_backbone::connect_nats(&stack.nats[index].client_url(), "bench", stack.nats[index].client_tls()).await?;
     Ok(async_nats::jetstream::new(client))
 }
 
@@ -246,9 +247,13 @@ impl HandoffPath {
         let scheme = SubjectScheme::new(prefix)?;
         let (origin, destination) = (RegionCode::parse("320102")?, RegionCode::parse("341221")?);
         // Core subscriptions see what the services publish on their own province's server.
-        let anhui = nol_backbone::connect_nats(&stack.nats[1].client_url(), "bench-receipts").await?;
+        let anhui =
+            nol_backbone::connect_nats(&stack.nats[1].client_url(), "bench-receipts", stack.nats[1].client_tls())
+                .await?;
         let mut receipts = anhui.subscribe(scheme.cross(HANDOFF_RECEIVED, &destination, &origin)).await?;
-        let jiangsu = nol_backbone::connect_nats(&stack.nats[0].client_url(), "bench-completions").await?;
+        let jiangsu =
+            nol_backbone::connect_nats(&stack.nats[0].client_url(), "bench-completions", stack.nats[0].client_tls())
+                .await?;
         let mut completions = jiangsu.subscribe(scheme.local(HANDOFF_COMPLETED, &origin)).await?;
         let refused = Arc::new(Mutex::new(0u64));
         let (accept_with, refusals) = (linquan.transfer.clone(), refused.clone());

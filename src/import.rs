@@ -12,13 +12,15 @@ pub struct ImportArgs {
     pub target: ImportTarget,
     pub file: PathBuf,
     pub server: String,
+    pub ca: PathBuf,
     pub token: String,
     pub encoding: TextEncoding,
     pub resume: Option<uuid::Uuid>,
 }
 
 pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
-    let registry = nol_import::connect(&args.server, &args.token)?;
+    let tls = nol_tls::ClientTls::from_ca_file(&args.ca)?;
+    let registry = nol_import::connect(&args.server, &tls, &args.token)?;
     let job_id = args.resume.unwrap_or_else(uuid::Uuid::now_v7);
     let total = std::fs::metadata(&args.file)?.len();
     let bar = ProgressBar::new(total);

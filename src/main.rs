@@ -95,8 +95,12 @@ enum Command {
         list: nol_import::ImportTarget,
         file: PathBuf,
         /// The registry's address.
-        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        #[arg(long, default_value = "https://127.0.0.1:50051")]
         server: String,
+        /// The deployment's CA certificate, which the registry's certificate must chain to
+        /// (the local stack's: var/keys/tls/ca.pem).
+        #[arg(long, env = "NOL_TLS_CA", default_value = "var/keys/tls/ca.pem")]
+        ca: PathBuf,
         /// A token (see `nol token`); defaults to $NOL_TOKEN.
         #[arg(long, env = "NOL_TOKEN", hide_env_values = true)]
         token: String,
@@ -160,13 +164,21 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Import { list, file, server, token, encoding, resume } => {
+        Command::Import { list, file, server, ca, token, encoding, resume } => {
             let encoding = match encoding.as_str() {
                 "utf8" | "utf-8" => nol_proto::v1::TextEncoding::Utf8,
                 "gbk" => nol_proto::v1::TextEncoding::Gbk,
                 _ => nol_proto::v1::TextEncoding::Unspecified,
             };
-            runtime.block_on(import::run(import::ImportArgs { target: list, file, server, token, encoding, resume }))
+            runtime.block_on(import::run(import::ImportArgs {
+                target: list,
+                file,
+                server,
+                ca,
+                token,
+                encoding,
+                resume,
+            }))
         }
         Command::Gen { out, province, divide_by } => synthetic::run(&out, &province, divide_by),
         Command::Serve { service } => runtime.block_on(async move {

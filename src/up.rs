@@ -135,11 +135,14 @@ pub async fn run(data: &Path, demo: bool, provinces: &[RegionCode]) -> anyhow::R
         println!("  export ANHUI_TOKEN={linquan}");
     }
     println!();
+    // Every hop is TLS: callers check the services' certificates against the deployment's CA.
+    let ca = stack.keys.ca_path().display().to_string();
+    println!("Every connection is TLS; the deployment's CA (for grpcurl, or to import into a browser): {ca}");
     println!(
-        "Try:  grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" 127.0.0.1:50052 nol.v1.CaseService/ListCases"
+        "Try:  grpcurl -cacert {ca} -H \"authorization: Bearer $TOKEN\" 127.0.0.1:50052 nol.v1.CaseService/ListCases"
     );
     println!(
-        "      grpcurl -plaintext -H \"authorization: Bearer $ANHUI_TOKEN\" -d '{{\"direction\":\"HANDOFF_DIRECTION_INCOMING\"}}' 127.0.0.1:50063 nol.v1.TransferService/ListHandoffs"
+        "      grpcurl -cacert {ca} -H \"authorization: Bearer $ANHUI_TOKEN\" -d '{{\"direction\":\"HANDOFF_DIRECTION_INCOMING\"}}' 127.0.0.1:50063 nol.v1.TransferService/ListHandoffs"
     );
     println!("More tokens: nol token --region <code> --role <role>.  Ctrl-C stops everything.");
     println!();
@@ -148,7 +151,7 @@ pub async fn run(data: &Path, demo: bool, provinces: &[RegionCode]) -> anyhow::R
     };
     for province in &stack.provinces {
         let Some(web) = province.reporting.web_addr else { continue };
-        println!("Dashboard (看板), {}: http://{web}/", province.province.name());
+        println!("Dashboard (看板), {}: https://{web}/", province.province.name());
         let users: &[(&str, &str, &str, Role)] = match province.province.as_str() {
             "320000" => &[
                 ("demo.jiangsu", "320000", "江苏省教育厅 督导", Role::Supervisor),
@@ -163,12 +166,12 @@ pub async fn run(data: &Path, demo: bool, provinces: &[RegionCode]) -> anyhow::R
             _ => &[],
         };
         for (subject, region, label, role) in users {
-            println!("  {label}: http://{web}/#signin={}", sign_in(subject, region, *role)?);
+            println!("  {label}: https://{web}/#signin={}", sign_in(subject, region, *role)?);
         }
         if users.is_empty() {
             let code = province.province.to_string();
             let label = format!("{}教育厅 督导", province.province.name());
-            println!("  {label}: http://{web}/#signin={}", sign_in(&format!("demo.{code}"), &code, Role::Supervisor)?);
+            println!("  {label}: https://{web}/#signin={}", sign_in(&format!("demo.{code}"), &code, Role::Supervisor)?);
         }
     }
 

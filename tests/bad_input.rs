@@ -167,8 +167,9 @@ async fn callers_see_only_their_own_subtree_and_province() {
     let jiangsu = test.stack().province("320000");
     let anonymous = Clients::for_province(jiangsu, "not-a-token").unwrap();
     assert_eq!(get(anonymous).await.unwrap_err().code(), Code::Unauthenticated);
-    let mut bare =
-        nol_proto::v1::registry_service_client::RegistryServiceClient::connect(jiangsu.registry.url()).await.unwrap();
+    let mut bare = nol_proto::v1::registry_service_client::RegistryServiceClient::new(
+        jiangsu.client_tls.channel(&jiangsu.registry.url()).unwrap(),
+    );
     let missing = bare.list_pupils(ListPupilsRequest::default()).await.unwrap_err();
     assert_eq!(missing.code(), Code::Unauthenticated);
     assert!(missing.message().contains("Bearer"));
@@ -223,6 +224,7 @@ async fn callers_see_only_their_own_subtree_and_province() {
     let full = GetPupilRequest { pupil_id: registered.pupil_id.clone(), view: nol_proto::v1::PupilView::Full as i32 };
     let shown = xuanwu.registry.clone().get_pupil(full.clone()).await.unwrap().into_inner().pupil.unwrap();
     assert_eq!(shown.resident_id, resident_id("341221", 33));
+    assert_eq!(shown.birth_date, "2013-05-02", "the full view has the birth date; the masked one only the year");
     let supervisor = test.clients("320000", "320000", Role::Supervisor);
     assert_eq!(supervisor.registry.clone().get_pupil(full).await.unwrap_err().code(), Code::PermissionDenied);
     let registry = test.database("320000", "registry").await;
@@ -238,7 +240,7 @@ async fn callers_see_only_their_own_subtree_and_province() {
     assert!(audited.contains(&("pupil.read".to_owned(), "320000".to_owned())));
 
     // Health and reflection need no token.
-    let channel = tonic::transport::Endpoint::from_shared(jiangsu.cases.url()).unwrap().connect().await.unwrap();
+    let channel = jiangsu.client_tls.endpoint(&jiangsu.cases.url()).unwrap().connect().await.unwrap();
     let health = tonic_health::pb::health_client::HealthClient::new(channel)
         .check(tonic_health::pb::HealthCheckRequest { service: "nol.v1.CaseService".into() })
         .await
@@ -253,7 +255,7 @@ async fn callers_see_only_their_own_subtree_and_province() {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),
     };
-    let channel = tonic::transport::Endpoint::from_shared(jiangsu.cases.url()).unwrap().connect().await.unwrap();
+    let channel = jiangsu.client_tls.endpoint(&jiangsu.cases.url()).unwrap().connect().await.unwrap();
     let mut reflection = ServerReflectionClient::new(channel)
         .server_reflection_info(futures::stream::iter([request]))
         .await

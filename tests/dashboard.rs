@@ -48,7 +48,7 @@ async fn the_dashboard_is_scoped_like_the_api_and_updates_live() {
     let test = TestStack::start().await;
     let base = web_url(&test, "320000");
     let period = Period::containing(china_date(chrono::Utc::now())).code();
-    let http = reqwest::Client::new();
+    let http = base.client.clone();
 
     // The page and its headers; nothing in the API without a session.
     let page = http.get(format!("{base}/")).send().await.unwrap();

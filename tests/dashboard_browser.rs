@@ -102,7 +102,15 @@ async fn a_bureau_works_the_dashboard_in_a_browser() {
 
     let mut script = tokio::process::Command::new("node")
         .arg(web.join("tests/dashboard.mjs"))
-        .env("NOL_WEB_URL", common::web::web_url(&test, "320000"))
+        .env("NOL_WEB_URL", common::web::web_url(&test, "320000").base)
+        // Chromium trusts exactly the dashboard's key (the deployment's CA is not in its store).
+        .env(
+            "NOL_WEB_SPKI",
+            nol_stack::tls::spki_sha256(
+                &test.stack().keys.service_tls(&"320000".parse().unwrap(), "reporting").unwrap().cert,
+            )
+            .unwrap(),
+        )
         .env("NOL_CITY_TOKEN", test.token("320100", Role::Supervisor))
         .env("NOL_COUNTY_TOKEN", test.token("320102", Role::Caseworker))
         .env("NOL_EXPECT", expect.to_string())

@@ -149,7 +149,10 @@ impl Forgery {
             headers.insert(nol_backbone::exchange::SIGNER_HEADER, province.as_str());
             headers.insert(nol_backbone::exchange::SIGNATURE_HEADER, signature.as_str());
         }
-        let client = nol_backbone::connect_nats(&test.stack().nats[1].client_url(), "forger").await.unwrap();
+        let client =
+            nol_backbone::connect_nats(&test.stack().nats[1].client_url(), "forger", test.stack().nats[1].client_tls())
+                .await
+                .unwrap();
         let js = async_nats::jetstream::new(client);
         js.publish_with_headers(subject, headers, self.payload.into())
             .await
@@ -198,11 +201,13 @@ async fn forged_cross_province_messages_are_refused_as_dead_letters_and_change_n
     let linquan = test.clients("340000", "341221", Role::Caseworker);
     let token = test.token("340000", Role::Operator);
     let transfer_url = test.stack().province("340000").transfer.url();
+    let tls = test.stack().province("340000").client_tls.clone();
     let letters = eventually("the forgeries to be parked", || {
         let token = token.clone();
         let transfer_url = transfer_url.clone();
+        let tls = tls.clone();
         async move {
-            let mut admin = nol_stack::client::admin(&transfer_url, &token)?;
+            let mut admin = nol_stack::client::admin(&transfer_url, &tls, &token)?;
             let letters =
                 admin.list_dead_letters(ListDeadLettersRequest { page_size: 50 }).await?.into_inner().dead_letters;
             Ok((letters.len() >= 6).then_some(letters))
@@ -267,7 +272,10 @@ async fn forged_cross_province_messages_are_refused_as_dead_letters_and_change_n
         nol_backbone::exchange::SIGNATURE_HEADER,
         henan.sign_base64(&nol_backbone::exchange::signing_input(&subject, &payload)).as_str(),
     );
-    let client = nol_backbone::connect_nats(&test.stack().nats[0].client_url(), "forger").await.unwrap();
+    let client =
+        nol_backbone::connect_nats(&test.stack().nats[0].client_url(), "forger", test.stack().nats[0].client_tls())
+            .await
+            .unwrap();
     async_nats::jetstream::new(client)
         .publish_with_headers(subject, headers, payload.into())
         .await
@@ -276,10 +284,12 @@ async fn forged_cross_province_messages_are_refused_as_dead_letters_and_change_n
         .expect("stored by 江苏's stream");
     let jiangsu_url = test.stack().province("320000").transfer.url();
     let jiangsu_token = test.token("320000", Role::Operator);
+    let tls = test.stack().province("320000").client_tls.clone();
     let letter = eventually("河南's acceptance to be parked in 江苏", || {
         let (url, token, event_id) = (jiangsu_url.clone(), jiangsu_token.clone(), envelope.event_id.clone());
+        let tls = tls.clone();
         async move {
-            let mut admin = nol_stack::client::admin(&url, &token)?;
+            let mut admin = nol_stack::client::admin(&url, &tls, &token)?;
             let letters =
                 admin.list_dead_letters(ListDeadLettersRequest { page_size: 50 }).await?.into_inner().dead_letters;
             Ok(letters.into_iter().find(|letter| letter.event_id == event_id))

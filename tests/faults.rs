@@ -141,7 +141,8 @@ async fn status(test: &TestStack, province: &str, service: &str) -> BackboneStat
         "transfer" => &stack.transfer,
         _ => &stack.reporting,
     };
-    let mut admin = nol_stack::client::admin(&process.url(), &test.token(province, Role::Operator)).unwrap();
+    let mut admin =
+        nol_stack::client::admin(&process.url(), &stack.client_tls, &test.token(province, Role::Operator)).unwrap();
     admin.get_backbone_status(GetBackboneStatusRequest {}).await.unwrap().into_inner().status.unwrap()
 }
 
@@ -158,7 +159,13 @@ async fn province_stream(
     nats_index: usize,
     province: &str,
 ) -> (async_nats::jetstream::Context, async_nats::jetstream::stream::Stream) {
-    let client = nol_backbone::connect_nats(&test.stack().nats[nats_index].client_url(), "fault-test").await.unwrap();
+    let client = nol_backbone::connect_nats(
+        &test.stack().nats[nats_index].client_url(),
+        "fault-test",
+        test.stack().nats[nats_index].client_tls(),
+    )
+    .await
+    .unwrap();
     let js = async_nats::jetstream::new(client);
     let name = format!("{}_{province}", test.subject_prefix.to_uppercase());
     let stream = js.get_stream(name).await.unwrap();
@@ -386,7 +393,8 @@ async fn fault_poison_messages_are_parked_and_the_stream_keeps_flowing() {
     }
     all_counted_exactly_once(&test).await;
     let operator = test.token("320000", Role::Operator);
-    let mut admin = nol_stack::client::admin(&test.stack().province("320000").reporting.url(), &operator).unwrap();
+    let tls = &test.stack().province("320000").client_tls;
+    let mut admin = nol_stack::client::admin(&test.stack().province("320000").reporting.url(), tls, &operator).unwrap();
     let parked = admin.list_dead_letters(ListDeadLettersRequest::default()).await.unwrap().into_inner().dead_letters;
     assert_eq!(parked.len(), 2, "{parked:?}");
     assert!(parked.iter().any(|letter| letter.reason.contains("not an event envelope")));
@@ -400,7 +408,8 @@ async fn fault_poison_messages_are_parked_and_the_stream_keeps_flowing() {
     assert!(metrics.lines().any(|line| line.starts_with("nol_dead_letters{") && line.ends_with(" 2")));
     // Callers outside operations may not read it.
     let caseworker = test.token("320102", Role::Caseworker);
-    let mut refused = nol_stack::client::admin(&test.stack().province("320000").reporting.url(), &caseworker).unwrap();
+    let mut refused =
+        nol_stack::client::admin(&test.stack().province("320000").reporting.url(), tls, &caseworker).unwrap();
     let denied = refused.list_dead_letters(ListDeadLettersRequest::default()).await.unwrap_err();
     assert_eq!(denied.code(), tonic::Code::PermissionDenied);
     println!(
@@ -574,6 +583,7 @@ struct OwnershipWatch {
 struct Reader {
     urls: [String; 4],
     token: String,
+    tls: nol_tls::ClientTls,
 }
 
 impl Reader {
@@ -586,13 +596,13 @@ impl Reader {
             .token("ownership-watch", code(province), Role::Supervisor, Duration::from_secs(3600))
             .unwrap();
         let urls = [&services.registry, &services.cases, &services.transfer, &services.reporting].map(|s| s.url());
-        Reader { urls, token }
+        Reader { urls, token, tls: services.client_tls.clone() }
     }
 
     /// Fresh clients for each sample: a service restarted since the last one is reached anew.
     fn clients(&self) -> anyhow::Result<Clients> {
         let [registry, cases, transfer, reporting] = &self.urls;
-        Clients::at(registry, cases, transfer, reporting, &self.token)
+        Clients::at(registry, cases, transfer, reporting, &self.tls, &self.token)
     }
 }
 

@@ -466,8 +466,8 @@ fn case_handoffs(
 ) -> case_handoff_service_client::CaseHandoffServiceClient<
     tonic::service::interceptor::InterceptedService<tonic::transport::Channel, nol_stack::client::Bearer>,
 > {
-    let channel =
-        tonic::transport::Endpoint::from_shared(test.stack().province("320000").cases.url()).unwrap().connect_lazy();
+    let jiangsu = test.stack().province("320000");
+    let channel = jiangsu.client_tls.channel(&jiangsu.cases.url()).unwrap();
     let bearer = nol_stack::client::Bearer::new(&test.token("320102", Role::Caseworker)).unwrap();
     case_handoff_service_client::CaseHandoffServiceClient::with_interceptor(channel, bearer)
 }

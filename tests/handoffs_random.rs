@@ -480,8 +480,13 @@ impl Driver {
     async fn replay(&mut self) {
         let index = self.rng.gen_range(0..self.test.provinces.len());
         let province = self.test.provinces[index];
-        let client =
-            nol_backbone::connect_nats(&self.test.stack().nats[index].client_url(), "random-driver").await.unwrap();
+        let client = nol_backbone::connect_nats(
+            &self.test.stack().nats[index].client_url(),
+            "random-driver",
+            self.test.stack().nats[index].client_tls(),
+        )
+        .await
+        .unwrap();
         let js = async_nats::jetstream::new(client);
         let mut stream =
             js.get_stream(format!("{}_{province}", self.test.subject_prefix.to_uppercase())).await.unwrap();

@@ -544,7 +544,10 @@ async fn the_cross_check_finds_the_children_no_one_counted() {
 
 /// The bodies of the suspected-out-of-school events in Jiangsu's stream.
 async fn suspects_published(test: &TestStack, filter: &str) -> Vec<Vec<u8>> {
-    let client = nol_backbone::connect_nats(&test.stack().nats[0].client_url(), "test").await.unwrap();
+    let client =
+        nol_backbone::connect_nats(&test.stack().nats[0].client_url(), "test", test.stack().nats[0].client_tls())
+            .await
+            .unwrap();
     let js = async_nats::jetstream::new(client);
     let stream = js.get_stream(format!("{}_320000", test.subject_prefix.to_uppercase())).await.unwrap();
     nol_stack::eventually("the relay to publish", Duration::from_secs(30), || async {

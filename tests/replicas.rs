@@ -21,7 +21,8 @@ fn second_replica(test: &TestStack, province: &str, region: &str) -> Clients {
     let stack = test.stack().province(province);
     let set = &stack.replicas[0];
     let token = test.token(region, Role::Caseworker);
-    Clients::at(&set.registry.url(), &set.cases.url(), &set.transfer.url(), &set.reporting.url(), &token)
+    let tls = &stack.client_tls;
+    Clients::at(&set.registry.url(), &set.cases.url(), &set.transfer.url(), &set.reporting.url(), tls, &token)
         .expect("clients")
 }
 

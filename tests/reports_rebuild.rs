@@ -70,7 +70,7 @@ async fn the_projections_rebuilt_from_the_stream_equal_the_live_ones() {
     let name = format!("{}_rebuild", test.database_prefix);
     let url = nol_stack::postgres::create_database(&admin, &name).await.unwrap();
     let rebuilt_database = nol_runtime::database::connect(&url, "reporting", 2).await.unwrap();
-    let env = BTreeMap::from([
+    let mut env = BTreeMap::from([
         ("NOL_PROVINCE".to_owned(), "320000".to_owned()),
         ("NOL_DATABASE_URL".to_owned(), url),
         ("NOL_DATABASE_POOL_SIZE".to_owned(), "4".to_owned()),
@@ -80,6 +80,8 @@ async fn the_projections_rebuilt_from_the_stream_equal_the_live_ones() {
         ("NOL_GRPC_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
         ("NOL_CONSUMER_NAME".to_owned(), "reporting_rebuild".to_owned()),
     ]);
+    let tls = stack.keys.service_tls(&province.province, "reporting").unwrap();
+    env.extend(tls.env().map(|(name, value)| (name.to_owned(), value)));
     let mut rebuilt = ServiceProcess::start(
         std::path::Path::new(env!("CARGO_BIN_EXE_nol")),
         "reporting-rebuild",

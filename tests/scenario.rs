@@ -42,8 +42,10 @@ async fn a_migrant_childs_case_is_handed_from_jiangsu_to_anhui() {
         .unwrap();
     assert!(pupil.migrant, "hukou outside the enrollment county makes a migrant child");
     assert_eq!(pupil.resident_id, "", "the full number is not echoed back");
-    assert_eq!(pupil.resident_id_masked, format!("341221********{}", &child_id[14..]));
-    assert_eq!(pupil.birth_date, "2013-05-02");
+    // The mask keeps the last four characters and the year of birth, never the birth date: the
+    // date and the old mask's digits (341221********1234) were the whole number.
+    assert_eq!(pupil.resident_id_masked, format!("**************{}", &child_id[14..]));
+    assert_eq!((pupil.birth_date.as_str(), pupil.birth_year), ("", 2013));
     assert_eq!(pupil.sex, Sex::Male as i32);
 
     // 2. The child stops attending: a dropout case is opened in Jiangsu.
@@ -247,7 +249,13 @@ async fn a_migrant_childs_case_is_handed_from_jiangsu_to_anhui() {
 
 /// Every message in a province's stream, as (subject, body).
 async fn stream_messages(test: &TestStack, nats_index: usize, province: &str) -> Vec<(String, Vec<u8>)> {
-    let client = nol_backbone::connect_nats(&test.stack().nats[nats_index].client_url(), "test").await.unwrap();
+    let client = nol_backbone::connect_nats(
+        &test.stack().nats[nats_index].client_url(),
+        "test",
+        test.stack().nats[nats_index].client_tls(),
+    )
+    .await
+    .unwrap();
     let js = async_nats::jetstream::new(client);
     let stream_name = format!("{}_{province}", test.subject_prefix.to_uppercase());
     let stream = js.get_stream(&stream_name).await.unwrap();

@@ -529,7 +529,8 @@ async fn schools_and_case_workers_report_suspects_and_each_proof_closes_one() {
 
     // The case service reports the ledger healthy and lists it by reflection, without a token.
     let cases_url = test.stack().province("320000").cases.url();
-    let channel = tonic::transport::Endpoint::from_shared(cases_url).unwrap().connect().await.unwrap();
+    let tls = &test.stack().province("320000").client_tls;
+    let channel = tls.endpoint(&cases_url).unwrap().connect().await.unwrap();
     let health = tonic_health::pb::health_client::HealthClient::new(channel.clone())
         .check(tonic_health::pb::HealthCheckRequest { service: "nol.v1.SuspectService".into() })
         .await

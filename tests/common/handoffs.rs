@@ -197,7 +197,7 @@ pub async fn drained(test: &TestStack) -> Vec<(&'static str, String, i64)> {
                     continue;
                 }
                 let token = test.token(province, Role::Operator);
-                let mut admin = nol_stack::client::admin(&process.url(), &token)?;
+                let mut admin = nol_stack::client::admin(&process.url(), &stack.client_tls, &token)?;
                 let status = admin.get_backbone_status(GetBackboneStatusRequest {}).await?.into_inner().status.unwrap();
                 if status.outbox_unsent + status.consumer_pending + status.consumer_ack_pending > 0 {
                     return Ok(None);

@@ -1,5 +1,5 @@
-//! A dashboard user over HTTP: signs in with a token, keeps the session cookie and the CSRF token,
-//! and reads the JSON API as the page does.
+//! A dashboard user over HTTPS: signs in with a token, keeps the session cookie and the CSRF
+//! token, and reads the JSON API as the page does.
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -11,16 +11,40 @@ pub struct WebUser {
     pub csrf: String,
 }
 
-/// The dashboard's address of a province's stack.
-pub fn web_url(test: &super::TestStack, province: &str) -> String {
-    let addr = test.stack().province(province).reporting.web_addr.expect("the reporting service serves the dashboard");
-    format!("http://{addr}")
+/// A province's dashboard: its `https://` address (what `{}` prints) and an HTTP client that
+/// checks its certificate against the deployment's CA.
+#[derive(Clone)]
+pub struct Web {
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+impl std::fmt::Display for Web {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.base)
+    }
+}
+
+/// The dashboard of a province's stack.
+pub fn web_url(test: &super::TestStack, province: &str) -> Web {
+    let province = test.stack().province(province);
+    let addr = province.reporting.web_addr.expect("the reporting service serves the dashboard");
+    Web { base: format!("https://{addr}"), client: https_client(&province.client_tls) }
+}
+
+/// An HTTP client that speaks only HTTPS and trusts only the deployment's CA.
+pub fn https_client(tls: &nol_tls::ClientTls) -> reqwest::Client {
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls.rustls_client().expect("a TLS client configuration"))
+        .https_only(true)
+        .build()
+        .expect("an HTTPS client")
 }
 
 impl WebUser {
     /// Signs in with `token` (POST /api/session); panics unless it is accepted.
-    pub async fn sign_in(base: &str, token: &str) -> WebUser {
-        let client = reqwest::Client::new();
+    pub async fn sign_in(web: &Web, token: &str) -> WebUser {
+        let (base, client) = (web.base.as_str(), web.client.clone());
         let response = client
             .post(format!("{base}/api/session"))
             .json(&serde_json::json!({"token": token}))

@@ -1,7 +1,8 @@
 // Browser test of the dashboard, run by a Rust integration test as `node web/tests/dashboard.mjs`.
 //
 // Environment:
-//   NOL_WEB_URL        the server, e.g. http://127.0.0.1:40123
+//   NOL_WEB_URL        the server, e.g. https://127.0.0.1:40123
+//   NOL_WEB_SPKI       base64 SHA-256 of the dashboard certificate's public key (pinned)
 //   NOL_CITY_TOKEN     a city supervisor's token
 //   NOL_COUNTY_TOKEN   a county case worker's token
 //   NOL_EXPECT         {"city":{"region","headline":{…}},"county":{"region","headline":{…}},"period"}
@@ -182,7 +183,9 @@ async function main() {
   browser = await chromium.launch({
     executablePath: process.env.NOL_CHROMIUM || '/usr/bin/chromium',
     headless: true,
-    args: ['--no-sandbox'],
+    // The dashboard is HTTPS only, its certificate from the deployment's CA: chromium trusts
+    // exactly that key (NOL_WEB_SPKI), not any certificate.
+    args: ['--no-sandbox', `--ignore-certificate-errors-spki-list=${process.env.NOL_WEB_SPKI || ''}`],
   });
   const context = await browser.newContext({
     timezoneId: 'Asia/Shanghai', locale: 'zh-CN', acceptDownloads: true, viewport: { width: 1366, height: 900 },

@@ -51,12 +51,21 @@ impl Default for StreamSettings {
     }
 }
 
-/// Connects to NATS with reconnection forever, naming the connection after the process.
-/// Credentials may be given in the URL (`nats://user:password@host:port`).
-pub async fn connect_nats(url: &str, connection_name: &str) -> anyhow::Result<async_nats::Client> {
+/// Connects to NATS over TLS with reconnection forever, naming the connection after the process.
+/// The server is checked against the CA of `tls` and shown its certificate (the province's
+/// servers require one); credentials may be given in the URL (`nats://user:password@host:port`).
+pub async fn connect_nats(
+    url: &str,
+    connection_name: &str,
+    tls: &nol_tls::TlsFiles,
+) -> anyhow::Result<async_nats::Client> {
+    nol_tls::install_crypto_provider();
     let (url, credentials) = split_credentials(url);
     let last_event: std::sync::Arc<std::sync::Mutex<Option<String>>> = Default::default();
-    let mut options = async_nats::ConnectOptions::new();
+    let mut options = async_nats::ConnectOptions::new()
+        .require_tls(true)
+        .add_root_certificates(tls.ca.clone())
+        .add_client_certificate(tls.cert.clone(), tls.key.clone());
     if let Some((user, password)) = credentials {
         options = options.user_and_password(user, password);
     }

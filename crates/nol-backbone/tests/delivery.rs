@@ -11,7 +11,7 @@ use nol_backbone::{BackboneStats, StreamSettings};
 use nol_events::{EventEnvelope, EventHeader, PUPIL_REGISTERED, SubjectScheme};
 use nol_proto::v1::PupilRegistered;
 use nol_region::RegionCode;
-use nol_stack::nats::{NatsOptions, NatsServer};
+use nol_stack::nats::{NatsOptions, NatsServer, NatsTls};
 use nol_stack::{eventually, postgres};
 use prost::Message;
 use sqlx::{PgConnection, PgPool};
@@ -49,7 +49,11 @@ impl Fixture {
         let dir = tempfile::tempdir().unwrap();
         let nats = NatsServer::start(
             &dir.path().join("nats"),
-            NatsOptions { name: "backbone".into(), ..NatsOptions::default() },
+            NatsOptions {
+                name: "backbone".into(),
+                tls: Some(NatsTls::standalone(&dir.path().join("tls")).unwrap()),
+                ..NatsOptions::default()
+            },
         )
         .await
         .unwrap();
@@ -62,7 +66,7 @@ impl Fixture {
             .execute(&pool)
             .await
             .unwrap();
-        let client = nol_backbone::connect_nats(&nats.client_url(), "test").await.unwrap();
+        let client = nol_backbone::connect_nats(&nats.client_url(), "test", nats.client_tls()).await.unwrap();
         let js = nol_backbone::jetstream_context(client, Duration::from_secs(5));
         let scheme = SubjectScheme::new(&format!("t{id}")).unwrap();
         let province = RegionCode::parse("320000").unwrap();

@@ -77,6 +77,23 @@ impl SubjectScheme {
         }
     }
 
+    /// What one service of a province may do on its province's server: publish its own events
+    /// (`<prefix>.<province>.evt.<service>.>`) and its own messages to other provinces
+    /// (`<prefix>.*.xp.<province>.<service>.>`), use the JetStream API and acknowledge what it
+    /// consumed; it receives only replies. It cannot publish another service's events.
+    pub fn service_permissions(&self, province: &RegionCode, service: &str) -> LinkPermissions {
+        let province = province.province();
+        LinkPermissions {
+            publish: vec![
+                format!("{}.{province}.evt.{service}.>", self.prefix),
+                format!("{}.*.xp.{province}.{service}.>", self.prefix),
+                "$JS.API.>".to_owned(),
+                "$JS.ACK.>".to_owned(),
+            ],
+            subscribe: vec!["_INBOX.>".to_owned()],
+        }
+    }
+
     /// A province's own event about `region`.
     pub fn local(&self, event_type: EventType, region: &RegionCode) -> String {
         format!("{}.{}.evt.{}.{}.{}", self.prefix, region.province(), event_type.service, event_type.name, region)

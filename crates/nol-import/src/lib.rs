@@ -10,7 +10,7 @@ use nol_proto::v1::registry_service_client::RegistryServiceClient;
 use nol_proto::v1::{DownloadImportErrorsRequest, ImportJob, TextEncoding};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// Adds `authorization: Bearer <token>` to every call.
 #[derive(Clone)]
@@ -32,9 +32,10 @@ impl tonic::service::Interceptor for Bearer {
 /// A client of the registry, calling with a bearer token.
 pub type RegistryClient = RegistryServiceClient<InterceptedService<Channel, Bearer>>;
 
-/// A client of the registry at `url` (connected on first use), calling with `token`.
-pub fn connect(url: &str, token: &str) -> anyhow::Result<RegistryClient> {
-    let channel = Endpoint::from_shared(url.to_owned())?.connect_lazy();
+/// A client of the registry at `url` (an `https://` URL, checked against the CA of `tls`;
+/// connected on first use), calling with `token`.
+pub fn connect(url: &str, tls: &nol_tls::ClientTls, token: &str) -> anyhow::Result<RegistryClient> {
+    let channel = tls.channel(url)?;
     Ok(RegistryServiceClient::with_interceptor(channel, Bearer::new(token)?))
 }
 

@@ -27,6 +27,9 @@ pub struct ServiceConfig {
     pub subject_prefix: String,
     /// `NOL_KEYS_DIR`: token verification key, data key, sealing keys (see `ProvinceKeys`).
     pub keys_dir: PathBuf,
+    /// `NOL_TLS_CA`, `NOL_TLS_CERT`, `NOL_TLS_KEY`: the deployment's CA and this service's
+    /// certificate and key. Required: gRPC, the dashboard and NATS are TLS only (`nol_tls`).
+    pub tls: nol_tls::TlsFiles,
     /// `NOL_STREAM_REPLICAS`: replicas of the province stream (3 in production).
     pub stream_replicas: usize,
     /// `NOL_STREAM_MAX_AGE_DAYS`: how long the province stream keeps events (default 730, two
@@ -117,6 +120,7 @@ impl ServiceConfig {
         let nats_url = get("NOL_NATS_URL").unwrap_or_else(|| "nats://127.0.0.1:4222".to_owned());
         let subject_prefix = get("NOL_SUBJECT_PREFIX").unwrap_or_else(|| "nol".to_owned());
         let keys_dir = PathBuf::from(get("NOL_KEYS_DIR").context("NOL_KEYS_DIR is required (see `nol keys`)")?);
+        let tls = nol_tls::TlsFiles::from_lookup(get)?;
         let stream_replicas = get("NOL_STREAM_REPLICAS")
             .map(|text| text.parse())
             .transpose()
@@ -159,6 +163,7 @@ impl ServiceConfig {
             nats_url,
             subject_prefix,
             keys_dir,
+            tls,
             stream_replicas,
             stream_max_age: Duration::from_secs(
                 count("NOL_STREAM_MAX_AGE_DAYS")?.unwrap_or(730).clamp(1, 36_500) * 24 * 3600,
@@ -205,10 +210,15 @@ mod tests {
         move |name| map.get(name).cloned()
     }
 
+    const TLS: [(&str, &str); 3] = [("NOL_TLS_CA", "/ca.pem"), ("NOL_TLS_CERT", "/c.pem"), ("NOL_TLS_KEY", "/c.key")];
+
     #[test]
     fn defaults_follow_the_province() {
-        let config =
-            ServiceConfig::from_lookup("cases", lookup(&[("NOL_PROVINCE", "340000"), ("NOL_KEYS_DIR", "/k")])).unwrap();
+        let config = ServiceConfig::from_lookup(
+            "cases",
+            lookup(&[("NOL_PROVINCE", "340000"), ("NOL_KEYS_DIR", "/k"), TLS[0], TLS[1], TLS[2]]),
+        )
+        .unwrap();
         assert_eq!(config.database_url, "postgres://postgres@127.0.0.1:5432/nol_340000");
         assert_eq!(config.grpc_addr.port(), 50052);
         assert_eq!(config.ack_wait, Duration::from_secs(30));
@@ -221,5 +231,15 @@ mod tests {
         let error = ServiceConfig::from_lookup("cases", lookup(&[("NOL_PROVINCE", "320102"), ("NOL_KEYS_DIR", "/k")]))
             .unwrap_err();
         assert!(error.to_string().contains("not a province"));
+    }
+
+    #[test]
+    fn there_is_no_plaintext_mode() {
+        let error = ServiceConfig::from_lookup(
+            "cases",
+            lookup(&[("NOL_PROVINCE", "340000"), ("NOL_KEYS_DIR", "/k"), TLS[0], TLS[1]]),
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("NOL_TLS_KEY is required"), "{error}");
     }
 }

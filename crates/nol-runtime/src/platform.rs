@@ -30,6 +30,9 @@ use crate::{ProvinceKeys, ServiceConfig, database, server};
 pub struct Platform {
     pub config: ServiceConfig,
     pub keys: ProvinceKeys,
+    /// This service's TLS identity: its gRPC server, its calls to the province's other services,
+    /// its NATS connection and the dashboard.
+    pub tls: nol_tls::Tls,
     pub pool: PgPool,
     pub js: jetstream::Context,
     pub scheme: SubjectScheme,
@@ -70,6 +73,8 @@ impl Platform {
         service_migrator: sqlx::migrate::Migrator,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Platform> {
+        nol_tls::install_crypto_provider();
+        let tls = config.tls.load().context("loading the service's TLS identity")?;
         let mut keys = ProvinceKeys::load(&config.keys_dir)?;
         keys.verifier.0 = keys.verifier.0.clone().for_deployment(&config.token_audience, config.token_max_lifetime);
         let pool = database::connect(&config.database_url, config.service, config.database_pool_size)
@@ -79,9 +84,12 @@ impl Platform {
         nol_backbone::migrate(&pool).await?;
         service_migrator.run(&pool).await?;
         let scheme = SubjectScheme::new(&config.subject_prefix)?;
-        let client =
-            nol_backbone::connect_nats(&config.nats_url, &format!("nol-{}-{}", config.service, config.province))
-                .await?;
+        let client = nol_backbone::connect_nats(
+            &config.nats_url,
+            &format!("nol-{}-{}", config.service, config.province),
+            &config.tls,
+        )
+        .await?;
         let js = nol_backbone::jetstream_context(client, Duration::from_secs(5));
         let settings = StreamSettings {
             replicas: config.stream_replicas,
@@ -115,6 +123,7 @@ impl Platform {
             clock,
             config,
             keys,
+            tls,
             pool,
             js,
             scheme,
@@ -154,6 +163,12 @@ impl Platform {
             Consumer::new(self.pool.clone(), self.stream.clone(), spec, handler, self.stats.clone(), self.wake.clone())
                 .with_exchange(self.exchange.clone());
         self.tasks.spawn(consumer.run(self.shutdown.clone()));
+    }
+
+    /// A lazy channel to another service of this province (`NOL_*_URL`: one `https://` URL or
+    /// the replicas' comma-separated), over mutual TLS with this service's certificate.
+    pub fn upstream(&self, urls: &str, timeout: Option<Duration>) -> anyhow::Result<tonic::transport::Channel> {
+        crate::upstream::channel(urls, &self.tls.client(), Duration::from_secs(3), timeout)
     }
 
     /// The interceptor that authenticates callers of this deployment.
@@ -199,9 +214,10 @@ impl Platform {
         let pool = self.pool.clone();
         let stats = self.stats.clone();
         let names: Vec<String> = service_names.iter().map(|name| (*name).to_owned()).collect();
+        let tls = self.tls.grpc_server();
         let handle = tokio::spawn(async move {
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
-            let served = server::serve(bound, routes, &names, health_service, shutdown.clone()).await;
+            let served = server::serve(bound, tls, routes, &names, health_service, shutdown.clone()).await;
             shutdown.cancel();
             while tasks.join_next().await.is_some() {}
             pool.close().await;

@@ -32,10 +32,11 @@ pub fn health()
 }
 
 /// Serves `routes` (the business services named `service_names`, already wrapped in the token
-/// check) with health and reflection until `shutdown`; in-flight calls finish first. Reflection
+/// check) with health and reflection over TLS until `shutdown`; in-flight calls finish first. Reflection
 /// lists only the services this process serves.
 pub async fn serve(
     bound: Bound,
+    tls: tonic::transport::ServerTlsConfig,
     routes: Routes,
     service_names: &[&str],
     health_service: tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
@@ -75,7 +76,9 @@ pub async fn serve(
         }
         connection
     });
+    // TLS only: a plaintext caller fails the handshake and is never served.
     tonic::transport::Server::builder()
+        .tls_config(tls)?
         .layer(trace)
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())

@@ -10,8 +10,9 @@ use nol_proto::v1::reporting_service_client::ReportingServiceClient;
 use nol_proto::v1::supervision_service_client::SupervisionServiceClient;
 use nol_proto::v1::suspect_service_client::SuspectServiceClient;
 use nol_proto::v1::transfer_service_client::TransferServiceClient;
+use nol_tls::ClientTls;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::ProvinceStack;
 
@@ -40,15 +41,22 @@ impl Clients {
             &province.cases.url(),
             &province.transfer.url(),
             &province.reporting.url(),
+            &province.client_tls,
             token,
         )
     }
 
-    /// Clients of services at these URLs.
-    pub fn at(registry: &str, cases: &str, transfer: &str, reporting: &str, token: &str) -> anyhow::Result<Clients> {
+    /// Clients of services at these (`https://`) URLs.
+    pub fn at(
+        registry: &str,
+        cases: &str,
+        transfer: &str,
+        reporting: &str,
+        tls: &ClientTls,
+        token: &str,
+    ) -> anyhow::Result<Clients> {
         let bearer = Bearer::new(token)?;
-        let channel =
-            |url: &str| -> anyhow::Result<Channel> { Ok(Endpoint::from_shared(url.to_owned())?.connect_lazy()) };
+        let channel = |url: &str| -> anyhow::Result<Channel> { tls.channel(url) };
         Ok(Clients {
             registry: RegistryServiceClient::with_interceptor(channel(registry)?, bearer.clone()),
             cases: CaseServiceClient::with_interceptor(channel(cases)?, bearer.clone()),
@@ -139,7 +147,7 @@ impl From<&Clients> for RegistryClient {
 }
 
 /// The admin service of one service process, as `token`'s caller.
-pub fn admin(url: &str, token: &str) -> anyhow::Result<AdminServiceClient<Authed>> {
-    let channel = Endpoint::from_shared(url.to_owned())?.connect_lazy();
+pub fn admin(url: &str, tls: &ClientTls, token: &str) -> anyhow::Result<AdminServiceClient<Authed>> {
+    let channel = tls.channel(url)?;
     Ok(AdminServiceClient::with_interceptor(channel, Bearer::new(token)?))
 }

@@ -4,6 +4,7 @@
 //! keys/auth.pem            Ed25519 private key that signs tokens (`nol token`)
 //! keys/<province>/…        one province's keys (see nol_runtime::keys), with every peer's
 //!                          public sealing and exchange keys under peers/
+//! keys/tls/…               the deployment's CA and its certificates (`crate::tls`)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -15,11 +16,18 @@ use nol_pii::{ExchangeSigningKey, SealKeyPair};
 use nol_region::RegionCode;
 use nol_runtime::ProvinceKeys;
 use nol_runtime::keys::{PeerKeys, write_peer};
+use nol_tls::{ClientTls, TlsFiles};
+
+use crate::tls::LocalCa;
 
 pub struct StackKeys {
     dir: PathBuf,
     issuer: TokenIssuer,
+    ca: LocalCa,
 }
+
+/// The services of a province, each with its own TLS identity.
+pub const SERVICES: [&str; 4] = ["registry", "cases", "transfer", "reporting"];
 
 impl StackKeys {
     /// Loads the keys under `dir`, creating whatever is missing for `provinces`.
@@ -75,7 +83,17 @@ impl StackKeys {
                 }
             }
         }
-        StackKeys::load(dir)
+        let keys = StackKeys::load(dir)?;
+        // Every identity of the deployment, made now so that `nol keys` leaves a complete folder.
+        for province in &all {
+            for service in SERVICES {
+                keys.service_tls(province, service)?;
+            }
+            keys.nats_tls(province)?;
+        }
+        keys.exchange_tls()?;
+        keys.tools_tls()?;
+        Ok(keys)
     }
 
     /// The provinces that have keys under `dir`.
@@ -100,7 +118,45 @@ impl StackKeys {
         let pem = std::fs::read(dir.join("auth.pem"))
             .with_context(|| format!("no signing key under {}; start the stack first (nol up)", dir.display()))?;
         let issuer = TokenIssuer::from_pem(&pem).map_err(|error| anyhow::anyhow!("{error}"))?;
-        Ok(StackKeys { dir: dir.to_path_buf(), issuer })
+        let ca = LocalCa::ensure(&dir.join("tls"))?;
+        Ok(StackKeys { dir: dir.to_path_buf(), issuer, ca })
+    }
+
+    /// The deployment's CA certificate (what `grpcurl -cacert` and a browser are given).
+    pub fn ca_path(&self) -> PathBuf {
+        self.ca.ca_path()
+    }
+
+    /// `service`'s TLS identity in `province` (`<service>.<province>.nol`), under
+    /// `tls/<province>/` — outside the province's key folder, so that a deployment can give each
+    /// service its own key and no other's.
+    pub fn service_tls(&self, province: &RegionCode, service: &str) -> anyhow::Result<TlsFiles> {
+        let province = province.province();
+        let dir = self.dir.join("tls").join(province.to_string());
+        self.ca.identity(&dir, service, &[format!("{service}.{province}.nol")])
+    }
+
+    /// The TLS identity of `province`'s NATS server (also its side of the link to the hub).
+    pub fn nats_tls(&self, province: &RegionCode) -> anyhow::Result<TlsFiles> {
+        let province = province.province();
+        let dir = self.dir.join("tls").join(province.to_string());
+        self.ca.identity(&dir, "nats", &[format!("nats.{province}.nol")])
+    }
+
+    /// The national exchange's hub (each node of its cluster: `exchange-N.nol`).
+    pub fn exchange_tls(&self) -> anyhow::Result<TlsFiles> {
+        let names = ["exchange.nol", "exchange-1.nol", "exchange-2.nol", "exchange-3.nol"].map(String::from);
+        self.ca.identity(&self.dir.join("tls"), "exchange", &names)
+    }
+
+    /// The operator's tools and the tests: a client of gRPC and of NATS.
+    pub fn tools_tls(&self) -> anyhow::Result<TlsFiles> {
+        self.ca.identity(&self.dir.join("tls"), "tools", &["tools.nol".to_owned()])
+    }
+
+    /// A TLS client with the tools' identity.
+    pub fn client_tls(&self) -> anyhow::Result<ClientTls> {
+        Ok(self.tools_tls()?.load()?.client())
     }
 
     /// The password `province`'s NATS server uses on the hub's leaf-node port (made on first use).

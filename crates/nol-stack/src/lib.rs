@@ -12,6 +12,7 @@ pub mod process;
 pub mod province;
 pub mod proxy;
 pub mod synth;
+pub mod tls;
 pub mod tools;
 pub mod wait;
 

@@ -27,10 +27,70 @@ pub struct NatsOptions {
     pub users: Vec<NatsUser>,
     /// The user local clients connect as (one of `users`), if any.
     pub client_user: Option<NatsUser>,
+    /// Users known by their TLS certificate (`verify_and_map`): each service of a province, and
+    /// the stack's tools. When there are any, every client must be one of them.
+    pub cert_users: Vec<CertUser>,
     /// fsync every JetStream write (`sync_interval: always`), as production runs.
     pub sync_always: bool,
     /// No JetStream (the national exchange's hub stores nothing; each province's stream does).
     pub no_jetstream: bool,
+    /// TLS on the client port and on leaf links, both ways; required (`NatsServer::start`
+    /// refuses a server without it).
+    pub tls: Option<NatsTls>,
+}
+
+/// What a TLS block asks of the other side's certificate.
+#[derive(Debug, Clone, Copy)]
+enum Verify {
+    /// Nothing (a leaf remote: the hub's certificate is checked, ours shown).
+    No,
+    /// A certificate from the CA.
+    Certificate,
+    /// A certificate from the CA, naming a user of the server.
+    AndMap,
+}
+
+/// A server's TLS: its own identity (also what it shows the hub on a leaf link), and the identity
+/// the stack's own tools and tests connect with (the server asks every client for a certificate).
+#[derive(Debug, Clone)]
+pub struct NatsTls {
+    pub server: nol_tls::TlsFiles,
+    pub client: nol_tls::TlsFiles,
+}
+
+impl NatsTls {
+    /// A CA of its own under `dir` and both identities (a server started outside a stack).
+    pub fn standalone(dir: &Path) -> anyhow::Result<NatsTls> {
+        let ca = crate::tls::LocalCa::ensure(&dir.join("ca"))?;
+        Ok(NatsTls {
+            server: ca.identity(&dir.join("ca"), "nats", &["nats.nol".to_owned()])?,
+            client: ca.identity(&dir.join("ca"), "tools", &["tools.nol".to_owned()])?,
+        })
+    }
+
+    /// The `tls { … }` block of a configuration: the identity, the CA, and a client certificate
+    /// required and checked (`verify`), or shown (a leaf remote).
+    fn block(&self, indent: &str, verify: Verify) -> String {
+        let files = &self.server;
+        format!(
+            "{indent}tls {{\n{indent}  cert_file: \"{}\"\n{indent}  key_file: \"{}\"\n{indent}  ca_file: \"{}\"\n{verify}{indent}  timeout: 5\n{indent}}}\n",
+            files.cert.display(),
+            files.key.display(),
+            files.ca.display(),
+            verify = match verify {
+                Verify::No => String::new(),
+                Verify::Certificate => format!("{indent}  verify: true\n"),
+                Verify::AndMap => format!("{indent}  verify_and_map: true\n"),
+            },
+        )
+    }
+}
+
+/// A user a client certificate maps to (by its DNS name), with permissions unless unrestricted.
+#[derive(Debug, Clone)]
+pub struct CertUser {
+    pub name: String,
+    pub permissions: Option<nol_events::LinkPermissions>,
 }
 
 /// A user of a server: credentials, and permissions unless unrestricted.
@@ -54,6 +114,7 @@ pub struct NatsServer {
 impl NatsServer {
     /// Starts a server whose files (config, JetStream store, log) live under `dir`.
     pub async fn start(dir: &Path, options: NatsOptions) -> anyhow::Result<NatsServer> {
+        anyhow::ensure!(options.tls.is_some(), "nats-server {} needs TLS: plaintext is refused", options.name);
         std::fs::create_dir_all(dir)?;
         let mut server = NatsServer {
             binary: crate::tools::nats_server()?,
@@ -74,7 +135,13 @@ impl NatsServer {
 
     /// Where clients connect, without credentials (for display).
     pub fn address(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.client_port)
+        format!("tls://127.0.0.1:{}", self.client_port)
+    }
+
+    /// The identity the stack's tools and tests connect with
+    /// (`nol_backbone::connect_nats(&server.client_url(), name, server.client_tls())`).
+    pub fn client_tls(&self) -> &nol_tls::TlsFiles {
+        &self.options.tls.as_ref().expect("every server has TLS (checked at start)").client
     }
 
     /// The URL local clients connect with (credentials included when the server has users).
@@ -109,6 +176,10 @@ impl NatsServer {
             name = self.options.name,
             client = port(self.options.client_port),
         );
+        if let Some(tls) = &self.options.tls {
+            let verify = if self.options.cert_users.is_empty() { Verify::Certificate } else { Verify::AndMap };
+            config.push_str(&tls.block("", verify));
+        }
         if !self.options.no_jetstream {
             config.push_str(&format!(
                 "jetstream {{\n  store_dir: \"{dir}/jetstream\"\n  domain: {name}\n{sync}}}\n",
@@ -117,24 +188,29 @@ impl NatsServer {
                 sync = if self.options.sync_always { "  sync_interval: always\n" } else { "" },
             ));
         }
-        if !self.options.users.is_empty() {
+        if !self.options.users.is_empty() || !self.options.cert_users.is_empty() {
+            let list = |subjects: &[String]| {
+                subjects.iter().map(|subject| format!("\"{subject}\"")).collect::<Vec<_>>().join(", ")
+            };
+            let permissions = |limits: &Option<nol_events::LinkPermissions>| match limits {
+                Some(limits) => format!(
+                    ", permissions: {{ publish: {{ allow: [{}] }}, subscribe: {{ allow: [{}] }} }}",
+                    list(&limits.publish),
+                    list(&limits.subscribe)
+                ),
+                None => String::new(),
+            };
             config.push_str("authorization {\n  users: [\n");
             for user in &self.options.users {
-                let list = |subjects: &[String]| {
-                    subjects.iter().map(|subject| format!("\"{subject}\"")).collect::<Vec<_>>().join(", ")
-                };
-                let permissions = match &user.permissions {
-                    Some(limits) => format!(
-                        ", permissions: {{ publish: {{ allow: [{}] }}, subscribe: {{ allow: [{}] }} }}",
-                        list(&limits.publish),
-                        list(&limits.subscribe)
-                    ),
-                    None => String::new(),
-                };
                 config.push_str(&format!(
-                    "    {{ user: \"{}\", password: \"{}\"{permissions} }}\n",
-                    user.user, user.password
+                    "    {{ user: \"{}\", password: \"{}\"{} }}\n",
+                    user.user,
+                    user.password,
+                    permissions(&user.permissions)
                 ));
+            }
+            for user in &self.options.cert_users {
+                config.push_str(&format!("    {{ user: \"{}\"{} }}\n", user.name, permissions(&user.permissions)));
             }
             config.push_str("  ]\n}\n");
         }
@@ -144,11 +220,16 @@ impl NatsServer {
                 config.push_str(&format!("  listen: \"127.0.0.1:{}\"\n", port(listen)));
                 // Leaves connect only where told (a test's cuttable link sits in between).
                 config.push_str("  no_advertise: true\n");
+                if let Some(tls) = &self.options.tls {
+                    config.push_str(&tls.block("  ", Verify::Certificate));
+                }
             }
 
             if !self.options.leaf_remotes.is_empty() {
                 let urls: Vec<String> = self.options.leaf_remotes.iter().map(|url| format!("\"{url}\"")).collect();
-                config.push_str(&format!("  remotes: [ {{ urls: [{}] }} ]\n", urls.join(", ")));
+                let tls = self.options.tls.as_ref().map(|tls| tls.block("      ", Verify::No)).unwrap_or_default();
+                config
+                    .push_str(&format!("  remotes: [\n    {{\n      urls: [{}]\n{tls}    }}\n  ]\n", urls.join(", ")));
             }
             config.push_str("}\n");
         }

@@ -113,7 +113,7 @@ impl ServiceProcess {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("https://{}", self.addr)
     }
 
     pub fn pid(&self) -> Option<u32> {

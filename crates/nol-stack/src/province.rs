@@ -9,7 +9,7 @@ use nol_region::RegionCode;
 
 use nol_events::SubjectScheme;
 
-use crate::nats::{NatsOptions, NatsServer, NatsUser};
+use crate::nats::{CertUser, NatsOptions, NatsServer, NatsTls, NatsUser};
 use crate::process::{LogTo, ServiceProcess};
 use crate::proxy::LinkProxy;
 use crate::{StackKeys, postgres};
@@ -43,6 +43,8 @@ impl ServicePorts {
 pub struct ProvinceStack {
     pub province: RegionCode,
     pub database_url: String,
+    /// How the stack's tools and tests call the services (the CA, the tools' certificate).
+    pub client_tls: nol_tls::ClientTls,
     pub registry: ServiceProcess,
     pub cases: ServiceProcess,
     pub transfer: ServiceProcess,
@@ -78,6 +80,10 @@ pub struct ProvinceSettings {
     /// Processes per service (1 unless replicas are tested); the first uses `ports`, the others
     /// free ones.
     pub replicas: usize,
+    /// Each service's TLS identity (`NOL_TLS_*`), by service name; every service needs one.
+    pub tls: BTreeMap<String, nol_tls::TlsFiles>,
+    /// How the stack's tools and tests call the services.
+    pub client_tls: nol_tls::ClientTls,
 }
 
 impl ProvinceStack {
@@ -124,6 +130,11 @@ impl ProvinceStack {
                         extra.push(("NOL_WEB_ADDR", "127.0.0.1:0".to_owned()));
                     }
                     let port = if replica == 0 { port } else { 0 };
+                    let tls = settings
+                        .tls
+                        .get(service)
+                        .ok_or_else(|| anyhow::anyhow!("no TLS identity for the {service} service"))?;
+                    extra.extend(tls.env());
                     processes.push(
                         ServiceProcess::start(binary, &name, service, env(port, &extra), log(service, replica)).await?,
                     );
@@ -162,6 +173,7 @@ impl ProvinceStack {
         Ok(ProvinceStack {
             province: settings.province,
             database_url: settings.database_url.clone(),
+            client_tls: settings.client_tls.clone(),
             registry: first.registry,
             cases: first.cases,
             transfer: first.transfer,
@@ -288,6 +300,7 @@ impl Stack {
                 leaf_listen: Some(settings.hub_leaf_port),
                 users,
                 no_jetstream: true,
+                tls: Some(NatsTls { server: keys.exchange_tls()?, client: keys.tools_tls()? }),
                 ..NatsOptions::default()
             },
         )
@@ -349,6 +362,17 @@ impl Stack {
             name: format!("p{code}"),
             client_port,
             leaf_remotes: vec![format!("nats-leaf://{}:{}@127.0.0.1:{leaf_port}", user.user, user.password)],
+            tls: Some(NatsTls { server: self.keys.nats_tls(&code)?, client: self.keys.tools_tls()? }),
+            // Every client is known by its certificate: each service may publish only its own
+            // events and messages; the operator's tools (and the tests) are unrestricted.
+            cert_users: crate::keys::SERVICES
+                .into_iter()
+                .map(|service| CertUser {
+                    name: format!("{service}.{code}.nol"),
+                    permissions: Some(self.scheme.service_permissions(&code, service)),
+                })
+                .chain([CertUser { name: "tools.nol".to_owned(), permissions: None }])
+                .collect(),
             ..NatsOptions::default()
         };
         let server = NatsServer::start(&settings.data_dir.join("nats").join(code.to_string()), options).await?;
@@ -366,6 +390,11 @@ impl Stack {
             log_dir: settings.log_to_files.then(|| settings.data_dir.join("log")),
             extra_env: settings.extra_env.clone(),
             replicas: settings.replicas,
+            tls: crate::keys::SERVICES
+                .into_iter()
+                .map(|service| Ok((service.to_owned(), self.keys.service_tls(&code, service)?)))
+                .collect::<anyhow::Result<_>>()?,
+            client_tls: self.keys.client_tls()?,
         };
         self.nats.push(server);
         self.provinces.push(ProvinceStack::start(&settings.binary, &province_settings).await?);

@@ -42,7 +42,7 @@ pub async fn start(config: ServiceConfig, shutdown: CancellationToken) -> anyhow
     };
     let filters = consumers::filter_subjects(&platform.scheme, &platform.config.province);
     platform.spawn_consumer(filters, handler);
-    let registry = registry::client(&registry_url)?;
+    let registry = registry::client(&platform, &registry_url)?;
     let cases = std::sync::Arc::new(case::service::CaseService::new(&platform, registry.clone()));
     let suspects = suspects::service::SuspectService::new(&platform, registry);
     let supervision = supervision::service::SupervisionService::new(&platform);

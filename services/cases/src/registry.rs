@@ -12,9 +12,10 @@ use uuid::Uuid;
 
 pub type RegistryClient = RegistryServiceClient<InterceptedService<Channel, PropagateTrace>>;
 
-/// A client of the registry at `url`, connecting on first use and carrying the trace context.
-pub fn client(url: &str) -> anyhow::Result<RegistryClient> {
-    let channel = nol_runtime::upstream::channel(url, std::time::Duration::from_secs(3), None)?;
+/// A client of the registry at `url`, connecting on first use (mutual TLS) and carrying the trace
+/// context.
+pub fn client(platform: &nol_runtime::Platform, url: &str) -> anyhow::Result<RegistryClient> {
+    let channel = platform.upstream(url, None)?;
     Ok(RegistryServiceClient::with_interceptor(channel, PropagateTrace))
 }
 

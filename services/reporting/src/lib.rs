@@ -55,11 +55,12 @@ pub async fn start(config: ServiceConfig, shutdown: CancellationToken) -> anyhow
         let (live, _) = tokio::sync::broadcast::channel(1024);
         (addr, reports, live, platform.keys.verifier.0.clone(), platform.pool.clone(), platform.clock.clone())
     });
-    let (config, shutdown) = (platform.config.clone(), platform.shutdown.clone());
+    let (config, shutdown, tls) = (platform.config.clone(), platform.shutdown.clone(), platform.tls.clone());
     let routes = Routes::new(ReportingServiceServer::with_interceptor(service, platform.authenticate()));
     let mut running = platform.serve(routes, &["nol.v1.ReportingService"]).await?;
     if let Some((addr, reports, live, verifier, pool, clock)) = web {
         let upstream = web::Upstream::connect(
+            &tls.client(),
             config.registry_url.as_deref(),
             config.cases_url.as_deref(),
             config.transfer_url.as_deref(),
@@ -74,14 +75,14 @@ pub async fn start(config: ServiceConfig, shutdown: CancellationToken) -> anyhow
             upstream,
             live: live.clone(),
         };
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("binding the dashboard's port {addr}"))?;
+        let listener =
+            std::net::TcpListener::bind(addr).with_context(|| format!("binding the dashboard's port {addr}"))?;
+        let https = tls.https_server()?;
         running.web_addr = Some(listener.local_addr()?);
         tokio::spawn(web::live::listen(pool, live, shutdown.clone()));
         let router = web::router(state, config.web_dir.clone());
         tokio::spawn(async move {
-            if let Err(error) = web::serve(listener, router, shutdown).await {
+            if let Err(error) = web::serve(listener, https, router, shutdown).await {
                 tracing::warn!(%error, "the dashboard stopped");
             }
         });

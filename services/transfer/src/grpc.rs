@@ -106,13 +106,13 @@ pub(crate) fn with_token<T>(caller: &Caller, message: T) -> Request<T> {
 }
 
 /// A lazy channel to this province's case service.
-pub(crate) fn case_channel(cases_url: &str) -> anyhow::Result<Channel> {
-    nol_runtime::upstream::channel(cases_url, Duration::from_secs(3), None)
+pub(crate) fn case_channel(platform: &Platform, cases_url: &str) -> anyhow::Result<Channel> {
+    platform.upstream(cases_url, None)
 }
 
 impl Transfer {
     pub fn new(platform: &Platform, cases_url: &str, steps: Steps) -> anyhow::Result<Transfer> {
-        let channel = case_channel(cases_url)?;
+        let channel = case_channel(platform, cases_url)?;
         Ok(Transfer {
             pool: platform.pool.clone(),
             steps,

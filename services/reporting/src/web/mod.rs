@@ -55,6 +55,7 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn connect(
+        tls: &nol_tls::ClientTls,
         registry: Option<&str>,
         cases: Option<&str>,
         transfer: Option<&str>,
@@ -63,15 +64,22 @@ impl Upstream {
         let channel = |url: &str| -> anyhow::Result<Channel> {
             nol_runtime::upstream::channel(
                 url,
+                tls,
                 std::time::Duration::from_secs(5),
                 Some(std::time::Duration::from_secs(30)),
             )
+        };
+        // The service's own port, by loopback when it listens on every interface (its
+        // certificate names 127.0.0.1).
+        let reporting = match reporting.ip().is_unspecified() {
+            true => SocketAddr::from(([127, 0, 0, 1], reporting.port())),
+            false => reporting,
         };
         Ok(Upstream {
             registry: registry.map(channel).transpose()?,
             cases: cases.map(channel).transpose()?,
             transfer: transfer.map(channel).transpose()?,
-            reporting: channel(&format!("http://{reporting}"))?,
+            reporting: channel(&format!("https://{reporting}"))?,
         })
     }
 }
@@ -90,6 +98,8 @@ async fn secure(mut response: Response) -> Response {
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // HTTPS only, and browsers are told to keep it so.
+    headers.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
     response
 }
 
@@ -130,12 +140,24 @@ pub fn router(state: WebState, web_dir: PathBuf) -> Router {
         .layer(axum::middleware::map_response(secure))
 }
 
-/// Serves the dashboard on `listener` until `shutdown`.
+/// Serves the dashboard over HTTPS (`tls`: the service's certificate) on `listener` until
+/// `shutdown`; connections in flight get ten seconds to finish.
 pub async fn serve(
-    listener: tokio::net::TcpListener,
+    listener: std::net::TcpListener,
+    tls: std::sync::Arc<rustls::ServerConfig>,
     router: Router,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(async move { shutdown.cancelled().await }).await?;
+    let handle = axum_server::Handle::new();
+    let stopping = handle.clone();
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        stopping.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+    });
+    listener.set_nonblocking(true)?;
+    axum_server::from_tcp_rustls(listener, axum_server::tls_rustls::RustlsConfig::from_config(tls))?
+        .handle(handle)
+        .serve(router.into_make_service())
+        .await?;
     Ok(())
 }

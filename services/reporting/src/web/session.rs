@@ -39,11 +39,16 @@ fn cookie_token(headers: &HeaderMap) -> Option<String> {
     })
 }
 
-/// An `Origin` header, when present, names this host (a cross-site form or fetch is refused).
-fn same_origin(headers: &HeaderMap) -> bool {
+/// An `Origin` header, when present, is `https://` and names this host (a cross-site form or
+/// fetch is refused). Over HTTP/2 the host is the request's authority (there is no `Host`).
+fn same_origin(headers: &HeaderMap, uri: &axum::http::Uri) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|value| value.to_str().ok()) else { return true };
-    let host = headers.get(header::HOST).and_then(|value| value.to_str().ok()).unwrap_or_default();
-    origin.split_once("://").map(|(_, rest)| rest) == Some(host)
+    let host = headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .or_else(|| uri.authority().map(|authority| authority.as_str()))
+        .unwrap_or_default();
+    origin.strip_prefix("https://") == Some(host)
 }
 
 fn now() -> u64 {
@@ -82,7 +87,7 @@ impl FromRequestParts<WebState> for Session {
         let session = Session::verify(state, &token)?;
         if parts.method != Method::GET && parts.method != Method::HEAD {
             let sent = parts.headers.get("x-csrf-token").and_then(|value| value.to_str().ok()).unwrap_or_default();
-            if !same_origin(&parts.headers) || sent != csrf_of(&token) {
+            if !same_origin(&parts.headers, &parts.uri) || sent != csrf_of(&token) {
                 return Err(WebError::csrf());
             }
         }
@@ -91,7 +96,7 @@ impl FromRequestParts<WebState> for Session {
 }
 
 fn cookie(token: &str, max_age: u64) -> HeaderValue {
-    HeaderValue::from_str(&format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}"))
+    HeaderValue::from_str(&format!("{COOKIE}={token}; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age={max_age}"))
         .unwrap_or_else(|_| HeaderValue::from_static("nol_session=; Max-Age=0"))
 }
 
@@ -108,10 +113,11 @@ pub struct SignIn {
 /// POST /api/session `{"token": …}`: verifies the token and sets the session cookie.
 pub async fn sign_in(
     State(state): State<WebState>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Json<SignIn>,
 ) -> Result<Response, WebError> {
-    if !same_origin(&headers) {
+    if !same_origin(&headers, &uri) {
         return Err(WebError::csrf());
     }
     let token = body.token.trim();
@@ -141,15 +147,22 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(header::COOKIE, HeaderValue::from_static("a=1; nol_session=abc.def; b=2"));
         assert_eq!(cookie_token(&headers).as_deref(), Some("abc.def"));
+        let path = axum::http::Uri::from_static("/api/session");
         headers.insert(header::HOST, HeaderValue::from_static("127.0.0.1:18080"));
-        assert!(same_origin(&headers), "no Origin: a same-origin GET or an older browser");
+        assert!(same_origin(&headers, &path), "no Origin: a same-origin GET or an older browser");
+        headers.insert(header::ORIGIN, HeaderValue::from_static("https://127.0.0.1:18080"));
+        assert!(same_origin(&headers, &path));
         headers.insert(header::ORIGIN, HeaderValue::from_static("http://127.0.0.1:18080"));
-        assert!(same_origin(&headers));
-        headers.insert(header::ORIGIN, HeaderValue::from_static("http://evil.example"));
-        assert!(!same_origin(&headers));
+        assert!(!same_origin(&headers, &path), "the dashboard is served over HTTPS only");
+        headers.insert(header::ORIGIN, HeaderValue::from_static("https://evil.example"));
+        assert!(!same_origin(&headers, &path));
+        // HTTP/2: no Host header, the authority is in the request's URI.
+        headers.remove(header::HOST);
+        headers.insert(header::ORIGIN, HeaderValue::from_static("https://127.0.0.1:18080"));
+        assert!(same_origin(&headers, &axum::http::Uri::from_static("https://127.0.0.1:18080/api/session")));
         assert_ne!(csrf_of("a"), csrf_of("b"));
         assert_eq!(csrf_of("a").len(), 64);
         let set = cookie("t", 60);
-        assert_eq!(set.to_str().unwrap(), "nol_session=t; HttpOnly; SameSite=Strict; Path=/; Max-Age=60");
+        assert_eq!(set.to_str().unwrap(), "nol_session=t; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=60");
     }
 }

@@ -121,7 +121,7 @@ pub fn to_proto(request: &Stored, reports: Vec<AssistanceReport>, today: NaiveDa
 
 impl Assistance {
     pub fn new(platform: &Platform, cases_url: &str, steps: Steps) -> anyhow::Result<Assistance> {
-        let channel = case_channel(cases_url)?;
+        let channel = case_channel(platform, cases_url)?;
         Ok(Assistance {
             pool: platform.pool.clone(),
             steps,
