@@ -11,4 +11,4 @@ mod keys;
 mod resident_id;
 
 pub use keys::{DataKey, ExchangeSigningKey, ExchangeVerifyingKey, KeyError, SealKeyPair, SealPublicKey};
-pub use resident_id::{ResidentId, ResidentIdError, Sex};
+pub use resident_id::{ResidentId, ResidentIdError, Sex, mask_last_four};

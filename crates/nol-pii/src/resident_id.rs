@@ -131,9 +131,28 @@ impl ResidentId {
         if digit % 2 == 1 { Sex::Male } else { Sex::Female }
     }
 
-    /// `320102********1234`: the form shown to anyone who does not need the full number.
+    /// `**************1234`: the form shown to anyone who does not need the full number — the
+    /// last four characters, with which (and the name, region and birth year shown beside it) a
+    /// case worker recognises the child. It keeps neither the issuing region nor the birth date:
+    /// with the birth date, which views used to show, `320102********1234` was the whole number.
     pub fn masked(&self) -> String {
-        format!("{}********{}", &self.0[..6], &self.0[14..])
+        mask_last_four(&self.0)
+    }
+
+    /// The year of birth: what masked views show instead of the birth date.
+    pub fn birth_year(&self) -> i32 {
+        self.birth_date().year()
+    }
+}
+
+/// The last four characters of a resident ID number (or of an old-form mask), after fourteen
+/// asterisks; anything shorter than four characters is masked whole.
+pub fn mask_last_four(text: &str) -> String {
+    let chars: Vec<char> = text.trim().chars().collect();
+    match chars.len() {
+        0 => String::new(),
+        n if n < 4 => "*".repeat(n),
+        n => format!("{}{}", "*".repeat(14), chars[n - 4..].iter().collect::<String>()),
     }
 }
 
@@ -174,9 +193,12 @@ mod tests {
         let id = ResidentId::parse_on("11010519491231002X", today()).unwrap();
         assert_eq!(id.birth_date(), NaiveDate::from_ymd_opt(1949, 12, 31).unwrap());
         assert_eq!(id.sex(), Sex::Female);
-        assert_eq!(id.masked(), "110105********002X");
-        assert_eq!(format!("{id:?}"), "ResidentId(110105********002X)");
-        assert!(!format!("{id}").contains("19491231"));
+        assert_eq!(id.masked(), "**************002X");
+        assert_eq!(id.birth_year(), 1949);
+        assert_eq!(format!("{id:?}"), "ResidentId(**************002X)");
+        assert!(!format!("{id}").contains("19491231") && !format!("{id}").contains("110105"));
+        assert_eq!(mask_last_four("110105********002X"), "**************002X", "an old-form mask is cut too");
+        assert_eq!(mask_last_four("12"), "**");
     }
 
     #[test]

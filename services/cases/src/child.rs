@@ -50,7 +50,9 @@ pub fn sex_number(resident_id: &ResidentId) -> i16 {
     }
 }
 
-/// The child as lists and reads show it: the number masked, and in clear only when `revealed`.
+/// The child as lists and reads show it: the number masked and the year of birth; the number and
+/// the birth date only when `revealed` (an audited full read) — the date with the last four
+/// characters of the mask would rebuild the number.
 pub fn summary(
     full_name: &str,
     masked: &str,
@@ -67,7 +69,8 @@ pub fn summary(
             2 => Sex::Female as i32,
             _ => Sex::Unspecified as i32,
         },
-        birth_date: birth_date.map(|date| date.format("%Y-%m-%d").to_string()).unwrap_or_default(),
+        birth_date: revealed.and(birth_date).map(|date| date.format("%Y-%m-%d").to_string()).unwrap_or_default(),
+        birth_year: birth_date.map(|date| chrono::Datelike::year(&date)).unwrap_or_default(),
         hukou_region_code: hukou_region.to_owned(),
         resident_id: revealed.map(|id| id.expose().to_owned()).unwrap_or_default(),
     }

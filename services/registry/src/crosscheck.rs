@@ -133,7 +133,9 @@ impl CrossCheck {
                 Sex::Male => nol_proto::v1::Sex::Male,
                 Sex::Female => nol_proto::v1::Sex::Female,
             } as i32,
-            birth_date: id.birth_date().format("%Y-%m-%d").to_string(),
+            // Not the date: with the mask it is the number (consumers open resident_id_sealed).
+            birth_date: String::new(),
+            birth_year: id.birth_year(),
             hukou_region_code: detail("hukou_region"),
             residence_region_code: detail("residence_region"),
             reason: finding.reason.clone(),

@@ -337,6 +337,8 @@ impl Steps {
             child: Some(ChildSummary {
                 resident_id: String::new(),
                 resident_id_masked: resident_id.masked(),
+                birth_date: String::new(),
+                birth_year: resident_id.birth_year(),
                 ..child.clone()
             }),
             causes: dossier.causes.clone(),

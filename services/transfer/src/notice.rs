@@ -58,7 +58,7 @@ pub fn render(font: &CjkFont, facts: &NoticeFacts<'_>) -> Result<(Vec<u8>, Vec<u
             Block::Fields(vec![
                 ("学生姓名：".to_owned(), child.full_name.clone()),
                 ("身份证号：".to_owned(), child.resident_id_masked.clone()),
-                ("出生日期：".to_owned(), child.birth_date.clone()),
+                ("出生年份：".to_owned(), birth_year(&child)),
                 ("户籍所在地：".to_owned(), hukou),
                 ("移交原因：".to_owned(), facts.reason.to_owned()),
                 ("依据：".to_owned(), "R11 辍学后流动：户籍所在地牵头劝返，新流入地配合".to_owned()),
@@ -80,6 +80,18 @@ pub fn render(font: &CjkFont, facts: &NoticeFacts<'_>) -> Result<(Vec<u8>, Vec<u
 /// Lowercase hex of a digest.
 pub fn hex(bytes: &[u8]) -> String {
     hex::encode(bytes)
+}
+
+/// The child's year of birth as the notice prints it (the notice is a document other bureaus
+/// keep: it carries the masked number and the year, never the birth date).
+fn birth_year(child: &nol_proto::v1::ChildSummary) -> String {
+    let year = match child.birth_year {
+        0 => chrono::NaiveDate::parse_from_str(&child.birth_date, "%Y-%m-%d")
+            .map(|date| chrono::Datelike::year(&date))
+            .unwrap_or(0),
+        year => year,
+    };
+    if year > 0 { format!("{year}年") } else { String::new() }
 }
 
 #[cfg(test)]

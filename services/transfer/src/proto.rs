@@ -95,7 +95,10 @@ fn child_message(child: &HandedChild) -> ChildSummary {
         full_name: child.full_name.clone(),
         resident_id_masked: child.resident_id_masked.clone(),
         sex: sex_to_proto(child.sex) as i32,
-        birth_date: child.birth_date.format("%Y-%m-%d").to_string(),
+        // A masked view: the year of birth, not the date (with the mask's last four characters
+        // the date would rebuild the number).
+        birth_date: String::new(),
+        birth_year: chrono::Datelike::year(&child.birth_date),
         hukou_region_code: child.hukou_region.clone(),
         resident_id: String::new(),
     }

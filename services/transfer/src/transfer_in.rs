@@ -115,7 +115,11 @@ pub async fn matched(steps: &Steps, conn: &mut PgConnection, matched: &TransferI
         full_name: child.full_name.clone(),
         resident_id_masked: child.resident_id_masked.clone(),
         sex: sex_from_proto(child.sex),
-        birth_date: chrono::NaiveDate::parse_from_str(&child.birth_date, "%Y-%m-%d").unwrap_or_default(),
+        // The owner sends a masked child: the year of birth only (views show no more of it).
+        birth_date: chrono::NaiveDate::parse_from_str(&child.birth_date, "%Y-%m-%d")
+            .ok()
+            .or_else(|| chrono::NaiveDate::from_ymd_opt(child.birth_year, 1, 1))
+            .unwrap_or_default(),
         hukou_region: child.hukou_region_code.clone(),
     });
     if let Some(request) = store::set_transfer_in_match(conn, id, case_id, child.as_ref()).await?

@@ -496,7 +496,14 @@ impl Registry {
                 Some(nol_pii::Sex::Female) => Sex::Female,
                 None => Sex::Unspecified,
             } as i32,
-            birth_date: row.birth_date.map(|date| date.format("%Y-%m-%d").to_string()).unwrap_or_default(),
+            // The date only in the full view: with the mask's last four characters it would
+            // rebuild the number. Every view has the year.
+            birth_date: row
+                .birth_date
+                .filter(|_| full)
+                .map(|date| date.format("%Y-%m-%d").to_string())
+                .unwrap_or_default(),
+            birth_year: row.birth_date.map(|date| chrono::Datelike::year(&date)).unwrap_or_default(),
             enrollment_region_code: row.enrollment_region.to_string(),
             hukou_region_code: row.hukou_region.to_string(),
             residence_region_code: row.residence_region.to_string(),
