@@ -360,7 +360,7 @@ async fn the_semester_check_lists_monitored_children_and_a_confirmed_absence_is_
         .unwrap_err();
     assert_eq!(overlapping.code(), Code::AlreadyExists, "a city check would count 玄武区's children twice");
 
-    let school = test.clients("320000", "320102", Role::School);
+    let school = test.school_clients("320000", "320102", "3201020001");
     let items = school
         .supervision
         .clone()

@@ -183,7 +183,7 @@ async fn cross_check_suspects_enter_the_ledger_once_and_leave_it_with_an_outcome
 
     // Confirmed: a case opens in the same step, pointing back at the item.
     let refused = test
-        .clients("320000", "320102", Role::School)
+        .school_clients("320000", "320102", "3201020001")
         .suspects
         .clone()
         .confirm_suspect(confirm(&first_child))
@@ -330,8 +330,8 @@ async fn schools_and_case_workers_report_suspects_and_each_proof_closes_one() {
     };
     let test = TestStack::start_with(options).await;
     let xuanwu = test.clients("320000", "320102", Role::Caseworker);
-    let school = test.clients("320000", "320102", Role::School);
-    let other_school = test.clients("320000", "320104", Role::School);
+    let school = test.school_clients("320000", "320102", "3201020001");
+    let other_school = test.school_clients("320000", "320104", "3201040001");
     let mut pupils = Vec::new();
     for (name, sequence) in [("赵一", 301u16), ("赵二", 303)] {
         let pupil = xuanwu
