@@ -521,7 +521,10 @@ async fn schools_and_case_workers_report_suspects_and_each_proof_closes_one() {
     assert_eq!(closed.len(), 5);
     assert!(closed.iter().all(|item| item.resolved_by == "caseworker@320102" && item.proof.is_some()));
     assert_eq!(list_all(&xuanwu, SuspectState::Pending, SuspectOrigin::Unspecified).await.len(), 1);
-    assert_eq!(list_all(&school, SuspectState::Confirmed, SuspectOrigin::SchoolReport).await.len(), 1);
+    assert_eq!(list_all(&xuanwu, SuspectState::Confirmed, SuspectOrigin::SchoolReport).await.len(), 1);
+    // The ledger holds other schools' pupils and unregistered children: not a school's to list.
+    let listed = school.suspects.clone().list_suspects(ListSuspectsRequest::default()).await.unwrap_err();
+    assert_eq!(listed.code(), Code::PermissionDenied);
 
     // Every change went out as an event, in the transaction of the change.
     assert_eq!(events(&test, "suspect_recorded").await, 7);
