@@ -4,6 +4,7 @@
 //! nol up [--demo] [--province CODE]…   the provinces on this machine (the README's first command;
 //!                                       default 江苏 320000 and 安徽 340000)
 //! nol token --region 320102 --role caseworker
+//! nol token --region 320102 --role school --school 3201020001
 //! nol revoke TOKEN                     a token refused from now on, in every province
 //! nol keys --province 320000 --province 340000   a deployment's keys
 //! nol import pupils|schools|hukou|poverty FILE   a bureau's file into the registry
@@ -60,6 +61,9 @@ enum Command {
         /// caseworker, school, supervisor, approver, operator or system.
         #[arg(long, default_value = "caseworker")]
         role: String,
+        /// The school's code, for role school (a school sees and changes its own pupils only).
+        #[arg(long)]
+        school: Option<String>,
         /// Who the caller is (shown in audit logs and case histories).
         #[arg(long)]
         subject: Option<String>,
@@ -137,12 +141,23 @@ fn main() -> anyhow::Result<()> {
             let provinces = up::provinces(&provinces, demo)?;
             runtime.block_on(up::run(&data, demo, &provinces))
         }
-        Command::Token { region, role, subject, hours, data } => {
+        Command::Token { region, role, school, subject, hours, data } => {
             let region = RegionCode::parse(&region)?;
             let role: Role = role.parse().map_err(anyhow::Error::msg)?;
             let keys = nol_stack::StackKeys::load(&data.join("keys"))?;
-            let subject = subject.unwrap_or_else(|| format!("{role}@{region}"));
-            println!("{}", keys.token(&subject, region, role, Duration::from_secs(hours * 3600))?);
+            let lifetime = Duration::from_secs(hours * 3600);
+            let token = match (role, school) {
+                (Role::School, Some(school)) => {
+                    let subject = subject.unwrap_or_else(|| format!("{role}@{school}"));
+                    keys.school_token(&subject, region, &school, lifetime)?
+                }
+                (Role::School, None) => anyhow::bail!("a school's token names its school: --school CODE"),
+                (_, Some(_)) => anyhow::bail!("--school is for role school only"),
+                (_, None) => {
+                    keys.token(&subject.unwrap_or_else(|| format!("{role}@{region}")), region, role, lifetime)?
+                }
+            };
+            println!("{token}");
             Ok(())
         }
         Command::Revoke { token, data } => {

@@ -84,7 +84,7 @@ async fn another_province_helps_its_attempts_count_in_the_owners_case_file_and_t
     let (clock, test) = start().await;
     let xuanwu = test.clients("320000", "320102", Role::Caseworker);
     let qinhuai = test.clients("320000", "320104", Role::Caseworker);
-    let school = test.clients("320000", "320102", Role::School);
+    let school = test.school_clients("320000", "320102", "3201020001");
     let linquan = test.clients("340000", "341221", Role::Caseworker);
     let case = Child::Xiaosi.open_case(&xuanwu).await;
     let needs = [AssistanceNeed::FindChild, AssistanceNeed::VisitFamily];

@@ -545,7 +545,7 @@ async fn deferral_r6_needs_its_conditions_and_the_countys_approver_and_follow_up
     refused(
         cases.clone().approve_deferral(approve()).await,
         Code::PermissionDenied,
-        "may not decide deferral requests",
+        "may not call /nol.v1.CaseService/ApproveDeferral",
     );
     refused(
         city_approver.clone().approve_deferral(approve()).await,

@@ -360,7 +360,7 @@ async fn the_semester_check_lists_monitored_children_and_a_confirmed_absence_is_
         .unwrap_err();
     assert_eq!(overlapping.code(), Code::AlreadyExists, "a city check would count 玄武区's children twice");
 
-    let school = test.clients("320000", "320102", Role::School);
+    let school = test.school_clients("320000", "320102", "3201020001");
     let items = school
         .supervision
         .clone()
@@ -374,6 +374,17 @@ async fn the_semester_check_lists_monitored_children_and_a_confirmed_absence_is_
         .into_inner()
         .items;
     assert_eq!(items.len(), 3);
+    let other_school = school
+        .supervision
+        .clone()
+        .list_semester_check_items(ListSemesterCheckItemsRequest {
+            check_id: check.check_id.clone(),
+            school_code: "3201040001".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(other_school.code(), Code::PermissionDenied, "a school lists its own pupils' items only");
     assert!(items.iter().all(|item| item.state == CheckItemState::Pending as i32));
     assert!(!items.iter().any(|item| item.case_id == still_open));
     assert!(items.iter().all(|item| item.school_name == "南京市玄武区示范小学"));

@@ -183,7 +183,7 @@ async fn cross_check_suspects_enter_the_ledger_once_and_leave_it_with_an_outcome
 
     // Confirmed: a case opens in the same step, pointing back at the item.
     let refused = test
-        .clients("320000", "320102", Role::School)
+        .school_clients("320000", "320102", "3201020001")
         .suspects
         .clone()
         .confirm_suspect(confirm(&first_child))
@@ -330,8 +330,8 @@ async fn schools_and_case_workers_report_suspects_and_each_proof_closes_one() {
     };
     let test = TestStack::start_with(options).await;
     let xuanwu = test.clients("320000", "320102", Role::Caseworker);
-    let school = test.clients("320000", "320102", Role::School);
-    let other_school = test.clients("320000", "320104", Role::School);
+    let school = test.school_clients("320000", "320102", "3201020001");
+    let other_school = test.school_clients("320000", "320104", "3201040001");
     let mut pupils = Vec::new();
     for (name, sequence) in [("赵一", 301u16), ("赵二", 303)] {
         let pupil = xuanwu
@@ -521,7 +521,10 @@ async fn schools_and_case_workers_report_suspects_and_each_proof_closes_one() {
     assert_eq!(closed.len(), 5);
     assert!(closed.iter().all(|item| item.resolved_by == "caseworker@320102" && item.proof.is_some()));
     assert_eq!(list_all(&xuanwu, SuspectState::Pending, SuspectOrigin::Unspecified).await.len(), 1);
-    assert_eq!(list_all(&school, SuspectState::Confirmed, SuspectOrigin::SchoolReport).await.len(), 1);
+    assert_eq!(list_all(&xuanwu, SuspectState::Confirmed, SuspectOrigin::SchoolReport).await.len(), 1);
+    // The ledger holds other schools' pupils and unregistered children: not a school's to list.
+    let listed = school.suspects.clone().list_suspects(ListSuspectsRequest::default()).await.unwrap_err();
+    assert_eq!(listed.code(), Code::PermissionDenied);
 
     // Every change went out as an event, in the transaction of the change.
     assert_eq!(events(&test, "suspect_recorded").await, 7);

@@ -111,6 +111,20 @@ impl TestStack {
             .expect("token")
     }
 
+    /// Clients of `province`'s services for a school of `region`: role school, the token naming
+    /// `school_code` (a school sees and changes its own pupils only).
+    pub fn school_clients(&self, province: &str, region: &str, school_code: &str) -> Clients {
+        Clients::for_province(self.stack().province(province), &self.school_token(region, school_code))
+            .expect("clients")
+    }
+
+    pub fn school_token(&self, region: &str, school_code: &str) -> String {
+        self.stack()
+            .keys
+            .school_token(&format!("school@{school_code}"), code(region), school_code, Duration::from_secs(600))
+            .expect("token")
+    }
+
     /// A connection to `province`'s database, in `schema`.
     pub async fn database(&self, province: &str, schema: &str) -> sqlx::PgPool {
         let url = &self.stack().province(province).database_url;

@@ -8,7 +8,12 @@
 //! id (`jti`) that a revocation list can name, lives at most `NOL_TOKEN_MAX_LIFETIME_SECS` from its
 //! issue, and names its signing key (`kid`, from the public key): a deployment may trust several
 //! keys at once, so the identity provider rotates its key without a gap.
+//!
+//! Which role may make which call is one table, [`policy::TABLE`]. A school's token also names its
+//! school (`school`, the school code): a school sees and changes its own pupils only.
 #![forbid(unsafe_code)]
+
+pub mod policy;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -88,6 +93,10 @@ struct Claims {
     iat: u64,
     exp: u64,
     jti: String,
+    /// The school code of a school's token. Older school tokens lack it: they are refused for
+    /// calls about pupils.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    school: Option<String>,
 }
 
 /// The authenticated caller of one request.
@@ -96,6 +105,8 @@ pub struct Caller {
     pub subject: String,
     pub region: RegionCode,
     pub role: Role,
+    /// The school a school's token names (role school only).
+    pub school: Option<String>,
     bearer: Arc<str>,
 }
 
@@ -105,6 +116,7 @@ impl fmt::Debug for Caller {
             .field("subject", &self.subject)
             .field("region", &self.region)
             .field("role", &self.role)
+            .field("school", &self.school)
             .finish_non_exhaustive()
     }
 }
@@ -118,6 +130,18 @@ pub enum Denied {
     OtherProvince { own: RegionCode, deployment: RegionCode },
     #[error("the {role} role may not {}", .action.en())]
     Role { role: Role, action: Action },
+    /// The RPC × role table ([`policy::TABLE`]) does not allow this role this call.
+    #[error("the {role} role may not call {method}")]
+    Call { role: Role, method: String },
+    /// A call the table does not name: no one may make it.
+    #[error("{method} is not in the access table")]
+    NotListed { method: String },
+    /// A school token that names no school, for a call about pupils.
+    #[error("this school token names no school")]
+    NoSchool,
+    /// A school reaching for another school's pupil or list.
+    #[error("school {requested} is not your school {own}")]
+    OtherSchool { own: String, requested: String },
     /// Another service of the province refused the caller (its message passes through), or a
     /// rule of this service that turns this caller away (e.g. only the owning county's approver
     /// decides a deferral).
@@ -140,6 +164,14 @@ impl Denied {
             }
             .into(),
             Denied::Role { role, action } => Common::RoleMayNot { role: role.to_string(), action: *action }.into(),
+            Denied::Call { role, method } => {
+                Common::RoleMayNotCall { role: role.to_string(), method: method.clone() }.into()
+            }
+            Denied::NotListed { method } => Common::CallNotListed { method: method.clone() }.into(),
+            Denied::NoSchool => Common::SchoolClaimMissing.into(),
+            Denied::OtherSchool { own, requested } => {
+                Common::OtherSchool { own: own.clone(), requested: requested.clone() }.into()
+            }
             Denied::Refused(message) => message.clone(),
         }
     }
@@ -178,6 +210,27 @@ impl Caller {
         if allowed.contains(&self.role) { Ok(()) } else { Err(Denied::Role { role: self.role, action }) }
     }
 
+    /// The school a school caller is limited to: `None` for the other roles (their region limits
+    /// them), the token's school for a school, and a refusal for a school token naming none.
+    pub fn own_school(&self) -> Result<Option<&str>, Denied> {
+        match (self.role, self.school.as_deref()) {
+            (Role::School, Some(school)) => Ok(Some(school)),
+            (Role::School, None) => Err(Denied::NoSchool),
+            _ => Ok(None),
+        }
+    }
+
+    /// Refuses a school caller reaching for a pupil, item or list of another school; the other
+    /// roles pass (their region is checked apart).
+    pub fn require_school(&self, school_code: &str) -> Result<(), Denied> {
+        match self.own_school()? {
+            Some(own) if own != school_code.trim() => {
+                Err(Denied::OtherSchool { own: own.to_owned(), requested: school_code.trim().to_owned() })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The caller's own token, to forward when this service calls another in the province on the
     /// caller's behalf (the callee checks scope again).
     pub fn authorization_header(&self) -> MetadataValue<tonic::metadata::Ascii> {
@@ -189,11 +242,22 @@ impl Caller {
     /// A caller of `role` in `region` that carries no token, for tests of the rules (it cannot
     /// call another service on anyone's behalf).
     pub fn for_tests(region: RegionCode, role: Role) -> Caller {
-        Caller { subject: format!("test:{}", role.as_str()), region, role, bearer: Arc::from("") }
+        Caller { subject: format!("test:{}", role.as_str()), region, role, school: None, bearer: Arc::from("") }
+    }
+
+    /// A school caller of `school` in `region`, for tests of the rules.
+    pub fn for_tests_school(region: RegionCode, school: &str) -> Caller {
+        Caller { school: Some(school.to_owned()), ..Caller::for_tests(region, Role::School) }
     }
 
     pub fn system(province: RegionCode) -> Caller {
-        Caller { subject: "system".to_owned(), region: province, role: Role::System, bearer: Arc::from("") }
+        Caller {
+            subject: "system".to_owned(),
+            region: province,
+            role: Role::System,
+            school: None,
+            bearer: Arc::from(""),
+        }
     }
 }
 
@@ -271,6 +335,29 @@ impl TokenIssuer {
         role: Role,
         lifetime: Duration,
     ) -> Result<String, TokenError> {
+        self.issue_claims(subject, region, role, None, lifetime)
+    }
+
+    /// A school's token: role school, naming its school code (a school sees its own pupils only).
+    pub fn issue_for_school(
+        &self,
+        subject: &str,
+        region: RegionCode,
+        school_code: &str,
+        lifetime: Duration,
+    ) -> Result<String, TokenError> {
+        check_school_code(school_code)?;
+        self.issue_claims(subject, region, Role::School, Some(school_code.to_owned()), lifetime)
+    }
+
+    fn issue_claims(
+        &self,
+        subject: &str,
+        region: RegionCode,
+        role: Role,
+        school: Option<String>,
+        lifetime: Duration,
+    ) -> Result<String, TokenError> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
         let mut id = [0u8; 16];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut id);
@@ -283,6 +370,7 @@ impl TokenIssuer {
             iat: now,
             exp: now + lifetime.as_secs(),
             jti: id.iter().map(|byte| format!("{byte:02x}")).collect(),
+            school,
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.key_id.clone());
@@ -392,41 +480,42 @@ impl TokenVerifier {
         }
         let region = RegionCode::parse(&claims.region).map_err(|e| TokenError::BadClaims(e.to_string()))?;
         let role = claims.role.parse::<Role>().map_err(TokenError::BadClaims)?;
-        Ok((Caller { subject: claims.sub, region, role, bearer: Arc::from(token) }, claims.exp))
+        let school = match (role, claims.school) {
+            (Role::School, Some(school)) => {
+                check_school_code(&school)?;
+                Some(school)
+            }
+            (_, Some(_)) => return Err(TokenError::BadClaims(format!("a {role} token names a school"))),
+            (_, None) => None,
+        };
+        Ok((Caller { subject: claims.sub, region, role, school, bearer: Arc::from(token) }, claims.exp))
     }
 
     /// Reads and verifies the `authorization` metadata of a request.
     pub fn verify_metadata(&self, metadata: &tonic::metadata::MetadataMap) -> Result<Caller, TokenError> {
         let value = metadata.get("authorization").ok_or(TokenError::Missing)?;
-        let text = value.to_str().map_err(|_| TokenError::Malformed)?;
+        self.verify_authorization(value.to_str().map_err(|_| TokenError::Malformed)?)
+    }
+
+    /// Verifies the value of an `authorization` header: `Bearer <token>`.
+    pub fn verify_authorization(&self, value: &str) -> Result<Caller, TokenError> {
         let token =
-            text.strip_prefix("Bearer ").or_else(|| text.strip_prefix("bearer ")).ok_or(TokenError::Malformed)?;
+            value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")).ok_or(TokenError::Malformed)?;
         self.verify(token.trim())
     }
 }
 
-/// A tonic interceptor that authenticates every request and leaves the [`Caller`] in its
-/// extensions; handlers read it with [`caller`].
-#[derive(Clone)]
-pub struct Authenticate {
-    verifier: TokenVerifier,
-}
-
-impl Authenticate {
-    pub fn new(verifier: TokenVerifier) -> Authenticate {
-        Authenticate { verifier }
+/// A school code as the registry keeps them: 1 to 20 letters and digits.
+fn check_school_code(school_code: &str) -> Result<(), TokenError> {
+    if (1..=20).contains(&school_code.len()) && school_code.bytes().all(|byte| byte.is_ascii_alphanumeric()) {
+        Ok(())
+    } else {
+        Err(TokenError::BadClaims(format!("{school_code:?} is not a school code")))
     }
 }
 
-impl tonic::service::Interceptor for Authenticate {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        let caller = self.verifier.verify_metadata(request.metadata()).map_err(|error| unauthenticated(&error))?;
-        request.extensions_mut().insert(caller);
-        Ok(request)
-    }
-}
-
-/// The caller of an authenticated request.
+/// The caller of an authenticated request, left in its extensions by the access layer every
+/// service's server runs (`nol_runtime::access`).
 pub fn caller<T>(request: &tonic::Request<T>) -> Result<Caller, tonic::Status> {
     request.extensions().get::<Caller>().cloned().ok_or_else(|| unauthenticated(&TokenError::Missing))
 }
@@ -523,6 +612,27 @@ mod tests {
         verifier.trust(&[next_public.as_bytes()]).unwrap();
         assert!(verifier.verify(&by_next).is_ok());
         assert!(matches!(verifier.verify(&other), Err(TokenError::Invalid)), "the old key is no longer trusted");
+    }
+
+    #[test]
+    fn a_school_token_names_its_school_and_reaches_its_own_pupils_only() {
+        let (issuer, verifier) = keys();
+        let xuanwu = RegionCode::parse("320102").unwrap();
+        let hour = Duration::from_secs(3600);
+        let token = issuer.issue_for_school("school", xuanwu, "3201020001", hour).unwrap();
+        let school = verifier.verify(&token).unwrap();
+        assert_eq!((school.role, school.school.as_deref()), (Role::School, Some("3201020001")));
+        assert!(school.require_school("3201020001").is_ok());
+        assert!(matches!(school.require_school("3201020002"), Err(Denied::OtherSchool { .. })));
+        // A school token of before the claim: refused for anything about pupils.
+        let unnamed = verifier.verify(&issuer.issue("school", xuanwu, Role::School, hour).unwrap()).unwrap();
+        assert!(matches!(unnamed.require_school("3201020001"), Err(Denied::NoSchool)));
+        assert!(matches!(unnamed.own_school(), Err(Denied::NoSchool)));
+        // The other roles are limited by region, not school.
+        let caseworker = verifier.verify(&issuer.issue("c", xuanwu, Role::Caseworker, hour).unwrap()).unwrap();
+        assert_eq!(caseworker.own_school().unwrap(), None);
+        assert!(caseworker.require_school("3201020002").is_ok());
+        assert!(issuer.issue_for_school("school", xuanwu, "../3201", hour).is_err());
     }
 
     #[test]

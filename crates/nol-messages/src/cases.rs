@@ -18,6 +18,10 @@ fn deferral_word(kind: &str) -> (&'static str, &'static str) {
 
 catalogue! {
     pub enum Case {
+        /// A school logging a home-teaching visit on a case whose child has no student record.
+        NotYourPupil =>
+            "this case's child has no student record; a school logs visits to its own pupils only",
+            "此案件的学生没有学籍，学校只能为本校学生登记送教上门";
         // R11: the hand-off as the case sees it.
         HandoffNotOpen { status: &'static str } =>
             "R11: the case is {status}; only an open case can be handed over",

@@ -1,7 +1,7 @@
 //! Messages every service shares: field checks, identifiers, paging, region codes, resident ID
 //! numbers, identity and scope, availability.
 
-use crate::vocab::{Action, role_zh};
+use crate::vocab::{Action, call_zh, role_zh};
 use crate::{Count, catalogue};
 
 catalogue! {
@@ -58,6 +58,22 @@ catalogue! {
         RoleMayNot { role: String, action: Action } =>
             { format!("the {role} role may not {}", action.en()) },
             { format!("{}角色无权{}", role_zh(role), action.zh()) };
+        /// Refused by the RPC × role table (`nol_auth::policy`).
+        RoleMayNotCall { role: String, method: String } =>
+            { format!("the {role} role may not call {method}") },
+            { format!("{}角色无权调用{}", role_zh(role), call_zh(method)) };
+        /// A method the RPC × role table does not name: refused to everyone.
+        CallNotListed { method: String } =>
+            "{method} is not in the access table: no role may call it",
+            "{method} 不在访问控制表中，任何角色都不能调用";
+        /// A school token from before tokens carried the school.
+        SchoolClaimMissing =>
+            "this school token names no school (claim 'school'); ask for a token with your school's code",
+            "学校令牌未注明学校代码（school），请重新申领带有本校代码的令牌";
+        /// A school reaching for a pupil, or a school, not its own.
+        OtherSchool { own: String, requested: String } =>
+            "school {requested} is not your school {own}: a school sees and changes its own pupils only",
+            "学校 {requested} 不是本校（{own}）：学校只能查看和变更本校学生";
         TokenMissing =>
             "missing authorization: send 'authorization: Bearer <token>'", "缺少身份凭证：请发送 authorization: Bearer <令牌>";
         TokenMalformed => "the authorization header is not 'Bearer <token>'", "authorization 请求头格式应为 Bearer <令牌>";

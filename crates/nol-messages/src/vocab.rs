@@ -58,6 +58,29 @@ pub fn role_zh(role: &str) -> &'static str {
     }
 }
 
+/// A service's name in Chinese, from its full gRPC name (`nol.v1.CaseService` → 案件服务).
+pub fn service_zh(service: &str) -> &'static str {
+    match service.rsplit('.').next().unwrap_or_default() {
+        "AdminService" => "运维服务",
+        "RegistryService" => "学籍服务",
+        "CaseService" => "案件服务",
+        "CaseHandoffService" => "案件移交服务",
+        "SuspectService" => "疑似辍学服务",
+        "SupervisionService" => "督办服务",
+        "TransferService" => "移交服务",
+        "AssistanceService" => "协查服务",
+        "ReportingService" => "统计报告服务",
+        _ => "未知服务",
+    }
+}
+
+/// A call in Chinese, from its gRPC path (`/nol.v1.CaseService/ListCases` →
+/// 案件服务的 ListCases（/nol.v1.CaseService/ListCases）).
+pub fn call_zh(method: &str) -> String {
+    let (service, rpc) = method.trim_start_matches('/').split_once('/').unwrap_or(("", method));
+    format!("{}的 {rpc}（{method}）", service_zh(service))
+}
+
 /// A case status's name in Chinese, from its stored name (`open` → 劝返中).
 pub fn case_status_zh(status: &str) -> &'static str {
     match status {

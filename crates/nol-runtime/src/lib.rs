@@ -1,6 +1,7 @@
 //! What every Not One Less service runs on.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod admin;
 pub mod audit;
 pub mod clock;

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_nats::jetstream;
-use nol_auth::Authenticate;
 use nol_backbone::consumer::{Consumer, ConsumerSpec, EventHandler};
 use nol_backbone::exchange::Exchange;
 use nol_backbone::outbox::RelayWake;
@@ -171,13 +170,10 @@ impl Platform {
         crate::upstream::channel(urls, &self.tls.client(), Duration::from_secs(3), timeout)
     }
 
-    /// The interceptor that authenticates callers of this deployment.
-    pub fn authenticate(&self) -> Authenticate {
-        Authenticate::new(self.keys.verifier.0.clone())
-    }
-
     /// Binds the gRPC and metrics ports and serves `routes` with the admin service, health and
-    /// reflection until shutdown, then waits for the relay and consumers to stop.
+    /// reflection until shutdown, then waits for the relay and consumers to stop. Every call but
+    /// health and reflection passes the token check and the RPC × role table first
+    /// ([`crate::access`]): services add their servers to `routes` as they are.
     pub async fn serve(self, routes: Routes, service_names: &[&str]) -> anyhow::Result<RunningService> {
         let bound =
             server::bind(self.config.grpc_addr).await.with_context(|| format!("binding {}", self.config.grpc_addr))?;
@@ -195,7 +191,8 @@ impl Platform {
             consumer: self.consumer.clone(),
             gauges: self.gauges.clone(),
         };
-        let admin = AdminServiceServer::with_interceptor(Admin::new(observer.clone()), self.authenticate());
+        let admin = AdminServiceServer::new(Admin::new(observer.clone()));
+        let access = crate::access::AccessLayer::new(self.keys.verifier.0.clone());
         let routes = routes.add_service(admin);
         let mut service_names = service_names.to_vec();
         service_names.push("nol.v1.AdminService");
@@ -217,7 +214,7 @@ impl Platform {
         let tls = self.tls.grpc_server();
         let handle = tokio::spawn(async move {
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
-            let served = server::serve(bound, tls, routes, &names, health_service, shutdown.clone()).await;
+            let served = server::serve(bound, tls, routes, access, &names, health_service, shutdown.clone()).await;
             shutdown.cancel();
             while tasks.join_next().await.is_some() {}
             pool.close().await;

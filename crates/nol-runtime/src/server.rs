@@ -1,6 +1,6 @@
-//! The gRPC server every service runs: its own services behind the token check, plus
-//! `grpc.health.v1` and `grpc.reflection.v1` without one, a span per call joined to the caller's
-//! trace, and graceful shutdown.
+//! The gRPC server every service runs: its own services behind the token check and the RPC × role
+//! table ([`crate::access`]), plus `grpc.health.v1` and `grpc.reflection.v1` without a token, a span
+//! per call joined to the caller's trace, and graceful shutdown.
 
 use std::net::SocketAddr;
 
@@ -31,13 +31,14 @@ pub fn health()
     tonic_health::server::health_reporter()
 }
 
-/// Serves `routes` (the business services named `service_names`, already wrapped in the token
-/// check) with health and reflection over TLS until `shutdown`; in-flight calls finish first. Reflection
-/// lists only the services this process serves.
+/// Serves `routes` (the business services named `service_names`) behind `access` with health and
+/// reflection over TLS until `shutdown`; in-flight calls finish first. Reflection lists only the
+/// services this process serves.
 pub async fn serve(
     bound: Bound,
     tls: tonic::transport::ServerTlsConfig,
     routes: Routes,
+    access: crate::access::AccessLayer,
     service_names: &[&str],
     health_service: tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
     shutdown: CancellationToken,
@@ -80,6 +81,7 @@ pub async fn serve(
     tonic::transport::Server::builder()
         .tls_config(tls)?
         .layer(trace)
+        .layer(access)
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await?;

@@ -201,4 +201,15 @@ impl StackKeys {
     pub fn token(&self, subject: &str, region: RegionCode, role: Role, lifetime: Duration) -> anyhow::Result<String> {
         self.issuer.issue(subject, region, role, lifetime).map_err(|error| anyhow::anyhow!("{error}"))
     }
+
+    /// A school's token: role school in `region`, naming `school_code`.
+    pub fn school_token(
+        &self,
+        subject: &str,
+        region: RegionCode,
+        school_code: &str,
+        lifetime: Duration,
+    ) -> anyhow::Result<String> {
+        self.issuer.issue_for_school(subject, region, school_code, lifetime).map_err(|error| anyhow::anyhow!("{error}"))
+    }
 }

@@ -47,21 +47,14 @@ pub async fn start(config: ServiceConfig, shutdown: CancellationToken) -> anyhow
     let suspects = suspects::service::SuspectService::new(&platform, registry);
     let supervision = supervision::service::SupervisionService::new(&platform);
     supervision::sweeper::spawn(supervision.clone(), platform.config.supervision_sweep, platform.shutdown.clone());
-    let handoffs =
-        CaseHandoffServiceServer::with_interceptor(case::grpc::CaseHandoffGrpc(cases.clone()), platform.authenticate());
+    let handoffs = CaseHandoffServiceServer::new(case::grpc::CaseHandoffGrpc(cases.clone()));
     // Evidence files of up to 10 MiB arrive in one AddEvidence request.
     let cases = CaseServiceServer::new(case::grpc::CaseGrpc(cases))
         .max_decoding_message_size(case::service::MAX_EVIDENCE_FILE + (1 << 20));
-    let routes = Routes::new(tonic::service::interceptor::InterceptedService::new(cases, platform.authenticate()))
+    let routes = Routes::new(cases)
         .add_service(handoffs)
-        .add_service(SuspectServiceServer::with_interceptor(
-            suspects::grpc::SuspectGrpc(suspects),
-            platform.authenticate(),
-        ))
-        .add_service(SupervisionServiceServer::with_interceptor(
-            supervision::grpc::SupervisionGrpc(supervision),
-            platform.authenticate(),
-        ));
+        .add_service(SuspectServiceServer::new(suspects::grpc::SuspectGrpc(suspects)))
+        .add_service(SupervisionServiceServer::new(supervision::grpc::SupervisionGrpc(supervision)));
     platform
         .serve(
             routes,

@@ -24,6 +24,6 @@ const AGENCY_ID_CONTEXT: &str = "registry.agency.resident_id";
 pub async fn start(config: ServiceConfig, shutdown: CancellationToken) -> anyhow::Result<RunningService> {
     let platform = Platform::start(config, sqlx::migrate!("./migrations"), shutdown).await?;
     let service = grpc::Registry::new(&platform);
-    let server = RegistryServiceServer::with_interceptor(service, platform.authenticate());
+    let server = RegistryServiceServer::new(service);
     platform.serve(Routes::new(server), &["nol.v1.RegistryService"]).await
 }

@@ -56,7 +56,7 @@ pub async fn start(config: ServiceConfig, shutdown: CancellationToken) -> anyhow
         (addr, reports, live, platform.keys.verifier.0.clone(), platform.pool.clone(), platform.clock.clone())
     });
     let (config, shutdown, tls) = (platform.config.clone(), platform.shutdown.clone(), platform.tls.clone());
-    let routes = Routes::new(ReportingServiceServer::with_interceptor(service, platform.authenticate()));
+    let routes = Routes::new(ReportingServiceServer::new(service));
     let mut running = platform.serve(routes, &["nol.v1.ReportingService"]).await?;
     if let Some((addr, reports, live, verifier, pool, clock)) = web {
         let upstream = web::Upstream::connect(

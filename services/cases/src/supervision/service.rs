@@ -475,7 +475,17 @@ impl SupervisionService {
             .map_err(|_| ServiceError::invalid("state", Says::UnknownCheckItemState))?;
         let size = paging::page_size(request.page_size)?;
         let after = decode_school_token(&request.page_token)?;
-        let school = Some(request.school_code.trim()).filter(|code| !code.is_empty());
+        let requested = Some(request.school_code.trim()).filter(|code| !code.is_empty());
+        // A school lists its own pupils' items only.
+        let school = match (caller.own_school()?, requested) {
+            (Some(own), Some(requested)) if requested != own => {
+                return Err(
+                    nol_auth::Denied::OtherSchool { own: own.to_owned(), requested: requested.to_owned() }.into()
+                );
+            }
+            (Some(own), _) => Some(own),
+            (None, requested) => requested,
+        };
         let prefix = Self::scope_prefix(caller, &check);
         let mut items = store::list_check_items(&self.pool, check.id, &prefix, school, state, after, size + 1).await?;
         let next_page_token = if items.len() as i64 > size {
@@ -502,6 +512,7 @@ impl SupervisionService {
         if !caller.sees(&item.region) {
             return Err(no_check_item(id));
         }
+        caller.require_school(&item.school_code)?;
         let next = domain::mark(item.state, request.present)?;
         store::set_check_item_state(&mut tx, id, next, &caller.subject, None).await?;
         marked_event(&mut tx, &self.scheme, &item, next, &caller.subject).await?;

@@ -112,6 +112,7 @@ impl Registry {
             .ok_or_else(|| ServiceError::invalid("pupil.school_code", Message::NotARegisteredSchool))?;
         let enrollment = school.region;
         caller.require_scope(&enrollment)?;
+        caller.require_school(&school.code)?;
         let residence = valid.residence_region.unwrap_or(enrollment);
         let (cipher, index, masked, provisional_key) = match &valid.identity {
             Identity::Resident(id) => (
@@ -184,7 +185,7 @@ impl Registry {
         match pupils::find_by_index(&self.pool, index).await {
             Ok(Some(existing)) => {
                 let region = existing.enrollment_region;
-                if caller.sees(&region) {
+                if caller.sees(&region) && caller.require_school(&existing.school_code).is_ok() {
                     ServiceError::already_exists(Message::ResidentIdRegisteredAt {
                         pupil: existing.id.to_string(),
                         school_name: existing.school_name,
@@ -203,13 +204,14 @@ impl Registry {
         }
     }
 
-    /// Reads a pupil the caller may see.
+    /// Reads a pupil the caller may see: in its region, and a school's own pupil.
     async fn pupil_in_scope(&self, caller: &Caller, field: &str, text: &str) -> Result<PupilRecord, ServiceError> {
         let id = parse_uuid(field, text)?;
         let pupil = pupils::get(&self.pool, id)
             .await?
             .ok_or_else(|| ServiceError::not_found(Message::PupilUnknown { id: id.to_string() }))?;
         caller.require_scope(&pupil.enrollment_region)?;
+        caller.require_school(&pupil.school_code)?;
         Ok(pupil)
     }
 
@@ -250,7 +252,7 @@ impl Registry {
         violations.finish()?;
         let filter = PupilFilter {
             prefix: region.subtree_prefix(),
-            school_code: Some(request.school_code.trim()).filter(|code| !code.is_empty()),
+            school_code: school_filter(caller, &request.school_code)?,
             status,
             migrant: request.migrant,
             registered_poor: request.registered_poor,
@@ -430,7 +432,12 @@ impl Registry {
         request: ListDataQualityIssuesRequest,
     ) -> Result<ListDataQualityIssuesResponse, ServiceError> {
         let region = nol_runtime::region_in_scope(caller, &request.region_code)?;
-        let filter = PupilFilter { prefix: region.subtree_prefix(), provisional_only: true, ..PupilFilter::default() };
+        let filter = PupilFilter {
+            prefix: region.subtree_prefix(),
+            school_code: school_filter(caller, "")?,
+            provisional_only: true,
+            ..PupilFilter::default()
+        };
         let (pupils, next_page_token) =
             self.page_of_pupils(caller, &filter, request.page_size, &request.page_token, "pupil.list").await?;
         Ok(ListDataQualityIssuesResponse { pupils, next_page_token })
@@ -519,6 +526,19 @@ impl Registry {
             poor_household_id: row.poor_household_id.clone().unwrap_or_default(),
             identity_provisional: row.provisional,
         }
+    }
+}
+
+/// The school a list is limited to: the one asked for, and a school caller's own (another school
+/// refused).
+fn school_filter<'a>(caller: &'a Caller, requested: &'a str) -> Result<Option<&'a str>, ServiceError> {
+    let requested = Some(requested.trim()).filter(|code| !code.is_empty());
+    match (caller.own_school()?, requested) {
+        (Some(own), Some(requested)) if requested != own => {
+            Err(nol_auth::Denied::OtherSchool { own: own.to_owned(), requested: requested.to_owned() }.into())
+        }
+        (Some(own), _) => Ok(Some(own)),
+        (None, requested) => Ok(requested),
     }
 }
 

@@ -7,7 +7,7 @@ use nol_messages::{Case as Says, Common};
 use nol_proto::v1::{
     AddEvidenceRequest, AddMeasureRequest, AddOfficerRequest, CompleteMeasureRequest, EvidenceType, GetCaseFileRequest,
     LearningSupport, ListCaseHistoryRequest, ListPersuasionAttemptsRequest, LogHomeTeachingVisitRequest, MeasureKind,
-    OfficerRole, PersuasionDepartment, PersuasionMeans, PersuasionOutcome, PersuasionPlace,
+    OfficerRole, PersuasionDepartment, PersuasionMeans, PersuasionOutcome, PersuasionPlace, PupilView,
     RecordPersuasionAttemptRequest, UpdateCausesRequest,
 };
 use nol_runtime::error::{checked, parse_uuid};
@@ -394,6 +394,13 @@ impl CaseService {
         }
         violations.finish()?;
         let visited_on = checked(visited_on)?;
+        if caller.own_school()?.is_some() {
+            // A school logs visits to its own pupils only: the registry answers whether the
+            // case's child is one (reading it with the school's token).
+            let case = self.readable(caller, id).await?;
+            let pupil_id = case.pupil_id.ok_or(nol_auth::Denied::Refused(Says::NotYourPupil.into()))?;
+            crate::registry::pupil(&self.registry, caller, pupil_id, PupilView::Masked).await?;
+        }
         let mut tx = self.pool.begin().await?;
         let case = self.lock(&mut tx, caller, id).await?;
         check_visit(case.status)?;
