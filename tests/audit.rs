@@ -1,14 +1,23 @@
 //! The audit log as a chain that cannot be rewritten, on real PostgreSQL: `nol audit verify`
 //! passes on a normal run and names the first altered, removed or reordered entry; the triggers
 //! refuse UPDATE, DELETE and TRUNCATE; concurrent writers keep one line; the retention keeps the
-//! chain verifiable; an exported head finds a cut-off tail.
+//! chain verifiable; an exported head finds a cut-off tail. Then, on the real stack: the reads
+//! that were not audited are, and rejected import rows hold no resident ID number in clear and
+//! go after their retention.
+
+mod common;
 
 use std::process::Output;
 
 use chrono::{Duration as Days, Utc};
+use common::{RuleClock, TestStack, eventually, open_case, register_pupil, resident_id};
+use nol_auth::Role;
+use nol_import::{ImportTarget, collect_file, import_file};
+use nol_proto::v1::*;
 use nol_runtime::audit::{self, Entry};
 use nol_stack::postgres;
 use sqlx::PgPool;
+use tonic::Code;
 
 /// A database of its own with the runtime's tables in schema `registry`.
 struct AuditDatabase {
@@ -372,4 +381,205 @@ async fn pruning_keeps_six_months_and_the_chain_verifiable() {
     let report = failed(database.nol(&["verify"]).await);
     assert!(report.contains("the anchor at seq 6 is not the one the latest prune recorded"), "{report}");
     database.finish().await;
+}
+
+/// Returns a case's child to school 3201020001 and puts the case in monitoring.
+async fn into_monitoring(clients: &nol_stack::Clients, case_id: &str) {
+    clients
+        .cases
+        .clone()
+        .return_to_school(ReturnToSchoolRequest {
+            case_id: case_id.into(),
+            returned: Some(ReturnDetails {
+                school_name: "南京市玄武区示范小学".into(),
+                school_code: "3201020001".into(),
+                class_name: "五年级二班".into(),
+                returned_on: String::new(),
+            }),
+        })
+        .await
+        .expect("returned");
+    clients
+        .cases
+        .clone()
+        .start_monitoring(StartMonitoringRequest { case_id: case_id.into() })
+        .await
+        .expect("monitoring");
+}
+
+/// Every valid resident ID number in `text` (any 18 characters that pass the check digit).
+fn valid_ids_in(text: &str) -> Vec<String> {
+    let characters: Vec<char> = text.chars().collect();
+    characters
+        .windows(18)
+        .map(|window| window.iter().collect::<String>())
+        .filter(|candidate| nol_pii::ResidentId::parse(candidate).is_ok())
+        .collect()
+}
+
+async fn audited(pool: &PgPool, schema_table: &str, action: &str, resource: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM {schema_table} WHERE action = $1 AND resource_id = $2"
+    )))
+    .bind(action)
+    .bind(resource)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn children_reads_are_audited_and_rejected_rows_keep_no_id_in_clear() {
+    let clock = RuleClock::at("2027-03-01T09:00:00+08:00");
+    let mut options = clock.options();
+    options.extra_env.insert("NOL_IMPORT_ERRORS_SWEEP_SECS".into(), "0.2".into());
+    let test = TestStack::start_with(options).await;
+    let xuanwu = test.clients("320000", "320102", Role::Caseworker);
+    let registry_db = test.database("320000", "registry").await;
+    let dir = tempfile::tempdir().unwrap();
+
+    // A file with a good row and three rejected ones: a wrong check digit, an unknown school, and
+    // a number typed into the name column.
+    let good = resident_id("320102", 71);
+    let unknown_school = resident_id("320102", 73);
+    let in_the_name = resident_id("320102", 75);
+    let mut wrong_check = resident_id("320102", 77);
+    let last = wrong_check.pop().unwrap();
+    wrong_check.push(if last == '1' { '2' } else { '1' });
+    let mut csv = String::from("姓名,身份证号,户籍地,学校代码,年级\n");
+    csv += &format!("好学生,{good},320102,3201020001,5\n");
+    csv += &format!("错号,{wrong_check},320102,3201020001,5\n");
+    csv += &format!("无校,{unknown_school},320102,9999999999,5\n");
+    csv += &format!("{in_the_name},,320102,3201020001,5\n");
+    let path = dir.path().join("pupils.csv");
+    std::fs::write(&path, &csv).unwrap();
+    let import = |path: std::path::PathBuf| {
+        let clients = xuanwu.clone();
+        async move {
+            import_file(&clients, ImportTarget::Pupils, &path, uuid::Uuid::now_v7(), TextEncoding::Unspecified, |_| {})
+                .await
+                .expect("imported")
+        }
+    };
+    let job = import(path.clone()).await;
+    assert_eq!((job.rows_imported, job.rows_rejected), (1, 3), "{job:?}");
+
+    // What the database keeps of the rejected rows: no number in clear, the ID cell masked.
+    let kept: Vec<Vec<String>> =
+        sqlx::query_scalar("SELECT cells FROM import_row_error WHERE job_id = $1::uuid ORDER BY row_number")
+            .bind(&job.job_id)
+            .fetch_all(&registry_db)
+            .await
+            .unwrap();
+    assert_eq!(kept.len(), 3);
+    let kept_text = kept.iter().flatten().cloned().collect::<Vec<_>>().join("|");
+    assert_eq!(valid_ids_in(&kept_text), Vec::<String>::new(), "{kept_text}");
+    for number in [&wrong_check, &unknown_school, &in_the_name] {
+        assert!(!kept_text.contains(number.as_str()), "{number} kept in clear: {kept_text}");
+    }
+    assert_eq!(kept[0][1], format!("**************{}", &wrong_check[14..]));
+    assert_eq!(kept[1][1], format!("**************{}", &unknown_school[14..]));
+    assert_eq!(kept[2][0], format!("**************{}", &in_the_name[14..]));
+    assert_eq!(kept[1][0], "无校", "the other cells are kept for the bureau to fix the row");
+
+    // The error file the bureau downloads carries the same, and its reading is audited.
+    let errors_file = || {
+        let mut registry = xuanwu.registry.clone();
+        let job_id = job.job_id.clone();
+        async move { registry.download_import_errors(DownloadImportErrorsRequest { job_id }).await }
+    };
+    let stream = errors_file().await.expect("error file").into_inner();
+    let (_, bytes) = collect_file(stream, |part| (part.data, part.file_name)).await.unwrap();
+    let text = String::from_utf8(bytes).unwrap();
+    assert!(text.contains("错误原因") && text.contains("无校"), "{text}");
+    assert_eq!(valid_ids_in(&text), Vec::<String>::new(), "{text}");
+    assert!(!text.contains(wrong_check.as_str()), "{text}");
+    assert_eq!(audited(&registry_db, "audit_log", "import.read_errors", &job.job_id).await, 1);
+
+    // A pupil's status history is audited.
+    let pupil_id = register_pupil(&xuanwu, "林小雨", &resident_id("320102", 79)).await;
+    xuanwu
+        .registry
+        .clone()
+        .list_pupil_status_changes(ListPupilStatusChangesRequest { pupil_id: pupil_id.clone() })
+        .await
+        .expect("history");
+    assert_eq!(audited(&registry_db, "audit_log", "pupil.read_history", &pupil_id).await, 1);
+
+    // A school's attendance mark at the semester-start check is audited.
+    let case_id = open_case(&xuanwu, &pupil_id).await;
+    into_monitoring(&xuanwu, &case_id).await;
+    let check = xuanwu
+        .supervision
+        .clone()
+        .start_semester_check(StartSemesterCheckRequest {
+            region_code: "320102".into(),
+            semester: "2027-spring".into(),
+            deadline: "2027-03-20".into(),
+        })
+        .await
+        .expect("check started")
+        .into_inner()
+        .check
+        .unwrap();
+    let school = test.clients("320000", "320102", Role::School);
+    let items = school
+        .supervision
+        .clone()
+        .list_semester_check_items(ListSemesterCheckItemsRequest { check_id: check.check_id, ..Default::default() })
+        .await
+        .expect("items")
+        .into_inner()
+        .items;
+    let item = items.iter().find(|item| item.case_id == case_id).expect("the child is on the checklist");
+    school
+        .supervision
+        .clone()
+        .mark_semester_attendance(MarkSemesterAttendanceRequest { item_id: item.item_id.clone(), present: true })
+        .await
+        .expect("marked");
+    let cases_db = test.database("320000", "cases").await;
+    assert_eq!(audited(&cases_db, "audit_log", "semester_check.mark", &case_id).await, 1);
+    xuanwu
+        .supervision
+        .clone()
+        .list_supervision_items(ListSupervisionItemsRequest::default())
+        .await
+        .expect("supervision items");
+
+    // A month later the rejected rows are gone (rows rejected since stay), and the error file
+    // says why it is empty.
+    clock.set("2027-04-01T09:00:00+08:00");
+    let later = dir.path().join("later.csv");
+    std::fs::write(&later, format!("姓名,身份证号,户籍地,学校代码,年级\n错号,{wrong_check},320102,3201020001,5\n"))
+        .unwrap();
+    let later_job = import(later).await;
+    assert_eq!(later_job.rows_rejected, 1);
+    let rows_of = |job_id: String| {
+        let pool = registry_db.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM import_row_error WHERE job_id = $1::uuid")
+                .bind(job_id)
+                .fetch_one(&pool)
+                .await
+        }
+    };
+    eventually("the first job's rejected rows swept", || {
+        let rows = rows_of(job.job_id.clone());
+        async move { Ok((rows.await? == 0).then_some(())) }
+    })
+    .await;
+    assert_eq!(rows_of(later_job.job_id.clone()).await.unwrap(), 1);
+    let expired = errors_file().await.unwrap_err();
+    assert_eq!(expired.code(), Code::FailedPrecondition);
+    assert!(expired.message().contains("deleted after 30 days"), "{}", expired.message());
+
+    // The services' own chains verify, all four schemas of the province.
+    let url = test.stack().province("320000").database_url.clone();
+    let report = succeeded(nol_audit(&url, &["verify"], &[]).await);
+    for schema in ["registry", "cases", "transfer", "reporting"] {
+        assert!(report.contains(&format!("{schema}: 审计链完好")), "{report}");
+    }
+    drop((registry_db, cases_db));
+    test.finish().await;
 }
