@@ -10,9 +10,11 @@
 //! nol import pupils|schools|hukou|poverty FILE   a bureau's file into the registry
 //! nol gen --out DIR                     a synthetic province for benchmarks
 //! nol serve registry|cases|transfer|reporting   one service, configured from the environment
+//! nol audit verify|head|prune           the audit chains of a province database
 //! ```
 #![forbid(unsafe_code)]
 
+mod audit;
 mod demo;
 mod demo_slice;
 mod import;
@@ -126,6 +128,10 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         divide_by: usize,
     },
+    /// The audit chains of a province database: verify them, export their heads, prune entries
+    /// past the retention.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Runs one service, configured from the environment (see the README's table).
     Serve {
         #[arg(value_parser = ["registry", "cases", "transfer", "reporting"])]
@@ -196,6 +202,12 @@ fn main() -> anyhow::Result<()> {
             }))
         }
         Command::Gen { out, province, divide_by } => synthetic::run(&out, &province, divide_by),
+        Command::Audit(command) => {
+            if !runtime.block_on(audit::run(command))? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Serve { service } => runtime.block_on(async move {
             use nol_runtime::platform::run_main;
             match service.as_str() {

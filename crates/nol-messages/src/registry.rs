@@ -83,6 +83,9 @@ catalogue! {
         JobKindMismatch { job: String, kind: String, requested: String } =>
             "job {job} imports {kind}, not {requested}", "导入任务 {job} 导入的是 {kind}，不是 {requested}";
         ImportJobUnknown { id: String } => "no import job {id}", "没有编号为 {id} 的导入任务";
+        RejectedRowsExpired { days: u64 } =>
+            "the rejected rows of this job were deleted after {days} days; import the file again to see them",
+            "该任务的错误行已保存满 {days} 天并被删除，请重新导入文件查看";
 
         // Imports: what a job says of itself (ImportJob.message).
         JobUploadBrokeOff =>

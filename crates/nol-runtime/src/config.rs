@@ -77,6 +77,11 @@ pub struct ServiceConfig {
     /// fault suite only (abort after N batches published / committed, before marking / acking).
     /// `NOL_SUPERVISION_SWEEP_SECS`: how often the case service raises and escalates overdue work.
     pub supervision_sweep: Duration,
+    /// `NOL_IMPORT_ERRORS_RETENTION_DAYS`: how long the registry keeps an import's rejected rows
+    /// (their cells masked) for the error file (30 days).
+    pub import_errors_retention: Duration,
+    /// `NOL_IMPORT_ERRORS_SWEEP_SECS`: how often the registry deletes rejected rows past it (3600).
+    pub import_errors_sweep: Duration,
     /// `NOL_CLOCK_FILE`: rule time read from this file (tests and drills); the system clock if unset.
     pub clock_file: Option<PathBuf>,
     pub fault_relay_crash_after: Option<u64>,
@@ -188,6 +193,10 @@ impl ServiceConfig {
             handoff_resend: seconds("NOL_HANDOFF_RESEND_SECS", 30.0)?,
             handoff_deadline: seconds("NOL_HANDOFF_DEADLINE_SECS", 7.0 * 24.0 * 3600.0)?,
             supervision_sweep: seconds("NOL_SUPERVISION_SWEEP_SECS", 3600.0)?,
+            import_errors_retention: Duration::from_secs(
+                count("NOL_IMPORT_ERRORS_RETENTION_DAYS")?.unwrap_or(30).clamp(1, 36_500) * 24 * 3600,
+            ),
+            import_errors_sweep: seconds("NOL_IMPORT_ERRORS_SWEEP_SECS", 3600.0)?,
             clock_file: get("NOL_CLOCK_FILE").map(PathBuf::from),
             fault_relay_crash_after: count("NOL_FAULT_RELAY_CRASH_AFTER")?,
             fault_consumer_crash_after: count("NOL_FAULT_CONSUMER_CRASH_AFTER")?,

@@ -35,6 +35,11 @@ impl ColumnMap {
         self.positions.contains_key(key)
     }
 
+    /// The index of column `key` in a row's cells, when the file has it.
+    pub fn position(&self, key: &str) -> Option<usize> {
+        self.positions.get(key).copied()
+    }
+
     /// The trimmed cell of column `key` in `row` ("" when absent).
     pub fn cell<'row>(&self, row: &'row RawRow, key: &str) -> &'row str {
         self.positions.get(key).and_then(|index| row.cells.get(*index)).map(|cell| cell.trim()).unwrap_or("")

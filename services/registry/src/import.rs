@@ -29,7 +29,7 @@ use uuid::Uuid;
 use crate::domain::columns::{self, *};
 use crate::domain::import_job::{FileRead, JobState, ListKind};
 use crate::domain::pupil::{self, Identity, PupilText, check_name, parse_date, parse_resident_id};
-use crate::domain::school;
+use crate::domain::{rejected_row, school};
 use crate::store::agency::{self, HouseholdRecord, PovertyRecord};
 use crate::store::imports::{self, BatchCounts, JobRecord, RowErrorRecord};
 use crate::store::pupils::{self, ImportedPupil};
@@ -150,6 +150,7 @@ impl Importer {
             importer: self.clone(),
             caller: caller.clone(),
             job: job.id,
+            id_column: columns.position(RESIDENT_ID),
             columns,
             header,
             kind,
@@ -255,6 +256,8 @@ struct JobContext {
     caller: Caller,
     job: Uuid,
     columns: ColumnMap,
+    /// Where the resident ID number is in a row: masked in the rejected rows kept.
+    id_column: Option<usize>,
     header: Vec<String>,
     kind: ListKind,
     today: NaiveDate,
@@ -382,7 +385,10 @@ impl JobContext {
         }
         errors.sort_by_key(|error| error.row_number);
         counts.rejected = errors.len() as i64;
-        imports::insert_errors(&mut tx, self.job, &errors).await?;
+        for error in &mut errors {
+            rejected_row::mask_cells(&mut error.cells, self.id_column);
+        }
+        imports::insert_errors(&mut tx, self.job, &errors, self.importer.clock.now()).await?;
         imports::record_batch(&mut tx, self.job, &counts).await?;
         tx.commit().await?;
         self.importer.wake.notify();
@@ -798,6 +804,30 @@ fn mask_raw(raw: &str) -> String {
     } else {
         "*".repeat(characters.len())
     }
+}
+
+/// Deletes rejected rows older than `NOL_IMPORT_ERRORS_RETENTION_DAYS` (rule time) every
+/// `NOL_IMPORT_ERRORS_SWEEP_SECS`, first at start, until shutdown. Replicas may sweep at once: a
+/// row deleted twice is deleted once.
+pub fn spawn_error_sweep(platform: &mut nol_runtime::Platform) {
+    let (pool, clock, shutdown) = (platform.pool.clone(), platform.clock.clone(), platform.shutdown.clone());
+    let retention =
+        chrono::Duration::from_std(platform.config.import_errors_retention).unwrap_or(chrono::Duration::days(30));
+    let every = platform.config.import_errors_sweep.max(std::time::Duration::from_millis(10));
+    platform.spawn_task(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = ticks.tick() => match imports::sweep_errors(&pool, clock.now() - retention).await {
+                    Ok(0) => {}
+                    Ok(removed) => tracing::info!(removed, "rejected import rows past their retention deleted"),
+                    Err(error) => tracing::warn!(%error, "rejected-rows sweep failed; retrying at the next tick"),
+                },
+            }
+        }
+    });
 }
 
 #[cfg(test)]

@@ -22,7 +22,8 @@ const AGENCY_ID_CONTEXT: &str = "registry.agency.resident_id";
 
 /// Starts the registry of one province and serves it until `shutdown`.
 pub async fn start(config: ServiceConfig, shutdown: CancellationToken) -> anyhow::Result<RunningService> {
-    let platform = Platform::start(config, sqlx::migrate!("./migrations"), shutdown).await?;
+    let mut platform = Platform::start(config, sqlx::migrate!("./migrations"), shutdown).await?;
+    import::spawn_error_sweep(&mut platform);
     let service = grpc::Registry::new(&platform);
     let server = RegistryServiceServer::new(service);
     platform.serve(Routes::new(server), &["nol.v1.RegistryService"]).await

@@ -272,6 +272,9 @@ impl SupervisionService {
         let after = Cursor::decode(&request.page_token)?;
         let mut items = store::list_items(&self.pool, region.subtree_prefix(), state, after, size + 1).await?;
         let next_page_token = paging::next_page(&mut items, size, |item| Cursor { time: item.raised_at, id: item.id });
+        let ids: Vec<String> = items.iter().filter_map(|item| item.case_id).map(|id| id.to_string()).collect();
+        let mut conn = self.pool.acquire().await?;
+        audit::record(&mut conn, caller, "supervision_item.list", "dropout_case", &ids).await?;
         Ok(ItemPage { items, next_page_token })
     }
 
@@ -516,6 +519,7 @@ impl SupervisionService {
         let next = domain::mark(item.state, request.present)?;
         store::set_check_item_state(&mut tx, id, next, &caller.subject, None).await?;
         marked_event(&mut tx, &self.scheme, &item, next, &caller.subject).await?;
+        audit::record(&mut tx, caller, "semester_check.mark", "dropout_case", &[item.case_id.to_string()]).await?;
         tx.commit().await?;
         self.wake.notify();
         item.state = next;

@@ -6,5 +6,6 @@ pub mod checks;
 pub mod columns;
 pub mod import_job;
 pub mod pupil;
+pub mod rejected_row;
 pub mod school;
 pub mod status;

@@ -154,6 +154,16 @@ impl Registry {
     ) -> Result<(Vec<u8>, String), ServiceError> {
         let job = self.job_in_scope(caller, &request.job_id).await?;
         let rows = imports::errors(&self.pool, job.id, None).await?;
+        if rows.is_empty() && job.rows_rejected > 0 {
+            return Err(ServiceError::precondition(Message::RejectedRowsExpired {
+                days: self.import_errors_retention.as_secs() / 86_400,
+            }));
+        }
+        // The rejected rows are children's rows (names, masked numbers, schools): their reading is
+        // audited like a pupil's.
+        let mut conn = self.pool.acquire().await?;
+        audit::record(&mut conn, caller, "import.read_errors", "import_job", &[job.id.to_string()]).await?;
+        drop(conn);
         // The error file goes back in the file's own format and encoding (a file not yet read: CSV).
         let format = job.file.map(|file| file.format).unwrap_or(Format::Csv);
         let encoding = job.file.and_then(|file| file.encoding).unwrap_or(Encoding::Utf8);

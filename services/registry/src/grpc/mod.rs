@@ -36,6 +36,8 @@ pub struct Registry {
     /// The rule clock (China Standard Time): every date the registry derives ("today", a default
     /// as-of or effective date, "in the future").
     clock: Clock,
+    /// How long rejected import rows are kept (`NOL_IMPORT_ERRORS_RETENTION_DAYS`).
+    import_errors_retention: std::time::Duration,
 }
 
 impl Registry {
@@ -64,6 +66,7 @@ impl Registry {
             importer,
             crosscheck,
             clock: platform.clock.clone(),
+            import_errors_retention: platform.config.import_errors_retention,
         }
     }
 

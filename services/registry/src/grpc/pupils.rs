@@ -408,6 +408,8 @@ impl Registry {
     ) -> Result<ListPupilStatusChangesResponse, ServiceError> {
         let row = self.pupil_in_scope(caller, "pupil_id", &request.pupil_id).await?;
         let changes = pupils::history(&self.pool, row.id).await?;
+        let mut conn = self.pool.acquire().await?;
+        audit::record(&mut conn, caller, "pupil.read_history", "pupil", &[row.id.to_string()]).await?;
         Ok(ListPupilStatusChangesResponse {
             changes: changes
                 .into_iter()

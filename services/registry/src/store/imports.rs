@@ -193,7 +193,14 @@ pub struct RowErrorRecord {
     pub cells: Vec<String>,
 }
 
-pub async fn insert_errors(conn: &mut PgConnection, job: Uuid, errors: &[RowErrorRecord]) -> sqlx::Result<()> {
+/// Keeps a batch's rejected rows (their cells masked by the caller), stamped `rejected_at` (rule
+/// time) for the retention.
+pub async fn insert_errors(
+    conn: &mut PgConnection,
+    job: Uuid,
+    errors: &[RowErrorRecord],
+    rejected_at: DateTime<Utc>,
+) -> sqlx::Result<()> {
     if errors.is_empty() {
         return Ok(());
     }
@@ -204,8 +211,8 @@ pub async fn insert_errors(conn: &mut PgConnection, job: Uuid, errors: &[RowErro
     let reasons_zh: Vec<&str> = errors.iter().map(|error| error.reason_zh.as_str()).collect();
     let cells: Vec<String> = errors.iter().map(|error| encode_cells(&error.cells)).collect();
     sqlx::query!(
-        "INSERT INTO import_row_error (job_id, row_number, column_name, reason, reason_zh, cells)
-         SELECT $1, row_number, column_name, reason, reason_zh, decode_cells(cells)
+        "INSERT INTO import_row_error (job_id, row_number, column_name, reason, reason_zh, cells, rejected_at)
+         SELECT $1, row_number, column_name, reason, reason_zh, decode_cells(cells), $7
            FROM unnest($2::int8[], $3::text[], $4::text[], $5::text[], $6::text[])
                 AS t(row_number, column_name, reason, reason_zh, cells)
          ON CONFLICT DO NOTHING",
@@ -215,10 +222,31 @@ pub async fn insert_errors(conn: &mut PgConnection, job: Uuid, errors: &[RowErro
         &reasons as _,
         &reasons_zh as _,
         &cells,
+        rejected_at,
     )
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Deletes the rejected rows kept since before `before` (the retention), a slice at a time so no
+/// transaction grows with the backlog; returns how many went.
+pub async fn sweep_errors(pool: &PgPool, before: DateTime<Utc>) -> sqlx::Result<u64> {
+    let mut removed = 0;
+    loop {
+        let slice = sqlx::query!(
+            "DELETE FROM import_row_error WHERE ctid IN
+               (SELECT ctid FROM import_row_error WHERE rejected_at < $1 LIMIT 5000)",
+            before,
+        )
+        .execute(pool)
+        .await?
+        .rows_affected();
+        removed += slice;
+        if slice == 0 {
+            return Ok(removed);
+        }
+    }
 }
 
 /// Cells travel as one JSON array each (unnest cannot take an array of arrays of varying length).
