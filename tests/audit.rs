@@ -522,7 +522,7 @@ async fn children_reads_are_audited_and_rejected_rows_keep_no_id_in_clear() {
         .into_inner()
         .check
         .unwrap();
-    let school = test.clients("320000", "320102", Role::School);
+    let school = test.school_clients("320000", "320102", "3201020001");
     let items = school
         .supervision
         .clone()

@@ -26,6 +26,8 @@ pub struct TestOptions {
     pub more_provinces: Vec<&'static str>,
     /// Processes per service (0 or 1: one).
     pub replicas: usize,
+    /// Service logs in files under the stack's folder (`TestStack::log_dir`), not the test's output.
+    pub log_to_files: bool,
 }
 
 fn settings_admin(options: &TestOptions) -> String {
@@ -39,6 +41,7 @@ pub struct TestStack {
     pub provinces: Vec<&'static str>,
     pub database_prefix: String,
     admin_url: String,
+    log_to_files: bool,
     _dir: tempfile::TempDir,
 }
 
@@ -64,7 +67,7 @@ impl TestStack {
             database_prefix: database_prefix.clone(),
             subject_prefix: subject_prefix.clone(),
             ack_wait: Duration::from_secs(5),
-            log_to_files: false,
+            log_to_files: options.log_to_files,
             hub_leaf_port: None,
             cuttable_link: options.cuttable_link,
             extra_env: small_pools(&options.extra_env),
@@ -78,6 +81,7 @@ impl TestStack {
             provinces,
             database_prefix,
             admin_url: settings_admin(&options),
+            log_to_files: options.log_to_files,
             _dir: dir,
         }
     }
@@ -88,6 +92,16 @@ impl TestStack {
         // Listed first, so its database is dropped even if it fails to start.
         self.provinces.push(province);
         self.stack_mut().add_province(code(province), ServicePorts::default()).await.expect("the province joins");
+    }
+
+    /// The stack's folder: keys, NATS stores and, with `log_to_files`, logs.
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self._dir.path().to_path_buf()
+    }
+
+    /// Where the services write their logs, when the test asked for files.
+    pub fn log_dir(&self) -> Option<std::path::PathBuf> {
+        self.log_to_files.then(|| self._dir.path().join("log"))
     }
 
     pub fn stack(&self) -> &Stack {
