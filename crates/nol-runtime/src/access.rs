@@ -8,21 +8,70 @@
 //!
 //! A tonic interceptor sees the metadata but not the method, hence a layer over the routes.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use nol_auth::{Caller, TokenVerifier, policy};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// Authenticates and authorizes every call to the services it wraps.
+/// Authenticates and authorizes every call to the services it wraps, and holds each caller to a
+/// number of calls in flight.
 #[derive(Clone)]
 pub struct AccessLayer {
     verifier: TokenVerifier,
+    limits: CallerLimits,
 }
 
 impl AccessLayer {
     pub fn new(verifier: TokenVerifier) -> AccessLayer {
-        AccessLayer { verifier }
+        AccessLayer { verifier, limits: CallerLimits::new(DEFAULT_CALLS_IN_FLIGHT) }
+    }
+
+    /// At most `calls` calls of one caller in flight at once (`NOL_CALLER_CONCURRENCY`).
+    pub fn with_calls_in_flight(mut self, calls: usize) -> AccessLayer {
+        self.limits = CallerLimits::new(calls);
+        self
+    }
+}
+
+/// Calls one caller may have in flight unless configured otherwise.
+pub const DEFAULT_CALLS_IN_FLIGHT: usize = 32;
+
+/// Calls in flight per caller (a token's subject in its region): one caller — a runaway script,
+/// a stolen token — cannot take every connection of the pool and every worker from the others.
+/// A call over the limit is refused at once (`RESOURCE_EXHAUSTED`), not queued. The permit is
+/// held until the handler answers; a streamed answer's body is not counted.
+#[derive(Clone)]
+struct CallerLimits {
+    per_caller: usize,
+    callers: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
+}
+
+impl CallerLimits {
+    fn new(per_caller: usize) -> CallerLimits {
+        CallerLimits { per_caller: per_caller.max(1), callers: Arc::default() }
+    }
+
+    fn admit(&self, caller: &Caller) -> Result<OwnedSemaphorePermit, tonic::Status> {
+        let semaphore = {
+            let mut callers = self.callers.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if callers.len() > 4096 {
+                // Forget the callers with nothing in flight.
+                callers.retain(|_, semaphore| semaphore.available_permits() < self.per_caller);
+            }
+            let key = format!("{}@{}", caller.subject, caller.region);
+            callers.entry(key).or_insert_with(|| Arc::new(Semaphore::new(self.per_caller))).clone()
+        };
+        semaphore.try_acquire_owned().map_err(|_| {
+            tracing::warn!(subject = %caller.subject, region = %caller.region, limit = self.per_caller, "caller over its calls in flight");
+            tonic::Status::resource_exhausted(format!(
+                "同时进行的请求过多（每个调用方最多 {} 个），请稍后再试 (too many calls in flight for this caller)",
+                self.per_caller
+            ))
+        })
     }
 }
 
@@ -30,7 +79,7 @@ impl<S> tower::Layer<S> for AccessLayer {
     type Service = Access<S>;
 
     fn layer(&self, inner: S) -> Access<S> {
-        Access { inner, verifier: self.verifier.clone() }
+        Access { inner, verifier: self.verifier.clone(), limits: self.limits.clone() }
     }
 }
 
@@ -39,6 +88,7 @@ impl<S> tower::Layer<S> for AccessLayer {
 pub struct Access<S> {
     inner: S,
     verifier: TokenVerifier,
+    limits: CallerLimits,
 }
 
 /// The caller of a call to `method` with these headers, or the status that refuses it.
@@ -73,14 +123,56 @@ where
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let method = request.uri().path();
+        let mut permit = None;
         if !policy::is_public(method) {
-            match admit(&self.verifier, method, request.headers()) {
-                Ok(caller) => {
+            let admitted = admit(&self.verifier, method, request.headers())
+                .and_then(|caller| Ok((self.limits.admit(&caller)?, caller)));
+            match admitted {
+                Ok((held, caller)) => {
+                    permit = Some(held);
                     request.extensions_mut().insert(caller);
                 }
                 Err(status) => return Box::pin(std::future::ready(Ok(status.into_http()))),
             }
         }
-        Box::pin(self.inner.call(request))
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let answered = answer.await;
+            drop(permit);
+            answered
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nol_auth::Role;
+    use nol_region::RegionCode;
+
+    fn caller(subject: &str) -> Caller {
+        let (private_pem, public_pem) = nol_auth::generate_signing_key_pem().unwrap();
+        let issuer = nol_auth::TokenIssuer::from_pem(private_pem.as_bytes()).unwrap();
+        let token = issuer
+            .issue(subject, RegionCode::parse("320102").unwrap(), Role::Caseworker, std::time::Duration::from_secs(60))
+            .unwrap();
+        TokenVerifier::from_pem(public_pem.as_bytes())
+            .unwrap()
+            .verify_authorization(&format!("Bearer {token}"))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_caller_over_its_calls_in_flight_is_refused_and_others_are_not() {
+        let limits = CallerLimits::new(2);
+        let (busy, other) = (caller("busy"), caller("other"));
+        let first = limits.admit(&busy).unwrap();
+        let _second = limits.admit(&busy).unwrap();
+        let refused = limits.admit(&busy).unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+        assert!(refused.message().contains("同时进行的请求过多"), "{}", refused.message());
+        assert!(limits.admit(&other).is_ok(), "another caller is not held back");
+        drop(first);
+        assert!(limits.admit(&busy).is_ok(), "a finished call frees its place");
     }
 }

@@ -63,6 +63,9 @@ pub struct ServiceConfig {
     /// `NOL_OUTBOX_MAX_ATTEMPTS`: an event whose publish failed this many times is parked in the
     /// outbox with an alarm (1000, about three hours).
     pub outbox_max_attempts: i32,
+    /// `NOL_CALLER_CONCURRENCY`: calls one caller (a token's subject in its region) may have in
+    /// flight at once; more are refused with RESOURCE_EXHAUSTED (32).
+    pub caller_concurrency: usize,
     /// `NOL_TOKEN_AUDIENCE`: the audience (`aud`) a caller's token must name (`not-one-less`).
     pub token_audience: String,
     /// `NOL_TOKEN_MAX_LIFETIME_SECS`: the longest a token may live from its issue (24 hours).
@@ -188,6 +191,12 @@ impl ServiceConfig {
             max_deliveries: count("NOL_MAX_DELIVERIES")?.unwrap_or(100).max(2),
             outbox_max_attempts: i32::try_from(count("NOL_OUTBOX_MAX_ATTEMPTS")?.unwrap_or(1000).max(1))
                 .unwrap_or(1000),
+            caller_concurrency: usize::try_from(
+                count("NOL_CALLER_CONCURRENCY")?
+                    .unwrap_or(crate::access::DEFAULT_CALLS_IN_FLIGHT as u64)
+                    .clamp(1, 100_000),
+            )
+            .unwrap_or(crate::access::DEFAULT_CALLS_IN_FLIGHT),
             token_audience: get("NOL_TOKEN_AUDIENCE").unwrap_or_else(|| nol_auth::DEFAULT_AUDIENCE.to_owned()),
             token_max_lifetime: seconds("NOL_TOKEN_MAX_LIFETIME_SECS", 24.0 * 3600.0)?,
             handoff_resend: seconds("NOL_HANDOFF_RESEND_SECS", 30.0)?,

@@ -192,7 +192,8 @@ impl Platform {
             gauges: self.gauges.clone(),
         };
         let admin = AdminServiceServer::new(Admin::new(observer.clone()));
-        let access = crate::access::AccessLayer::new(self.keys.verifier.0.clone());
+        let access = crate::access::AccessLayer::new(self.keys.verifier.0.clone())
+            .with_calls_in_flight(self.config.caller_concurrency);
         let routes = routes.add_service(admin);
         let mut service_names = service_names.to_vec();
         service_names.push("nol.v1.AdminService");

@@ -63,6 +63,20 @@ pub struct Column {
 /// The largest row read; a longer one is reported as an error of that row and skipped.
 pub const MAX_ROW_BYTES: usize = 64 * 1024;
 
+/// The most a CSV record may run to before it is read whole (the reader buffers a record): a file
+/// with a longer one — a line without an end, an unclosed quote — is refused, not buffered. A
+/// row longer than [`MAX_ROW_BYTES`] but within this is reported as that row's error.
+pub const MAX_RECORD_BYTES: usize = 16 << 20;
+
+/// The most a `.xlsx` may unpack to, in all and per part (a zip bomb is refused before it is
+/// opened): a province's pupils (10 million rows) take about 1.5 GiB unpacked.
+pub const MAX_XLSX_UNPACKED_BYTES: u64 = 4 << 30;
+/// The most one part (a worksheet, the shared strings) may unpack to.
+pub const MAX_XLSX_PART_BYTES: u64 = 2 << 30;
+/// A part that unpacks to more than this many times its packed size is a bomb, not a sheet
+/// (spreadsheets compress 5–20×).
+pub const MAX_XLSX_RATIO: u64 = 250;
+
 /// Why a file cannot be read at all (row-level problems are the caller's to report).
 #[derive(Debug, thiserror::Error)]
 pub enum TableError {

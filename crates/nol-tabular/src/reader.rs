@@ -5,7 +5,10 @@ use std::path::Path;
 
 use calamine::{DataRef, Reader, Xlsx};
 
-use crate::{Column, Encoding, Format, MAX_ROW_BYTES, TableError, normalize_header};
+use crate::{
+    Column, Encoding, Format, MAX_RECORD_BYTES, MAX_ROW_BYTES, MAX_XLSX_PART_BYTES, MAX_XLSX_RATIO,
+    MAX_XLSX_UNPACKED_BYTES, TableError, normalize_header,
+};
 
 /// One data row: its number as a person sees it (the header is usually row 1) and its cells in
 /// file order. A row longer than [`MAX_ROW_BYTES`] comes without cells, marked `too_long`.
@@ -213,7 +216,8 @@ fn csv_rows(path: &Path, encoding: Encoding) -> Result<Rows, TableError> {
         .encoding(Some(source))
         .bom_override(true)
         .build(BufReader::with_capacity(1 << 16, File::open(path)?));
-    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(decoded);
+    let bounded = BoundedRecords { inner: decoded, since_record: 0, quoted: false };
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(bounded);
     let mut record = csv::ByteRecord::new();
     Ok(Box::new(std::iter::from_fn(move || {
         loop {
@@ -238,9 +242,66 @@ fn csv_rows(path: &Path, encoding: Encoding) -> Result<Rows, TableError> {
     })))
 }
 
+/// A CSV source that fails once a record runs past [`MAX_RECORD_BYTES`], before the CSV reader
+/// buffers it whole: it follows quotes (a doubled quote toggles twice) so a quoted cell may span
+/// lines, and counts the bytes since the last line end outside quotes.
+struct BoundedRecords<R> {
+    inner: R,
+    since_record: usize,
+    quoted: bool,
+}
+
+impl<R: Read> Read for BoundedRecords<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buffer)?;
+        for &byte in &buffer[..read] {
+            match byte {
+                b'"' => self.quoted = !self.quoted,
+                b'\n' if !self.quoted => self.since_record = 0,
+                _ => {}
+            }
+            self.since_record += 1;
+            if self.since_record > MAX_RECORD_BYTES {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "a record longer than {} MiB (a line without an end, or an unclosed quote)",
+                        MAX_RECORD_BYTES >> 20
+                    ),
+                ));
+            }
+        }
+        Ok(read)
+    }
+}
+
+/// Refuses a workbook that would unpack to more than the limits allow, from the sizes its zip
+/// directory declares (the zip reader stops each part at its declared size).
+fn check_unpacked_size(path: &Path) -> Result<(), TableError> {
+    let mut archive = zip::ZipArchive::new(BufReader::new(File::open(path)?))
+        .map_err(|error| TableError::BadXlsx(error.to_string()))?;
+    let mut total: u64 = 0;
+    for index in 0..archive.len() {
+        let part = archive.by_index_raw(index).map_err(|error| TableError::BadXlsx(error.to_string()))?;
+        let (packed, unpacked) = (part.compressed_size(), part.size());
+        total = total.saturating_add(unpacked);
+        let bomb = unpacked > MAX_XLSX_PART_BYTES || (unpacked > 16 << 20 && unpacked / packed.max(1) > MAX_XLSX_RATIO);
+        if bomb || total > MAX_XLSX_UNPACKED_BYTES {
+            return Err(TableError::BadXlsx(format!(
+                "it would unpack to more than a workbook holds ({} unpacks to {} MiB from {} KiB); refused unread",
+                part.name().map(|name| name.into_owned()).unwrap_or_default(),
+                unpacked >> 20,
+                packed >> 10
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Reads the first sheet of a workbook on a thread of its own (the cell reader borrows the
 /// workbook), handing rows over through a bounded channel.
 fn xlsx_rows(path: &Path) -> Result<Rows, TableError> {
+    check_unpacked_size(path)?;
     let mut workbook: Xlsx<BufReader<File>> =
         calamine::open_workbook(path).map_err(|error: calamine::XlsxError| TableError::BadXlsx(error.to_string()))?;
     let sheet =
