@@ -22,16 +22,47 @@ impl RelayWake {
     }
 }
 
+/// The largest event the outbox takes: the province's NATS server refuses a message over its
+/// payload limit (1 MiB by default), which would leave the event unpublishable — parked, the
+/// change committed but never told. A change whose event would be larger fails in its own
+/// transaction instead ([`EventTooLarge`]; the services answer INVALID_ARGUMENT), and nothing is
+/// written. Field limits keep every request well below it; this is the backstop.
+pub const MAX_EVENT_BYTES: usize = 768 * 1024;
+
+/// An event over [`MAX_EVENT_BYTES`], refused before it was written (inside a `sqlx::Error::Encode`
+/// so that it fails the transaction like any other error of the statement).
+#[derive(Debug, thiserror::Error)]
+#[error("event {event_type} of {bytes} bytes is over the limit of {max} bytes")]
+pub struct EventTooLarge {
+    pub event_type: String,
+    pub bytes: usize,
+    pub max: usize,
+}
+
+/// The envelope's bytes, unless they are over the limit.
+fn encoded(envelope: &EventEnvelope) -> sqlx::Result<Vec<u8>> {
+    let bytes = envelope.encode_to_vec();
+    if bytes.len() > MAX_EVENT_BYTES {
+        return Err(sqlx::Error::Encode(Box::new(EventTooLarge {
+            event_type: envelope.event_type.clone(),
+            bytes: bytes.len(),
+            max: MAX_EVENT_BYTES,
+        })));
+    }
+    Ok(bytes)
+}
+
 /// Adds an event to the outbox. Call inside the transaction that makes the change: both commit
 /// or neither does.
 pub async fn enqueue(conn: &mut PgConnection, subject: &str, envelope: &EventEnvelope) -> sqlx::Result<()> {
     let id = Uuid::parse_str(&envelope.event_id).map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
+    let bytes = encoded(envelope)?;
     sqlx::query!(
         "INSERT INTO outbox (id, subject, event_type, envelope) VALUES ($1, $2, $3, $4)",
         id,
         subject,
         &envelope.event_type,
-        envelope.encode_to_vec(),
+        bytes,
     )
     .execute(conn)
     .await?;
@@ -49,7 +80,7 @@ pub async fn enqueue_many(conn: &mut PgConnection, events: &[(String, EventEnvel
     }
     let subjects: Vec<&str> = events.iter().map(|(subject, _)| subject.as_str()).collect();
     let event_types: Vec<&str> = events.iter().map(|(_, envelope)| envelope.event_type.as_str()).collect();
-    let envelopes: Vec<Vec<u8>> = events.iter().map(|(_, envelope)| envelope.encode_to_vec()).collect();
+    let envelopes = events.iter().map(|(_, envelope)| encoded(envelope)).collect::<sqlx::Result<Vec<_>>>()?;
     sqlx::query!(
         "INSERT INTO outbox (id, subject, event_type, envelope)
          SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[])",

@@ -455,3 +455,30 @@ async fn an_event_that_cannot_be_published_is_parked_after_its_attempts_and_a_re
     assert_eq!((backlog.unsent, backlog.parked), (1, 0));
     fixture.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_over_the_payload_limit_fails_its_transaction_and_nothing_is_written() {
+    let fixture = Fixture::start().await;
+    let envelope = |bytes: usize| EventEnvelope {
+        event_id: Uuid::now_v7().to_string(),
+        event_type: "registry.pupil_registered".into(),
+        payload: vec![b'x'; bytes],
+        ..Default::default()
+    };
+    let subject = fixture.scheme.local(PUPIL_REGISTERED, &RegionCode::parse("320102").unwrap());
+    let mut tx = fixture.pool.begin().await.unwrap();
+    nol_backbone::outbox::enqueue(&mut tx, &subject, &envelope(1024)).await.unwrap();
+    let error = nol_backbone::outbox::enqueue(&mut tx, &subject, &envelope(nol_backbone::outbox::MAX_EVENT_BYTES))
+        .await
+        .unwrap_err();
+    let sqlx::Error::Encode(inner) = &error else { panic!("not an encode error: {error:?}") };
+    assert!(inner.downcast_ref::<nol_backbone::outbox::EventTooLarge>().is_some(), "{error}");
+    drop(tx);
+    let many = [(subject.clone(), envelope(10)), (subject.clone(), envelope(2 << 20))];
+    let mut tx = fixture.pool.begin().await.unwrap();
+    assert!(nol_backbone::outbox::enqueue_many(&mut tx, &many).await.is_err());
+    drop(tx);
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox").fetch_one(&fixture.pool).await.unwrap();
+    assert_eq!(rows, 0, "the failed transactions wrote nothing, the small events included");
+    fixture.finish().await;
+}

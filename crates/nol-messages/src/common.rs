@@ -9,6 +9,11 @@ catalogue! {
         Required => "is required", "为必填项";
         RequiredDate => "is required (YYYY-MM-DD)", "为必填项（格式 YYYY-MM-DD）";
         TooLong { max: Count } => { format!("is longer than {} characters", max.en()) }, { format!("超过 {} 个字符", max.0) };
+        /// A change whose event would be over the backbone's limit (the texts of the request,
+        /// together, are too long).
+        ChangeTooLarge { kib: Count } =>
+            { format!("makes a record of more than {} KiB; shorten the texts", kib.en()) },
+            { format!("内容过长（超过 {} KiB），请缩短文字后重试", kib.0) };
         NotADate => "is not a date (YYYY-MM-DD)", "不是有效日期（格式 YYYY-MM-DD）";
         /// A date that lies after the rule clock's today.
         InFuture { today: String } => "is in the future (today is {today})", "晚于今天（今天是 {today}）";

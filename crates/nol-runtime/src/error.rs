@@ -7,7 +7,7 @@
 //! answered with that id only: their text never reaches a client.
 
 use nol_auth::Denied;
-use nol_messages::{Common, Msg};
+use nol_messages::{Common, Count, Msg};
 use tonic::{Code, Status};
 
 pub use nol_messages::FieldViolation;
@@ -74,6 +74,13 @@ impl From<sqlx::Error> for ServiceError {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
                 tracing::warn!(error = %error, "database unavailable");
                 ServiceError::Unavailable(Common::DatabaseUnavailable.into())
+            }
+            sqlx::Error::Encode(ref encode)
+                if let Some(too_large) = encode.downcast_ref::<nol_backbone::outbox::EventTooLarge>() =>
+            {
+                tracing::warn!(event_type = %too_large.event_type, bytes = too_large.bytes, "change refused: its event is over the limit");
+                let kib = Count((too_large.max / 1024) as u64);
+                ServiceError::invalid("request", Common::ChangeTooLarge { kib })
             }
             other => ServiceError::Internal(other.into()),
         }
@@ -182,6 +189,16 @@ impl ServiceError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_change_whose_event_is_too_large_is_invalid_input_not_an_internal_error() {
+        let too_large = nol_backbone::outbox::EventTooLarge { event_type: "x".into(), bytes: 2 << 20, max: 768 * 1024 };
+        let error = ServiceError::from(sqlx::Error::Encode(Box::new(too_large)));
+        let status = Status::from(error);
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let details = format!("{:?}", status.details());
+        assert!(!details.is_empty());
+    }
     use tonic_types::StatusExt;
 
     #[test]
