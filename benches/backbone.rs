@@ -7,6 +7,9 @@
 //!    relay → JetStream → the reporting service's inbox, until every one is counted.
 //! 4. Hand-off latency: from the destination's accept (its commit) to the origin recording it (its
 //!    commit), against raw JetStream publish→consume over the same link between provinces.
+//! 5. What TLS costs (every hop of the system is TLS): raw JetStream publishes to a server with
+//!    TLS and verified client certificates against one without, and gRPC round trips
+//!    (`grpc.health.v1` Check) to an in-process server with TLS against one without.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -80,6 +83,9 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("  ratio p50 {:.1}×, p99 {:.1}×", handoff_p50 / raw_p50, handoff_p99 / raw_p99);
 
+    println!();
+    tls_cost(dir.path()).await?;
+
     let mut stack = stack;
     stack.stop().await?;
     for province in ["320000", "340000"] {
@@ -125,7 +131,12 @@ async fn raw_jetstream_publish(stack: &Stack, prefix: &str) -> anyhow::Result<f6
 async fn raw_fsync_publish(dir: &std::path::Path) -> anyhow::Result<(f64, f64)> {
     let mut server = nol_stack::NatsServer::start(
         &dir.join("nats-fsync"),
-        nol_stack::nats::NatsOptions { name: "fsync".into(), sync_always: true, ..Default::default() },
+        nol_stack::nats::NatsOptions {
+            name: "fsync".into(),
+            sync_always: true,
+            tls: Some(nol_stack::nats::NatsTls::standalone(&dir.join("tls-fsync"))?),
+            ..Default::default()
+        },
     )
     .await?;
     let client = nol_backbone::connect_nats(&server.client_url(), "bench", server.client_tls()).await?;
@@ -372,4 +383,111 @@ fn percentiles(mut samples: Vec<f64>) -> (f64, f64) {
     samples.sort_by(f64::total_cmp);
     let at = |fraction: f64| samples[((samples.len() as f64 - 1.0) * fraction).round() as usize];
     (at(0.50), at(0.99))
+}
+
+/// Section 5: the same work with TLS and without, in this run.
+async fn tls_cost(dir: &std::path::Path) -> anyhow::Result<()> {
+    use nol_stack::nats::{NatsOptions, NatsServer, NatsTls};
+    let tls = NatsTls::standalone(&dir.join("tls-cost"))?;
+    let mut with = NatsServer::start(
+        &dir.join("nats-tls"),
+        NatsOptions { name: "tls".into(), tls: Some(tls.clone()), ..Default::default() },
+    )
+    .await?;
+    let mut without = NatsServer::start(
+        &dir.join("nats-plain"),
+        NatsOptions { name: "plain".into(), plaintext_to_measure_tls: true, ..Default::default() },
+    )
+    .await?;
+    let secure = nol_backbone::connect_nats(&with.client_url(), "bench-tls", with.client_tls()).await?;
+    let plain = async_nats::connect(format!("nats://127.0.0.1:{}", without.client_port)).await?;
+    let mut rates = Vec::new();
+    for client in [plain, secure] {
+        let js = async_nats::jetstream::new(client);
+        js.get_or_create_stream(async_nats::jetstream::stream::Config {
+            name: "TLSCOST".into(),
+            subjects: vec!["cost.>".into()],
+            ..Default::default()
+        })
+        .await?;
+        let payload = bytes::Bytes::from(vec![7u8; 300]);
+        let started = Instant::now();
+        let mut in_flight = futures::stream::FuturesUnordered::new();
+        for _ in 0..RAW_PUBLISHES {
+            if in_flight.len() >= 256 {
+                in_flight.next().await.transpose()?;
+            }
+            in_flight.push(js.publish("cost.x", payload.clone()).await?.into_future());
+        }
+        while let Some(ack) = in_flight.next().await {
+            ack?;
+        }
+        rates.push(RAW_PUBLISHES as f64 / started.elapsed().as_secs_f64());
+    }
+    println!(
+        "TLS cost, raw JetStream publish, 256 in flight: without TLS {:>8.0} msg/s, with TLS {:>8.0} msg/s: {:.2} of plaintext",
+        rates[0],
+        rates[1],
+        rates[1] / rates[0]
+    );
+    with.stop().await?;
+    without.stop().await?;
+
+    // gRPC: grpc.health.v1 Check on an in-process server, with the deployment's kind of TLS and without.
+    let identity = tls.server.load()?;
+    let client_tls = tls.client.load()?.client();
+    let mut figures = Vec::new();
+    for secure in [false, true] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (_reporter, health) = tonic_health::server::health_reporter();
+        let mut builder = tonic::transport::Server::builder();
+        if secure {
+            builder = builder.tls_config(identity.grpc_server())?;
+        }
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|connection| {
+            if let Ok(stream) = &connection {
+                let _ = stream.set_nodelay(true);
+            }
+            connection
+        });
+        let server = tokio::spawn(builder.add_service(health).serve_with_incoming(incoming));
+        let channel = if secure {
+            client_tls.endpoint(&format!("https://{addr}"))?.tcp_nodelay(true).connect().await?
+        } else {
+            tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?.tcp_nodelay(true).connect().await?
+        };
+        let client = tonic_health::pb::health_client::HealthClient::new(channel);
+        let check = || {
+            let mut client = client.clone();
+            async move { client.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.map(|_| ()) }
+        };
+        for _ in 0..200 {
+            check().await?;
+        }
+        let mut samples = Vec::new();
+        for _ in 0..2_000 {
+            let started = Instant::now();
+            check().await?;
+            samples.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        let (p50, p99) = percentiles(samples);
+        let calls = 8_000;
+        let started = Instant::now();
+        futures::stream::iter(0..calls).map(|_| check()).buffer_unordered(8).collect::<Vec<_>>().await;
+        let rate = calls as f64 / started.elapsed().as_secs_f64();
+        figures.push((p50, p99, rate));
+        server.abort();
+    }
+    let [(plain_p50, plain_p99, plain_rate), (tls_p50, tls_p99, tls_rate)] = [figures[0], figures[1]];
+    println!(
+        "TLS cost, gRPC round trip, 1 caller:   without TLS p50 {plain_p50:.3} ms p99 {plain_p99:.3} ms, with TLS p50 {tls_p50:.3} ms p99 {tls_p99:.3} ms: p50 {:.2}×, p99 {:.2}×",
+        tls_p50 / plain_p50,
+        tls_p99 / plain_p99
+    );
+    println!(
+        "TLS cost, gRPC round trips, 8 callers: without TLS {plain_rate:>8.0} calls/s, with TLS {tls_rate:>8.0} calls/s: {:.2} of plaintext",
+        tls_rate / plain_rate
+    );
+    Ok(())
 }

@@ -48,7 +48,7 @@ use nol_proto::v1::{
 };
 use nol_proto::v1::{GetBackboneStatusRequest, RequestHandoffRequest};
 use nol_region::RegionCode;
-use nol_stack::nats::{NatsOptions, NatsServer, NatsUser};
+use nol_stack::nats::{NatsOptions, NatsServer, NatsTls, NatsUser};
 use nol_stack::{Clients, Stack, StackKeys, StackSettings};
 use prost::Message;
 use rand::Rng;
@@ -403,12 +403,14 @@ async fn responder_server(
     user: &NatsUser,
     scheme: &SubjectScheme,
     code: &RegionCode,
+    tls: &NatsTls,
 ) -> anyhow::Result<(NatsServer, jetstream::Context, jetstream::stream::Stream)> {
     let server = NatsServer::start(
         &dir.join(code.to_string()),
         NatsOptions {
             name: format!("p{code}"),
             leaf_remotes: hub.leaf_url_as(user).into_iter().collect(),
+            tls: Some(tls.clone()),
             ..NatsOptions::default()
         },
     )
@@ -543,7 +545,9 @@ async fn real_run(
             permissions: Some(scheme.link_permissions(code)),
         };
         stack.hub.add_user(user.clone()).await?;
-        let (server, js, stream) = responder_server(&dir.join("responders"), &stack.hub, &user, &scheme, code).await?;
+        let tls = NatsTls { server: stack.keys.nats_tls(code)?, client: stack.keys.tools_tls()? };
+        let (server, js, stream) =
+            responder_server(&dir.join("responders"), &stack.hub, &user, &scheme, code, &tls).await?;
         provinces.push(Province { code: *code, js, sign, seal });
         streams.push(stream);
         servers.push(server);
@@ -651,6 +655,8 @@ async fn main() -> anyhow::Result<()> {
             permissions: Some(scheme.link_permissions(code)),
         })
         .collect();
+    // Every server and link over TLS, as deployed: one CA, one certificate for every server.
+    let tls = NatsTls::standalone(&dir.path().join("tls"))?;
     let mut hub = NatsServer::start(
         &dir.path().join("hub"),
         NatsOptions {
@@ -658,6 +664,7 @@ async fn main() -> anyhow::Result<()> {
             leaf_listen: Some(None),
             users: users.clone(),
             no_jetstream: true,
+            tls: Some(tls.clone()),
             ..NatsOptions::default()
         },
     )
@@ -668,7 +675,7 @@ async fn main() -> anyhow::Result<()> {
     let mut seal_keys = HashMap::new();
     let mut streams = Vec::new();
     for (code, user) in codes.iter().zip(&users) {
-        let (server, js, stream) = responder_server(dir.path(), &hub, user, &scheme, code).await?;
+        let (server, js, stream) = responder_server(dir.path(), &hub, user, &scheme, code, &tls).await?;
         let (sign, seal) = (ExchangeSigningKey::generate(), SealKeyPair::generate());
         directory.insert(*code, sign.verifying_key());
         seal_keys.insert(*code, seal.public_key());

@@ -35,8 +35,11 @@ pub struct NatsOptions {
     /// No JetStream (the national exchange's hub stores nothing; each province's stream does).
     pub no_jetstream: bool,
     /// TLS on the client port and on leaf links, both ways; required (`NatsServer::start`
-    /// refuses a server without it).
+    /// refuses a server without it) unless `plaintext_to_measure_tls`.
     pub tls: Option<NatsTls>,
+    /// A server without TLS, for one thing only: the benchmark that measures what TLS costs
+    /// against it in the same run. Nothing the stack or the tests start sets it.
+    pub plaintext_to_measure_tls: bool,
 }
 
 /// What a TLS block asks of the other side's certificate.
@@ -114,7 +117,11 @@ pub struct NatsServer {
 impl NatsServer {
     /// Starts a server whose files (config, JetStream store, log) live under `dir`.
     pub async fn start(dir: &Path, options: NatsOptions) -> anyhow::Result<NatsServer> {
-        anyhow::ensure!(options.tls.is_some(), "nats-server {} needs TLS: plaintext is refused", options.name);
+        anyhow::ensure!(
+            options.tls.is_some() || options.plaintext_to_measure_tls,
+            "nats-server {} needs TLS: plaintext is refused",
+            options.name
+        );
         std::fs::create_dir_all(dir)?;
         let mut server = NatsServer {
             binary: crate::tools::nats_server()?,
