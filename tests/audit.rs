@@ -383,40 +383,6 @@ async fn pruning_keeps_six_months_and_the_chain_verifiable() {
     database.finish().await;
 }
 
-/// Returns a case's child to school 3201020001 and puts the case in monitoring.
-async fn into_monitoring(clients: &nol_stack::Clients, case_id: &str) {
-    clients
-        .cases
-        .clone()
-        .return_to_school(ReturnToSchoolRequest {
-            case_id: case_id.into(),
-            returned: Some(ReturnDetails {
-                school_name: "南京市玄武区示范小学".into(),
-                school_code: "3201020001".into(),
-                class_name: "五年级二班".into(),
-                returned_on: String::new(),
-            }),
-        })
-        .await
-        .expect("returned");
-    clients
-        .cases
-        .clone()
-        .start_monitoring(StartMonitoringRequest { case_id: case_id.into() })
-        .await
-        .expect("monitoring");
-}
-
-/// Every valid resident ID number in `text` (any 18 characters that pass the check digit).
-fn valid_ids_in(text: &str) -> Vec<String> {
-    let characters: Vec<char> = text.chars().collect();
-    characters
-        .windows(18)
-        .map(|window| window.iter().collect::<String>())
-        .filter(|candidate| nol_pii::ResidentId::parse(candidate).is_ok())
-        .collect()
-}
-
 async fn audited(pool: &PgPool, schema_table: &str, action: &str, resource: &str) -> i64 {
     sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT count(*) FROM {schema_table} WHERE action = $1 AND resource_id = $2"
@@ -473,7 +439,7 @@ async fn children_reads_are_audited_and_rejected_rows_keep_no_id_in_clear() {
             .unwrap();
     assert_eq!(kept.len(), 3);
     let kept_text = kept.iter().flatten().cloned().collect::<Vec<_>>().join("|");
-    assert_eq!(valid_ids_in(&kept_text), Vec::<String>::new(), "{kept_text}");
+    assert_eq!(common::resident_ids_in(kept_text.as_bytes()), Vec::<String>::new(), "{kept_text}");
     for number in [&wrong_check, &unknown_school, &in_the_name] {
         assert!(!kept_text.contains(number.as_str()), "{number} kept in clear: {kept_text}");
     }
@@ -492,7 +458,7 @@ async fn children_reads_are_audited_and_rejected_rows_keep_no_id_in_clear() {
     let (_, bytes) = collect_file(stream, |part| (part.data, part.file_name)).await.unwrap();
     let text = String::from_utf8(bytes).unwrap();
     assert!(text.contains("错误原因") && text.contains("无校"), "{text}");
-    assert_eq!(valid_ids_in(&text), Vec::<String>::new(), "{text}");
+    assert_eq!(common::resident_ids_in(text.as_bytes()), Vec::<String>::new(), "{text}");
     assert!(!text.contains(wrong_check.as_str()), "{text}");
     assert_eq!(audited(&registry_db, "audit_log", "import.read_errors", &job.job_id).await, 1);
 
@@ -508,7 +474,7 @@ async fn children_reads_are_audited_and_rejected_rows_keep_no_id_in_clear() {
 
     // A school's attendance mark at the semester-start check is audited.
     let case_id = open_case(&xuanwu, &pupil_id).await;
-    into_monitoring(&xuanwu, &case_id).await;
+    common::cases::into_monitoring(&xuanwu, &case_id).await;
     let check = xuanwu
         .supervision
         .clone()

@@ -9,30 +9,13 @@ mod common;
 
 use std::io::Read;
 
-use common::{TestOptions, TestStack, handoffs, resident_id};
+use common::{TestOptions, TestStack, handoffs, resident_id, resident_ids_in};
 use nol_auth::Role;
 use nol_import::{ImportTarget, collect_file, import_file};
 use nol_proto::v1::{
     CaseFilter, DownloadImportErrorsRequest, ExportCasesRequest, ExportCheckItemsRequest, GetHandoffNoticeRequest,
     HandoffDirection, HandoffState, RunCrossCheckRequest, TextEncoding,
 };
-
-/// Every valid resident ID number in `bytes`, wherever it sits (a log line, a protobuf field, a
-/// cell): each 18-character window whose region is in the GB/T 2260 tree and whose date and check
-/// digit are right.
-fn resident_ids_in(bytes: &[u8]) -> Vec<String> {
-    let mut found = Vec::new();
-    for window in bytes.windows(18) {
-        if !window[..17].iter().all(u8::is_ascii_digit) || !(window[17].is_ascii_digit() || window[17] == b'X') {
-            continue;
-        }
-        let text = std::str::from_utf8(window).unwrap_or_default();
-        if nol_pii::ResidentId::parse(text).is_ok() && nol_region::RegionCode::parse(&text[..6]).is_ok() {
-            found.push(text.to_owned());
-        }
-    }
-    found
-}
 
 /// The bytes of `\x…` hex strings in a `pg_dump` (bytea columns), decoded, so a number stored in
 /// clear inside a binary column is found too.

@@ -11,9 +11,8 @@ use nol_proto::v1::{
     AbsenceFollowUpOutcome, AnswerSupervisionItemRequest, CaseStatus, CheckItemState, CloseSupervisionItemRequest,
     DeadlinePolicy, GetCaseRequest, GetDeadlinePolicyRequest, GetSemesterCheckProgressRequest, ListOverdueWorkRequest,
     ListSemesterCheckItemsRequest, ListSemesterChecksRequest, ListSupervisionItemsRequest,
-    MarkSemesterAttendanceRequest, OverdueKind, ProgressGrouping, RecordAbsenceFollowUpRequest, ReturnDetails,
-    ReturnToSchoolRequest, StartMonitoringRequest, StartSemesterCheckRequest, SupervisionItem, SupervisionState,
-    SweepOverdueWorkRequest, UpdateDeadlinePolicyRequest,
+    MarkSemesterAttendanceRequest, OverdueKind, ProgressGrouping, RecordAbsenceFollowUpRequest,
+    StartSemesterCheckRequest, SupervisionItem, SupervisionState, SweepOverdueWorkRequest, UpdateDeadlinePolicyRequest,
 };
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -295,30 +294,6 @@ async fn start_check(
         .await
 }
 
-/// Returns a case's child to school 3201020001 and puts the case in monitoring.
-async fn into_monitoring(clients: &nol_stack::Clients, case_id: &str) {
-    clients
-        .cases
-        .clone()
-        .return_to_school(ReturnToSchoolRequest {
-            case_id: case_id.into(),
-            returned: Some(ReturnDetails {
-                school_name: "南京市玄武区示范小学".into(),
-                school_code: "3201020001".into(),
-                class_name: "五年级二班".into(),
-                returned_on: String::new(),
-            }),
-        })
-        .await
-        .expect("returned");
-    clients
-        .cases
-        .clone()
-        .start_monitoring(StartMonitoringRequest { case_id: case_id.into() })
-        .await
-        .expect("monitoring");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_semester_check_lists_monitored_children_and_a_confirmed_absence_is_a_relapse() {
     let clock = RuleClock::at("2027-02-20T09:00:00+08:00");
@@ -327,7 +302,7 @@ async fn the_semester_check_lists_monitored_children_and_a_confirmed_absence_is_
     let mut cases = Vec::new();
     for (sequence, name) in [(51, "孙小燕"), (52, "周小军"), (53, "吴小丽")] {
         let case_id = open_case(&xuanwu, &register_pupil(&xuanwu, name, &resident_id("320102", sequence)).await).await;
-        into_monitoring(&xuanwu, &case_id).await;
+        common::cases::into_monitoring(&xuanwu, &case_id).await;
         cases.push(case_id);
     }
     let still_open = open_case(&xuanwu, &register_pupil(&xuanwu, "郑小东", &resident_id("320102", 54)).await).await;

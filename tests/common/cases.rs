@@ -213,3 +213,27 @@ pub async fn reported(clients: &Clients, region: &str, counted: impl Fn(&RegionS
     })
     .await
 }
+
+/// Returns a case's child to school 3201020001 and puts the case in monitoring.
+pub async fn into_monitoring(clients: &Clients, case_id: &str) {
+    clients
+        .cases
+        .clone()
+        .return_to_school(ReturnToSchoolRequest {
+            case_id: case_id.into(),
+            returned: Some(ReturnDetails {
+                school_name: "南京市玄武区示范小学".into(),
+                school_code: "3201020001".into(),
+                class_name: "五年级二班".into(),
+                returned_on: String::new(),
+            }),
+        })
+        .await
+        .expect("returned");
+    clients
+        .cases
+        .clone()
+        .start_monitoring(StartMonitoringRequest { case_id: case_id.into() })
+        .await
+        .expect("monitoring");
+}

@@ -285,3 +285,20 @@ pub async fn open_case(clients: &Clients, pupil_id: &str) -> String {
         .expect("case")
         .case_id
 }
+
+/// Every valid resident ID number in `bytes`, wherever it sits (a log line, a protobuf field, a
+/// cell): each 18-character window whose region is in the GB/T 2260 tree and whose date and check
+/// digit are right.
+pub fn resident_ids_in(bytes: &[u8]) -> Vec<String> {
+    let mut found = Vec::new();
+    for window in bytes.windows(18) {
+        if !window[..17].iter().all(u8::is_ascii_digit) || !(window[17].is_ascii_digit() || window[17] == b'X') {
+            continue;
+        }
+        let text = std::str::from_utf8(window).unwrap_or_default();
+        if nol_pii::ResidentId::parse(text).is_ok() && nol_region::RegionCode::parse(&text[..6]).is_ok() {
+            found.push(text.to_owned());
+        }
+    }
+    found
+}
