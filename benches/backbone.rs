@@ -354,7 +354,9 @@ async fn handoff_latency(stack: &Stack) -> anyhow::Result<(f64, f64)> {
                     sqlx::query_scalar!("SELECT state FROM handoff WHERE id = $1 AND direction = 'outgoing'", id)
                         .fetch_one(&origin)
                         .await?;
-                Ok((state == "accepted").then_some(()))
+                // Accepted, or already completed too (the case service marks the case handed over
+                // right after): either way the origin recorded the accept (`accepted_at`).
+                Ok((state == "accepted" || state == "completed").then_some(()))
             }
         })
         .await?;
