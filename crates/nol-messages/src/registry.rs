@@ -2,7 +2,7 @@
 //! imports of the files bureaus send (and the reasons written into their error files), and the
 //! cross-check's items.
 
-use crate::catalogue;
+use crate::{Count, catalogue};
 
 catalogue! {
     pub enum Registry {
@@ -157,6 +157,10 @@ catalogue! {
         // Cross-checks (R15) and closing their items (销号).
         NotAFindingKind => "is not a known kind of finding", "不是可识别的疑点类型";
         CheckItemUnknown { id: String } => "no cross-check item {id}", "没有编号为 {id} 的比对疑点";
+        /// An export of more cross-check items than one file holds.
+        TooManyItemsToExport { limit: Count } =>
+            { format!("more than {} cross-check items match; narrow the region or the kind", limit.en()) },
+            { format!("符合条件的比对疑点超过 {} 条，请缩小地区或疑点类型", limit.0) };
         CheckItemClosed { outcome: String, closed_by: String } =>
             "the item was already closed ({outcome}) by {closed_by}", "该疑点已由 {closed_by} 销号（{outcome}）";
         OutcomeRequired => "an outcome is required to close an item (销号)", "销号须选择核查结果";

@@ -2,6 +2,9 @@
 
 use nol_auth::{Caller, Role};
 use nol_messages::{Common, Registry as Message};
+
+/// The most cross-check items one export file holds.
+const EXPORT_LIMIT: i64 = 500_000;
 use nol_proto::v1::{
     CheckItem, CheckItemKind, CheckOutcome, CloseCheckItemRequest, CrossCheckRun, ExportCheckItemsRequest,
     ListCheckItemsRequest, ListCheckItemsResponse, RunCrossCheckRequest,
@@ -116,8 +119,15 @@ impl Registry {
     ) -> Result<(Vec<u8>, String), ServiceError> {
         let region = nol_runtime::region_in_scope(caller, &request.region_code)?;
         let kind = kind_filter(request.kind)?;
+        // One file, read whole into memory to be written: capped, as the case export is.
         let items =
-            checks::list(&self.pool, region.subtree_prefix(), kind, request.include_closed, None, i64::MAX).await?;
+            checks::list(&self.pool, region.subtree_prefix(), kind, request.include_closed, None, EXPORT_LIMIT + 1)
+                .await?;
+        if items.len() as i64 > EXPORT_LIMIT {
+            return Err(ServiceError::precondition(Message::TooManyItemsToExport {
+                limit: nol_messages::Count(EXPORT_LIMIT as u64),
+            }));
+        }
         let ids: Vec<String> = items.iter().map(|item| item.id.to_string()).collect();
         let mut conn = self.pool.acquire().await?;
         audit::record(&mut conn, caller, "check_item.export", "check_item", &ids).await?;
