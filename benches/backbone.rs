@@ -111,20 +111,30 @@ async fn raw_jetstream_publish(stack: &Stack, prefix: &str) -> anyhow::Result<f6
         ..Default::default()
     })
     .await?;
-    let payload = bytes::Bytes::from(vec![7u8; 200]);
+    publish_in_flight(&js, &subject, RAW_PUBLISHES, 200).await
+}
+
+/// Publishes `count` messages of `size` bytes to `subject`, 256 acks outstanding at a time, and
+/// returns the rate.
+async fn publish_in_flight(
+    js: &async_nats::jetstream::Context,
+    subject: &str,
+    count: usize,
+    size: usize,
+) -> anyhow::Result<f64> {
+    let payload = bytes::Bytes::from(vec![7u8; size]);
     let started = Instant::now();
     let mut in_flight = futures::stream::FuturesUnordered::new();
-    for _ in 0..RAW_PUBLISHES {
+    for _ in 0..count {
         if in_flight.len() >= 256 {
             in_flight.next().await.transpose()?;
         }
-        let ack = js.publish(subject.clone(), payload.clone()).await?;
-        in_flight.push(ack.into_future());
+        in_flight.push(js.publish(subject.to_owned(), payload.clone()).await?.into_future());
     }
     while let Some(ack) = in_flight.next().await {
         ack?;
     }
-    Ok(RAW_PUBLISHES as f64 / started.elapsed().as_secs_f64())
+    Ok(count as f64 / started.elapsed().as_secs_f64())
 }
 
 /// Publishes to a server of its own that fsyncs every write, one at a time and 256 in flight.
@@ -155,18 +165,7 @@ async fn raw_fsync_publish(dir: &std::path::Path) -> anyhow::Result<(f64, f64)> 
         js.publish("fsync.one", payload.clone()).await?.await?;
     }
     let one = count as f64 / started.elapsed().as_secs_f64();
-    let started = Instant::now();
-    let mut in_flight = futures::stream::FuturesUnordered::new();
-    for _ in 0..RAW_PUBLISHES / 4 {
-        if in_flight.len() >= 256 {
-            in_flight.next().await.transpose()?;
-        }
-        in_flight.push(js.publish("fsync.many", payload.clone()).await?.into_future());
-    }
-    while let Some(ack) = in_flight.next().await {
-        ack?;
-    }
-    let many = (RAW_PUBLISHES / 4) as f64 / started.elapsed().as_secs_f64();
+    let many = publish_in_flight(&js, "fsync.many", RAW_PUBLISHES / 4, 200).await?;
     server.stop().await?;
     Ok((one, many))
 }
@@ -412,19 +411,7 @@ async fn tls_cost(dir: &std::path::Path) -> anyhow::Result<()> {
             ..Default::default()
         })
         .await?;
-        let payload = bytes::Bytes::from(vec![7u8; 300]);
-        let started = Instant::now();
-        let mut in_flight = futures::stream::FuturesUnordered::new();
-        for _ in 0..RAW_PUBLISHES {
-            if in_flight.len() >= 256 {
-                in_flight.next().await.transpose()?;
-            }
-            in_flight.push(js.publish("cost.x", payload.clone()).await?.into_future());
-        }
-        while let Some(ack) = in_flight.next().await {
-            ack?;
-        }
-        rates.push(RAW_PUBLISHES as f64 / started.elapsed().as_secs_f64());
+        rates.push(publish_in_flight(&js, "cost.x", RAW_PUBLISHES, 300).await?);
     }
     println!(
         "TLS cost, raw JetStream publish, 256 in flight: without TLS {:>8.0} msg/s, with TLS {:>8.0} msg/s: {:.2} of plaintext",

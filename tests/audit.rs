@@ -12,7 +12,7 @@ use std::process::Output;
 use chrono::{Duration as Days, Utc};
 use common::{RuleClock, TestStack, eventually, open_case, register_pupil, resident_id};
 use nol_auth::Role;
-use nol_import::{ImportTarget, collect_file, import_file};
+use nol_import::{ImportTarget, import_file};
 use nol_proto::v1::*;
 use nol_runtime::audit::{self, Entry};
 use nol_stack::postgres;
@@ -449,13 +449,7 @@ async fn children_reads_are_audited_and_rejected_rows_keep_no_id_in_clear() {
     assert_eq!(kept[1][0], "无校", "the other cells are kept for the bureau to fix the row");
 
     // The error file the bureau downloads carries the same, and its reading is audited.
-    let errors_file = || {
-        let mut registry = xuanwu.registry.clone();
-        let job_id = job.job_id.clone();
-        async move { registry.download_import_errors(DownloadImportErrorsRequest { job_id }).await }
-    };
-    let stream = errors_file().await.expect("error file").into_inner();
-    let (_, bytes) = collect_file(stream, |part| (part.data, part.file_name)).await.unwrap();
+    let (_, bytes) = common::import_errors(&xuanwu, &job.job_id).await.expect("error file");
     let text = String::from_utf8(bytes).unwrap();
     assert!(text.contains("错误原因") && text.contains("无校"), "{text}");
     assert_eq!(common::resident_ids_in(text.as_bytes()), Vec::<String>::new(), "{text}");
@@ -536,7 +530,7 @@ async fn children_reads_are_audited_and_rejected_rows_keep_no_id_in_clear() {
     })
     .await;
     assert_eq!(rows_of(later_job.job_id.clone()).await.unwrap(), 1);
-    let expired = errors_file().await.unwrap_err();
+    let expired = common::import_errors(&xuanwu, &job.job_id).await.unwrap_err();
     assert_eq!(expired.code(), Code::FailedPrecondition);
     assert!(expired.message().contains("deleted after 30 days"), "{}", expired.message());
 

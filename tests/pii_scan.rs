@@ -13,8 +13,8 @@ use common::{TestOptions, TestStack, handoffs, resident_id, resident_ids_in};
 use nol_auth::Role;
 use nol_import::{ImportTarget, collect_file, import_file};
 use nol_proto::v1::{
-    CaseFilter, DownloadImportErrorsRequest, ExportCasesRequest, ExportCheckItemsRequest, GetHandoffNoticeRequest,
-    HandoffDirection, HandoffState, RunCrossCheckRequest, TextEncoding,
+    CaseFilter, ExportCasesRequest, ExportCheckItemsRequest, GetHandoffNoticeRequest, HandoffDirection, HandoffState,
+    RunCrossCheckRequest, TextEncoding,
 };
 
 /// The bytes of `\x…` hex strings in a `pg_dump` (bytea columns), decoded, so a number stored in
@@ -77,15 +77,7 @@ async fn no_resident_id_in_clear_in_logs_messages_dumps_or_files() {
             .await
             .unwrap();
     assert_eq!((job.rows_imported, job.rows_rejected), (2, 1), "{job:?}");
-    let errors = system
-        .registry
-        .clone()
-        .download_import_errors(DownloadImportErrorsRequest { job_id: job.job_id.clone() })
-        .await
-        .unwrap()
-        .into_inner();
-    let (name, bytes) = collect_file(errors, |part| (part.data, part.file_name)).await.unwrap();
-    files.push((name, bytes));
+    files.push(common::import_errors(&system, &job.job_id).await.unwrap());
 
     // The household register and the cross-check: suspects on the stream, items to export.
     let mut household = String::from("姓名,身份证号,户籍地,现住地\n");

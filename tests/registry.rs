@@ -250,14 +250,7 @@ async fn imports_read_the_files_bureaus_send_and_report_every_bad_row() {
     assert_eq!(job.errors[0].row, 5);
     assert!(job.errors[0].reason.contains("stored by Excel as a number"), "{:?}", job.errors);
     // The error file comes back as .xlsx, with the row, the column and the reason.
-    let stream = xuanwu
-        .registry
-        .clone()
-        .download_import_errors(DownloadImportErrorsRequest { job_id: job.job_id.clone() })
-        .await
-        .unwrap()
-        .into_inner();
-    let (name, bytes) = collect_file(stream, |part| (part.data, part.file_name)).await.unwrap();
+    let (name, bytes) = common::import_errors(&xuanwu, &job.job_id).await.unwrap();
     assert_eq!(name, "pupils-openpyxl.errors.xlsx");
     let errors_path = write(dir.path(), &name, &bytes);
     let mut reader = TableReader::open(&errors_path, Format::Xlsx, Encoding::Auto, ERROR_COLUMNS).unwrap();
@@ -332,14 +325,7 @@ async fn imports_read_the_files_bureaus_send_and_report_every_bad_row() {
         .0
         .into_owned();
     let job = import(&xuanwu, ImportTarget::Pupils, &write(dir.path(), "bad-gbk.csv", gbk_bad)).await.unwrap();
-    let stream = xuanwu
-        .registry
-        .clone()
-        .download_import_errors(DownloadImportErrorsRequest { job_id: job.job_id.clone() })
-        .await
-        .unwrap()
-        .into_inner();
-    let (_, bytes) = collect_file(stream, |part| (part.data, part.file_name)).await.unwrap();
+    let (_, bytes) = common::import_errors(&xuanwu, &job.job_id).await.unwrap();
     let (text, _, malformed) = encoding_rs::GBK.decode(&bytes);
     assert!(!malformed && text.contains("错误原因") && text.contains("坏"));
 

@@ -302,3 +302,10 @@ pub fn resident_ids_in(bytes: &[u8]) -> Vec<String> {
     }
     found
 }
+
+/// The error file of an import job as the bureau downloads it: its name and bytes.
+pub async fn import_errors(clients: &Clients, job_id: &str) -> Result<(String, Vec<u8>), tonic::Status> {
+    let request = nol_proto::v1::DownloadImportErrorsRequest { job_id: job_id.to_owned() };
+    let stream = clients.registry.clone().download_import_errors(request).await?.into_inner();
+    nol_import::collect_file(stream, |part| (part.data, part.file_name)).await
+}

@@ -145,15 +145,13 @@ impl ResidentId {
     }
 }
 
-/// The last four characters of a resident ID number (or of an old-form mask), after fourteen
-/// asterisks; anything shorter than four characters is masked whole.
+/// The last four characters of a resident ID number — or of an old-form mask, or of whatever a
+/// bureau's file had in the ID cell — with every character before them an asterisk
+/// (`**************1234` for a number); four characters or fewer are masked whole.
 pub fn mask_last_four(text: &str) -> String {
     let chars: Vec<char> = text.trim().chars().collect();
-    match chars.len() {
-        0 => String::new(),
-        n if n < 4 => "*".repeat(n),
-        n => format!("{}{}", "*".repeat(14), chars[n - 4..].iter().collect::<String>()),
-    }
+    let hidden = if chars.len() <= 4 { chars.len() } else { chars.len() - 4 };
+    chars.iter().enumerate().map(|(index, &character)| if index < hidden { '*' } else { character }).collect()
 }
 
 /// The calendar date of `time` in China Standard Time (UTC+8, no daylight saving): a child born

@@ -22,11 +22,10 @@ pub fn mask_cells(cells: &mut [String], id_column: Option<usize>) {
     }
 }
 
-/// `320102201305021234` → `**************1234`; a cell of four characters or fewer is all stars.
+/// `320102201305021234` → `**************1234`; a cell of four characters or fewer is all stars
+/// (the mask every view of the number uses).
 pub fn mask_whole(cell: &str) -> String {
-    let characters: Vec<char> = cell.trim().chars().collect();
-    let hidden = if characters.len() <= KEPT { characters.len() } else { characters.len() - KEPT };
-    characters.iter().enumerate().map(|(index, character)| if index < hidden { '*' } else { *character }).collect()
+    nol_pii::mask_last_four(cell)
 }
 
 fn is_digit(character: char) -> bool {
