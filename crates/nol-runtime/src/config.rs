@@ -66,6 +66,10 @@ pub struct ServiceConfig {
     /// `NOL_CALLER_CONCURRENCY`: calls one caller (a token's subject in its region) may have in
     /// flight at once; more are refused with RESOURCE_EXHAUSTED (32).
     pub caller_concurrency: usize,
+    /// `NOL_REQUEST_TIMEOUT_SECS`: the longest a call may run before it is stopped and answered
+    /// DEADLINE_EXCEEDED (30); `NOL_LONG_REQUEST_TIMEOUT_SECS` for imports, exports, files and
+    /// sweeps (900).
+    pub request_timeouts: crate::access::Timeouts,
     /// `NOL_TOKEN_AUDIENCE`: the audience (`aud`) a caller's token must name (`not-one-less`).
     pub token_audience: String,
     /// `NOL_TOKEN_MAX_LIFETIME_SECS`: the longest a token may live from its issue (24 hours).
@@ -197,6 +201,10 @@ impl ServiceConfig {
                     .clamp(1, 100_000),
             )
             .unwrap_or(crate::access::DEFAULT_CALLS_IN_FLIGHT),
+            request_timeouts: crate::access::Timeouts {
+                call: seconds("NOL_REQUEST_TIMEOUT_SECS", 30.0)?,
+                long_call: seconds("NOL_LONG_REQUEST_TIMEOUT_SECS", 900.0)?,
+            },
             token_audience: get("NOL_TOKEN_AUDIENCE").unwrap_or_else(|| nol_auth::DEFAULT_AUDIENCE.to_owned()),
             token_max_lifetime: seconds("NOL_TOKEN_MAX_LIFETIME_SECS", 24.0 * 3600.0)?,
             handoff_resend: seconds("NOL_HANDOFF_RESEND_SECS", 30.0)?,
