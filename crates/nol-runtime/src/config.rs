@@ -89,6 +89,9 @@ pub struct ServiceConfig {
     pub import_errors_retention: Duration,
     /// `NOL_IMPORT_ERRORS_SWEEP_SECS`: how often the registry deletes rejected rows past it (3600).
     pub import_errors_sweep: Duration,
+    /// `NOL_EXPORT_PAGE_ROWS`: rows an export reads and writes at a time, and names in one audit
+    /// entry (2000); what an export holds in memory whatever its size.
+    pub export_page_rows: i64,
     /// `NOL_CLOCK_FILE`: rule time read from this file (tests and drills); the system clock if unset.
     pub clock_file: Option<PathBuf>,
     pub fault_relay_crash_after: Option<u64>,
@@ -214,6 +217,8 @@ impl ServiceConfig {
                 count("NOL_IMPORT_ERRORS_RETENTION_DAYS")?.unwrap_or(30).clamp(1, 36_500) * 24 * 3600,
             ),
             import_errors_sweep: seconds("NOL_IMPORT_ERRORS_SWEEP_SECS", 3600.0)?,
+            export_page_rows: i64::try_from(count("NOL_EXPORT_PAGE_ROWS")?.unwrap_or(2000).clamp(1, 100_000))
+                .unwrap_or(2000),
             clock_file: get("NOL_CLOCK_FILE").map(PathBuf::from),
             fault_relay_crash_after: count("NOL_FAULT_RELAY_CRASH_AFTER")?,
             fault_consumer_crash_after: count("NOL_FAULT_CONSUMER_CRASH_AFTER")?,
