@@ -107,3 +107,34 @@ fn error_files_come_back_in_the_same_format_and_encoding() {
     let rows = rows(TableReader::open(&path, Format::Xlsx, Encoding::Auto, &columns).unwrap());
     assert_eq!(rows[0].1[1], "320102201408110021", "IDs stay text");
 }
+
+#[test]
+fn a_file_written_on_disk_reads_back_whole_in_every_format() {
+    use std::io::Read;
+    let header = vec!["姓名".to_owned(), "错误原因".to_owned()];
+    let dir = tempfile::tempdir().unwrap();
+    // CSV: enough rows to be moved to disk twice or more (a megabyte at a time).
+    for (format, encoding, name, count) in [
+        (Format::Csv, Encoding::Gbk, "gbk.csv", 60_000),
+        (Format::Csv, Encoding::Utf8, "utf8.csv", 60_000),
+        (Format::Xlsx, Encoding::Utf8, "big.xlsx", 15_000),
+    ] {
+        let mut writer = TableWriter::on_disk(format, encoding, &header).unwrap();
+        for index in 0..count {
+            writer.write_row(&[format!("王芳{index}"), "身份证号校验位错误".to_owned()]).unwrap();
+        }
+        let mut bytes = Vec::new();
+        writer.finish_to_file().unwrap().read_to_end(&mut bytes).unwrap();
+        if encoding == Encoding::Utf8 && format == Format::Csv {
+            assert_eq!(&bytes[..3], &[0xEF, 0xBB, 0xBF], "one BOM, first");
+            assert_eq!(bytes.windows(3).filter(|window| *window == [0xEF, 0xBB, 0xBF]).count(), 1);
+        }
+        let path = write(dir.path(), name, &bytes);
+        let columns = [Column { key: "full_name", headers: &["姓名"], required: true }];
+        let read = rows(TableReader::open(&path, format, Encoding::Auto, &columns).unwrap());
+        assert_eq!(read.len(), count, "{name}");
+        assert_eq!(read[count - 1].1[0], format!("王芳{}", count - 1), "{name}");
+        assert_eq!(read[12_345].1[1], "身份证号校验位错误", "{name}");
+        assert_eq!(read[12_345].1[0], "王芳12345", "{name}");
+    }
+}

@@ -151,9 +151,9 @@ impl Registry {
         &self,
         caller: &Caller,
         request: DownloadImportErrorsRequest,
-    ) -> Result<(Vec<u8>, String), ServiceError> {
+    ) -> Result<(std::fs::File, String), ServiceError> {
         let job = self.job_in_scope(caller, &request.job_id).await?;
-        let rows = imports::errors(&self.pool, job.id, None).await?;
+        let mut rows = imports::errors_after(&self.pool, job.id, None, self.export_page).await?;
         if rows.is_empty() && job.rows_rejected > 0 {
             return Err(ServiceError::precondition(Message::RejectedRowsExpired {
                 days: self.import_errors_retention.as_secs() / 86_400,
@@ -169,8 +169,11 @@ impl Registry {
         let encoding = job.file.and_then(|file| file.encoding).unwrap_or(Encoding::Utf8);
         let mut header = job.header.clone();
         header.extend(["错误行号".to_owned(), "错误列".to_owned(), "错误原因".to_owned()]);
-        let write = || -> Result<Vec<u8>, nol_tabular::TableError> {
-            let mut writer = TableWriter::new(format, encoding, &header)?;
+        // Written a page at a time to a file on disk and sent from it: a file of a million
+        // rejected rows takes a page of memory.
+        let internal = |error: nol_tabular::TableError| ServiceError::Internal(error.into());
+        let mut writer = TableWriter::on_disk(format, encoding, &header).map_err(internal)?;
+        loop {
             for row in &rows {
                 // The bureau reads the reasons in Chinese (rows rejected before they were kept in
                 // Chinese have only the English).
@@ -178,13 +181,26 @@ impl Registry {
                 let mut cells = row.cells.clone();
                 cells.resize(job.header.len(), String::new());
                 cells.extend([row.row_number.to_string(), row.column_name.clone(), reason.clone()]);
-                writer.write_row(&cells)?;
+                writer.write_row(&cells).map_err(internal)?;
             }
-            writer.finish()
-        };
-        let bytes = write().map_err(|error| ServiceError::Internal(error.into()))?;
+            if (rows.len() as i64) < self.export_page {
+                break;
+            }
+            let after = rows.last().map(|row| (row.row_number, row.column_name.clone()));
+            rows = imports::errors_after(
+                &self.pool,
+                job.id,
+                after.as_ref().map(|(row, column)| (*row, column.as_str())),
+                self.export_page,
+            )
+            .await?;
+        }
+        let file = tokio::task::spawn_blocking(move || writer.finish_to_file())
+            .await
+            .map_err(|error| ServiceError::Internal(error.into()))?
+            .map_err(internal)?;
         let stem = job.file_name.rsplit_once('.').map(|(stem, _)| stem).unwrap_or(&job.file_name);
-        Ok((bytes, format!("{stem}.errors.{}", format.extension())))
+        Ok((file, format!("{stem}.errors.{}", format.extension())))
     }
 
     pub(super) async fn job_to_proto(&self, job: &JobRecord) -> Result<ImportJob, ServiceError> {

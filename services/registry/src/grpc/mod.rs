@@ -80,19 +80,6 @@ impl Registry {
 
 type ByteStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
-/// Cuts a file into gRPC messages of at most 1 MiB.
-fn chunks<T: Send + 'static>(bytes: Vec<u8>, file_name: String, make: fn(Vec<u8>, String) -> T) -> ByteStream<T> {
-    let mut messages = Vec::new();
-    for (index, chunk) in bytes.chunks(1 << 20).enumerate() {
-        let name = if index == 0 { file_name.clone() } else { String::new() };
-        messages.push(Ok(make(chunk.to_vec(), name)));
-    }
-    if messages.is_empty() {
-        messages.push(Ok(make(Vec::new(), file_name)));
-    }
-    Box::pin(futures::stream::iter(messages))
-}
-
 #[tonic::async_trait]
 impl RegistryService for Registry {
     async fn create_pupil(
@@ -233,8 +220,11 @@ impl RegistryService for Registry {
         request: Request<DownloadImportErrorsRequest>,
     ) -> Result<Response<Self::DownloadImportErrorsStream>, Status> {
         let caller = self.caller(&request)?;
-        let (bytes, file_name) = self.error_file(&caller, request.into_inner()).await?;
-        Ok(Response::new(chunks(bytes, file_name, |data, file_name| DownloadImportErrorsResponse { data, file_name })))
+        let (file, file_name) = self.error_file(&caller, request.into_inner()).await?;
+        Ok(Response::new(nol_runtime::files::stream_file(file, move |data, first| DownloadImportErrorsResponse {
+            data,
+            file_name: if first { file_name.clone() } else { String::new() },
+        })))
     }
 
     async fn run_cross_check(

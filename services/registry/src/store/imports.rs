@@ -266,6 +266,27 @@ pub struct ErrorRow {
 }
 
 /// A job's rejected rows in row order (`limit` None for all).
+/// A page of a job's rejected rows after `after` (row number, column), in file order.
+pub async fn errors_after(
+    pool: &PgPool,
+    job: Uuid,
+    after: Option<(i64, &str)>,
+    limit: i64,
+) -> sqlx::Result<Vec<ErrorRow>> {
+    sqlx::query_as!(
+        ErrorRow,
+        "SELECT row_number, column_name, reason, reason_zh, cells FROM import_row_error
+          WHERE job_id = $1 AND ($2::bigint IS NULL OR (row_number, column_name) > ($2, $3::text))
+          ORDER BY row_number, column_name LIMIT $4",
+        job,
+        after.map(|(row, _)| row),
+        after.map(|(_, column)| column),
+        limit,
+    )
+    .fetch_all(pool)
+    .await
+}
+
 pub async fn errors(pool: &PgPool, job: Uuid, limit: Option<i64>) -> sqlx::Result<Vec<ErrorRow>> {
     sqlx::query_as!(
         ErrorRow,
