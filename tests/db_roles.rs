@@ -241,3 +241,114 @@ async fn head_seq(admin: &mut PgConnection, service: &str) -> i64 {
         .await
         .unwrap()
 }
+
+/// A database as the services left it before issue 12: everything made by the superuser, the
+/// audit log with its entries in each service's schema. Provisioning moves the log, entries and
+/// all, to the audit schema, hands every object to its role, and the chain still verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provisioning_an_older_database_moves_its_audit_log_and_hands_over_its_tables() {
+    use nol_stack::postgres;
+    let name = format!("nol_t{}_upgrade", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let admin_url = postgres::create_database(&postgres::default_admin_url(), &name).await.unwrap();
+    let cleanup = DropDatabase(name.clone());
+
+    let ids: Vec<String> = (1..=3).map(|index| format!("p{index}")).collect();
+    for service in SERVICES {
+        let pool = nol_runtime::database::connect(&admin_url, service, 2).await.unwrap();
+        // The runtime's first two migrations only, as they ran before the audit schema existed.
+        let mut runtime = sqlx::migrate!("crates/nol-runtime/migrations");
+        runtime.migrations = std::borrow::Cow::Owned(runtime.migrations[..2].to_vec());
+        runtime.dangerous_set_table_name("_runtime_migrations");
+        runtime.run(&pool).await.unwrap();
+        nol_backbone::migrate(&pool).await.unwrap();
+        let entry = Entry {
+            actor: "caseworker@320102",
+            role: "caseworker",
+            region: "320102",
+            action: "pupil.read",
+            resource_type: "pupil",
+            resource_ids: &ids,
+            trace_id: None,
+        };
+        let mut conn = pool.acquire().await.unwrap();
+        assert_eq!(audit::append(&mut conn, &entry, None).await.unwrap(), 3);
+        let in_own_schema: bool =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT to_regclass('{service}.audit_log') IS NOT NULL")))
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+        assert!(in_own_schema);
+        drop(conn);
+        pool.close().await;
+    }
+
+    let done = provision::provision(&admin_url, &Passwords::default()).await.expect("provisioned");
+    let roles = done.roles;
+    let mut admin = PgConnection::connect(&admin_url).await.unwrap();
+    for service in SERVICES {
+        let (moved, left): (bool, bool) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT to_regclass('{service}_audit.audit_log') IS NOT NULL, to_regclass('{service}.audit_log') IS NOT NULL"
+        )))
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+        assert!(moved && !left, "{service}: the audit log moved");
+        // Everything left in the service's schema is its role's; the audit schema is the audit role's.
+        let owners: Vec<(String, String)> = sqlx::query_as(
+            "SELECT n.nspname::text, pg_get_userbyid(c.relowner)::text FROM pg_class AS c
+               JOIN pg_namespace AS n ON n.oid = c.relnamespace
+              WHERE n.nspname IN ($1, $1 || '_audit') GROUP BY 1, 2 ORDER BY 1",
+        )
+        .bind(service)
+        .fetch_all(&mut admin)
+        .await
+        .unwrap();
+        assert_eq!(
+            owners,
+            vec![(service.to_owned(), roles.service(service)), (format!("{service}_audit"), roles.audit())],
+            "{service}"
+        );
+        // The service's role appends after the moved entries, and the chain verifies from the first.
+        let mut conn = connect_as(&postgres::role_url(&admin_url, &roles.service(service)), service).await;
+        let entry = Entry {
+            actor: "system",
+            role: "system",
+            region: "320000",
+            action: "pupil.read",
+            resource_type: "pupil",
+            resource_ids: &ids[..1],
+            trace_id: None,
+        };
+        assert_eq!(audit::append(&mut conn, &entry, None).await.unwrap(), 4);
+        refused(&mut conn, &roles.service(service), "DELETE FROM audit_log").await;
+        conn.close().await.unwrap();
+        let mut reader = connect_as(&postgres::role_url(&admin_url, &roles.audit_reader()), service).await;
+        let verified = nol_runtime::audit::verify::verify(&mut reader, &[]).await.unwrap().expect("the chain verifies");
+        assert_eq!(verified.entries, 4, "{service}");
+        reader.close().await.unwrap();
+    }
+    // Provisioning again finds nothing to do.
+    provision::provision(&admin_url, &Passwords::default()).await.expect("provisioned again");
+    admin.close().await.unwrap();
+    drop(cleanup);
+}
+
+/// Drops the database (and its roles) when the test ends, passed or not.
+struct DropDatabase(String);
+
+impl Drop for DropDatabase {
+    fn drop(&mut self) {
+        let name = self.0.clone();
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(async {
+                let admin = nol_stack::postgres::default_admin_url();
+                if let Err(error) = nol_stack::postgres::drop_database(&admin, &name).await {
+                    eprintln!("{name} not dropped: {error:#}");
+                }
+            });
+            Ok::<_, std::io::Error>(())
+        })
+        .join();
+    }
+}
