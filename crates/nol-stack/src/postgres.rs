@@ -62,7 +62,7 @@ pub async fn create_database(admin_url: &str, name: &str) -> anyhow::Result<Stri
     Ok(database_url(admin_url, name))
 }
 
-/// Drops database `name`, disconnecting whoever is still connected.
+/// Drops database `name`, disconnecting whoever is still connected, and its roles.
 pub async fn drop_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
     let mut admin = PgConnection::connect(admin_url).await?;
     // The server quotes the name, as in `create_database`.
@@ -73,8 +73,11 @@ pub async fn drop_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
     .fetch_one(&mut admin)
     .await?;
     sqlx::raw_sql(sqlx::AssertSqlSafe(drop)).execute(&mut admin).await?;
-    // Its roles (cluster-wide) go with it: nothing of theirs is left once the database is gone.
-    drop_roles(&mut admin, &nol_runtime::provision::Roles::new(name)?.all()).await?;
+    // Its roles (cluster-wide) go with it: nothing of theirs is left once the database is gone. A
+    // name too long for roles never had any.
+    if let Ok(roles) = nol_runtime::provision::Roles::new(name) {
+        drop_roles(&mut admin, &roles.all()).await?;
+    }
     admin.close().await?;
     Ok(())
 }
@@ -89,8 +92,8 @@ async fn drop_roles(admin: &mut PgConnection, roles: &[String]) -> anyhow::Resul
     Ok(())
 }
 
-/// Drops the roles of test databases (`nol_t…`, `nol_audit_…`, benchmarks' `nol_b…`) that no
-/// longer exist: what a killed test run leaves behind.
+/// Drops the roles (named `<database_prefix>…_<role>`) of databases that no longer exist: what a
+/// killed test run leaves behind (the harness passes its prefix, `nol_t`).
 pub async fn drop_orphan_roles(admin_url: &str, database_prefix: &str) -> anyhow::Result<()> {
     let mut admin = PgConnection::connect(admin_url).await?;
     let suffixes = nol_runtime::provision::Roles::new("x")?
