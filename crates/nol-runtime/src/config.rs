@@ -238,7 +238,7 @@ mod tests {
             lookup(&[("NOL_PROVINCE", "340000"), ("NOL_KEYS_DIR", "/k"), TLS[0], TLS[1], TLS[2]]),
         )
         .unwrap();
-        assert_eq!(config.database_url, "postgres://postgres@127.0.0.1:5432/nol_340000");
+        assert_eq!(config.database_url, "postgres://nol_340000_cases@127.0.0.1:5432/nol_340000");
         assert_eq!(config.grpc_addr.port(), 50052);
         assert_eq!(config.ack_wait, Duration::from_secs(30));
         assert_eq!(config.metrics_addr.port(), 51052);
