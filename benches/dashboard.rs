@@ -455,7 +455,10 @@ async fn rebuild_rate(stack: &Stack, prefix: &str, counties: &[String], cases: u
     let admin = postgres::default_admin_url();
     let name = format!("nol_{prefix}_rebuild");
     let url = postgres::create_database(&admin, &name).await?;
+    // Provisioned as the stack's databases are: the process connects as the reporting role.
+    let roles = nol_runtime::provision::provision(&url, &Default::default()).await?.roles;
     let rebuilt_database = nol_runtime::database::connect(&url, "reporting", 2).await?;
+    let url = postgres::role_url(&url, &roles.service("reporting"));
     let mut env = std::collections::BTreeMap::from([
         ("NOL_PROVINCE".to_owned(), "320000".to_owned()),
         ("NOL_DATABASE_URL".to_owned(), url),

@@ -7,7 +7,9 @@
 //! nol audit prune --older-than-days N            remove entries older than N days (N ≥ 183)
 //! ```
 //!
-//! The database comes from `--database-url` or `NOL_DATABASE_URL`, as for `nol serve`.
+//! The database comes from `--database-url` or `NOL_DATABASE_URL`: for `verify` and `head` the
+//! audit reader's (`<database>_audit_read`) is enough; `prune` needs the admin's (the audit
+//! schemas' owner's rights; no service's role may prune).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -86,11 +88,12 @@ impl Target {
         }
     }
 
-    /// A connection in `schema` (never creating it: a missing chain is a finding).
+    /// A connection in `schema` and its audit schema (never creating them: a missing chain is a
+    /// finding).
     async fn connect(&self, schema: &str) -> anyhow::Result<PgConnection> {
         let options = PgConnectOptions::from_str(&self.database_url)
             .context("--database-url is not a PostgreSQL URL")?
-            .options([("search_path", schema)]);
+            .options([("search_path", nol_runtime::database::search_path(schema))]);
         Ok(PgConnection::connect_with(&options).await?)
     }
 }

@@ -11,11 +11,13 @@
 //! nol gen --out DIR                     a synthetic province for benchmarks
 //! nol serve registry|cases|transfer|reporting   one service, configured from the environment
 //! nol audit verify|head|prune           the audit chains of a province database
+//! nol db provision                      a role per service, the audit log out of their reach
 //! ```
 #![forbid(unsafe_code)]
 
 mod audit;
 mod backup;
+mod db;
 mod demo;
 mod demo_slice;
 mod import;
@@ -136,6 +138,10 @@ enum Command {
     /// A province database's base backup, and the restore drill to a point in time.
     #[command(subcommand)]
     Backup(backup::BackupCommand),
+    /// The province database's roles: one per service owning only its schema, the audit log
+    /// owned by none of them, read-only roles for reporting and audit checks.
+    #[command(subcommand)]
+    Db(db::DbCommand),
     /// Runs one service, configured from the environment (see the README's table).
     Serve {
         #[arg(value_parser = ["registry", "cases", "transfer", "reporting"])]
@@ -218,6 +224,7 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Db(command) => runtime.block_on(db::run(command)),
         Command::Serve { service } => runtime.block_on(async move {
             use nol_runtime::platform::run_main;
             match service.as_str() {

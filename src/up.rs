@@ -123,6 +123,15 @@ pub async fn run(data: &Path, demo: bool, provinces: &[RegionCode]) -> anyhow::R
     }
     let databases: Vec<String> = provinces.iter().map(|code| format!("nol_{code}")).collect();
     println!("  databases: {} ({}); logs: {}", admin_url, databases.join(", "), data.join("log").display());
+    if let Some(province) = stack.provinces.first() {
+        let roles = &province.roles;
+        println!(
+            "  each service connects as its own role ({}, …); read-only: {} (BI), {} (nol audit verify)",
+            roles.service("registry"),
+            roles.reporting_reader(),
+            roles.audit_reader()
+        );
+    }
     println!();
     if provinces.contains(&jiangsu) {
         let xuanwu = stack.keys.token("demo.xuanwu", RegionCode::parse("320102")?, Role::Caseworker, hour)?;

@@ -236,7 +236,7 @@ async fn callers_see_only_their_own_subtree_and_province() {
     assert_eq!(supervisor.registry.clone().get_pupil(full).await.unwrap_err().code(), Code::PermissionDenied);
     let registry = test.database("320000", "registry").await;
     let audited: Vec<(String, String)> =
-        sqlx::query!("SELECT action, actor_region FROM registry.audit_log ORDER BY id")
+        sqlx::query!("SELECT action, actor_region FROM registry_audit.audit_log ORDER BY id")
             .fetch_all(&registry)
             .await
             .unwrap()

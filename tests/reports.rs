@@ -315,10 +315,11 @@ async fn a_county_reports_its_period_and_the_city_and_province_approve_it() {
     .await
     .unwrap();
     assert_eq!(events, 9);
-    let audited: i64 = sqlx::query_scalar("SELECT count(*) FROM reporting.audit_log WHERE action LIKE 'report.%'")
-        .fetch_one(&database)
-        .await
-        .unwrap();
+    let audited: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM reporting_audit.audit_log WHERE action LIKE 'report.%'")
+            .fetch_one(&database)
+            .await
+            .unwrap();
     assert_eq!(audited, 9);
 
     // Past the due date, the counties that have not reported are late.

@@ -69,7 +69,10 @@ async fn the_projections_rebuilt_from_the_stream_equal_the_live_ones() {
     let admin = nol_stack::postgres::default_admin_url();
     let name = format!("{}_rebuild", test.database_prefix);
     let url = nol_stack::postgres::create_database(&admin, &name).await.unwrap();
+    // Provisioned as the stack's databases are: the process connects as the reporting role.
+    let roles = nol_runtime::provision::provision(&url, &Default::default()).await.unwrap().roles;
     let rebuilt_database = nol_runtime::database::connect(&url, "reporting", 2).await.unwrap();
+    let url = nol_stack::postgres::role_url(&url, &roles.service("reporting"));
     let mut env = BTreeMap::from([
         ("NOL_PROVINCE".to_owned(), "320000".to_owned()),
         ("NOL_DATABASE_URL".to_owned(), url),

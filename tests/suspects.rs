@@ -292,7 +292,7 @@ async fn cross_check_suspects_enter_the_ledger_once_and_leave_it_with_an_outcome
     let supervisor = test.clients("320000", "320000", Role::Supervisor);
     let full = GetSuspectRequest { suspect_id: third_child.suspect_id.clone(), view: SuspectView::Full as i32 };
     assert_eq!(supervisor.suspects.clone().get_suspect(full).await.unwrap_err().code(), Code::PermissionDenied);
-    let audited = sqlx::query_scalar!("SELECT action FROM cases.audit_log WHERE resource_type = 'suspect'")
+    let audited = sqlx::query_scalar!("SELECT action FROM cases_audit.audit_log WHERE resource_type = 'suspect'")
         .fetch_all(&cases_db)
         .await
         .unwrap();

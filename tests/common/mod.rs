@@ -73,6 +73,10 @@ impl TestStack {
             extra_env: small_pools(&options.extra_env),
             replicas: options.replicas.max(1),
         };
+        // The roles of test databases a killed run left behind (they outlive their database).
+        if let Err(error) = postgres::drop_orphan_roles(&settings.admin_database_url, "nol_t").await {
+            eprintln!("orphan roles not dropped: {error:#}");
+        }
         let stack = Stack::start(settings).await.expect("two-province stack starts");
         seed_schools(&stack).await;
         TestStack {
@@ -139,7 +143,7 @@ impl TestStack {
             .expect("token")
     }
 
-    /// A connection to `province`'s database, in `schema`.
+    /// A connection to `province`'s database, in `schema` (and its audit schema), as the admin.
     pub async fn database(&self, province: &str, schema: &str) -> sqlx::PgPool {
         let url = &self.stack().province(province).database_url;
         nol_runtime::database::connect(url, schema, 2).await.expect("database")
@@ -158,7 +162,7 @@ impl Drop for TestStack {
         if self.stack.is_none() {
             return;
         }
-        // After a failed assertion `finish` never ran: drop the databases anyway.
+        // After a failed assertion `finish` never ran: drop the databases (and their roles) anyway.
         let prefix = self.database_prefix.clone();
         let provinces = self.provinces.clone();
         let _ = std::thread::spawn(move || {

@@ -130,8 +130,9 @@ impl ServiceConfig {
             .unwrap_or_else(|| format!("127.0.0.1:{}", default_port(service)))
             .parse()
             .context("NOL_GRPC_ADDR must be host:port")?;
-        let database_url =
-            get("NOL_DATABASE_URL").unwrap_or_else(|| format!("postgres://postgres@127.0.0.1:5432/nol_{province}"));
+        // The service's own role (`nol db provision`), never the superuser.
+        let database_url = get("NOL_DATABASE_URL")
+            .unwrap_or_else(|| format!("postgres://nol_{province}_{service}@127.0.0.1:5432/nol_{province}"));
         let nats_url = get("NOL_NATS_URL").unwrap_or_else(|| "nats://127.0.0.1:4222".to_owned());
         let subject_prefix = get("NOL_SUBJECT_PREFIX").unwrap_or_else(|| "nol".to_owned());
         let keys_dir = PathBuf::from(get("NOL_KEYS_DIR").context("NOL_KEYS_DIR is required (see `nol keys`)")?);
@@ -250,7 +251,7 @@ mod tests {
             lookup(&[("NOL_PROVINCE", "340000"), ("NOL_KEYS_DIR", "/k"), TLS[0], TLS[1], TLS[2]]),
         )
         .unwrap();
-        assert_eq!(config.database_url, "postgres://postgres@127.0.0.1:5432/nol_340000");
+        assert_eq!(config.database_url, "postgres://nol_340000_cases@127.0.0.1:5432/nol_340000");
         assert_eq!(config.grpc_addr.port(), 50052);
         assert_eq!(config.ack_wait, Duration::from_secs(30));
         assert_eq!(config.metrics_addr.port(), 51052);

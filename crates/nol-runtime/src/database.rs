@@ -9,8 +9,16 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 /// SQLSTATE of a unique violation.
 pub const UNIQUE_VIOLATION: &str = "23505";
 
-/// Connects with `search_path` set to the service's schema, creating the schema if needed, so
-/// every service (and its migrations table) lives apart in the shared database.
+/// The schema of `schema`'s audit log: `<schema>_audit`, owned by the database's audit role (see
+/// [`crate::provision`]), which the service may only append to through `audit_append`.
+pub fn audit_schema(schema: &str) -> String {
+    format!("{schema}_audit")
+}
+
+/// Connects with `search_path` set to the service's schema and then its audit schema, so every
+/// service (and its migrations table) lives apart in the shared database, and the audit log is
+/// found by its plain names. The service's schema is created only when missing: a service's role
+/// has no CREATE on the database, and PostgreSQL checks that privilege before `IF NOT EXISTS`.
 pub async fn connect(url: &str, schema: &str, max_connections: u32) -> anyhow::Result<PgPool> {
     anyhow::ensure!(
         !schema.is_empty() && schema.bytes().all(|byte| byte.is_ascii_lowercase() || byte == b'_'),
@@ -22,15 +30,21 @@ pub async fn connect(url: &str, schema: &str, max_connections: u32) -> anyhow::R
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(base.clone())
         .await?;
-    // An identifier cannot be a bind parameter: the server quotes it (`%I`), and the statement it
-    // returns is executed as it came, so no SQL is ever put together here.
-    let create =
-        sqlx::query_scalar!(r#"SELECT format('CREATE SCHEMA IF NOT EXISTS %I', $1::text) AS "statement!""#, schema)
+    let exists =
+        sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS "exists!""#, schema)
             .fetch_one(&bootstrap)
             .await?;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(create)).execute(&bootstrap).await?;
+    if !exists {
+        // An identifier cannot be a bind parameter: the server quotes it (`%I`), and the statement
+        // it returns is executed as it came, so no SQL is ever put together here.
+        let create =
+            sqlx::query_scalar!(r#"SELECT format('CREATE SCHEMA IF NOT EXISTS %I', $1::text) AS "statement!""#, schema)
+                .fetch_one(&bootstrap)
+                .await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(create)).execute(&bootstrap).await?;
+    }
     bootstrap.close().await;
-    let options = base.options([("search_path", schema)]);
+    let options = base.options([("search_path", search_path(schema))]);
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))
@@ -39,11 +53,35 @@ pub async fn connect(url: &str, schema: &str, max_connections: u32) -> anyhow::R
     Ok(pool)
 }
 
-/// Applies the runtime's own tables (the audit log) in the pool's schema.
+/// `<schema>,<schema>_audit`: the service's own objects first, then its audit log.
+pub fn search_path(schema: &str) -> String {
+    format!("{schema},{}", audit_schema(schema))
+}
+
+/// Applies the runtime's own tables (the audit log) in the pool's schema and its audit schema.
+/// The last of them moves the log to the audit schema and needs CREATE on the database: on a
+/// provisioned database `nol db provision` has applied them all, and a service finds nothing to do.
 pub async fn migrate_runtime(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     let mut migrator = sqlx::migrate!("./migrations");
     migrator.dangerous_set_table_name("_runtime_migrations");
     migrator.run(pool).await
+}
+
+/// Fails when the pool connects as a superuser: a service connects as its own role
+/// (`<database>_<service>`, made by `nol db provision`), which owns its schema and nothing else.
+pub async fn refuse_superuser(pool: &PgPool) -> anyhow::Result<()> {
+    let who = sqlx::query!(
+        r#"SELECT current_user AS "user!", (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS "superuser!""#
+    )
+    .fetch_one(pool)
+    .await?;
+    anyhow::ensure!(
+        !who.superuser,
+        "NOL_DATABASE_URL connects as {}, a superuser: a service connects as its own role (<database>_<service>), \
+         which `nol db provision` makes (服务不得以超级用户连接数据库)",
+        who.user
+    );
+    Ok(())
 }
 
 /// True when `error` is a unique violation (of `constraint`, when given), by SQLSTATE.

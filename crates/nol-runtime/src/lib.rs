@@ -12,6 +12,7 @@ pub mod files;
 pub mod keys;
 pub mod paging;
 pub mod platform;
+pub mod provision;
 pub mod server;
 pub mod shutdown;
 pub mod time;

@@ -79,7 +79,10 @@ impl Platform {
         let pool = database::connect(&config.database_url, config.service, config.database_pool_size)
             .await
             .with_context(|| format!("connecting to the database for {}", config.service))?;
-        database::migrate_runtime(&pool).await?;
+        database::refuse_superuser(&pool).await?;
+        database::migrate_runtime(&pool).await.context(
+            "the runtime's migrations (the audit schema) are applied by `nol db provision`, run with the admin URL",
+        )?;
         nol_backbone::migrate(&pool).await?;
         service_migrator.run(&pool).await?;
         let scheme = SubjectScheme::new(&config.subject_prefix)?;

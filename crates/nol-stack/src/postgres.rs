@@ -22,6 +22,15 @@ pub fn database_url(admin_url: &str, name: &str) -> String {
     format!("{base}/{name}")
 }
 
+/// `url` connecting as `role` (no password: the local servers trust their own machine), its host,
+/// database and options kept.
+pub fn role_url(url: &str, role: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    format!("{scheme}://{role}@{host}{path}")
+}
+
 /// True when a server answers at `admin_url`.
 pub async fn reachable(admin_url: &str) -> bool {
     tokio::time::timeout(Duration::from_secs(3), PgConnection::connect(admin_url))
@@ -53,7 +62,7 @@ pub async fn create_database(admin_url: &str, name: &str) -> anyhow::Result<Stri
     Ok(database_url(admin_url, name))
 }
 
-/// Drops database `name`, disconnecting whoever is still connected.
+/// Drops database `name`, disconnecting whoever is still connected, and its roles.
 pub async fn drop_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
     let mut admin = PgConnection::connect(admin_url).await?;
     // The server quotes the name, as in `create_database`.
@@ -64,6 +73,61 @@ pub async fn drop_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
     .fetch_one(&mut admin)
     .await?;
     sqlx::raw_sql(sqlx::AssertSqlSafe(drop)).execute(&mut admin).await?;
+    // Its roles (cluster-wide) go with it: nothing of theirs is left once the database is gone. A
+    // name too long for roles never had any.
+    if let Ok(roles) = nol_runtime::provision::Roles::new(name) {
+        drop_roles(&mut admin, &roles.all()).await?;
+    }
+    admin.close().await?;
+    Ok(())
+}
+
+async fn drop_roles(admin: &mut PgConnection, roles: &[String]) -> anyhow::Result<()> {
+    for role in roles {
+        let drop = sqlx::query_scalar!(r#"SELECT format('DROP ROLE IF EXISTS %I', $1::text) AS "statement!""#, role)
+            .fetch_one(&mut *admin)
+            .await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(drop)).execute(&mut *admin).await?;
+    }
+    Ok(())
+}
+
+/// Drops the roles (named `<database_prefix>…_<role>`) of databases that no longer exist: what a
+/// killed test run leaves behind (the harness passes its prefix, `nol_t`).
+pub async fn drop_orphan_roles(admin_url: &str, database_prefix: &str) -> anyhow::Result<()> {
+    let mut admin = PgConnection::connect(admin_url).await?;
+    let suffixes = nol_runtime::provision::Roles::new("x")?
+        .all()
+        .into_iter()
+        .map(|role| role.trim_start_matches('x').to_owned())
+        .collect::<Vec<_>>();
+    let candidates = sqlx::query_scalar!(
+        r#"SELECT rolname AS "name!" FROM pg_roles WHERE starts_with(rolname, $1) AND NOT rolsuper"#,
+        database_prefix
+    )
+    .fetch_all(&mut admin)
+    .await?;
+    let databases: std::collections::HashSet<String> =
+        sqlx::query_scalar!(r#"SELECT datname AS "name!" FROM pg_database"#)
+            .fetch_all(&mut admin)
+            .await?
+            .into_iter()
+            .collect();
+    let orphans: Vec<String> = candidates
+        .into_iter()
+        .filter(|role| {
+            // The longest suffix first: `_reporting_read` before `_reporting`.
+            let mut matching: Vec<&String> = suffixes.iter().filter(|suffix| role.ends_with(suffix.as_str())).collect();
+            matching.sort_by_key(|suffix| std::cmp::Reverse(suffix.len()));
+            matching.first().is_some_and(|suffix| !databases.contains(&role[..role.len() - suffix.len()]))
+        })
+        .collect();
+    for orphan in orphans {
+        // Its own test may be dropping it at the same moment.
+        if let Err(error) = drop_roles(&mut admin, std::slice::from_ref(&orphan)).await {
+            eprintln!("orphan role {orphan} not dropped: {error:#}");
+        }
+    }
     admin.close().await?;
     Ok(())
 }

@@ -42,7 +42,10 @@ impl ServicePorts {
 /// The four running services of one province (and their further replicas, if asked for).
 pub struct ProvinceStack {
     pub province: RegionCode,
+    /// The province database as its admin (tests and tools); the services connect as their roles.
     pub database_url: String,
+    /// The database's roles (`<database>_<service>`, the readers), made by `nol db provision`.
+    pub roles: nol_runtime::provision::Roles,
     /// How the stack's tools and tests call the services (the CA, the tools' certificate).
     pub client_tls: nol_tls::ClientTls,
     pub registry: ServiceProcess,
@@ -67,6 +70,8 @@ pub struct Replicas {
 #[derive(Debug, Clone)]
 pub struct ProvinceSettings {
     pub province: RegionCode,
+    /// The province database as its admin, provisioned (`nol_runtime::provision`): each service
+    /// connects to it as its own role.
     pub database_url: String,
     pub nats_url: String,
     pub subject_prefix: String,
@@ -130,6 +135,7 @@ impl ProvinceStack {
                         extra.push(("NOL_WEB_ADDR", "127.0.0.1:0".to_owned()));
                     }
                     let port = if replica == 0 { port } else { 0 };
+                    extra.push(("NOL_DATABASE_URL", service_database_url(settings, service)?));
                     let tls = settings
                         .tls
                         .get(service)
@@ -173,6 +179,7 @@ impl ProvinceStack {
         Ok(ProvinceStack {
             province: settings.province,
             database_url: settings.database_url.clone(),
+            roles: database_roles(&settings.database_url)?,
             client_tls: settings.client_tls.clone(),
             registry: first.registry,
             cases: first.cases,
@@ -180,6 +187,11 @@ impl ProvinceStack {
             reporting: first.reporting,
             replicas: sets.collect(),
         })
+    }
+
+    /// The province database as `role` (one of [`ProvinceStack::roles`]).
+    pub fn role_url(&self, role: &str) -> String {
+        postgres::role_url(&self.database_url, role)
     }
 
     /// Every process of the province that runs (not killed or stopped), first replica first.
@@ -379,6 +391,9 @@ impl Stack {
         let database_url =
             postgres::create_database(&settings.admin_database_url, &format!("{}_{code}", settings.database_prefix))
                 .await?;
+        // A role per service, the audit log out of the services' reach (issue 12), before any
+        // service starts: each connects as its own role.
+        nol_runtime::provision::provision(&database_url, &nol_runtime::provision::Passwords::default()).await?;
         let province_settings = ProvinceSettings {
             province: code,
             database_url,
@@ -438,6 +453,18 @@ impl Stack {
         }
         Ok(())
     }
+}
+
+/// The roles of the database `url` names.
+fn database_roles(url: &str) -> anyhow::Result<nol_runtime::provision::Roles> {
+    let name = url.rsplit_once('/').map(|(_, name)| name.split('?').next().unwrap_or(name)).unwrap_or_default();
+    nol_runtime::provision::Roles::new(name)
+}
+
+/// `service`'s database URL: the province database as the service's own role.
+fn service_database_url(settings: &ProvinceSettings, service: &str) -> anyhow::Result<String> {
+    let role = database_roles(&settings.database_url)?.service(service);
+    Ok(postgres::role_url(&settings.database_url, &role))
 }
 
 /// The hub's user for `province`: its link password, and permission for exactly its own
