@@ -11,6 +11,7 @@ pub mod error;
 pub mod keys;
 pub mod paging;
 pub mod platform;
+pub mod reencrypt;
 pub mod server;
 pub mod shutdown;
 pub mod time;
