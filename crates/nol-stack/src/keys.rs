@@ -68,6 +68,15 @@ impl StackKeys {
                 )?;
             }
         }
+        // Every service verifies tokens (a split folder of before may lack the public key).
+        for province in provinces {
+            for service in SERVICES {
+                let path = dir.join(province.to_string()).join(service).join("auth.pub.pem");
+                if !path.exists() {
+                    std::fs::write(&path, &public_pem)?;
+                }
+            }
+        }
         // Every province of the folder is every other's peer: a province added later is
         // learned by the running ones from their peers/ folder, without a restart.
         let all = Self::provinces_in(dir)?;
