@@ -3,11 +3,12 @@
 //! v1 ciphertext bound to its column only), so that after `nol keys rotate` the older key can be
 //! retired (`nol keys retire`).
 //!
-//! Each batch is one short transaction; a row is rewritten only if its ciphertext is still the one
-//! read (`… AND cipher = old`), so the task is idempotent, restart-safe, and runs beside the
-//! service's own writes and beside other replicas' tasks. A pass walks each column once in
-//! ciphertext order, so a row that cannot be decrypted (its key retired early, a damaged value)
-//! is counted and logged by table, never retried forever, and never holds up the rest. After each
+//! Each batch (32 pages of a table, by physical position) is one short transaction; a row is
+//! rewritten only if its ciphertext is still the one read (`… AND cipher = old`), so the task is
+//! idempotent, restart-safe, and runs beside the service's own writes and beside other replicas'
+//! tasks. A pass walks each table once, so a row that cannot be decrypted (its key retired early,
+//! a damaged value) is counted and logged by table, never retried forever, and never holds up the
+//! rest. After each
 //! pass the rows left under other keys are counted by key id: logged, and exported as the gauge
 //! `nol_rows_under_old_keys`; at zero the log says which keys may be retired. No resident ID
 //! and no ciphertext is ever logged.
@@ -75,8 +76,8 @@ impl Column {
 /// Rows still under another key than the current one, by key id (v1: key 0), over all columns.
 pub type Remaining = BTreeMap<KeyId, i64>;
 
-/// How many rows a batch reads.
-const BATCH: i64 = 200;
+/// How many table pages (8 KiB) a batch reads: a few hundred to a few thousand rows.
+const BLOCKS: i64 = 32;
 
 /// The gauge `nol_rows_under_old_keys` (-1 until the first pass has counted).
 #[derive(Clone, Debug)]
@@ -96,48 +97,54 @@ pub struct Pass {
     pub remaining: Remaining,
 }
 
-/// Rewrites every ciphertext of `columns` not made with the current key of `keyring`, once.
+/// Rewrites every ciphertext of `columns` not made with the current key of `keyring`, once: each
+/// table walked in ranges of [`BLOCKS`] pages by physical position (a TID range scan: each batch
+/// reads its own pages, never the whole table), each range one transaction, each row rewritten by
+/// its position only if its ciphertext is still the one read.
 pub async fn pass(pool: &PgPool, keyring: &SharedKeyring, columns: &[Column]) -> sqlx::Result<Pass> {
     let ring = keyring.get();
     let prefix = ring.current_prefix();
     let mut done = Pass::default();
     for column in columns {
         let select = format!(
-            "SELECT {row} AS row_key, {cipher} AS cipher FROM {table}
-              WHERE {cipher} IS NOT NULL AND {row} IS NOT NULL
-                AND substring({cipher} from 1 for {len}) <> $1 AND {cipher} > $2
-              ORDER BY {cipher} LIMIT $3",
+            "SELECT ctid::text AS tid, {row} AS row_key, {cipher} AS cipher FROM {table}
+              WHERE ctid >= ($1::text)::tid AND ctid < ($2::text)::tid
+                AND {cipher} IS NOT NULL AND {row} IS NOT NULL
+                AND substring({cipher} from 1 for {len}) <> $3",
             row = column.row,
             cipher = column.cipher,
             table = column.table,
             len = prefix.len(),
         );
         let update = format!(
-            "UPDATE {table} SET {cipher} = $1 WHERE {row} = $2 AND {cipher} = $3",
+            "UPDATE {table} SET {cipher} = $1 WHERE ctid = ($2::text)::tid AND {cipher} = $3",
             table = column.table,
             cipher = column.cipher,
-            row = column.row,
         );
-        let mut after: Vec<u8> = Vec::new();
+        let size =
+            format!("SELECT pg_relation_size('{table}') / current_setting('block_size')::bigint", table = column.table);
+        let pages: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(size.as_str())).fetch_one(pool).await?;
         let mut failed = 0u64;
-        loop {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(select.as_str()))
-                .bind(&prefix)
-                .bind(&after)
-                .bind(BATCH)
-                .fetch_all(pool)
-                .await?;
-            let Some(last) = rows.last() else { break };
-            after = last.try_get("cipher")?;
+        let mut first = 0i64;
+        while first <= pages {
+            let (from, to) = (format!("({first},0)"), format!("({},0)", first + BLOCKS));
+            first += BLOCKS;
             let mut tx = pool.begin().await?;
+            let rows = sqlx::query(sqlx::AssertSqlSafe(select.as_str()))
+                .bind(&from)
+                .bind(&to)
+                .bind(&prefix)
+                .fetch_all(&mut *tx)
+                .await?;
             for row in &rows {
+                let tid: String = row.try_get("tid")?;
                 let row_key: Vec<u8> = row.try_get("row_key")?;
                 let cipher: Vec<u8> = row.try_get("cipher")?;
                 match rewrite(&ring, column, &row_key, &cipher) {
                     Some(fresh) => {
                         let updated = sqlx::query(sqlx::AssertSqlSafe(update.as_str()))
                             .bind(&fresh)
-                            .bind(&row_key)
+                            .bind(&tid)
                             .bind(&cipher)
                             .execute(&mut *tx)
                             .await?
@@ -148,10 +155,9 @@ pub async fn pass(pool: &PgPool, keyring: &SharedKeyring, columns: &[Column]) ->
                 }
             }
             tx.commit().await?;
-            if rows.len() < BATCH as usize {
-                break;
+            if !rows.is_empty() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         if failed > 0 {
             tracing::warn!(
