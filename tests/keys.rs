@@ -130,6 +130,7 @@ async fn keys_rotate_and_every_row_follows_from_a_deployment_of_before() {
         // Re-encryption at start and on a change of the keys only, so the v1 rows below stay
         // until the rotation.
         extra_env: BTreeMap::from([("NOL_REENCRYPT_SECS".to_owned(), "3600".to_owned())]),
+        log_to_files: true,
         ..TestOptions::default()
     })
     .await;
@@ -186,8 +187,32 @@ async fn keys_rotate_and_every_row_follows_from_a_deployment_of_before() {
     assert_ne!(registry_key, std::fs::read_to_string(province.join("cases/data/1.key")).unwrap());
     jiangsu.reload_peers();
 
-    // The re-encryption brings every row — the v1 ones included — to the new key.
+    // The re-encryption brings every row — the v1 ones included — to the new key, and says so:
+    // in the log and in the gauge `nol_rows_under_old_keys`.
     all_under(&registry_db, &cases_db, 1).await;
+    for service in ["registry", "cases"] {
+        let log = test.log_dir().unwrap().join(format!("320000-{service}.log"));
+        eventually(&format!("the {service} logs that the old keys may be retired"), || {
+            let log = log.clone();
+            async move {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                Ok(text
+                    .lines()
+                    .any(|line| line.contains("every row is under the current key") && line.contains("current_key=1"))
+                    .then_some(()))
+            }
+        })
+        .await;
+        let process = match service {
+            "registry" => &jiangsu.registry,
+            _ => &jiangsu.cases,
+        };
+        nol_tls::install_crypto_provider();
+        let metrics_url = format!("http://{}/metrics", process.metrics_addr);
+        let metrics = reqwest::get(&metrics_url).await.unwrap().text().await.unwrap();
+        let gauge = metrics.lines().find(|line| line.starts_with("nol_rows_under_old_keys{")).unwrap_or_default();
+        assert!(gauge.ends_with(" 0"), "{service}: {gauge}");
+    }
     // New writes use it, and every read still works.
     let second = Child::Xiaoer.open_case(&xuanwu).await;
     let second_id = resident_id("320102", 13);

@@ -100,7 +100,7 @@ impl Keyring {
     /// The key a ciphertext was made with (v1: the legacy key), without decrypting it.
     pub fn key_id_of(ciphertext: &[u8]) -> Result<KeyId, KeyError> {
         match ciphertext.first() {
-            Some(&CIPHERTEXT_VERSION) if ciphertext.len() >= 1 + NONCE_LEN => Ok(LEGACY_KEY_ID),
+            Some(&CIPHERTEXT_VERSION) if ciphertext.len() > NONCE_LEN => Ok(LEGACY_KEY_ID),
             Some(&CIPHERTEXT_V2) if ciphertext.len() >= V2_HEADER + NONCE_LEN => {
                 let mut id = [0u8; KEY_ID_LEN];
                 id.copy_from_slice(&ciphertext[1..V2_HEADER]);

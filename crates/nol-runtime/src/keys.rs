@@ -693,6 +693,17 @@ mod tests {
         .unwrap();
         let registry_dir = dir.path().join("registry");
         let cases_dir = dir.path().join("cases");
+        // A new deployment's folders: each service only what it uses.
+        assert_eq!(files(&registry_dir), ["auth.pub.pem", "data", "event", "index.key"]);
+        assert_eq!(files(&cases_dir), ["auth.pub.pem", "data", "event", "index.key", "seal.key"]);
+        assert_eq!(files(&dir.path().join("transfer")), ["auth.pub.pem", "peers", "seal.key", "sign.key"]);
+        assert_eq!(files(&dir.path().join("reporting")), ["auth.pub.pem"]);
+        assert_eq!(files(&registry_dir.join("data")), ["1.key"]);
+        assert_eq!(
+            std::fs::read(registry_dir.join("event/1.key")).unwrap(),
+            std::fs::read(cases_dir.join("event/1.key")).unwrap(),
+            "the event key is the registry's and the case service's"
+        );
         let registry = ProvinceKeys::load(&registry_dir).unwrap().data().unwrap();
         let cases = ProvinceKeys::load(&cases_dir).unwrap().data().unwrap();
         let index = registry.blind_index("11010519491231002X");
