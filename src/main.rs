@@ -211,9 +211,14 @@ fn keys_action(data: &std::path::Path, action: KeysAction) -> anyhow::Result<()>
                 };
                 for service in &services {
                     let id = keys.rotate(&province, service, &keyring)?;
-                    let holder = if keyring == EVENT_KEYS { "registry, cases" } else { service.as_str() };
+                    let (holder, then) = if keyring == EVENT_KEYS {
+                        ("registry, cases", "; the registry encrypts new events with it")
+                    } else {
+                        (service.as_str(), " and re-encrypt their rows under it in the background")
+                    };
                     println!(
-                        "{} ({province}) {holder}: {keyring} key {id} is current; services use it within                          NOL_PEERS_RELOAD_SECS (or at once on SIGHUP) and re-encrypt in the background",
+                        "{} ({province}) {holder}: {keyring} key {id} is current; services use it within \
+                         NOL_PEERS_RELOAD_SECS (or at once on SIGHUP){then}",
                         province.name()
                     );
                 }
