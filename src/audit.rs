@@ -73,6 +73,11 @@ pub struct Target {
 }
 
 impl Target {
+    /// The province database at `database_url`, every service's schema.
+    pub fn all_schemas(database_url: &str) -> Target {
+        Target { database_url: database_url.to_owned(), schemas: Vec::new() }
+    }
+
     fn schemas(&self) -> Vec<String> {
         if self.schemas.is_empty() {
             SCHEMAS.iter().map(|schema| (*schema).to_owned()).collect()
@@ -101,7 +106,7 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<bool> {
     }
 }
 
-async fn verify_all(target: &Target, head_file: Option<&Path>) -> anyhow::Result<bool> {
+pub async fn verify_all(target: &Target, head_file: Option<&Path>) -> anyhow::Result<bool> {
     let exported = match head_file {
         Some(path) => read_head_file(path)?,
         None => Vec::new(),

@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 mod audit;
+mod backup;
 mod demo;
 mod demo_slice;
 mod import;
@@ -138,6 +139,9 @@ enum Command {
     /// past the retention.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// A province database's base backup, and the restore drill to a point in time.
+    #[command(subcommand)]
+    Backup(backup::BackupCommand),
     /// Runs one service, configured from the environment (see the README's table).
     Serve {
         #[arg(value_parser = ["registry", "cases", "transfer", "reporting"])]
@@ -327,6 +331,12 @@ fn main() -> anyhow::Result<()> {
         Command::Gen { out, province, divide_by } => synthetic::run(&out, &province, divide_by),
         Command::Audit(command) => {
             if !runtime.block_on(audit::run(command))? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Backup(command) => {
+            if !runtime.block_on(backup::run(command))? {
                 std::process::exit(1);
             }
             Ok(())

@@ -73,6 +73,13 @@ async fn malformed_ids_and_unknown_regions_are_refused_field_by_field_and_nothin
             vec!["pupil.full_name", "pupil.hukou_region_code"],
             "not a county-level region",
         ),
+        (
+            // Refused by the codec's one check of every text before the handler runs.
+            "a text longer than any field of any request may be",
+            Pupil { full_name: "王".repeat(4001), ..pupil(&valid) },
+            vec!["pupil.full_name"],
+            "is longer than 4,000 characters",
+        ),
     ];
     for (what, request, fields, message) in cases {
         let status = register(&xuanwu, request).await.expect_err(what);

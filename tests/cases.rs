@@ -776,6 +776,13 @@ async fn lists_filter_and_page_the_export_is_masked_and_a_child_of_16_ages_out()
         assert!(id.len() == 18 && id.starts_with(&"*".repeat(14)), "the last four only: {id:?}");
         assert_eq!(column_map.cell(row, "born").len(), 4, "the year of birth, not the date");
     }
+    // The stack's exports read three rows a page: four cases came over two pages, each audited.
+    let audited: i64 =
+        sqlx::query_scalar("SELECT count(DISTINCT resource_id) FROM audit_log WHERE action = 'case.export'")
+            .fetch_one(&test.database("320000", "cases").await)
+            .await
+            .unwrap();
+    assert_eq!(audited, 4, "every case handed out is audited");
 
     // Aged out: two years later the child in D is 16.
     clock.set(&nine_am("2029-06-01"));

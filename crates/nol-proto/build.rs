@@ -30,6 +30,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let descriptors = protox::compile(&files, [&proto_root])?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out_dir.join("nol_descriptor.bin"), descriptors.encode_to_vec())?;
-    tonic_prost_build::configure().build_server(true).build_client(true).compile_fds(descriptors)?;
+    // Type names let the codec find each request's descriptor; the codec checks every request's
+    // texts and lists against one set of limits before a handler sees it (`crate::bounded`).
+    let mut config = tonic_prost_build::Config::new();
+    config.enable_type_names();
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .codec_path("crate::bounded::BoundedCodec")
+        .compile_fds_with_config(descriptors, config)?;
     Ok(())
 }

@@ -9,6 +9,13 @@ catalogue! {
         Required => "is required", "为必填项";
         RequiredDate => "is required (YYYY-MM-DD)", "为必填项（格式 YYYY-MM-DD）";
         TooLong { max: Count } => { format!("is longer than {} characters", max.en()) }, { format!("超过 {} 个字符", max.0) };
+        /// A list or map of a request with more entries than any request may carry.
+        TooManyItems { max: Count } => { format!("has more than {} entries", max.en()) }, { format!("超过 {} 项", max.0) };
+        /// A call that ran past the server's time limit and was stopped (nothing it had not yet
+        /// committed is kept).
+        TimedOut { secs: Count } =>
+            { format!("the call took longer than {} seconds and was stopped; try again or narrow it", secs.en()) },
+            { format!("请求处理超过 {} 秒，已中止；请稍后重试或缩小查询范围", secs.0) };
         /// A change whose event would be over the backbone's limit (the texts of the request,
         /// together, are too long).
         ChangeTooLarge { kib: Count } =>

@@ -1,6 +1,8 @@
 //! The Not One Less contract, `package nol.v1`, as Rust types and tonic clients and servers.
 #![forbid(unsafe_code)]
 
+pub mod bounded;
+
 /// Generated from `proto/nol/v1/*.proto`.
 pub mod v1 {
     #![allow(clippy::all, clippy::pedantic, missing_docs)]

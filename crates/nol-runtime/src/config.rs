@@ -66,6 +66,10 @@ pub struct ServiceConfig {
     /// `NOL_CALLER_CONCURRENCY`: calls one caller (a token's subject in its region) may have in
     /// flight at once; more are refused with RESOURCE_EXHAUSTED (32).
     pub caller_concurrency: usize,
+    /// `NOL_REQUEST_TIMEOUT_SECS`: the longest a call may run before it is stopped and answered
+    /// DEADLINE_EXCEEDED (30); `NOL_LONG_REQUEST_TIMEOUT_SECS` for imports, exports, files and
+    /// sweeps (900).
+    pub request_timeouts: crate::access::Timeouts,
     /// `NOL_TOKEN_AUDIENCE`: the audience (`aud`) a caller's token must name (`not-one-less`).
     pub token_audience: String,
     /// `NOL_TOKEN_MAX_LIFETIME_SECS`: the longest a token may live from its issue (24 hours).
@@ -85,6 +89,9 @@ pub struct ServiceConfig {
     pub import_errors_retention: Duration,
     /// `NOL_IMPORT_ERRORS_SWEEP_SECS`: how often the registry deletes rejected rows past it (3600).
     pub import_errors_sweep: Duration,
+    /// `NOL_EXPORT_PAGE_ROWS`: rows an export reads and writes at a time, and names in one audit
+    /// entry (2000); what an export holds in memory whatever its size.
+    pub export_page_rows: i64,
     /// `NOL_CLOCK_FILE`: rule time read from this file (tests and drills); the system clock if unset.
     pub clock_file: Option<PathBuf>,
     pub fault_relay_crash_after: Option<u64>,
@@ -197,6 +204,10 @@ impl ServiceConfig {
                     .clamp(1, 100_000),
             )
             .unwrap_or(crate::access::DEFAULT_CALLS_IN_FLIGHT),
+            request_timeouts: crate::access::Timeouts {
+                call: seconds("NOL_REQUEST_TIMEOUT_SECS", 30.0)?,
+                long_call: seconds("NOL_LONG_REQUEST_TIMEOUT_SECS", 900.0)?,
+            },
             token_audience: get("NOL_TOKEN_AUDIENCE").unwrap_or_else(|| nol_auth::DEFAULT_AUDIENCE.to_owned()),
             token_max_lifetime: seconds("NOL_TOKEN_MAX_LIFETIME_SECS", 24.0 * 3600.0)?,
             handoff_resend: seconds("NOL_HANDOFF_RESEND_SECS", 30.0)?,
@@ -206,6 +217,8 @@ impl ServiceConfig {
                 count("NOL_IMPORT_ERRORS_RETENTION_DAYS")?.unwrap_or(30).clamp(1, 36_500) * 24 * 3600,
             ),
             import_errors_sweep: seconds("NOL_IMPORT_ERRORS_SWEEP_SECS", 3600.0)?,
+            export_page_rows: i64::try_from(count("NOL_EXPORT_PAGE_ROWS")?.unwrap_or(2000).clamp(1, 100_000))
+                .unwrap_or(2000),
             clock_file: get("NOL_CLOCK_FILE").map(PathBuf::from),
             fault_relay_crash_after: count("NOL_FAULT_RELAY_CRASH_AFTER")?,
             fault_consumer_crash_after: count("NOL_FAULT_CONSUMER_CRASH_AFTER")?,

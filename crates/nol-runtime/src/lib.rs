@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod database;
 pub mod error;
+pub mod files;
 pub mod keys;
 pub mod paging;
 pub mod platform;

@@ -217,7 +217,8 @@ impl Platform {
         };
         let admin = AdminServiceServer::new(Admin::new(observer.clone()));
         let access = crate::access::AccessLayer::new(self.keys.verifier.0.clone())
-            .with_calls_in_flight(self.config.caller_concurrency);
+            .with_calls_in_flight(self.config.caller_concurrency)
+            .with_timeouts(self.config.request_timeouts);
         let routes = routes.add_service(admin);
         let mut service_names = service_names.to_vec();
         service_names.push("nol.v1.AdminService");

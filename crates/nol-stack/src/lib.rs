@@ -4,6 +4,7 @@
 //! what the tests prove is what an operator runs.
 #![forbid(unsafe_code)]
 
+pub mod backup;
 pub mod client;
 pub mod keys;
 pub mod nats;

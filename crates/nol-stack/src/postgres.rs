@@ -95,6 +95,17 @@ impl PgCluster {
         Ok(cluster)
     }
 
+    /// Adds server settings (read at the next start), e.g. [`crate::backup::archiving_settings`].
+    pub fn configure(&self, settings: &[(&str, String)]) -> anyhow::Result<()> {
+        let mut lines = String::from("\n");
+        for (name, value) in settings {
+            lines += &format!("{name} = '{}'\n", value.replace('\'', "''"));
+        }
+        let mut conf = std::fs::OpenOptions::new().append(true).open(self.dir.join("postgresql.conf"))?;
+        std::io::Write::write_all(&mut conf, lines.as_bytes())?;
+        Ok(())
+    }
+
     pub fn admin_url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }

@@ -48,6 +48,21 @@ impl TableWriter {
         }
     }
 
+    /// The file written to an unnamed temporary file (gone once closed) and rewound, for a file
+    /// too large to hold in memory: the `.xlsx` sheet is already kept on disk row by row
+    /// (constant-memory mode), and the workbook is zipped straight into the file.
+    pub fn finish_to_file(self) -> Result<std::fs::File, TableError> {
+        use std::io::{Seek, Write};
+        let io = |error: std::io::Error| TableError::BadXlsx(error.to_string());
+        let mut file = tempfile::tempfile().map_err(io)?;
+        match self.inner {
+            Inner::Xlsx { mut workbook, .. } => workbook.save_to_writer(&mut file).map_err(xlsx_error)?,
+            csv => file.write_all(&TableWriter { inner: csv }.finish()?).map_err(io)?,
+        }
+        file.rewind().map_err(io)?;
+        Ok(file)
+    }
+
     /// The file's bytes. CSV in UTF-8 starts with a BOM (Excel reads it right); GBK is encoded.
     pub fn finish(self) -> Result<Vec<u8>, TableError> {
         match self.inner {

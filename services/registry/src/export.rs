@@ -18,9 +18,26 @@ const HEADER: [&str; 11] = [
     "最近发现 last found",
 ];
 
-pub fn items_xlsx(items: &[ItemRecord]) -> Result<Vec<u8>, nol_tabular::TableError> {
-    let header: Vec<String> = HEADER.iter().map(|cell| (*cell).to_owned()).collect();
-    let mut writer = TableWriter::new(Format::Xlsx, Encoding::Utf8, &header)?;
+/// Check items as an .xlsx, written a page at a time (the sheet is kept on disk as it grows) and
+/// finished into a temporary file that is then streamed out.
+pub struct ItemsXlsx(TableWriter);
+
+impl ItemsXlsx {
+    pub fn new() -> Result<ItemsXlsx, nol_tabular::TableError> {
+        let header: Vec<String> = HEADER.iter().map(|cell| (*cell).to_owned()).collect();
+        Ok(ItemsXlsx(TableWriter::new(Format::Xlsx, Encoding::Utf8, &header)?))
+    }
+
+    pub fn write(&mut self, items: &[ItemRecord]) -> Result<(), nol_tabular::TableError> {
+        write_rows(&mut self.0, items)
+    }
+
+    pub fn finish(self) -> Result<std::fs::File, nol_tabular::TableError> {
+        self.0.finish_to_file()
+    }
+}
+
+fn write_rows(writer: &mut TableWriter, items: &[ItemRecord]) -> Result<(), nol_tabular::TableError> {
     for item in items {
         let outcome = item.outcome.map(|outcome| format!("{:?}", outcome.to_proto())).unwrap_or_default();
         writer.write_row(&[
@@ -37,5 +54,5 @@ pub fn items_xlsx(items: &[ItemRecord]) -> Result<Vec<u8>, nol_tabular::TableErr
             item.last_found_at.format("%Y-%m-%d %H:%M").to_string(),
         ])?;
     }
-    writer.finish()
+    Ok(())
 }

@@ -58,9 +58,29 @@ fn date(value: Option<NaiveDate>) -> String {
     value.map(|day| day.format("%Y-%m-%d").to_string()).unwrap_or_default()
 }
 
-pub fn cases_xlsx(cases: &[Case], today: NaiveDate) -> Result<Vec<u8>, nol_tabular::TableError> {
-    let header: Vec<String> = HEADER.iter().map(|cell| (*cell).to_owned()).collect();
-    let mut writer = TableWriter::new(Format::Xlsx, Encoding::Utf8, &header)?;
+/// The ledger as an .xlsx, written a page of cases at a time (the sheet is kept on disk as it
+/// grows) and finished into a temporary file that is then streamed out.
+pub struct CasesXlsx {
+    writer: TableWriter,
+    today: NaiveDate,
+}
+
+impl CasesXlsx {
+    pub fn new(today: NaiveDate) -> Result<CasesXlsx, nol_tabular::TableError> {
+        let header: Vec<String> = HEADER.iter().map(|cell| (*cell).to_owned()).collect();
+        Ok(CasesXlsx { writer: TableWriter::new(Format::Xlsx, Encoding::Utf8, &header)?, today })
+    }
+
+    pub fn write(&mut self, cases: &[Case]) -> Result<(), nol_tabular::TableError> {
+        write_rows(&mut self.writer, cases, self.today)
+    }
+
+    pub fn finish(self) -> Result<std::fs::File, nol_tabular::TableError> {
+        self.writer.finish_to_file()
+    }
+}
+
+fn write_rows(writer: &mut TableWriter, cases: &[Case], today: NaiveDate) -> Result<(), nol_tabular::TableError> {
     for case in cases {
         let causes: Vec<&str> = case.causes.iter().map(|cause| cause_chinese(cause.as_stored())).collect();
         let overdue = case.due.is_some_and(|due| super::domain::deadlines::is_overdue(due.on, today));
@@ -84,5 +104,5 @@ pub fn cases_xlsx(cases: &[Case], today: NaiveDate) -> Result<Vec<u8>, nol_tabul
             yes_no(overdue),
         ])?;
     }
-    writer.finish()
+    Ok(())
 }

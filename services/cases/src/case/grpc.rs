@@ -238,8 +238,8 @@ impl CaseApi for CaseGrpc {
         request: Request<ExportCasesRequest>,
     ) -> Result<Response<Self::ExportCasesStream>, GrpcStatus> {
         let caller = caller!(self, request);
-        let (bytes, file_name) = self.0.export(&caller, request.into_inner()).await?;
-        Ok(Response::new(chunks(bytes, move |data, first| ExportCasesResponse {
+        let (file, file_name) = self.0.export(&caller, request.into_inner()).await?;
+        Ok(Response::new(nol_runtime::files::stream_file(file, move |data, first| ExportCasesResponse {
             data,
             file_name: if first { file_name.clone() } else { String::new() },
         })))

@@ -116,22 +116,50 @@ impl Registry {
         &self,
         caller: &Caller,
         request: ExportCheckItemsRequest,
-    ) -> Result<(Vec<u8>, String), ServiceError> {
+    ) -> Result<(std::fs::File, String), ServiceError> {
         let region = nol_runtime::region_in_scope(caller, &request.region_code)?;
         let kind = kind_filter(request.kind)?;
-        // One file, read whole into memory to be written: capped, as the case export is.
-        let items =
-            checks::list(&self.pool, region.subtree_prefix(), kind, request.include_closed, None, EXPORT_LIMIT + 1)
-                .await?;
-        if items.len() as i64 > EXPORT_LIMIT {
-            return Err(ServiceError::precondition(Message::TooManyItemsToExport {
-                limit: nol_messages::Count(EXPORT_LIMIT as u64),
-            }));
+        // Read a page at a time from one snapshot and written to a temporary file as read (the
+        // case export's way): memory holds a page and the ids, never the whole list; capped.
+        let internal = |error: nol_tabular::TableError| ServiceError::Internal(error.into());
+        let mut file = crate::export::ItemsXlsx::new().map_err(internal)?;
+        let mut ids: Vec<uuid::Uuid> = Vec::new();
+        let mut snapshot = self.pool.begin().await?;
+        sqlx::query!("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *snapshot).await?;
+        let mut after = None;
+        loop {
+            let page = checks::list(
+                &mut *snapshot,
+                region.subtree_prefix(),
+                kind,
+                request.include_closed,
+                after,
+                self.export_page,
+            )
+            .await?;
+            if ids.len() as i64 + page.len() as i64 > EXPORT_LIMIT {
+                return Err(ServiceError::precondition(Message::TooManyItemsToExport {
+                    limit: nol_messages::Count(EXPORT_LIMIT as u64),
+                }));
+            }
+            file.write(&page).map_err(internal)?;
+            ids.extend(page.iter().map(|item| item.id));
+            after = page.last().map(|item| Cursor { time: item.first_found_at, id: item.id });
+            if (page.len() as i64) < self.export_page {
+                break;
+            }
         }
-        let ids: Vec<String> = items.iter().map(|item| item.id.to_string()).collect();
+        snapshot.commit().await?;
+        // Zipping the workbook is blocking work of a few seconds for the largest files.
+        let file = tokio::task::spawn_blocking(move || file.finish())
+            .await
+            .map_err(|error| ServiceError::Internal(error.into()))?
+            .map_err(internal)?;
         let mut conn = self.pool.acquire().await?;
-        audit::record(&mut conn, caller, "check_item.export", "check_item", &ids).await?;
-        let bytes = crate::export::items_xlsx(&items).map_err(|error| ServiceError::Internal(error.into()))?;
-        Ok((bytes, format!("核查结果-{region}.xlsx")))
+        for page in ids.chunks(self.export_page as usize) {
+            let page: Vec<String> = page.iter().map(uuid::Uuid::to_string).collect();
+            audit::record(&mut conn, caller, "check_item.export", "check_item", &page).await?;
+        }
+        Ok((file, format!("核查结果-{region}.xlsx")))
     }
 }

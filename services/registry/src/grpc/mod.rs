@@ -38,6 +38,8 @@ pub struct Registry {
     clock: Clock,
     /// How long rejected import rows are kept (`NOL_IMPORT_ERRORS_RETENTION_DAYS`).
     import_errors_retention: std::time::Duration,
+    /// Items an export reads, writes and audits at a time (`NOL_EXPORT_PAGE_ROWS`).
+    export_page: i64,
 }
 
 impl Registry {
@@ -69,6 +71,7 @@ impl Registry {
             crosscheck,
             clock: platform.clock.clone(),
             import_errors_retention: platform.config.import_errors_retention,
+            export_page: platform.config.export_page_rows,
         })
     }
 
@@ -269,7 +272,10 @@ impl RegistryService for Registry {
         request: Request<ExportCheckItemsRequest>,
     ) -> Result<Response<Self::ExportCheckItemsStream>, Status> {
         let caller = self.caller(&request)?;
-        let (bytes, file_name) = self.export_items(&caller, request.into_inner()).await?;
-        Ok(Response::new(chunks(bytes, file_name, |data, file_name| ExportCheckItemsResponse { data, file_name })))
+        let (file, file_name) = self.export_items(&caller, request.into_inner()).await?;
+        Ok(Response::new(nol_runtime::files::stream_file(file, move |data, first| ExportCheckItemsResponse {
+            data,
+            file_name: if first { file_name.clone() } else { String::new() },
+        })))
     }
 }

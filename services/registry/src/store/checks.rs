@@ -3,7 +3,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use nol_region::RegionCode;
 use nol_runtime::paging::Cursor;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{Undecodable, decode, region};
@@ -332,8 +332,8 @@ impl TryFrom<ItemRow> for ItemRecord {
     }
 }
 
-pub async fn list(
-    pool: &PgPool,
+pub async fn list<'c>(
+    executor: impl sqlx::PgExecutor<'c>,
     prefix: &str,
     kind: Option<Kind>,
     include_closed: bool,
@@ -356,7 +356,7 @@ pub async fn list(
         after.map(|cursor| cursor.id),
         limit,
     )
-    .fetch_all(pool)
+    .fetch_all(executor)
     .await?;
     Ok(rows.into_iter().map(ItemRecord::try_from).collect::<Result<_, _>>()?)
 }

@@ -278,8 +278,8 @@ pub struct CaseQuery {
 }
 
 /// Cases owned in the subtree whose codes start with `prefix`, newest first.
-pub async fn list(
-    pool: &PgPool,
+pub async fn list<'c>(
+    executor: impl sqlx::PgExecutor<'c>,
     prefix: &str,
     query: &CaseQuery,
     after: Option<Cursor>,
@@ -312,7 +312,7 @@ pub async fn list(
         query.registered_poor,
         query.disability,
     )
-    .fetch_all(pool)
+    .fetch_all(executor)
     .await?;
     cases(rows)
 }
