@@ -464,7 +464,7 @@ async fn rebuild_rate(stack: &Stack, prefix: &str, counties: &[String], cases: u
         ("NOL_DATABASE_URL".to_owned(), url),
         ("NOL_NATS_URL".to_owned(), stack.nats[0].client_url()),
         ("NOL_SUBJECT_PREFIX".to_owned(), prefix.to_owned()),
-        ("NOL_KEYS_DIR".to_owned(), stack.keys.province_dir(&province).display().to_string()),
+        ("NOL_KEYS_DIR".to_owned(), stack.keys.service_dir(&province, "reporting").display().to_string()),
         ("NOL_GRPC_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
         ("NOL_CONSUMER_NAME".to_owned(), "reporting_rebuild".to_owned()),
     ]);

@@ -527,7 +527,9 @@ async fn real_run(
     let scheme = SubjectScheme::new(tag)?;
     let real = ["320000", "340000"];
     let keys_dir = dir.join("keys");
-    let read = |code: &RegionCode, name: &str| std::fs::read_to_string(keys_dir.join(code.to_string()).join(name));
+    let read = |code: &RegionCode, name: &str| {
+        std::fs::read_to_string(keys_dir.join(code.to_string()).join("transfer").join(name))
+    };
     let (mut directory, mut seal_keys) = (HashMap::new(), HashMap::new());
     let (mut provinces, mut streams, mut servers) = (Vec::new(), Vec::new(), Vec::new());
     for code in codes {

@@ -16,6 +16,7 @@ use nol_import::{ImportTarget, import_file};
 use nol_proto::v1::{RunCrossCheckRequest, TextEncoding};
 use nol_region::RegionCode;
 use nol_runtime::ProvinceKeys;
+use nol_runtime::keys::DataKeys;
 use nol_stack::synth::{SynthSpec, generate};
 use nol_stack::{Clients, Stack, StackSettings, postgres};
 use sqlx::Connection;
@@ -45,7 +46,7 @@ async fn main() -> anyhow::Result<()> {
         stack.province("320000"),
         &stack.keys.token("bench", province, Role::System, Duration::from_secs(4 * 3600))?,
     )?;
-    let keys = ProvinceKeys::load(&stack.keys.province_dir(&province))?;
+    let keys = ProvinceKeys::load(&stack.keys.service_dir(&province, "registry"))?.data()?;
     let database_url = stack.province("320000").database_url.clone();
 
     timed_import(&clients, ImportTarget::Schools, &synthetic.schools_csv, spec.schools).await?;
@@ -156,7 +157,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     // Recall and precision per planted kind, by blind index.
-    let planted = |ids: &[String]| -> HashSet<Vec<u8>> { ids.iter().map(|id| keys.data.blind_index(id)).collect() };
+    let planted = |ids: &[String]| -> HashSet<Vec<u8>> { ids.iter().map(|id| keys.blind_index(id)).collect() };
     for (kind, expected) in [
         ("out_of_school", planted(&synthetic.planted_out_of_school)),
         ("invalid_resident_id", planted(&synthetic.planted_bad_ids)),
@@ -204,7 +205,7 @@ async fn timed_import(
 
 /// COPY of the pupil rows as the import would store them (numbers encrypted and indexed in
 /// advance, outside the timing) into a table like the pupil table.
-async fn raw_copy(database_url: &str, keys: &ProvinceKeys, pupils_csv: &std::path::Path) -> anyhow::Result<f64> {
+async fn raw_copy(database_url: &str, keys: &DataKeys, pupils_csv: &std::path::Path) -> anyhow::Result<f64> {
     let text = std::fs::read_to_string(pupils_csv)?;
     let mut rows = String::with_capacity(text.len() * 3);
     let hex = |bytes: &[u8]| -> String { bytes.iter().map(|byte| format!("{byte:02x}")).collect() };
@@ -212,8 +213,8 @@ async fn raw_copy(database_url: &str, keys: &ProvinceKeys, pupils_csv: &std::pat
     for line in text.lines().skip(1) {
         let fields: Vec<&str> = line.split(',').collect();
         let id = nol_pii::ResidentId::parse(fields[1])?;
-        let cipher = keys.data.encrypt(id.expose().as_bytes(), "registry.pupil.resident_id");
-        let index = keys.data.blind_index(id.expose());
+        let index = keys.blind_index(id.expose());
+        let cipher = keys.encrypt(id.expose().as_bytes(), "registry.pupil.resident_id", &index);
         let school_county = &fields[5][..6];
         rows.push_str(&format!(
             "{},{},\\x{},\\x{},{},{},{},{},{},{},{},{},{},enrolled,{},bench\n",

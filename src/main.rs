@@ -6,7 +6,9 @@
 //! nol token --region 320102 --role caseworker
 //! nol token --region 320102 --role school --school 3201020001
 //! nol revoke TOKEN                     a token refused from now on, in every province
-//! nol keys --province 320000 --province 340000   a deployment's keys
+//! nol keys --province 320000 --province 340000   a deployment's keys, a folder per service
+//! nol keys rotate|retire|status|split    data-at-rest keys: a new key, an old one removed, the
+//!                                       keys held, a province folder of before split per service
 //! nol import pupils|schools|hukou|poverty FILE   a bureau's file into the registry
 //! nol gen --out DIR                     a synthetic province for benchmarks
 //! nol serve registry|cases|transfer|reporting   one service, configured from the environment
@@ -86,16 +88,20 @@ enum Command {
         #[arg(long, default_value = "var")]
         data: PathBuf,
     },
-    /// Creates the keys of a deployment (token signing key, each province's data, sealing and
-    /// exchange signing keys, every peer's public keys) under DATA/keys, keeping any that exist.
-    /// Run again with one more province to add it: the others' `peers/` folders learn its keys,
-    /// and their running services pick them up (SIGHUP, or within NOL_PEERS_RELOAD_SECS).
+    /// Creates the keys of a deployment (token signing key; for each province a folder per
+    /// service holding only what it uses: data keyrings, index keys, the event key, sealing and
+    /// exchange keys, every peer's public keys) under DATA/keys, keeping any that exist; a
+    /// province folder of before (one `data.key` for all four services) is split. Run again with
+    /// one more province to add it: the others' `peers/` folders learn its keys, and their
+    /// running services pick them up (SIGHUP, or within NOL_PEERS_RELOAD_SECS).
     Keys {
         /// Provinces of the deployment, e.g. --province 320000 --province 340000.
-        #[arg(long = "province", required = true)]
+        #[arg(long = "province")]
         provinces: Vec<String>,
-        #[arg(long, default_value = "var")]
+        #[arg(long, default_value = "var", global = true)]
         data: PathBuf,
+        #[command(subcommand)]
+        action: Option<KeysAction>,
     },
     /// Imports a bureau's file (CSV in UTF-8 or GBK, or .xlsx) into the registry; rejected rows
     /// go to an error file of the same format next to it.
@@ -149,6 +155,116 @@ enum Command {
     },
 }
 
+/// What `nol keys` does besides creating keys.
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Adds a new current key to a keyring: `data` (a service's own at-rest keys; the registry
+    /// and cases by default) or `event` (the registry → cases event key, written to both). The
+    /// services use it once they read their keys again (SIGHUP, or within
+    /// NOL_PEERS_RELOAD_SECS) and re-encrypt their rows under it in the background; they log
+    /// `re-encryption: every row is under the current key` (and `nol_rows_under_old_keys` is
+    /// 0) when the older keys may be retired.
+    Rotate {
+        /// Provinces (default: every province of DATA/keys).
+        #[arg(long = "province")]
+        provinces: Vec<String>,
+        /// registry or cases (default: both).
+        #[arg(long = "service")]
+        services: Vec<String>,
+        /// data or event.
+        #[arg(long, default_value = "data")]
+        keys: String,
+    },
+    /// Removes an old key of a keyring (never the current one) once no row is under it; for the
+    /// event key, once no event older than its rotation will be replayed (streams keep two years).
+    Retire {
+        #[arg(long)]
+        province: String,
+        /// registry or cases (ignored for --keys event: both).
+        #[arg(long, default_value = "registry")]
+        service: String,
+        #[arg(long, default_value = "data")]
+        keys: String,
+        /// The key's id (`nol keys status` lists them).
+        #[arg(long)]
+        id: u32,
+    },
+    /// Lists each service's keyrings: key ids and the current one.
+    Status {
+        #[arg(long = "province")]
+        provinces: Vec<String>,
+    },
+    /// Splits a province's key folder of before (one folder for all four services: data.key,
+    /// seal.key, sign.key, peers/) into a folder per service holding only what it uses, keeping
+    /// every row, event and blind index readable (data.key becomes key 0 of the registry's and
+    /// the case service's keyrings). Point each service's NOL_KEYS_DIR at DIR/<service>, then
+    /// rotate, and remove the old files.
+    Split { dir: PathBuf },
+}
+
+fn keys_action(data: &std::path::Path, action: KeysAction) -> anyhow::Result<()> {
+    use nol_runtime::keys::{DATA_KEYS, EVENT_KEYS};
+    let parse = |codes: &[String], keys: &nol_stack::StackKeys| -> anyhow::Result<Vec<RegionCode>> {
+        if codes.is_empty() {
+            return keys.provinces();
+        }
+        Ok(codes.iter().map(|code| RegionCode::parse(code)).collect::<Result<Vec<_>, _>>()?)
+    };
+    match action {
+        KeysAction::Rotate { provinces, services, keys: keyring } => {
+            let keys = nol_stack::StackKeys::load(&data.join("keys"))?;
+            for province in parse(&provinces, &keys)? {
+                let services = match (keyring.as_str(), services.is_empty()) {
+                    (EVENT_KEYS, _) => vec!["registry".to_owned()],
+                    (_, true) => vec!["registry".to_owned(), "cases".to_owned()],
+                    (_, false) => services.clone(),
+                };
+                for service in &services {
+                    let id = keys.rotate(&province, service, &keyring)?;
+                    let (holder, then) = if keyring == EVENT_KEYS {
+                        ("registry, cases", "; the registry encrypts new events with it")
+                    } else {
+                        (service.as_str(), " and re-encrypt their rows under it in the background")
+                    };
+                    println!(
+                        "{} ({province}) {holder}: {keyring} key {id} is current; services use it within \
+                         NOL_PEERS_RELOAD_SECS (or at once on SIGHUP){then}",
+                        province.name()
+                    );
+                }
+            }
+            Ok(())
+        }
+        KeysAction::Retire { province, service, keys: keyring, id } => {
+            let keys = nol_stack::StackKeys::load(&data.join("keys"))?;
+            let province = RegionCode::parse(&province)?;
+            keys.retire(&province, &service, &keyring, id)?;
+            println!("{} ({province}) {service}: {keyring} key {id} removed", province.name());
+            Ok(())
+        }
+        KeysAction::Status { provinces } => {
+            let keys = nol_stack::StackKeys::load(&data.join("keys"))?;
+            for province in parse(&provinces, &keys)? {
+                for service in nol_stack::SERVICES {
+                    let dir = keys.service_dir(&province, service);
+                    for keyring in [DATA_KEYS, EVENT_KEYS] {
+                        if let Some((ids, current)) = nol_runtime::keys::key_ids(&dir, keyring)? {
+                            println!("{province} {service} {keyring}: keys {ids:?}, current {current}");
+                        }
+                    }
+                }
+            }
+            Ok(())
+        }
+        KeysAction::Split { dir } => {
+            for made in nol_runtime::keys::split(&dir)? {
+                println!("NOL_KEYS_DIR={}", made.display());
+            }
+            Ok(())
+        }
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Runtime::new()?;
@@ -187,11 +303,18 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Keys { provinces, data } => {
+        Command::Keys { provinces, data, action: Some(action) } => {
+            anyhow::ensure!(provinces.is_empty(), "--province goes after the action (nol keys rotate --province …)");
+            keys_action(&data, action)
+        }
+        Command::Keys { provinces, data, action: None } => {
+            anyhow::ensure!(!provinces.is_empty(), "name the provinces: nol keys --province 320000 …");
             let codes = provinces.iter().map(|code| RegionCode::parse(code)).collect::<Result<Vec<_>, _>>()?;
-            nol_stack::StackKeys::ensure(&data.join("keys"), &codes)?;
+            let keys = nol_stack::StackKeys::ensure(&data.join("keys"), &codes)?;
             for code in &codes {
-                println!("{}: NOL_KEYS_DIR={}", code.name(), data.join("keys").join(code.to_string()).display());
+                for service in nol_stack::SERVICES {
+                    println!("{} {service}: NOL_KEYS_DIR={}", code.name(), keys.service_dir(code, service).display());
+                }
             }
             Ok(())
         }

@@ -220,7 +220,9 @@ async fn callers_see_only_their_own_subtree_and_province() {
         .issue("x", xuanwu_code, Role::Caseworker, hour)
         .unwrap();
     assert_eq!(get(Clients::for_province(jiangsu, &by_next).unwrap()).await.unwrap_err().code(), Code::Unauthenticated);
-    std::fs::write(keys_dir.join("auth.next.pub.pem"), next_public).unwrap();
+    for service in nol_stack::SERVICES {
+        std::fs::write(keys_dir.join(service).join("auth.next.pub.pem"), &next_public).unwrap();
+    }
     jiangsu.reload_peers();
     eventually("the next key to be trusted", || async {
         Ok(get(Clients::for_province(jiangsu, &by_next).unwrap()).await.ok())

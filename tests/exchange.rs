@@ -163,7 +163,7 @@ impl Forgery {
 }
 
 fn key_of(test: &TestStack, province: &str) -> nol_pii::ExchangeSigningKey {
-    let dir = test.stack().keys.province_dir(&nol_region::RegionCode::parse(province).unwrap());
+    let dir = test.stack().keys.service_dir(&nol_region::RegionCode::parse(province).unwrap(), "transfer");
     nol_pii::ExchangeSigningKey::from_base64(&std::fs::read_to_string(dir.join("sign.key")).unwrap()).unwrap()
 }
 

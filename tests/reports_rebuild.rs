@@ -79,7 +79,7 @@ async fn the_projections_rebuilt_from_the_stream_equal_the_live_ones() {
         ("NOL_DATABASE_POOL_SIZE".to_owned(), "4".to_owned()),
         ("NOL_NATS_URL".to_owned(), stack.nats[0].client_url()),
         ("NOL_SUBJECT_PREFIX".to_owned(), test.subject_prefix.clone()),
-        ("NOL_KEYS_DIR".to_owned(), stack.keys.province_dir(&province.province).display().to_string()),
+        ("NOL_KEYS_DIR".to_owned(), stack.keys.service_dir(&province.province, "reporting").display().to_string()),
         ("NOL_GRPC_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
         ("NOL_CONSUMER_NAME".to_owned(), "reporting_rebuild".to_owned()),
     ]);

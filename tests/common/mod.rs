@@ -28,6 +28,9 @@ pub struct TestOptions {
     pub replicas: usize,
     /// Service logs in files under the stack's folder (`TestStack::log_dir`), not the test's output.
     pub log_to_files: bool,
+    /// Each province's keys as a deployment of before kept them (one folder for its four
+    /// services: `data.key`, `seal.key`, `sign.key`), which the stack splits per service.
+    pub keys_of_before: bool,
 }
 
 fn settings_admin(options: &TestOptions) -> String {
@@ -59,6 +62,17 @@ impl TestStack {
         let database_prefix = format!("nol_t{id}");
         let provinces: Vec<&'static str> =
             ["320000", "340000"].into_iter().chain(options.more_provinces.iter().copied()).collect();
+        if options.keys_of_before {
+            for province in &provinces {
+                let folder = dir.path().join("keys").join(province);
+                std::fs::create_dir_all(&folder).expect("key folder");
+                std::fs::write(folder.join("data.key"), nol_pii::DataKey::generate_base64()).expect("data.key");
+                std::fs::write(folder.join("seal.key"), nol_pii::SealKeyPair::generate().secret_base64())
+                    .expect("seal.key");
+                std::fs::write(folder.join("sign.key"), nol_pii::ExchangeSigningKey::generate().secret_base64())
+                    .expect("sign.key");
+            }
+        }
         let settings = StackSettings {
             binary: env!("CARGO_BIN_EXE_nol").into(),
             data_dir: dir.path().to_path_buf(),

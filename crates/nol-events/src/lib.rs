@@ -160,8 +160,10 @@ pub fn occurred_at(envelope: &EventEnvelope) -> DateTime<Utc> {
         .unwrap_or_else(Utc::now)
 }
 
-/// The AES-GCM context under which an event carries a resident ID number encrypted with the
-/// province's data key (`nol_pii::DataKey`), e.g. `SuspectedOutOfSchool.resident_id_sealed`.
+/// The AES-GCM context under which an event carries a resident ID number, e.g.
+/// `SuspectedOutOfSchool.resident_id_sealed`: encrypted under the registry → cases event keyring
+/// (`nol_runtime::keys`, `event/`), bound to this context and the check item's id; an event of
+/// before keyrings was encrypted under the province's `data.key` (v1, key 0 of that keyring).
 pub const RESIDENT_ID_EVENT_CONTEXT: &str = "event.resident_id";
 
 #[cfg(test)]

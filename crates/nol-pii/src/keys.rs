@@ -18,6 +18,13 @@ pub enum KeyError {
     WrongSender { expected: String, found: String },
     #[error("the signature does not verify")]
     BadSignature,
+    #[error(
+        "the ciphertext was made with data key {0}, which this service does not hold (retired, or not read yet: \
+         `nol keys rotate` writes a key, SIGHUP or NOL_PEERS_RELOAD_SECS reads it)"
+    )]
+    UnknownKeyId(KeyId),
+    #[error("a keyring needs at least one key")]
+    EmptyKeyring,
 }
 
 /// What a sender-bound sealed box starts with inside: a marker and the sealing province's code.
@@ -26,10 +33,191 @@ const PROVINCE_LEN: usize = 6;
 
 const CIPHERTEXT_VERSION: u8 = 1;
 const NONCE_LEN: usize = 12;
+/// Ciphertext v2: `[2][key id, u32 big-endian][nonce 12][AES-256-GCM]`, see [`Keyring`].
+const CIPHERTEXT_V2: u8 = 2;
+const KEY_ID_LEN: usize = 4;
+const V2_HEADER: usize = 1 + KEY_ID_LEN;
 
-/// A province's data key: encrypts personal fields at rest (AES-256-GCM) and keys the blind index
-/// (HMAC-SHA-256) that finds a record by resident ID without decrypting. The two sub-keys are
-/// derived with HKDF so one secret is configured, and neither use weakens the other.
+/// Names one key of a [`Keyring`]. Key 0 is the province's data key of before keyrings
+/// (`data.key`): the only key that opens v1 ciphertexts.
+pub type KeyId = u32;
+pub const LEGACY_KEY_ID: KeyId = 0;
+
+fn aead_key_from_secret(secret: &[u8; 32]) -> [u8; 32] {
+    let hkdf = hkdf::Hkdf::<Sha256>::new(Some(b"not-one-less"), secret);
+    let mut aead_key = [0u8; 32];
+    // Output lengths are far below HKDF's limit, so expand cannot fail.
+    hkdf.expand(b"pii aead v1", &mut aead_key).unwrap_or_default();
+    aead_key
+}
+
+fn index_key_from_secret(secret: &[u8; 32]) -> [u8; 32] {
+    let hkdf = hkdf::Hkdf::<Sha256>::new(Some(b"not-one-less"), secret);
+    let mut index_key = [0u8; 32];
+    hkdf.expand(b"pii blind index v1", &mut index_key).unwrap_or_default();
+    index_key
+}
+
+/// The keys that encrypt personal fields at rest (AES-256-GCM), by id, so they can rotate:
+/// a new key becomes current (the highest id), the older ones still decrypt what they made until
+/// a re-encryption has rewritten it, and are then retired.
+///
+/// A v2 ciphertext is `[2][key id][nonce][ciphertext]`; its associated data binds it to its
+/// place — the column (`context`, e.g. `registry.pupil.resident_id`) *and* the row (`row`, e.g. the
+/// row's blind index) — so a ciphertext copied into another column or another child's row does
+/// not decrypt. A v1 ciphertext (`[1][nonce][ciphertext]`, bound to the column only) is still
+/// read, with key 0 (`LEGACY_KEY_ID`).
+#[derive(Clone)]
+pub struct Keyring {
+    keys: std::collections::BTreeMap<KeyId, Aes256Gcm>,
+    current: KeyId,
+}
+
+impl Keyring {
+    /// A keyring of 32-byte secrets by id; the highest id is current.
+    pub fn new(secrets: &std::collections::BTreeMap<KeyId, [u8; 32]>) -> Result<Keyring, KeyError> {
+        let current = *secrets.keys().next_back().ok_or(KeyError::EmptyKeyring)?;
+        let keys =
+            secrets.iter().map(|(id, secret)| (*id, Aes256Gcm::new(&aead_key_from_secret(secret).into()))).collect();
+        Ok(Keyring { keys, current })
+    }
+
+    /// Reads a secret as written in a key file (base64, 32 bytes).
+    pub fn secret_from_base64(text: &str) -> Result<[u8; 32], KeyError> {
+        decode_32(text)
+    }
+
+    /// The key new ciphertexts are made with.
+    pub fn current_id(&self) -> KeyId {
+        self.current
+    }
+
+    /// Every key held, in id order.
+    pub fn key_ids(&self) -> Vec<KeyId> {
+        self.keys.keys().copied().collect()
+    }
+
+    /// The key a ciphertext was made with (v1: the legacy key), without decrypting it.
+    pub fn key_id_of(ciphertext: &[u8]) -> Result<KeyId, KeyError> {
+        match ciphertext.first() {
+            Some(&CIPHERTEXT_VERSION) if ciphertext.len() > NONCE_LEN => Ok(LEGACY_KEY_ID),
+            Some(&CIPHERTEXT_V2) if ciphertext.len() >= V2_HEADER + NONCE_LEN => {
+                let mut id = [0u8; KEY_ID_LEN];
+                id.copy_from_slice(&ciphertext[1..V2_HEADER]);
+                Ok(KeyId::from_be_bytes(id))
+            }
+            _ => Err(KeyError::Undecryptable),
+        }
+    }
+
+    /// The first bytes of every ciphertext the current key makes (version and key id): a row
+    /// whose ciphertext does not start with them is due for re-encryption.
+    pub fn current_prefix(&self) -> Vec<u8> {
+        let mut prefix = vec![CIPHERTEXT_V2];
+        prefix.extend_from_slice(&self.current.to_be_bytes());
+        prefix
+    }
+
+    /// Encrypts `plaintext` with the current key, bound to the column `context` and the row `row`.
+    pub fn encrypt(&self, plaintext: &[u8], context: &str, row: &[u8]) -> Vec<u8> {
+        let Some(cipher) = self.keys.get(&self.current) else {
+            unreachable!("the current key is one of the keyring's")
+        };
+        let mut nonce = [0u8; NONCE_LEN];
+        OsRng.fill_bytes(&mut nonce);
+        let mut out = Vec::with_capacity(V2_HEADER + NONCE_LEN + plaintext.len() + 16);
+        out.extend_from_slice(&self.current_prefix());
+        let aad = associated_data(&out, context, row);
+        let payload = Payload { msg: plaintext, aad: &aad };
+        // AES-GCM encryption of an in-memory buffer only fails for inputs beyond 64 GiB.
+        let sealed = cipher.encrypt(Nonce::from_slice(&nonce), payload).unwrap_or_default();
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        out
+    }
+
+    /// Decrypts a v2 ciphertext with the key it names, checking its column and row; or a v1
+    /// ciphertext with the legacy key, checking its column.
+    pub fn decrypt(&self, ciphertext: &[u8], context: &str, row: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let id = Keyring::key_id_of(ciphertext)?;
+        let cipher = self.keys.get(&id).ok_or(KeyError::UnknownKeyId(id))?;
+        let (header, aad) = match ciphertext[0] {
+            CIPHERTEXT_VERSION => (1, context.as_bytes().to_vec()),
+            _ => (V2_HEADER, associated_data(&ciphertext[..V2_HEADER], context, row)),
+        };
+        let nonce = Nonce::from_slice(&ciphertext[header..header + NONCE_LEN]);
+        let payload = Payload { msg: &ciphertext[header + NONCE_LEN..], aad: &aad };
+        cipher.decrypt(nonce, payload).map_err(|_| KeyError::Undecryptable)
+    }
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Keyring(keys {:?}, current {})", self.key_ids(), self.current)
+    }
+}
+
+/// A v2 ciphertext's associated data: its header (version, key id), the column and the row,
+/// each length-prefixed so no two (column, row) pairs give the same bytes.
+fn associated_data(header: &[u8], context: &str, row: &[u8]) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(16 + header.len() + context.len() + row.len());
+    aad.extend_from_slice(b"nol-pii-v2");
+    aad.extend_from_slice(header);
+    aad.extend_from_slice(&(context.len() as u32).to_be_bytes());
+    aad.extend_from_slice(context.as_bytes());
+    aad.extend_from_slice(&(row.len() as u32).to_be_bytes());
+    aad.extend_from_slice(row);
+    aad
+}
+
+/// The key of the blind index (HMAC-SHA-256) that finds a record by resident ID without
+/// decrypting. It never rotates with the data keys: every stored index was made with it, and a
+/// new index key would mean recomputing every index from the decrypted numbers (a migration of
+/// its own, not a rotation).
+#[derive(Clone)]
+pub struct IndexKey([u8; 32]);
+
+impl IndexKey {
+    /// The index key of a province data key of before keyrings (`data.key`), as [`DataKey`]
+    /// derives it: what a split keeps, so the stored indexes still match.
+    pub fn from_legacy_secret(secret: &[u8; 32]) -> IndexKey {
+        IndexKey(index_key_from_secret(secret))
+    }
+
+    pub fn from_base64(text: &str) -> Result<IndexKey, KeyError> {
+        Ok(IndexKey(decode_32(text)?))
+    }
+
+    pub fn to_base64(&self) -> String {
+        BASE64.encode(self.0)
+    }
+
+    pub fn generate() -> IndexKey {
+        let mut key = [0u8; 32];
+        OsRng.fill_bytes(&mut key);
+        IndexKey(key)
+    }
+
+    /// The keyed blind index of a value: equal values give equal indexes, and without the key
+    /// the index reveals nothing (no dictionary attack over the small space of valid IDs).
+    pub fn blind_index(&self, value: &str) -> Vec<u8> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+        mac.update(value.as_bytes());
+        mac.finalize().into_bytes().to_vec()
+    }
+}
+
+impl std::fmt::Debug for IndexKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IndexKey(..)")
+    }
+}
+
+/// A province's data key of before keyrings (`data.key`, v1 ciphertexts bound to the column
+/// only): encrypts personal fields at rest (AES-256-GCM) and keys the blind index (HMAC-SHA-256).
+/// The two sub-keys are derived with HKDF so one secret is configured, and neither use weakens
+/// the other. Services now use a [`Keyring`] and an [`IndexKey`]; this makes and reads v1 data.
 #[derive(Clone)]
 pub struct DataKey {
     cipher: Aes256Gcm,
@@ -38,13 +226,10 @@ pub struct DataKey {
 
 impl DataKey {
     pub fn from_bytes(secret: &[u8; 32]) -> DataKey {
-        let hkdf = hkdf::Hkdf::<Sha256>::new(Some(b"not-one-less"), secret);
-        let mut aead_key = [0u8; 32];
-        let mut index_key = [0u8; 32];
-        // Output lengths are far below HKDF's limit, so expand cannot fail.
-        hkdf.expand(b"pii aead v1", &mut aead_key).unwrap_or_default();
-        hkdf.expand(b"pii blind index v1", &mut index_key).unwrap_or_default();
-        DataKey { cipher: Aes256Gcm::new(&aead_key.into()), index_key }
+        DataKey {
+            cipher: Aes256Gcm::new(&aead_key_from_secret(secret).into()),
+            index_key: index_key_from_secret(secret),
+        }
     }
 
     pub fn from_base64(text: &str) -> Result<DataKey, KeyError> {
@@ -258,6 +443,74 @@ mod tests {
         assert_eq!(key.decrypt(&sealed, "name"), Err(KeyError::Undecryptable));
         let other = DataKey::from_base64(&DataKey::generate_base64()).unwrap();
         assert_eq!(other.decrypt(&sealed, "resident_id"), Err(KeyError::Undecryptable));
+    }
+
+    fn secret() -> [u8; 32] {
+        Keyring::secret_from_base64(&DataKey::generate_base64()).unwrap()
+    }
+
+    #[test]
+    fn a_keyring_reads_v1_with_the_legacy_key_and_writes_v2_with_the_current_one() {
+        let legacy = secret();
+        let v1 = DataKey::from_bytes(&legacy).encrypt(b"11010519491231002X", "registry.pupil.resident_id");
+        let ring = Keyring::new(&[(LEGACY_KEY_ID, legacy)].into()).unwrap();
+        assert_eq!(Keyring::key_id_of(&v1), Ok(LEGACY_KEY_ID));
+        // A v1 ciphertext is bound to its column only: any row reads it.
+        assert_eq!(ring.decrypt(&v1, "registry.pupil.resident_id", b"any row").unwrap(), b"11010519491231002X");
+        assert_eq!(ring.decrypt(&v1, "cases.suspect.resident_id", b"any row"), Err(KeyError::Undecryptable));
+        let v2 = ring.encrypt(b"11010519491231002X", "registry.pupil.resident_id", b"row 1");
+        assert_eq!(v2[0], 2);
+        assert_eq!(Keyring::key_id_of(&v2), Ok(LEGACY_KEY_ID));
+        assert!(!v2.windows(8).any(|window| window == b"19491231"));
+        assert_eq!(ring.decrypt(&v2, "registry.pupil.resident_id", b"row 1").unwrap(), b"11010519491231002X");
+    }
+
+    #[test]
+    fn a_v2_ciphertext_is_bound_to_its_column_and_its_row() {
+        let ring = Keyring::new(&[(1, secret())].into()).unwrap();
+        let sealed = ring.encrypt(b"11010519491231002X", "registry.pupil.resident_id", b"row 1");
+        assert_eq!(ring.decrypt(&sealed, "registry.pupil.resident_id", b"row 2"), Err(KeyError::Undecryptable));
+        assert_eq!(ring.decrypt(&sealed, "registry.agency.resident_id", b"row 1"), Err(KeyError::Undecryptable));
+        // The length prefixes keep the column and the row apart.
+        assert_eq!(ring.decrypt(&sealed, "registry.pupil.resident_idrow", b" 1"), Err(KeyError::Undecryptable));
+        // The key id is bound too: changing it does not find another key's way in.
+        let mut moved = sealed.clone();
+        moved[4] = 0;
+        assert!(ring.decrypt(&moved, "registry.pupil.resident_id", b"row 1").is_err());
+    }
+
+    #[test]
+    fn after_a_rotation_new_ciphertexts_use_the_new_key_and_old_ones_still_read() {
+        let (first, second) = (secret(), secret());
+        let before = Keyring::new(&[(1, first)].into()).unwrap();
+        let old = before.encrypt(b"320102201001011234", "cases.dropout_case.resident_id", b"idx");
+        let after = Keyring::new(&[(1, first), (2, second)].into()).unwrap();
+        assert_eq!(after.current_id(), 2);
+        assert_eq!(after.key_ids(), vec![1, 2]);
+        let new = after.encrypt(b"320102201001011234", "cases.dropout_case.resident_id", b"idx");
+        assert_eq!(Keyring::key_id_of(&new), Ok(2));
+        assert!(new.starts_with(&after.current_prefix()));
+        assert!(!old.starts_with(&after.current_prefix()));
+        assert_eq!(after.decrypt(&old, "cases.dropout_case.resident_id", b"idx").unwrap(), b"320102201001011234");
+        // Key 1 retired: what it made is refused with its id named, never read as garbage.
+        let retired = Keyring::new(&[(2, second)].into()).unwrap();
+        let error = retired.decrypt(&old, "cases.dropout_case.resident_id", b"idx").unwrap_err();
+        assert_eq!(error, KeyError::UnknownKeyId(1));
+        assert!(error.to_string().contains("data key 1"), "{error}");
+        assert_eq!(retired.decrypt(&new, "cases.dropout_case.resident_id", b"idx").unwrap(), b"320102201001011234");
+        assert_eq!(Keyring::new(&Default::default()).unwrap_err(), KeyError::EmptyKeyring);
+        assert_eq!(Keyring::key_id_of(&[2, 0, 0]), Err(KeyError::Undecryptable));
+        assert_eq!(Keyring::key_id_of(&[]), Err(KeyError::Undecryptable));
+    }
+
+    #[test]
+    fn the_index_key_of_a_legacy_data_key_keeps_its_indexes() {
+        let legacy = secret();
+        let index = IndexKey::from_legacy_secret(&legacy);
+        assert_eq!(index.blind_index("a"), DataKey::from_bytes(&legacy).blind_index("a"));
+        let restored = IndexKey::from_base64(&index.to_base64()).unwrap();
+        assert_eq!(restored.blind_index("a"), index.blind_index("a"));
+        assert_ne!(IndexKey::generate().blind_index("a"), index.blind_index("a"));
     }
 
     #[test]

@@ -10,5 +10,8 @@
 mod keys;
 mod resident_id;
 
-pub use keys::{DataKey, ExchangeSigningKey, ExchangeVerifyingKey, KeyError, SealKeyPair, SealPublicKey};
+pub use keys::{
+    DataKey, ExchangeSigningKey, ExchangeVerifyingKey, IndexKey, KeyError, KeyId, Keyring, LEGACY_KEY_ID, SealKeyPair,
+    SealPublicKey,
+};
 pub use resident_id::{ResidentId, ResidentIdError, Sex, mask_last_four};

@@ -2,7 +2,7 @@
 //! numbers, keys, sealed boxes and exchange signatures end in a value or an error, never a panic;
 //! a number that parses masks without its birth date digits and prints back as given.
 
-use nol_pii::{DataKey, ExchangeVerifyingKey, ResidentId, SealKeyPair, SealPublicKey};
+use nol_pii::{DataKey, ExchangeVerifyingKey, Keyring, ResidentId, SealKeyPair, SealPublicKey};
 use proptest::prelude::*;
 
 proptest! {
@@ -37,6 +37,10 @@ proptest! {
         let _ = pair.open_from(&bytes, "320000");
         let key = DataKey::from_base64(&DataKey::generate_base64()).unwrap();
         let _ = key.decrypt(&bytes, "resident_id");
+        let secret = Keyring::secret_from_base64(&DataKey::generate_base64()).unwrap();
+        let ring = Keyring::new(&[(0, secret), (1, secret)].into()).unwrap();
+        let _ = Keyring::key_id_of(&bytes);
+        let _ = ring.decrypt(&bytes, "resident_id", b"row");
         let verifying = nol_pii::ExchangeSigningKey::generate().verifying_key();
         let _ = verifying.verify_base64(&bytes, &signature);
     }

@@ -56,6 +56,8 @@ pub struct Observer {
     pub stats: BackboneStats,
     pub consumer: Option<String>,
     pub gauges: Arc<dyn Gauges>,
+    /// Rows the re-encryption has yet to bring to the current data key (-1: none counted).
+    pub old_key_rows: crate::reencrypt::OldKeyRows,
 }
 
 impl Observer {
@@ -142,6 +144,12 @@ impl Observer {
             "nol_exchange_refused",
             "Cross-province messages refused by the signature check (alarm)",
             self.stats.snapshot().exchange_refused,
+        );
+        gauge(
+            &mut registry,
+            "nol_rows_under_old_keys",
+            "Rows encrypted under another data key than the current one, left to re-encrypt (-1: no keyring)",
+            self.old_key_rows.0.load(std::sync::atomic::Ordering::Relaxed),
         );
         let mut names: Vec<&String> = status.gauges.keys().collect();
         names.sort();

@@ -13,6 +13,7 @@ pub mod keys;
 pub mod paging;
 pub mod platform;
 pub mod provision;
+pub mod reencrypt;
 pub mod server;
 pub mod shutdown;
 pub mod time;

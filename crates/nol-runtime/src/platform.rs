@@ -43,8 +43,10 @@ pub struct Platform {
     pub clock: crate::clock::Clock,
     pub shutdown: CancellationToken,
     tasks: JoinSet<()>,
-    exchange: Exchange,
+    /// The province's side of the exchange, for a service that signs (holds `sign.key`).
+    exchange: Option<Exchange>,
     consumer: Option<String>,
+    old_key_rows: crate::reencrypt::OldKeyRows,
     gauges: Arc<dyn Gauges>,
 }
 
@@ -109,9 +111,12 @@ impl Platform {
             ..RelaySettings::default()
         };
         let wake = RelayWake::default();
-        let exchange = Exchange::new(config.province, keys.sign.clone(), Arc::new(keys.peers.clone()));
-        let relay = Relay::new(pool.clone(), js.clone(), wake.clone(), relay_settings, stats.clone())
-            .with_exchange(exchange.clone());
+        // Only the transfer service holds sign.key: the others send nothing across provinces.
+        let exchange = keys.sign.clone().map(|sign| Exchange::new(config.province, sign, Arc::new(keys.peers.clone())));
+        let mut relay = Relay::new(pool.clone(), js.clone(), wake.clone(), relay_settings, stats.clone());
+        if let Some(exchange) = &exchange {
+            relay = relay.with_exchange(exchange.clone());
+        }
         tasks.spawn(relay.run(shutdown.clone()));
         // The SIGHUP handler is installed here, before the service reports ready: a SIGHUP that
         // came before the task first ran would otherwise end the process (the default action).
@@ -136,6 +141,7 @@ impl Platform {
             tasks,
             exchange,
             consumer: None,
+            old_key_rows: Default::default(),
             gauges: Arc::new(NoGauges),
         })
     }
@@ -161,10 +167,27 @@ impl Platform {
             crash_after_batches: self.config.fault_consumer_crash_after,
         };
         self.consumer = Some(spec.durable_name.clone());
-        let consumer =
-            Consumer::new(self.pool.clone(), self.stream.clone(), spec, handler, self.stats.clone(), self.wake.clone())
-                .with_exchange(self.exchange.clone());
+        let mut consumer =
+            Consumer::new(self.pool.clone(), self.stream.clone(), spec, handler, self.stats.clone(), self.wake.clone());
+        if let Some(exchange) = &self.exchange {
+            consumer = consumer.with_exchange(exchange.clone());
+        }
         self.tasks.spawn(consumer.run(self.shutdown.clone()));
+    }
+
+    /// Starts the re-encryption of `columns` under the service's current data key
+    /// ([`crate::reencrypt`]), every `NOL_REENCRYPT_SECS` and whenever the keys change.
+    pub fn spawn_reencryption(&mut self, columns: Vec<crate::reencrypt::Column>) -> anyhow::Result<()> {
+        let keyring = self.keys.data()?.keyring;
+        self.tasks.spawn(crate::reencrypt::run(
+            self.pool.clone(),
+            keyring,
+            columns,
+            crate::reencrypt::interval_from_env(),
+            self.old_key_rows.clone(),
+            self.shutdown.clone(),
+        ));
+        Ok(())
     }
 
     /// A lazy channel to another service of this province (`NOL_*_URL`: one `https://` URL or
@@ -193,6 +216,7 @@ impl Platform {
             stats: self.stats.clone(),
             consumer: self.consumer.clone(),
             gauges: self.gauges.clone(),
+            old_key_rows: self.old_key_rows.clone(),
         };
         let admin = AdminServiceServer::new(Admin::new(observer.clone()));
         let access = crate::access::AccessLayer::new(self.keys.verifier.0.clone())
@@ -247,8 +271,8 @@ where
     running.wait().await
 }
 
-/// Reads the peer provinces' keys again every `interval` and on SIGHUP, logging the provinces
-/// configured whenever they change; a folder that cannot be read keeps the set in use.
+/// Reads the peer provinces' keys, the token keys and the keyrings again every `interval` and on
+/// SIGHUP, logging what changed; a folder that cannot be read keeps the keys in use.
 async fn reload_peers(
     keys: ProvinceKeys,
     mut hangups: Option<tokio::signal::unix::Signal>,
@@ -284,6 +308,20 @@ async fn reload_peers(
         // The token keys (a rotation) and the revoked tokens.
         if let Err(error) = keys.verifier.reload(&keys.dir) {
             tracing::warn!(error = %error, "token keys could not be read again; keeping the ones in use");
+        }
+        // The data and event keyrings (`nol keys rotate`, `nol keys retire`).
+        for keyring in keys.keyrings() {
+            match keyring.reload() {
+                Ok(Some((ids, current))) => {
+                    tracing::info!(keyring = keyring.folder(), keys = ?ids, current_key = current, "keys changed")
+                }
+                Ok(None) => {}
+                Err(error) => tracing::warn!(
+                    error = %error,
+                    keyring = keyring.folder(),
+                    "keys could not be read again; keeping the ones in use"
+                ),
+            }
         }
     }
 }

@@ -2,8 +2,10 @@
 //!
 //! ```text
 //! keys/auth.pem            Ed25519 private key that signs tokens (`nol token`)
-//! keys/<province>/…        one province's keys (see nol_runtime::keys), with every peer's
-//!                          public sealing and exchange keys under peers/
+//! keys/<province>/<service>/…  one service's keys, only what it uses (see nol_runtime::keys):
+//!                          the registry's and the case service's own data keyrings and index
+//!                          keys, the event key the two share, the sealing key (cases,
+//!                          transfer), the exchange key and every peer's public keys (transfer)
 //! keys/tls/…               the deployment's CA and its certificates (`crate::tls`)
 //! ```
 
@@ -15,7 +17,7 @@ use nol_auth::{Role, TokenIssuer};
 use nol_pii::{ExchangeSigningKey, SealKeyPair};
 use nol_region::RegionCode;
 use nol_runtime::ProvinceKeys;
-use nol_runtime::keys::{PeerKeys, write_peer};
+use nol_runtime::keys::{DATA_KEYS, EVENT_KEYS, PeerKeys, write_peer};
 use nol_tls::{ClientTls, TlsFiles};
 
 use crate::tls::LocalCa;
@@ -26,8 +28,8 @@ pub struct StackKeys {
     ca: LocalCa,
 }
 
-/// The services of a province, each with its own TLS identity.
-pub const SERVICES: [&str; 4] = ["registry", "cases", "transfer", "reporting"];
+/// The services of a province, each with its own TLS identity and key folder.
+pub use nol_runtime::keys::SERVICES;
 
 impl StackKeys {
     /// Loads the keys under `dir`, creating whatever is missing for `provinces`.
@@ -43,11 +45,20 @@ impl StackKeys {
             std::fs::set_permissions(&signing, std::fs::Permissions::from_mode(0o600))?;
         }
         let public_pem = std::fs::read_to_string(dir.join("auth.pub.pem"))?;
-        // A province new to this folder gets its own keys; one kept from before the exchange
-        // was signed gets its signing key.
+        // A province new to this folder gets its own keys, a folder per service; one kept from
+        // before the keys were split per service (`data.key` beside `seal.key`) is split, so its
+        // rows, indexes and events stay readable.
         for province in provinces {
             let province_dir = dir.join(province.to_string());
-            if !province_dir.join("seal.key").exists() {
+            if province_dir.join("data.key").exists() && !province_dir.join("transfer").exists() {
+                if !province_dir.join("sign.key").exists() {
+                    let path = province_dir.join("sign.key");
+                    std::fs::write(&path, ExchangeSigningKey::generate().secret_base64())?;
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+                }
+                nol_runtime::keys::split(&province_dir)?;
+            } else if !province_dir.join("transfer").join("seal.key").exists() {
                 ProvinceKeys::write_new(
                     &province_dir,
                     &public_pem,
@@ -55,11 +66,15 @@ impl StackKeys {
                     &ExchangeSigningKey::generate(),
                     &[],
                 )?;
-            } else if !province_dir.join("sign.key").exists() {
-                let path = province_dir.join("sign.key");
-                std::fs::write(&path, ExchangeSigningKey::generate().secret_base64())?;
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+            }
+        }
+        // Every service verifies tokens (a split folder of before may lack the public key).
+        for province in provinces {
+            for service in SERVICES {
+                let path = dir.join(province.to_string()).join(service).join("auth.pub.pem");
+                if !path.exists() {
+                    std::fs::write(&path, &public_pem)?;
+                }
             }
         }
         // Every province of the folder is every other's peer: a province added later is
@@ -67,19 +82,19 @@ impl StackKeys {
         let all = Self::provinces_in(dir)?;
         let mut public = Vec::new();
         for province in &all {
-            let province_dir = dir.join(province.to_string());
-            let read = |name: &str| std::fs::read_to_string(province_dir.join(name));
+            let transfer_dir = dir.join(province.to_string()).join("transfer");
+            let read = |name: &str| std::fs::read_to_string(transfer_dir.join(name));
             let seal = SealKeyPair::from_base64(&read("seal.key")?).map_err(|error| anyhow::anyhow!("{error}"))?;
             let sign =
                 ExchangeSigningKey::from_base64(&read("sign.key")?).map_err(|error| anyhow::anyhow!("{error}"))?;
             public.push((*province, PeerKeys { seal: seal.public_key(), sign: sign.verifying_key() }));
         }
         for province in &all {
-            let province_dir = dir.join(province.to_string());
+            let transfer_dir = dir.join(province.to_string()).join("transfer");
             for (peer, keys) in &public {
-                let current = std::fs::read_to_string(province_dir.join("peers").join(format!("{peer}.sign.pub")));
+                let current = std::fs::read_to_string(transfer_dir.join("peers").join(format!("{peer}.sign.pub")));
                 if current.ok().as_deref() != Some(keys.sign.to_base64().as_str()) {
-                    write_peer(&province_dir, peer, keys)?;
+                    write_peer(&transfer_dir, peer, keys)?;
                 }
             }
         }
@@ -104,7 +119,7 @@ impl StackKeys {
             let Some(name) = path.file_name().and_then(|name| name.to_str()) else { continue };
             if let Ok(code) = RegionCode::parse(name)
                 && code.province() == code
-                && path.join("seal.key").exists()
+                && path.join("transfer").join("seal.key").exists()
             {
                 provinces.push(code);
             }
@@ -184,17 +199,64 @@ impl StackKeys {
         );
         let provinces = Self::provinces_in(&self.dir)?;
         for province in &provinces {
-            use std::io::Write;
-            let path = self.province_dir(province).join("revoked-tokens");
-            let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
-            writeln!(file, "{token_id}")?;
+            for service in SERVICES {
+                use std::io::Write;
+                let path = self.service_dir(province, service).join("revoked-tokens");
+                let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+                writeln!(file, "{token_id}")?;
+            }
         }
         Ok(provinces)
     }
 
-    /// The folder to pass as `NOL_KEYS_DIR` to `province`'s services.
+    /// The provinces of the folder.
+    pub fn provinces(&self) -> anyhow::Result<Vec<RegionCode>> {
+        Self::provinces_in(&self.dir)
+    }
+
+    /// `province`'s folder, holding a folder per service.
     pub fn province_dir(&self, province: &RegionCode) -> PathBuf {
         self.dir.join(province.province().to_string())
+    }
+
+    /// The folder to pass as `NOL_KEYS_DIR` to `province`'s `service`.
+    pub fn service_dir(&self, province: &RegionCode, service: &str) -> PathBuf {
+        self.province_dir(province).join(service)
+    }
+
+    /// Adds a new current key to `province`'s keyring `keys` (`data` or `event`) of `service`
+    /// (`data`: the registry or the case service, each its own; `event`: the two share it, so
+    /// both are written, the case service, which reads it, first). Services use it once they
+    /// read their keys again (SIGHUP, or within `NOL_PEERS_RELOAD_SECS`), and re-encrypt their
+    /// rows under it in the background. Returns the new key's id.
+    pub fn rotate(&self, province: &RegionCode, service: &str, keys: &str) -> anyhow::Result<u32> {
+        let dirs = match keys {
+            DATA_KEYS => {
+                anyhow::ensure!(
+                    nol_runtime::keys::needs(service).contains(&DATA_KEYS),
+                    "{service} holds no data keys (registry, cases do)"
+                );
+                vec![self.service_dir(province, service)]
+            }
+            EVENT_KEYS => vec![self.service_dir(province, "cases"), self.service_dir(province, "registry")],
+            other => anyhow::bail!("no keyring {other:?}: data or event"),
+        };
+        nol_runtime::keys::rotate(&dirs, keys)
+    }
+
+    /// Removes key `id` of `province`'s `service`'s keyring `keys` (for `event`, from both
+    /// services): once its re-encryption logs that no row is under it (for `event`, once no
+    /// event older than the rotation is to be replayed).
+    pub fn retire(&self, province: &RegionCode, service: &str, keys: &str, id: u32) -> anyhow::Result<()> {
+        match keys {
+            EVENT_KEYS => {
+                for service in ["registry", "cases"] {
+                    nol_runtime::keys::retire(&self.service_dir(province, service), keys, id)?;
+                }
+                Ok(())
+            }
+            _ => nol_runtime::keys::retire(&self.service_dir(province, service), keys, id),
+        }
     }
 
     /// A token for a caller of `region` in `role`, valid for `lifetime`.

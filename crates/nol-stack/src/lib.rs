@@ -18,7 +18,7 @@ pub mod tools;
 pub mod wait;
 
 pub use client::Clients;
-pub use keys::StackKeys;
+pub use keys::{SERVICES, StackKeys};
 pub use nats::NatsServer;
 pub use province::{ProvinceSettings, ProvinceStack, ServicePorts, Stack, StackSettings};
 pub use wait::eventually;

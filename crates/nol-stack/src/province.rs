@@ -75,6 +75,7 @@ pub struct ProvinceSettings {
     pub database_url: String,
     pub nats_url: String,
     pub subject_prefix: String,
+    /// The province's key folder: each service is given its own folder in it (`<service>/`).
     pub keys_dir: PathBuf,
     pub ports: ServicePorts,
     pub ack_wait: Duration,
@@ -102,7 +103,6 @@ impl ProvinceStack {
                 ("NOL_DATABASE_URL".to_owned(), settings.database_url.clone()),
                 ("NOL_NATS_URL".to_owned(), settings.nats_url.clone()),
                 ("NOL_SUBJECT_PREFIX".to_owned(), settings.subject_prefix.clone()),
-                ("NOL_KEYS_DIR".to_owned(), settings.keys_dir.display().to_string()),
                 ("NOL_ACK_WAIT_SECS".to_owned(), settings.ack_wait.as_secs_f64().to_string()),
                 ("NOL_GRPC_ADDR".to_owned(), format!("127.0.0.1:{port}")),
                 ("NOL_WEB_DIR".to_owned(), crate::repo_root().join("web").display().to_string()),
@@ -141,6 +141,8 @@ impl ProvinceStack {
                         .get(service)
                         .ok_or_else(|| anyhow::anyhow!("no TLS identity for the {service} service"))?;
                     extra.extend(tls.env());
+                    // Its own key folder only.
+                    extra.push(("NOL_KEYS_DIR", settings.keys_dir.join(service).display().to_string()));
                     processes.push(
                         ServiceProcess::start(binary, &name, service, env(port, &extra), log(service, replica)).await?,
                     );

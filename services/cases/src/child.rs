@@ -1,11 +1,12 @@
-//! The child as the case service holds them: the resident ID number encrypted under the
-//! province's key with its blind index (so R2 finds the child's case without decrypting), masked
+//! The child as the case service holds them: the resident ID number encrypted under the case
+//! service's own data key, bound to its column and its row's blind index (so R2 finds the child's case without decrypting), masked
 //! for every list, revealed only on an audited full read.
 
 use chrono::NaiveDate;
-use nol_pii::{DataKey, ResidentId};
+use nol_pii::ResidentId;
 use nol_proto::v1::{ChildSummary, Sex};
 use nol_runtime::ServiceError;
+use nol_runtime::keys::DataKeys;
 
 /// Binds encrypted resident ID numbers of cases to their column, so a value copied elsewhere
 /// won't decrypt.
@@ -29,11 +30,12 @@ pub struct ChildRecord {
 
 impl ChildRecord {
     /// A case's record of the child with this number, encrypted under `data_key`.
-    pub fn new(data_key: &DataKey, full_name: &str, resident_id: &ResidentId, hukou_region: &str) -> ChildRecord {
+    pub fn new(data_key: &DataKeys, full_name: &str, resident_id: &ResidentId, hukou_region: &str) -> ChildRecord {
+        let (resident_id_cipher, resident_id_index) = seal(data_key, resident_id, CASE_RESIDENT_ID_CONTEXT);
         ChildRecord {
             full_name: full_name.trim().to_owned(),
-            resident_id_cipher: data_key.encrypt(resident_id.expose().as_bytes(), CASE_RESIDENT_ID_CONTEXT),
-            resident_id_index: data_key.blind_index(resident_id.expose()),
+            resident_id_cipher,
+            resident_id_index,
             resident_id_masked: resident_id.masked(),
             sex: sex_number(resident_id),
             birth_date: resident_id.birth_date(),
@@ -88,9 +90,16 @@ pub fn on_file(child: &crate::case::domain::ChildOnFile, revealed: Option<&Resid
     )
 }
 
-/// Decrypts a stored resident ID number bound to `context`.
-pub fn reveal(data_key: &DataKey, cipher: &[u8], context: &str) -> Result<ResidentId, ServiceError> {
-    let bytes = data_key.decrypt(cipher, context).map_err(|error| ServiceError::Internal(error.into()))?;
+/// A resident ID number encrypted for the column `context`, bound to its row by the blind index
+/// stored beside it, and that index.
+pub fn seal(data_key: &DataKeys, resident_id: &ResidentId, context: &str) -> (Vec<u8>, Vec<u8>) {
+    let index = data_key.blind_index(resident_id.expose());
+    (data_key.encrypt(resident_id.expose().as_bytes(), context, &index), index)
+}
+
+/// Decrypts a stored resident ID number bound to `context` and its row's blind index `index`.
+pub fn reveal(data_key: &DataKeys, cipher: &[u8], context: &str, index: &[u8]) -> Result<ResidentId, ServiceError> {
+    let bytes = data_key.decrypt(cipher, context, index).map_err(|error| ServiceError::Internal(error.into()))?;
     let text = String::from_utf8(bytes).map_err(|error| ServiceError::Internal(error.into()))?;
     ResidentId::parse(&text).map_err(|error| ServiceError::Internal(error.into()))
 }

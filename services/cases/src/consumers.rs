@@ -10,7 +10,7 @@ use nol_events::{
     uuid_field,
 };
 use nol_messages::Supervision as Says;
-use nol_pii::{DataKey, SealKeyPair};
+use nol_pii::SealKeyPair;
 use nol_proto::v1::{
     HandoffAccepted, HandoffArrived, HandoffCancelled, HandoffCompleted, HandoffOverdue, HandoffRejected,
     HandoffRequested, ReportOverdue, TransferInRequested,
@@ -47,7 +47,9 @@ pub fn filter_subjects(scheme: &SubjectScheme, province: &RegionCode) -> Vec<Str
 
 pub struct CaseEvents {
     pub scheme: SubjectScheme,
-    pub data_key: DataKey,
+    pub data_key: nol_runtime::keys::DataKeys,
+    /// Opens the registry's `suspected_out_of_school` (the event keyring).
+    pub event_keys: nol_runtime::keys::SharedKeyring,
     pub seal: SealKeyPair,
     pub clock: nol_runtime::clock::Clock,
 }
@@ -134,6 +136,7 @@ impl EventHandler for CaseEvents {
                 conn,
                 &self.scheme,
                 &self.data_key,
+                &self.event_keys,
                 self.clock.today(),
                 envelope,
             )

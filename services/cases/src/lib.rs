@@ -36,15 +36,22 @@ pub async fn start(config: ServiceConfig, shutdown: CancellationToken) -> anyhow
     let mut platform = Platform::start(config, sqlx::migrate!("./migrations"), shutdown).await?;
     let handler = consumers::CaseEvents {
         scheme: platform.scheme.clone(),
-        data_key: platform.keys.data.clone(),
-        seal: platform.keys.seal.clone(),
+        data_key: platform.keys.data()?,
+        event_keys: platform.keys.events()?,
+        seal: platform.keys.seal()?,
         clock: platform.clock.clone(),
     };
+    // Every column of the case service holding a resident ID encrypted at rest, each bound to
+    // its row's blind index: re-encrypted under the current key after a rotation.
+    platform.spawn_reencryption(vec![
+        nol_runtime::reencrypt::Column::by_index("dropout_case", child::CASE_RESIDENT_ID_CONTEXT),
+        nol_runtime::reencrypt::Column::by_index("suspect", child::SUSPECT_RESIDENT_ID_CONTEXT),
+    ])?;
     let filters = consumers::filter_subjects(&platform.scheme, &platform.config.province);
     platform.spawn_consumer(filters, handler);
     let registry = registry::client(&platform, &registry_url)?;
-    let cases = std::sync::Arc::new(case::service::CaseService::new(&platform, registry.clone()));
-    let suspects = suspects::service::SuspectService::new(&platform, registry);
+    let cases = std::sync::Arc::new(case::service::CaseService::new(&platform, registry.clone())?);
+    let suspects = suspects::service::SuspectService::new(&platform, registry)?;
     let supervision = supervision::service::SupervisionService::new(&platform);
     supervision::sweeper::spawn(supervision.clone(), platform.config.supervision_sweep, platform.shutdown.clone());
     let handoffs = CaseHandoffServiceServer::new(case::grpc::CaseHandoffGrpc(cases.clone()));

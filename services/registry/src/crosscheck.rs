@@ -10,10 +10,11 @@ use chrono::NaiveDate;
 use nol_auth::Caller;
 use nol_backbone::outbox::RelayWake;
 use nol_events::{EventEnvelope, EventHeader, PUPIL_SUSPECTED_OUT_OF_SCHOOL, RESIDENT_ID_EVENT_CONTEXT, SubjectScheme};
-use nol_pii::{DataKey, ResidentId, Sex};
+use nol_pii::{ResidentId, Sex};
 use nol_proto::v1::{CrossCheckRun, SuspectedOutOfSchool};
 use nol_region::RegionCode;
 use nol_runtime::clock::Clock;
+use nol_runtime::keys::{DataKeys, SharedKeyring};
 use nol_runtime::{ServiceError, audit};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -24,7 +25,9 @@ use crate::store::checks::{self, RunFinding};
 
 pub struct CrossCheck {
     pub pool: PgPool,
-    pub data_key: DataKey,
+    pub data_key: DataKeys,
+    /// The registry → cases event keyring (see `nol_runtime::keys`).
+    pub event_keys: SharedKeyring,
     pub scheme: SubjectScheme,
     pub wake: RelayWake,
     /// The rule clock: "today" for the numbers the events carry.
@@ -105,8 +108,9 @@ impl CrossCheck {
         })
     }
 
-    /// The case service learns of the child: the number travels encrypted under the province's
-    /// data key (never in clear), with what a case worker needs to find the family.
+    /// The case service learns of the child: the number travels encrypted under the event key
+    /// only the registry and the case service hold (never in clear), with what a case worker
+    /// needs to find the family.
     fn suspect_event(
         &self,
         caller: &Caller,
@@ -116,7 +120,10 @@ impl CrossCheck {
     ) -> Result<(String, EventEnvelope), ServiceError> {
         let cipher = finding.resident_id_cipher.as_deref().unwrap_or_default();
         let clear =
-            self.data_key.decrypt(cipher, AGENCY_ID_CONTEXT).map_err(|error| ServiceError::Internal(error.into()))?;
+            // An out-of-school item is a household member's: its ciphertext, bound to the index.
+            self.data_key
+                .decrypt(cipher, AGENCY_ID_CONTEXT, &finding.subject)
+                .map_err(|error| ServiceError::Internal(error.into()))?;
         let text = String::from_utf8(clear).map_err(|error| ServiceError::Internal(error.into()))?;
         let id = ResidentId::parse_on(&text, today).map_err(|error| ServiceError::Internal(error.into()))?;
         let region = finding.region;
@@ -127,7 +134,12 @@ impl CrossCheck {
             check_run_id: run.to_string(),
             region_code: region.to_string(),
             full_name: finding.full_name.clone(),
-            resident_id_sealed: self.data_key.encrypt(id.expose().as_bytes(), RESIDENT_ID_EVENT_CONTEXT),
+            // Bound to the check item: the case service opens it only as this item's number.
+            resident_id_sealed: self.event_keys.encrypt(
+                id.expose().as_bytes(),
+                RESIDENT_ID_EVENT_CONTEXT,
+                finding.id.to_string().as_bytes(),
+            ),
             resident_id_masked: id.masked(),
             sex: match id.sex() {
                 Sex::Male => nol_proto::v1::Sex::Male,

@@ -17,7 +17,6 @@ use nol_auth::Caller;
 use nol_backbone::outbox::RelayWake;
 use nol_events::{EventHeader, PUPILS_IMPORTED, SubjectScheme};
 use nol_messages::{Common, Msg, Registry};
-use nol_pii::DataKey;
 use nol_proto::v1::{GradeCount, PupilsImported};
 use nol_region::RegionCode;
 use nol_runtime::ServiceError;
@@ -52,7 +51,7 @@ pub struct ReceivedFile {
 #[derive(Clone)]
 pub struct Importer {
     pub pool: PgPool,
-    pub data_key: DataKey,
+    pub data_key: nol_runtime::keys::DataKeys,
     pub scheme: SubjectScheme,
     pub province: RegionCode,
     pub wake: RelayWake,
@@ -464,12 +463,11 @@ impl JobContext {
                 continue;
             };
             let (pupil_key, provisional, cipher, masked) = match &valid.identity {
-                Identity::Resident(id) => (
-                    key.blind_index(id.expose()),
-                    false,
-                    Some(key.encrypt(id.expose().as_bytes(), RESIDENT_ID_CONTEXT)),
-                    Some(id.masked()),
-                ),
+                Identity::Resident(id) => {
+                    let index = key.blind_index(id.expose());
+                    let cipher = key.encrypt(id.expose().as_bytes(), RESIDENT_ID_CONTEXT, &index);
+                    (index, false, Some(cipher), Some(id.masked()))
+                }
                 Identity::Provisional { .. } => (key.blind_index(&valid.provisional_key_text()), true, None, None),
             };
             if let Some(first) = first_seen.get(&pupil_key) {
@@ -749,7 +747,7 @@ impl JobContext {
                 continue;
             }
             first_seen.insert(index.clone(), row.number as i64);
-            let cipher = key.encrypt(raw_id.as_bytes(), AGENCY_ID_CONTEXT);
+            let cipher = key.encrypt(raw_id.as_bytes(), AGENCY_ID_CONTEXT, &index);
             match self.kind {
                 ListKind::HouseholdRegister => households.push(HouseholdRecord {
                     row_number: row.number as i64,

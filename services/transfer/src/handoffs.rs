@@ -35,6 +35,8 @@ use crate::store::{self, Notice};
 pub struct Steps {
     pub scheme: SubjectScheme,
     pub keys: ProvinceKeys,
+    /// The province's sealing key pair (`seal.key`).
+    pub seal: SealKeyPair,
     pub province: RegionCode,
     pub font: CjkFont,
     /// For the notice number's own short transaction.
@@ -99,13 +101,13 @@ pub struct Reserved {
 
 impl Steps {
     fn seal(&self) -> &SealKeyPair {
-        &self.keys.seal
+        &self.seal
     }
 
     /// The key to seal for `destination`'s province (our own for a hand-off inside it).
     pub fn seal_key(&self, destination: &RegionCode) -> Option<SealPublicKey> {
         if destination.province() == self.province {
-            return Some(self.keys.seal.public_key());
+            return Some(self.seal.public_key());
         }
         self.keys.seal_key_of(destination)
     }

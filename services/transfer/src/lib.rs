@@ -47,6 +47,7 @@ pub async fn start(config: ServiceConfig, shutdown: CancellationToken) -> anyhow
     let steps = handoffs::Steps {
         scheme: platform.scheme.clone(),
         keys: platform.keys.clone(),
+        seal: platform.keys.seal()?,
         province: platform.config.province,
         font,
         pool: platform.pool.clone(),

@@ -124,6 +124,8 @@ pub struct SuspectItem {
     pub check_item_id: Option<Uuid>,
     pub child_name: String,
     pub resident_id_cipher: Option<Vec<u8>>,
+    /// The blind index, which the ciphertext is bound to.
+    pub resident_id_index: Option<Vec<u8>>,
     pub resident_id_masked: String,
     pub sex: i16,
     pub birth_date: Option<NaiveDate>,
@@ -510,6 +512,7 @@ mod tests {
             check_item_id: None,
             child_name: "某某".into(),
             resident_id_cipher: None,
+            resident_id_index: None,
             resident_id_masked: String::new(),
             sex: 0,
             birth_date: None,

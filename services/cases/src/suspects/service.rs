@@ -10,7 +10,7 @@ use nol_events::{
 };
 use nol_messages::vocab::Action;
 use nol_messages::{Common, Count, FieldViolation, Suspect as Says};
-use nol_pii::{DataKey, ResidentId};
+use nol_pii::ResidentId;
 use nol_proto::v1::{
     CloseSuspectRequest, ConfirmSuspectRequest, GetSuspectRequest, ListSuspectsRequest, Pupil, PupilView,
     RecordSuspectRequest, ReportAbsenceRequest, Sex, SuspectOrigin, SuspectRecorded, SuspectResolved, SuspectState,
@@ -18,6 +18,7 @@ use nol_proto::v1::{
 };
 use nol_region::RegionCode;
 use nol_runtime::error::parse_uuid;
+use nol_runtime::keys::{DataKeys, SharedKeyring};
 use nol_runtime::paging::{self, Cursor};
 use nol_runtime::{Platform, ServiceError, Violations, audit};
 use sqlx::{PgConnection, PgPool};
@@ -29,7 +30,7 @@ use crate::case::domain::stored::Stored;
 use crate::case::domain::{Source, check_causes};
 use crate::case::ledger::{self, LedgerError};
 use crate::case::store::NewCase;
-use crate::child::{ChildRecord, SUSPECT_RESIDENT_ID_CONTEXT, reveal, sex_number};
+use crate::child::{ChildRecord, SUSPECT_RESIDENT_ID_CONTEXT, reveal, seal, sex_number};
 use crate::registry::RegistryClient;
 
 /// A page of items.
@@ -40,7 +41,7 @@ pub struct SuspectPage {
 
 pub struct SuspectService {
     pool: PgPool,
-    data_key: DataKey,
+    data_key: DataKeys,
     scheme: SubjectScheme,
     wake: nol_backbone::outbox::RelayWake,
     pub(crate) province: RegionCode,
@@ -116,20 +117,23 @@ async fn resolve(
 pub async fn take_in_cross_check(
     conn: &mut PgConnection,
     scheme: &SubjectScheme,
-    data_key: &DataKey,
+    data_key: &DataKeys,
+    event_keys: &SharedKeyring,
     today: chrono::NaiveDate,
     envelope: &EventEnvelope,
 ) -> Result<(), HandlerError> {
     let event: SuspectedOutOfSchool = decode_payload(envelope, PUPIL_SUSPECTED_OUT_OF_SCHOOL)?;
     let check_item_id = uuid_field(envelope, "check_item_id", &event.check_item_id)?;
     let region = region_field(envelope, "region_code", &event.region_code)?;
-    let clear = data_key
-        .decrypt(&event.resident_id_sealed, RESIDENT_ID_EVENT_CONTEXT)
+    // Bound to the check item (an event published before keyrings: v1, bound to the context).
+    let clear = event_keys
+        .decrypt(&event.resident_id_sealed, RESIDENT_ID_EVENT_CONTEXT, event.check_item_id.as_bytes())
         .map_err(|error| HandlerError::Permanent(format!("suspect {check_item_id}: resident ID: {error}")))?;
     let text = String::from_utf8(clear)
         .map_err(|_| HandlerError::Permanent(format!("suspect {check_item_id}: resident ID is not text")))?;
     let resident_id = ResidentId::parse(&text)
         .map_err(|error| HandlerError::Permanent(format!("suspect {check_item_id}: resident ID: {error}")))?;
+    let (cipher, index) = seal(data_key, &resident_id, SUSPECT_RESIDENT_ID_CONTEXT);
     let new = NewSuspect {
         id: Uuid::now_v7(),
         region,
@@ -137,8 +141,8 @@ pub async fn take_in_cross_check(
         pupil_id: None,
         check_item_id: Some(check_item_id),
         child_name: event.full_name.trim().to_owned(),
-        resident_id_cipher: Some(data_key.encrypt(resident_id.expose().as_bytes(), SUSPECT_RESIDENT_ID_CONTEXT)),
-        resident_id_index: Some(data_key.blind_index(resident_id.expose())),
+        resident_id_cipher: Some(cipher),
+        resident_id_index: Some(index),
         resident_id_masked: resident_id.masked(),
         sex: sex_number(&resident_id),
         birth_date: Some(resident_id.birth_date()),
@@ -176,16 +180,16 @@ fn violations_of(error: ServiceError, violations: &mut Vec<FieldViolation>) {
 }
 
 impl SuspectService {
-    pub fn new(platform: &Platform, registry: RegistryClient) -> SuspectService {
-        SuspectService {
+    pub fn new(platform: &Platform, registry: RegistryClient) -> anyhow::Result<SuspectService> {
+        Ok(SuspectService {
             pool: platform.pool.clone(),
-            data_key: platform.keys.data.clone(),
+            data_key: platform.keys.data()?,
             scheme: platform.scheme.clone(),
             wake: platform.wake.clone(),
             province: platform.config.province,
             registry,
             clock: platform.clock.clone(),
-        }
+        })
     }
 
     /// Reads a pupil from the registry as the caller: the registry checks the caller's scope over
@@ -207,6 +211,8 @@ impl SuspectService {
         // A full read carries the number: keep it encrypted, with its blind index. A masked read
         // (a school's report) leaves it in the registry until a case worker confirms.
         let resident_id = ResidentId::parse(&pupil.resident_id).ok();
+        let (resident_id_cipher, resident_id_index) =
+            resident_id.as_ref().map(|id| seal(&self.data_key, id, SUSPECT_RESIDENT_ID_CONTEXT)).unzip();
         Ok(NewSuspect {
             id: Uuid::now_v7(),
             region,
@@ -214,10 +220,8 @@ impl SuspectService {
             pupil_id: Some(pupil_id),
             check_item_id: None,
             child_name: pupil.full_name.trim().to_owned(),
-            resident_id_cipher: resident_id
-                .as_ref()
-                .map(|id| self.data_key.encrypt(id.expose().as_bytes(), SUSPECT_RESIDENT_ID_CONTEXT)),
-            resident_id_index: resident_id.as_ref().map(|id| self.data_key.blind_index(id.expose())),
+            resident_id_cipher,
+            resident_id_index,
             resident_id_masked: pupil.resident_id_masked.clone(),
             sex: match Sex::try_from(pupil.sex) {
                 Ok(Sex::Male) => 1,
@@ -329,6 +333,7 @@ impl SuspectService {
                     return Err(ServiceError::Internal(anyhow::anyhow!("a checked field was missing")));
                 };
                 caller.require_scope(&region)?;
+                let (cipher, index) = seal(&self.data_key, &resident_id, SUSPECT_RESIDENT_ID_CONTEXT);
                 NewSuspect {
                     id: Uuid::now_v7(),
                     region,
@@ -336,10 +341,8 @@ impl SuspectService {
                     pupil_id: None,
                     check_item_id: None,
                     child_name: full_name,
-                    resident_id_cipher: Some(
-                        self.data_key.encrypt(resident_id.expose().as_bytes(), SUSPECT_RESIDENT_ID_CONTEXT),
-                    ),
-                    resident_id_index: Some(self.data_key.blind_index(resident_id.expose())),
+                    resident_id_cipher: Some(cipher),
+                    resident_id_index: Some(index),
                     resident_id_masked: resident_id.masked(),
                     sex: sex_number(&resident_id),
                     birth_date: Some(resident_id.birth_date()),
@@ -397,7 +400,8 @@ impl SuspectService {
             }
             None => {
                 let cipher = item.resident_id_cipher.as_deref().unwrap_or_default();
-                let resident_id = reveal(&self.data_key, cipher, SUSPECT_RESIDENT_ID_CONTEXT)?;
+                let index = item.resident_id_index.as_deref().unwrap_or_default();
+                let resident_id = reveal(&self.data_key, cipher, SUSPECT_RESIDENT_ID_CONTEXT, index)?;
                 let migrant = item.region.is_migrant_here(&item.hukou_region);
                 (resident_id, item.child_name.clone(), item.hukou_region.clone(), (migrant, false, 0))
             }
@@ -497,8 +501,10 @@ impl SuspectService {
         let mut conn = self.pool.acquire().await?;
         let action = if full { "suspect.read_full" } else { "suspect.read" };
         audit::record(&mut conn, caller, action, "suspect", &[id.to_string()]).await?;
-        let revealed = match (&item.resident_id_cipher, full) {
-            (Some(cipher), true) => Some(reveal(&self.data_key, cipher, SUSPECT_RESIDENT_ID_CONTEXT)?),
+        let revealed = match (&item.resident_id_cipher, &item.resident_id_index, full) {
+            (Some(cipher), Some(index), true) => {
+                Some(reveal(&self.data_key, cipher, SUSPECT_RESIDENT_ID_CONTEXT, index)?)
+            }
             _ => None,
         };
         Ok((item, revealed))

@@ -21,7 +21,6 @@ struct SuspectRow {
     check_item_id: Option<Uuid>,
     child_name: String,
     resident_id_cipher: Option<Vec<u8>>,
-    #[allow(dead_code)]
     resident_id_index: Option<Vec<u8>>,
     resident_id_masked: String,
     sex: i16,
@@ -60,6 +59,7 @@ impl TryFrom<SuspectRow> for SuspectItem {
             check_item_id: row.check_item_id,
             child_name: row.child_name,
             resident_id_cipher: row.resident_id_cipher,
+            resident_id_index: row.resident_id_index,
             resident_id_masked: row.resident_id_masked,
             sex: row.sex,
             birth_date: row.birth_date,

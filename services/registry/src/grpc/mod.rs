@@ -12,11 +12,11 @@ use futures::Stream;
 use nol_auth::Caller;
 use nol_backbone::outbox::RelayWake;
 use nol_events::SubjectScheme;
-use nol_pii::DataKey;
 use nol_proto::v1::registry_service_server::RegistryService;
 use nol_proto::v1::*;
 use nol_region::RegionCode;
 use nol_runtime::clock::Clock;
+use nol_runtime::keys::DataKeys;
 use nol_runtime::{Platform, ServiceError};
 use sqlx::PgPool;
 use tonic::{Request, Response, Status, Streaming};
@@ -27,7 +27,7 @@ use crate::import::Importer;
 
 pub struct Registry {
     pool: PgPool,
-    data_key: DataKey,
+    data_key: DataKeys,
     scheme: SubjectScheme,
     province: RegionCode,
     wake: RelayWake,
@@ -43,10 +43,11 @@ pub struct Registry {
 }
 
 impl Registry {
-    pub fn new(platform: &Platform) -> Registry {
+    pub fn new(platform: &Platform) -> anyhow::Result<Registry> {
+        let data_key = platform.keys.data()?;
         let importer = Importer {
             pool: platform.pool.clone(),
-            data_key: platform.keys.data.clone(),
+            data_key: data_key.clone(),
             scheme: platform.scheme.clone(),
             province: platform.config.province,
             wake: platform.wake.clone(),
@@ -54,14 +55,15 @@ impl Registry {
         };
         let crosscheck = CrossCheck {
             pool: platform.pool.clone(),
-            data_key: platform.keys.data.clone(),
+            data_key: data_key.clone(),
+            event_keys: platform.keys.events()?,
             scheme: platform.scheme.clone(),
             wake: platform.wake.clone(),
             clock: platform.clock.clone(),
         };
-        Registry {
+        Ok(Registry {
             pool: platform.pool.clone(),
-            data_key: platform.keys.data.clone(),
+            data_key: data_key.clone(),
             scheme: platform.scheme.clone(),
             province: platform.config.province,
             wake: platform.wake.clone(),
@@ -70,7 +72,7 @@ impl Registry {
             clock: platform.clock.clone(),
             import_errors_retention: platform.config.import_errors_retention,
             export_page: platform.config.export_page_rows,
-        }
+        })
     }
 
     fn caller<T>(&self, request: &Request<T>) -> Result<Caller, ServiceError> {

@@ -115,12 +115,15 @@ impl Registry {
         caller.require_school(&school.code)?;
         let residence = valid.residence_region.unwrap_or(enrollment);
         let (cipher, index, masked, provisional_key) = match &valid.identity {
-            Identity::Resident(id) => (
-                Some(self.data_key.encrypt(id.expose().as_bytes(), RESIDENT_ID_CONTEXT)),
-                Some(self.data_key.blind_index(id.expose())),
-                Some(id.masked()),
-                None,
-            ),
+            Identity::Resident(id) => {
+                let index = self.data_key.blind_index(id.expose());
+                (
+                    Some(self.data_key.encrypt(id.expose().as_bytes(), RESIDENT_ID_CONTEXT, &index)),
+                    Some(index),
+                    Some(id.masked()),
+                    None,
+                )
+            }
             Identity::Provisional { .. } => {
                 (None, None, None, Some(self.data_key.blind_index(&valid.provisional_key_text())))
             }
@@ -462,7 +465,7 @@ impl Registry {
         let updated = pupils::set_resident_id(
             &mut tx,
             row.id,
-            &self.data_key.encrypt(id.expose().as_bytes(), RESIDENT_ID_CONTEXT),
+            &self.data_key.encrypt(id.expose().as_bytes(), RESIDENT_ID_CONTEXT, &index),
             &index,
             &id.masked(),
             id.sex(),
@@ -487,7 +490,14 @@ impl Registry {
         let resident_id = if full {
             row.resident_id_cipher
                 .as_deref()
-                .and_then(|cipher| self.data_key.decrypt(cipher, RESIDENT_ID_CONTEXT).ok())
+                .zip(row.resident_id_index.as_deref())
+                .and_then(|(cipher, index)| match self.data_key.decrypt(cipher, RESIDENT_ID_CONTEXT, index) {
+                    Ok(clear) => Some(clear),
+                    Err(error) => {
+                        tracing::warn!(pupil_id = %row.id, error = %error, "a pupil's resident ID does not decrypt");
+                        None
+                    }
+                })
                 .and_then(|bytes| String::from_utf8(bytes).ok())
                 .and_then(|text| ResidentId::parse_on(&text, self.clock.today()).ok())
                 .map(|id| id.expose().to_owned())

@@ -13,6 +13,7 @@ use crate::domain::checks::{Kind, Outcome};
 struct RunFindingRow {
     id: Uuid,
     kind: String,
+    subject: Vec<u8>,
     region: String,
     full_name: String,
     resident_id_cipher: Option<Vec<u8>>,
@@ -27,6 +28,9 @@ struct RunFindingRow {
 pub struct RunFinding {
     pub id: Uuid,
     pub kind: Kind,
+    /// What the finding is about: the blind index the ciphertext is bound to (for the kinds
+    /// read from the household register, the one whose number travels to the case service).
+    pub subject: Vec<u8>,
     pub region: RegionCode,
     pub full_name: String,
     pub resident_id_cipher: Option<Vec<u8>>,
@@ -44,6 +48,7 @@ impl TryFrom<RunFindingRow> for RunFinding {
             kind: decode("check_item", row.id, "kind", &row.kind, Kind::from_stored)?,
             region: region("check_item", row.id, "region", &row.region)?,
             id: row.id,
+            subject: row.subject,
             full_name: row.full_name,
             resident_id_cipher: row.resident_id_cipher,
             reason: row.reason,
@@ -198,7 +203,7 @@ pub async fn record_findings(
                    closed_at = CASE WHEN check_item.fingerprint = EXCLUDED.fingerprint THEN check_item.closed_at END,
                    fingerprint = EXCLUDED.fingerprint, last_found_at = clock_timestamp(), last_run = EXCLUDED.last_run
                 RETURNING id, kind, subject, region, full_name, resident_id_cipher, reason, detail, open)
-         SELECT u.id AS "id!", u.kind AS "kind!", u.region AS "region!", u.full_name AS "full_name!",
+         SELECT u.id AS "id!", u.kind AS "kind!", u.subject AS "subject!", u.region AS "region!", u.full_name AS "full_name!",
                 u.resident_id_cipher AS "resident_id_cipher?", u.reason AS "reason!", u.detail AS "detail!",
                 u.open AS "open!", o.open AS "was_open?"
            FROM upserted u LEFT JOIN old o USING (kind, subject)"#,

@@ -16,6 +16,7 @@ struct PupilRow {
     id: Uuid,
     full_name: String,
     resident_id_cipher: Option<Vec<u8>>,
+    resident_id_index: Option<Vec<u8>>,
     resident_id_masked: Option<String>,
     sex: i16,
     birth_date: Option<NaiveDate>,
@@ -41,6 +42,8 @@ pub struct PupilRecord {
     pub id: Uuid,
     pub full_name: String,
     pub resident_id_cipher: Option<Vec<u8>>,
+    /// The blind index, which the ciphertext is bound to.
+    pub resident_id_index: Option<Vec<u8>>,
     pub resident_id_masked: Option<String>,
     /// None when not on record.
     pub sex: Option<Sex>,
@@ -77,6 +80,7 @@ impl TryFrom<PupilRow> for PupilRecord {
             id,
             full_name: row.full_name,
             resident_id_cipher: row.resident_id_cipher,
+            resident_id_index: row.resident_id_index,
             resident_id_masked: row.resident_id_masked,
             birth_date: row.birth_date,
             school_code: row.school_code,
@@ -103,7 +107,7 @@ macro_rules! select_pupils {
     ($condition:literal $(, $argument:expr)* $(,)?) => {
         sqlx::query_as!(
             PupilRow,
-            r#"SELECT p.id, p.full_name, p.resident_id_cipher, p.resident_id_masked, p.sex, p.birth_date,
+            r#"SELECT p.id, p.full_name, p.resident_id_cipher, p.resident_id_index, p.resident_id_masked, p.sex, p.birth_date,
                       p.enrollment_region, p.hukou_region, p.residence_region, p.school_code, s.name AS school_name,
                       p.grade, p.migrant, p.enrollment_status, p.disability_grade, p.registered_poor,
                       p.poor_household_id, p.provisional_key IS NOT NULL AS "provisional!", p.created_at, p.created_by
@@ -527,6 +531,7 @@ mod tests {
             id: Uuid::nil(),
             full_name: "李小明".to_owned(),
             resident_id_cipher: None,
+            resident_id_index: None,
             resident_id_masked: None,
             sex,
             birth_date: None,

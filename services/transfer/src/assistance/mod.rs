@@ -329,7 +329,6 @@ impl Steps {
             return Ok(self.answer_help(conn, &existing).await?);
         }
         let opened = self
-            .keys
             .seal
             .open_from(&asked.sealed_child, owner.province().as_str())
             .map_err(|error| permanent(&asked.assistance_id, error))?;
@@ -658,7 +657,6 @@ impl Steps {
         let offering = RegionCode::parse(&offered.assisting_region_code)
             .map_err(|_| permanent(&offered.assistance_id, "assisting region"))?;
         let opened = self
-            .keys
             .seal
             .open_from(&offered.sealed_child, offering.province().as_str())
             .map_err(|error| permanent(&offered.assistance_id, error))?;

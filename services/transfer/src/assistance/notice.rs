@@ -330,7 +330,6 @@ impl Steps {
             Some(seen) => seen,
             None => {
                 let opened = self
-                    .keys
                     .seal
                     .open_from(&sent.sealed_child, owner.province().as_str())
                     .map_err(|error| permanent(error.to_string()))?;

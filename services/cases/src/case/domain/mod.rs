@@ -115,6 +115,8 @@ stored::stored_own! {
 pub struct ChildOnFile {
     pub full_name: String,
     pub resident_id_cipher: Vec<u8>,
+    /// The blind index, which the ciphertext is bound to.
+    pub resident_id_index: Vec<u8>,
     pub resident_id_masked: String,
     /// 1 male, 2 female (from the resident ID number).
     pub sex: i16,

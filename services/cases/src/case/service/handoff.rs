@@ -7,13 +7,14 @@ use nol_auth::{Caller, Role};
 use nol_backbone::consumer::HandlerError;
 use nol_events::{EventEnvelope, SubjectScheme, TRANSFER_IN_MATCHED};
 use nol_messages::vocab::Action;
-use nol_pii::{DataKey, ResidentId, SealKeyPair};
+use nol_pii::{ResidentId, SealKeyPair};
 use nol_proto::v1::{
     CaseHistoryEntry, HandoffAccepted, HandoffDossier, OriginDossier, ReserveCaseRequest, TransferInMatched,
     TransferInRequested,
 };
 use nol_region::RegionCode;
 use nol_runtime::error::parse_uuid;
+use nol_runtime::keys::DataKeys;
 use nol_runtime::{ServiceError, audit};
 use prost::Message;
 use sqlx::PgConnection;
@@ -77,7 +78,12 @@ impl CaseService {
     /// registered-poor household and disability grade (R3, R4), attempts, measures, evidence
     /// metadata, the officers as contacts, and a summary of the history.
     async fn dossier(&self, case: &Case) -> Result<HandoffDossier, ServiceError> {
-        let resident_id = reveal(&self.data_key, &case.child.resident_id_cipher, CASE_RESIDENT_ID_CONTEXT)?;
+        let resident_id = reveal(
+            &self.data_key,
+            &case.child.resident_id_cipher,
+            CASE_RESIDENT_ID_CONTEXT,
+            &case.child.resident_id_index,
+        )?;
         let child = crate::child::on_file(&case.child, Some(&resident_id));
         let attempts = file_store::attempts(&self.pool, case.id, None, DOSSIER_LIMIT).await?;
         let history = store::history(&self.pool, case.id, 0, DOSSIER_LIMIT).await?;
@@ -114,7 +120,7 @@ impl CaseService {
 /// What the case service needs to apply hand-off events.
 pub struct HandoffEvents<'a> {
     pub scheme: &'a SubjectScheme,
-    pub data_key: &'a DataKey,
+    pub data_key: &'a DataKeys,
     pub seal: &'a SealKeyPair,
     pub today: NaiveDate,
 }

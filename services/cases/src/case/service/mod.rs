@@ -13,13 +13,14 @@ use nol_auth::{Caller, Role};
 use nol_events::SubjectScheme;
 use nol_messages::vocab::Action;
 use nol_messages::{Case as Says, Common, Count};
-use nol_pii::{DataKey, ResidentId};
+use nol_pii::ResidentId;
 use nol_proto::v1::{
     CaseFilter, CaseStatus, CaseView as View, ExportCasesRequest, GetCaseRequest, ListCasesRequest, OpenCaseRequest,
     PupilView,
 };
 use nol_region::RegionCode;
 use nol_runtime::error::parse_uuid;
+use nol_runtime::keys::DataKeys;
 use nol_runtime::paging::{self, Cursor};
 use nol_runtime::{Platform, ServiceError, Violations, audit};
 use sqlx::{PgConnection, PgPool};
@@ -56,7 +57,7 @@ pub struct CasePage {
 
 pub struct CaseService {
     pub(crate) pool: PgPool,
-    data_key: DataKey,
+    data_key: DataKeys,
     /// This province's sealing key pair: dossiers are sealed to it until the transfer service
     /// re-seals them to the destination.
     seal: nol_pii::SealKeyPair,
@@ -70,18 +71,18 @@ pub struct CaseService {
 }
 
 impl CaseService {
-    pub fn new(platform: &Platform, registry: RegistryClient) -> CaseService {
-        CaseService {
+    pub fn new(platform: &Platform, registry: RegistryClient) -> anyhow::Result<CaseService> {
+        Ok(CaseService {
             pool: platform.pool.clone(),
-            data_key: platform.keys.data.clone(),
-            seal: platform.keys.seal.clone(),
+            data_key: platform.keys.data()?,
+            seal: platform.keys.seal()?,
             scheme: platform.scheme.clone(),
             wake: platform.wake.clone(),
             province: platform.config.province,
             registry,
             clock: platform.clock.clone(),
             export_page: platform.config.export_page_rows,
-        }
+        })
     }
 
     /// Locks a case for a change by `caller`, who must see its region.
@@ -174,7 +175,12 @@ impl CaseService {
         let action = if full { "case.read_full" } else { "case.read" };
         audit::record(&mut conn, caller, action, "dropout_case", &[id.to_string()]).await?;
         let revealed = if full {
-            Some(reveal(&self.data_key, &case.child.resident_id_cipher, CASE_RESIDENT_ID_CONTEXT)?)
+            Some(reveal(
+                &self.data_key,
+                &case.child.resident_id_cipher,
+                CASE_RESIDENT_ID_CONTEXT,
+                &case.child.resident_id_index,
+            )?)
         } else {
             None
         };

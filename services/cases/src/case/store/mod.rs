@@ -114,6 +114,7 @@ impl TryFrom<CaseRow> for Case {
             child: ChildOnFile {
                 full_name: row.child_name,
                 resident_id_cipher: row.resident_id_cipher,
+                resident_id_index: row.resident_id_index,
                 resident_id_masked: row.resident_id_masked,
                 sex: row.sex,
                 birth_date: row.birth_date,
