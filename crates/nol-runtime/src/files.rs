@@ -41,6 +41,28 @@ pub fn stream_file<T: Send + 'static>(
     }))
 }
 
+/// The end of an export: `finish` (zipping a workbook: seconds of blocking work for the largest
+/// files) run off the async workers, then the rows handed out audited as `action` on
+/// `resource_type`, `page` ids per entry. Returns the finished file, ready to stream.
+pub async fn finish_export<E: Into<anyhow::Error> + Send + 'static>(
+    finish: impl FnOnce() -> Result<std::fs::File, E> + Send + 'static,
+    conn: &mut sqlx::PgConnection,
+    caller: &nol_auth::Caller,
+    (action, resource_type): (&str, &str),
+    ids: &[uuid::Uuid],
+    page: usize,
+) -> Result<std::fs::File, crate::ServiceError> {
+    let file = tokio::task::spawn_blocking(finish)
+        .await
+        .map_err(|error| crate::ServiceError::Internal(error.into()))?
+        .map_err(|error| crate::ServiceError::Internal(error.into()))?;
+    for ids in ids.chunks(page.max(1)) {
+        let ids: Vec<String> = ids.iter().map(uuid::Uuid::to_string).collect();
+        crate::audit::record(conn, caller, action, resource_type, &ids).await?;
+    }
+    Ok(file)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -679,8 +679,8 @@ mod tests {
         assert!(reporting.data().is_err() && reporting.seal().is_err() && reporting.sign.is_none());
     }
 
-    #[test]
-    fn a_rotation_is_read_on_reload_and_the_old_key_retires_only_when_not_current() {
+    /// A new province's key folders, one per service.
+    fn new_deployment() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         let (_, public_pem) = nol_auth::generate_signing_key_pem().unwrap();
         ProvinceKeys::write_new(
@@ -691,6 +691,12 @@ mod tests {
             &[],
         )
         .unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_rotation_is_read_on_reload_and_the_old_key_retires_only_when_not_current() {
+        let dir = new_deployment();
         let registry_dir = dir.path().join("registry");
         let cases_dir = dir.path().join("cases");
         // A new deployment's folders: each service only what it uses.
@@ -738,16 +744,7 @@ mod tests {
 
     #[test]
     fn a_key_not_read_yet_is_read_when_a_ciphertext_names_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let (_, public_pem) = nol_auth::generate_signing_key_pem().unwrap();
-        ProvinceKeys::write_new(
-            dir.path(),
-            &public_pem,
-            &SealKeyPair::generate(),
-            &ExchangeSigningKey::generate(),
-            &[],
-        )
-        .unwrap();
+        let dir = new_deployment();
         let registry_dir = dir.path().join("registry");
         let early = ProvinceKeys::load(&registry_dir).unwrap().data().unwrap();
         let late = ProvinceKeys::load(&registry_dir).unwrap().data().unwrap();

@@ -150,16 +150,11 @@ impl Registry {
             }
         }
         snapshot.commit().await?;
-        // Zipping the workbook is blocking work of a few seconds for the largest files.
-        let file = tokio::task::spawn_blocking(move || file.finish())
-            .await
-            .map_err(|error| ServiceError::Internal(error.into()))?
-            .map_err(internal)?;
         let mut conn = self.pool.acquire().await?;
-        for page in ids.chunks(self.export_page as usize) {
-            let page: Vec<String> = page.iter().map(uuid::Uuid::to_string).collect();
-            audit::record(&mut conn, caller, "check_item.export", "check_item", &page).await?;
-        }
+        let audited = ("check_item.export", "check_item");
+        let page = self.export_page as usize;
+        let file =
+            nol_runtime::files::finish_export(move || file.finish(), &mut conn, caller, audited, &ids, page).await?;
         Ok((file, format!("核查结果-{region}.xlsx")))
     }
 }

@@ -287,16 +287,11 @@ impl CaseService {
             }
         }
         snapshot.commit().await?;
-        // Zipping the workbook is blocking work of a few seconds for the largest files.
-        let file = tokio::task::spawn_blocking(move || file.finish())
-            .await
-            .map_err(|error| ServiceError::Internal(error.into()))?
-            .map_err(internal)?;
         let mut conn = self.pool.acquire().await?;
-        for page in ids.chunks(self.export_page as usize) {
-            let page: Vec<String> = page.iter().map(Uuid::to_string).collect();
-            audit::record(&mut conn, caller, "case.export", "dropout_case", &page).await?;
-        }
+        let audited = ("case.export", "dropout_case");
+        let page = self.export_page as usize;
+        let file =
+            nol_runtime::files::finish_export(move || file.finish(), &mut conn, caller, audited, &ids, page).await?;
         Ok((file, format!("辍学台账-{region}.xlsx")))
     }
 }
