@@ -22,7 +22,8 @@ use nol_proto::v1::{
     RequestHandoffRequest,
 };
 use nol_region::RegionCode;
-use nol_stack::{Clients, Stack, StackSettings, postgres};
+use anyhow::Context;
+use nol_stack::{Clients, Stack, StackSettings, postgres, profile};
 use sqlx::Connection;
 
 const RAW_PUBLISHES: usize = 20_000;
@@ -221,6 +222,12 @@ async fn project_path(stack: &Stack, callers: usize) -> anyhow::Result<f64> {
         &stack.keys.token("bench", RegionCode::parse("320000")?, Role::Supervisor, Duration::from_secs(3600))?,
     )?;
     clients.ensure_school("3201020001", "南京市玄武区示范小学", "320102").await?;
+    let jiangsu = stack.province("320000");
+    let registry_pid = jiangsu.registry.pid().context("the registry runs")?;
+    let database = jiangsu.database_url.rsplit('/').next().and_then(|name| name.split('?').next()).unwrap_or_default().to_owned();
+    let sampler = profile::WaitSampler::start(&jiangsu.database_url, &database).await?;
+    let perf = profile::PerfRecord::start("registry-create-pupil", registry_pid);
+    let (registry_cpu, postgres_cpu) = (profile::cpu_seconds(registry_pid)?, profile::postgres_cpu_seconds());
     let next = Arc::new(AtomicU32::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -254,6 +261,10 @@ async fn project_path(stack: &Stack, callers: usize) -> anyhow::Result<f64> {
         task.await??;
     }
     let calls_done = started.elapsed();
+    let registry_cpu = profile::cpu_seconds(registry_pid)? - registry_cpu;
+    let postgres_cpu = profile::postgres_cpu_seconds() - postgres_cpu;
+    let waits = sampler.finish().await?;
+    let perf = perf.finish().await;
     nol_stack::eventually("reporting to count every event", Duration::from_secs(300), || {
         let mut reporting = supervisor.reporting.clone();
         async move {
@@ -268,6 +279,19 @@ async fn project_path(stack: &Stack, callers: usize) -> anyhow::Result<f64> {
         f64::from(PATH_EVENTS) / calls_done.as_secs_f64(),
         (total - calls_done).as_secs_f64() * 1000.0
     );
+    let per_call = |seconds: f64| seconds * 1000.0 / f64::from(PATH_EVENTS);
+    println!(
+        "  where a call's time goes: wall {:.2} ms a call with {callers} in flight; CPU a call: registry {:.3} ms, \
+         PostgreSQL (all its processes) {:.3} ms",
+        per_call(calls_done.as_secs_f64()) * callers as f64,
+        per_call(registry_cpu),
+        per_call(postgres_cpu),
+    );
+    println!("  what the province database's backends were doing (pg_stat_activity, sampled every 2 ms):");
+    print!("{waits}");
+    if let Some(perf) = perf {
+        println!("  perf record of the registry: {} (perf report -i … --no-children)", perf.display());
+    }
     Ok(f64::from(PATH_EVENTS) / total.as_secs_f64())
 }
 

@@ -10,6 +10,7 @@ pub mod keys;
 pub mod nats;
 pub mod postgres;
 pub mod process;
+pub mod profile;
 pub mod province;
 pub mod proxy;
 pub mod synth;

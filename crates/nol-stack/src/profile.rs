@@ -1,0 +1,184 @@
+//! Where a benchmark's load spends its time, measured while it runs: what the database's
+//! backends are doing (wait events sampled from `pg_stat_activity`, the way PostgreSQL's own
+//! "active session history" tools do it), how much CPU each process used, and — when
+//! `NOL_BENCH_PERF` names a folder — a `perf record` of a service process for `perf report`.
+//!
+//! A CPU profile alone misses a wait (a backend waiting for a row lock uses no CPU); the sampled
+//! wait events show it, and the CPU seconds per call say whether a process is busy or idle.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use sqlx::Connection;
+
+/// How often the sampler looks at `pg_stat_activity`.
+const SAMPLE_EVERY: Duration = Duration::from_millis(2);
+
+/// Samples what every client backend of one database is doing until [`WaitSampler::finish`].
+pub struct WaitSampler {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<anyhow::Result<WaitProfile>>,
+}
+
+/// The sampled states of a database's backends: each sample counts every backend that was not
+/// idle once, under what it was doing.
+#[derive(Debug, Clone, Default)]
+pub struct WaitProfile {
+    /// Rounds of sampling.
+    pub rounds: u64,
+    /// Backend observations that were not idle.
+    pub busy: u64,
+    /// Observations per state: `CPU` (active, no wait event), `<type>:<event>` (active and
+    /// waiting), `idle in transaction` (the backend waits for its client, the service).
+    pub states: BTreeMap<String, u64>,
+}
+
+impl WaitSampler {
+    /// Starts sampling the client backends of `database` over `admin_url` (a connection of its own,
+    /// itself left out of the samples).
+    pub async fn start(admin_url: &str, database: &str) -> anyhow::Result<WaitSampler> {
+        let mut conn = sqlx::PgConnection::connect(admin_url).await?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let database = database.to_owned();
+        let task = tokio::spawn(async move {
+            let mut profile = WaitProfile::default();
+            let mut ticker = tokio::time::interval(SAMPLE_EVERY);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            while !stopped.load(Ordering::Relaxed) {
+                ticker.tick().await;
+                // The bench's own sampling: dynamic SQL over a system view, not the services' schema.
+                let rows: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
+                    "SELECT state, wait_event_type, wait_event FROM pg_stat_activity
+                      WHERE datname = $1 AND backend_type = 'client backend' AND pid <> pg_backend_pid()
+                        AND state IS NOT NULL AND state <> 'idle'",
+                )
+                .bind(&database)
+                .fetch_all(&mut conn)
+                .await?;
+                profile.rounds += 1;
+                for (state, wait_type, wait_event) in rows {
+                    let label = match (state.as_str(), wait_type, wait_event) {
+                        ("active", Some(kind), Some(event)) => format!("{kind}:{event}"),
+                        ("active", _, _) => "CPU".to_owned(),
+                        (other, _, _) => other.to_owned(),
+                    };
+                    profile.busy += 1;
+                    *profile.states.entry(label).or_default() += 1;
+                }
+            }
+            conn.close().await?;
+            Ok(profile)
+        });
+        Ok(WaitSampler { stop, task })
+    }
+
+    pub async fn finish(self) -> anyhow::Result<WaitProfile> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await?
+    }
+}
+
+impl WaitProfile {
+    /// The average number of busy backends in `state` over the run.
+    pub fn backends_in(&self, state: &str) -> f64 {
+        self.states.get(state).copied().unwrap_or_default() as f64 / self.rounds.max(1) as f64
+    }
+}
+
+impl fmt::Display for WaitProfile {
+    /// One line per state, the most frequent first: the average number of backends in it and its
+    /// share of the busy observations.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut states: Vec<_> = self.states.iter().collect();
+        states.sort_by(|a, b| b.1.cmp(a.1));
+        let rounds = self.rounds.max(1) as f64;
+        writeln!(
+            f,
+            "    {} samples; busy backends on average {:.2}",
+            self.rounds,
+            self.busy as f64 / rounds
+        )?;
+        for (state, count) in states.into_iter().take(12) {
+            writeln!(
+                f,
+                "    {:>6.2} backends {:>5.1} %  {state}",
+                *count as f64 / rounds,
+                100.0 * *count as f64 / self.busy.max(1) as f64
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The CPU time (user + system) a process has used so far, from `/proc/<pid>/stat`.
+pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name (field 2) is in parentheses and may hold spaces: count after its end.
+    let rest = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 (utime) and 15 (stime), in clock ticks; here index 11 and 12 after the state.
+    let ticks: u64 = fields.get(11).unwrap_or(&"0").parse::<u64>()? + fields.get(12).unwrap_or(&"0").parse::<u64>()?;
+    // USER_HZ is 100 on every Linux this runs on.
+    Ok(ticks as f64 / 100.0)
+}
+
+/// The CPU seconds of every PostgreSQL backend of `database` are not visible from outside; the
+/// machine's whole PostgreSQL (all its processes) is: the sum over processes named `postgres`.
+pub fn postgres_cpu_seconds() -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return 0.0 };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok()))
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|comm| comm.trim() == "postgres")
+        })
+        .filter_map(|pid| cpu_seconds(pid).ok())
+        .sum()
+}
+
+/// `perf record` of one process while it runs, when `NOL_BENCH_PERF` names a folder (and `perf`
+/// is installed); otherwise nothing.
+pub struct PerfRecord {
+    child: Option<tokio::process::Child>,
+    output: PathBuf,
+}
+
+impl PerfRecord {
+    /// Starts `perf record -F 499 -g` on `pid`, writing `<NOL_BENCH_PERF>/<name>.perf.data`.
+    pub fn start(name: &str, pid: u32) -> PerfRecord {
+        let Some(folder) = std::env::var_os("NOL_BENCH_PERF").map(PathBuf::from) else {
+            return PerfRecord { child: None, output: PathBuf::new() };
+        };
+        let output = folder.join(format!("{name}.perf.data"));
+        let child = std::fs::create_dir_all(&folder)
+            .ok()
+            .and_then(|()| {
+                tokio::process::Command::new("perf")
+                    .args(["record", "-F", "499", "-g", "-p", &pid.to_string(), "-o"])
+                    .arg(&output)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .kill_on_drop(true)
+                    .spawn()
+                    .ok()
+            });
+        PerfRecord { child, output }
+    }
+
+    /// Stops the recording (SIGINT, as perf expects) and returns the file, if one was written.
+    pub async fn finish(mut self) -> Option<PathBuf> {
+        let mut child = self.child.take()?;
+        if let Some(pid) = child.id() {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGINT);
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
+        self.output.exists().then(|| self.output.clone())
+    }
+}
