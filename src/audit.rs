@@ -4,6 +4,12 @@
 //! ```text
 //! nol audit verify [--schema S]… [--head FILE]   recompute every chain; exit 1 at the first break
 //! nol audit head [--schema S]… [--out FILE]      print (or append to FILE) each chain's head
+//! ```
+//!
+//! A schema's log is sixteen chains (so that concurrent writers do not commit one at a time); a
+//! head line names its chain after the schema, `registry/3 …`, but for chain 0, `registry …`:
+//!
+//! ```text
 //! nol audit prune --older-than-days N            remove entries older than N days (N ≥ 183)
 //! ```
 //!
@@ -39,8 +45,8 @@ pub enum AuditCommand {
         #[arg(long)]
         head: Option<PathBuf>,
     },
-    /// Prints each schema's chain head (schema, seq, hash, time), or appends it to FILE, to keep
-    /// outside the database.
+    /// Prints the head of each schema's chains (schema[/chain], seq, hash, time; chains without
+    /// entries left out), or appends them to FILE, to keep outside the database.
     Head {
         #[command(flatten)]
         target: Target,
@@ -117,7 +123,7 @@ pub async fn verify_all(target: &Target, head_file: Option<&Path>) -> anyhow::Re
     let mut intact = true;
     for schema in target.schemas() {
         let mut conn = target.connect(&schema).await?;
-        if verify::head(&mut conn).await?.is_none() {
+        if verify::heads(&mut conn).await?.is_none() {
             println!("{schema}: 没有审计链 (no audit chain in this schema)");
             intact = false;
             continue;
@@ -126,19 +132,37 @@ pub async fn verify_all(target: &Target, head_file: Option<&Path>) -> anyhow::Re
             exported.iter().filter(|(of, _)| *of == schema).map(|(_, head)| head.clone()).collect();
         match verify::verify(&mut conn, &heads).await? {
             Ok(verified) => {
-                let ChainHead { seq, hash, anchor_seq, .. } = &verified.head;
-                let from = if *anchor_seq > 0 {
-                    format!("，自清理后的第 {} 条起", anchor_seq + 1)
+                let written: Vec<&ChainHead> =
+                    verified.heads.iter().filter(|head| head.chain == 0 || head.seq > 0).collect();
+                if let [ChainHead { seq, hash, anchor_seq, .. }] = written[..] {
+                    let from = if *anchor_seq > 0 {
+                        format!("，自清理后的第 {} 条起", anchor_seq + 1)
+                    } else {
+                        String::new()
+                    };
+                    println!(
+                        "{schema}: 审计链完好，校验 {} 条{from}，链头第 {seq} 条 {} (chain intact: {} entries checked, head seq {seq} {})",
+                        verified.entries,
+                        hex::encode(hash),
+                        verified.entries,
+                        hex::encode(hash),
+                    );
                 } else {
-                    String::new()
-                };
-                println!(
-                    "{schema}: 审计链完好，校验 {} 条{from}，链头第 {seq} 条 {} (chain intact: {} entries checked, head seq {seq} {})",
-                    verified.entries,
-                    hex::encode(hash),
-                    verified.entries,
-                    hex::encode(hash),
-                );
+                    println!(
+                        "{schema}: 审计链完好，{} 条链共校验 {} 条 (chains intact: {} entries checked in {} chains)",
+                        written.len(),
+                        verified.entries,
+                        verified.entries,
+                        written.len(),
+                    );
+                    for ChainHead { chain, seq, hash, anchor_seq, .. } in written {
+                        println!(
+                            "{schema}/{chain}: 链头第 {seq} 条 {}，起点第 {anchor_seq} 条 (chain {chain}: head seq {seq} {}, anchor seq {anchor_seq})",
+                            hex::encode(hash),
+                            hex::encode(hash),
+                        );
+                    }
+                }
                 if head_file.is_some() {
                     println!(
                         "{schema}: 导出的链头 {} 个仍在链中，{} 个已清理 (exported heads: {} still in the chain, {} pruned)",
@@ -165,8 +189,16 @@ async fn export_heads(target: &Target, out: Option<&Path>) -> anyhow::Result<boo
     let mut complete = true;
     for schema in target.schemas() {
         let mut conn = target.connect(&schema).await?;
-        match verify::head(&mut conn).await? {
-            Some(head) => lines += &format!("{schema} {} {} {now}\n", head.seq, hex::encode(&head.hash)),
+        match verify::heads(&mut conn).await? {
+            Some(heads) => {
+                for head in heads.iter().filter(|head| head.chain == 0 || head.seq > 0) {
+                    let name = match head.chain {
+                        0 => schema.clone(),
+                        chain => format!("{schema}/{chain}"),
+                    };
+                    lines += &format!("{name} {} {} {now}\n", head.seq, hex::encode(&head.hash));
+                }
+            }
             None => {
                 eprintln!("{schema}: 没有审计链 (no audit chain in this schema)");
                 complete = false;
@@ -190,7 +222,8 @@ async fn export_heads(target: &Target, out: Option<&Path>) -> anyhow::Result<boo
     Ok(complete)
 }
 
-/// Reads a head file: `schema seq hash [time]` a line; blank lines and `#` comments skipped.
+/// Reads a head file: `schema[/chain] seq hash [time]` a line (no chain: chain 0); blank lines
+/// and `#` comments skipped.
 fn read_head_file(path: &Path) -> anyhow::Result<Vec<(String, ExportedHead)>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut heads = Vec::new();
@@ -201,13 +234,17 @@ fn read_head_file(path: &Path) -> anyhow::Result<Vec<(String, ExportedHead)>> {
         }
         let mut fields = line.split_whitespace();
         let parsed = (|| {
-            let schema = fields.next()?.to_owned();
+            let first = fields.next()?;
+            let (schema, chain) = match first.split_once('/') {
+                Some((schema, chain)) => (schema.to_owned(), chain.parse().ok()?),
+                None => (first.to_owned(), 0),
+            };
             let seq = fields.next()?.parse().ok()?;
             let hash = hex::decode(fields.next()?).ok().filter(|hash| hash.len() == 32)?;
-            Some((schema, ExportedHead { seq, hash }))
+            Some((schema, ExportedHead { chain, seq, hash }))
         })();
         let head = parsed.with_context(|| {
-            format!("{} line {}: expected `schema seq hash`, got {line:?}", path.display(), index + 1)
+            format!("{} line {}: expected `schema[/chain] seq hash`, got {line:?}", path.display(), index + 1)
         })?;
         heads.push(head);
     }
@@ -224,7 +261,7 @@ async fn prune(target: &Target, older_than_days: u32, actor: &str, region: &str)
     for schema in target.schemas() {
         let mut conn = target.connect(&schema).await?;
         anyhow::ensure!(
-            verify::head(&mut conn).await?.is_some(),
+            verify::heads(&mut conn).await?.is_some(),
             "{schema}: 没有审计链 (no audit chain in this schema)"
         );
         let removed = sqlx::query_scalar!(
@@ -235,10 +272,18 @@ async fn prune(target: &Target, older_than_days: u32, actor: &str, region: &str)
         )
         .fetch_one(&mut conn)
         .await?;
-        let head = verify::head(&mut conn).await?.context("the audit chain went away")?;
+        let heads = verify::heads(&mut conn).await?.context("the audit chain went away")?;
+        let anchors: Vec<String> = heads
+            .iter()
+            .filter(|head| head.anchor_seq > 0)
+            .map(|head| match head.chain {
+                0 => head.anchor_seq.to_string(),
+                chain => format!("{chain}/{}", head.anchor_seq),
+            })
+            .collect();
+        let anchors = if anchors.is_empty() { "0".to_owned() } else { anchors.join(", ") };
         println!(
-            "{schema}: 清理 {removed} 条早于 {older_than_days} 天的审计记录，起点为第 {} 条 (removed {removed} entries older than {older_than_days} days; the chain now starts after seq {})",
-            head.anchor_seq, head.anchor_seq
+            "{schema}: 清理 {removed} 条早于 {older_than_days} 天的审计记录，起点为第 {anchors} 条 (removed {removed} entries older than {older_than_days} days; the chain now starts after seq {anchors})",
         );
         conn.close().await?;
     }

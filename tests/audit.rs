@@ -1,7 +1,8 @@
 //! The audit log as a chain that cannot be rewritten, on real PostgreSQL: `nol audit verify`
 //! passes on a normal run and names the first altered, removed or reordered entry; the triggers
-//! refuse UPDATE, DELETE and TRUNCATE; concurrent writers keep one line; the retention keeps the
-//! chain verifiable; an exported head finds a cut-off tail. Then, on the real stack: the reads
+//! refuse UPDATE, DELETE and TRUNCATE; concurrent writers take chains of their own (one of 16) and
+//! every chain stays gapless; the retention keeps the chains verifiable; an exported head finds a
+//! cut-off tail. Then, on the real stack: the reads
 //! that were not audited are, and rejected import rows hold no resident ID number in clear and
 //! go after their retention.
 
@@ -77,7 +78,7 @@ impl AuditDatabase {
     }
 
     async fn hash_of(&self, seq: i64) -> String {
-        let hash: Vec<u8> = sqlx::query_scalar("SELECT hash FROM audit_log WHERE seq = $1")
+        let hash: Vec<u8> = sqlx::query_scalar("SELECT hash FROM audit_log WHERE chain = 0 AND seq = $1")
             .bind(seq)
             .fetch_one(&self.pool)
             .await
@@ -85,8 +86,25 @@ impl AuditDatabase {
         hex::encode(hash)
     }
 
+    /// Chain 0's seqs (a lone writer's appends all go to chain 0).
     async fn seqs(&self) -> Vec<i64> {
-        sqlx::query_scalar("SELECT seq FROM audit_log ORDER BY seq").fetch_all(&self.pool).await.unwrap()
+        sqlx::query_scalar("SELECT seq FROM audit_log WHERE chain = 0 ORDER BY seq").fetch_all(&self.pool).await.unwrap()
+    }
+
+    /// Every chain with entries, and its seqs in order.
+    async fn chains(&self) -> Vec<(i16, Vec<i64>)> {
+        let rows: Vec<(i16, i64)> = sqlx::query_as("SELECT chain, seq FROM audit_log ORDER BY chain, seq")
+            .fetch_all(&self.pool)
+            .await
+            .unwrap();
+        let mut chains: Vec<(i16, Vec<i64>)> = Vec::new();
+        for (chain, seq) in rows {
+            match chains.last_mut() {
+                Some((last, seqs)) if *last == chain => seqs.push(seq),
+                _ => chains.push((chain, vec![seq])),
+            }
+        }
+        chains
     }
 
     /// `nol audit <args> --database-url … --schema registry`.
@@ -253,7 +271,7 @@ async fn verify_names_reordered_entries() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_appends_from_two_replicas_keep_one_gapless_line() {
+async fn concurrent_appends_from_two_replicas_keep_every_chain_gapless() {
     let database = AuditDatabase::new().await;
     let replicas = [database.pool.clone(), database.replica().await];
     let mut tasks = tokio::task::JoinSet::new();
@@ -264,17 +282,8 @@ async fn concurrent_appends_from_two_replicas_keep_one_gapless_line() {
             for round in 0..5usize {
                 let ids: Vec<String> =
                     (0..1 + (task + round) % 3).map(|index| format!("t{task}r{round}i{index}")).collect();
-                let entry = Entry {
-                    actor: "school@320102",
-                    role: "school",
-                    region: "320102",
-                    action: "semester_check.mark",
-                    resource_type: "dropout_case",
-                    resource_ids: &ids,
-                    trace_id: None,
-                };
                 let mut tx = pool.begin().await.unwrap();
-                audit::append(&mut tx, &entry, None).await.unwrap();
+                audit::append(&mut tx, &marked(&ids), None).await.unwrap();
                 // Every fifth transaction rolls back: its seqs are not lost to a gap.
                 if (task + round).is_multiple_of(5) {
                     tx.rollback().await.unwrap();
@@ -290,10 +299,76 @@ async fn concurrent_appends_from_two_replicas_keep_one_gapless_line() {
     while let Some(result) = tasks.join_next().await {
         committed += result.unwrap();
     }
-    let seqs = database.seqs().await;
-    assert_eq!(seqs, (1..=committed).collect::<Vec<_>>());
+    let chains = database.chains().await;
+    for (chain, seqs) in &chains {
+        assert_eq!(*seqs, (1..=seqs.len() as i64).collect::<Vec<_>>(), "chain {chain} has no gap");
+    }
+    assert_eq!(chains.iter().map(|(_, seqs)| seqs.len() as i64).sum::<i64>(), committed);
     let report = succeeded(database.nol(&["verify"]).await);
     assert!(report.contains(&format!("{committed} entries checked")), "{report}");
+    database.finish().await;
+}
+
+/// A school's confirmation of `ids`, as an audit entry.
+fn marked(ids: &[String]) -> Entry<'_> {
+    Entry {
+        actor: "school@320102",
+        role: "school",
+        region: "320102",
+        action: "semester_check.mark",
+        resource_type: "dropout_case",
+        resource_ids: ids,
+        trace_id: None,
+    }
+}
+
+/// A transaction holding a chain does not make the next writer wait: that one takes the next
+/// free chain at once; the holder's further appends stay in its own chain; each head, exported
+/// and verified, names its chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_holding_a_chain_does_not_hold_up_the_next() {
+    let database = AuditDatabase::new().await;
+    let ids = |ids: &[&str]| ids.iter().map(|id| (*id).to_owned()).collect::<Vec<String>>();
+    let (a1, a2, b) = (ids(&["a1"]), ids(&["a2"]), ids(&["b1", "b2"]));
+    let mut first = database.pool.begin().await.unwrap();
+    assert_eq!(audit::append(&mut first, &marked(&a1), None).await.unwrap(), 1);
+    // Chain 0 is held until `first` ends; the second writer neither waits nor shares it.
+    let mut second = database.replica().await.begin().await.unwrap();
+    let appended = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        audit::append(&mut second, &marked(&b), None),
+    )
+    .await
+    .expect("the second writer does not wait for the first")
+    .unwrap();
+    assert_eq!(appended, 2, "a chain of its own, from its start");
+    assert_eq!(audit::append(&mut first, &marked(&a2), None).await.unwrap(), 2, "the first stays in chain 0");
+    second.commit().await.unwrap();
+    first.commit().await.unwrap();
+    assert_eq!(database.chains().await, [(0, vec![1, 2]), (1, vec![1, 2])]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let heads = dir.path().join("heads.txt");
+    let exported = succeeded(database.nol(&["head", "--out", heads.to_str().unwrap()]).await);
+    assert!(exported.starts_with("registry 2 ") && exported.contains("\nregistry/1 2 "), "{exported}");
+    let report = succeeded(database.nol(&["verify", "--head", heads.to_str().unwrap()]).await);
+    assert!(report.contains("4 entries checked in 2 chains"), "{report}");
+    assert!(report.contains("exported heads: 2 still in the chain"), "{report}");
+
+    // Chain 1's last entry cut off and its head set back: found against the exported head.
+    let (seq_one,): (Vec<u8>,) = sqlx::query_as("SELECT hash FROM audit_log WHERE chain = 1 AND seq = 1")
+        .fetch_one(&database.pool)
+        .await
+        .unwrap();
+    database
+        .tamper(&[
+            "DELETE FROM audit_log WHERE chain = 1 AND seq = 2",
+            &format!("UPDATE audit_chain SET seq = 1, hash = decode('{}', 'hex') WHERE chain = 1", hex::encode(seq_one)),
+        ])
+        .await;
+    succeeded(database.nol(&["verify"]).await);
+    let report = failed(database.nol(&["verify", "--head", heads.to_str().unwrap()]).await);
+    assert!(report.contains("chain 1") && report.contains("the exported head seq 2 is gone"), "{report}");
     database.finish().await;
 }
 
@@ -318,8 +393,8 @@ async fn an_exported_head_finds_a_cut_off_tail() {
     let seq_five = database.hash_of(5).await;
     database
         .tamper(&[
-            "DELETE FROM audit_log WHERE seq > 5",
-            &format!("UPDATE audit_chain SET seq = 5, hash = decode('{seq_five}', 'hex')"),
+            "DELETE FROM audit_log WHERE chain = 0 AND seq > 5",
+            &format!("UPDATE audit_chain SET seq = 5, hash = decode('{seq_five}', 'hex') WHERE chain = 0"),
         ])
         .await;
     succeeded(database.nol(&["verify"]).await);
@@ -355,7 +430,7 @@ async fn pruning_keeps_six_months_and_the_chain_verifiable() {
     assert!(report.contains("removed 3 entries"), "{report}");
     assert_eq!(database.seqs().await, [4, 5, 6, 7, 8]);
     let (action, resource): (String, String) =
-        sqlx::query_as("SELECT action, resource_id FROM audit_log WHERE seq = 8")
+        sqlx::query_as("SELECT action, resource_id FROM audit_log WHERE chain = 0 AND seq = 8")
             .fetch_one(&database.pool)
             .await
             .unwrap();
@@ -375,7 +450,7 @@ async fn pruning_keeps_six_months_and_the_chain_verifiable() {
     database
         .tamper(&[
             "DELETE FROM audit_log WHERE seq = 6",
-            &format!("UPDATE audit_chain SET anchor_seq = 6, anchor_hash = decode('{seq_six}', 'hex')"),
+            &format!("UPDATE audit_chain SET anchor_seq = 6, anchor_hash = decode('{seq_six}', 'hex') WHERE chain = 0"),
         ])
         .await;
     let report = failed(database.nol(&["verify"]).await);

@@ -1,5 +1,9 @@
-//! Checking the audit chain of one schema: every entry recomputed from its anchor to its head,
-//! and heads exported earlier (`nol audit head`) still in it.
+//! Checking the audit chains of one schema: every entry of every chain recomputed from its
+//! anchor to its head, and heads exported earlier (`nol audit head`) still in their chains.
+//!
+//! A schema's log is sixteen chains (migration `0004_audit_chains.sql`), so that concurrent
+//! transactions do not commit one at a time behind one chain head; each chain is checked as the
+//! one chain was, on its own.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -9,9 +13,11 @@ use tokio_stream::StreamExt;
 
 use super::StoredEntry;
 
-/// The chain's head and anchor, as the database keeps them (`audit_chain`).
+/// A chain's head and anchor, as the database keeps them (`audit_chain`, a row per chain).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainHead {
+    /// Which chain (0–15).
+    pub chain: i16,
     /// The last entry's seq (0: no entry was ever written).
     pub seq: i64,
     pub hash: Vec<u8>,
@@ -20,9 +26,10 @@ pub struct ChainHead {
     pub anchor_hash: Vec<u8>,
 }
 
-/// The head of the chain as it was read at some time and kept outside the database.
+/// The head of a chain as it was read at some time and kept outside the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportedHead {
+    pub chain: i16,
     pub seq: i64,
     pub hash: Vec<u8>,
 }
@@ -98,41 +105,94 @@ impl fmt::Display for ChainBreak {
     }
 }
 
-/// What a check of an intact chain found.
+/// The first thing wrong with a schema's log: which chain, and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broken {
+    pub chain: i16,
+    pub what: ChainBreak,
+}
+
+impl fmt::Display for Broken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.chain {
+            0 => write!(f, "{}", self.what),
+            chain => write!(f, "链 {chain}（chain {chain}）：{}", self.what),
+        }
+    }
+}
+
+/// What a check of an intact log found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
-    /// Entries recomputed.
+    /// Entries recomputed, in all chains.
     pub entries: u64,
-    pub head: ChainHead,
+    /// Every chain's head, chain 0 first.
+    pub heads: Vec<ChainHead>,
     /// Exported heads found in the chain.
     pub exported_found: u64,
     /// Exported heads at or before the anchor, pruned since (only the anchor itself is checked).
     pub exported_pruned: u64,
 }
 
-/// Reads the chain's head, or None when the schema has no audit chain.
-pub async fn head(conn: &mut PgConnection) -> sqlx::Result<Option<ChainHead>> {
+/// Reads every chain's head, chain 0 first, or None when the schema has no audit log.
+pub async fn heads(conn: &mut PgConnection) -> sqlx::Result<Option<Vec<ChainHead>>> {
     let exists = sqlx::query_scalar!(r#"SELECT to_regclass('audit_chain') IS NOT NULL AS "exists!""#)
         .fetch_one(&mut *conn)
         .await?;
     if !exists {
         return Ok(None);
     }
-    sqlx::query_as!(ChainHead, "SELECT seq, hash, anchor_seq, anchor_hash FROM audit_chain")
-        .fetch_optional(&mut *conn)
-        .await
+    let heads = sqlx::query_as!(ChainHead, "SELECT chain, seq, hash, anchor_seq, anchor_hash FROM audit_chain ORDER BY chain")
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok((!heads.is_empty()).then_some(heads))
 }
 
-/// Recomputes the chain of the connection's schema from its anchor, entry by entry (streamed:
-/// memory stays bounded), and checks `exported` heads. Ok(Err(..)) names the first break.
-pub async fn verify(conn: &mut PgConnection, exported: &[ExportedHead]) -> sqlx::Result<Result<Verified, ChainBreak>> {
-    let Some(head) = head(conn).await? else {
+/// Recomputes every chain of the connection's schema from its anchor, entry by entry (streamed:
+/// memory stays bounded), and checks `exported` heads. Ok(Err(..)) names the first break, in the
+/// lowest-numbered broken chain.
+pub async fn verify(conn: &mut PgConnection, exported: &[ExportedHead]) -> sqlx::Result<Result<Verified, Broken>> {
+    let Some(heads) = heads(conn).await? else {
         return Err(sqlx::Error::Protocol("this schema has no audit chain (审计链不存在)".into()));
     };
+    let mut verified = Verified { entries: 0, heads: Vec::new(), exported_found: 0, exported_pruned: 0 };
+    for head in heads {
+        let chain = head.chain;
+        let of_chain: Vec<&ExportedHead> = exported.iter().filter(|one| one.chain == chain).collect();
+        match verify_chain(conn, head, &of_chain).await? {
+            Ok(one) => {
+                verified.entries += one.entries;
+                verified.exported_found += one.exported_found;
+                verified.exported_pruned += one.exported_pruned;
+                verified.heads.push(one.head);
+            }
+            Err(what) => return Ok(Err(Broken { chain, what })),
+        }
+    }
+    // An exported head of a chain the schema does not have.
+    if let Some(one) = exported.iter().find(|one| !verified.heads.iter().any(|head| head.chain == one.chain)) {
+        return Ok(Err(Broken { chain: one.chain, what: ChainBreak::Truncated { exported: one.seq, last: 0 } }));
+    }
+    Ok(Ok(verified))
+}
+
+/// What a check of one intact chain found.
+struct ChainVerified {
+    entries: u64,
+    head: ChainHead,
+    exported_found: u64,
+    exported_pruned: u64,
+}
+
+async fn verify_chain(
+    conn: &mut PgConnection,
+    head: ChainHead,
+    exported: &[&ExportedHead],
+) -> sqlx::Result<Result<ChainVerified, ChainBreak>> {
     let mut wanted: BTreeMap<i64, &ExportedHead> = BTreeMap::new();
     let mut exported_pruned = 0;
     let mut exported_found = 0;
-    for one in exported {
+    for &one in exported {
         if one.seq < head.anchor_seq {
             exported_pruned += 1;
         } else if one.seq == head.anchor_seq {
@@ -155,7 +215,8 @@ pub async fn verify(conn: &mut PgConnection, exported: &[ExportedHead]) -> sqlx:
             StoredEntry,
             "SELECT seq, prev_hash, hash, at, actor, actor_role, actor_region, action, resource_type, resource_id,
                     trace_id
-               FROM audit_log ORDER BY seq"
+               FROM audit_log WHERE chain = $1 ORDER BY seq",
+            head.chain
         )
         .fetch(&mut *conn);
         while let Some(entry) = rows.next().await {
@@ -212,7 +273,7 @@ pub async fn verify(conn: &mut PgConnection, exported: &[ExportedHead]) -> sqlx:
             return Ok(Err(ChainBreak::AnchorNotRecorded { anchor_seq: head.anchor_seq }));
         }
     }
-    Ok(Ok(Verified { entries, head, exported_found, exported_pruned }))
+    Ok(Ok(ChainVerified { entries, head, exported_found, exported_pruned }))
 }
 
 enum Failure {
