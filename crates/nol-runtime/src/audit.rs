@@ -1,8 +1,8 @@
 //! The audit log: who read or changed which child's record, from which region, in which trace.
 //!
-//! The log is a hash chain kept by the database (migration `0002_audit_chain.sql`): each entry
-//! has a gapless `seq` and `hash` = SHA-256 over a canonical encoding of the entry and the
-//! previous entry's hash; triggers refuse UPDATE, DELETE and TRUNCATE but for the retention's
+//! The log is sixteen hash chains kept by the database (migrations `0002_audit_chain.sql`,
+//! `0004_audit_chains.sql`): each entry has a gapless `seq` in its chain and `hash` = SHA-256
+//! over a canonical encoding of the entry and the previous entry's hash; triggers refuse UPDATE, DELETE and TRUNCATE but for the retention's
 //! deletion of the oldest entries. [`verify`] recomputes the chain here, in Rust, so a check does
 //! not trust the database's own functions.
 
@@ -21,8 +21,9 @@ const HASH_TAG: &[u8] = b"nol-audit-v1";
 
 /// Records one access. Call in the transaction of the change, or right after a read.
 ///
-/// Appending takes the chain head's row lock until the transaction ends (the replicas of a
-/// service take turns), in the same round trip as the insert: call it last in a transaction.
+/// Appending takes the row lock of one chain's head (the first of the schema's sixteen that no
+/// other transaction holds) until the transaction ends, in the same round trip as the insert:
+/// call it last in a transaction, so the chain is held for no more than the commit.
 pub async fn record(
     conn: &mut PgConnection,
     caller: &Caller,
