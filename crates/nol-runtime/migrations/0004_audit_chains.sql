@@ -17,9 +17,10 @@
 -- `audit_prune` prunes each chain and records each anchor in its own chain.
 
 -- Everything below is created in (and resolves names in) the audit schema; the migration's own
--- search_path comes back at the end, for the migrations table.
-SELECT set_config('nol.migration_search_path', current_setting('search_path'), true),
-       set_config('search_path', format('%I, pg_temp', current_schema() || '_audit'), true);
+-- search_path comes back at the end, for the migrations table. (Set for the session, not the
+-- transaction: a tool may apply the file outside one; a rolled-back migration undoes it anyway.)
+SELECT set_config('nol.migration_search_path', current_setting('search_path'), false),
+       set_config('search_path', format('%I, pg_temp', current_schema() || '_audit'), false);
 
 -- The hash a chain starts from: 32 zero bytes for chain 0 (as before), its own for the others.
 CREATE FUNCTION audit_genesis(chain_number smallint) RETURNS bytea
@@ -158,4 +159,4 @@ BEGIN
 END
 $$;
 
-SELECT set_config('search_path', current_setting('nol.migration_search_path'), true);
+SELECT set_config('search_path', current_setting('nol.migration_search_path'), false);
