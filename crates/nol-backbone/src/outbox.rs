@@ -52,17 +52,42 @@ fn encoded(envelope: &EventEnvelope) -> sqlx::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// The values of an event's outbox row, checked against [`MAX_EVENT_BYTES`]: for a statement that
+/// writes the row together with something else (`nol_runtime::audit::emit_and_record`).
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    pub id: Uuid,
+    pub subject: String,
+    pub event_type: String,
+    pub envelope: Vec<u8>,
+}
+
+impl OutboxRow {
+    pub fn of(subject: &str, envelope: &EventEnvelope) -> sqlx::Result<OutboxRow> {
+        Ok(OutboxRow {
+            id: Uuid::parse_str(&envelope.event_id).map_err(|error| sqlx::Error::Encode(Box::new(error)))?,
+            subject: subject.to_owned(),
+            event_type: envelope.event_type.clone(),
+            envelope: encoded(envelope)?,
+        })
+    }
+}
+
+/// A new envelope around `payload`: now, in the current trace.
+pub fn new_envelope<P: Message>(header: EventHeader<'_>, payload: &P) -> EventEnvelope {
+    nol_events::envelope(header, payload, chrono::Utc::now(), nol_telemetry::current_trace_context())
+}
+
 /// Adds an event to the outbox. Call inside the transaction that makes the change: both commit
 /// or neither does.
 pub async fn enqueue(conn: &mut PgConnection, subject: &str, envelope: &EventEnvelope) -> sqlx::Result<()> {
-    let id = Uuid::parse_str(&envelope.event_id).map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
-    let bytes = encoded(envelope)?;
+    let row = OutboxRow::of(subject, envelope)?;
     sqlx::query!(
         "INSERT INTO outbox (id, subject, event_type, envelope) VALUES ($1, $2, $3, $4)",
-        id,
-        subject,
-        &envelope.event_type,
-        bytes,
+        row.id,
+        row.subject,
+        row.event_type,
+        row.envelope,
     )
     .execute(conn)
     .await?;
@@ -101,7 +126,7 @@ pub async fn emit<P: Message>(
     header: EventHeader<'_>,
     payload: &P,
 ) -> sqlx::Result<EventEnvelope> {
-    let envelope = nol_events::envelope(header, payload, chrono::Utc::now(), nol_telemetry::current_trace_context());
+    let envelope = new_envelope(header, payload);
     enqueue(conn, subject, &envelope).await?;
     Ok(envelope)
 }

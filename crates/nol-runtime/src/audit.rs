@@ -48,6 +48,48 @@ pub async fn record(
     Ok(())
 }
 
+/// Adds an event to the outbox and records the access in one statement — what
+/// `nol_backbone::outbox::emit` and then [`record`] do, in one round trip to the database instead
+/// of two (issue 13: a write call's time went mostly to round trips inside its transaction).
+/// Call last in the transaction, as [`record`]; returns the event's envelope.
+#[allow(clippy::too_many_arguments)]
+pub async fn emit_and_record<P: prost::Message>(
+    conn: &mut PgConnection,
+    subject: &str,
+    header: nol_events::EventHeader<'_>,
+    payload: &P,
+    caller: &Caller,
+    action: &str,
+    resource_type: &str,
+    resource_ids: &[String],
+) -> sqlx::Result<nol_events::EventEnvelope> {
+    let envelope = nol_backbone::outbox::new_envelope(header, payload);
+    if resource_ids.is_empty() {
+        nol_backbone::outbox::enqueue(conn, subject, &envelope).await?;
+        return Ok(envelope);
+    }
+    let row = nol_backbone::outbox::OutboxRow::of(subject, &envelope)?;
+    let trace_id = nol_telemetry::current_trace_id();
+    sqlx::query_scalar!(
+        r#"WITH queued AS (INSERT INTO outbox (id, subject, event_type, envelope) VALUES ($1, $2, $3, $4))
+           SELECT audit_append($5, $6, $7, $8, $9, $10::text[], $11, NULL) AS "head!""#,
+        row.id,
+        row.subject,
+        row.event_type,
+        row.envelope,
+        &caller.subject,
+        caller.role.as_str(),
+        caller.region.as_str(),
+        action,
+        resource_type,
+        resource_ids,
+        trace_id.as_deref(),
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(envelope)
+}
+
 /// What one call appends: one entry per resource id, sharing the rest.
 #[derive(Debug, Clone, Copy)]
 pub struct Entry<'a> {

@@ -142,7 +142,7 @@ impl Registry {
             created_by: &caller.subject,
         };
         let mut tx = self.pool.begin().await?;
-        let row = match pupils::insert(&mut tx, &record).await {
+        let row = match pupils::insert(&mut tx, &record, &school.name).await {
             Ok(row) => row,
             Err(error) if database::is_unique_violation(&error, Some("pupil_one_per_resident_id")) => {
                 drop(tx);
@@ -162,7 +162,8 @@ impl Registry {
             registered_poor: row.registered_poor,
             disability_grade: row.disability_grade.into(),
         };
-        nol_backbone::outbox::emit(
+        // The event and the audit entry in one statement, last in the transaction.
+        audit::emit_and_record(
             &mut tx,
             &self.scheme.local(PUPIL_REGISTERED, &enrollment),
             EventHeader {
@@ -174,9 +175,12 @@ impl Registry {
                 actor: &caller.subject,
             },
             &payload,
+            caller,
+            "pupil.create",
+            "pupil",
+            &[id.to_string()],
         )
         .await?;
-        audit::record(&mut tx, caller, "pupil.create", "pupil", &[id.to_string()]).await?;
         tx.commit().await?;
         self.wake.notify();
         tracing::info!(pupil_id = %id, region = %enrollment, provisional = row.provisional, "pupil registered");

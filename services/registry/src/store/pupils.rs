@@ -132,13 +132,16 @@ pub struct NewPupilRecord<'a> {
     pub created_by: &'a str,
 }
 
-pub async fn insert(conn: &mut PgConnection, record: &NewPupilRecord<'_>) -> sqlx::Result<PupilRecord> {
+/// Inserts a pupil of the school named `school_name` and returns it as stored, in one round trip
+/// (the row is what the record says, and the time the database gave it).
+pub async fn insert(conn: &mut PgConnection, record: &NewPupilRecord<'_>, school_name: &str) -> sqlx::Result<PupilRecord> {
     let pupil = record.pupil;
-    sqlx::query!(
+    let created_at = sqlx::query_scalar!(
         "INSERT INTO pupil (id, full_name, resident_id_cipher, resident_id_index, resident_id_masked, provisional_key,
                             sex, birth_date, enrollment_region, hukou_region, residence_region, school_code, grade,
                             migrant, enrollment_status, disability_grade, registered_poor, poor_household_id, created_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+         RETURNING created_at",
         record.id,
         &pupil.full_name,
         record.resident_id_cipher.as_deref(),
@@ -159,9 +162,31 @@ pub async fn insert(conn: &mut PgConnection, record: &NewPupilRecord<'_>) -> sql
         pupil.household_id.as_deref(),
         record.created_by,
     )
-    .execute(&mut *conn)
+    .fetch_one(&mut *conn)
     .await?;
-    get(&mut *conn, record.id).await?.ok_or(sqlx::Error::RowNotFound)
+    Ok(PupilRecord {
+        id: record.id,
+        full_name: pupil.full_name.clone(),
+        resident_id_cipher: record.resident_id_cipher.clone(),
+        resident_id_index: record.resident_id_index.clone(),
+        resident_id_masked: record.resident_id_masked.clone(),
+        sex: Some(pupil.sex()),
+        birth_date: Some(pupil.birth_date()),
+        enrollment_region: record.enrollment_region,
+        hukou_region: pupil.hukou_region,
+        residence_region: record.residence_region,
+        school_code: pupil.school_code.clone(),
+        school_name: school_name.to_owned(),
+        grade: pupil.grade,
+        migrant: record.migrant,
+        status: pupil.status,
+        disability_grade: pupil.disability_grade,
+        registered_poor: pupil.registered_poor,
+        poor_household_id: pupil.household_id.clone(),
+        provisional: record.provisional_key.is_some(),
+        created_at,
+        created_by: record.created_by.to_owned(),
+    })
 }
 
 pub async fn find_by_index<'c>(executor: impl sqlx::PgExecutor<'c>, index: &[u8]) -> sqlx::Result<Option<PupilRecord>> {
