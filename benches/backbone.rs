@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use futures::StreamExt;
 use nol_auth::Role;
 use nol_proto::v1::{
@@ -22,7 +23,6 @@ use nol_proto::v1::{
     RequestHandoffRequest,
 };
 use nol_region::RegionCode;
-use anyhow::Context;
 use nol_stack::{Clients, Stack, StackSettings, postgres, profile};
 use sqlx::Connection;
 
@@ -224,7 +224,8 @@ async fn project_path(stack: &Stack, callers: usize) -> anyhow::Result<f64> {
     clients.ensure_school("3201020001", "南京市玄武区示范小学", "320102").await?;
     let jiangsu = stack.province("320000");
     let registry_pid = jiangsu.registry.pid().context("the registry runs")?;
-    let database = jiangsu.database_url.rsplit('/').next().and_then(|name| name.split('?').next()).unwrap_or_default().to_owned();
+    let database =
+        jiangsu.database_url.rsplit('/').next().and_then(|name| name.split('?').next()).unwrap_or_default().to_owned();
     let sampler = profile::WaitSampler::start(&jiangsu.database_url, &database).await?;
     let perf = profile::PerfRecord::start("registry-create-pupil", registry_pid);
     let (registry_cpu, postgres_cpu) = (profile::cpu_seconds(registry_pid)?, profile::postgres_cpu_seconds());

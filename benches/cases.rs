@@ -22,12 +22,12 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use nol_auth::Role;
+use nol_cases::supervision::store as supervision_store;
 use nol_proto::v1::{
     ListOverdueWorkRequest, ListSemesterCheckItemsRequest, MarkSemesterAttendanceRequest, StartSemesterCheckRequest,
 };
 use nol_region::{RegionCode, RegionTree};
 use nol_stack::{Clients, Stack, StackSettings, postgres};
-use nol_cases::supervision::store as supervision_store;
 
 const IN_FLIGHT: usize = 16;
 

@@ -88,15 +88,16 @@ impl AuditDatabase {
 
     /// Chain 0's seqs (a lone writer's appends all go to chain 0).
     async fn seqs(&self) -> Vec<i64> {
-        sqlx::query_scalar("SELECT seq FROM audit_log WHERE chain = 0 ORDER BY seq").fetch_all(&self.pool).await.unwrap()
+        sqlx::query_scalar("SELECT seq FROM audit_log WHERE chain = 0 ORDER BY seq")
+            .fetch_all(&self.pool)
+            .await
+            .unwrap()
     }
 
     /// Every chain with entries, and its seqs in order.
     async fn chains(&self) -> Vec<(i16, Vec<i64>)> {
-        let rows: Vec<(i16, i64)> = sqlx::query_as("SELECT chain, seq FROM audit_log ORDER BY chain, seq")
-            .fetch_all(&self.pool)
-            .await
-            .unwrap();
+        let rows: Vec<(i16, i64)> =
+            sqlx::query_as("SELECT chain, seq FROM audit_log ORDER BY chain, seq").fetch_all(&self.pool).await.unwrap();
         let mut chains: Vec<(i16, Vec<i64>)> = Vec::new();
         for (chain, seq) in rows {
             match chains.last_mut() {
@@ -334,13 +335,11 @@ async fn a_writer_holding_a_chain_does_not_hold_up_the_next() {
     assert_eq!(audit::append(&mut first, &marked(&a1), None).await.unwrap(), 1);
     // Chain 0 is held until `first` ends; the second writer neither waits nor shares it.
     let mut second = database.replica().await.begin().await.unwrap();
-    let appended = tokio::time::timeout(
-        std::time::Duration::from_secs(30),
-        audit::append(&mut second, &marked(&b), None),
-    )
-    .await
-    .expect("the second writer does not wait for the first")
-    .unwrap();
+    let appended =
+        tokio::time::timeout(std::time::Duration::from_secs(30), audit::append(&mut second, &marked(&b), None))
+            .await
+            .expect("the second writer does not wait for the first")
+            .unwrap();
     assert_eq!(appended, 2, "a chain of its own, from its start");
     assert_eq!(audit::append(&mut first, &marked(&a2), None).await.unwrap(), 2, "the first stays in chain 0");
     second.commit().await.unwrap();
@@ -363,7 +362,10 @@ async fn a_writer_holding_a_chain_does_not_hold_up_the_next() {
     database
         .tamper(&[
             "DELETE FROM audit_log WHERE chain = 1 AND seq = 2",
-            &format!("UPDATE audit_chain SET seq = 1, hash = decode('{}', 'hex') WHERE chain = 1", hex::encode(seq_one)),
+            &format!(
+                "UPDATE audit_chain SET seq = 1, hash = decode('{}', 'hex') WHERE chain = 1",
+                hex::encode(seq_one)
+            ),
         ])
         .await;
     succeeded(database.nol(&["verify"]).await);

@@ -50,7 +50,8 @@ pub async fn connect(url: &str, schema: &str, max_connections: u32) -> anyhow::R
     // calls looked dearer on average — after a few province-wide calls, a county's call then
     // scanned the whole province (issue 13: the county's overdue list went from ~1 ms to ~45 ms
     // in the cases bench). Planning each call for its own prefix costs a fraction of that.
-    let options = base.options([("search_path", search_path(schema).as_str()), ("plan_cache_mode", "force_custom_plan")]);
+    let options =
+        base.options([("search_path", search_path(schema).as_str()), ("plan_cache_mode", "force_custom_plan")]);
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))

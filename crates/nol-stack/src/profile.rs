@@ -99,12 +99,7 @@ impl fmt::Display for WaitProfile {
         let mut states: Vec<_> = self.states.iter().collect();
         states.sort_by(|a, b| b.1.cmp(a.1));
         let rounds = self.rounds.max(1) as f64;
-        writeln!(
-            f,
-            "    {} samples; busy backends on average {:.2}",
-            self.rounds,
-            self.busy as f64 / rounds
-        )?;
+        writeln!(f, "    {} samples; busy backends on average {:.2}", self.rounds, self.busy as f64 / rounds)?;
         for (state, count) in states.into_iter().take(12) {
             writeln!(
                 f,
@@ -136,9 +131,7 @@ pub fn postgres_cpu_seconds() -> f64 {
     entries
         .filter_map(Result::ok)
         .filter_map(|entry| entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok()))
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|comm| comm.trim() == "postgres")
-        })
+        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|comm| comm.trim() == "postgres"))
         .filter_map(|pid| cpu_seconds(pid).ok())
         .sum()
 }
@@ -157,18 +150,16 @@ impl PerfRecord {
             return PerfRecord { child: None, output: PathBuf::new() };
         };
         let output = folder.join(format!("{name}.perf.data"));
-        let child = std::fs::create_dir_all(&folder)
-            .ok()
-            .and_then(|()| {
-                tokio::process::Command::new("perf")
-                    .args(["record", "-F", "499", "-g", "-p", &pid.to_string(), "-o"])
-                    .arg(&output)
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::null())
-                    .kill_on_drop(true)
-                    .spawn()
-                    .ok()
-            });
+        let child = std::fs::create_dir_all(&folder).ok().and_then(|()| {
+            tokio::process::Command::new("perf")
+                .args(["record", "-F", "499", "-g", "-p", &pid.to_string(), "-o"])
+                .arg(&output)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .ok()
+        });
         PerfRecord { child, output }
     }
 

@@ -142,9 +142,10 @@ pub async fn heads(conn: &mut PgConnection) -> sqlx::Result<Option<Vec<ChainHead
     if !exists {
         return Ok(None);
     }
-    let heads = sqlx::query_as!(ChainHead, "SELECT chain, seq, hash, anchor_seq, anchor_hash FROM audit_chain ORDER BY chain")
-        .fetch_all(&mut *conn)
-        .await?;
+    let heads =
+        sqlx::query_as!(ChainHead, "SELECT chain, seq, hash, anchor_seq, anchor_hash FROM audit_chain ORDER BY chain")
+            .fetch_all(&mut *conn)
+            .await?;
     Ok((!heads.is_empty()).then_some(heads))
 }
 

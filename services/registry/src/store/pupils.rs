@@ -134,7 +134,11 @@ pub struct NewPupilRecord<'a> {
 
 /// Inserts a pupil of the school named `school_name` and returns it as stored, in one round trip
 /// (the row is what the record says, and the time the database gave it).
-pub async fn insert(conn: &mut PgConnection, record: &NewPupilRecord<'_>, school_name: &str) -> sqlx::Result<PupilRecord> {
+pub async fn insert(
+    conn: &mut PgConnection,
+    record: &NewPupilRecord<'_>,
+    school_name: &str,
+) -> sqlx::Result<PupilRecord> {
     let pupil = record.pupil;
     let created_at = sqlx::query_scalar!(
         "INSERT INTO pupil (id, full_name, resident_id_cipher, resident_id_index, resident_id_masked, provisional_key,
