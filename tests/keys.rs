@@ -13,7 +13,7 @@ use std::path::Path;
 use common::cases::Child;
 use common::{TestOptions, TestStack, eventually, resident_id};
 use nol_auth::Role;
-use nol_import::{ImportTarget, import_file};
+use nol_import::ImportTarget;
 use nol_pii::{DataKey, Keyring};
 use nol_proto::v1::*;
 use nol_stack::Clients;
@@ -64,16 +64,7 @@ async fn all_under(registry: &PgPool, cases: &PgPool, id: u32) {
 async fn import_household(system: &Clients, dir: &Path, name: &str, id: &str) {
     let path = dir.join(format!("{name}.csv"));
     std::fs::write(&path, format!("姓名,身份证号,户籍地,现住地\n{name},{id},320102,320102\n")).unwrap();
-    let job = import_file(
-        system,
-        ImportTarget::HouseholdRegister,
-        &path,
-        uuid::Uuid::now_v7(),
-        TextEncoding::Unspecified,
-        |_| {},
-    )
-    .await
-    .unwrap();
+    let job = common::import(system, ImportTarget::HouseholdRegister, &path).await.unwrap();
     assert_eq!(job.rows_rejected, 0, "{:?}", job.errors);
     system
         .registry

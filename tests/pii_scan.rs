@@ -11,10 +11,10 @@ use std::io::Read;
 
 use common::{TestOptions, TestStack, handoffs, resident_id, resident_ids_in};
 use nol_auth::Role;
-use nol_import::{ImportTarget, collect_file, import_file};
+use nol_import::{ImportTarget, collect_file};
 use nol_proto::v1::{
     CaseFilter, ExportCasesRequest, ExportCheckItemsRequest, GetHandoffNoticeRequest, HandoffDirection, HandoffState,
-    RunCrossCheckRequest, TextEncoding,
+    RunCrossCheckRequest,
 };
 
 /// The bytes of `\x…` hex strings in a `pg_dump` (bytea columns), decoded, so a number stored in
@@ -72,10 +72,7 @@ async fn no_resident_id_in_clear_in_logs_messages_dumps_or_files() {
     csv.push_str(&format!("9999999999,张三,5,{},320102\n", planted[2]));
     let pupils = dir.path().join("pupils.csv");
     std::fs::write(&pupils, csv).unwrap();
-    let job =
-        import_file(&system, ImportTarget::Pupils, &pupils, uuid::Uuid::now_v7(), TextEncoding::Unspecified, |_| {})
-            .await
-            .unwrap();
+    let job = common::import(&system, ImportTarget::Pupils, &pupils).await.unwrap();
     assert_eq!((job.rows_imported, job.rows_rejected), (2, 1), "{job:?}");
     files.push(common::import_errors(&system, &job.job_id).await.unwrap());
 
@@ -86,16 +83,7 @@ async fn no_resident_id_in_clear_in_logs_messages_dumps_or_files() {
     }
     let register = dir.path().join("hukou.csv");
     std::fs::write(&register, household).unwrap();
-    import_file(
-        &system,
-        ImportTarget::HouseholdRegister,
-        &register,
-        uuid::Uuid::now_v7(),
-        TextEncoding::Unspecified,
-        |_| {},
-    )
-    .await
-    .unwrap();
+    common::import(&system, ImportTarget::HouseholdRegister, &register).await.unwrap();
     system
         .registry
         .clone()

@@ -23,7 +23,7 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 async fn import(clients: &Clients, target: ImportTarget, path: &Path) -> Result<ImportJob, tonic::Status> {
-    import_file(clients, target, path, uuid::Uuid::now_v7(), TextEncoding::Unspecified, |_| {}).await
+    common::import(clients, target, path).await
 }
 
 async fn import_with(clients: &Clients, path: &Path, encoding: TextEncoding) -> Result<ImportJob, tonic::Status> {

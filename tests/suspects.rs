@@ -10,15 +10,14 @@ use std::path::Path;
 
 use common::{TestOptions, TestStack, eventually, resident_id};
 use nol_auth::Role;
-use nol_import::{ImportTarget, import_file};
+use nol_import::ImportTarget;
 use nol_proto::v1::*;
 use nol_stack::Clients;
 use tonic::Code;
 use tonic_types::StatusExt;
 
 async fn import(clients: &Clients, target: ImportTarget, path: &Path) -> ImportJob {
-    let job =
-        import_file(clients, target, path, uuid::Uuid::now_v7(), TextEncoding::Unspecified, |_| {}).await.unwrap();
+    let job = common::import(clients, target, path).await.unwrap();
     assert_eq!(job.rows_rejected, 0, "{:?}", job.errors);
     job
 }

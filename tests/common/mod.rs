@@ -323,6 +323,17 @@ pub fn resident_ids_in(bytes: &[u8]) -> Vec<String> {
     found
 }
 
+/// Imports the file at `path` as `target` through the registry's gRPC stream, the way a bureau's
+/// upload does (a new job id, the encoding detected), and returns the finished job.
+pub async fn import(
+    clients: &Clients,
+    target: nol_import::ImportTarget,
+    path: &std::path::Path,
+) -> Result<nol_proto::v1::ImportJob, tonic::Status> {
+    let encoding = nol_proto::v1::TextEncoding::Unspecified;
+    nol_import::import_file(clients, target, path, uuid::Uuid::now_v7(), encoding, |_| {}).await
+}
+
 /// The error file of an import job as the bureau downloads it: its name and bytes.
 pub async fn import_errors(clients: &Clients, job_id: &str) -> Result<(String, Vec<u8>), tonic::Status> {
     let request = nol_proto::v1::DownloadImportErrorsRequest { job_id: job_id.to_owned() };

@@ -15,6 +15,14 @@
 -- (`nol.audit_chain`, transaction-local), so it never holds two. A lone writer always gets
 -- chain 0. `nol audit verify` checks every chain, `nol audit head` exports every chain's head, and
 -- `audit_prune` prunes each chain and records each anchor in its own chain.
+--
+-- The append also got cheaper. A read of a page of 50 children appends 50 entries, and that took
+-- about 10 ms: each entry's hash cost 0.15 ms. `audit_entry_hash` and `audit_field` were labelled
+-- IMMUTABLE, but their bodies call `convert_to` and `extract(epoch FROM timestamptz)`, which are
+-- STABLE; PostgreSQL does not inline a function less stable than its label, so every entry went
+-- through the SQL-function executor eight times. Labelled STABLE (what they are), both are
+-- inlined (500 hashes: 74 ms → 11 ms), and a call's entries are inserted in one statement. The
+-- hash itself is unchanged.
 
 -- Everything below is created in (and resolves names in) the audit schema; the migration's own
 -- search_path comes back at the end, for the migrations table. (Set for the session, not the
@@ -29,6 +37,9 @@ LANGUAGE sql IMMUTABLE AS $$
                 ELSE sha256(convert_to('nol-audit-v1 chain ' || chain_number, 'UTF8')) END
 $$;
 
+ALTER FUNCTION audit_field(text) STABLE;
+ALTER FUNCTION audit_entry_hash(bigint, bytea, timestamptz, text, text, text, text, text, text, text) STABLE;
+
 ALTER TABLE audit_log ADD COLUMN chain smallint NOT NULL DEFAULT 0;
 DROP INDEX audit_log_seq;
 CREATE UNIQUE INDEX audit_log_chain_seq ON audit_log (chain, seq);
@@ -42,7 +53,8 @@ ALTER TABLE audit_chain ADD CONSTRAINT audit_chain_number CHECK (chain BETWEEN 0
 INSERT INTO audit_chain (chain, seq, hash, anchor_seq, anchor_hash)
 SELECT k, 0, audit_genesis(k::smallint), 0, audit_genesis(k::smallint) FROM generate_series(1, 15) AS k;
 
--- Appends to chain `chain_number`, which the transaction holds from here on (or waits for).
+-- Appends to chain `chain_number`, which the transaction holds from here on (or waits for): the
+-- hashes chained in a loop, the entries inserted in one statement.
 CREATE FUNCTION audit_append_to(
     chain_number smallint, entry_actor text, entry_role text, entry_region text, entry_action text,
     entry_resource_type text, entry_resource_ids text[], entry_trace_id text, entry_at timestamptz
@@ -50,9 +62,11 @@ CREATE FUNCTION audit_append_to(
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
     head_seq bigint;
+    first_seq bigint;
     head_hash bytea;
-    previous bytea;
     one_id text;
+    previous_hashes bytea[] := '{}';
+    hashes bytea[] := '{}';
     at_time timestamptz := coalesce(entry_at, clock_timestamp());
 BEGIN
     SELECT head.seq, head.hash INTO head_seq, head_hash
@@ -60,17 +74,23 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'audit chain % has no head row', chain_number;
     END IF;
+    first_seq := head_seq + 1;
     FOREACH one_id IN ARRAY coalesce(entry_resource_ids, '{}') LOOP
-        previous := head_hash;
+        previous_hashes := previous_hashes || head_hash;
         head_seq := head_seq + 1;
-        head_hash := audit_entry_hash(head_seq, previous, at_time, entry_actor, entry_role, entry_region,
+        head_hash := audit_entry_hash(head_seq, head_hash, at_time, entry_actor, entry_role, entry_region,
                                       entry_action, entry_resource_type, one_id, entry_trace_id);
+        hashes := hashes || head_hash;
+    END LOOP;
+    IF head_seq >= first_seq THEN
         INSERT INTO audit_log (chain, seq, prev_hash, hash, at, actor, actor_role, actor_region, action,
                                resource_type, resource_id, trace_id)
-        VALUES (chain_number, head_seq, previous, head_hash, at_time, entry_actor, entry_role, entry_region,
-                entry_action, entry_resource_type, one_id, entry_trace_id);
-    END LOOP;
-    UPDATE audit_chain SET seq = head_seq, hash = head_hash WHERE chain = chain_number;
+        SELECT chain_number, first_seq + entry.position - 1, entry.previous_hash, entry.hash, at_time, entry_actor,
+               entry_role, entry_region, entry_action, entry_resource_type, entry.resource_id, entry_trace_id
+          FROM unnest(entry_resource_ids, previous_hashes, hashes)
+               WITH ORDINALITY AS entry (resource_id, previous_hash, hash, position);
+        UPDATE audit_chain SET seq = head_seq, hash = head_hash WHERE chain = chain_number;
+    END IF;
     RETURN head_seq;
 END
 $$;
