@@ -226,6 +226,7 @@ async fn project_path(stack: &Stack, callers: usize) -> anyhow::Result<f64> {
     let registry_pid = jiangsu.registry.pid().context("the registry runs")?;
     let database =
         jiangsu.database_url.rsplit('/').next().and_then(|name| name.split('?').next()).unwrap_or_default().to_owned();
+    let statements = profile::StatementProfile::start(&jiangsu.database_url, &database).await;
     let sampler = profile::WaitSampler::start(&jiangsu.database_url, &database).await?;
     let perf = profile::PerfRecord::start("registry-create-pupil", registry_pid);
     let (registry_cpu, postgres_cpu) = (profile::cpu_seconds(registry_pid)?, profile::postgres_cpu_seconds());
@@ -275,6 +276,11 @@ async fn project_path(stack: &Stack, callers: usize) -> anyhow::Result<f64> {
     })
     .await?;
     let total = started.elapsed();
+    // Counted after reporting has caught up: every statement of every event's whole path.
+    let statements = match statements {
+        Ok(statements) => Ok(statements.finish(u64::from(PATH_EVENTS)).await?),
+        Err(why) => Err(why),
+    };
     println!(
         "  (gRPC calls committed at {:.0}/s; the last event was counted {:.0} ms after the last call)",
         f64::from(PATH_EVENTS) / calls_done.as_secs_f64(),
@@ -290,6 +296,13 @@ async fn project_path(stack: &Stack, callers: usize) -> anyhow::Result<f64> {
     );
     println!("  what the province database's backends were doing (pg_stat_activity, sampled every 2 ms):");
     print!("{waits}");
+    match statements {
+        Ok(statements) => {
+            println!("  the province database's statements over the whole path, per event (pg_stat_statements):");
+            print!("{statements}");
+        }
+        Err(why) => println!("  no statement profile: {why}"),
+    }
     if let Some(perf) = perf {
         println!("  perf record of the registry: {} (perf report -i … --no-children)", perf.display());
     }
@@ -364,6 +377,7 @@ async fn handoff_latency(stack: &Stack) -> anyhow::Result<(f64, f64)> {
     .await?;
     let origin = nol_runtime::database::connect(&stack.province("320000").database_url, "transfer", 2).await?;
     let destination = nol_runtime::database::connect(&stack.province("340000").database_url, "transfer", 2).await?;
+    let accepting_from = chrono::Utc::now();
     for handoff in &incoming {
         linquan
             .transfer
@@ -392,6 +406,7 @@ async fn handoff_latency(stack: &Stack) -> anyhow::Result<(f64, f64)> {
     .fetch_all(&destination)
     .await?;
     let mut latencies = Vec::new();
+    let mut windows = Vec::new();
     for incoming in accepted_there {
         let (id, accepted_at) = (incoming.id, incoming.accepted_at);
         let recorded = sqlx::query_scalar!(
@@ -401,8 +416,145 @@ async fn handoff_latency(stack: &Stack) -> anyhow::Result<(f64, f64)> {
         .fetch_one(&origin)
         .await?;
         latencies.push((recorded - accepted_at).num_microseconds().unwrap_or_default() as f64 / 1000.0);
+        windows.push((accepted_at, recorded));
     }
+    handoff_breakdown(&origin, &destination, accepting_from, windows).await?;
     Ok(percentiles(latencies))
+}
+
+/// Where an acceptance's time goes on its way to the origin, from the timestamps the backbone
+/// keeps (one clock: both provinces' databases are on this machine's PostgreSQL). An acceptance
+/// takes three hops through outbox, relay, JetStream and inbox: Anhui's transfer service tells
+/// Anhui's case service (which opens the case), the case service tells transfer back, and transfer
+/// tells Jiangsu's transfer service. For each hop: the event's row written → the relay has
+/// published it (`sent_at`: commit, relay wake-up, claim, publish and its ack) → the consumer's
+/// inbox row (`received_at`: delivery, fetch, and the consumer's transaction up to its inbox write).
+///
+/// The hand-offs were accepted one at a time, each after the last was recorded at the origin, so
+/// an event belongs to the hand-off whose window (accepted at the destination → recorded at the
+/// origin) holds its row's time; that gives each acceptance's whole chain, the consumers' own work
+/// between hops included.
+async fn handoff_breakdown(
+    origin: &sqlx::PgPool,
+    destination: &sqlx::PgPool,
+    since: chrono::DateTime<chrono::Utc>,
+    mut windows: Vec<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)>,
+) -> anyhow::Result<()> {
+    type Sent = (uuid::Uuid, String, String, chrono::DateTime<chrono::Utc>, Option<chrono::DateTime<chrono::Utc>>);
+    type Received = (uuid::Uuid, String, chrono::DateTime<chrono::Utc>);
+    // The bench's own reading of the backbone's tables in two schemas: static SQL the macros
+    // (which check one schema's queries) are not given.
+    let sent: Vec<Sent> = sqlx::query_as(
+        "SELECT id, 'transfer', event_type, created_at, sent_at FROM transfer.outbox WHERE created_at >= $1
+         UNION ALL
+         SELECT id, 'cases', event_type, created_at, sent_at FROM cases.outbox WHERE created_at >= $1",
+    )
+    .bind(since)
+    .fetch_all(destination)
+    .await?;
+    let received_query = "SELECT event_id, 'Anhui transfer', received_at FROM transfer.inbox WHERE received_at >= $1
+         UNION ALL
+         SELECT event_id, 'Anhui cases', received_at FROM cases.inbox WHERE received_at >= $1";
+    let mut received: Vec<Received> = sqlx::query_as(received_query).bind(since).fetch_all(destination).await?;
+    let from_origin: Vec<Received> =
+        sqlx::query_as("SELECT event_id, 'Jiangsu transfer', received_at FROM transfer.inbox WHERE received_at >= $1")
+            .bind(since)
+            .fetch_all(origin)
+            .await?;
+    received.extend(from_origin);
+    let mut by_event: std::collections::HashMap<uuid::Uuid, Vec<(String, chrono::DateTime<chrono::Utc>)>> =
+        std::collections::HashMap::new();
+    for (event, consumer, at) in received {
+        by_event.entry(event).or_default().push((consumer, at));
+    }
+    let ms = |from: chrono::DateTime<chrono::Utc>, to: chrono::DateTime<chrono::Utc>| {
+        (to - from).num_microseconds().unwrap_or_default() as f64 / 1000.0
+    };
+    let mut hops: std::collections::BTreeMap<String, (Vec<f64>, Vec<f64>)> = std::collections::BTreeMap::new();
+    // Every hop's (label, row written, published, consumer's inbox), in time order.
+    let mut events = Vec::new();
+    for (event, schema, event_type, created_at, sent_at) in sent {
+        let Some(sent_at) = sent_at else { continue };
+        for (consumer, at) in by_event.get(&event).into_iter().flatten() {
+            let label = format!("Anhui {schema} → {consumer}: {event_type}");
+            let hop = hops.entry(label.clone()).or_default();
+            hop.0.push(ms(created_at, sent_at));
+            hop.1.push(ms(sent_at, *at));
+            events.push((label, created_at, sent_at, *at));
+        }
+    }
+    events.sort_by_key(|event| event.1);
+    windows.sort();
+    // Each acceptance's chain: accepted → the three hops, each row written / published / in the
+    // next inbox → recorded at the origin. The segments between hops are the consumers' own work.
+    let chain = [
+        "Anhui transfer → Anhui cases: handoff_accepted",
+        "Anhui cases → Anhui transfer: case_taken_in",
+        "Anhui transfer → Jiangsu transfer: handoff_accepted",
+    ];
+    let segment_names = [
+        "accept's transaction: state set → its event row written",
+        "hop 1 relay: accept committed, woken, claimed, published, acked, marked",
+        "hop 1 delivery: Anhui case service fetched it, its inbox row written",
+        "Anhui case service opens the case (R2, dossier): inbox → its event row",
+        "hop 2 relay",
+        "hop 2 delivery to Anhui transfer",
+        "Anhui transfer records it, answers the origin: inbox → answer row",
+        "hop 3 relay: across the province link",
+        "hop 3 delivery to Jiangsu transfer",
+        "Jiangsu transfer: inbox row → accepted_at (negative: written first)",
+    ];
+    let mut segments: Vec<Vec<f64>> = vec![Vec::new(); segment_names.len()];
+    let mut totals = Vec::new();
+    for (accepted, recorded) in &windows {
+        let found: Vec<_> = chain
+            .iter()
+            .filter_map(|name| {
+                events.iter().find(|(label, created, _, _)| {
+                    label.starts_with(name.split(':').next().unwrap_or_default())
+                        && label.ends_with(name.rsplit(": ").next().unwrap_or_default())
+                        && created >= accepted
+                        && created <= recorded
+                })
+            })
+            .collect();
+        let [first, second, third] = found.as_slice() else { continue };
+        let points =
+            [*accepted, first.1, first.2, first.3, second.1, second.2, second.3, third.1, third.2, third.3, *recorded];
+        for (index, pair) in points.windows(2).enumerate() {
+            segments[index].push(ms(pair[0], pair[1]));
+        }
+        totals.push(ms(*accepted, *recorded));
+    }
+    println!(
+        "  where an acceptance's time goes, hop by hop (p50 / p99 ms; row written → published → consumer's inbox):"
+    );
+    for (hop, (relay, delivery)) in hops {
+        let count = relay.len();
+        let ((relay_p50, relay_p99), (delivery_p50, delivery_p99)) = (percentiles(relay), percentiles(delivery));
+        println!(
+            "    {hop} ({count}): relay {relay_p50:.2} / {relay_p99:.2}, delivery and inbox {delivery_p50:.2} / {delivery_p99:.2}"
+        );
+    }
+    if totals.is_empty() {
+        println!("    (no acceptance's whole chain was found)");
+        return Ok(());
+    }
+    let (total_p50, total_p99) = percentiles(totals.clone());
+    println!(
+        "  an acceptance's chain, segment by segment ({} acceptances; p50 / p99 / mean ms, mean share of the whole):",
+        totals.len()
+    );
+    let total_mean = totals.iter().sum::<f64>() / totals.len() as f64;
+    for (name, samples) in segment_names.iter().zip(segments) {
+        let mean = samples.iter().sum::<f64>() / samples.len().max(1) as f64;
+        let (p50, p99) = percentiles(samples);
+        println!("    {p50:>6.2} / {p99:>6.2} / {mean:>6.2}  {:>5.1} %  {name}", 100.0 * mean / total_mean);
+    }
+    println!(
+        "    {total_p50:>6.2} / {total_p99:>6.2} / {total_mean:>6.2}  100.0 %  the whole, accepted → recorded at the origin"
+    );
+    Ok(())
 }
 
 fn percentiles(mut samples: Vec<f64>) -> (f64, f64) {

@@ -15,7 +15,9 @@
 //!   same SQL without gRPC, token check or audit entry) and the bare `SELECT … ORDER BY due_on
 //!   LIMIT` over the cases alone that it is built on.
 //!
-//! `NOL_BENCH_DIVIDE=10` makes everything ten times smaller.
+//! `NOL_BENCH_DIVIDE=10` makes everything ten times smaller; `NOL_BENCH_SCALE=10` makes the cases
+//! ten times more (issue 13's province of 10,000,000 pupils: 1,000,000 open cases, 200,000
+//! children in monitoring; the confirmations stay 5,000).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,7 +36,8 @@ const IN_FLIGHT: usize = 16;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let divide: i64 = std::env::var("NOL_BENCH_DIVIDE").ok().and_then(|text| text.parse().ok()).unwrap_or(1).max(1);
-    let (open_cases, monitored, confirmations) = (100_000 / divide, 20_000 / divide, 5_000 / divide);
+    let scale: i64 = std::env::var("NOL_BENCH_SCALE").ok().and_then(|text| text.parse().ok()).unwrap_or(1).max(1);
+    let (open_cases, monitored, confirmations) = (100_000 * scale / divide, 20_000 * scale / divide, 5_000 / divide);
     let province = RegionCode::parse("320000")?;
     let dir = tempfile::tempdir()?;
     let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
@@ -100,7 +103,10 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut service_build = Duration::MAX;
     let mut check_id = String::new();
+    let database = database_url.rsplit('/').next().and_then(|name| name.split('?').next()).unwrap_or_default();
+    let mut build_statements = Vec::new();
     for semester in ["2027-spring", "2027-autumn"] {
+        let statements = nol_stack::profile::StatementProfile::start(&database_url, database).await;
         let started = Instant::now();
         let check = supervisor
             .supervision
@@ -115,6 +121,12 @@ async fn main() -> anyhow::Result<()> {
             .check
             .expect("check");
         service_build = service_build.min(started.elapsed());
+        let took = started.elapsed();
+        let statements = match statements {
+            Ok(statements) => Ok(statements.finish(1).await?),
+            Err(why) => Err(why),
+        };
+        build_statements.push((semester, took, statements));
         anyhow::ensure!(check.item_count == monitored, "the check listed {} children", check.item_count);
         check_id = check.check_id;
     }
@@ -126,6 +138,19 @@ async fn main() -> anyhow::Result<()> {
         ms(service_build),
         ratio(service_build, bare_build)
     );
+    // Where each build's time went in the database (pg_stat_statements, when preloaded).
+    for (semester, took, statements) in build_statements {
+        match statements {
+            Ok(statements) => {
+                println!(
+                    "  {semester}: {:.1} ms; the province database's statements meanwhile (pg_stat_statements):",
+                    ms(took)
+                );
+                print!("{statements}");
+            }
+            Err(why) => println!("  no statement profile: {why}"),
+        }
+    }
 
     // 2. Confirmations: the items of the last check, one call each, IN_FLIGHT at a time.
     let mut item_ids = Vec::new();

@@ -6,7 +6,10 @@
 //! poverty-flag mismatches and 300 bad numbers. Measured: raw `COPY` of the same pupil rows
 //! (encrypted beforehand) against the project's import through gRPC; the cross-check against the
 //! bare SQL anti-join it is built around; recall and precision against what was planted; the
-//! registry process's peak memory. `NOL_BENCH_DIVIDE=10` makes everything ten times smaller.
+//! registry process's peak memory; the disk the province's database takes.
+//! `NOL_BENCH_DIVIDE=10` makes everything ten times smaller, `NOL_BENCH_SCALE=10` ten times
+//! larger: issue 13's province of 10,000,000 pupils in 50,000 schools (still 100 counties) with a
+//! household register of 10,500,000.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -25,7 +28,12 @@ use sqlx::Connection;
 async fn main() -> anyhow::Result<()> {
     let divide: usize = std::env::var("NOL_BENCH_DIVIDE").ok().and_then(|text| text.parse().ok()).unwrap_or(1);
     let province = RegionCode::parse("320000")?;
-    let spec = if divide <= 1 { SynthSpec::full(province) } else { SynthSpec::scaled(province, divide) };
+    let scale: usize = std::env::var("NOL_BENCH_SCALE").ok().and_then(|text| text.parse().ok()).unwrap_or(1);
+    let spec = match (divide, scale) {
+        (0 | 1, 0 | 1) => SynthSpec::full(province),
+        (0 | 1, scale) => SynthSpec::times(province, scale),
+        (divide, _) => SynthSpec::scaled(province, divide),
+    };
     let dir = tempfile::tempdir()?;
     let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     let settings = StackSettings::bench(env!("CARGO_BIN_EXE_nol").into(), dir.path().to_path_buf(), &format!("rb{id}"));
@@ -64,6 +72,7 @@ async fn main() -> anyhow::Result<()> {
     let peak = nol_stack::process::peak_memory_mib(registry_pid);
     let file_mib = std::fs::metadata(&synthetic.pupils_csv)?.len() as f64 / 1048576.0;
     println!("registry process peak memory after the imports: {peak:.0} MiB (pupil file {file_mib:.0} MiB)");
+    let household_mib = std::fs::metadata(&synthetic.household_csv)?.len() as f64 / 1048576.0;
 
     // The cross-check against its bare anti-join, both on analysed tables.
     let mut conn = sqlx::PgConnection::connect(&database_url).await?;
@@ -87,6 +96,27 @@ async fn main() -> anyhow::Result<()> {
     sqlx::query!("ANALYZE registry.pupil, registry.household_member, registry.poverty_child")
         .execute(&mut conn)
         .await?;
+    // The disk the province takes: the whole database, and the two big tables with their
+    // indexes and TOAST.
+    // Catalogue functions only: the bench's own static SQL, left to run unchecked.
+    let sizes: (i64, i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT pg_database_size(current_database()), pg_total_relation_size('registry.pupil'),
+                pg_indexes_size('registry.pupil'), pg_total_relation_size('registry.household_member'),
+                pg_indexes_size('registry.household_member')",
+    )
+    .fetch_one(&mut conn)
+    .await?;
+    let mib = |bytes: i64| bytes as f64 / 1048576.0;
+    println!(
+        "disk: database {:.0} MiB; pupils {:.0} MiB ({:.0} MiB of it indexes, {:.0} bytes a pupil; file {file_mib:.0} MiB); \
+         household register {:.0} MiB ({:.0} MiB indexes; file {household_mib:.0} MiB)",
+        mib(sizes.0),
+        mib(sizes.1),
+        mib(sizes.2),
+        sizes.1 as f64 / spec.pupils.max(1) as f64,
+        mib(sizes.3),
+        mib(sizes.4),
+    );
     let as_of = spec.as_of;
     let school_age = (
         as_of.checked_sub_months(chrono::Months::new(16 * 12)).and_then(|date| date.succ_opt()).unwrap_or(as_of),

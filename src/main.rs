@@ -127,7 +127,7 @@ enum Command {
         resume: Option<uuid::Uuid>,
     },
     /// Writes a synthetic province's files (schools, pupils, household register, poverty
-    /// registry) with known findings planted: 1,000,000 pupils unless --divide-by.
+    /// registry) with known findings planted: 1,000,000 pupils unless --divide-by or --times.
     Gen {
         #[arg(long)]
         out: PathBuf,
@@ -136,6 +136,9 @@ enum Command {
         /// Make it this many times smaller.
         #[arg(long, default_value_t = 1)]
         divide_by: usize,
+        /// Make it this many times larger (10: 10,000,000 pupils in 50,000 schools).
+        #[arg(long, default_value_t = 1, conflicts_with = "divide_by")]
+        times: usize,
     },
     /// The audit chains of a province database: verify them, export their heads, prune entries
     /// past the retention.
@@ -334,7 +337,7 @@ fn main() -> anyhow::Result<()> {
                 resume,
             }))
         }
-        Command::Gen { out, province, divide_by } => synthetic::run(&out, &province, divide_by),
+        Command::Gen { out, province, divide_by, times } => synthetic::run(&out, &province, divide_by, times),
         Command::Audit(command) => {
             if !runtime.block_on(audit::run(command))? {
                 std::process::exit(1);

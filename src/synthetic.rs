@@ -6,9 +6,15 @@ use std::path::Path;
 use nol_region::RegionCode;
 use nol_stack::synth::{SynthSpec, generate};
 
-pub fn run(out: &Path, province: &str, divisor: usize) -> anyhow::Result<()> {
+pub fn run(out: &Path, province: &str, divisor: usize, times: usize) -> anyhow::Result<()> {
     let province = RegionCode::parse(province)?;
-    let spec = if divisor <= 1 { SynthSpec::full(province) } else { SynthSpec::scaled(province, divisor) };
+    let spec = if divisor > 1 {
+        SynthSpec::scaled(province, divisor)
+    } else if times > 1 {
+        SynthSpec::times(province, times)
+    } else {
+        SynthSpec::full(province)
+    };
     let started = std::time::Instant::now();
     let synthetic = generate(&spec, out)?;
     println!(

@@ -112,6 +112,109 @@ impl fmt::Display for WaitProfile {
     }
 }
 
+/// Which statements a database's time went to, from `pg_stat_statements`, when the server preloads
+/// it (`shared_preload_libraries`; the machine's PostgreSQL does not unless told to, and a
+/// preloaded library needs a restart). Otherwise [`StatementProfile::start`] says how to get it.
+pub struct StatementProfile {
+    conn: Option<sqlx::PgConnection>,
+    database: String,
+}
+
+/// One statement's share of the time: executions, total execution and planning time.
+#[derive(Debug, Clone)]
+pub struct StatementTime {
+    pub query: String,
+    pub calls: i64,
+    pub exec_ms: f64,
+    pub plan_ms: f64,
+    pub rows: i64,
+}
+
+/// The statements of a run, the costliest first.
+#[derive(Debug, Clone, Default)]
+pub struct StatementTimes {
+    pub statements: Vec<StatementTime>,
+    /// Per event (or call) of the run, for the figures per call.
+    pub per: u64,
+}
+
+impl StatementProfile {
+    /// Resets the counters for the run to come; `Err` with the reason when the extension is not
+    /// loaded.
+    pub async fn start(admin_url: &str, database: &str) -> Result<StatementProfile, String> {
+        let mut conn = sqlx::PgConnection::connect(admin_url).await.map_err(|error| error.to_string())?;
+        // Dynamic SQL over a contrib extension's view: the bench's own, not the services' schema.
+        let preloaded: String = sqlx::query_scalar("SELECT current_setting('shared_preload_libraries')")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(|error| error.to_string())?;
+        if !preloaded.split(',').any(|library| library.trim() == "pg_stat_statements") {
+            return Err("pg_stat_statements is not preloaded (ALTER SYSTEM SET shared_preload_libraries = \
+                        'pg_stat_statements'; ALTER SYSTEM SET pg_stat_statements.track_planning = on; then \
+                        restart PostgreSQL)"
+                .to_owned());
+        }
+        for statement in ["CREATE EXTENSION IF NOT EXISTS pg_stat_statements", "SELECT pg_stat_statements_reset()"] {
+            sqlx::query(statement).execute(&mut conn).await.map_err(|error| error.to_string())?;
+        }
+        Ok(StatementProfile { conn: Some(conn), database: database.to_owned() })
+    }
+
+    /// The statements run against the database since `start`, the costliest (execution plus
+    /// planning) first; `per` divides the figures per call.
+    pub async fn finish(mut self, per: u64) -> anyhow::Result<StatementTimes> {
+        let Some(mut conn) = self.conn.take() else { return Ok(StatementTimes::default()) };
+        let rows: Vec<(String, i64, f64, f64, i64)> = sqlx::query_as(
+            "SELECT regexp_replace(query, '\\s+', ' ', 'g'), calls, total_exec_time, total_plan_time, rows
+               FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+              WHERE d.datname = $1
+              ORDER BY total_exec_time + total_plan_time DESC",
+        )
+        .bind(&self.database)
+        .fetch_all(&mut conn)
+        .await?;
+        conn.close().await?;
+        Ok(StatementTimes {
+            statements: rows
+                .into_iter()
+                .map(|(query, calls, exec_ms, plan_ms, rows)| StatementTime { query, calls, exec_ms, plan_ms, rows })
+                .collect(),
+            per: per.max(1),
+        })
+    }
+}
+
+impl fmt::Display for StatementTimes {
+    /// The ten costliest statements: time per event (execution + planning), calls per event, and
+    /// the statement's start; then the total over all of them.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let per = self.per as f64;
+        let total: f64 = self.statements.iter().map(|statement| statement.exec_ms + statement.plan_ms).sum();
+        let plan: f64 = self.statements.iter().map(|statement| statement.plan_ms).sum();
+        let calls: i64 = self.statements.iter().map(|statement| statement.calls).sum();
+        writeln!(
+            f,
+            "    {} statements, {:.1} calls an event; {:.3} ms an event in statements ({:.3} ms of it planning)",
+            self.statements.len(),
+            calls as f64 / per,
+            total / per,
+            plan / per
+        )?;
+        for statement in self.statements.iter().take(10) {
+            let text: String = statement.query.chars().take(110).collect();
+            writeln!(
+                f,
+                "    {:>7.3} ms {:>5.1} % ({:>5.3} ms planning) {:>5.2} calls  {text}",
+                (statement.exec_ms + statement.plan_ms) / per,
+                100.0 * (statement.exec_ms + statement.plan_ms) / total.max(f64::MIN_POSITIVE),
+                statement.plan_ms / per,
+                statement.calls as f64 / per,
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// The CPU time (user + system) a process has used so far, from `/proc/<pid>/stat`.
 pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;

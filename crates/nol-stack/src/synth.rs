@@ -48,6 +48,23 @@ impl SynthSpec {
         }
     }
 
+    /// The same shape, `factor` times larger: schools, pupils, the register and what is planted
+    /// grow; the counties stay 100. `times(10)` is issue 13's province of 10,000,000 pupils in
+    /// 50,000 schools with a household register of 10,500,000.
+    pub fn times(province: RegionCode, factor: usize) -> SynthSpec {
+        let full = SynthSpec::full(province);
+        let factor = factor.max(1);
+        SynthSpec {
+            schools: full.schools * factor,
+            pupils: full.pupils * factor,
+            household: full.household * factor,
+            out_of_school: full.out_of_school * factor,
+            poverty_mismatches: full.poverty_mismatches * factor,
+            bad_ids: full.bad_ids * factor,
+            ..full
+        }
+    }
+
     /// The same shape, `divisor` times smaller.
     pub fn scaled(province: RegionCode, divisor: usize) -> SynthSpec {
         let full = SynthSpec::full(province);
@@ -143,8 +160,14 @@ pub fn generate(spec: &SynthSpec, dir: &Path) -> anyhow::Result<Synthetic> {
         let school = index % spec.schools;
         let county = counties[school % counties.len()];
         // One in ten is a migrant child whose household registration is in another county.
-        let hukou = if index % 10 == 0 { counties[(school + 1) % counties.len()] } else { county };
-        let id = resident_id(hukou.as_str(), school_age_first, span, index as u64);
+        let migrant = index % 10 == 0;
+        let hukou = if migrant { counties[(school + 1) % counties.len()] } else { county };
+        // Numbered within the region of household registration (3,640 birthdays × 1,000
+        // sequence numbers each): a county's own children from 0, the migrant children registered
+        // there from half-way, so no two pupils share a number at any size this side of
+        // 1,800,000 pupils a county.
+        let within = (index / counties.len()) as u64 + if migrant { 1_820_000 } else { 0 };
+        let id = resident_id(hukou.as_str(), school_age_first, span, within);
         let birth = id.birth_date();
         let age = spec.as_of.years_since(birth).unwrap_or(6);
         let grade = (i64::from(age) - 5).clamp(1, 9);
@@ -209,8 +232,10 @@ pub fn generate(spec: &SynthSpec, dir: &Path) -> anyhow::Result<Synthetic> {
     let too_young_first = spec.as_of.checked_sub_months(chrono::Months::new(5 * 12)).unwrap_or_default();
     for n in 0..spec.household.saturating_sub(listed) {
         let county = counties[n % counties.len()];
-        let birth = too_young_first + Days::new((n as u64 * 7) % 300);
-        let id = ResidentId::from_parts(county.as_str(), birth, (n / 300) as u16 % 1000)
+        // 300 birthdays × 1,000 sequence numbers a county: distinct up to 300,000 a county.
+        let within = n / counties.len();
+        let birth = too_young_first + Days::new((within % 300) as u64);
+        let id = ResidentId::from_parts(county.as_str(), birth, (within / 300) as u16 % 1000)
             .unwrap_or_else(|_| unreachable!("generated numbers are valid"));
         writeln!(household, "幼儿{n},{},{},{county},{county}", id.expose(), id.birth_date())?;
     }
