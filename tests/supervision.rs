@@ -363,6 +363,40 @@ async fn the_semester_check_lists_monitored_children_and_a_confirmed_absence_is_
     assert!(items.iter().all(|item| item.state == CheckItemState::Pending as i32));
     assert!(!items.iter().any(|item| item.case_id == still_open));
     assert!(items.iter().all(|item| item.school_name == "南京市玄武区示范小学"));
+    // The checklist's references hold without per-row foreign keys (checked per statement): an item
+    // naming no case is refused whole, an item's case never changes, and a case or a check is never
+    // deleted. Statements the service never runs, sent as any client of the database could.
+    let database = test.database("320000", "cases").await;
+    let check_uuid = uuid::Uuid::parse_str(&check.check_id).unwrap();
+    let sqlstate = |error: sqlx::Error| error.as_database_error().and_then(|error| error.code()).unwrap().into_owned();
+    let dangling = sqlx::query(
+        "INSERT INTO semester_check_item (id, check_id, case_id, region)
+         SELECT gen_random_uuid(), $1, c, '320102' FROM unnest(ARRAY[$2, gen_random_uuid()]) AS c",
+    )
+    .bind(check_uuid)
+    .bind(uuid::Uuid::parse_str(&still_open).unwrap())
+    .execute(&database)
+    .await
+    .unwrap_err();
+    assert_eq!(sqlstate(dangling), "23503", "an item naming no case is a foreign key violation");
+    let moved = sqlx::query("UPDATE semester_check_item SET case_id = $2 WHERE check_id = $1")
+        .bind(check_uuid)
+        .bind(uuid::Uuid::parse_str(&still_open).unwrap())
+        .execute(&database)
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(moved), "23503");
+    for delete in ["DELETE FROM dropout_case WHERE id = $1", "DELETE FROM semester_check WHERE id = $1"] {
+        let id = if delete.contains("dropout_case") { uuid::Uuid::parse_str(&cases[0]).unwrap() } else { check_uuid };
+        let refused = sqlx::query(delete).bind(id).execute(&database).await.unwrap_err();
+        assert_eq!(sqlstate(refused), "23001", "{delete}");
+    }
+    let listed: i64 = sqlx::query_scalar("SELECT count(*) FROM semester_check_item WHERE check_id = $1")
+        .bind(check_uuid)
+        .fetch_one(&database)
+        .await
+        .unwrap();
+    assert_eq!(listed, 3, "nothing of the refused statements stayed");
     let item_of = |case_id: &str| items.iter().find(|item| item.case_id == case_id).unwrap().item_id.clone();
     let (present, absent, unconfirmed) = (item_of(&cases[0]), item_of(&cases[1]), item_of(&cases[2]));
 
