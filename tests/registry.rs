@@ -336,6 +336,35 @@ async fn imports_read_the_files_bureaus_send_and_report_every_bad_row() {
     test.finish().await;
 }
 
+/// Three imports of the same file at once (a bureau's system retrying while its first upload
+/// still runs): their batches meet on the same keys, and every child is registered once, every
+/// row counted once, nothing refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_imports_of_the_same_children_register_each_once() {
+    let test = TestStack::start().await;
+    let system = test.clients("320000", "320000", Role::System);
+    let dir = tempfile::tempdir().unwrap();
+    let spec = SynthSpec::scaled(nol_region::RegionCode::parse("320000").unwrap(), 100);
+    let synthetic = generate(&spec, dir.path()).unwrap();
+    import(&system, ImportTarget::Schools, &synthetic.schools_csv).await.unwrap();
+    let jobs = futures::future::join_all((0..3).map(|_| {
+        let (system, path) = (system.clone(), synthetic.pupils_csv.clone());
+        async move { import(&system, ImportTarget::Pupils, &path).await }
+    }))
+    .await;
+    let mut imported = 0;
+    for job in jobs {
+        let job = job.expect("every import finishes");
+        assert_eq!(job.state, ImportState::Succeeded as i32, "{}", job.message);
+        assert_eq!(job.rows_rejected, 0, "{:?}", job.errors);
+        assert_eq!(job.rows_imported + job.rows_unchanged, spec.pupils as i64);
+        imported += job.rows_imported;
+    }
+    assert_eq!(imported, spec.pupils as i64, "each child imported by exactly one of the three");
+    assert_eq!(pupil_count(&test).await, spec.pupils as i64);
+    test.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_interrupted_by_a_crash_resumes_without_duplicates() {
     let mut test = TestStack::start().await;

@@ -156,6 +156,7 @@ pub fn generate(spec: &SynthSpec, dir: &Path) -> anyhow::Result<Synthetic> {
     let poor_every = 33; // about 3 % of pupils are registered poor
     let half_mismatches = spec.poverty_mismatches / 2;
     let (mut unconfirmed, mut missing) = (0usize, 0usize);
+    let mut numbered: std::collections::HashMap<(RegionCode, bool), u64> = std::collections::HashMap::new();
     for index in 0..spec.pupils {
         let school = index % spec.schools;
         let county = counties[school % counties.len()];
@@ -166,7 +167,9 @@ pub fn generate(spec: &SynthSpec, dir: &Path) -> anyhow::Result<Synthetic> {
         // sequence numbers each): a county's own children from 0, the migrant children registered
         // there from half-way, so no two pupils share a number at any size this side of
         // 1,800,000 pupils a county.
-        let within = (index / counties.len()) as u64 + if migrant { 1_820_000 } else { 0 };
+        let counter = numbered.entry((hukou, migrant)).or_insert(0u64);
+        let within = *counter + if migrant { 1_820_000 } else { 0 };
+        *counter += 1;
         let id = resident_id(hukou.as_str(), school_age_first, span, within);
         let birth = id.birth_date();
         let age = spec.as_of.years_since(birth).unwrap_or(6);
