@@ -60,13 +60,36 @@ async fn main() -> anyhow::Result<()> {
     timed_import(&clients, ImportTarget::Schools, &synthetic.schools_csv, spec.schools).await?;
 
     // Raw COPY of the same pupil rows, protected beforehand, into a copy of the pupil table.
+    let wal = Wal::now(&database_url).await?;
+    let registry_pid = stack.province("320000").registry.pid().unwrap_or_default();
     let raw_rate = raw_copy(&database_url, &keys, &synthetic.pupils_csv).await?;
     println!("raw PostgreSQL COPY of the pupil rows (same table and indexes): {raw_rate:>8.0} rows/s");
+    println!("  {}", wal.since(&database_url, spec.pupils).await?);
 
     let imports_started = chrono::Utc::now();
+    let wal = Wal::now(&database_url).await?;
+    let cpu = (nol_stack::profile::cpu_seconds(registry_pid)?, nol_stack::profile::postgres_cpu_seconds());
+    let bench_cpu = nol_stack::profile::cpu_seconds(std::process::id())?;
+    let started = Instant::now();
     let import_rate = timed_import(&clients, ImportTarget::Pupils, &synthetic.pupils_csv, spec.pupils).await?;
+    let wall = started.elapsed().as_secs_f64();
     println!("  ratio to raw COPY: {:.2}", import_rate / raw_rate);
-    let registry_pid = stack.province("320000").registry.pid().unwrap_or_default();
+    println!("  {}", wal.since(&database_url, spec.pupils).await?);
+    let per_row = |seconds: f64| seconds * 1e6 / spec.pupils.max(1) as f64;
+    let (registry_cpu, postgres_cpu, client_cpu) = (
+        nol_stack::profile::cpu_seconds(registry_pid)? - cpu.0,
+        nol_stack::profile::postgres_cpu_seconds() - cpu.1,
+        nol_stack::profile::cpu_seconds(std::process::id())? - bench_cpu,
+    );
+    println!(
+        "  CPU a row: registry {:.1} µs, PostgreSQL (all its processes) {:.1} µs, the uploading client {:.1} µs; \
+         wall {:.1} µs a row, {:.2} of the two cores busy with these three",
+        per_row(registry_cpu),
+        per_row(postgres_cpu),
+        per_row(client_cpu),
+        per_row(wall),
+        (registry_cpu + postgres_cpu + client_cpu) / wall / 2.0,
+    );
     timed_import(&clients, ImportTarget::HouseholdRegister, &synthetic.household_csv, spec.household).await?;
     timed_import(&clients, ImportTarget::PovertyRegistry, &synthetic.poverty_csv, 0).await?;
     let peak = nol_stack::process::peak_memory_mib(registry_pid);
@@ -269,6 +292,7 @@ async fn raw_copy(database_url: &str, keys: &DataKeys, pupils_csv: &std::path::P
     // The bench's own table, made here: raw (static) SQL the macros cannot check.
     sqlx::query("CREATE TABLE registry.bench_raw_pupil (LIKE registry.pupil INCLUDING ALL)").execute(&mut conn).await?;
     let started = Instant::now();
+    let postgres_cpu = nol_stack::profile::postgres_cpu_seconds();
     let mut copy = conn
         .copy_in_raw(
             "COPY registry.bench_raw_pupil (id, full_name, resident_id_cipher, resident_id_index, resident_id_masked, sex,
@@ -281,7 +305,57 @@ async fn raw_copy(database_url: &str, keys: &DataKeys, pupils_csv: &std::path::P
     }
     copy.finish().await?;
     let rate = count as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "  CPU a row: PostgreSQL (all its processes) {:.1} µs; wall {:.1} µs a row",
+        (nol_stack::profile::postgres_cpu_seconds() - postgres_cpu) * 1e6 / count.max(1) as f64,
+        started.elapsed().as_secs_f64() * 1e6 / count.max(1) as f64
+    );
     sqlx::query("DROP TABLE registry.bench_raw_pupil").execute(&mut conn).await?;
     conn.close().await?;
     Ok(rate)
+}
+
+/// The server's WAL and checkpoint counters (cluster-wide: the bench is the machine's only load),
+/// to tell a phase's write volume and full-page images per row.
+struct Wal {
+    records: i64,
+    full_pages: i64,
+    bytes: f64,
+    checkpoints: i64,
+}
+
+impl Wal {
+    async fn now(database_url: &str) -> anyhow::Result<Wal> {
+        let mut conn = sqlx::PgConnection::connect(database_url).await?;
+        // Statistics views only: the bench's own static SQL, left to run unchecked.
+        let (records, full_pages, bytes, checkpoints): (i64, i64, f64, i64) = sqlx::query_as(
+            "SELECT wal_records, wal_fpi, wal_bytes::float8, checkpoints_timed + checkpoints_req
+               FROM pg_stat_wal, pg_stat_bgwriter",
+        )
+        .fetch_one(&mut conn)
+        .await?;
+        conn.close().await?;
+        Ok(Wal { records, full_pages, bytes, checkpoints })
+    }
+
+    async fn since(&self, database_url: &str, rows: usize) -> anyhow::Result<String> {
+        let now = Wal::now(database_url).await?;
+        let rows = rows.max(1) as f64;
+        Ok(format!(
+            "WAL meanwhile: {:.0} bytes, {:.1} records and {:.2} full-page images a row; {} checkpoints \
+             (shared_buffers {})",
+            (now.bytes - self.bytes) / rows,
+            (now.records - self.records) as f64 / rows,
+            (now.full_pages - self.full_pages) as f64 / rows,
+            now.checkpoints - self.checkpoints,
+            shared_buffers(database_url).await?,
+        ))
+    }
+}
+
+async fn shared_buffers(database_url: &str) -> anyhow::Result<String> {
+    let mut conn = sqlx::PgConnection::connect(database_url).await?;
+    let value: String = sqlx::query_scalar("SELECT current_setting('shared_buffers')").fetch_one(&mut conn).await?;
+    conn.close().await?;
+    Ok(value)
 }
