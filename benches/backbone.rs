@@ -224,8 +224,7 @@ async fn project_path(stack: &Stack, callers: usize) -> anyhow::Result<f64> {
     clients.ensure_school("3201020001", "南京市玄武区示范小学", "320102").await?;
     let jiangsu = stack.province("320000");
     let registry_pid = jiangsu.registry.pid().context("the registry runs")?;
-    let database =
-        jiangsu.database_url.rsplit('/').next().and_then(|name| name.split('?').next()).unwrap_or_default().to_owned();
+    let database = postgres::database_name(&jiangsu.database_url).to_owned();
     let statements = profile::StatementProfile::start(&jiangsu.database_url, &database).await;
     let sampler = profile::WaitSampler::start(&jiangsu.database_url, &database).await?;
     let perf = profile::PerfRecord::start("registry-create-pupil", registry_pid);
@@ -488,9 +487,9 @@ async fn handoff_breakdown(
     // Each acceptance's chain: accepted → the three hops, each row written / published / in the
     // next inbox → recorded at the origin. The segments between hops are the consumers' own work.
     let chain = [
-        "Anhui transfer → Anhui cases: handoff_accepted",
-        "Anhui cases → Anhui transfer: case_taken_in",
-        "Anhui transfer → Jiangsu transfer: handoff_accepted",
+        "Anhui transfer → Anhui cases: transfer.handoff_accepted",
+        "Anhui cases → Anhui transfer: cases.case_taken_in",
+        "Anhui transfer → Jiangsu transfer: transfer.handoff_accepted",
     ];
     let segment_names = [
         "accept's transaction: state set → its event row written",
@@ -510,12 +509,7 @@ async fn handoff_breakdown(
         let found: Vec<_> = chain
             .iter()
             .filter_map(|name| {
-                events.iter().find(|(label, created, _, _)| {
-                    label.starts_with(name.split(':').next().unwrap_or_default())
-                        && label.ends_with(name.rsplit(": ").next().unwrap_or_default())
-                        && created >= accepted
-                        && created <= recorded
-                })
+                events.iter().find(|(label, created, _, _)| label == name && created >= accepted && created <= recorded)
             })
             .collect();
         let [first, second, third] = found.as_slice() else { continue };

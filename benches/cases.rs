@@ -103,7 +103,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut service_build = Duration::MAX;
     let mut check_id = String::new();
-    let database = database_url.rsplit('/').next().and_then(|name| name.split('?').next()).unwrap_or_default();
+    let database = postgres::database_name(&database_url);
     let mut build_statements = Vec::new();
     for semester in ["2027-spring", "2027-autumn"] {
         let statements = nol_stack::profile::StatementProfile::start(&database_url, database).await;

@@ -29,11 +29,7 @@ async fn main() -> anyhow::Result<()> {
     let divide: usize = std::env::var("NOL_BENCH_DIVIDE").ok().and_then(|text| text.parse().ok()).unwrap_or(1);
     let province = RegionCode::parse("320000")?;
     let scale: usize = std::env::var("NOL_BENCH_SCALE").ok().and_then(|text| text.parse().ok()).unwrap_or(1);
-    let spec = match (divide, scale) {
-        (0 | 1, 0 | 1) => SynthSpec::full(province),
-        (0 | 1, scale) => SynthSpec::times(province, scale),
-        (divide, _) => SynthSpec::scaled(province, divide),
-    };
+    let spec = SynthSpec::sized(province, divide, scale);
     let dir = tempfile::tempdir()?;
     let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     let settings = StackSettings::bench(env!("CARGO_BIN_EXE_nol").into(), dir.path().to_path_buf(), &format!("rb{id}"));
@@ -322,20 +318,22 @@ struct Wal {
     full_pages: i64,
     bytes: f64,
     checkpoints: i64,
+    shared_buffers: String,
 }
 
 impl Wal {
     async fn now(database_url: &str) -> anyhow::Result<Wal> {
         let mut conn = sqlx::PgConnection::connect(database_url).await?;
         // Statistics views only: the bench's own static SQL, left to run unchecked.
-        let (records, full_pages, bytes, checkpoints): (i64, i64, f64, i64) = sqlx::query_as(
-            "SELECT wal_records, wal_fpi, wal_bytes::float8, checkpoints_timed + checkpoints_req
+        let (records, full_pages, bytes, checkpoints, shared_buffers): (i64, i64, f64, i64, String) = sqlx::query_as(
+            "SELECT wal_records, wal_fpi, wal_bytes::float8, checkpoints_timed + checkpoints_req,
+                    current_setting('shared_buffers')
                FROM pg_stat_wal, pg_stat_bgwriter",
         )
         .fetch_one(&mut conn)
         .await?;
         conn.close().await?;
-        Ok(Wal { records, full_pages, bytes, checkpoints })
+        Ok(Wal { records, full_pages, bytes, checkpoints, shared_buffers })
     }
 
     async fn since(&self, database_url: &str, rows: usize) -> anyhow::Result<String> {
@@ -348,14 +346,7 @@ impl Wal {
             (now.records - self.records) as f64 / rows,
             (now.full_pages - self.full_pages) as f64 / rows,
             now.checkpoints - self.checkpoints,
-            shared_buffers(database_url).await?,
+            now.shared_buffers,
         ))
     }
-}
-
-async fn shared_buffers(database_url: &str) -> anyhow::Result<String> {
-    let mut conn = sqlx::PgConnection::connect(database_url).await?;
-    let value: String = sqlx::query_scalar("SELECT current_setting('shared_buffers')").fetch_one(&mut conn).await?;
-    conn.close().await?;
-    Ok(value)
 }

@@ -8,13 +8,7 @@ use nol_stack::synth::{SynthSpec, generate};
 
 pub fn run(out: &Path, province: &str, divisor: usize, times: usize) -> anyhow::Result<()> {
     let province = RegionCode::parse(province)?;
-    let spec = if divisor > 1 {
-        SynthSpec::scaled(province, divisor)
-    } else if times > 1 {
-        SynthSpec::times(province, times)
-    } else {
-        SynthSpec::full(province)
-    };
+    let spec = SynthSpec::sized(province, divisor, times);
     let started = std::time::Instant::now();
     let synthetic = generate(&spec, out)?;
     println!(

@@ -22,6 +22,11 @@ pub fn database_url(admin_url: &str, name: &str) -> String {
     format!("{base}/{name}")
 }
 
+/// The database a URL names (its path, without options).
+pub fn database_name(url: &str) -> &str {
+    url.rsplit('/').next().and_then(|name| name.split('?').next()).unwrap_or_default()
+}
+
 /// `url` connecting as `role` (no password: the local servers trust their own machine), its host,
 /// database and options kept.
 pub fn role_url(url: &str, role: &str) -> String {

@@ -127,7 +127,6 @@ pub struct StatementTime {
     pub calls: i64,
     pub exec_ms: f64,
     pub plan_ms: f64,
-    pub rows: i64,
 }
 
 /// The statements of a run, the costliest first.
@@ -164,8 +163,8 @@ impl StatementProfile {
     /// planning) first; `per` divides the figures per call.
     pub async fn finish(mut self, per: u64) -> anyhow::Result<StatementTimes> {
         let Some(mut conn) = self.conn.take() else { return Ok(StatementTimes::default()) };
-        let rows: Vec<(String, i64, f64, f64, i64)> = sqlx::query_as(
-            "SELECT regexp_replace(query, '\\s+', ' ', 'g'), calls, total_exec_time, total_plan_time, rows
+        let rows: Vec<(String, i64, f64, f64)> = sqlx::query_as(
+            "SELECT regexp_replace(query, '\\s+', ' ', 'g'), calls, total_exec_time, total_plan_time
                FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
               WHERE d.datname = $1
               ORDER BY total_exec_time + total_plan_time DESC",
@@ -177,7 +176,7 @@ impl StatementProfile {
         Ok(StatementTimes {
             statements: rows
                 .into_iter()
-                .map(|(query, calls, exec_ms, plan_ms, rows)| StatementTime { query, calls, exec_ms, plan_ms, rows })
+                .map(|(query, calls, exec_ms, plan_ms)| StatementTime { query, calls, exec_ms, plan_ms })
                 .collect(),
             per: per.max(1),
         })

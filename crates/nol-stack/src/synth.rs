@@ -65,6 +65,18 @@ impl SynthSpec {
         }
     }
 
+    /// The size asked for: `divisor` times smaller when over 1, else `factor` times larger when
+    /// over 1, else the full province (`nol gen --divide-by / --times`, `NOL_BENCH_DIVIDE / _SCALE`).
+    pub fn sized(province: RegionCode, divisor: usize, factor: usize) -> SynthSpec {
+        if divisor > 1 {
+            SynthSpec::scaled(province, divisor)
+        } else if factor > 1 {
+            SynthSpec::times(province, factor)
+        } else {
+            SynthSpec::full(province)
+        }
+    }
+
     /// The same shape, `divisor` times smaller.
     pub fn scaled(province: RegionCode, divisor: usize) -> SynthSpec {
         let full = SynthSpec::full(province);
