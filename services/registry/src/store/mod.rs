@@ -4,6 +4,7 @@
 //! stored value that does not decode is an internal error naming its row.
 
 pub mod agency;
+pub mod binary_copy;
 pub mod checks;
 pub mod imports;
 pub mod pupils;
