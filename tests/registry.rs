@@ -319,6 +319,56 @@ async fn imports_read_the_files_bureaus_send_and_report_every_bad_row() {
     expect(9, "", "longer than 64 KiB");
     assert!(reasons.iter().all(|(_, _, reason)| !reason.contains(&good) && !reason.contains(&wrong_check)));
     assert_eq!(pupil_count(&test).await, 5);
+
+    // A batch of new children is written by one COPY; one already registered fails it, and the
+    // batch is written row by row instead: the new child lands, the same school is unchanged, another
+    // school is refused (人籍分离) and kept as a conflict, and nothing of the failed COPY stays.
+    let new_child = resident_id("320102", 69);
+    let mut csv = String::from("姓名,身份证号,户籍地,学校代码,年级\n");
+    csv += &format!("新生,{new_child},320102,3201020001,2\n");
+    csv += &format!("好学生,{good},320102,3201020001,3\n");
+    csv += &format!("也好,{also_good},320102,3201020002,5\n");
+    let job = import(&xuanwu, ImportTarget::Pupils, &write(dir.path(), "again.csv", csv.as_bytes())).await.unwrap();
+    assert_eq!((job.rows_read, job.rows_imported, job.rows_unchanged, job.rows_rejected), (3, 1, 1, 1), "{job:?}");
+    assert_eq!((job.errors[0].row, job.errors[0].column.as_str()), (4, "身份证号"));
+    assert!(job.errors[0].reason.contains("already registered at") && job.errors[0].reason.contains("3201020001"));
+    assert_eq!(pupil_count(&test).await, 6);
+    let registry = test.database("320000", "registry").await;
+    let conflicts: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM enrollment_conflict WHERE school_code = '3201020002'")
+            .fetch_one(&registry)
+            .await
+            .unwrap();
+    assert_eq!(conflicts, 1);
+
+    // The pupil's school holds without a per-row foreign key (checked per statement): an insert
+    // naming an unregistered school is refused whole, so is a change to one, and a school is never
+    // deleted nor renumbered. Statements the service never runs, sent as any client could.
+    let sqlstate = |error: sqlx::Error| error.as_database_error().and_then(|error| error.code()).unwrap().into_owned();
+    let unregistered = sqlx::query(
+        "INSERT INTO pupil (id, full_name, provisional_key, sex, enrollment_region, hukou_region, residence_region,
+                            school_code, grade, migrant, enrollment_status, created_by)
+         SELECT gen_random_uuid(), '无校', decode(md5(school), 'hex'), 1, '320102', '320102', '320102', school, 3, false,
+                'enrolled', 'test'
+           FROM unnest(ARRAY['3201020001', '3201029999']) AS school",
+    )
+    .execute(&registry)
+    .await
+    .unwrap_err();
+    assert_eq!(sqlstate(unregistered), "23503", "a pupil naming no school is a foreign key violation");
+    let moved = sqlx::query("UPDATE pupil SET school_code = '3201029999' WHERE full_name = '新生'")
+        .execute(&registry)
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(moved), "23503");
+    for statement in [
+        "DELETE FROM school WHERE code = '3201020002'",
+        "UPDATE school SET code = '3201020003' WHERE code = '3201020002'",
+    ] {
+        let refused = sqlx::query(statement).execute(&registry).await.unwrap_err();
+        assert_eq!(sqlstate(refused), "23001", "{statement}");
+    }
+    assert_eq!(pupil_count(&test).await, 6, "nothing of the refused statements stayed");
     // GBK in, GBK out: the error file of a GBK file is GBK.
     let gbk_bad = encoding_rs::GBK
         .encode(&format!("姓名,身份证号,户籍地,学校代码,年级\n坏,{wrong_check},320102,3201020001,3\n"))
