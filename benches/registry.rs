@@ -66,10 +66,14 @@ async fn main() -> anyhow::Result<()> {
     let wal = Wal::now(&database_url).await?;
     let cpu = (nol_stack::profile::cpu_seconds(registry_pid)?, nol_stack::profile::postgres_cpu_seconds());
     let bench_cpu = nol_stack::profile::cpu_seconds(std::process::id())?;
+    let database = postgres::database_name(&database_url);
+    let statements = nol_stack::profile::StatementProfile::start(&database_url, database).await;
     let started = Instant::now();
     let import_rate = timed_import(&clients, ImportTarget::Pupils, &synthetic.pupils_csv, spec.pupils).await?;
     let wall = started.elapsed().as_secs_f64();
     println!("  ratio to raw COPY: {:.2}", import_rate / raw_rate);
+    // The import writes in batches of 5,000 rows: the statements' time a batch.
+    print_statements("  statements a batch of 5,000 rows:", statements, spec.pupils.div_ceil(5_000), "a batch").await?;
     println!("  {}", wal.since(&database_url, spec.pupils).await?);
     let per_row = |seconds: f64| seconds * 1e6 / spec.pupils.max(1) as f64;
     let (registry_cpu, postgres_cpu, client_cpu) = (
@@ -143,7 +147,7 @@ async fn main() -> anyhow::Result<()> {
     );
     let mut bare_best = Duration::MAX;
     let mut bare_count = 0i64;
-    for _ in 0..2 {
+    for _ in 0..3 {
         let started = Instant::now();
         // The cross-check's main question as bare SQL: school-age children of the household
         // register (born between $1 and $2) enrolled nowhere.
@@ -160,9 +164,10 @@ async fn main() -> anyhow::Result<()> {
         bare_best = bare_best.min(started.elapsed());
     }
     println!(
-        "bare SQL anti-join (school-age children enrolled nowhere): {:>7.0} ms, {bare_count} children",
+        "bare SQL anti-join (school-age children enrolled nowhere), best of 3: {:>7.0} ms, {bare_count} children",
         bare_best.as_secs_f64() * 1000.0
     );
+    let statements = nol_stack::profile::StatementProfile::start(&database_url, database).await;
     let started = Instant::now();
     let run = clients
         .registry
@@ -183,27 +188,48 @@ async fn main() -> anyhow::Result<()> {
         run.children_checked
     );
     println!("  ratio to the bare anti-join: {:.2}", check_time.as_secs_f64() / bare_best.as_secs_f64());
-    // The same check again: every finding already an item, nothing new to publish.
-    let started = Instant::now();
-    let rerun = clients
-        .registry
-        .clone()
-        .run_cross_check(RunCrossCheckRequest {
-            region_code: String::new(),
-            as_of_date: as_of.format("%Y-%m-%d").to_string(),
-        })
-        .await?
-        .into_inner()
-        .run
-        .unwrap_or_default();
-    let rerun_time = started.elapsed();
+    print_statements("  the cross-check's statements:", statements, 1, "the run").await?;
+    // The same check again: every finding already an item, nothing new to publish. Measured once
+    // the case service has taken in the first run's suspects, which it does after the run returns
+    // (otherwise the re-run shares the two cores with that).
+    let suspects = run.found.get("out_of_school").copied().unwrap_or_default();
+    loop {
+        poll.tick().await;
+        // The bench's own read of the case service's table (another service's schema).
+        let taken_in: i64 = sqlx::query_scalar("SELECT count(*) FROM cases.suspect WHERE origin = 'cross_check'")
+            .fetch_one(&mut conn)
+            .await?;
+        if taken_in >= suspects {
+            break;
+        }
+    }
+    // Best of three, as the bare anti-join is: each re-run does the same work.
+    let mut rerun_best = Duration::MAX;
+    let mut rerun = nol_proto::v1::CrossCheckRun::default();
+    let statements = nol_stack::profile::StatementProfile::start(&database_url, database).await;
+    for _ in 0..3 {
+        let started = Instant::now();
+        rerun = clients
+            .registry
+            .clone()
+            .run_cross_check(RunCrossCheckRequest {
+                region_code: String::new(),
+                as_of_date: as_of.format("%Y-%m-%d").to_string(),
+            })
+            .await?
+            .into_inner()
+            .run
+            .unwrap_or_default();
+        rerun_best = rerun_best.min(started.elapsed());
+    }
     println!(
-        "cross-check re-run (nothing new: {} still open, {} opened):  {:>7.0} ms; ratio {:.2}",
+        "cross-check re-run, best of 3 (nothing new: {} still open, {} opened):  {:>7.0} ms; ratio {:.2}",
         rerun.still_open,
         rerun.opened,
-        rerun_time.as_secs_f64() * 1000.0,
-        rerun_time.as_secs_f64() / bare_best.as_secs_f64()
+        rerun_best.as_secs_f64() * 1000.0,
+        rerun_best.as_secs_f64() / bare_best.as_secs_f64()
     );
+    print_statements("  a re-run's statements:", statements, 3, "a re-run").await?;
 
     // Recall and precision per planted kind, by blind index.
     let planted = |ids: &[String]| -> HashSet<Vec<u8>> { ids.iter().map(|id| keys.blind_index(id)).collect() };
@@ -232,6 +258,23 @@ async fn main() -> anyhow::Result<()> {
     stack.stop().await?;
     for code in ["320000", "340000"] {
         postgres::drop_database(&postgres::default_admin_url(), &format!("nol_rb{id}_{code}")).await?;
+    }
+    Ok(())
+}
+
+/// A statement profile's figures, or why there are none.
+async fn print_statements(
+    title: &str,
+    statements: Result<nol_stack::profile::StatementProfile, String>,
+    per: usize,
+    unit: &'static str,
+) -> anyhow::Result<()> {
+    match statements {
+        Ok(statements) => {
+            let times = nol_stack::profile::StatementTimes { unit, ..statements.finish(per as u64).await? };
+            print!("{title}\n{times}")
+        }
+        Err(why) => println!("{title} not measured: {why}"),
     }
     Ok(())
 }

@@ -130,11 +130,13 @@ pub struct StatementTime {
 }
 
 /// The statements of a run, the costliest first.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct StatementTimes {
     pub statements: Vec<StatementTime>,
     /// Per event (or call) of the run, for the figures per call.
     pub per: u64,
+    /// What `per` counts, as the figures name it: "an event" unless set.
+    pub unit: &'static str,
 }
 
 impl StatementProfile {
@@ -162,7 +164,9 @@ impl StatementProfile {
     /// The statements run against the database since `start`, the costliest (execution plus
     /// planning) first; `per` divides the figures per call.
     pub async fn finish(mut self, per: u64) -> anyhow::Result<StatementTimes> {
-        let Some(mut conn) = self.conn.take() else { return Ok(StatementTimes::default()) };
+        let Some(mut conn) = self.conn.take() else {
+            return Ok(StatementTimes { statements: Vec::new(), per: per.max(1), unit: "an event" });
+        };
         let rows: Vec<(String, i64, f64, f64)> = sqlx::query_as(
             "SELECT regexp_replace(query, '\\s+', ' ', 'g'), calls, total_exec_time, total_plan_time
                FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
@@ -179,6 +183,7 @@ impl StatementProfile {
                 .map(|(query, calls, exec_ms, plan_ms)| StatementTime { query, calls, exec_ms, plan_ms })
                 .collect(),
             per: per.max(1),
+            unit: "an event",
         })
     }
 }
@@ -191,9 +196,10 @@ impl fmt::Display for StatementTimes {
         let total: f64 = self.statements.iter().map(|statement| statement.exec_ms + statement.plan_ms).sum();
         let plan: f64 = self.statements.iter().map(|statement| statement.plan_ms).sum();
         let calls: i64 = self.statements.iter().map(|statement| statement.calls).sum();
+        let unit = self.unit;
         writeln!(
             f,
-            "    {} statements, {:.1} calls an event; {:.3} ms an event in statements ({:.3} ms of it planning)",
+            "    {} statements, {:.1} calls {unit}; {:.3} ms {unit} in statements ({:.3} ms of it planning)",
             self.statements.len(),
             calls as f64 / per,
             total / per,
