@@ -24,9 +24,11 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use nol_auth::Role;
+use nol_cases::case::store as case_store;
 use nol_cases::supervision::store as supervision_store;
 use nol_proto::v1::{
-    ListOverdueWorkRequest, ListSemesterCheckItemsRequest, MarkSemesterAttendanceRequest, StartSemesterCheckRequest,
+    ListCasesRequest, ListOverdueWorkRequest, ListSemesterCheckItemsRequest, MarkSemesterAttendanceRequest,
+    StartSemesterCheckRequest,
 };
 use nol_region::{RegionCode, RegionTree};
 use nol_stack::{Clients, Stack, StackSettings, postgres};
@@ -286,6 +288,63 @@ async fn main() -> anyhow::Result<()> {
         println!("    the service's own statements:              p50 {:>7.1} ms  p99 {:>7.1} ms", own.0, own.1);
         println!(
             "    ListOverdueWork (gRPC):                    p50 {:>7.1} ms  p99 {:>7.1} ms   \
+             p99 ratio to its own statements {:.2}, to the bare SELECT {:.2}; the call's own cost at p50 {:.1} ms",
+            service.0,
+            service.1,
+            service.1 / own.1,
+            service.1 / bare.1,
+            service.0 - own.0,
+        );
+    }
+    // 4. The first page of the case ledger (ListCases), newest first.
+    println!();
+    println!(
+        "first page (50) of the case ledger over {} cases, {READS} reads each, p50 / p99 (the service's own \
+         statements: the page and its file counts, no gRPC, token or audit):",
+        open_cases + monitored
+    );
+    for region in ["320000", counties[0].as_str()] {
+        let prefix = RegionCode::parse(region)?.subtree_prefix().to_owned();
+        let mut bare = Vec::new();
+        for _ in 0..READS {
+            let started = Instant::now();
+            // The bench's own baseline, run unchecked (the macros' offline data holds the services').
+            let rows: Vec<uuid::Uuid> = sqlx::query_scalar(
+                "SELECT id FROM dropout_case WHERE region LIKE $1 || '%' ORDER BY opened_at DESC, id DESC LIMIT 51",
+            )
+            .bind(&prefix)
+            .fetch_all(&pool)
+            .await?;
+            bare.push(started.elapsed());
+            anyhow::ensure!(rows.len() == 51);
+        }
+        let mut own = Vec::new();
+        for _ in 0..READS {
+            let started = Instant::now();
+            let page = case_store::list(&pool, &prefix, &case_store::CaseQuery::default(), None, 51).await?;
+            let ids: Vec<uuid::Uuid> = page.iter().map(|case| case.id).collect();
+            case_store::file::counts(&pool, &ids).await?;
+            own.push(started.elapsed());
+            anyhow::ensure!(page.len() == 51);
+        }
+        let mut service = Vec::new();
+        for _ in 0..READS {
+            let started = Instant::now();
+            let page = supervisor
+                .cases
+                .clone()
+                .list_cases(ListCasesRequest { region_code: region.into(), page_size: 50, ..Default::default() })
+                .await?
+                .into_inner();
+            service.push(started.elapsed());
+            anyhow::ensure!(page.dropout_cases.len() == 50 && !page.next_page_token.is_empty());
+        }
+        let (bare, own, service) = (quantiles(bare), quantiles(own), quantiles(service));
+        println!("  {region}:");
+        println!("    bare SELECT of the page's ids:             p50 {:>7.1} ms  p99 {:>7.1} ms", bare.0, bare.1);
+        println!("    the service's own statements:              p50 {:>7.1} ms  p99 {:>7.1} ms", own.0, own.1);
+        println!(
+            "    ListCases (gRPC):                          p50 {:>7.1} ms  p99 {:>7.1} ms   \
              p99 ratio to its own statements {:.2}, to the bare SELECT {:.2}; the call's own cost at p50 {:.1} ms",
             service.0,
             service.1,
