@@ -282,19 +282,8 @@ async fn main() -> anyhow::Result<()> {
             anyhow::ensure!(page.work.len() as i64 == page.total_count.min(50));
         }
         anyhow::ensure!(total == bare_total, "the service counted {total} overdue, bare SQL {bare_total}");
-        let (bare, own, service) = (quantiles(bare), quantiles(own), quantiles(service));
         println!("  {region} ({total} overdue):");
-        println!("    bare SELECT + count over the cases alone:  p50 {:>7.1} ms  p99 {:>7.1} ms", bare.0, bare.1);
-        println!("    the service's own statements:              p50 {:>7.1} ms  p99 {:>7.1} ms", own.0, own.1);
-        println!(
-            "    ListOverdueWork (gRPC):                    p50 {:>7.1} ms  p99 {:>7.1} ms   \
-             p99 ratio to its own statements {:.2}, to the bare SELECT {:.2}; the call's own cost at p50 {:.1} ms",
-            service.0,
-            service.1,
-            service.1 / own.1,
-            service.1 / bare.1,
-            service.0 - own.0,
-        );
+        print_reads(("bare SELECT + count over the cases alone:", bare), own, ("ListOverdueWork (gRPC):", service));
     }
     // 4. The first page of the case ledger (ListCases), newest first.
     println!();
@@ -339,19 +328,8 @@ async fn main() -> anyhow::Result<()> {
             service.push(started.elapsed());
             anyhow::ensure!(page.dropout_cases.len() == 50 && !page.next_page_token.is_empty());
         }
-        let (bare, own, service) = (quantiles(bare), quantiles(own), quantiles(service));
         println!("  {region}:");
-        println!("    bare SELECT of the page's ids:             p50 {:>7.1} ms  p99 {:>7.1} ms", bare.0, bare.1);
-        println!("    the service's own statements:              p50 {:>7.1} ms  p99 {:>7.1} ms", own.0, own.1);
-        println!(
-            "    ListCases (gRPC):                          p50 {:>7.1} ms  p99 {:>7.1} ms   \
-             p99 ratio to its own statements {:.2}, to the bare SELECT {:.2}; the call's own cost at p50 {:.1} ms",
-            service.0,
-            service.1,
-            service.1 / own.1,
-            service.1 / bare.1,
-            service.0 - own.0,
-        );
+        print_reads(("bare SELECT of the page's ids:", bare), own, ("ListCases (gRPC):", service));
     }
     let cases_pid = stack.province("320000").cases.pid().unwrap_or_default();
     println!();
@@ -415,6 +393,25 @@ fn ratio(service: Duration, bare: Duration) -> f64 {
 const READS: usize = 50;
 
 /// (p50, p99) in milliseconds.
+/// A read's p50 / p99 three ways: the bare SQL, the service's own statements, the gRPC call, with
+/// the call's ratios to the other two.
+fn print_reads(bare: (&str, Vec<Duration>), own: Vec<Duration>, service: (&str, Vec<Duration>)) {
+    let (bare_label, bare) = (bare.0, quantiles(bare.1));
+    let (service_label, service) = (service.0, quantiles(service.1));
+    let own = quantiles(own);
+    println!("    {bare_label:<43}p50 {:>7.1} ms  p99 {:>7.1} ms", bare.0, bare.1);
+    println!("    {:<43}p50 {:>7.1} ms  p99 {:>7.1} ms", "the service's own statements:", own.0, own.1);
+    println!(
+        "    {service_label:<43}p50 {:>7.1} ms  p99 {:>7.1} ms   \
+         p99 ratio to its own statements {:.2}, to the bare SELECT {:.2}; the call's own cost at p50 {:.1} ms",
+        service.0,
+        service.1,
+        service.1 / own.1,
+        service.1 / bare.1,
+        service.0 - own.0,
+    );
+}
+
 fn quantiles(mut samples: Vec<Duration>) -> (f64, f64) {
     samples.sort();
     let at = |q: f64| ms(samples[((samples.len() - 1) as f64 * q).round() as usize]);

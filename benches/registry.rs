@@ -169,17 +169,7 @@ async fn main() -> anyhow::Result<()> {
     );
     let statements = nol_stack::profile::StatementProfile::start(&database_url, database).await;
     let started = Instant::now();
-    let run = clients
-        .registry
-        .clone()
-        .run_cross_check(RunCrossCheckRequest {
-            region_code: String::new(),
-            as_of_date: as_of.format("%Y-%m-%d").to_string(),
-        })
-        .await?
-        .into_inner()
-        .run
-        .unwrap_or_default();
+    let run = cross_check(&clients, as_of).await?;
     let check_time = started.elapsed();
     println!(
         "cross-check through gRPC (all findings, items, events):   {:>7.0} ms ({} ms in the service), {} children checked",
@@ -209,17 +199,7 @@ async fn main() -> anyhow::Result<()> {
     let statements = nol_stack::profile::StatementProfile::start(&database_url, database).await;
     for _ in 0..3 {
         let started = Instant::now();
-        rerun = clients
-            .registry
-            .clone()
-            .run_cross_check(RunCrossCheckRequest {
-                region_code: String::new(),
-                as_of_date: as_of.format("%Y-%m-%d").to_string(),
-            })
-            .await?
-            .into_inner()
-            .run
-            .unwrap_or_default();
+        rerun = cross_check(&clients, as_of).await?;
         rerun_best = rerun_best.min(started.elapsed());
     }
     println!(
@@ -260,6 +240,12 @@ async fn main() -> anyhow::Result<()> {
         postgres::drop_database(&postgres::default_admin_url(), &format!("nol_rb{id}_{code}")).await?;
     }
     Ok(())
+}
+
+/// The province's cross-check as a bureau system runs it.
+async fn cross_check(clients: &Clients, as_of: chrono::NaiveDate) -> anyhow::Result<nol_proto::v1::CrossCheckRun> {
+    let request = RunCrossCheckRequest { region_code: String::new(), as_of_date: as_of.format("%Y-%m-%d").to_string() };
+    Ok(clients.registry.clone().run_cross_check(request).await?.into_inner().run.unwrap_or_default())
 }
 
 /// A statement profile's figures, or why there are none.

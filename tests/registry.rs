@@ -321,8 +321,8 @@ async fn imports_read_the_files_bureaus_send_and_report_every_bad_row() {
     assert_eq!(pupil_count(&test).await, 5);
 
     // A batch of new children is written by one COPY; one already registered fails it, and the
-    // batch is written row by row instead: the new child lands, the same school is unchanged, another
-    // school is refused (人籍分离) and kept as a conflict, and nothing of the failed COPY stays.
+    // batch is written by the insert instead: the new child lands, the same school is unchanged,
+    // another school is refused (人籍分离) and kept as a conflict, nothing of the failed COPY stays.
     let new_child = resident_id("320102", 69);
     let mut csv = String::from("姓名,身份证号,户籍地,学校代码,年级\n");
     csv += &format!("新生,{new_child},320102,3201020001,2\n");
