@@ -9,7 +9,8 @@
 //! registry process's peak memory; the disk the province's database takes.
 //! `NOL_BENCH_DIVIDE=10` makes everything ten times smaller, `NOL_BENCH_SCALE=10` ten times
 //! larger: issue 13's province of 10,000,000 pupils in 50,000 schools (still 100 counties) with a
-//! household register of 10,500,000.
+//! household register of 10,500,000. `NOL_BENCH_KEEP=1` keeps the province's database for
+//! `psql` (and prints its name).
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -147,6 +148,9 @@ async fn main() -> anyhow::Result<()> {
     );
     let mut bare_best = Duration::MAX;
     let mut bare_count = 0i64;
+    // Who uses the two cores during each measurement: the services, each kind of PostgreSQL
+    // process, NATS, the bench, anything else.
+    let cpu = nol_stack::profile::MachineCpu::now();
     for _ in 0..3 {
         let started = Instant::now();
         // The cross-check's main question as bare SQL: school-age children of the household
@@ -167,10 +171,13 @@ async fn main() -> anyhow::Result<()> {
         "bare SQL anti-join (school-age children enrolled nowhere), best of 3: {:>7.0} ms, {bare_count} children",
         bare_best.as_secs_f64() * 1000.0
     );
+    print!("  CPU during the three:\n{}", cpu.since());
     let statements = nol_stack::profile::StatementProfile::start(&database_url, database).await;
+    let cpu = nol_stack::profile::MachineCpu::now();
     let started = Instant::now();
     let run = cross_check(&clients, as_of).await?;
     let check_time = started.elapsed();
+    let check_cpu = cpu.since();
     println!(
         "cross-check through gRPC (all findings, items, events):   {:>7.0} ms ({} ms in the service), {} children checked",
         check_time.as_secs_f64() * 1000.0,
@@ -178,6 +185,7 @@ async fn main() -> anyhow::Result<()> {
         run.children_checked
     );
     println!("  ratio to the bare anti-join: {:.2}", check_time.as_secs_f64() / bare_best.as_secs_f64());
+    print!("  CPU during the run:\n{check_cpu}");
     print_statements("  the cross-check's statements:", statements, 1, "the run").await?;
     // The same check again: every finding already an item, nothing new to publish. Measured once
     // the case service has taken in the first run's suspects, which it does after the run returns
@@ -197,6 +205,7 @@ async fn main() -> anyhow::Result<()> {
     let mut rerun_best = Duration::MAX;
     let mut rerun = nol_proto::v1::CrossCheckRun::default();
     let statements = nol_stack::profile::StatementProfile::start(&database_url, database).await;
+    let cpu = nol_stack::profile::MachineCpu::now();
     for _ in 0..3 {
         let started = Instant::now();
         rerun = cross_check(&clients, as_of).await?;
@@ -209,6 +218,7 @@ async fn main() -> anyhow::Result<()> {
         rerun_best.as_secs_f64() * 1000.0,
         rerun_best.as_secs_f64() / bare_best.as_secs_f64()
     );
+    print!("  CPU during the three re-runs:\n{}", cpu.since());
     print_statements("  a re-run's statements:", statements, 3, "a re-run").await?;
 
     // Recall and precision per planted kind, by blind index.
@@ -236,6 +246,10 @@ async fn main() -> anyhow::Result<()> {
     }
     conn.close().await?;
     stack.stop().await?;
+    if std::env::var_os("NOL_BENCH_KEEP").is_some() {
+        println!("kept: {database}");
+        return Ok(());
+    }
     for code in ["320000", "340000"] {
         postgres::drop_database(&postgres::default_admin_url(), &format!("nol_rb{id}_{code}")).await?;
     }

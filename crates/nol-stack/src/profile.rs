@@ -281,3 +281,128 @@ impl PerfRecord {
         self.output.exists().then(|| self.output.clone())
     }
 }
+
+/// Every process's CPU time at one moment, to say afterwards who used the cores over a window
+/// (`MachineCpu::since`): the stack's services, each kind of PostgreSQL process, NATS, the bench,
+/// and anything else on the machine.
+pub struct MachineCpu {
+    at: std::time::Instant,
+    /// Per pid: (label, CPU seconds including its exited, waited-for children).
+    processes: BTreeMap<u32, (String, f64)>,
+    /// The machine's busy and total CPU seconds (all cores), from `/proc/stat`.
+    machine: (f64, f64),
+}
+
+/// Who used the CPU over a window, by process kind, the busiest first.
+pub struct CpuShares {
+    pub wall: f64,
+    /// Busy CPU seconds of the whole machine over the window, and what the cores could give.
+    pub machine_busy: f64,
+    pub machine_total: f64,
+    pub by_kind: Vec<(String, f64)>,
+}
+
+impl MachineCpu {
+    pub fn now() -> MachineCpu {
+        let mut processes = BTreeMap::new();
+        if let Ok(entries) = std::fs::read_dir("/proc") {
+            for pid in entries
+                .filter_map(Result::ok)
+                .filter_map(|entry| entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok()))
+            {
+                if let Some(seen) = process_cpu(pid) {
+                    processes.insert(pid, seen);
+                }
+            }
+        }
+        MachineCpu { at: std::time::Instant::now(), processes, machine: machine_cpu() }
+    }
+
+    /// The CPU each kind of process used since `self`. A process that exited in between is
+    /// missed, unless its parent waited for it (PostgreSQL's parallel workers land in the
+    /// postmaster's line).
+    pub fn since(&self) -> CpuShares {
+        let now = MachineCpu::now();
+        let mut by_kind: BTreeMap<String, f64> = BTreeMap::new();
+        for (pid, (label, seconds)) in &now.processes {
+            let before = self.processes.get(pid).map(|(_, seconds)| *seconds).unwrap_or_default();
+            let used = seconds - before;
+            if used > 0.0 {
+                *by_kind.entry(label.clone()).or_default() += used;
+            }
+        }
+        let mut by_kind: Vec<(String, f64)> = by_kind.into_iter().collect();
+        by_kind.sort_by(|a, b| b.1.total_cmp(&a.1));
+        CpuShares {
+            wall: now.at.duration_since(self.at).as_secs_f64(),
+            machine_busy: now.machine.0 - self.machine.0,
+            machine_total: now.machine.1 - self.machine.1,
+            by_kind,
+        }
+    }
+}
+
+impl fmt::Display for CpuShares {
+    /// The machine's busy share, then the eight busiest kinds of process in CPU seconds and cores.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let wall = self.wall.max(f64::MIN_POSITIVE);
+        writeln!(
+            f,
+            "    over {:.2} s the machine was {:.0} % busy ({:.2} CPU s of {:.2})",
+            self.wall,
+            100.0 * self.machine_busy / self.machine_total.max(f64::MIN_POSITIVE),
+            self.machine_busy,
+            self.machine_total
+        )?;
+        for (kind, seconds) in self.by_kind.iter().take(8) {
+            writeln!(f, "    {seconds:>8.2} CPU s {:>5.2} cores  {kind}", seconds / wall)?;
+        }
+        Ok(())
+    }
+}
+
+/// A process's label and CPU seconds (its own and its waited-for children's), from `/proc`.
+/// PostgreSQL's processes are told apart by what they show in their command line: a client
+/// backend by its database, the others by their kind; the postmaster carries its exited workers.
+fn process_cpu(pid: u32) -> Option<(String, f64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (head, rest) = stat.rsplit_once(')')?;
+    let comm = head.split_once('(').map(|(_, comm)| comm).unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the state: utime, stime, cutime, cstime are fields 11..=14 (14..=17 of the file).
+    let ticks: i64 = (11..=14).filter_map(|index| fields.get(index)?.parse::<i64>().ok()).sum();
+    let label = if comm == "postgres" {
+        let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let shown = cmdline.trim_end_matches('\0').replace('\0', " ");
+        match shown.strip_prefix("postgres: ") {
+            // "postgres: <user> <database> <host>(<port>) <activity>"
+            Some(activity) if activity.contains('(') => {
+                let database = activity.split_whitespace().nth(1).unwrap_or_default();
+                format!("postgres backend {database}")
+            }
+            Some(kind) => format!("postgres {}", kind.split(" for ").next().unwrap_or(kind).trim()),
+            None => "postgres postmaster (with its exited workers)".to_owned(),
+        }
+    } else {
+        comm.to_owned()
+    };
+    Some((label, ticks as f64 / 100.0))
+}
+
+/// The whole machine's busy and total CPU seconds so far, from the first line of `/proc/stat`.
+fn machine_cpu() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .filter_map(|field| field.parse().ok())
+        .collect();
+    let total: f64 = ticks.iter().sum();
+    // user nice system idle iowait irq softirq steal: idle and iowait are not busy.
+    let idle = ticks.get(3).copied().unwrap_or_default() + ticks.get(4).copied().unwrap_or_default();
+    ((total - idle) / 100.0, total / 100.0)
+}
