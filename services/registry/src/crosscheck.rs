@@ -46,37 +46,25 @@ impl CrossCheck {
         let school_age = school_age_births(as_of);
         let today = self.clock.today();
         let mut tx = self.pool.begin().await?;
-        // The count of children checked runs beside the check, on another connection.
-        let (children, findings) = tokio::join!(
-            checks::children_checked(&self.pool, region.subtree_prefix(), school_age),
-            checks::record_findings(&mut tx, run, region.subtree_prefix(), school_age)
-        );
-        let (children, findings) = (children?, findings?);
-        let mut found: BTreeMap<String, i64> = BTreeMap::new();
-        let mut suspects = Vec::new();
-        let (mut opened, mut still_open, mut kept_closed) = (0i64, 0i64, 0i64);
-        for finding in &findings {
-            *found.entry(finding.kind.as_stored().to_owned()).or_default() += 1;
-            let newly_open = match finding.was_open {
-                None => true,
-                Some(true) => {
-                    still_open += 1;
-                    false
-                }
-                Some(false) if finding.open => true,
-                Some(false) => {
-                    kept_closed += 1;
-                    false
-                }
-            };
-            if newly_open {
-                opened += 1;
-                if finding.kind == Kind::OutOfSchool {
+        let findings = checks::find(&mut tx, region.subtree_prefix(), school_age).await?;
+        // The count of children checked runs beside the recording of the findings, on another
+        // connection: the findings query alone keeps both cores busy (PostgreSQL reads it in
+        // parallel), the recording does not (one backend writing, the registry encrypting).
+        let recorded = async {
+            let findings = checks::record_items(&mut tx, run, findings).await?;
+            let mut tally = Tally::default();
+            let mut suspects = Vec::new();
+            for finding in &findings {
+                if tally.count(finding) && finding.kind == Kind::OutOfSchool {
                     suspects.push(self.suspect_event(caller, run, finding, today)?);
                 }
             }
-        }
-        nol_backbone::outbox::enqueue_many(&mut tx, &suspects).await?;
+            nol_backbone::outbox::enqueue_many(&mut tx, &suspects).await?;
+            Ok::<_, ServiceError>(tally)
+        };
+        let (children, tally) =
+            tokio::join!(checks::children_checked(&self.pool, region.subtree_prefix(), school_age), recorded);
+        let (children, Tally { found, opened, still_open, kept_closed }) = (children?, tally?);
         let duration_ms = started.elapsed().as_millis() as i64;
         let found_json = serde_json::to_value(&found).map_err(anyhow::Error::from)?;
         let ran_at = checks::record_run(
@@ -107,7 +95,40 @@ impl CrossCheck {
             duration_ms,
         })
     }
+}
 
+/// What a run's findings were before it: counted by kind, and by what became of their items.
+#[derive(Default)]
+struct Tally {
+    found: BTreeMap<String, i64>,
+    opened: i64,
+    still_open: i64,
+    kept_closed: i64,
+}
+
+impl Tally {
+    /// Counts a finding; true when its item is newly open (new, or reopened because its data
+    /// changed).
+    fn count(&mut self, finding: &RunFinding) -> bool {
+        *self.found.entry(finding.kind.as_stored().to_owned()).or_default() += 1;
+        let newly_open = match finding.was_open {
+            None => true,
+            Some(true) => {
+                self.still_open += 1;
+                false
+            }
+            Some(false) if finding.open => true,
+            Some(false) => {
+                self.kept_closed += 1;
+                false
+            }
+        };
+        self.opened += i64::from(newly_open);
+        newly_open
+    }
+}
+
+impl CrossCheck {
     /// The case service learns of the child: the number travels encrypted under the event key
     /// only the registry and the case service hold (never in clear), with what a case worker
     /// needs to find the family.

@@ -72,24 +72,22 @@ struct Found {
     detail: String,
 }
 
-/// Records what the cross-check finds in the subtree `prefix` as items: new findings open, closed
-/// ones stay closed unless their data changed. Returns every finding of this run.
+/// What a run found, not recorded yet ([`record_items`] records it).
+pub struct Findings(Vec<Found>);
+
+/// What the cross-check finds in the subtree `prefix`: one query, read in parallel by PostgreSQL.
 ///
-/// Two statements, not one: a statement that writes (a data-modifying CTE, `INSERT … SELECT`)
-/// never runs in parallel in PostgreSQL, and the anti-join over a province's household register
-/// is the whole cost of the check — read in parallel it took ~1.2 s at province scale, inside the
-/// upsert ~2.4 s. The findings (thousands, not millions) come back and go in again as arrays.
+/// Two statements, this and [`record_items`], not one: a statement that writes (a data-modifying
+/// CTE, `INSERT … SELECT`) never runs in parallel in PostgreSQL, and the anti-join over a
+/// province's household register is the whole cost of the check — read in parallel it took ~1.2 s
+/// at province scale, inside the upsert ~2.4 s. The findings (thousands, not millions) come back
+/// and go in again as arrays.
 ///
-/// What the cross-check finds in a region is one query. Each branch is one kind of finding (the
-/// kinds as `Kind::as_stored` names them); the region of a household-register child is where the
-/// family lives when that is in the province, else the household registration. The subject keeps
-/// findings apart (and stable across runs).
-pub async fn record_findings(
-    conn: &mut PgConnection,
-    run: Uuid,
-    prefix: &str,
-    school_age: (NaiveDate, NaiveDate),
-) -> sqlx::Result<Vec<RunFinding>> {
+/// Each branch of the query is one kind of finding (the kinds as `Kind::as_stored` names them);
+/// the region of a household-register child is where the family lives when that is in the
+/// province, else the household registration. The subject keeps findings apart (and stable
+/// across runs).
+pub async fn find(conn: &mut PgConnection, prefix: &str, school_age: (NaiveDate, NaiveDate)) -> sqlx::Result<Findings> {
     // The plan's cost is far above PostgreSQL's JIT thresholds, and compiling it with inlining and
     // optimisation took ~2.7 s of a ~3 s run at province scale; the work is hashing and scanning,
     // which JIT barely speeds up. Off for this transaction only.
@@ -106,10 +104,14 @@ pub async fn record_findings(
          '户籍登记的适龄儿童在全省无学籍 (school-age in the household register, enrolled nowhere in the province)' AS reason,
          sha256(convert_to(concat_ws('|', h.full_name, h.birth_date, h.hukou_region, h.residence_region), 'UTF8')) AS fingerprint,
          jsonb_build_object('hukou_region', h.hukou_region, 'residence_region', h.residence_region) AS detail
-    FROM household_member h
-   WHERE h.id_problem IS NULL AND h.birth_date BETWEEN $2 AND $3
-     AND NOT EXISTS (SELECT 1 FROM pupil p
-                      WHERE p.resident_id_index = h.resident_id_index AND p.enrollment_status <> 'transferred_out')
+    -- The anti-join carries the blind index alone, then the few children found are read by it. A
+    -- province's pupils do not fit the hash join's memory, so the register's rows are written to
+    -- its batch files and read back: every column carried through it is written too.
+    FROM (SELECT m.resident_id_index FROM household_member m
+           WHERE m.id_problem IS NULL AND m.birth_date BETWEEN $2 AND $3 AND m.responsible_region LIKE $1 || '%'
+             AND NOT EXISTS (SELECT 1 FROM pupil p
+                              WHERE p.resident_id_index = m.resident_id_index AND p.enrollment_status <> 'transferred_out')) u
+    CROSS JOIN LATERAL (SELECT * FROM household_member h WHERE h.resident_id_index = u.resident_id_index LIMIT 1) h
   UNION ALL
   SELECT 'invalid_resident_id', h.resident_id_index,
          h.responsible_region,
@@ -166,6 +168,16 @@ pub async fn record_findings(
     )
     .fetch_all(&mut *conn)
     .await?;
+    Ok(Findings(found))
+}
+
+/// Records a run's findings as items: new findings open, closed ones stay closed unless their
+/// data changed. Returns every finding of the run, with what its item was before.
+pub async fn record_items(
+    conn: &mut PgConnection,
+    run: Uuid,
+    Findings(found): Findings,
+) -> sqlx::Result<Vec<RunFinding>> {
     if found.is_empty() {
         return Ok(Vec::new());
     }
