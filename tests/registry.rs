@@ -498,6 +498,17 @@ async fn the_cross_check_finds_the_children_no_one_counted() {
         }
     };
     let first = run().await;
+    // The children checked, as the register holds them (the run reads the counts kept beside it).
+    let registry = test.database("320000", "registry").await;
+    let school_age = |region: &'static str| {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM household_member WHERE id_problem IS NULL
+                AND birth_date BETWEEN '2010-09-02' AND '2020-09-01' AND responsible_region LIKE $1 || '%'",
+        )
+        .bind(region)
+        .fetch_one(&registry)
+    };
+    assert_eq!(first.children_checked, school_age("32").await.unwrap());
     let found = |kind: &str| first.found.get(kind).copied().unwrap_or(0);
     assert_eq!(found("out_of_school"), spec.out_of_school as i64, "{:?}", first.found);
     assert_eq!(found("invalid_resident_id"), spec.bad_ids as i64);
@@ -589,6 +600,20 @@ async fn the_cross_check_finds_the_children_no_one_counted() {
     import(&system, ImportTarget::HouseholdRegister, &write(dir.path(), "moved.csv", moved)).await.unwrap();
     let third = run().await;
     assert_eq!(third.opened, 1, "{third:?}");
+    assert_eq!(third.children_checked, school_age("32").await.unwrap());
+    // One county's run counts its own children: the moved child now among other_county's.
+    let county = system
+        .registry
+        .clone()
+        .run_cross_check(RunCrossCheckRequest { region_code: other_county.into(), as_of_date: "2026-09-01".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .run
+        .unwrap();
+    let in_county = school_age(other_county).await.unwrap();
+    assert_eq!(county.children_checked, in_county);
+    assert!(in_county > 0);
     assert_eq!(suspects_published(&test, &subject).await.len(), spec.out_of_school + 1);
 
     // The list exports as .xlsx for the bureau.

@@ -231,7 +231,10 @@ impl Importer {
             let refreshed = match kind {
                 ListKind::Pupils => sqlx::query!("VACUUM (ANALYZE) pupil").execute(&pool).await,
                 ListKind::Schools => sqlx::query!("VACUUM (ANALYZE) school").execute(&pool).await,
-                ListKind::HouseholdRegister => sqlx::query!("VACUUM (ANALYZE) household_member").execute(&pool).await,
+                // The counts kept beside the register first: the cross-check sums them.
+                ListKind::HouseholdRegister => {
+                    sqlx::query!("VACUUM (ANALYZE) household_birth_count, household_member").execute(&pool).await
+                }
                 ListKind::PovertyRegistry => sqlx::query!("VACUUM (ANALYZE) poverty_child").execute(&pool).await,
             };
             if let Err(error) = refreshed {

@@ -235,16 +235,16 @@ pub async fn record_items(
     Ok(rows.into_iter().map(RunFinding::try_from).collect::<Result<_, _>>()?)
 }
 
-/// School-age children of the household register in the subtree (with valid numbers).
+/// School-age children of the household register in the subtree (with valid numbers), from the
+/// counts per county and day of birth the database keeps beside the register.
 pub async fn children_checked<'c>(
     conn: impl sqlx::PgExecutor<'c>,
     prefix: &str,
     school_age: (NaiveDate, NaiveDate),
 ) -> sqlx::Result<i64> {
     sqlx::query_scalar!(
-        r#"SELECT count(*) AS "count!" FROM household_member h
-            WHERE h.id_problem IS NULL AND h.birth_date BETWEEN $2 AND $3
-              AND (h.responsible_region) LIKE $1 || '%'"#,
+        r#"SELECT coalesce(sum(members), 0)::bigint AS "count!" FROM household_birth_count
+            WHERE responsible_region LIKE $1 || '%' AND birth_date BETWEEN $2 AND $3"#,
         prefix,
         school_age.0,
         school_age.1,
