@@ -97,7 +97,7 @@ impl CrossCheck {
     }
 }
 
-/// What a run's findings were before it: counted by kind, and by what became of their items.
+/// A run's findings, counted by kind and by what became of their items.
 #[derive(Default)]
 struct Tally {
     found: BTreeMap<String, i64>,
