@@ -222,14 +222,24 @@ impl fmt::Display for StatementTimes {
 
 /// The CPU time (user + system) a process has used so far, from `/proc/<pid>/stat`.
 pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let (_, seconds) = stat_cpu(pid, false).ok_or_else(|| anyhow::anyhow!("no /proc/{pid}/stat"))?;
+    Ok(seconds)
+}
+
+/// A process's command name and CPU seconds from `/proc/<pid>/stat`: utime + stime, and with
+/// `children` also the cutime + cstime of its exited, waited-for children.
+fn stat_cpu(pid: u32, children: bool) -> Option<(String, f64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may hold spaces: count after its end.
-    let rest = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
+    let (head, rest) = stat.rsplit_once(')')?;
+    let comm = head.split_once('(').map(|(_, comm)| comm).unwrap_or_default().to_owned();
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    // Fields 14 (utime) and 15 (stime), in clock ticks; here index 11 and 12 after the state.
-    let ticks: u64 = fields.get(11).unwrap_or(&"0").parse::<u64>()? + fields.get(12).unwrap_or(&"0").parse::<u64>()?;
+    // Fields 14..=17 (utime, stime, cutime, cstime) in clock ticks: index 11..=14 after the state.
+    let last = if children { 14 } else { 12 };
+    let ticks: i64 =
+        (11..=last).map(|index| fields.get(index).and_then(|field| field.parse::<i64>().ok())).sum::<Option<i64>>()?;
     // USER_HZ is 100 on every Linux this runs on.
-    Ok(ticks as f64 / 100.0)
+    Some((comm, ticks as f64 / 100.0))
 }
 
 /// The CPU seconds of every PostgreSQL backend of `database` are not visible from outside; the
@@ -365,12 +375,7 @@ impl fmt::Display for CpuShares {
 /// PostgreSQL's processes are told apart by what they show in their command line: a client
 /// backend by its database, the others by their kind; the postmaster carries its exited workers.
 fn process_cpu(pid: u32) -> Option<(String, f64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (head, rest) = stat.rsplit_once(')')?;
-    let comm = head.split_once('(').map(|(_, comm)| comm).unwrap_or_default();
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // After the state: utime, stime, cutime, cstime are fields 11..=14 (14..=17 of the file).
-    let ticks: i64 = (11..=14).filter_map(|index| fields.get(index)?.parse::<i64>().ok()).sum();
+    let (comm, seconds) = stat_cpu(pid, true)?;
     let label = if comm == "postgres" {
         let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         let shown = cmdline.trim_end_matches('\0').replace('\0', " ");
@@ -384,9 +389,9 @@ fn process_cpu(pid: u32) -> Option<(String, f64)> {
             None => "postgres postmaster (with its exited workers)".to_owned(),
         }
     } else {
-        comm.to_owned()
+        comm
     };
-    Some((label, ticks as f64 / 100.0))
+    Some((label, seconds))
 }
 
 /// The whole machine's busy and total CPU seconds so far, from the first line of `/proc/stat`.
