@@ -285,6 +285,17 @@ async fn project_path(stack: &Stack, callers: usize) -> anyhow::Result<f64> {
         f64::from(PATH_EVENTS) / calls_done.as_secs_f64(),
         (total - calls_done).as_secs_f64() * 1000.0
     );
+    // How many pupils each transaction wrote (`CreatePupil`'s group commit): rows sharing an xmin.
+    let mut database = sqlx::PgConnection::connect(&jiangsu.database_url).await?;
+    let (pupils, transactions): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(DISTINCT xmin::text) FROM registry.pupil")
+            .fetch_one(&mut database)
+            .await?;
+    database.close().await?;
+    println!(
+        "  group commit: {pupils} pupils in {transactions} transactions, {:.1} a transaction",
+        pupils as f64 / transactions.max(1) as f64
+    );
     let per_call = |seconds: f64| seconds * 1000.0 / f64::from(PATH_EVENTS);
     println!(
         "  where a call's time goes: wall {:.2} ms a call with {callers} in flight; CPU a call: registry {:.3} ms, \

@@ -310,6 +310,74 @@ async fn concurrent_appends_from_two_replicas_keep_every_chain_gapless() {
     database.finish().await;
 }
 
+/// A group commit's entries (`audit_append_each`): several callers' entries in one call, each
+/// with its own actor, role, region and trace, chained in the transaction's chain after an
+/// ordinary append of the same transaction; the chain verifies and keeps each entry's caller. Arrays
+/// of different lengths are refused; no entries append nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_commit_appends_each_callers_entry_in_one_call() {
+    let database = AuditDatabase::new().await;
+    let each =
+        "SELECT audit_append_each($1::text[], $2::text[], $3::text[], 'pupil.create', 'pupil', $4::text[], $5::text[])";
+    let actors = ["caseworker@320102", "school@3201040001", "caseworker@320102"];
+    let roles = ["caseworker", "school", "caseworker"];
+    let regions = ["320102", "320104", "320102"];
+    let pupils = ["p1", "p2", "p3"];
+    let traces = [Some("4bf92f3577b34da6a3ce929d0e0e4736"), None, Some("00f067aa0ba902b7a3ce929d0e0e4736")];
+    let mut tx = database.pool.begin().await.unwrap();
+    let ids = vec!["before".to_owned()];
+    assert_eq!(audit::append(&mut tx, &marked(&ids), None).await.unwrap(), 1);
+    let head: Option<i64> = sqlx::query_scalar(each)
+        .bind(actors)
+        .bind(roles)
+        .bind(regions)
+        .bind(pupils)
+        .bind(traces)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(head, Some(4), "after the transaction's own entry, in its chain");
+    let nothing: Option<i64> = sqlx::query_scalar(each)
+        .bind(Vec::<String>::new())
+        .bind(Vec::<String>::new())
+        .bind(Vec::<String>::new())
+        .bind(Vec::<String>::new())
+        .bind(Vec::<Option<String>>::new())
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(nothing, None);
+    tx.commit().await.unwrap();
+
+    let stored: Vec<(i64, String, String, String, String, Option<String>)> = sqlx::query_as(
+        "SELECT seq, actor, actor_role, actor_region, resource_id, trace_id FROM audit_log WHERE chain = 0 ORDER BY seq",
+    )
+    .fetch_all(&database.pool)
+    .await
+    .unwrap();
+    assert_eq!(stored.len(), 4);
+    for (index, (seq, actor, role, region, pupil, trace)) in stored[1..].iter().enumerate() {
+        assert_eq!(*seq, index as i64 + 2);
+        assert_eq!((actor.as_str(), role.as_str(), region.as_str()), (actors[index], roles[index], regions[index]));
+        assert_eq!((pupil.as_str(), trace.as_deref()), (pupils[index], traces[index]));
+    }
+    let report = succeeded(database.nol(&["verify"]).await);
+    assert!(report.contains("4 entries checked"), "{report}");
+
+    let refused = sqlx::query_scalar::<_, Option<i64>>(each)
+        .bind(actors)
+        .bind(&roles[..2])
+        .bind(regions)
+        .bind(pupils)
+        .bind(traces)
+        .fetch_one(&database.pool)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.as_database_error().and_then(|error| error.code()).as_deref(), Some("22023"), "{refused}");
+    assert_eq!(database.seqs().await, vec![1, 2, 3, 4], "nothing of the refused call");
+    database.finish().await;
+}
+
 /// A school's confirmation of `ids`, as an audit entry.
 fn marked(ids: &[String]) -> Entry<'_> {
     Entry {

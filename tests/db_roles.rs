@@ -125,6 +125,8 @@ async fn each_service_keeps_to_its_schema_and_cannot_rewrite_its_audit_log() {
             // The chain-taking append underneath is the audit role's alone.
             "SELECT audit_append_to(0::smallint, 'x', 'x', 'x', 'x', 'x', ARRAY['x'], NULL, NULL)",
             "ALTER FUNCTION audit_append(text, text, text, text, text, text[], text, timestamptz) SECURITY INVOKER",
+            "DROP FUNCTION audit_append_each(text[], text[], text[], text, text, text[], text[])",
+            "ALTER FUNCTION audit_append_each(text[], text[], text[], text, text, text[], text[]) SECURITY INVOKER",
             &format!(
                 "CREATE OR REPLACE FUNCTION {service}_audit.audit_log_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN OLD; END $$"
             ),
@@ -165,6 +167,7 @@ async fn each_service_keeps_to_its_schema_and_cannot_rewrite_its_audit_log() {
         "SELECT count(*) FROM cases.outbox",
         "SELECT count(*) FROM reporting_audit.audit_log",
         "SELECT reporting_audit.audit_append('x', 'x', 'x', 'x', 'x', ARRAY['x'], NULL)",
+        "SELECT reporting_audit.audit_append_each(ARRAY['x'], ARRAY['x'], ARRAY['x'], 'x', 'x', ARRAY['x'], ARRAY[NULL])",
         "CREATE TEMPORARY TABLE scratch (id int)",
     ] {
         refused(&mut conn, &reader, statement).await;

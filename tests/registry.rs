@@ -231,6 +231,113 @@ async fn pupils_schools_statuses_transfers_and_provisional_identities() {
     test.finish().await;
 }
 
+/// `CreatePupil`'s group commit: 30 registrations at once from two callers — ten children, each
+/// sent three times (twice by a county's case worker, once by a school of another county, which
+/// may not see the first county's record), and a child without a resident ID number sent twice.
+/// Each child is registered exactly once; every other call is told it is registered already; each
+/// pupil has exactly one event and one audit entry, the entry its own caller's; the audit chains
+/// verify.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registrations_at_once_register_each_child_once_with_its_event_and_its_callers_entry() {
+    let test = TestStack::start().await;
+    let county = test.clients("320000", "320102", Role::Caseworker);
+    let school = test.school_clients("320000", "320104", "3201040001");
+    let mut calls = Vec::new();
+    for child in 0..10u16 {
+        let number = resident_id("320102", 500 + child);
+        for (clients, school_code) in [(&county, "3201020001"), (&school, "3201040001"), (&county, "3201020001")] {
+            let pupil = Pupil {
+                full_name: format!("同时登记{child}"),
+                resident_id: number.clone(),
+                hukou_region_code: "320102".into(),
+                school_code: school_code.into(),
+                grade: 2,
+                ..Default::default()
+            };
+            calls.push((clients.registry.clone(), pupil));
+        }
+    }
+    for _ in 0..2 {
+        let pupil = Pupil {
+            full_name: "同时登记无证".into(),
+            birth_date: "2016-05-06".into(),
+            sex: Sex::Male as i32,
+            hukou_region_code: "320102".into(),
+            school_code: "3201020001".into(),
+            grade: 3,
+            ..Default::default()
+        };
+        calls.push((county.registry.clone(), pupil));
+    }
+    let answers = futures::future::join_all(calls.into_iter().map(|(mut registry, pupil)| async move {
+        let school_code = pupil.school_code.clone();
+        let name = pupil.full_name.clone();
+        let answer = registry.create_pupil(CreatePupilRequest { pupil: Some(pupil) }).await;
+        (name, school_code, answer.map(|response| response.into_inner().pupil.unwrap()))
+    }))
+    .await;
+    let mut registered = std::collections::BTreeMap::new();
+    for (name, school_code, answer) in answers {
+        match answer {
+            Ok(pupil) => {
+                assert_eq!(
+                    (pupil.full_name.as_str(), pupil.school_code.as_str()),
+                    (name.as_str(), school_code.as_str())
+                );
+                assert!(
+                    registered.insert(name.clone(), (pupil.pupil_id, school_code)).is_none(),
+                    "{name} registered twice"
+                );
+            }
+            Err(status) => {
+                assert_eq!(status.code(), Code::AlreadyExists, "{name}: {status:?}");
+                assert!(!status.message().is_empty());
+            }
+        }
+    }
+    assert_eq!(registered.len(), 11, "each child once: {registered:?}");
+    assert_eq!(pupil_count(&test).await, 11);
+
+    let database = test.database("320000", "registry").await;
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE event_type = $1")
+        .bind(nol_events::PUPIL_REGISTERED.qualified())
+        .fetch_one(&database)
+        .await
+        .unwrap();
+    assert_eq!(events, 11, "one event a pupil");
+    let entries: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT resource_id, actor, actor_role FROM audit_log WHERE action = 'pupil.create'")
+            .fetch_all(&database)
+            .await
+            .unwrap();
+    assert_eq!(entries.len(), 11, "one audit entry a pupil");
+    for (name, (pupil_id, school_code)) in &registered {
+        let entry =
+            entries.iter().find(|(resource, _, _)| resource == pupil_id).unwrap_or_else(|| panic!("{name}'s entry"));
+        let expected = if school_code == "3201040001" {
+            ("school@3201040001", "school")
+        } else {
+            ("caseworker@320102", "caseworker")
+        };
+        assert_eq!((entry.1.as_str(), entry.2.as_str()), expected, "{name}: the entry names the caller who registered");
+    }
+    let transactions: i64 =
+        sqlx::query_scalar("SELECT count(DISTINCT xmin::text) FROM pupil").fetch_one(&database).await.unwrap();
+    println!("11 pupils committed in {transactions} transactions");
+    database.close().await;
+
+    let verified = tokio::process::Command::new(env!("CARGO_BIN_EXE_nol"))
+        .args(["audit", "verify", "--schema", "registry", "--database-url"])
+        .arg(&test.stack().province("320000").database_url)
+        .env_remove("NOL_DATABASE_URL")
+        .output()
+        .await
+        .expect("nol runs");
+    let report = String::from_utf8_lossy(&verified.stdout);
+    assert!(verified.status.success(), "{report}{}", String::from_utf8_lossy(&verified.stderr));
+    test.finish().await;
+}
+
 const ERROR_COLUMNS: &[Column] = &[
     Column { key: "row", headers: &["错误行号"], required: true },
     Column { key: "column", headers: &["错误列"], required: true },

@@ -53,7 +53,7 @@ fn encoded(envelope: &EventEnvelope) -> sqlx::Result<Vec<u8>> {
 }
 
 /// The values of an event's outbox row, checked against [`MAX_EVENT_BYTES`]: for a statement that
-/// writes the row together with something else (`nol_runtime::audit::emit_and_record`).
+/// writes the row together with something else (`nol_runtime::audit::emit_and_record_each`).
 #[derive(Debug, Clone)]
 pub struct OutboxRow {
     pub id: Uuid,

@@ -48,46 +48,78 @@ pub async fn record(
     Ok(())
 }
 
-/// Adds an event to the outbox and records the access in one statement — what
-/// `nol_backbone::outbox::emit` and then [`record`] do, in one round trip to the database instead
-/// of two (issue 13: a write call's time went mostly to round trips inside its transaction).
-/// Call last in the transaction, as [`record`]; returns the event's envelope.
-#[allow(clippy::too_many_arguments)]
-pub async fn emit_and_record<P: prost::Message>(
+/// One caller's entry in a group commit: who, from where, in which trace, which record.
+#[derive(Debug, Clone)]
+pub struct CallerEntry {
+    pub actor: String,
+    pub role: String,
+    pub region: String,
+    pub resource_id: String,
+    pub trace_id: Option<String>,
+}
+
+impl CallerEntry {
+    /// `caller`'s entry for `resource_id`, in the current trace.
+    pub fn of(caller: &Caller, resource_id: String) -> CallerEntry {
+        CallerEntry {
+            actor: caller.subject.clone(),
+            role: caller.role.as_str().to_owned(),
+            region: caller.region.as_str().to_owned(),
+            resource_id,
+            trace_id: nol_telemetry::current_trace_id(),
+        }
+    }
+}
+
+/// Adds events to the outbox and records `entries[i]` for `events[i]`, each entry with its own
+/// caller and trace, in one statement and one round trip (`audit_append_each`, migration
+/// `0006_audit_append_each.sql`): for a change, or several callers' changes committed together (a
+/// group commit), with their events. Call last in the transaction, as [`record`].
+pub async fn emit_and_record_each(
     conn: &mut PgConnection,
-    subject: &str,
-    header: nol_events::EventHeader<'_>,
-    payload: &P,
-    caller: &Caller,
+    events: &[nol_backbone::outbox::OutboxRow],
     action: &str,
     resource_type: &str,
-    resource_ids: &[String],
-) -> sqlx::Result<nol_events::EventEnvelope> {
-    let envelope = nol_backbone::outbox::new_envelope(header, payload);
-    if resource_ids.is_empty() {
-        nol_backbone::outbox::enqueue(conn, subject, &envelope).await?;
-        return Ok(envelope);
+    entries: &[CallerEntry],
+) -> sqlx::Result<()> {
+    if events.len() != entries.len() {
+        return Err(sqlx::Error::Protocol(format!(
+            "emit_and_record_each: {} events but {} audit entries",
+            events.len(),
+            entries.len()
+        )));
     }
-    let row = nol_backbone::outbox::OutboxRow::of(subject, &envelope)?;
-    let trace_id = nol_telemetry::current_trace_id();
+    if events.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<uuid::Uuid> = events.iter().map(|row| row.id).collect();
+    let subjects: Vec<&str> = events.iter().map(|row| row.subject.as_str()).collect();
+    let event_types: Vec<&str> = events.iter().map(|row| row.event_type.as_str()).collect();
+    let envelopes: Vec<&[u8]> = events.iter().map(|row| row.envelope.as_slice()).collect();
+    let actors: Vec<&str> = entries.iter().map(|entry| entry.actor.as_str()).collect();
+    let roles: Vec<&str> = entries.iter().map(|entry| entry.role.as_str()).collect();
+    let regions: Vec<&str> = entries.iter().map(|entry| entry.region.as_str()).collect();
+    let resource_ids: Vec<&str> = entries.iter().map(|entry| entry.resource_id.as_str()).collect();
+    let trace_ids: Vec<Option<&str>> = entries.iter().map(|entry| entry.trace_id.as_deref()).collect();
     sqlx::query_scalar!(
-        r#"WITH queued AS (INSERT INTO outbox (id, subject, event_type, envelope) VALUES ($1, $2, $3, $4))
-           SELECT audit_append($5, $6, $7, $8, $9, $10::text[], $11, NULL) AS "head!""#,
-        row.id,
-        row.subject,
-        row.event_type,
-        row.envelope,
-        &caller.subject,
-        caller.role.as_str(),
-        caller.region.as_str(),
+        r#"WITH queued AS (INSERT INTO outbox (id, subject, event_type, envelope)
+                           SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[]))
+           SELECT audit_append_each($5::text[], $6::text[], $7::text[], $8, $9, $10::text[], $11::text[]) AS head"#,
+        &ids,
+        &subjects as &[&str],
+        &event_types as &[&str],
+        &envelopes as &[&[u8]],
+        &actors as &[&str],
+        &roles as &[&str],
+        &regions as &[&str],
         action,
         resource_type,
-        resource_ids,
-        trace_id.as_deref(),
+        &resource_ids as &[&str],
+        &trace_ids as &[Option<&str>],
     )
     .fetch_one(conn)
     .await?;
-    Ok(envelope)
+    Ok(())
 }
 
 /// What one call appends: one entry per resource id, sharing the rest.

@@ -7,8 +7,8 @@
 //!
 //! | role | login | owns | may |
 //! |---|---|---|---|
-//! | `nol_320000_registry`, `_cases`, `_transfer`, `_reporting` | yes | its schema | everything in its schema; USAGE on its audit schema and EXECUTE on its `audit_append`; nothing in another service's schema; no CREATE on the database (TEMPORARY only) |
-//! | `nol_320000_audit` | no | `<service>_audit` (the audit logs, `audit_append`, `audit_prune`) | — (the append runs as it: SECURITY DEFINER) |
+//! | `nol_320000_registry`, `_cases`, `_transfer`, `_reporting` | yes | its schema | everything in its schema; USAGE on its audit schema and EXECUTE on its `audit_append` and `audit_append_each`; nothing in another service's schema; no CREATE on the database (TEMPORARY only) |
+//! | `nol_320000_audit` | no | `<service>_audit` (the audit logs, `audit_append`, `audit_append_each`, `audit_prune`) | — (the append runs as it: SECURITY DEFINER) |
 //! | `nol_320000_reporting_read` | yes | — | SELECT on the reporting schema (BI, dashboards) |
 //! | `nol_320000_audit_read` | yes | — | SELECT on the audit schemas (`nol audit verify`, `head`) |
 //!
@@ -348,6 +348,10 @@ BEGIN
     EXECUTE format('REVOKE ALL ON FUNCTION %I.audit_append(text, text, text, text, text, text[], text, timestamptz) FROM PUBLIC',
                    audit_schema);
     EXECUTE format('GRANT EXECUTE ON FUNCTION %I.audit_append(text, text, text, text, text, text[], text, timestamptz) TO %I',
+                   audit_schema, service_role);
+    EXECUTE format('REVOKE ALL ON FUNCTION %I.audit_append_each(text[], text[], text[], text, text, text[], text[]) FROM PUBLIC',
+                   audit_schema);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION %I.audit_append_each(text[], text[], text[], text, text, text[], text[]) TO %I',
                    audit_schema, service_role);
 
     -- Checks of the chain read it, and nothing else.

@@ -6,6 +6,7 @@
 mod crosscheck;
 pub mod domain;
 mod export;
+mod group_commit;
 mod grpc;
 mod import;
 mod store;

@@ -33,6 +33,8 @@ pub struct Registry {
     wake: RelayWake,
     importer: Importer,
     crosscheck: CrossCheck,
+    /// `CreatePupil`'s group commit.
+    registrations: crate::group_commit::Writer,
     /// The rule clock (China Standard Time): every date the registry derives ("today", a default
     /// as-of or effective date, "in the future").
     clock: Clock,
@@ -69,6 +71,7 @@ impl Registry {
             wake: platform.wake.clone(),
             importer,
             crosscheck,
+            registrations: crate::group_commit::Writer::start(platform.pool.clone(), platform.wake.clone()),
             clock: platform.clock.clone(),
             import_errors_retention: platform.config.import_errors_retention,
             export_page: platform.config.export_page_rows,

@@ -2,6 +2,7 @@
 
 use chrono::NaiveDate;
 use nol_auth::{Caller, Role};
+use nol_backbone::outbox::OutboxRow;
 use nol_events::{EventHeader, PUPIL_REGISTERED, PUPIL_STATUS_CHANGED};
 use nol_messages::{Common, Registry as Message};
 use nol_pii::ResidentId;
@@ -11,6 +12,7 @@ use nol_proto::v1::{
     ListPupilsResponse, Pupil, PupilRegistered, PupilStatusChange, PupilStatusChanged, PupilView,
     SetPupilResidentIdRequest, Sex, TransferPupilRequest, UpdatePupilStatusRequest,
 };
+use nol_runtime::audit::CallerEntry;
 use nol_runtime::error::parse_uuid;
 use nol_runtime::paging::{self, Cursor};
 use nol_runtime::{ServiceError, Violations, audit, database};
@@ -22,7 +24,8 @@ use crate::RESIDENT_ID_CONTEXT;
 use crate::domain::columns::*;
 use crate::domain::pupil::{self, Identity, PupilText, parse_date};
 use crate::domain::status::{Status, TransferRefusal, check_change, check_transfer};
-use crate::store::pupils::{self, NewPupilRecord, PupilFilter, PupilRecord, StatusChange};
+use crate::group_commit::{Outcome, Registration};
+use crate::store::pupils::{self, PupilFilter, PupilRecord, StatusChange};
 use crate::store::schools;
 
 const WRITERS: &[Role] = &[Role::Caseworker, Role::School, Role::System];
@@ -129,43 +132,16 @@ impl Registry {
             }
         };
         let id = Uuid::now_v7();
-        let record = NewPupilRecord {
-            id,
-            pupil: &valid,
-            enrollment_region: enrollment,
-            residence_region: residence,
-            migrant: valid.migrant(&enrollment),
-            resident_id_cipher: cipher,
-            resident_id_index: index.clone(),
-            resident_id_masked: masked,
-            provisional_key,
-            created_by: &caller.subject,
-        };
-        let mut tx = self.pool.begin().await?;
-        let row = match pupils::insert(&mut tx, &record, &school.name).await {
-            Ok(row) => row,
-            Err(error) if database::is_unique_violation(&error, Some("pupil_one_per_resident_id")) => {
-                drop(tx);
-                return Err(self.already_registered(caller, index.as_deref().unwrap_or_default()).await);
-            }
-            Err(error) if database::is_unique_violation(&error, Some("pupil_one_per_provisional_key")) => {
-                return Err(ServiceError::already_exists(Message::ProvisionalPupilExists));
-            }
-            Err(error) => return Err(error.into()),
-        };
         let payload = PupilRegistered {
             pupil_id: id.to_string(),
-            enrollment_region_code: row.enrollment_region.to_string(),
-            hukou_region_code: row.hukou_region.to_string(),
-            migrant: row.migrant,
-            grade: row.grade.into(),
-            registered_poor: row.registered_poor,
-            disability_grade: row.disability_grade.into(),
+            enrollment_region_code: enrollment.to_string(),
+            hukou_region_code: valid.hukou_region.to_string(),
+            migrant: valid.migrant(&enrollment),
+            grade: valid.grade.into(),
+            registered_poor: valid.registered_poor,
+            disability_grade: valid.disability_grade.into(),
         };
-        // The event and the audit entry in one statement, last in the transaction.
-        audit::emit_and_record(
-            &mut tx,
-            &self.scheme.local(PUPIL_REGISTERED, &enrollment),
+        let envelope = nol_backbone::outbox::new_envelope(
             EventHeader {
                 event_type: PUPIL_REGISTERED,
                 source_region: enrollment,
@@ -175,16 +151,34 @@ impl Registry {
                 actor: &caller.subject,
             },
             &payload,
-            caller,
-            "pupil.create",
-            "pupil",
-            &[id.to_string()],
-        )
-        .await?;
-        tx.commit().await?;
-        self.wake.notify();
-        tracing::info!(pupil_id = %id, region = %enrollment, provisional = row.provisional, "pupil registered");
-        Ok(self.to_proto(&row, false))
+        );
+        let registration = Registration {
+            id,
+            migrant: valid.migrant(&enrollment),
+            pupil: valid,
+            enrollment_region: enrollment,
+            residence_region: residence,
+            resident_id_cipher: cipher,
+            resident_id_index: index,
+            resident_id_masked: masked,
+            provisional_key,
+            created_by: caller.subject.clone(),
+            school_name: school.name,
+            event: OutboxRow::of(&self.scheme.local(PUPIL_REGISTERED, &enrollment), &envelope)?,
+            entry: CallerEntry::of(caller, id.to_string()),
+        };
+        // Committed with the other registrations under way (`group_commit`), each with its event
+        // and audit entry.
+        match self.registrations.register(registration).await? {
+            Outcome::Registered(row) => {
+                tracing::info!(pupil_id = %id, region = %enrollment, provisional = row.provisional, "pupil registered");
+                Ok(self.to_proto(&row, false))
+            }
+            Outcome::AlreadyRegistered(registration) => match registration.resident_id_index {
+                Some(index) => Err(self.already_registered(caller, &index).await),
+                None => Err(ServiceError::already_exists(Message::ProvisionalPupilExists)),
+            },
+        }
     }
 
     /// ALREADY_EXISTS naming the existing record as far as the caller may see it.

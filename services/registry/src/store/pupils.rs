@@ -133,65 +133,102 @@ pub struct NewPupilRecord<'a> {
     pub created_by: &'a str,
 }
 
-/// Inserts a pupil of the school named `school_name` and returns it as stored, in one round trip
-/// (the row is what the record says, and the time the database gave it).
-pub async fn insert(
+impl NewPupilRecord<'_> {
+    /// The record as stored at `created_at` in a school named `school_name`.
+    pub fn stored(&self, school_name: &str, created_at: DateTime<Utc>) -> PupilRecord {
+        let pupil = self.pupil;
+        PupilRecord {
+            id: self.id,
+            full_name: pupil.full_name.clone(),
+            resident_id_cipher: self.resident_id_cipher.clone(),
+            resident_id_index: self.resident_id_index.clone(),
+            resident_id_masked: self.resident_id_masked.clone(),
+            sex: Some(pupil.sex()),
+            birth_date: Some(pupil.birth_date()),
+            enrollment_region: self.enrollment_region,
+            hukou_region: pupil.hukou_region,
+            residence_region: self.residence_region,
+            school_code: pupil.school_code.clone(),
+            school_name: school_name.to_owned(),
+            grade: pupil.grade,
+            migrant: self.migrant,
+            status: pupil.status,
+            disability_grade: pupil.disability_grade,
+            registered_poor: pupil.registered_poor,
+            poor_household_id: pupil.household_id.clone(),
+            provisional: self.provisional_key.is_some(),
+            created_at,
+            created_by: self.created_by.to_owned(),
+        }
+    }
+}
+
+/// Inserts the records of several callers in one statement (`CreatePupil`'s group commit) and
+/// returns the id and time of each one inserted. A record whose child is registered already (by
+/// resident ID or provisional key, before or earlier in the same list) is skipped, not refused:
+/// the caller tells its own caller which record holds the child.
+pub async fn insert_many(
     conn: &mut PgConnection,
-    record: &NewPupilRecord<'_>,
-    school_name: &str,
-) -> sqlx::Result<PupilRecord> {
-    let pupil = record.pupil;
-    let created_at = sqlx::query_scalar!(
-        "INSERT INTO pupil (id, full_name, resident_id_cipher, resident_id_index, resident_id_masked, provisional_key,
-                            sex, birth_date, enrollment_region, hukou_region, residence_region, school_code, grade,
-                            migrant, enrollment_status, disability_grade, registered_poor, poor_household_id, created_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
-         RETURNING created_at",
-        record.id,
-        &pupil.full_name,
-        record.resident_id_cipher.as_deref(),
-        record.resident_id_index.as_deref(),
-        record.resident_id_masked.as_deref(),
-        record.provisional_key.as_deref(),
-        sex_as_stored(Some(pupil.sex())),
-        pupil.birth_date(),
-        record.enrollment_region.as_str(),
-        pupil.hukou_region.as_str(),
-        record.residence_region.as_str(),
-        &pupil.school_code,
-        pupil.grade,
-        record.migrant,
-        pupil.status.as_stored(),
-        pupil.disability_grade,
-        pupil.registered_poor,
-        pupil.household_id.as_deref(),
-        record.created_by,
+    records: &[NewPupilRecord<'_>],
+) -> sqlx::Result<Vec<(Uuid, DateTime<Utc>)>> {
+    let ids: Vec<Uuid> = records.iter().map(|record| record.id).collect();
+    let names: Vec<&str> = records.iter().map(|record| record.pupil.full_name.as_str()).collect();
+    let ciphers: Vec<Option<&[u8]>> = records.iter().map(|record| record.resident_id_cipher.as_deref()).collect();
+    let resident_index: Vec<Option<&[u8]>> = records.iter().map(|record| record.resident_id_index.as_deref()).collect();
+    let masked: Vec<Option<&str>> = records.iter().map(|record| record.resident_id_masked.as_deref()).collect();
+    let provisional_key: Vec<Option<&[u8]>> = records.iter().map(|record| record.provisional_key.as_deref()).collect();
+    let sexes: Vec<i16> = records.iter().map(|record| sex_as_stored(Some(record.pupil.sex()))).collect();
+    let births: Vec<NaiveDate> = records.iter().map(|record| record.pupil.birth_date()).collect();
+    let enrollments: Vec<&str> = records.iter().map(|record| record.enrollment_region.as_str()).collect();
+    let hukous: Vec<&str> = records.iter().map(|record| record.pupil.hukou_region.as_str()).collect();
+    let residences: Vec<&str> = records.iter().map(|record| record.residence_region.as_str()).collect();
+    let schools: Vec<&str> = records.iter().map(|record| record.pupil.school_code.as_str()).collect();
+    let grades: Vec<i16> = records.iter().map(|record| record.pupil.grade).collect();
+    let migrants: Vec<bool> = records.iter().map(|record| record.migrant).collect();
+    let statuses: Vec<&str> = records.iter().map(|record| record.pupil.status.as_stored()).collect();
+    let disabilities: Vec<i16> = records.iter().map(|record| record.pupil.disability_grade).collect();
+    let poor: Vec<bool> = records.iter().map(|record| record.pupil.registered_poor).collect();
+    let households: Vec<Option<&str>> = records.iter().map(|record| record.pupil.household_id.as_deref()).collect();
+    let creators: Vec<&str> = records.iter().map(|record| record.created_by).collect();
+    let rows = sqlx::query!(
+        r#"INSERT INTO pupil (id, full_name, resident_id_cipher, resident_id_index, resident_id_masked, provisional_key,
+                              sex, birth_date, enrollment_region, hukou_region, residence_region, school_code, grade,
+                              migrant, enrollment_status, disability_grade, registered_poor, poor_household_id,
+                              created_by)
+           SELECT id, name, cipher, rindex, masked, pkey, sex, birth, enrollment, hukou, residence, school, grade,
+                  migrant, status, disability, poor, household, creator
+             FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::bytea[], $5::text[], $6::bytea[], $7::int2[],
+                         $8::date[], $9::text[], $10::text[], $11::text[], $12::text[], $13::int2[], $14::bool[],
+                         $15::text[], $16::int2[], $17::bool[], $18::text[], $19::text[])
+                  WITH ORDINALITY
+                  AS t(id, name, cipher, rindex, masked, pkey, sex, birth, enrollment, hukou, residence, school, grade,
+                       migrant, status, disability, poor, household, creator, position)
+            ORDER BY position
+           ON CONFLICT DO NOTHING
+           RETURNING id, created_at"#,
+        &ids,
+        &names as _,
+        &ciphers as _,
+        &resident_index as _,
+        &masked as _,
+        &provisional_key as _,
+        &sexes,
+        &births,
+        &enrollments as _,
+        &hukous as _,
+        &residences as _,
+        &schools as _,
+        &grades,
+        &migrants,
+        &statuses as _,
+        &disabilities,
+        &poor,
+        &households as _,
+        &creators as _,
     )
-    .fetch_one(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(PupilRecord {
-        id: record.id,
-        full_name: pupil.full_name.clone(),
-        resident_id_cipher: record.resident_id_cipher.clone(),
-        resident_id_index: record.resident_id_index.clone(),
-        resident_id_masked: record.resident_id_masked.clone(),
-        sex: Some(pupil.sex()),
-        birth_date: Some(pupil.birth_date()),
-        enrollment_region: record.enrollment_region,
-        hukou_region: pupil.hukou_region,
-        residence_region: record.residence_region,
-        school_code: pupil.school_code.clone(),
-        school_name: school_name.to_owned(),
-        grade: pupil.grade,
-        migrant: record.migrant,
-        status: pupil.status,
-        disability_grade: pupil.disability_grade,
-        registered_poor: pupil.registered_poor,
-        poor_household_id: pupil.household_id.clone(),
-        provisional: record.provisional_key.is_some(),
-        created_at,
-        created_by: record.created_by.to_owned(),
-    })
+    Ok(rows.into_iter().map(|row| (row.id, row.created_at)).collect())
 }
 
 pub async fn find_by_index<'c>(executor: impl sqlx::PgExecutor<'c>, index: &[u8]) -> sqlx::Result<Option<PupilRecord>> {
