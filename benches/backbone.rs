@@ -229,6 +229,7 @@ async fn project_path(stack: &Stack, callers: usize) -> anyhow::Result<f64> {
     let sampler = profile::WaitSampler::start(&jiangsu.database_url, &database).await?;
     let perf = profile::PerfRecord::start("registry-create-pupil", registry_pid);
     let (registry_cpu, postgres_cpu) = (profile::cpu_seconds(registry_pid)?, profile::postgres_cpu_seconds());
+    let machine = profile::MachineCpu::now();
     let next = Arc::new(AtomicU32::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -264,6 +265,7 @@ async fn project_path(stack: &Stack, callers: usize) -> anyhow::Result<f64> {
     let calls_done = started.elapsed();
     let registry_cpu = profile::cpu_seconds(registry_pid)? - registry_cpu;
     let postgres_cpu = profile::postgres_cpu_seconds() - postgres_cpu;
+    let machine = machine.since();
     let waits = sampler.finish().await?;
     let perf = perf.finish().await;
     nol_stack::eventually("reporting to count every event", Duration::from_secs(300), || {
@@ -304,6 +306,7 @@ async fn project_path(stack: &Stack, callers: usize) -> anyhow::Result<f64> {
         per_call(registry_cpu),
         per_call(postgres_cpu),
     );
+    print!("  who used the cores while the calls ran:\n{machine}");
     println!("  what the province database's backends were doing (pg_stat_activity, sampled every 2 ms):");
     print!("{waits}");
     match statements {

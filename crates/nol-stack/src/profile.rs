@@ -372,7 +372,8 @@ impl fmt::Display for CpuShares {
 }
 
 /// A process's label and CPU seconds (its own and its waited-for children's), from `/proc`.
-/// PostgreSQL's processes are told apart by what they show in their command line: a client
+/// The stack's services are told apart by their command line (`nol serve <service>`), and
+/// PostgreSQL's processes by what they show in theirs: a client
 /// backend by its database, the others by their kind; the postmaster carries its exited workers.
 fn process_cpu(pid: u32) -> Option<(String, f64)> {
     let (comm, seconds) = stat_cpu(pid, true)?;
@@ -388,6 +389,10 @@ fn process_cpu(pid: u32) -> Option<(String, f64)> {
             Some(kind) => format!("postgres {}", kind.split(" for ").next().unwrap_or(kind).trim()),
             None => "postgres postmaster (with its exited workers)".to_owned(),
         }
+    } else if comm == "nol" {
+        // "nol serve <service>": the stack's services told apart (both provinces' in one line).
+        let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        cmdline.split('\0').filter(|word| !word.is_empty()).take(3).collect::<Vec<_>>().join(" ")
     } else {
         comm
     };
