@@ -134,6 +134,20 @@ pub struct NewPupilRecord<'a> {
 }
 
 impl NewPupilRecord<'_> {
+    fn columns(&self) -> PupilColumns<'_> {
+        PupilColumns {
+            id: self.id,
+            pupil: self.pupil,
+            enrollment_region: &self.enrollment_region,
+            residence_region: &self.residence_region,
+            migrant: self.migrant,
+            resident_id_cipher: self.resident_id_cipher.as_deref(),
+            resident_id_index: self.resident_id_index.as_deref(),
+            resident_id_masked: self.resident_id_masked.as_deref(),
+            provisional_key: self.provisional_key.as_deref(),
+        }
+    }
+
     /// The record as stored at `created_at` in a school named `school_name`.
     pub fn stored(&self, school_name: &str, created_at: DateTime<Utc>) -> PupilRecord {
         let pupil = self.pupil;
@@ -171,24 +185,7 @@ pub async fn insert_many(
     conn: &mut PgConnection,
     records: &[NewPupilRecord<'_>],
 ) -> sqlx::Result<Vec<(Uuid, DateTime<Utc>)>> {
-    let ids: Vec<Uuid> = records.iter().map(|record| record.id).collect();
-    let names: Vec<&str> = records.iter().map(|record| record.pupil.full_name.as_str()).collect();
-    let ciphers: Vec<Option<&[u8]>> = records.iter().map(|record| record.resident_id_cipher.as_deref()).collect();
-    let resident_index: Vec<Option<&[u8]>> = records.iter().map(|record| record.resident_id_index.as_deref()).collect();
-    let masked: Vec<Option<&str>> = records.iter().map(|record| record.resident_id_masked.as_deref()).collect();
-    let provisional_key: Vec<Option<&[u8]>> = records.iter().map(|record| record.provisional_key.as_deref()).collect();
-    let sexes: Vec<i16> = records.iter().map(|record| sex_as_stored(Some(record.pupil.sex()))).collect();
-    let births: Vec<NaiveDate> = records.iter().map(|record| record.pupil.birth_date()).collect();
-    let enrollments: Vec<&str> = records.iter().map(|record| record.enrollment_region.as_str()).collect();
-    let hukous: Vec<&str> = records.iter().map(|record| record.pupil.hukou_region.as_str()).collect();
-    let residences: Vec<&str> = records.iter().map(|record| record.residence_region.as_str()).collect();
-    let schools: Vec<&str> = records.iter().map(|record| record.pupil.school_code.as_str()).collect();
-    let grades: Vec<i16> = records.iter().map(|record| record.pupil.grade).collect();
-    let migrants: Vec<bool> = records.iter().map(|record| record.migrant).collect();
-    let statuses: Vec<&str> = records.iter().map(|record| record.pupil.status.as_stored()).collect();
-    let disabilities: Vec<i16> = records.iter().map(|record| record.pupil.disability_grade).collect();
-    let poor: Vec<bool> = records.iter().map(|record| record.pupil.registered_poor).collect();
-    let households: Vec<Option<&str>> = records.iter().map(|record| record.pupil.household_id.as_deref()).collect();
+    let columns = PupilArrays::of(records.iter().map(NewPupilRecord::columns));
     let creators: Vec<&str> = records.iter().map(|record| record.created_by).collect();
     let rows = sqlx::query!(
         r#"INSERT INTO pupil (id, full_name, resident_id_cipher, resident_id_index, resident_id_masked, provisional_key,
@@ -206,24 +203,24 @@ pub async fn insert_many(
             ORDER BY position
            ON CONFLICT DO NOTHING
            RETURNING id, created_at"#,
-        &ids,
-        &names as _,
-        &ciphers as _,
-        &resident_index as _,
-        &masked as _,
-        &provisional_key as _,
-        &sexes,
-        &births,
-        &enrollments as _,
-        &hukous as _,
-        &residences as _,
-        &schools as _,
-        &grades,
-        &migrants,
-        &statuses as _,
-        &disabilities,
-        &poor,
-        &households as _,
+        &columns.ids,
+        &columns.names as _,
+        &columns.ciphers as _,
+        &columns.resident_index as _,
+        &columns.masked as _,
+        &columns.provisional_key as _,
+        &columns.sexes,
+        &columns.births,
+        &columns.enrollments as _,
+        &columns.hukous as _,
+        &columns.residences as _,
+        &columns.schools as _,
+        &columns.grades,
+        &columns.migrants,
+        &columns.statuses as _,
+        &columns.disabilities,
+        &columns.poor,
+        &columns.households as _,
         &creators as _,
     )
     .fetch_all(&mut *conn)
@@ -447,6 +444,86 @@ pub struct ImportedPupil {
     pub resident_id_masked: Option<String>,
 }
 
+/// One pupil's stored columns, borrowed: what the array inserts take from a record.
+struct PupilColumns<'a> {
+    id: Uuid,
+    pupil: &'a ValidPupil,
+    enrollment_region: &'a RegionCode,
+    residence_region: &'a RegionCode,
+    migrant: bool,
+    resident_id_cipher: Option<&'a [u8]>,
+    resident_id_index: Option<&'a [u8]>,
+    resident_id_masked: Option<&'a str>,
+    provisional_key: Option<&'a [u8]>,
+}
+
+/// Many pupils' columns, an array each, as the inserts' `unnest` binds them.
+#[derive(Default)]
+struct PupilArrays<'a> {
+    ids: Vec<Uuid>,
+    names: Vec<&'a str>,
+    ciphers: Vec<Option<&'a [u8]>>,
+    resident_index: Vec<Option<&'a [u8]>>,
+    masked: Vec<Option<&'a str>>,
+    provisional_key: Vec<Option<&'a [u8]>>,
+    sexes: Vec<i16>,
+    births: Vec<NaiveDate>,
+    enrollments: Vec<&'a str>,
+    hukous: Vec<&'a str>,
+    residences: Vec<&'a str>,
+    schools: Vec<&'a str>,
+    grades: Vec<i16>,
+    migrants: Vec<bool>,
+    statuses: Vec<&'static str>,
+    disabilities: Vec<i16>,
+    poor: Vec<bool>,
+    households: Vec<Option<&'a str>>,
+}
+
+impl<'a> PupilArrays<'a> {
+    fn of(rows: impl Iterator<Item = PupilColumns<'a>>) -> PupilArrays<'a> {
+        let mut arrays = PupilArrays::default();
+        for row in rows {
+            let pupil = row.pupil;
+            arrays.ids.push(row.id);
+            arrays.names.push(&pupil.full_name);
+            arrays.ciphers.push(row.resident_id_cipher);
+            arrays.resident_index.push(row.resident_id_index);
+            arrays.masked.push(row.resident_id_masked);
+            arrays.provisional_key.push(row.provisional_key);
+            arrays.sexes.push(sex_as_stored(Some(pupil.sex())));
+            arrays.births.push(pupil.birth_date());
+            arrays.enrollments.push(row.enrollment_region.as_str());
+            arrays.hukous.push(pupil.hukou_region.as_str());
+            arrays.residences.push(row.residence_region.as_str());
+            arrays.schools.push(&pupil.school_code);
+            arrays.grades.push(pupil.grade);
+            arrays.migrants.push(row.migrant);
+            arrays.statuses.push(pupil.status.as_stored());
+            arrays.disabilities.push(pupil.disability_grade);
+            arrays.poor.push(pupil.registered_poor);
+            arrays.households.push(pupil.household_id.as_deref());
+        }
+        arrays
+    }
+}
+
+impl ImportedPupil {
+    fn columns(&self) -> PupilColumns<'_> {
+        PupilColumns {
+            id: self.id,
+            pupil: &self.pupil,
+            enrollment_region: &self.enrollment_region,
+            residence_region: &self.residence_region,
+            migrant: self.migrant,
+            resident_id_cipher: self.resident_id_cipher.as_deref(),
+            resident_id_index: (!self.provisional).then_some(self.key.as_slice()),
+            resident_id_masked: self.resident_id_masked.as_deref(),
+            provisional_key: self.provisional.then_some(self.key.as_slice()),
+        }
+    }
+}
+
 /// Inserts a batch of imported pupils, skipping any already registered; returns the keys inserted.
 pub async fn insert_batch(
     conn: &mut PgConnection,
@@ -454,26 +531,7 @@ pub async fn insert_batch(
     created_by: &str,
     rows: &[ImportedPupil],
 ) -> sqlx::Result<Vec<Vec<u8>>> {
-    let ids: Vec<Uuid> = rows.iter().map(|row| row.id).collect();
-    let names: Vec<&str> = rows.iter().map(|row| row.pupil.full_name.as_str()).collect();
-    let ciphers: Vec<Option<&[u8]>> = rows.iter().map(|row| row.resident_id_cipher.as_deref()).collect();
-    let resident_index: Vec<Option<&[u8]>> =
-        rows.iter().map(|row| (!row.provisional).then_some(row.key.as_slice())).collect();
-    let masked: Vec<Option<&str>> = rows.iter().map(|row| row.resident_id_masked.as_deref()).collect();
-    let provisional_key: Vec<Option<&[u8]>> =
-        rows.iter().map(|row| row.provisional.then_some(row.key.as_slice())).collect();
-    let sexes: Vec<i16> = rows.iter().map(|row| sex_as_stored(Some(row.pupil.sex()))).collect();
-    let births: Vec<NaiveDate> = rows.iter().map(|row| row.pupil.birth_date()).collect();
-    let enrollments: Vec<&str> = rows.iter().map(|row| row.enrollment_region.as_str()).collect();
-    let hukous: Vec<&str> = rows.iter().map(|row| row.pupil.hukou_region.as_str()).collect();
-    let residences: Vec<&str> = rows.iter().map(|row| row.residence_region.as_str()).collect();
-    let schools: Vec<&str> = rows.iter().map(|row| row.pupil.school_code.as_str()).collect();
-    let grades: Vec<i16> = rows.iter().map(|row| row.pupil.grade).collect();
-    let migrants: Vec<bool> = rows.iter().map(|row| row.migrant).collect();
-    let statuses: Vec<&str> = rows.iter().map(|row| row.pupil.status.as_stored()).collect();
-    let disabilities: Vec<i16> = rows.iter().map(|row| row.pupil.disability_grade).collect();
-    let poor: Vec<bool> = rows.iter().map(|row| row.pupil.registered_poor).collect();
-    let households: Vec<Option<&str>> = rows.iter().map(|row| row.pupil.household_id.as_deref()).collect();
+    let columns = PupilArrays::of(rows.iter().map(ImportedPupil::columns));
     let row_numbers: Vec<i64> = rows.iter().map(|row| row.row_number).collect();
     sqlx::query_scalar!(
         r#"INSERT INTO pupil (id, full_name, resident_id_cipher, resident_id_index, resident_id_masked, provisional_key,
@@ -489,24 +547,24 @@ pub async fn insert_batch(
                        migrant, status, disability, poor, household, row)
            ON CONFLICT DO NOTHING
            RETURNING coalesce(resident_id_index, provisional_key) AS "key!""#,
-        &ids,
-        &names as _,
-        &ciphers as _,
-        &resident_index as _,
-        &masked as _,
-        &provisional_key as _,
-        &sexes,
-        &births,
-        &enrollments as _,
-        &hukous as _,
-        &residences as _,
-        &schools as _,
-        &grades,
-        &migrants,
-        &statuses as _,
-        &disabilities,
-        &poor,
-        &households as _,
+        &columns.ids,
+        &columns.names as _,
+        &columns.ciphers as _,
+        &columns.resident_index as _,
+        &columns.masked as _,
+        &columns.provisional_key as _,
+        &columns.sexes,
+        &columns.births,
+        &columns.enrollments as _,
+        &columns.hukous as _,
+        &columns.residences as _,
+        &columns.schools as _,
+        &columns.grades,
+        &columns.migrants,
+        &columns.statuses as _,
+        &columns.disabilities,
+        &columns.poor,
+        &columns.households as _,
         created_by,
         job,
         &row_numbers,
