@@ -64,10 +64,10 @@ impl Registration {
             enrollment_region: self.enrollment_region,
             residence_region: self.residence_region,
             migrant: self.migrant,
-            resident_id_cipher: self.resident_id_cipher.clone(),
-            resident_id_index: self.resident_id_index.clone(),
-            resident_id_masked: self.resident_id_masked.clone(),
-            provisional_key: self.provisional_key.clone(),
+            resident_id_cipher: self.resident_id_cipher.as_deref(),
+            resident_id_index: self.resident_id_index.as_deref(),
+            resident_id_masked: self.resident_id_masked.as_deref(),
+            provisional_key: self.provisional_key.as_deref(),
             created_by: &self.created_by,
         }
     }
@@ -112,11 +112,7 @@ impl Writer {
             // panic, the runtime shutting down): whether the group committed is not known.
             Ok(()) => answer.await.unwrap_or(Err(sqlx::Error::WorkerCrashed)),
             // No writer runs any more: written here, alone.
-            Err(mpsc::error::SendError((registration, _))) => {
-                let mut outcomes = write(&self.pool, vec![registration]).await?;
-                self.wake.notify();
-                Ok(outcomes.pop().expect("one outcome for one registration"))
-            }
+            Err(mpsc::error::SendError((registration, _))) => write_alone(&self.pool, &self.wake, registration).await,
         }
     }
 }
@@ -152,11 +148,7 @@ async fn run(received: Arc<Mutex<mpsc::Receiver<Queued>>>, pool: PgPool, wake: R
             Err(Failed { error, registrations }) if count > 1 => {
                 tracing::warn!(registrations = count, %error, "a group commit failed; its registrations are written one by one");
                 for (reply, registration) in replies.into_iter().zip(registrations) {
-                    let outcome = write(&pool, vec![registration]).await.map_err(|failed| failed.error);
-                    if outcome.is_ok() {
-                        wake.notify();
-                    }
-                    let _ = reply.send(outcome.map(|mut outcomes| outcomes.remove(0)));
+                    let _ = reply.send(write_alone(&pool, &wake, registration).await);
                 }
             }
             Err(Failed { error, .. }) => {
@@ -174,10 +166,11 @@ struct Failed {
     registrations: Vec<Registration>,
 }
 
-impl From<Failed> for sqlx::Error {
-    fn from(failed: Failed) -> sqlx::Error {
-        failed.error
-    }
+/// Writes one registration in a transaction of its own.
+async fn write_alone(pool: &PgPool, wake: &RelayWake, registration: Registration) -> sqlx::Result<Outcome> {
+    let outcome = write(pool, vec![registration]).await.map_err(|failed| failed.error)?.pop();
+    wake.notify();
+    Ok(outcome.expect("one outcome for one registration"))
 }
 
 /// Writes `registrations` in one transaction; one outcome each, in order.

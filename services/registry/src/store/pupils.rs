@@ -119,44 +119,30 @@ macro_rules! select_pupils {
     };
 }
 
-/// A pupil to insert, with its protected identity.
+/// A pupil to insert, with its protected identity (borrowed: what the array inserts bind).
 pub struct NewPupilRecord<'a> {
     pub id: Uuid,
     pub pupil: &'a ValidPupil,
     pub enrollment_region: RegionCode,
     pub residence_region: RegionCode,
     pub migrant: bool,
-    pub resident_id_cipher: Option<Vec<u8>>,
-    pub resident_id_index: Option<Vec<u8>>,
-    pub resident_id_masked: Option<String>,
-    pub provisional_key: Option<Vec<u8>>,
+    pub resident_id_cipher: Option<&'a [u8]>,
+    pub resident_id_index: Option<&'a [u8]>,
+    pub resident_id_masked: Option<&'a str>,
+    pub provisional_key: Option<&'a [u8]>,
     pub created_by: &'a str,
 }
 
 impl NewPupilRecord<'_> {
-    fn columns(&self) -> PupilColumns<'_> {
-        PupilColumns {
-            id: self.id,
-            pupil: self.pupil,
-            enrollment_region: &self.enrollment_region,
-            residence_region: &self.residence_region,
-            migrant: self.migrant,
-            resident_id_cipher: self.resident_id_cipher.as_deref(),
-            resident_id_index: self.resident_id_index.as_deref(),
-            resident_id_masked: self.resident_id_masked.as_deref(),
-            provisional_key: self.provisional_key.as_deref(),
-        }
-    }
-
     /// The record as stored at `created_at` in a school named `school_name`.
     pub fn stored(&self, school_name: &str, created_at: DateTime<Utc>) -> PupilRecord {
         let pupil = self.pupil;
         PupilRecord {
             id: self.id,
             full_name: pupil.full_name.clone(),
-            resident_id_cipher: self.resident_id_cipher.clone(),
-            resident_id_index: self.resident_id_index.clone(),
-            resident_id_masked: self.resident_id_masked.clone(),
+            resident_id_cipher: self.resident_id_cipher.map(<[u8]>::to_vec),
+            resident_id_index: self.resident_id_index.map(<[u8]>::to_vec),
+            resident_id_masked: self.resident_id_masked.map(str::to_owned),
             sex: Some(pupil.sex()),
             birth_date: Some(pupil.birth_date()),
             enrollment_region: self.enrollment_region,
@@ -185,7 +171,7 @@ pub async fn insert_many(
     conn: &mut PgConnection,
     records: &[NewPupilRecord<'_>],
 ) -> sqlx::Result<Vec<(Uuid, DateTime<Utc>)>> {
-    let columns = PupilArrays::of(records.iter().map(NewPupilRecord::columns));
+    let columns = PupilArrays::of(records);
     let creators: Vec<&str> = records.iter().map(|record| record.created_by).collect();
     let rows = sqlx::query!(
         r#"INSERT INTO pupil (id, full_name, resident_id_cipher, resident_id_index, resident_id_masked, provisional_key,
@@ -444,19 +430,6 @@ pub struct ImportedPupil {
     pub resident_id_masked: Option<String>,
 }
 
-/// One pupil's stored columns, borrowed: what the array inserts take from a record.
-struct PupilColumns<'a> {
-    id: Uuid,
-    pupil: &'a ValidPupil,
-    enrollment_region: &'a RegionCode,
-    residence_region: &'a RegionCode,
-    migrant: bool,
-    resident_id_cipher: Option<&'a [u8]>,
-    resident_id_index: Option<&'a [u8]>,
-    resident_id_masked: Option<&'a str>,
-    provisional_key: Option<&'a [u8]>,
-}
-
 /// Many pupils' columns, an array each, as the inserts' `unnest` binds them.
 #[derive(Default)]
 struct PupilArrays<'a> {
@@ -481,7 +454,7 @@ struct PupilArrays<'a> {
 }
 
 impl<'a> PupilArrays<'a> {
-    fn of(rows: impl Iterator<Item = PupilColumns<'a>>) -> PupilArrays<'a> {
+    fn of(rows: &'a [NewPupilRecord<'a>]) -> PupilArrays<'a> {
         let mut arrays = PupilArrays::default();
         for row in rows {
             let pupil = row.pupil;
@@ -509,17 +482,18 @@ impl<'a> PupilArrays<'a> {
 }
 
 impl ImportedPupil {
-    fn columns(&self) -> PupilColumns<'_> {
-        PupilColumns {
+    fn record<'a>(&'a self, created_by: &'a str) -> NewPupilRecord<'a> {
+        NewPupilRecord {
             id: self.id,
             pupil: &self.pupil,
-            enrollment_region: &self.enrollment_region,
-            residence_region: &self.residence_region,
+            enrollment_region: self.enrollment_region,
+            residence_region: self.residence_region,
             migrant: self.migrant,
             resident_id_cipher: self.resident_id_cipher.as_deref(),
             resident_id_index: (!self.provisional).then_some(self.key.as_slice()),
             resident_id_masked: self.resident_id_masked.as_deref(),
             provisional_key: self.provisional.then_some(self.key.as_slice()),
+            created_by,
         }
     }
 }
@@ -531,7 +505,8 @@ pub async fn insert_batch(
     created_by: &str,
     rows: &[ImportedPupil],
 ) -> sqlx::Result<Vec<Vec<u8>>> {
-    let columns = PupilArrays::of(rows.iter().map(ImportedPupil::columns));
+    let records: Vec<NewPupilRecord<'_>> = rows.iter().map(|row| row.record(created_by)).collect();
+    let columns = PupilArrays::of(&records);
     let row_numbers: Vec<i64> = rows.iter().map(|row| row.row_number).collect();
     sqlx::query_scalar!(
         r#"INSERT INTO pupil (id, full_name, resident_id_cipher, resident_id_index, resident_id_masked, provisional_key,
