@@ -337,13 +337,39 @@ async fn raw_cross_province_latency(stack: &Stack, prefix: &str) -> anyhow::Resu
         })
         .await?;
     let mut messages = consumer.stream().max_messages_per_batch(1).messages().await?;
+    // Anhui's server answers "no responders" while its link to Jiangsu is being re-established:
+    // such a publish is not a sample; it is tried again once the link stores one more, and counted.
+    let mut unanswered = 0;
     let mut latencies = Vec::with_capacity(RAW_LATENCY_SAMPLES);
-    for _ in 0..RAW_LATENCY_SAMPLES {
+    while latencies.len() < RAW_LATENCY_SAMPLES {
         let sent = Instant::now();
-        anhui.publish(subject.clone(), bytes::Bytes::from_static(b"x")).await?.await?;
+        let stored = match anhui.publish(subject.clone(), bytes::Bytes::from_static(b"x")).await {
+            Ok(ack) => ack.await.map(drop),
+            Err(error) => Err(error),
+        };
+        if stored.is_err() {
+            unanswered += 1;
+            anyhow::ensure!(unanswered <= 10, "the link between the provinces keeps failing: {stored:?}");
+            nol_stack::eventually("the link between the provinces to store a publish", Duration::from_secs(30), || {
+                let (anhui, subject) = (anhui.clone(), subject.clone());
+                async move {
+                    let stored = match anhui.publish(subject, bytes::Bytes::from_static(b"x")).await {
+                        Ok(ack) => ack.await.is_ok(),
+                        Err(_) => false,
+                    };
+                    Ok(stored.then_some(()))
+                }
+            })
+            .await?;
+            messages.next().await.ok_or_else(|| anyhow::anyhow!("consumer ended"))??;
+            continue;
+        }
         let message = messages.next().await.ok_or_else(|| anyhow::anyhow!("consumer ended"))??;
         drop(message);
         latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+    }
+    if unanswered > 0 {
+        println!("  ({unanswered} raw publishes across the link had no responder and were tried again)");
     }
     Ok(percentiles(latencies))
 }
@@ -390,6 +416,18 @@ async fn handoff_latency(stack: &Stack) -> anyhow::Result<(f64, f64)> {
     .await?;
     let origin = nol_runtime::database::connect(&stack.province("320000").database_url, "transfer", 2).await?;
     let destination = nol_runtime::database::connect(&stack.province("340000").database_url, "transfer", 2).await?;
+    let staged = [
+        ("Anhui transfer", &stack.province("340000").transfer),
+        ("Anhui cases", &stack.province("340000").cases),
+        ("Jiangsu transfer", &stack.province("320000").transfer),
+    ];
+    let mut stages_before = Vec::new();
+    for (_, process) in staged {
+        stages_before.push(backbone_stages(process).await?);
+    }
+    let anhui = stack.province("340000");
+    let statements =
+        profile::StatementProfile::start(&anhui.database_url, postgres::database_name(&anhui.database_url)).await;
     let accepting_from = chrono::Utc::now();
     for handoff in &incoming {
         linquan
@@ -412,6 +450,33 @@ async fn handoff_latency(stack: &Stack) -> anyhow::Result<(f64, f64)> {
         })
         .await?;
     }
+    match statements {
+        Ok(statements) => {
+            let mut statements = statements.finish(u64::from(HANDOFFS)).await?;
+            statements.unit = "an acceptance";
+            println!(
+                "  Anhui's database (its transfer and case services) while the acceptances ran (pg_stat_statements):"
+            );
+            print!("{statements}");
+        }
+        Err(why) => println!("  no statement profile: {why}"),
+    }
+    println!(
+        "  the backbone's stages in the services on the way while the acceptances ran (/metrics; count, mean ms):"
+    );
+    for ((name, process), before) in staged.into_iter().zip(stages_before) {
+        let after = backbone_stages(process).await?;
+        let line: Vec<String> = after
+            .iter()
+            .filter_map(|(stage, (count, sum))| {
+                let (count_before, sum_before) =
+                    before.iter().find(|(known, _)| known == stage).map(|(_, sums)| *sums).unwrap_or_default();
+                let count = count - count_before;
+                (count > 0.0).then(|| format!("{stage} {count:.0} × {:.2}", (sum - sum_before) * 1000.0 / count))
+            })
+            .collect();
+        println!("    {name}: {}", line.join(", "));
+    }
     let accepted_there = sqlx::query!(
         r#"SELECT id, accepted_at AS "accepted_at!" FROM handoff
             WHERE direction = 'incoming' AND accepted_at IS NOT NULL"#
@@ -433,6 +498,30 @@ async fn handoff_latency(stack: &Stack) -> anyhow::Result<(f64, f64)> {
     }
     handoff_breakdown(&origin, &destination, accepting_from, windows).await?;
     Ok(percentiles(latencies))
+}
+
+/// The relay's and the consumer's stage histograms of one service from its `/metrics`, as
+/// "relay claim" → (count, sum in seconds), in the order the stages happen.
+async fn backbone_stages(process: &nol_stack::process::ServiceProcess) -> anyhow::Result<Vec<(String, (f64, f64))>> {
+    const ORDER: [&str; 9] = ["woken", "claim", "publish", "mark", "waited", "begin", "apply", "commit", "ack"];
+    let text = reqwest::get(format!("http://{}/metrics", process.metrics_addr)).await?.text().await?;
+    let mut stages: std::collections::BTreeMap<(usize, String), (f64, f64)> = Default::default();
+    for line in text.lines() {
+        for (part, prefix) in [("relay", "nol_relay_stage_seconds_"), ("consumer", "nol_consumer_stage_seconds_")] {
+            let Some(rest) = line.strip_prefix(prefix) else { continue };
+            let (kind, rest) = rest.split_once('{').unwrap_or_default();
+            let Some(stage) = rest.split("stage=\"").nth(1).and_then(|tail| tail.split('"').next()) else { continue };
+            let value: f64 = line.rsplit(' ').next().unwrap_or_default().parse().unwrap_or_default();
+            let position = ORDER.iter().position(|known| *known == stage).unwrap_or(ORDER.len());
+            let entry = stages.entry((position, format!("{part} {stage}"))).or_default();
+            match kind {
+                "count" => entry.0 = value,
+                "sum" => entry.1 = value,
+                _ => {}
+            }
+        }
+    }
+    Ok(stages.into_iter().map(|((_, name), sums)| (name, sums)).collect())
 }
 
 /// Where an acceptance's time goes on its way to the origin, from the timestamps the backbone

@@ -12,7 +12,7 @@
 //! parked with its last error.
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, AckKind, consumer::pull};
 use futures::{FutureExt, StreamExt};
@@ -225,6 +225,9 @@ impl<H: EventHandler> Consumer<H> {
                     }
                     None => continue 'connect,
                 };
+                if let Some(waited) = waited_in_stream(&first) {
+                    self.stats.consumer_stage("waited", waited);
+                }
                 let mut batch = vec![first];
                 while batch.len() < self.spec.max_batch {
                     match messages.next().now_or_never() {
@@ -246,7 +249,9 @@ impl<H: EventHandler> Consumer<H> {
                             healthy = true;
                         }
                         failures_in_a_row = 0;
+                        let acking = Instant::now();
                         acknowledge(&batch, &dispositions).await;
+                        self.stats.consumer_stage("ack", acking.elapsed());
                     }
                     Err(error) => {
                         if healthy {
@@ -324,7 +329,9 @@ impl<H: EventHandler> Consumer<H> {
         let ids: Vec<Uuid> =
             envelopes.iter().map(|envelope| Uuid::parse_str(&envelope.event_id)).collect::<Result<_, _>>()?;
         let types: Vec<&str> = envelopes.iter().map(|envelope| envelope.event_type.as_str()).collect();
+        let beginning = Instant::now();
         let mut tx = self.pool.begin().await?;
+        let applying = Instant::now();
         let mut fresh: std::collections::HashSet<Uuid> = sqlx::query_scalar!(
             "INSERT INTO inbox (consumer, event_id, event_type, outcome)
              SELECT $1, id, event_type, 'applied' FROM unnest($2::uuid[], $3::text[]) AS t(id, event_type)
@@ -369,7 +376,11 @@ impl<H: EventHandler> Consumer<H> {
             .map(|(envelope, _)| envelope)
             .collect();
         self.batch_applied(&mut tx, &applied).await?;
+        let committing = Instant::now();
         tx.commit().await?;
+        self.stats.consumer_stage("begin", applying - beginning);
+        self.stats.consumer_stage("apply", committing - applying);
+        self.stats.consumer_stage("commit", committing.elapsed());
         Ok(Some(dispositions))
     }
 
@@ -524,6 +535,14 @@ fn consume_span(consumer: &str, envelope: &EventEnvelope) -> tracing::Span {
     );
     nol_telemetry::set_parent_from_map(&span, &envelope.trace_context);
     span
+}
+
+/// How long a message sat in its stream before the consumer had it (the stream's store time and
+/// this machine's clock; `None` if the clocks disagree).
+fn waited_in_stream(message: &jetstream::Message) -> Option<Duration> {
+    let stored = message.info().ok()?.published.unix_timestamp_nanos();
+    let now = chrono::Utc::now().timestamp_nanos_opt()? as i128;
+    u64::try_from(now - stored).ok().map(Duration::from_nanos)
 }
 
 /// Acks applied and duplicate messages, terminates dead letters (their record is committed).

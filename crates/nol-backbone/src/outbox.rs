@@ -9,16 +9,31 @@ use uuid::Uuid;
 /// `NOTIFY` would do it across processes, but PostgreSQL serialises the commits of notifying
 /// transactions; other replicas' rows are found by the relay's poll instead.)
 #[derive(Debug, Clone, Default)]
-pub struct RelayWake(std::sync::Arc<tokio::sync::Notify>);
+pub struct RelayWake(std::sync::Arc<Wake>);
+
+#[derive(Debug, Default)]
+struct Wake {
+    notify: tokio::sync::Notify,
+    /// The first wake-up not yet served by a pass (for the relay's `woken` stage).
+    waiting_since: std::sync::Mutex<Option<std::time::Instant>>,
+}
 
 impl RelayWake {
     /// Call after committing a transaction that wrote to the outbox.
     pub fn notify(&self) {
-        self.0.notify_one();
+        if let Ok(mut since) = self.0.waiting_since.lock() {
+            since.get_or_insert_with(std::time::Instant::now);
+        }
+        self.0.notify.notify_one();
     }
 
     pub(crate) async fn notified(&self) {
-        self.0.notified().await;
+        self.0.notify.notified().await;
+    }
+
+    /// How long the oldest wake-up has waited for a pass, if one has; a pass takes it.
+    pub(crate) fn take_waiting(&self) -> Option<std::time::Duration> {
+        self.0.waiting_since.lock().ok()?.take().map(|since| since.elapsed())
     }
 }
 

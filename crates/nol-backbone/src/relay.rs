@@ -8,7 +8,7 @@
 //! duplicate window (then the consumer's inbox) drops the copy. A row whose publish fails (for
 //! example, the other province is unreachable) is retried with backoff without holding up others.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, context::PublishAckFuture};
 use futures::future::join_all;
@@ -163,20 +163,30 @@ impl Relay {
 
     /// One pass: claim due rows, publish them, record the outcomes, commit. Returns rows claimed.
     pub async fn publish_due(&self) -> anyhow::Result<usize> {
+        let woken = self.wake.take_waiting();
+        let started = Instant::now();
         let mut tx = self.pool.begin().await?;
         let rows = claim(&mut tx, self.settings.batch_size).await?;
         if rows.is_empty() {
             tx.commit().await?;
             return Ok(0);
         }
+        let claimed = Instant::now();
+        if let Some(woken) = woken {
+            self.stats.relay_stage("woken", woken);
+        }
+        self.stats.relay_stage("claim", claimed - started);
         let outcomes = self.publish(&rows).await;
-        let published = self.batches.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-        if self.settings.crash_after_batches.is_some_and(|limit| published >= limit) {
-            eprintln!("fault injection: relay aborting after publishing batch {published}, before marking it sent");
+        let published = Instant::now();
+        self.stats.relay_stage("publish", published - claimed);
+        let batches = self.batches.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if self.settings.crash_after_batches.is_some_and(|limit| batches >= limit) {
+            eprintln!("fault injection: relay aborting after publishing batch {batches}, before marking it sent");
             std::process::abort();
         }
         record(&mut tx, &outcomes, &self.settings).await?;
         tx.commit().await?;
+        self.stats.relay_stage("mark", published.elapsed());
         let acked = outcomes.iter().filter(|outcome| matches!(outcome, PublishOutcome::Acked { .. })).count() as u64;
         self.stats.add_published(acked);
         self.stats.add_publish_failures(outcomes.len() as u64 - acked);

@@ -482,3 +482,37 @@ async fn an_event_over_the_payload_limit_fails_its_transaction_and_nothing_is_wr
     assert_eq!(rows, 0, "the failed transactions wrote nothing, the small events included");
     fixture.finish().await;
 }
+
+/// A relay pass and a consumer batch count how long each of their stages took (for `/metrics` and
+/// the backbone bench).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_pass_and_a_consumer_batch_time_their_stages() {
+    let fixture = Fixture::start().await;
+    let stats = BackboneStats::default();
+    let wake = nol_backbone::outbox::RelayWake::default();
+    let relay =
+        Relay::new(fixture.pool.clone(), fixture.js.clone(), wake.clone(), RelaySettings::default(), stats.clone());
+    fixture.enqueue(5).await;
+    wake.notify();
+    assert_eq!(relay.publish_due().await.unwrap(), 5);
+    assert_eq!(relay.publish_due().await.unwrap(), 0, "a pass that finds nothing times nothing");
+    let shutdown = run_consumer_until_applied(&fixture, 5, &stats).await;
+    shutdown.cancel();
+
+    let mut registry = prometheus_client::registry::Registry::default();
+    registry.register("nol_relay_stage_seconds", "relay", stats.stages().relay().clone());
+    registry.register("nol_consumer_stage_seconds", "consumer", stats.stages().consumer().clone());
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    let count = |metric: &str, stage: &str| -> u64 {
+        let prefix = format!("{metric}_count{{stage=\"{stage}\"}} ");
+        text.lines().find_map(|line| line.strip_prefix(&prefix)).and_then(|value| value.parse().ok()).unwrap_or(0)
+    };
+    for stage in ["woken", "claim", "publish", "mark"] {
+        assert_eq!(count("nol_relay_stage_seconds", stage), 1, "relay {stage}:\n{text}");
+    }
+    for stage in ["waited", "begin", "apply", "commit", "ack"] {
+        assert!(count("nol_consumer_stage_seconds", stage) >= 1, "consumer {stage}:\n{text}");
+    }
+    fixture.finish().await;
+}

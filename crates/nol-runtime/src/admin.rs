@@ -151,6 +151,17 @@ impl Observer {
             "Rows encrypted under another data key than the current one, left to re-encrypt (-1: no keyring)",
             self.old_key_rows.0.load(std::sync::atomic::Ordering::Relaxed),
         );
+        let stages = self.stats.stages();
+        registry.register(
+            "nol_relay_stage_seconds",
+            "Time of each stage of the outbox relay's passes (woken, claim, publish, mark)",
+            stages.relay().clone(),
+        );
+        registry.register(
+            "nol_consumer_stage_seconds",
+            "Time of each stage of the consumer's batches (waited, begin, apply, commit, ack)",
+            stages.consumer().clone(),
+        );
         let mut names: Vec<&String> = status.gauges.keys().collect();
         names.sort();
         for name in names {
