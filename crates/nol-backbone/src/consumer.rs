@@ -330,7 +330,7 @@ impl<H: EventHandler> Consumer<H> {
             envelopes.iter().map(|envelope| Uuid::parse_str(&envelope.event_id)).collect::<Result<_, _>>()?;
         let types: Vec<&str> = envelopes.iter().map(|envelope| envelope.event_type.as_str()).collect();
         let beginning = Instant::now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(crate::BEGIN_BATCH).await?;
         let applying = Instant::now();
         let mut fresh: std::collections::HashSet<Uuid> = sqlx::query_scalar!(
             "INSERT INTO inbox (consumer, event_id, event_type, outcome)
@@ -388,7 +388,7 @@ impl<H: EventHandler> Consumer<H> {
     /// as a dead letter and the others are applied.
     async fn apply_one_by_one(&self, batch: &[jetstream::Message]) -> anyhow::Result<Vec<Disposition>> {
         self.handler.batch_begin();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(crate::BEGIN_BATCH).await?;
         let mut dispositions = Vec::with_capacity(batch.len());
         for message in batch {
             dispositions.push(self.apply_one(&mut tx, message).await?);

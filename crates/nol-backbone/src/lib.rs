@@ -21,6 +21,13 @@ use nol_events::SubjectScheme;
 use nol_region::RegionCode;
 pub use stats::{BackboneStats, StatsSnapshot};
 
+/// `BEGIN` of a consumer's batch, with its setting in the same round trip. The services'
+/// connections plan every statement for its own parameters (`plan_cache_mode =
+/// force_custom_plan`, for their subtree reads, `nol_runtime::database`); a batch's statements
+/// look rows up by key and event id, where a prepared statement's generic plan is as good, so the
+/// batch lets PostgreSQL choose (`auto`) rather than plan every statement again on every event.
+pub(crate) const BEGIN_BATCH: &str = "BEGIN; SET LOCAL plan_cache_mode TO auto";
+
 /// Creates the backbone tables (outbox, inbox, dead letters) in the pool's schema. They have
 /// their own migrations table so they sit beside each service's own migrations.
 pub async fn migrate(pool: &sqlx::PgPool) -> Result<(), sqlx::migrate::MigrateError> {

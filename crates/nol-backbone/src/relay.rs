@@ -5,8 +5,10 @@
 //! watermark, so a row whose transaction commits after a later one is still found. A row is marked
 //! sent only after the stream's ack, in the claiming transaction: a relay that dies after publishing
 //! leaves the row unsent, it is published again with the same `Nats-Msg-Id`, and the stream's
-//! duplicate window (then the consumer's inbox) drops the copy. A row whose publish fails (for
-//! example, the other province is unreachable) is retried with backoff without holding up others.
+//! duplicate window (then the consumer's inbox) drops the copy. For the same reason a pass commits
+//! without waiting for its WAL flush: a pass lost in a database crash is a pass redone. A row whose
+//! publish fails (for example, the other province is unreachable) is retried with backoff without
+//! holding up others.
 
 use std::time::{Duration, Instant};
 
@@ -22,6 +24,12 @@ use uuid::Uuid;
 use crate::BackboneStats;
 use crate::exchange::Exchange;
 use crate::outbox::RelayWake;
+
+/// A relay pass's `BEGIN`, with its settings in the same round trip: its claim and its marks are
+/// committed without waiting for the WAL flush (`synchronous_commit = off`, this transaction
+/// only), and its two statements may keep their generic plans, like a consumer's batch
+/// ([`crate::BEGIN_BATCH`]).
+const BEGIN_PASS: &str = "BEGIN; SET LOCAL synchronous_commit TO OFF; SET LOCAL plan_cache_mode TO auto";
 
 /// How the relay paces itself.
 #[derive(Debug, Clone)]
@@ -165,7 +173,7 @@ impl Relay {
     pub async fn publish_due(&self) -> anyhow::Result<usize> {
         let woken = self.wake.take_waiting();
         let started = Instant::now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(BEGIN_PASS).await?;
         let rows = claim(&mut tx, self.settings.batch_size).await?;
         if rows.is_empty() {
             tx.commit().await?;

@@ -484,17 +484,28 @@ async fn an_event_over_the_payload_limit_fails_its_transaction_and_nothing_is_wr
 }
 
 /// A relay pass and a consumer batch count how long each of their stages took (for `/metrics` and
-/// the backbone bench).
+/// the backbone bench), and the pass's `synchronous_commit = off` ends with its transaction.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_pass_and_a_consumer_batch_time_their_stages() {
     let fixture = Fixture::start().await;
     let stats = BackboneStats::default();
+    // One connection, so that the statement after the pass runs on the pass's own connection.
+    let relay_pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(fixture.pool.connect_options().as_ref().clone())
+        .await
+        .unwrap();
     let wake = nol_backbone::outbox::RelayWake::default();
     let relay =
-        Relay::new(fixture.pool.clone(), fixture.js.clone(), wake.clone(), RelaySettings::default(), stats.clone());
+        Relay::new(relay_pool.clone(), fixture.js.clone(), wake.clone(), RelaySettings::default(), stats.clone());
     fixture.enqueue(5).await;
     wake.notify();
     assert_eq!(relay.publish_due().await.unwrap(), 5);
+    for (setting, default) in [("synchronous_commit", "on"), ("plan_cache_mode", "force_custom_plan")] {
+        let now: String =
+            sqlx::query_scalar("SELECT current_setting($1)").bind(setting).fetch_one(&relay_pool).await.unwrap();
+        assert_eq!(now, default, "the pass's {setting} stays inside its transaction");
+    }
     assert_eq!(relay.publish_due().await.unwrap(), 0, "a pass that finds nothing times nothing");
     let shutdown = run_consumer_until_applied(&fixture, 5, &stats).await;
     shutdown.cancel();
@@ -514,5 +525,58 @@ async fn a_relay_pass_and_a_consumer_batch_time_their_stages() {
     for stage in ["waited", "begin", "apply", "commit", "ack"] {
         assert!(count("nol_consumer_stage_seconds", stage) >= 1, "consumer {stage}:\n{text}");
     }
+    relay_pool.close().await;
+    fixture.finish().await;
+}
+
+/// Records the planner setting each event's handler ran under.
+struct PlanModeSeen(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl EventHandler for PlanModeSeen {
+    async fn handle(&self, conn: &mut PgConnection, _envelope: &EventEnvelope) -> Result<(), HandlerError> {
+        let mode: String = sqlx::query_scalar("SELECT current_setting('plan_cache_mode')").fetch_one(conn).await?;
+        self.0.lock().unwrap().push(mode);
+        Ok(())
+    }
+}
+
+/// A consumer's batch lets PostgreSQL keep generic plans (`plan_cache_mode = auto`) for its own
+/// statements only: the connection goes back to the pool planning every statement for its values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_batch_plans_its_statements_as_postgresql_chooses_and_only_inside_it() {
+    let fixture = Fixture::start().await;
+    let one_connection = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(fixture.pool.connect_options().as_ref().clone())
+        .await
+        .unwrap();
+    fixture.enqueue(3).await;
+    fixture.relay(&BackboneStats::default()).publish_due().await.unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let spec = ConsumerSpec {
+        durable_name: "plans".into(),
+        filter_subjects: vec![fixture.scheme.local_filter(&fixture.province, PUPIL_REGISTERED)],
+        ack_wait: Duration::from_secs(5),
+        max_batch: 64,
+        max_deliveries: 100,
+        crash_after_batches: None,
+    };
+    let consumer = Consumer::new(
+        one_connection.clone(),
+        fixture.stream.clone(),
+        spec,
+        PlanModeSeen(seen.clone()),
+        BackboneStats::default(),
+        Default::default(),
+    );
+    let pull = consumer.bind().await.unwrap();
+    let batch: Vec<jetstream::Message> =
+        pull.fetch().max_messages(3).messages().await.unwrap().map(|message| message.unwrap()).collect().await;
+    assert_eq!(batch.len(), 3);
+    consumer.apply(&batch).await.unwrap();
+    assert_eq!(*seen.lock().unwrap(), vec!["auto"; 3]);
+    let after: String = sqlx::query_scalar("SHOW plan_cache_mode").fetch_one(&one_connection).await.unwrap();
+    assert_eq!(after, "force_custom_plan");
+    one_connection.close().await;
     fixture.finish().await;
 }

@@ -49,7 +49,9 @@ pub async fn connect(url: &str, schema: &str, max_connections: u32) -> anyhow::R
     // table; PostgreSQL switches a statement to its generic plan once the custom plans of earlier
     // calls looked dearer on average — after a few province-wide calls, a county's call then
     // scanned the whole province (issue 13: the county's overdue list went from ~1 ms to ~45 ms
-    // in the cases bench). Planning each call for its own prefix costs a fraction of that.
+    // in the cases bench). Planning each call for its own prefix costs a fraction of that. The
+    // backbone's consumer batches and relay passes, which look rows up by key, set `auto` for
+    // their own transactions (issue 13, sixth part).
     let options =
         base.options([("search_path", search_path(schema).as_str()), ("plan_cache_mode", "force_custom_plan")]);
     let pool = PgPoolOptions::new()
