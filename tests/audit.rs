@@ -688,3 +688,27 @@ async fn children_reads_are_audited_and_rejected_rows_keep_no_id_in_clear() {
     drop((registry_db, cases_db));
     test.finish().await;
 }
+
+/// The appends run with `plan_cache_mode = auto` (migration 0007): under the services'
+/// `force_custom_plan` their statements were planned again on every call, a third of an append.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_appends_plan_their_statements_as_postgresql_chooses() {
+    let database = AuditDatabase::new().await;
+    let configs: Vec<(String, Vec<String>)> = sqlx::query_as(
+        "SELECT proname::text, coalesce(proconfig, '{}') FROM pg_proc
+          WHERE proname IN ('audit_append', 'audit_append_each')
+            AND pronamespace = to_regnamespace(current_schema() || '_audit')
+          ORDER BY proname",
+    )
+    .fetch_all(&database.pool)
+    .await
+    .unwrap();
+    assert_eq!(configs.len(), 2, "{configs:?}");
+    for (function, config) in &configs {
+        assert!(config.iter().any(|setting| setting == "plan_cache_mode=auto"), "{function}: {config:?}");
+    }
+    assert_eq!(database.append(&["p1"], None).await, 1, "the append still appends");
+    let callers: String = sqlx::query_scalar("SHOW plan_cache_mode").fetch_one(&database.pool).await.unwrap();
+    assert_eq!(callers, "force_custom_plan", "the caller's own setting is its own");
+    database.finish().await;
+}
