@@ -6,7 +6,9 @@
 //! 3. The project's path: events through gRPC (CreatePupil, 8 callers; `NOL_BENCH_CALLERS`) → transaction with outbox →
 //!    relay → JetStream → the reporting service's inbox, until every one is counted.
 //! 4. Hand-off latency: from the destination's accept (its commit) to the origin recording it (its
-//!    commit), against raw JetStream publish→consume over the same link between provinces.
+//!    commit), against raw JetStream publish→consume over the same link between provinces; where it
+//!    goes: each acceptance's chain segment by segment, the relay's and consumers' stage histograms
+//!    of the services on the way (`/metrics`), and Anhui's statements an acceptance.
 //! 5. What TLS costs (every hop of the system is TLS): raw JetStream publishes to a server with
 //!    TLS and verified client certificates against one without, and gRPC round trips
 //!    (`grpc.health.v1` Check) to an in-process server with TLS against one without.
