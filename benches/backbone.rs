@@ -345,22 +345,12 @@ async fn raw_cross_province_latency(stack: &Stack, prefix: &str) -> anyhow::Resu
     let mut latencies = Vec::with_capacity(RAW_LATENCY_SAMPLES);
     while latencies.len() < RAW_LATENCY_SAMPLES {
         let sent = Instant::now();
-        let stored = match anhui.publish(subject.clone(), bytes::Bytes::from_static(b"x")).await {
-            Ok(ack) => ack.await.map(drop),
-            Err(error) => Err(error),
-        };
-        if stored.is_err() {
+        if !stored(&anhui, &subject).await {
             unanswered += 1;
-            anyhow::ensure!(unanswered <= 10, "the link between the provinces keeps failing: {stored:?}");
+            anyhow::ensure!(unanswered <= 10, "the link between the provinces keeps failing");
             nol_stack::eventually("the link between the provinces to store a publish", Duration::from_secs(30), || {
                 let (anhui, subject) = (anhui.clone(), subject.clone());
-                async move {
-                    let stored = match anhui.publish(subject, bytes::Bytes::from_static(b"x")).await {
-                        Ok(ack) => ack.await.is_ok(),
-                        Err(_) => false,
-                    };
-                    Ok(stored.then_some(()))
-                }
+                async move { Ok(stored(&anhui, &subject).await.then_some(())) }
             })
             .await?;
             messages.next().await.ok_or_else(|| anyhow::anyhow!("consumer ended"))??;
@@ -374,6 +364,14 @@ async fn raw_cross_province_latency(stack: &Stack, prefix: &str) -> anyhow::Resu
         println!("  ({unanswered} raw publishes across the link had no responder and were tried again)");
     }
     Ok(percentiles(latencies))
+}
+
+/// Publishes one message and awaits its ack: whether the stream stored it.
+async fn stored(js: &async_nats::jetstream::Context, subject: &str) -> bool {
+    match js.publish(subject.to_owned(), bytes::Bytes::from_static(b"x")).await {
+        Ok(ack) => ack.await.is_ok(),
+        Err(_) => false,
+    }
 }
 
 /// Hands `HANDOFFS` cases from 320102 to 341221, accepts them one at a time, and reads each
