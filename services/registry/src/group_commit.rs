@@ -193,7 +193,9 @@ async fn write(pool: &PgPool, registrations: Vec<Registration>) -> Result<Vec<Ou
 /// commit. Returns when each inserted pupil was stored.
 async fn write_group(pool: &PgPool, registrations: &[Registration]) -> sqlx::Result<HashMap<Uuid, DateTime<Utc>>> {
     let records: Vec<NewPupilRecord<'_>> = registrations.iter().map(Registration::record).collect();
-    let mut tx = pool.begin().await?;
+    // Its statements take arrays and keys, where PostgreSQL's generic plans are as good as
+    // planning them again for every group (the services' connections do that by default).
+    let mut tx = pool.begin_with(nol_backbone::BEGIN_BATCH).await?;
     let inserted: HashMap<Uuid, DateTime<Utc>> = pupils::insert_many(&mut tx, &records).await?.into_iter().collect();
     let (events, entries): (Vec<OutboxRow>, Vec<CallerEntry>) = registrations
         .iter()

@@ -35,6 +35,8 @@ pub struct Registry {
     crosscheck: CrossCheck,
     /// `CreatePupil`'s group commit.
     registrations: crate::group_commit::Writer,
+    /// The schools calls name, kept for a minute.
+    schools: crate::store::schools::SchoolCache,
     /// The rule clock (China Standard Time): every date the registry derives ("today", a default
     /// as-of or effective date, "in the future").
     clock: Clock,
@@ -72,6 +74,7 @@ impl Registry {
             importer,
             crosscheck,
             registrations: crate::group_commit::Writer::start(platform.pool.clone(), platform.wake.clone()),
+            schools: Default::default(),
             clock: platform.clock.clone(),
             import_errors_retention: platform.config.import_errors_retention,
             export_page: platform.config.export_page_rows,

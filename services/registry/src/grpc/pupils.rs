@@ -26,7 +26,6 @@ use crate::domain::pupil::{self, Identity, PupilText, parse_date};
 use crate::domain::status::{Status, TransferRefusal, check_change, check_transfer};
 use crate::group_commit::{Outcome, Registration};
 use crate::store::pupils::{self, PupilFilter, PupilRecord, StatusChange};
-use crate::store::schools;
 
 const WRITERS: &[Role] = &[Role::Caseworker, Role::School, Role::System];
 
@@ -110,7 +109,9 @@ impl Registry {
                     .collect(),
             )
         })?;
-        let school = schools::get(&self.pool, &valid.school_code)
+        let school = self
+            .schools
+            .get(&self.pool, &valid.school_code)
             .await?
             .ok_or_else(|| ServiceError::invalid("pupil.school_code", Message::NotARegisteredSchool))?;
         let enrollment = school.region;
@@ -323,7 +324,9 @@ impl Registry {
         let today = self.clock.today();
         let (reason, effective) = reason_and_date(&request.reason, &request.effective_date, today)?;
         let row = self.pupil_in_scope(caller, "pupil_id", &request.pupil_id).await?;
-        let school = schools::get(&self.pool, request.to_school_code.trim())
+        let school = self
+            .schools
+            .get(&self.pool, request.to_school_code.trim())
             .await?
             .ok_or_else(|| ServiceError::invalid("to_school_code", Message::NotARegisteredSchool))?;
         if school.code == row.school_code {

@@ -1,6 +1,8 @@
 //! Schools.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use nol_region::RegionCode;
@@ -139,4 +141,85 @@ pub async fn get_many(conn: &mut PgConnection, codes: &[String]) -> sqlx::Result
     .fetch_all(conn)
     .await?;
     Ok(rows.into_iter().map(SchoolRecord::try_from).collect::<Result<_, _>>()?)
+}
+
+/// Registered schools as the calls that name one look them up (`CreatePupil`, `TransferPupil`),
+/// kept in memory: the school's county is what scopes the call, and it was a round trip and a
+/// freshly planned statement on every registration (issue 13).
+///
+/// Safe to keep because a school is registered once and then never deleted nor renumbered (the
+/// database refuses both) and nothing in the system changes it; a row changed by hand is seen at
+/// most [`SCHOOL_KEPT_FOR`] later, by every replica. A code not found is not kept, so a school
+/// registered a moment ago is found on the next call.
+#[derive(Clone)]
+pub struct SchoolCache {
+    known: Arc<quick_cache::sync::Cache<String, (Arc<SchoolRecord>, Instant)>>,
+    kept_for: Duration,
+}
+
+/// How long a school looked up is believed without asking the database again.
+pub const SCHOOL_KEPT_FOR: Duration = Duration::from_secs(60);
+
+/// How many schools are kept: a province of 50,000 schools fits (about 200 bytes a school).
+const SCHOOLS_KEPT: usize = 60_000;
+
+impl Default for SchoolCache {
+    fn default() -> SchoolCache {
+        SchoolCache { known: Arc::new(quick_cache::sync::Cache::new(SCHOOLS_KEPT)), kept_for: SCHOOL_KEPT_FOR }
+    }
+}
+
+impl SchoolCache {
+    /// The school with this code, from memory when looked up less than [`SCHOOL_KEPT_FOR`] ago.
+    pub async fn get(&self, pool: &PgPool, code: &str) -> sqlx::Result<Option<SchoolRecord>> {
+        if let Some(school) = self.kept(code, Instant::now()) {
+            return Ok(Some(school));
+        }
+        let found = get(pool, code).await?;
+        if let Some(school) = &found {
+            self.keep(school, Instant::now());
+        }
+        Ok(found)
+    }
+
+    fn kept(&self, code: &str, now: Instant) -> Option<SchoolRecord> {
+        let (school, at) = self.known.get(code)?;
+        (now.saturating_duration_since(at) < self.kept_for).then(|| SchoolRecord::clone(&school))
+    }
+
+    fn keep(&self, school: &SchoolRecord, now: Instant) {
+        self.known.insert(school.code.clone(), (Arc::new(school.clone()), now));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn school(code: &str, name: &str) -> SchoolRecord {
+        SchoolRecord {
+            code: code.into(),
+            name: name.into(),
+            region: RegionCode::parse("320102").unwrap(),
+            level: Level::Primary,
+            ownership: Ownership::Public,
+            created_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn a_school_is_kept_for_a_minute_then_asked_for_again() {
+        let cache = SchoolCache::default();
+        let start = Instant::now();
+        assert!(cache.kept("3201020001", start).is_none(), "nothing is kept before it is looked up");
+        cache.keep(&school("3201020001", "南京市玄武区示范小学"), start);
+        let kept = cache.kept("3201020001", start + SCHOOL_KEPT_FOR - Duration::from_millis(1)).unwrap();
+        assert_eq!((kept.name.as_str(), kept.region.as_str()), ("南京市玄武区示范小学", "320102"));
+        assert!(cache.kept("3201020001", start + SCHOOL_KEPT_FOR).is_none(), "a minute on, the database is asked");
+        assert!(cache.kept("3201020002", start).is_none(), "another code is another school");
+        // Looked up again: kept again from then, and shared by the clones.
+        cache.keep(&school("3201020001", "南京市玄武区实验小学"), start + SCHOOL_KEPT_FOR);
+        let clone = cache.clone();
+        assert_eq!(clone.kept("3201020001", start + SCHOOL_KEPT_FOR).unwrap().name, "南京市玄武区实验小学");
+    }
 }
