@@ -183,7 +183,7 @@ impl EventHandler for Counting {
                 envelope.event_type
             )));
         };
-        store::add(conn, &mut deltas, &region, &metrics, at, amount).await?;
+        deltas.add(&region, &metrics, at, amount);
         self.counted(deltas);
         Ok(())
     }

@@ -63,28 +63,45 @@ pub async fn bump(
     Ok(())
 }
 
-/// The counts one event moves (all on the event's day), collected by `bump`.
+/// The counts one event moves (all on the event's day), collected by `bump` and `add`.
 #[derive(Debug)]
 pub struct Deltas {
     day: NaiveDate,
     rows: BTreeMap<(String, String), i64>,
+    /// `region_count`'s rows: the amount and the event's time, per county and metric.
+    totals: BTreeMap<(String, String), (i64, DateTime<Utc>)>,
 }
 
 impl Deltas {
     pub fn new(day: NaiveDate) -> Deltas {
-        Deltas { day, rows: BTreeMap::new() }
+        Deltas { day, rows: BTreeMap::new(), totals: BTreeMap::new() }
     }
 
     pub fn bump(&mut self, region: &RegionCode, metric: &str, delta: i64) {
         *self.rows.entry((region.to_string(), metric.to_owned())).or_default() += delta;
     }
+
+    /// Adds `amount` to each metric of `region`, as of an event that happened at `at`: to the
+    /// running totals (`region_count`) and to the day's counts.
+    pub fn add(&mut self, region: &RegionCode, metrics: &[Metric], at: DateTime<Utc>, amount: i64) {
+        for metric in metrics {
+            let stored = metric_as_stored(*metric);
+            let total = self.totals.entry((region.to_string(), stored.to_owned())).or_insert((0, at));
+            total.0 += amount;
+            total.1 = total.1.max(at);
+            self.bump(region, stored, amount);
+        }
+    }
 }
 
-/// The counts a batch of events moves, summed per county, metric and day, and written in one
-/// statement to `daily_count` and `period_count` before the batch commits.
+/// The counts a batch of events moves, summed per county, metric and day (and per county and
+/// metric for the running totals), and written in one statement to `daily_count`, `period_count`
+/// and `region_count` before the batch commits. The totals were an upsert of their own for every
+/// event, a round trip each on the write path's way (issue 13).
 #[derive(Debug, Default)]
 pub struct BatchCounts {
     rows: BTreeMap<(String, String, NaiveDate), i64>,
+    totals: BTreeMap<(String, String), (i64, DateTime<Utc>)>,
 }
 
 impl BatchCounts {
@@ -92,10 +109,16 @@ impl BatchCounts {
         for ((region, metric), delta) in deltas.rows {
             *self.rows.entry((region, metric, deltas.day)).or_default() += delta;
         }
+        for (key, (amount, at)) in deltas.totals {
+            let total = self.totals.entry(key).or_insert((0, at));
+            total.0 += amount;
+            total.1 = total.1.max(at);
+        }
     }
 
     pub fn clear(&mut self) {
         self.rows.clear();
+        self.totals.clear();
     }
 
     pub async fn write(self, conn: &mut PgConnection) -> sqlx::Result<()> {
@@ -108,7 +131,16 @@ impl BatchCounts {
             periods.push(Period::containing(day).code());
             values.push(value);
         }
-        if regions.is_empty() {
+        // A total moved by nothing still takes its event's time, as each event's upsert did.
+        let (mut total_regions, mut total_metrics, mut total_values, mut total_ats) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for ((region, metric), (value, at)) in self.totals {
+            total_regions.push(region);
+            total_metrics.push(metric);
+            total_values.push(value);
+            total_ats.push(at);
+        }
+        if regions.is_empty() && total_regions.is_empty() {
             return Ok(());
         }
         sqlx::query!(
@@ -119,6 +151,13 @@ impl BatchCounts {
              daily AS (
                  INSERT INTO daily_count (region, metric, day, value) SELECT region, metric, day, value FROM input
                  ON CONFLICT (region, metric, day) DO UPDATE SET value = daily_count.value + excluded.value
+             ),
+             totals AS (
+                 INSERT INTO region_count (region, metric, value, last_event_at)
+                 SELECT * FROM unnest($6::text[], $7::text[], $8::int8[], $9::timestamptz[])
+                 ON CONFLICT (region, metric) DO UPDATE
+                    SET value = region_count.value + excluded.value,
+                        last_event_at = greatest(region_count.last_event_at, excluded.last_event_at)
              )
              INSERT INTO period_count (region, metric, period, value)
              SELECT region, metric, period, sum(value)::int8 FROM input GROUP BY region, metric, period
@@ -128,6 +167,10 @@ impl BatchCounts {
             &days,
             &periods,
             &values,
+            &total_regions,
+            &total_metrics,
+            &total_values,
+            &total_ats,
         )
         .execute(&mut *conn)
         .await?;
@@ -291,38 +334,6 @@ pub async fn period_trend(
         trend.push((period, resolved));
     }
     Ok(trend)
-}
-
-/// Adds `amount` to each metric of `region`, as of an event that happened at `at`.
-pub async fn add(
-    conn: &mut PgConnection,
-    deltas: &mut Deltas,
-    region: &RegionCode,
-    metrics: &[Metric],
-    at: DateTime<Utc>,
-    amount: i64,
-) -> sqlx::Result<()> {
-    if metrics.is_empty() {
-        return Ok(());
-    }
-    let stored: Vec<&str> = metrics.iter().map(|metric| metric_as_stored(*metric)).collect();
-    sqlx::query!(
-        "INSERT INTO region_count (region, metric, value, last_event_at)
-         SELECT $1, metric, $3, $2 FROM unnest($4::text[]) AS t (metric)
-         ON CONFLICT (region, metric) DO UPDATE
-            SET value = region_count.value + excluded.value,
-                last_event_at = greatest(region_count.last_event_at, excluded.last_event_at)",
-        region.as_str(),
-        at,
-        amount,
-        &stored as &[&str],
-    )
-    .execute(&mut *conn)
-    .await?;
-    for metric in stored {
-        deltas.bump(region, metric, amount);
-    }
-    Ok(())
 }
 
 /// Every metric counted in the subtree of `region`, summed.
@@ -574,6 +585,29 @@ mod tests {
             assert_eq!(metric_from_stored(stored), Some(metric));
         }
         assert_eq!(metric_from_stored("CasesOpened"), None);
+    }
+
+    #[test]
+    fn a_batch_sums_each_total_once_with_its_latest_event_time() {
+        let day = NaiveDate::from_ymd_opt(2026, 11, 2).unwrap();
+        let at =
+            |minute: u32| DateTime::parse_from_rfc3339(&format!("2026-11-02T01:{minute:02}:00Z")).unwrap().to_utc();
+        let (xuanwu, qinhuai) = (RegionCode::parse("320102").unwrap(), RegionCode::parse("320104").unwrap());
+        let mut batch = BatchCounts::default();
+        for (region, minute, amount) in [(&xuanwu, 5, 1), (&xuanwu, 3, 2), (&qinhuai, 1, 1), (&xuanwu, 4, 0)] {
+            let mut deltas = Deltas::new(day);
+            deltas.add(region, &[Metric::PupilsRegistered], at(minute), amount);
+            batch.merge(deltas);
+        }
+        let total = |region: &RegionCode| batch.totals[&(region.to_string(), "pupils_registered".to_owned())];
+        // One upsert row a county and metric: the amounts summed, the latest event's time, even
+        // from an event that moved nothing (as the per-event upserts kept it).
+        assert_eq!(total(&xuanwu), (3, at(5)));
+        assert_eq!(total(&qinhuai), (1, at(1)));
+        assert_eq!(batch.totals.len(), 2);
+        assert_eq!(batch.rows[&("320102".to_owned(), "pupils_registered".to_owned(), day)], 3);
+        batch.clear();
+        assert!(batch.totals.is_empty() && batch.rows.is_empty());
     }
 
     #[test]
