@@ -74,6 +74,11 @@ pub trait EventHandler: Send + Sync + 'static {
     /// handler that collects per batch starts from nothing. Does nothing by default.
     fn batch_begin(&self) {}
 
+    /// Called after a batch committed, before it is acked: to tell whoever waits in this process
+    /// for what the batch may have changed (an `AcceptHandoff` call waiting for its decision).
+    /// Does nothing by default.
+    fn batch_committed(&self) {}
+
     /// Called once per batch in its transaction, after every message was handled and before the
     /// commit, with the events applied in it (not the duplicates): for work a whole batch needs
     /// once, not once per event (a notification, counts summed over the batch). A failure rolls
@@ -302,6 +307,7 @@ impl<H: EventHandler> Consumer<H> {
             None => self.apply_one_by_one(batch).await?,
         };
         self.wake.notify();
+        self.handler.batch_committed();
         for disposition in &dispositions {
             match disposition {
                 Disposition::Applied => self.stats.add_applied(1),

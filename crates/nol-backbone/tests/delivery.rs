@@ -529,7 +529,7 @@ async fn a_relay_pass_and_a_consumer_batch_time_their_stages() {
     fixture.finish().await;
 }
 
-/// Records the planner setting each event's handler ran under.
+/// Records the planner setting each event's handler ran under, and each batch's commit.
 struct PlanModeSeen(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
 
 impl EventHandler for PlanModeSeen {
@@ -537,6 +537,10 @@ impl EventHandler for PlanModeSeen {
         let mode: String = sqlx::query_scalar("SELECT current_setting('plan_cache_mode')").fetch_one(conn).await?;
         self.0.lock().unwrap().push(mode);
         Ok(())
+    }
+
+    fn batch_committed(&self) {
+        self.0.lock().unwrap().push("committed".into());
     }
 }
 
@@ -574,7 +578,9 @@ async fn a_consumer_batch_plans_its_statements_as_postgresql_chooses_and_only_in
         pull.fetch().max_messages(3).messages().await.unwrap().map(|message| message.unwrap()).collect().await;
     assert_eq!(batch.len(), 3);
     consumer.apply(&batch).await.unwrap();
-    assert_eq!(*seen.lock().unwrap(), vec!["auto"; 3]);
+    // The handler is told once, after the batch (what the transfer service's waiting accepts
+    // listen for).
+    assert_eq!(*seen.lock().unwrap(), ["auto", "auto", "auto", "committed"]);
     let after: String = sqlx::query_scalar("SHOW plan_cache_mode").fetch_one(&one_connection).await.unwrap();
     assert_eq!(after, "force_custom_plan");
     one_connection.close().await;

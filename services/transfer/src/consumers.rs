@@ -130,6 +130,10 @@ async fn answered_by_the_other_party(conn: &mut PgConnection, envelope: &EventEn
 }
 
 impl EventHandler for TransferEvents {
+    fn batch_committed(&self) {
+        self.steps.committed.notify_waiters();
+    }
+
     async fn handle(&self, conn: &mut PgConnection, envelope: &EventEnvelope) -> Result<(), HandlerError> {
         answered_by_the_other_party(conn, envelope).await?;
         let steps = &self.steps;

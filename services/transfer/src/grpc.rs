@@ -263,16 +263,26 @@ impl Transfer {
     }
 
     /// The incoming hand-off once it is no longer accepting, or as it stands after a short wait.
+    ///
+    /// The decision is committed by this service's consumer (the case service's answer), in this
+    /// process or, with replicas, in another: it looks again after each of this process's
+    /// consumer commits, and polls besides (5, 10, 20 … 100 ms) for a decision made elsewhere.
     async fn wait_decided(&self, id: Uuid) -> Result<domain::Handoff, ServiceError> {
         let deadline = tokio::time::Instant::now() + ACCEPT_WAIT;
         let mut pause = Duration::from_millis(5);
         loop {
+            // Listening before looking, so a commit between the two is not missed.
+            let committed = self.steps.committed.notified();
+            tokio::pin!(committed);
+            committed.as_mut().enable();
             let handoff = store::get(&self.pool, id, Direction::Incoming).await?.ok_or(sqlx::Error::RowNotFound)?;
             if handoff.state != State::Accepting || tokio::time::Instant::now() >= deadline {
                 return Ok(handoff);
             }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(100));
+            tokio::select! {
+                _ = committed => {}
+                _ = tokio::time::sleep(pause) => pause = (pause * 2).min(Duration::from_millis(100)),
+            }
         }
     }
 

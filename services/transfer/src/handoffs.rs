@@ -41,6 +41,9 @@ pub struct Steps {
     pub font: CjkFont,
     /// For the notice number's own short transaction.
     pub pool: PgPool,
+    /// Told after each of the consumer's commits: an `AcceptHandoff` call waiting for the case
+    /// service's decision looks again at once instead of at its next poll.
+    pub committed: std::sync::Arc<tokio::sync::Notify>,
 }
 
 fn header<'a>(
@@ -521,10 +524,11 @@ impl Steps {
         let Some(handoff) = store::get_for_update(conn, id, Direction::Incoming).await? else {
             return Ok(());
         };
-        store::set_destination_case(conn, id, Direction::Incoming, case_id).await?;
-        let Some(next) = handoff.state.advance_to(State::Accepted) else { return Ok(()) };
-        let updated = store::set_state(conn, id, Direction::Incoming, next, None).await?;
-        store::touch_sent(conn, id, Direction::Incoming, false).await?;
+        if handoff.state.advance_to(State::Accepted).is_none() {
+            store::set_destination_case(conn, id, Direction::Incoming, case_id).await?;
+            return Ok(());
+        }
+        let updated = store::set_taken_in(conn, id, case_id).await?;
         self.answer(conn, &updated).await?;
         tracing::info!(handoff_id = %id, case_id = %case_id, "hand-off accepted; responsibility moved here");
         Ok(())

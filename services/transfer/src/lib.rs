@@ -51,6 +51,7 @@ pub async fn start(config: ServiceConfig, shutdown: CancellationToken) -> anyhow
         province: platform.config.province,
         font,
         pool: platform.pool.clone(),
+        committed: Default::default(),
     };
     let handler = consumers::TransferEvents { steps: steps.clone(), clock: platform.clock.clone() };
     let filters = consumers::filter_subjects(&platform.scheme, &platform.config.province);
