@@ -4,11 +4,13 @@
 //! 1. Raw JetStream: publishes with awaited acks, 256 in flight.
 //! 2. Raw PostgreSQL: single-row commits, from one connection and from eight.
 //! 3. The project's path: events through gRPC (CreatePupil, 8 callers; `NOL_BENCH_CALLERS`) → transaction with outbox →
-//!    relay → JetStream → the reporting service's inbox, until every one is counted.
+//!    relay → JetStream → the reporting service's inbox, until every one is counted; and the token
+//!    check a call makes, in full and for a token seen before.
 //! 4. Hand-off latency: from the destination's accept (its commit) to the origin recording it (its
 //!    commit), against raw JetStream publish→consume over the same link between provinces; where it
 //!    goes: each acceptance's chain segment by segment, the relay's and consumers' stage histograms
-//!    of the services on the way (`/metrics`), and Anhui's statements an acceptance.
+//!    of the services on the way (`/metrics`), Anhui's statements an acceptance, and the case
+//!    worker's `AcceptHandoff` call (it answers once the case service decided).
 //! 5. What TLS costs (every hop of the system is TLS): raw JetStream publishes to a server with
 //!    TLS and verified client certificates against one without, and gRPC round trips
 //!    (`grpc.health.v1` Check) to an in-process server with TLS against one without.
@@ -74,6 +76,8 @@ async fn main() -> anyhow::Result<()> {
         "  ratio to raw JetStream publishes (256 in flight):                                  {:.3}",
         path / raw_publish
     );
+
+    token_check()?;
 
     let (raw_p50, raw_p99) = raw_cross_province_latency(&stack, &prefix).await?;
     let (handoff_p50, handoff_p99) = handoff_latency(&stack).await?;
@@ -429,12 +433,15 @@ async fn handoff_latency(stack: &Stack) -> anyhow::Result<(f64, f64)> {
     let statements =
         profile::StatementProfile::start(&anhui.database_url, postgres::database_name(&anhui.database_url)).await;
     let accepting_from = chrono::Utc::now();
+    let mut accept_calls = Vec::with_capacity(incoming.len());
     for handoff in &incoming {
+        let calling = Instant::now();
         linquan
             .transfer
             .clone()
             .accept_handoff(AcceptHandoffRequest { handoff_id: handoff.handoff_id.clone() })
             .await?;
+        accept_calls.push(calling.elapsed().as_secs_f64() * 1000.0);
         let id = uuid::Uuid::parse_str(&handoff.handoff_id)?;
         nol_stack::eventually("the origin to record the accept", Duration::from_secs(30), || {
             let origin = origin.clone();
@@ -450,6 +457,10 @@ async fn handoff_latency(stack: &Stack) -> anyhow::Result<(f64, f64)> {
         })
         .await?;
     }
+    let (call_p50, call_p99) = percentiles(accept_calls);
+    println!(
+        "  the case worker's AcceptHandoff call, until the case service decided: p50 {call_p50:.2} ms  p99 {call_p99:.2} ms"
+    );
     match statements {
         Ok(statements) => {
             let mut statements = statements.finish(u64::from(HANDOFFS)).await?;
@@ -650,6 +661,34 @@ async fn handoff_breakdown(
     }
     println!(
         "    {total_p50:>6.2} / {total_p99:>6.2} / {total_mean:>6.2}  100.0 %  the whole, accepted → recorded at the origin"
+    );
+    Ok(())
+}
+
+/// What the token check costs a call: verified in full (a token not seen before: its signature
+/// and claims) and answered from the verified tokens kept (a caller's next call).
+fn token_check() -> anyhow::Result<()> {
+    const TOKENS: usize = 2_000;
+    let (private_pem, public_pem) = nol_auth::generate_signing_key_pem()?;
+    let issuer = nol_auth::TokenIssuer::from_pem(private_pem.as_bytes())?;
+    let verifier = nol_auth::TokenVerifier::from_pem(public_pem.as_bytes())?;
+    let region = RegionCode::parse("320102")?;
+    let tokens = (0..TOKENS)
+        .map(|n| issuer.issue(&format!("bench{n}"), region, Role::System, Duration::from_secs(3600)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let started = Instant::now();
+    for token in &tokens {
+        verifier.verify(token)?;
+    }
+    let in_full = started.elapsed().as_secs_f64() * 1e6 / TOKENS as f64;
+    let started = Instant::now();
+    for token in &tokens {
+        verifier.verify(token)?;
+    }
+    let kept = started.elapsed().as_secs_f64() * 1e6 / TOKENS as f64;
+    println!(
+        "  the token check a call: verified in full {in_full:.1} µs, a token seen before {kept:.1} µs ({:.0}× less)",
+        in_full / kept
     );
     Ok(())
 }
