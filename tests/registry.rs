@@ -213,40 +213,24 @@ async fn pupils_schools_statuses_transfers_and_provisional_identities() {
         .await
         .unwrap_err();
     assert_eq!(duplicate.code(), Code::AlreadyExists);
-    let unknown = registry()
-        .create_pupil(CreatePupilRequest {
-            pupil: Some(Pupil {
-                full_name: "王五".into(),
-                resident_id: resident_id("320102", 43),
-                hukou_region_code: "320102".into(),
-                school_code: "9999999999".into(),
-                grade: 3,
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap_err();
+    // 王五 at a school not registered yet.
+    let wang_wu = || CreatePupilRequest {
+        pupil: Some(Pupil {
+            full_name: "王五".into(),
+            resident_id: resident_id("320102", 43),
+            hukou_region_code: "320102".into(),
+            school_code: "9999999999".into(),
+            grade: 3,
+            ..Default::default()
+        }),
+    };
+    let unknown = registry().create_pupil(wang_wu()).await.unwrap_err();
     assert_eq!(unknown.code(), Code::InvalidArgument);
     assert_eq!(unknown.get_details_bad_request().unwrap().field_violations[0].field, "pupil.school_code");
     // The registry keeps the schools it looked up, not the codes it did not find: a school
     // registered a moment after a refusal is found on the next call.
     xuanwu.ensure_school("9999999999", "南京市玄武区新建小学", "320102").await.unwrap();
-    let registered = registry()
-        .create_pupil(CreatePupilRequest {
-            pupil: Some(Pupil {
-                full_name: "王五".into(),
-                resident_id: resident_id("320102", 43),
-                hukou_region_code: "320102".into(),
-                school_code: "9999999999".into(),
-                grade: 3,
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .pupil
-        .unwrap();
+    let registered = registry().create_pupil(wang_wu()).await.unwrap().into_inner().pupil.unwrap();
     assert_eq!(
         (registered.school_name.as_str(), registered.enrollment_region_code.as_str()),
         ("南京市玄武区新建小学", "320102")
