@@ -202,8 +202,7 @@ async fn fault_relay_killed_mid_batch_repeatedly() {
         if round % 2 == 0 {
             // Dies right after publishing a batch, before marking it sent.
             registry.set_env("NOL_FAULT_RELAY_CRASH_AFTER", Some("1"));
-            registry.restart().await.unwrap();
-            let exit = registry.wait_exit(Duration::from_secs(60)).await.unwrap();
+            let exit = registry.restart_until_exit(Duration::from_secs(60)).await.unwrap();
             assert!(!exit.success(), "the relay was made to abort");
         } else {
             // Killed at whatever moment the load finds it.
@@ -247,8 +246,7 @@ async fn fault_consumer_killed_between_commit_and_ack() {
         let reporting = &mut test.stack_mut().province_mut("320000").reporting;
         reporting.kill().await.unwrap();
         reporting.set_env("NOL_FAULT_CONSUMER_CRASH_AFTER", Some("1"));
-        reporting.restart().await.unwrap();
-        let exit = reporting.wait_exit(Duration::from_secs(60)).await.unwrap();
+        let exit = reporting.restart_until_exit(Duration::from_secs(60)).await.unwrap();
         assert!(!exit.success(), "the consumer was made to abort after its commit");
         crashes += 1;
         load_progresses(&load, 5).await;

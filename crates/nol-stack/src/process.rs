@@ -34,6 +34,8 @@ pub struct ServiceProcess {
     env: BTreeMap<String, String>,
     log: LogTo,
     child: Option<Child>,
+    /// How the last launch ended when the process exited before its ready line.
+    exited_unready: Option<std::process::ExitStatus>,
 }
 
 impl ServiceProcess {
@@ -55,6 +57,7 @@ impl ServiceProcess {
             env,
             log,
             child: None,
+            exited_unready: None,
         };
         process.launch().await?;
         Ok(process)
@@ -98,6 +101,7 @@ impl ServiceProcess {
             Ok(Ok(Some(addresses))) => addresses,
             Ok(Ok(None)) => {
                 let status = child.wait().await?;
+                self.exited_unready = Some(status);
                 anyhow::bail!("{} exited before it was ready ({status})", self.name);
             }
             Ok(Err(error)) => return Err(error),
@@ -160,6 +164,17 @@ impl ServiceProcess {
         match self.child.as_mut() {
             Some(child) => matches!(child.try_wait(), Ok(None)),
             None => false,
+        }
+    }
+
+    /// Starts the process again when a fault injection makes it die soon, and waits up to
+    /// `timeout` for it to exit: before its ready line (its relay or consumer may act before
+    /// the server is up) or after.
+    pub async fn restart_until_exit(&mut self, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        self.exited_unready = None;
+        match self.restart().await {
+            Ok(()) => self.wait_exit(timeout).await,
+            Err(error) => self.exited_unready.take().ok_or(error),
         }
     }
 
