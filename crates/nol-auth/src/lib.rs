@@ -358,7 +358,7 @@ impl TokenIssuer {
         school: Option<String>,
         lifetime: Duration,
     ) -> Result<String, TokenError> {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        let now = unix_now();
         let mut id = [0u8; 16];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut id);
         let claims = Claims {

@@ -86,12 +86,22 @@ impl Deltas {
     pub fn add(&mut self, region: &RegionCode, metrics: &[Metric], at: DateTime<Utc>, amount: i64) {
         for metric in metrics {
             let stored = metric_as_stored(*metric);
-            let total = self.totals.entry((region.to_string(), stored.to_owned())).or_insert((0, at));
-            total.0 += amount;
-            total.1 = total.1.max(at);
+            add_total(&mut self.totals, (region.to_string(), stored.to_owned()), amount, at);
             self.bump(region, stored, amount);
         }
     }
+}
+
+/// A running total's row: the amounts summed, the latest event's time kept.
+fn add_total(
+    totals: &mut BTreeMap<(String, String), (i64, DateTime<Utc>)>,
+    key: (String, String),
+    amount: i64,
+    at: DateTime<Utc>,
+) {
+    let total = totals.entry(key).or_insert((0, at));
+    total.0 += amount;
+    total.1 = total.1.max(at);
 }
 
 /// The counts a batch of events moves, summed per county, metric and day (and per county and
@@ -110,9 +120,7 @@ impl BatchCounts {
             *self.rows.entry((region, metric, deltas.day)).or_default() += delta;
         }
         for (key, (amount, at)) in deltas.totals {
-            let total = self.totals.entry(key).or_insert((0, at));
-            total.0 += amount;
-            total.1 = total.1.max(at);
+            add_total(&mut self.totals, key, amount, at);
         }
     }
 

@@ -153,8 +153,7 @@ pub async fn get_many(conn: &mut PgConnection, codes: &[String]) -> sqlx::Result
 /// registered a moment ago is found on the next call.
 #[derive(Clone)]
 pub struct SchoolCache {
-    known: Arc<quick_cache::sync::Cache<String, (Arc<SchoolRecord>, Instant)>>,
-    kept_for: Duration,
+    known: Arc<quick_cache::sync::Cache<String, (SchoolRecord, Instant)>>,
 }
 
 /// How long a school looked up is believed without asking the database again.
@@ -165,7 +164,7 @@ const SCHOOLS_KEPT: usize = 60_000;
 
 impl Default for SchoolCache {
     fn default() -> SchoolCache {
-        SchoolCache { known: Arc::new(quick_cache::sync::Cache::new(SCHOOLS_KEPT)), kept_for: SCHOOL_KEPT_FOR }
+        SchoolCache { known: Arc::new(quick_cache::sync::Cache::new(SCHOOLS_KEPT)) }
     }
 }
 
@@ -184,11 +183,11 @@ impl SchoolCache {
 
     fn kept(&self, code: &str, now: Instant) -> Option<SchoolRecord> {
         let (school, at) = self.known.get(code)?;
-        (now.saturating_duration_since(at) < self.kept_for).then(|| SchoolRecord::clone(&school))
+        (now.saturating_duration_since(at) < SCHOOL_KEPT_FOR).then_some(school)
     }
 
     fn keep(&self, school: &SchoolRecord, now: Instant) {
-        self.known.insert(school.code.clone(), (Arc::new(school.clone()), now));
+        self.known.insert(school.code.clone(), (school.clone(), now));
     }
 }
 
