@@ -1,9 +1,10 @@
 //! Hand-offs between regions (R11) on every path, on the real stack: the destination refuses
 //! with a coded reason, the origin withdraws, the accept finds the child's case already there,
 //! two requests or a request and a status change race for one case, a region that found the
-//! child asks for the case, the written notice and the dossier travel with the request, and the
-//! decision is due on both sides (R12). After every path both sides show the same outcome, the
-//! case has exactly one owner, and no dead letter sits anywhere.
+//! child asks for the case, the written notice and the dossier travel with the request, the
+//! decision is due on both sides (R12), and more requests at once than a pool holds connections
+//! all answer. After every path both sides show the same outcome, the case has exactly one owner,
+//! and no dead letter sits anywhere.
 
 mod common;
 
@@ -928,6 +929,65 @@ async fn the_decision_is_due_on_both_sides_and_an_overdue_one_reaches_both_provi
     })
     .await;
 
+    settled_without_dead_letters(&test).await;
+    test.finish().await;
+}
+
+/// More calls at once than a service's pool holds connections all answer. A call that holds one
+/// connection and waits for a second (a reservation reading its dossier from the pool, a read
+/// taking another for its view while still holding the one its audit entry was written on) made
+/// as many such calls as the pool holds wait on one another until the pool's timeout failed them
+/// all: four hand-offs requested at once against a pool of four did, and eight reads of a case.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_calls_at_once_than_the_pool_holds_all_answer() {
+    let clock = RuleClock::at("2027-03-01T09:00:00+08:00");
+    let mut options = clock.options();
+    options.extra_env.insert("NOL_DATABASE_POOL_SIZE".into(), "3".into());
+    let test = TestStack::start_with(options).await;
+    let xuanwu = test.clients("320000", "320102", Role::Caseworker);
+    let mut cases = Vec::new();
+    for sequence in 0..8u16 {
+        cases.push(migrant_case(&xuanwu, &format!("钱小{sequence}"), 71 + sequence, "341221").await);
+    }
+
+    // Eight reads of a case, eight of its file and four hand-off requests, all at once: more
+    // reservations than the case service's pool holds, fewer than would wait past its timeout
+    // for the transfer service's (each request writes its notice, a PDF, in its transaction).
+    let reads = cases.iter().map(|case| {
+        let mut cases = xuanwu.cases.clone();
+        let request = GetCaseRequest { case_id: case.case_id.clone(), ..Default::default() };
+        async move { cases.get_case(request).await.map(|_| ()) }
+    });
+    let files = cases.iter().map(|case| {
+        let mut cases = xuanwu.cases.clone();
+        let request = GetCaseFileRequest { case_id: case.case_id.clone() };
+        async move { cases.get_case_file(request).await.map(|_| ()) }
+    });
+    let requests = cases[..4].iter().map(|case| request(&xuanwu, &case.case_id, "341221"));
+    let (reads, files, requested) = tokio::join!(
+        futures::future::join_all(reads),
+        futures::future::join_all(files),
+        futures::future::join_all(requests)
+    );
+    for outcome in reads.into_iter().chain(files) {
+        outcome.expect("a read answers");
+    }
+    let handoff_ids: Vec<String> =
+        requested.into_iter().map(|handoff| handoff.expect("a request answers").handoff_id).collect();
+
+    // Every hand-off read at once, as the origin keeps it, each with its case reserved.
+    let handoffs = handoff_ids.iter().map(|handoff_id| {
+        let mut transfer = xuanwu.transfer.clone();
+        let request =
+            GetHandoffRequest { handoff_id: handoff_id.clone(), direction: HandoffDirection::Outgoing as i32 };
+        async move { transfer.get_handoff(request).await }
+    });
+    for handoff in futures::future::join_all(handoffs).await {
+        handoff.expect("a hand-off is read");
+    }
+    for case in &cases[..4] {
+        until_case(&xuanwu, &case.case_id, CaseStatus::HandoffPending).await;
+    }
     settled_without_dead_letters(&test).await;
     test.finish().await;
 }

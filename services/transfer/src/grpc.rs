@@ -368,6 +368,8 @@ impl Transfer {
         let handoff = self.visible(caller, id, direction).await?;
         let mut conn = self.pool.acquire().await?;
         audit::record(&mut conn, caller, "handoff.read", "handoff", &[id.to_string()]).await?;
+        // Back to the pool before the next read takes one: no call holds two.
+        drop(conn);
         self.with_coworker(handoff_to_proto(&handoff)).await
     }
 
@@ -418,6 +420,7 @@ impl Transfer {
         let ids: Vec<String> = rows.iter().map(|row| row.id.to_string()).collect();
         let mut conn = self.pool.acquire().await?;
         audit::record(&mut conn, caller, "handoff.list", "handoff", &ids).await?;
+        drop(conn);
         let mut handoffs = Vec::with_capacity(rows.len());
         for row in &rows {
             handoffs.push(self.with_coworker(handoff_to_proto(row)).await?);

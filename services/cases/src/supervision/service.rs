@@ -490,7 +490,7 @@ impl SupervisionService {
             (None, requested) => requested,
         };
         let prefix = Self::scope_prefix(caller, &check);
-        let mut items = store::list_check_items(&self.pool, check.id, &prefix, school, state, after, size + 1).await?;
+        let mut items = store::list_check_items(&mut conn, check.id, &prefix, school, state, after, size + 1).await?;
         let next_page_token = if items.len() as i64 > size {
             items.truncate(size as usize);
             items.last().map(|item| encode_school_token(&item.school_code, item.id)).unwrap_or_default()
@@ -599,9 +599,9 @@ impl SupervisionService {
         let prefix = Self::scope_prefix(caller, &check);
         let today = self.clock.today();
         let rows = if by_school {
-            store::progress_by_school(&self.pool, check.id, &prefix, today).await?
+            store::progress_by_school(&mut conn, check.id, &prefix, today).await?
         } else {
-            store::progress_by_county(&self.pool, check.id, &prefix, today).await?
+            store::progress_by_county(&mut conn, check.id, &prefix, today).await?
         };
         let mut total = Progress { key: check.region.to_string(), ..Default::default() };
         for row in &rows {

@@ -896,7 +896,7 @@ pub async fn check_item_for_update(conn: &mut PgConnection, id: Uuid) -> sqlx::R
 
 /// A check's items in the subtree whose codes start with `prefix`, by school, a page at a time.
 pub async fn list_check_items(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     check_id: Uuid,
     prefix: &str,
     school_code: Option<&str>,
@@ -925,7 +925,7 @@ pub async fn list_check_items(
         after.as_ref().map(|(_, id)| *id),
         limit,
     )
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await?)
 }
 
@@ -965,7 +965,7 @@ pub struct Progress {
 
 /// Progress of a check grouped by school, within the subtree whose codes start with `prefix`.
 pub async fn progress_by_school(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     check_id: Uuid,
     prefix: &str,
     today: NaiveDate,
@@ -986,13 +986,13 @@ pub async fn progress_by_school(
         prefix,
         today,
     )
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await
 }
 
 /// Progress of a check grouped by county, within the subtree whose codes start with `prefix`.
 pub async fn progress_by_county(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     check_id: Uuid,
     prefix: &str,
     today: NaiveDate,
@@ -1013,6 +1013,6 @@ pub async fn progress_by_county(
         prefix,
         today,
     )
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await
 }

@@ -278,6 +278,8 @@ impl Assistance {
             },
         };
         audit::record(&mut conn, caller, "assistance.get", "assistance", &[id.to_string()]).await?;
+        // Back to the pool before the view takes one: no call holds two.
+        drop(conn);
         self.view(&found).await
     }
 

@@ -270,6 +270,8 @@ impl CaseService {
         };
         let mut conn = self.pool.acquire().await?;
         audit::record(&mut conn, caller, "case.read_file", "dropout_case", &[id.to_string()]).await?;
+        // Back to the pool before the view takes one: no call holds two.
+        drop(conn);
         Ok(CaseFileView {
             case: self.view(case, None).await?,
             officers,

@@ -53,7 +53,7 @@ impl CaseService {
         let mut tx = self.pool.begin().await?;
         let case = self.lock(&mut tx, caller, case_id).await?;
         // Read after the case's lock is held: the dossier is the case as reserved.
-        let mut dossier = self.dossier(&case).await?;
+        let mut dossier = self.dossier(&mut tx, &case).await?;
         dossier.new_inflow_region_code = new_inflow.map(|region| region.to_string()).unwrap_or_default();
         let sealed = self.seal.public_key().seal(&dossier.encode_to_vec());
         let reservation = Reservation {
@@ -77,7 +77,11 @@ impl CaseService {
     /// What the new owner needs (PIPL art. 6: nothing more): the child, causes, notes, the
     /// registered-poor household and disability grade (R3, R4), attempts, measures, evidence
     /// metadata, the officers as contacts, and a summary of the history.
-    async fn dossier(&self, case: &Case) -> Result<HandoffDossier, ServiceError> {
+    ///
+    /// Read on the reservation's own connection: calls that each hold one connection and wait for a
+    /// second from the pool wait on one another once there are as many as the pool holds (a bureau
+    /// requesting several hand-offs at once), until the pool's timeout fails them all.
+    async fn dossier(&self, conn: &mut PgConnection, case: &Case) -> Result<HandoffDossier, ServiceError> {
         let resident_id = reveal(
             &self.data_key,
             &case.child.resident_id_cipher,
@@ -85,8 +89,8 @@ impl CaseService {
             &case.child.resident_id_index,
         )?;
         let child = crate::child::on_file(&case.child, Some(&resident_id));
-        let attempts = file_store::attempts(&self.pool, case.id, None, DOSSIER_LIMIT).await?;
-        let history = store::history(&self.pool, case.id, 0, DOSSIER_LIMIT).await?;
+        let attempts = file_store::attempts(&mut *conn, case.id, None, DOSSIER_LIMIT).await?;
+        let history = store::history(&mut *conn, case.id, 0, DOSSIER_LIMIT).await?;
         Ok(HandoffDossier {
             child: Some(child),
             causes: case.causes.iter().map(|cause| *cause as i32).collect(),
@@ -97,9 +101,9 @@ impl CaseService {
             confirmed_on: case.confirmed_on.map(|day| day.to_string()).unwrap_or_default(),
             relapse_count: case.relapse_count,
             attempts: attempts.iter().map(attempt_message).collect(),
-            measures: file_store::measures(&self.pool, case.id).await?.iter().map(measure_message).collect(),
-            evidence: file_store::evidence(&self.pool, case.id).await?.iter().map(evidence_message).collect(),
-            officers: file_store::officers(&self.pool, case.id).await?.iter().map(officer_message).collect(),
+            measures: file_store::measures(&mut *conn, case.id).await?.iter().map(measure_message).collect(),
+            evidence: file_store::evidence(&mut *conn, case.id).await?.iter().map(evidence_message).collect(),
+            officers: file_store::officers(&mut *conn, case.id).await?.iter().map(officer_message).collect(),
             history: history
                 .into_iter()
                 .map(|entry| CaseHistoryEntry {

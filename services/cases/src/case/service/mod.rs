@@ -174,6 +174,8 @@ impl CaseService {
         let mut conn = self.pool.acquire().await?;
         let action = if full { "case.read_full" } else { "case.read" };
         audit::record(&mut conn, caller, action, "dropout_case", &[id.to_string()]).await?;
+        // Back to the pool before the view takes one: no call holds two.
+        drop(conn);
         let revealed = if full {
             Some(reveal(
                 &self.data_key,

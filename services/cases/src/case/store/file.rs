@@ -128,13 +128,13 @@ pub async fn insert_officer(
     .await?)
 }
 
-pub async fn officers(pool: &PgPool, case_id: Uuid) -> sqlx::Result<Vec<Officer>> {
+pub async fn officers<'c>(db: impl sqlx::PgExecutor<'c>, case_id: Uuid) -> sqlx::Result<Vec<Officer>> {
     all(sqlx::query_as!(
         OfficerRow,
         "SELECT id, full_name, role, phone, added_by, added_at FROM case_officer WHERE case_id = $1 ORDER BY added_at",
         case_id
     )
-    .fetch_all(pool)
+    .fetch_all(db)
     .await?)
 }
 
@@ -231,14 +231,14 @@ pub async fn complete_measure(
     .await?)
 }
 
-pub async fn measures(pool: &PgPool, case_id: Uuid) -> sqlx::Result<Vec<Measure>> {
+pub async fn measures<'c>(db: impl sqlx::PgExecutor<'c>, case_id: Uuid) -> sqlx::Result<Vec<Measure>> {
     all(sqlx::query_as!(
         MeasureRow,
         "SELECT id, kind, description, fund, learning_support, due_on, done_on, done_by, added_by, added_at
            FROM case_measure WHERE case_id = $1 ORDER BY due_on, added_at",
         case_id
     )
-    .fetch_all(pool)
+    .fetch_all(db)
     .await?)
 }
 
@@ -307,7 +307,7 @@ pub async fn insert_evidence(
     one(row)
 }
 
-pub async fn evidence(pool: &PgPool, case_id: Uuid) -> sqlx::Result<Vec<Evidence>> {
+pub async fn evidence<'c>(db: impl sqlx::PgExecutor<'c>, case_id: Uuid) -> sqlx::Result<Vec<Evidence>> {
     all(sqlx::query_as!(
         EvidenceRow,
         "SELECT id, kind, document_number, issuing_body, issued_on, file_name, file_size, file_sha256, added_by,
@@ -315,7 +315,7 @@ pub async fn evidence(pool: &PgPool, case_id: Uuid) -> sqlx::Result<Vec<Evidence
            FROM case_evidence WHERE case_id = $1 ORDER BY added_at",
         case_id
     )
-    .fetch_all(pool)
+    .fetch_all(db)
     .await?)
 }
 
@@ -419,7 +419,12 @@ pub async fn insert_attempt(
 }
 
 /// A case's attempts, newest recorded first, a page at a time.
-pub async fn attempts(pool: &PgPool, case_id: Uuid, after: Option<Cursor>, limit: i64) -> sqlx::Result<Vec<Attempt>> {
+pub async fn attempts<'c>(
+    db: impl sqlx::PgExecutor<'c>,
+    case_id: Uuid,
+    after: Option<Cursor>,
+    limit: i64,
+) -> sqlx::Result<Vec<Attempt>> {
     all(sqlx::query_as!(
         AttemptRow,
         "SELECT id, attempt_on, departments, means, place, place_region, outcome, notes, joint, recorded_by,
@@ -432,7 +437,7 @@ pub async fn attempts(pool: &PgPool, case_id: Uuid, after: Option<Cursor>, limit
         after.map(|cursor| cursor.id),
         limit,
     )
-    .fetch_all(pool)
+    .fetch_all(db)
     .await?)
 }
 

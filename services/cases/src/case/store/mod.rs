@@ -559,7 +559,12 @@ pub struct HistoryRow {
 }
 
 /// A case's history, oldest first, after version `after`.
-pub async fn history(pool: &PgPool, case_id: Uuid, after: i64, limit: i64) -> sqlx::Result<Vec<HistoryRow>> {
+pub async fn history<'c>(
+    db: impl sqlx::PgExecutor<'c>,
+    case_id: Uuid,
+    after: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<HistoryRow>> {
     sqlx::query_as!(
         HistoryRow,
         "SELECT version, at, actor, change, detail FROM case_history
@@ -568,7 +573,7 @@ pub async fn history(pool: &PgPool, case_id: Uuid, after: i64, limit: i64) -> sq
         after,
         limit,
     )
-    .fetch_all(pool)
+    .fetch_all(db)
     .await
 }
 
