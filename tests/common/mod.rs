@@ -84,7 +84,7 @@ impl TestStack {
             log_to_files: options.log_to_files,
             hub_leaf_port: None,
             cuttable_link: options.cuttable_link,
-            extra_env: small_pools(&options.extra_env),
+            extra_env: small_pools(&options.extra_env, provinces.len() * 4 * options.replicas.max(1)),
             replicas: options.replicas.max(1),
         };
         // The roles of test databases a killed run left behind (they outlive their database).
@@ -193,12 +193,22 @@ impl Drop for TestStack {
     }
 }
 
-/// The test's settings, with every service holding at most 6 database connections unless the test
-/// says otherwise: two stacks of eight services run at once stay well under PostgreSQL's default
-/// of 100 connections.
-fn small_pools(extra: &std::collections::BTreeMap<String, String>) -> std::collections::BTreeMap<String, String> {
+/// The test's settings, with each of its `services` processes holding at most 4 database
+/// connections, or 3 in a stack of more than eight, unless the test says otherwise.
+///
+/// The tests must pass on a fresh machine, whose PostgreSQL takes 100 connections (97 for roles
+/// that are not superusers), with nextest running two tests at once. Stacks of more than eight
+/// processes run one at a time (the test group `stacks-of-many`, `.config/nextest.toml`), so the
+/// most at once is one of those (16 × 3 = 48) and one of eight (8 × 4 = 32), plus each reporting
+/// service's listener and the tests' own. Three is the floor: a consumer's transaction may take
+/// a second connection (the notice number's own short transaction) while the relay holds a third.
+fn small_pools(
+    extra: &std::collections::BTreeMap<String, String>,
+    services: usize,
+) -> std::collections::BTreeMap<String, String> {
     let mut env = extra.clone();
-    env.entry("NOL_DATABASE_POOL_SIZE".to_owned()).or_insert_with(|| "6".to_owned());
+    let pool = if services > 8 { "3" } else { "4" };
+    env.entry("NOL_DATABASE_POOL_SIZE".to_owned()).or_insert_with(|| pool.to_owned());
     // Exports of a few rows still cross pages: the paging is what the tests see.
     env.entry("NOL_EXPORT_PAGE_ROWS".to_owned()).or_insert_with(|| "3".to_owned());
     env
