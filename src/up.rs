@@ -88,7 +88,7 @@ pub async fn run(data: &Path, demo: bool, provinces: &[RegionCode]) -> anyhow::R
         log_to_files: true,
         hub_leaf_port: Some(HUB_LEAF_PORT),
         cuttable_link: false,
-        extra_env: Default::default(),
+        extra_env: local_pools(count),
         replicas: 1,
     };
     let mut stack = Stack::start(settings)
@@ -192,4 +192,16 @@ pub async fn run(data: &Path, demo: bool, provinces: &[RegionCode]) -> anyhow::R
     }
     eprintln!("stopped; data kept under {}", data.display());
     Ok(())
+}
+
+/// Each service's database pool on this machine: the services of every province share its
+/// PostgreSQL, which takes 100 connections on a fresh machine (97 for roles that are not
+/// superusers), so together they hold at most 80 — 10 each for two provinces — unless
+/// `NOL_DATABASE_POOL_SIZE` says otherwise.
+fn local_pools(provinces: usize) -> std::collections::BTreeMap<String, String> {
+    if std::env::var_os("NOL_DATABASE_POOL_SIZE").is_some() {
+        return Default::default();
+    }
+    let per_service = (80 / (provinces * 4).max(1)).clamp(3, 16);
+    std::collections::BTreeMap::from([("NOL_DATABASE_POOL_SIZE".to_owned(), per_service.to_string())])
 }
