@@ -372,7 +372,6 @@ pub async fn set_state(
     )
 }
 
-/// The destination's case for an accepted hand-off.
 /// The case service took the case in: an incoming hand-off is accepted, names the case opened
 /// for it, and its answer goes out now — one statement, where it was three (the case, the state,
 /// the answer's time) on every acceptance's way to the origin (issue 13).
@@ -397,6 +396,7 @@ pub async fn set_taken_in(conn: &mut PgConnection, id: Uuid, case_id: Uuid) -> s
     )
 }
 
+/// The destination's case for an accepted hand-off.
 pub async fn set_destination_case(
     conn: &mut PgConnection,
     id: Uuid,
