@@ -32,7 +32,17 @@ pub struct CrossCheck {
     pub wake: RelayWake,
     /// The rule clock: "today" for the numbers the events carry.
     pub clock: Clock,
+    /// Checks under way at once in this process ([`CONCURRENT_CHECKS`]); the others wait their
+    /// turn holding no connection.
+    pub turns: std::sync::Arc<tokio::sync::Semaphore>,
 }
+
+/// Checks run at once by one process: one. A check holds two connections (its transaction, and
+/// the count beside it) and takes the second while holding the first, so as many checks at once
+/// as the pool holds would wait on one another until the pool's timeout; two checks of the same
+/// region would also write the same items at once. A province-wide check keeps both cores busy by
+/// itself; a county's takes a fraction of a second, so one waiting its turn is not felt.
+pub const CONCURRENT_CHECKS: usize = 1;
 
 impl CrossCheck {
     pub async fn run(
@@ -41,6 +51,7 @@ impl CrossCheck {
         region: RegionCode,
         as_of: NaiveDate,
     ) -> Result<CrossCheckRun, ServiceError> {
+        let _turn = self.turns.acquire().await.map_err(anyhow::Error::from)?;
         let started = Instant::now();
         let run = Uuid::now_v7();
         let school_age = school_age_births(as_of);

@@ -64,6 +64,7 @@ impl Registry {
             scheme: platform.scheme.clone(),
             wake: platform.wake.clone(),
             clock: platform.clock.clone(),
+            turns: std::sync::Arc::new(tokio::sync::Semaphore::new(crate::crosscheck::CONCURRENT_CHECKS)),
         };
         Ok(Registry {
             pool: platform.pool.clone(),
