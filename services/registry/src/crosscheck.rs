@@ -41,7 +41,8 @@ pub struct CrossCheck {
 /// the count beside it) and takes the second while holding the first, so as many checks at once
 /// as the pool holds would wait on one another until the pool's timeout; two checks of the same
 /// region would also write the same items at once. A province-wide check keeps both cores busy by
-/// itself; a county's takes a fraction of a second, so one waiting its turn is not felt.
+/// itself, so running two at once would not finish them sooner; a county's check is small beside
+/// it.
 pub const CONCURRENT_CHECKS: usize = 1;
 
 impl CrossCheck {
