@@ -11,7 +11,7 @@ pub mod verify;
 use chrono::{DateTime, Utc};
 use nol_auth::Caller;
 use sha2::{Digest, Sha256};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 
 /// The hash an empty chain starts from (and the anchor while nothing was pruned).
 pub const GENESIS_HASH: [u8; 32] = [0; 32];
@@ -46,6 +46,22 @@ pub async fn record(
     };
     append(conn, &entry, None).await?;
     Ok(())
+}
+
+/// Records a read on a connection of its own, back in the pool before this returns: a read that
+/// then takes a connection for its answer never holds two at once. (Calls holding one and waiting
+/// for another wait on one another once as many run at once as the pool holds.)
+pub async fn record_read(
+    pool: &PgPool,
+    caller: &Caller,
+    action: &str,
+    resource_type: &str,
+    resource_ids: &[String],
+) -> sqlx::Result<()> {
+    if resource_ids.is_empty() {
+        return Ok(());
+    }
+    record(&mut *pool.acquire().await?, caller, action, resource_type, resource_ids).await
 }
 
 /// One caller's entry in a group commit: who, from where, in which trace, which record.

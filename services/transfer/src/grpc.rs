@@ -366,10 +366,7 @@ impl Transfer {
             .map(direction_from_proto)
             .map_err(|_| ServiceError::invalid("direction", Msg::NotADirection))?;
         let handoff = self.visible(caller, id, direction).await?;
-        let mut conn = self.pool.acquire().await?;
-        audit::record(&mut conn, caller, "handoff.read", "handoff", &[id.to_string()]).await?;
-        // Back to the pool before the next read takes one: no call holds two.
-        drop(conn);
+        audit::record_read(&self.pool, caller, "handoff.read", "handoff", &[id.to_string()]).await?;
         self.with_coworker(handoff_to_proto(&handoff)).await
     }
 
@@ -398,8 +395,7 @@ impl Transfer {
         let notice = store::notice(&self.pool, id)
             .await?
             .ok_or_else(|| ServiceError::not_found(Msg::NoNotice { id: handoff.id.to_string() }))?;
-        let mut conn = self.pool.acquire().await?;
-        audit::record(&mut conn, caller, "handoff.read_notice", "handoff", &[id.to_string()]).await?;
+        audit::record_read(&self.pool, caller, "handoff.read_notice", "handoff", &[id.to_string()]).await?;
         Ok((notice, format!("移交通知-{id}.pdf")))
     }
 
@@ -418,9 +414,7 @@ impl Transfer {
         let mut rows = store::list(&self.pool, &filter, after, size + 1).await?;
         let next_page_token = paging::next_page(&mut rows, size, |row| Cursor { time: row.requested_at, id: row.id });
         let ids: Vec<String> = rows.iter().map(|row| row.id.to_string()).collect();
-        let mut conn = self.pool.acquire().await?;
-        audit::record(&mut conn, caller, "handoff.list", "handoff", &ids).await?;
-        drop(conn);
+        audit::record_read(&self.pool, caller, "handoff.list", "handoff", &ids).await?;
         let mut handoffs = Vec::with_capacity(rows.len());
         for row in &rows {
             handoffs.push(self.with_coworker(handoff_to_proto(row)).await?);
@@ -492,8 +486,7 @@ impl Transfer {
             store::list_transfer_ins(&self.pool, region.subtree_prefix(), direction, state, after, size + 1).await?;
         let next_page_token = paging::next_page(&mut rows, size, |row| Cursor { time: row.requested_at, id: row.id });
         let ids: Vec<String> = rows.iter().map(|row| row.id.to_string()).collect();
-        let mut conn = self.pool.acquire().await?;
-        audit::record(&mut conn, caller, "transfer_in.list", "transfer_in", &ids).await?;
+        audit::record_read(&self.pool, caller, "transfer_in.list", "transfer_in", &ids).await?;
         Ok(ListTransferInsResponse { transfer_ins: rows.iter().map(transfer_in_to_proto).collect(), next_page_token })
     }
 

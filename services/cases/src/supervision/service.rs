@@ -254,8 +254,7 @@ impl SupervisionService {
         let next_page_token =
             paging::next_page(&mut work, size, |work| Cursor { time: day_cursor(work.due_on), id: work.id });
         let ids: Vec<String> = work.iter().map(|work| work.case_id.to_string()).collect();
-        let mut conn = self.pool.acquire().await?;
-        audit::record(&mut conn, caller, "overdue.list", "dropout_case", &ids).await?;
+        audit::record_read(&self.pool, caller, "overdue.list", "dropout_case", &ids).await?;
         Ok(OverduePage { work, next_page_token, total_count, today })
     }
 
@@ -273,8 +272,7 @@ impl SupervisionService {
         let mut items = store::list_items(&self.pool, region.subtree_prefix(), state, after, size + 1).await?;
         let next_page_token = paging::next_page(&mut items, size, |item| Cursor { time: item.raised_at, id: item.id });
         let ids: Vec<String> = items.iter().filter_map(|item| item.case_id).map(|id| id.to_string()).collect();
-        let mut conn = self.pool.acquire().await?;
-        audit::record(&mut conn, caller, "supervision_item.list", "dropout_case", &ids).await?;
+        audit::record_read(&self.pool, caller, "supervision_item.list", "dropout_case", &ids).await?;
         Ok(ItemPage { items, next_page_token })
     }
 

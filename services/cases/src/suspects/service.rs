@@ -498,9 +498,8 @@ impl SuspectService {
             caller.require_role(&[Role::Caseworker, Role::System], Action::SeeFullResidentIds)?;
         }
         let item = self.item_in_scope(caller, id).await?;
-        let mut conn = self.pool.acquire().await?;
         let action = if full { "suspect.read_full" } else { "suspect.read" };
-        audit::record(&mut conn, caller, action, "suspect", &[id.to_string()]).await?;
+        audit::record_read(&self.pool, caller, action, "suspect", &[id.to_string()]).await?;
         let revealed = match (&item.resident_id_cipher, &item.resident_id_index, full) {
             (Some(cipher), Some(index), true) => {
                 Some(reveal(&self.data_key, cipher, SUSPECT_RESIDENT_ID_CONTEXT, index)?)
@@ -530,8 +529,7 @@ impl SuspectService {
         let next_page_token =
             paging::next_page(&mut items, size, |item| Cursor { time: item.recorded_at, id: item.id });
         let ids: Vec<String> = items.iter().map(|item| item.id.to_string()).collect();
-        let mut conn = self.pool.acquire().await?;
-        audit::record(&mut conn, caller, "suspect.list", "suspect", &ids).await?;
+        audit::record_read(&self.pool, caller, "suspect.list", "suspect", &ids).await?;
         Ok(SuspectPage { items, next_page_token })
     }
 }

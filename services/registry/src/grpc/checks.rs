@@ -77,8 +77,7 @@ impl Registry {
         let next_page_token =
             paging::next_page(&mut items, size, |item| Cursor { time: item.first_found_at, id: item.id });
         let ids: Vec<String> = items.iter().map(|item| item.id.to_string()).collect();
-        let mut conn = self.pool.acquire().await?;
-        audit::record(&mut conn, caller, "check_item.list", "check_item", &ids).await?;
+        audit::record_read(&self.pool, caller, "check_item.list", "check_item", &ids).await?;
         Ok(ListCheckItemsResponse { items: items.iter().map(to_proto).collect(), next_page_token })
     }
 

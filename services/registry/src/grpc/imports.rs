@@ -117,10 +117,8 @@ impl Registry {
             }
         }
         file.flush().map_err(|error| ServiceError::Internal(error.into()))?;
-        let mut conn = self.pool.acquire().await?;
         let action = format!("import.{}", kind.as_stored());
-        audit::record(&mut conn, caller, &action, "import_job", &[job_id.to_string()]).await?;
-        drop(conn);
+        audit::record_read(&self.pool, caller, &action, "import_job", &[job_id.to_string()]).await?;
         let received_file = ReceivedFile { job_id, file_name, format, encoding, path: file.path().to_path_buf() };
         let job = self.importer.run(caller, kind, received_file).await?;
         drop(file);
@@ -161,9 +159,7 @@ impl Registry {
         }
         // The rejected rows are children's rows (names, masked numbers, schools): their reading is
         // audited like a pupil's.
-        let mut conn = self.pool.acquire().await?;
-        audit::record(&mut conn, caller, "import.read_errors", "import_job", &[job.id.to_string()]).await?;
-        drop(conn);
+        audit::record_read(&self.pool, caller, "import.read_errors", "import_job", &[job.id.to_string()]).await?;
         // The error file goes back in the file's own format and encoding (a file not yet read: CSV).
         let format = job.file.map(|file| file.format).unwrap_or(Format::Csv);
         let encoding = job.file.and_then(|file| file.encoding).unwrap_or(Encoding::Utf8);

@@ -224,8 +224,7 @@ impl Registry {
         }
         let row = self.pupil_in_scope(caller, "pupil_id", &request.pupil_id).await?;
         let action = if full { "pupil.read_full" } else { "pupil.read" };
-        let mut conn = self.pool.acquire().await?;
-        audit::record(&mut conn, caller, action, "pupil", &[row.id.to_string()]).await?;
+        audit::record_read(&self.pool, caller, action, "pupil", &[row.id.to_string()]).await?;
         Ok(self.to_proto(&row, full))
     }
 
@@ -281,8 +280,7 @@ impl Registry {
         let mut rows = pupils::list(&self.pool, filter, after, size + 1).await?;
         let next = paging::next_page(&mut rows, size, |row| Cursor { time: row.created_at, id: row.id });
         let ids: Vec<String> = rows.iter().map(|row| row.id.to_string()).collect();
-        let mut conn = self.pool.acquire().await?;
-        audit::record(&mut conn, caller, action, "pupil", &ids).await?;
+        audit::record_read(&self.pool, caller, action, "pupil", &ids).await?;
         Ok((rows.iter().map(|row| self.to_proto(row, false)).collect(), next))
     }
 
@@ -412,8 +410,7 @@ impl Registry {
     ) -> Result<ListPupilStatusChangesResponse, ServiceError> {
         let row = self.pupil_in_scope(caller, "pupil_id", &request.pupil_id).await?;
         let changes = pupils::history(&self.pool, row.id).await?;
-        let mut conn = self.pool.acquire().await?;
-        audit::record(&mut conn, caller, "pupil.read_history", "pupil", &[row.id.to_string()]).await?;
+        audit::record_read(&self.pool, caller, "pupil.read_history", "pupil", &[row.id.to_string()]).await?;
         Ok(ListPupilStatusChangesResponse {
             changes: changes
                 .into_iter()

@@ -325,8 +325,7 @@ impl Assistance {
             })
             .collect();
         let ids: Vec<String> = rows.iter().map(|row| row.id.to_string()).collect();
-        let mut conn = self.pool.acquire().await?;
-        audit::record(&mut conn, caller, "assistance.list", "assistance", &ids).await?;
+        audit::record_read(&self.pool, caller, "assistance.list", "assistance", &ids).await?;
         Ok(ListAssistanceResponse { assistance: views, next_page_token })
     }
 
@@ -496,8 +495,7 @@ impl Assistance {
         let mut rows = notice::list(&self.pool, region.subtree_prefix(), direction, after, size + 1).await?;
         let next_page_token = paging::next_page(&mut rows, size, |row| Cursor { time: row.sent_at, id: row.id });
         let ids: Vec<String> = rows.iter().map(|row| row.id.to_string()).collect();
-        let mut conn = self.pool.acquire().await?;
-        audit::record(&mut conn, caller, "hukou_notice.list", "hukou_notice", &ids).await?;
+        audit::record_read(&self.pool, caller, "hukou_notice.list", "hukou_notice", &ids).await?;
         Ok(ListHukouNoticesResponse { notices: rows.iter().map(notice_to_proto).collect(), next_page_token })
     }
 

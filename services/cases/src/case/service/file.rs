@@ -242,8 +242,7 @@ impl CaseService {
         let content = content.ok_or_else(|| {
             ServiceError::not_found(Says::EvidenceWithoutFile { evidence_id: evidence_id.to_string() })
         })?;
-        let mut conn = self.pool.acquire().await?;
-        audit::record(&mut conn, caller, "case.read_evidence_file", "case_evidence", &[evidence_id.to_string()])
+        audit::record_read(&self.pool, caller, "case.read_evidence_file", "case_evidence", &[evidence_id.to_string()])
             .await?;
         Ok(EvidenceFile {
             file_name: evidence.file_name,
@@ -268,10 +267,7 @@ impl CaseService {
             }
             None => None,
         };
-        let mut conn = self.pool.acquire().await?;
-        audit::record(&mut conn, caller, "case.read_file", "dropout_case", &[id.to_string()]).await?;
-        // Back to the pool before the view takes one: no call holds two.
-        drop(conn);
+        audit::record_read(&self.pool, caller, "case.read_file", "dropout_case", &[id.to_string()]).await?;
         Ok(CaseFileView {
             case: self.view(case, None).await?,
             officers,
@@ -303,8 +299,7 @@ impl CaseService {
         } else {
             String::new()
         };
-        let mut conn = self.pool.acquire().await?;
-        audit::record(&mut conn, caller, "case.read_history", "dropout_case", &[id.to_string()]).await?;
+        audit::record_read(&self.pool, caller, "case.read_history", "dropout_case", &[id.to_string()]).await?;
         Ok(HistoryPage { entries, next_page_token })
     }
 
@@ -372,8 +367,7 @@ impl CaseService {
         let mut attempts = file_store::attempts(&self.pool, id, after, size + 1).await?;
         let next_page_token =
             paging::next_page(&mut attempts, size, |attempt| Cursor { time: attempt.recorded_at, id: attempt.id });
-        let mut conn = self.pool.acquire().await?;
-        audit::record(&mut conn, caller, "case.read_attempts", "dropout_case", &[id.to_string()]).await?;
+        audit::record_read(&self.pool, caller, "case.read_attempts", "dropout_case", &[id.to_string()]).await?;
         Ok(AttemptPage { attempts, next_page_token })
     }
 

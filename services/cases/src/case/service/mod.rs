@@ -171,11 +171,8 @@ impl CaseService {
             caller.require_role(&[Role::Caseworker, Role::System], Action::SeeFullResidentIds)?;
         }
         let case = self.readable(caller, id).await?;
-        let mut conn = self.pool.acquire().await?;
         let action = if full { "case.read_full" } else { "case.read" };
-        audit::record(&mut conn, caller, action, "dropout_case", &[id.to_string()]).await?;
-        // Back to the pool before the view takes one: no call holds two.
-        drop(conn);
+        audit::record_read(&self.pool, caller, action, "dropout_case", &[id.to_string()]).await?;
         let revealed = if full {
             Some(reveal(
                 &self.data_key,
