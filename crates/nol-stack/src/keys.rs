@@ -148,7 +148,7 @@ impl StackKeys {
     pub fn service_tls(&self, province: &RegionCode, service: &str) -> anyhow::Result<TlsFiles> {
         let province = province.province();
         let dir = self.dir.join("tls").join(province.to_string());
-        self.ca.identity(&dir, service, &[format!("{service}.{province}.nol")])
+        self.ca.identity(&dir, service, &[nol_tls::service_name(service, province.as_str())])
     }
 
     /// The TLS identity of `province`'s NATS server (also its side of the link to the hub).

@@ -29,6 +29,26 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// The name a province's service is known by: the subject and first DNS name of its certificate,
+/// and its NATS user (`transfer.340000.nol`).
+pub fn service_name(service: &str, province: &str) -> String {
+    format!("{service}.{province}.nol")
+}
+
+/// Whether a caller's certificate chain (as the TLS handshake checked it against the CA) names
+/// `name` among its leaf certificate's DNS names. No certificate, or one that does not parse,
+/// names nothing.
+pub fn peer_is<C: AsRef<[u8]>>(chain: &[C], name: &str) -> bool {
+    let Some(leaf) = chain.first() else { return false };
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(leaf.as_ref()) else { return false };
+    let Ok(Some(names)) = cert.subject_alternative_name() else { return false };
+    names
+        .value
+        .general_names
+        .iter()
+        .any(|general| matches!(general, x509_parser::extensions::GeneralName::DNSName(dns) if *dns == name))
+}
+
 /// Where one identity's files are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
@@ -213,6 +233,21 @@ mod tests {
         std::fs::write(&files.cert, cert.pem()).unwrap();
         std::fs::write(&files.key, key.serialize_pem()).unwrap();
         files
+    }
+
+    #[test]
+    fn a_peer_is_known_by_its_certificates_dns_names() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let name = service_name("transfer", "340000");
+        assert_eq!(name, "transfer.340000.nol");
+        let params = rcgen::CertificateParams::new(vec![name.clone(), "localhost".to_owned()]).unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let chain = [cert.der().to_vec()];
+        assert!(peer_is(&chain, &name));
+        assert!(!peer_is(&chain, &service_name("transfer", "320000")), "another province's transfer");
+        assert!(!peer_is(&chain, &service_name("cases", "340000")), "another service");
+        assert!(!peer_is::<Vec<u8>>(&[], &name), "no certificate");
+        assert!(!peer_is(&[b"not a certificate".to_vec()], &name));
     }
 
     #[test]
