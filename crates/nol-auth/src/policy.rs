@@ -98,6 +98,9 @@ pub const TABLE: &[Rule] = &[
     rule("/nol.v1.CaseService/RecordRelapse", &[Caseworker]),
     // Called by the transfer service with the case worker's own token (RequestHandoff).
     rule("/nol.v1.CaseHandoffService/ReserveCase", &[Caseworker]),
+    // Called by the transfer service with the case worker's own token (AcceptHandoff); the case
+    // service also checks that the caller's certificate is the transfer service's.
+    rule("/nol.v1.CaseHandoffService/TakeInHandoff", &[Caseworker]),
     // SuspectService: schools report, case workers decide.
     rule("/nol.v1.SuspectService/ReportAbsence", &[School]),
     rule("/nol.v1.SuspectService/RecordSuspect", &[Caseworker]),

@@ -31,6 +31,13 @@ catalogue! {
         HandedOverByAnother { by: String, requested: String } =>
             "R11: the case was handed over by hand-off {by}, not {requested}",
             "R11：此案件已通过移交 {by} 移交，而不是 {requested}";
+        /// A take-in asked by anyone but this province's transfer service.
+        TakeInByTransferOnly =>
+            "R11: only this province's transfer service opens the case of an accepted hand-off",
+            "R11：接收移交后的案件只能由本省的移交服务开立";
+        /// A take-in whose dossier cannot be opened or read.
+        DossierUnreadable { why: String } =>
+            "R11: the hand-off's dossier cannot be read ({why})", "R11：移交案卷无法读取（{why}）";
 
         // R2: one child, one case.
         NoCause => "R2: at least one cause is required", "R2：至少填写一项辍学原因";

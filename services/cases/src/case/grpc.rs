@@ -37,6 +37,32 @@ impl nol_proto::v1::case_handoff_service_server::CaseHandoffService for CaseHand
         let (view, sealed_dossier) = self.0.reserve(&caller, request.into_inner()).await?;
         Ok(Response::new(ReserveCaseResponse { dropout_case: Some(case_message(&view)), sealed_dossier }))
     }
+
+    async fn take_in_handoff(
+        &self,
+        request: Request<TakeInHandoffRequest>,
+    ) -> Result<Response<TakeInHandoffResponse>, GrpcStatus> {
+        let caller = caller!(self, request);
+        // The dossier is trusted as the transfer service's own event is: only its certificate
+        // (the identity NATS lets publish its events) may ask.
+        let transfer = nol_tls::service_name("transfer", self.0.province.province().as_str());
+        let certificates = request.peer_certs();
+        if !certificates.is_some_and(|chain| nol_tls::peer_is(&chain, &transfer)) {
+            let refused = nol_runtime::ServiceError::Denied(nol_auth::Denied::Refused(
+                nol_messages::Case::TakeInByTransferOnly.into(),
+            ));
+            return Err(refused.into());
+        }
+        let response = match self.0.take_in_now(&caller, request.into_inner()).await? {
+            crate::case::store::TakeInDecided::Opened(case_id) => {
+                TakeInHandoffResponse { case_id: case_id.to_string(), existing_case_id: String::new() }
+            }
+            crate::case::store::TakeInDecided::Refused(existing) => {
+                TakeInHandoffResponse { case_id: String::new(), existing_case_id: existing.to_string() }
+            }
+        };
+        Ok(Response::new(response))
+    }
 }
 
 type ByteStream<T> = std::pin::Pin<Box<dyn futures::Stream<Item = Result<T, GrpcStatus>> + Send + 'static>>;

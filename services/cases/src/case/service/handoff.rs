@@ -6,11 +6,12 @@ use chrono::NaiveDate;
 use nol_auth::{Caller, Role};
 use nol_backbone::consumer::HandlerError;
 use nol_events::{EventEnvelope, SubjectScheme, TRANSFER_IN_MATCHED};
+use nol_messages::Case as CaseMsg;
 use nol_messages::vocab::Action;
 use nol_pii::{ResidentId, SealKeyPair};
 use nol_proto::v1::{
-    CaseHistoryEntry, HandoffAccepted, HandoffDossier, OriginDossier, ReserveCaseRequest, TransferInMatched,
-    TransferInRequested,
+    CaseHistoryEntry, HandoffAccepted, HandoffDossier, OriginDossier, ReserveCaseRequest, TakeInHandoffRequest,
+    TransferInMatched, TransferInRequested,
 };
 use nol_region::RegionCode;
 use nol_runtime::error::parse_uuid;
@@ -26,7 +27,7 @@ use crate::case::domain::stored::from_wire;
 use crate::case::domain::{Case, Source, Transition, check_causes, is_joint};
 use crate::case::grpc::{attempt_message, evidence_message, measure_message, officer_message};
 use crate::case::ledger::{self, Intake, LedgerError, Reservation};
-use crate::case::store::{self, NewCase, file as file_store};
+use crate::case::store::{self, NewCase, TakeInDecided, file as file_store};
 use crate::child::{CASE_RESIDENT_ID_CONTEXT, ChildRecord, reveal};
 
 /// The most attempts and history entries a dossier carries.
@@ -72,6 +73,53 @@ impl CaseService {
         self.wake.notify();
         tracing::info!(case_id = %case_id, handoff_id = %handoff_id, destination = %destination, "case reserved for a hand-off");
         Ok((self.current(case_id).await?, sealed))
+    }
+
+    /// TakeInHandoff: this province's transfer service, on the accepting case worker's behalf,
+    /// has the accepted hand-off's case opened here at once (or refused by R2), in one
+    /// transaction, as the accept's event would have it; the first of the two decides. Checking
+    /// that the caller is that service is the transport's part (its certificate).
+    pub async fn take_in_now(
+        &self,
+        caller: &Caller,
+        request: TakeInHandoffRequest,
+    ) -> Result<TakeInDecided, ServiceError> {
+        caller.require_role(&[Role::Caseworker], Action::AcceptHandoffs)?;
+        parse_uuid("handoff_id", &request.handoff_id)?;
+        parse_uuid("case_id", &request.case_id)?;
+        RegionCode::parse_county(&request.origin_region_code)
+            .map_err(|error| ServiceError::invalid("origin_region_code", error))?;
+        let destination = RegionCode::parse_county(&request.destination_region_code)
+            .map_err(|error| ServiceError::invalid("destination_region_code", error))?;
+        caller.require_scope(&destination)?;
+        let accepted = HandoffAccepted {
+            handoff_id: request.handoff_id,
+            case_id: request.case_id,
+            origin_region_code: request.origin_region_code,
+            destination_region_code: request.destination_region_code,
+            accepted_by: caller.subject.clone(),
+            sealed_dossier: request.sealed_dossier,
+        };
+        let events = HandoffEvents {
+            scheme: &self.scheme,
+            data_key: &self.data_key,
+            seal: &self.seal,
+            today: self.clock.today(),
+        };
+        let mut tx = self.pool.begin().await?;
+        let decided = match events.decide_take_in(&mut tx, &accepted).await {
+            Ok(decided) => decided,
+            Err(TakeInError::Unusable(why)) => {
+                return Err(ServiceError::precondition(CaseMsg::DossierUnreadable { why }));
+            }
+            Err(TakeInError::Refused(refusal)) => return Err(LedgerError::Refused(refusal).into()),
+            Err(TakeInError::Database(error)) => return Err(error.into()),
+        };
+        let (TakeInDecided::Opened(case_id) | TakeInDecided::Refused(case_id)) = decided;
+        audit::record(&mut tx, caller, "case.take_in_handoff", "dropout_case", &[case_id.to_string()]).await?;
+        tx.commit().await?;
+        self.wake.notify();
+        Ok(decided)
     }
 
     /// What the new owner needs (PIPL art. 6: nothing more): the child, causes, notes, the
@@ -133,34 +181,76 @@ fn permanent(what: impl std::fmt::Display) -> HandlerError {
     HandlerError::Permanent(what.to_string())
 }
 
+/// Why an accepted hand-off's take-in could not be decided.
+#[derive(Debug)]
+pub enum TakeInError {
+    /// The accept or its dossier is not what a take-in needs: it never will be.
+    Unusable(String),
+    /// A rule of the ledger refused (an in-province hand-off whose origin case no longer fits).
+    Refused(crate::case::domain::CaseRefusal),
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for TakeInError {
+    fn from(error: sqlx::Error) -> Self {
+        TakeInError::Database(error)
+    }
+}
+
+fn unusable(what: impl std::fmt::Display) -> TakeInError {
+    TakeInError::Unusable(what.to_string())
+}
+
 impl HandoffEvents<'_> {
     /// A destination case worker accepted (transfer's local `handoff_accepted`): open the case here
     /// from the dossier after R2 — or refuse it, naming the child's existing case — and publish the
-    /// outcome for the transfer service. A redelivery of an accept already taken in changes nothing.
+    /// outcome for the transfer service. An accept already decided (by the transfer service's
+    /// `TakeInHandoff` call, or a redelivery) changes nothing.
     pub async fn take_in(
         &self,
         conn: &mut PgConnection,
         envelope: &EventEnvelope,
         event: HandoffAccepted,
     ) -> Result<(), HandlerError> {
-        let handoff_id = Uuid::parse_str(&event.handoff_id).map_err(|_| permanent("handoff_accepted: handoff_id"))?;
-        let origin_case_id = Uuid::parse_str(&event.case_id).map_err(|_| permanent("handoff_accepted: case_id"))?;
-        let origin = RegionCode::parse(&event.origin_region_code).map_err(|_| permanent("handoff_accepted: origin"))?;
-        let destination = RegionCode::parse(&event.destination_region_code)
-            .map_err(|_| permanent("handoff_accepted: destination"))?;
-        if store::taken_in_case(conn, handoff_id).await?.is_some() {
-            return Ok(());
+        match self.decide_take_in(conn, &event).await {
+            Ok(_) => Ok(()),
+            Err(TakeInError::Unusable(why)) => Err(permanent(format!("handoff_accepted: {why}"))),
+            Err(TakeInError::Refused(refusal)) => Err(permanent(format!("hand-off {}: {refusal}", event.handoff_id))),
+            Err(TakeInError::Database(error)) => {
+                tracing::debug!(actor = %envelope.actor, "take-in to be retried");
+                Err(error.into())
+            }
+        }
+    }
+
+    /// Decides an accepted hand-off's take-in once, whichever way the accept came (its event, or
+    /// the transfer service's call): the case opened here from the dossier after R2, or the
+    /// refusal naming the child's active case here, each with its event for the transfer service.
+    /// The hand-off's id is held until the caller's transaction ends, and an accept decided
+    /// already answers that decision again, so the two ways open one case at most and publish one
+    /// outcome.
+    pub async fn decide_take_in(
+        &self,
+        conn: &mut PgConnection,
+        event: &HandoffAccepted,
+    ) -> Result<TakeInDecided, TakeInError> {
+        let handoff_id = Uuid::parse_str(&event.handoff_id).map_err(|_| unusable("handoff_id"))?;
+        let origin_case_id = Uuid::parse_str(&event.case_id).map_err(|_| unusable("case_id"))?;
+        let origin = RegionCode::parse(&event.origin_region_code).map_err(|_| unusable("origin"))?;
+        let destination = RegionCode::parse(&event.destination_region_code).map_err(|_| unusable("destination"))?;
+        if let Some(decided) = store::take_in_decided(conn, handoff_id).await? {
+            return Ok(decided);
         }
         // Sealed by the origin's province, bound to it (checked against the signed message it came in).
         let opened = self
             .seal
             .open_from(&event.sealed_dossier, origin.province().as_str())
-            .map_err(|error| permanent(format!("hand-off dossier: {error}")))?;
+            .map_err(|error| unusable(format!("hand-off dossier: {error}")))?;
         let dossier = HandoffDossier::decode(opened.as_slice())
-            .map_err(|error| permanent(format!("hand-off dossier does not decode: {error}")))?;
-        let child = dossier.child.clone().ok_or_else(|| permanent("hand-off dossier has no child"))?;
+            .map_err(|error| unusable(format!("hand-off dossier does not decode: {error}")))?;
+        let child = dossier.child.clone().ok_or_else(|| unusable("hand-off dossier has no child"))?;
         let resident_id =
-            ResidentId::parse(&child.resident_id).map_err(|error| permanent(format!("hand-off dossier: {error}")))?;
+            ResidentId::parse(&child.resident_id).map_err(|error| unusable(format!("hand-off dossier: {error}")))?;
         let new = NewCase {
             id: Uuid::now_v7(),
             pupil_id: None,
@@ -205,13 +295,14 @@ impl HandoffEvents<'_> {
             Ok(Ok(case)) => {
                 crate::supervision::store::incoming_decided(conn, handoff_id, "accepted").await?;
                 tracing::info!(case_id = %case.id, handoff_id = %handoff_id, region = %destination, "case taken in");
-                Ok(())
+                Ok(TakeInDecided::Opened(case.id))
             }
             Ok(Err(existing)) => {
-                tracing::warn!(handoff_id = %handoff_id, existing_case = %existing, actor = %envelope.actor, "hand-off refused by R2: the child already has an active case here");
-                Ok(())
+                store::record_take_in_refusal(conn, handoff_id, existing).await?;
+                tracing::warn!(handoff_id = %handoff_id, existing_case = %existing, "hand-off refused by R2: the child already has an active case here");
+                Ok(TakeInDecided::Refused(existing))
             }
-            Err(LedgerError::Refused(refusal)) => Err(permanent(format!("hand-off {handoff_id}: {refusal}"))),
+            Err(LedgerError::Refused(refusal)) => Err(TakeInError::Refused(refusal)),
             Err(LedgerError::Database(error)) => Err(error.into()),
         }
     }

@@ -443,11 +443,44 @@ pub async fn origin_dossier(pool: &PgPool, case_id: Uuid) -> sqlx::Result<Option
         .await
 }
 
-/// The case this province opened for an incoming hand-off, if it did.
-pub async fn taken_in_case(conn: &mut PgConnection, handoff_id: Uuid) -> sqlx::Result<Option<Uuid>> {
-    sqlx::query_scalar!("SELECT id FROM dropout_case WHERE handoff_id = $1 AND source = 'handoff'", handoff_id)
-        .fetch_optional(conn)
-        .await
+/// What this province decided on an incoming hand-off's take-in, if it did: the case it opened
+/// for it, or the child's active case that R2 refused it for.
+pub async fn take_in_decided(conn: &mut PgConnection, handoff_id: Uuid) -> sqlx::Result<Option<TakeInDecided>> {
+    // Held until the transaction ends: the accept's call and its event decide one after the other.
+    sqlx::query!("SELECT pg_advisory_xact_lock(hashtextextended('take_in:' || $1::text, 0))", handoff_id.to_string())
+        .execute(&mut *conn)
+        .await?;
+    let decided = sqlx::query!(
+        r#"SELECT id AS "case_id!", false AS "refused!" FROM dropout_case WHERE handoff_id = $1 AND source = 'handoff'
+           UNION ALL
+           SELECT existing_case_id, true FROM take_in_refusal WHERE handoff_id = $1"#,
+        handoff_id
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(decided
+        .map(|row| if row.refused { TakeInDecided::Refused(row.case_id) } else { TakeInDecided::Opened(row.case_id) }))
+}
+
+/// A take-in R2 refused, kept so that the accept's other way to this service answers the same.
+pub async fn record_take_in_refusal(conn: &mut PgConnection, handoff_id: Uuid, existing: Uuid) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO take_in_refusal (handoff_id, existing_case_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        handoff_id,
+        existing
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// How an incoming hand-off's take-in was decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TakeInDecided {
+    /// The case opened here for it.
+    Opened(Uuid),
+    /// R2: the child's active case here; the hand-off is rejected.
+    Refused(Uuid),
 }
 
 /// The active case of a child (blind index) in the subtree whose codes start with `prefix`.
