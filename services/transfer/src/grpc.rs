@@ -236,8 +236,10 @@ impl Transfer {
         Ok(handoff)
     }
 
-    /// AcceptHandoff: accepting while this province's case service opens the case (R2 checked
-    /// there); waits briefly for the outcome so the case worker hears it at once.
+    /// AcceptHandoff: accepting (committed with its event), then this province's case service
+    /// asked to open the case at once (R2 checked there) and its answer recorded, the origin told;
+    /// if that call fails, the accept's event has the case opened and the call waits briefly for
+    /// that outcome, so the case worker hears it either way.
     async fn accept(&self, caller: &Caller, request: AcceptHandoffRequest) -> Result<Handoff, ServiceError> {
         caller.require_role(&[Role::Caseworker], Action::AcceptHandoffs)?;
         let id = parse_uuid("handoff_id", &request.handoff_id)?;
@@ -248,17 +250,67 @@ impl Transfer {
         // across both provinces, from the origin's request to its case marked handed over.
         let span = tracing::info_span!("handoff.accept", handoff_id = %id);
         nol_telemetry::set_parent_from_map(&span, &handoff.trace_context);
-        self.steps.accept(&mut tx, &handoff, &caller.subject).instrument(span).await?;
+        self.steps.accept(&mut tx, &handoff, &caller.subject).instrument(span.clone()).await?;
         audit::record(&mut tx, caller, "handoff.accept", "handoff", &[id.to_string()]).await?;
         tx.commit().await?;
         self.wake.notify();
-        let outcome = self.wait_decided(id).await?;
+        let outcome = match self.take_in_now(caller, &handoff).instrument(span).await {
+            Some(outcome) => outcome,
+            None => self.wait_decided(id).await?,
+        };
         match (&outcome.state, &outcome.rejection) {
             (State::Rejected, Some(rejection)) if rejection.reason == RejectReason::AlreadyHasCase => {
                 let case_id = rejection.linked_case_id.map(|id| id.to_string()).unwrap_or_default();
                 Err(ServiceError::already_exists(Msg::AcceptRefusedByR2 { case_id }))
             }
             _ => self.with_coworker(handoff_to_proto(&outcome)).await,
+        }
+    }
+
+    /// The accepted hand-off's case opened by the case service at once (`TakeInHandoff`) and its
+    /// answer recorded here as its event's would be: accepted and the origin answered, or
+    /// rejected as "already has a case here". This takes two hops off the way to the origin (the
+    /// accept's event to the case service, its answer back), each a relay pass and a commit.
+    /// `None` when the call or the recording fails: the accept is committed with its event, which
+    /// decides instead (the case service answers whichever comes second with the first's decision).
+    async fn take_in_now(&self, caller: &Caller, handoff: &domain::Handoff) -> Option<domain::Handoff> {
+        let request = with_token(
+            caller,
+            TakeInHandoffRequest {
+                handoff_id: handoff.id.to_string(),
+                case_id: handoff.case_id.to_string(),
+                origin_region_code: handoff.origin.to_string(),
+                destination_region_code: handoff.destination.to_string(),
+                sealed_dossier: handoff.sealed_dossier.clone().unwrap_or_default(),
+            },
+        );
+        let answer = match self.case_handoffs.clone().take_in_handoff(request).await {
+            Ok(answer) => answer.into_inner(),
+            Err(status) => {
+                tracing::warn!(handoff_id = %handoff.id, code = ?status.code(), message = status.message(), "the case service did not take the case in at once; the accept's event will");
+                return None;
+            }
+        };
+        let recorded: sqlx::Result<Option<domain::Handoff>> = async {
+            let mut tx = self.pool.begin().await?;
+            if let Ok(case_id) = Uuid::parse_str(&answer.case_id) {
+                self.steps.taken_in(&mut tx, handoff.id, case_id).await?;
+            } else if let Ok(existing) = Uuid::parse_str(&answer.existing_case_id) {
+                self.steps.take_in_refused(&mut tx, handoff.id, existing).await?;
+            } else {
+                return Ok(None);
+            }
+            tx.commit().await?;
+            self.wake.notify();
+            store::get(&self.pool, handoff.id, Direction::Incoming).await
+        }
+        .await;
+        match recorded {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                tracing::warn!(handoff_id = %handoff.id, %error, "the case service's answer was not recorded at once; its event will be");
+                None
+            }
         }
     }
 

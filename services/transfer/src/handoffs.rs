@@ -525,7 +525,10 @@ impl Steps {
             return Ok(());
         };
         if handoff.state.advance_to(State::Accepted).is_none() {
-            store::set_destination_case(conn, id, Direction::Incoming, case_id).await?;
+            // Recorded already (the accept's call and the case service's event both tell it).
+            if handoff.destination_case_id != Some(case_id) {
+                store::set_destination_case(conn, id, Direction::Incoming, case_id).await?;
+            }
             return Ok(());
         }
         let updated = store::set_taken_in(conn, id, case_id).await?;
