@@ -2,8 +2,8 @@
 //! with a coded reason, the origin withdraws, the accept finds the child's case already there,
 //! two requests or a request and a status change race for one case, a region that found the
 //! child asks for the case, the written notice and the dossier travel with the request, the
-//! decision is due on both sides (R12), and more requests at once than a pool holds connections
-//! all answer. After every path both sides show the same outcome, the case has exactly one owner,
+//! decision is due on both sides (R12), an accept opens the case at once and once, and more
+//! requests at once than a pool holds connections all answer. After every path both sides show the same outcome, the case has exactly one owner,
 //! and no dead letter sits anywhere.
 
 mod common;
@@ -170,38 +170,9 @@ async fn an_accept_that_finds_the_childs_case_already_there_is_a_rejection_both_
     let xuanwu = test.clients("320000", "320102", Role::Caseworker);
     let linquan = test.clients("340000", "341221", Role::Caseworker);
 
-    // The family came back to 临泉县 and the county opened its own case for the child (an
-    // unregistered child found by the village committee, confirmed as a dropout).
+    // The family came back to 临泉县 and the county opened its own case for the child.
     let case = migrant_case(&xuanwu, "吴小雨", 61, "341221").await;
-    let suspect = linquan
-        .suspects
-        .clone()
-        .record_suspect(RecordSuspectRequest {
-            child: Some(record_suspect_request::Child::Unregistered(UnregisteredChild {
-                full_name: "吴小雨".into(),
-                resident_id: resident_id("341221", 61),
-                hukou_region_code: "341221".into(),
-            })),
-            region_code: String::new(),
-            reason: "村委会反映已返乡未入学".into(),
-        })
-        .await
-        .expect("suspect recorded")
-        .into_inner()
-        .suspect
-        .unwrap();
-    let here = linquan
-        .suspects
-        .clone()
-        .confirm_suspect(ConfirmSuspectRequest {
-            suspect_id: suspect.suspect_id,
-            causes: vec![DropoutCause::GoneToWork as i32],
-            notes: "家访确认".into(),
-        })
-        .await
-        .expect("confirmed")
-        .into_inner()
-        .case_id;
+    let here = found_back_home(&linquan, "吴小雨", 61).await;
 
     let handoff = request(&xuanwu, &case.case_id, "341221").await.expect("requested");
     delivered(&xuanwu, &linquan, &handoff.handoff_id).await;
@@ -233,6 +204,131 @@ async fn an_accept_that_finds_the_childs_case_already_there_is_a_rejection_both_
     assert_eq!(anhui_case.status, CaseStatus::Open as i32, "the existing case is untouched");
 
     settled_without_dead_letters(&test).await;
+    test.finish().await;
+}
+
+/// 临泉县 opens its own case for a child of its hukou (`sequence` as in `resident_id`) who came
+/// back home: an unregistered child found by the village committee, confirmed as a dropout.
+/// Returns the case's id.
+async fn found_back_home(linquan: &nol_stack::Clients, name: &str, sequence: u16) -> String {
+    let suspect = linquan
+        .suspects
+        .clone()
+        .record_suspect(RecordSuspectRequest {
+            child: Some(record_suspect_request::Child::Unregistered(UnregisteredChild {
+                full_name: name.into(),
+                resident_id: resident_id("341221", sequence),
+                hukou_region_code: "341221".into(),
+            })),
+            region_code: String::new(),
+            reason: "村委会反映已返乡未入学".into(),
+        })
+        .await
+        .expect("suspect recorded")
+        .into_inner()
+        .suspect
+        .unwrap();
+    linquan
+        .suspects
+        .clone()
+        .confirm_suspect(ConfirmSuspectRequest {
+            suspect_id: suspect.suspect_id,
+            causes: vec![DropoutCause::GoneToWork as i32],
+            notes: "家访确认".into(),
+        })
+        .await
+        .expect("confirmed")
+        .into_inner()
+        .case_id
+}
+
+/// The case worker's accept opens the case at once: the transfer service asks the case service
+/// (`TakeInHandoff`) instead of waiting for its own event to reach it, so the accept answers
+/// with the case even while Anhui's NATS is down, and the origin learns of it when NATS is back.
+/// The event, applied later, finds the decision made and makes no second case nor a second
+/// answer; and no one but the transfer service may ask the case service to take a case in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accept_opens_the_case_at_once_and_once() {
+    let (_clock, mut test) = start().await;
+    let xuanwu = test.clients("320000", "320102", Role::Caseworker);
+    let linquan = test.clients("340000", "341221", Role::Caseworker);
+    let moving = migrant_case(&xuanwu, "郑小北", 71, "341221").await;
+    let moving_handoff = request(&xuanwu, &moving.case_id, "341221").await.expect("requested");
+    delivered(&xuanwu, &linquan, &moving_handoff.handoff_id).await;
+    let back = migrant_case(&xuanwu, "郑小南", 72, "341221").await;
+    let back_home = found_back_home(&linquan, "郑小南", 72).await;
+    let back_handoff = request(&xuanwu, &back.case_id, "341221").await.expect("requested");
+    delivered(&xuanwu, &linquan, &back_handoff.handoff_id).await;
+
+    // A case worker's own token over another certificate (the tools') is refused: only the
+    // transfer service's certificate may have a case taken in.
+    let anhui = test.stack().province("340000");
+    let channel = anhui.client_tls.channel(&anhui.cases.url()).unwrap();
+    let bearer = nol_stack::client::Bearer::new(&test.token("341221", Role::Caseworker)).unwrap();
+    let mut direct = case_handoff_service_client::CaseHandoffServiceClient::with_interceptor(channel, bearer);
+    let forged = TakeInHandoffRequest {
+        handoff_id: moving_handoff.handoff_id.clone(),
+        case_id: moving.case_id.clone(),
+        origin_region_code: "320102".into(),
+        destination_region_code: "341221".into(),
+        sealed_dossier: b"not a dossier".to_vec(),
+    };
+    let refused = direct.take_in_handoff(forged).await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    assert!(zh(&refused).contains("只能由本省的移交服务开立"), "{}", zh(&refused));
+    assert!(taken_in(&linquan, &moving.case_id).await.is_empty(), "nothing opened");
+
+    // Anhui's NATS stops: the accepts' events wait in the transfer service's outbox.
+    assert_eq!(test.provinces[1], "340000", "the second nats-server is Anhui's");
+    test.stack_mut().nats[1].stop().await.unwrap();
+    let accepted = linquan
+        .transfer
+        .clone()
+        .accept_handoff(AcceptHandoffRequest { handoff_id: moving_handoff.handoff_id.clone() })
+        .await
+        .expect("accepted")
+        .into_inner()
+        .handoff
+        .unwrap();
+    assert_eq!(accepted.state, HandoffState::Accepted as i32, "accepted at once: {accepted:?}");
+    let opened = case_of(&linquan, &accepted.destination_case_id).await;
+    assert_eq!((opened.region_code.as_str(), opened.origin_case_id.as_str()), ("341221", moving.case_id.as_str()));
+    // R2 at once as well: the child has a case here already.
+    let refused = linquan
+        .transfer
+        .clone()
+        .accept_handoff(AcceptHandoffRequest { handoff_id: back_handoff.handoff_id.clone() })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::AlreadyExists, "{refused:?}");
+    assert!(refused.message().contains(&back_home), "{}", refused.message());
+    let rejected = case_of(&linquan, &back_home).await;
+    assert_eq!(rejected.status, CaseStatus::Open as i32, "the existing case is untouched");
+
+    // NATS back: the origin learns both outcomes, and the accepts' own events reach the case
+    // service, which answers them with the decisions made.
+    test.stack_mut().nats[1].restart().await.unwrap();
+    until_case(&xuanwu, &moving.case_id, CaseStatus::HandedOver).await;
+    until(&xuanwu, &back_handoff.handoff_id, HandoffDirection::Outgoing, HandoffState::Rejected).await;
+    until_case(&xuanwu, &back.case_id, CaseStatus::Open).await;
+    settled_without_dead_letters(&test).await;
+    let cases = test.database("340000", "cases").await;
+    let count = |sql: &'static str, event_type: nol_events::EventType| {
+        let cases = cases.clone();
+        async move { sqlx::query_scalar::<_, i64>(sql).bind(event_type.qualified()).fetch_one(&cases).await.unwrap() }
+    };
+    let applied = "SELECT count(*) FROM inbox WHERE event_type = $1 AND outcome = 'applied'";
+    let told = "SELECT count(*) FROM outbox WHERE event_type = $1";
+    assert_eq!(count(applied, nol_events::HANDOFF_ACCEPTED).await, 2, "both accepts' events applied");
+    assert_eq!(count(told, nol_events::CASE_TAKEN_IN).await, 1, "one case taken in, told once");
+    assert_eq!(count(told, nol_events::CASE_TAKE_IN_REFUSED).await, 1, "one refusal, told once");
+    let listed = taken_in(&linquan, &moving.case_id).await;
+    assert_eq!(listed.len(), 1, "one case for the hand-off: {listed:?}");
+    assert!(taken_in(&linquan, &back.case_id).await.is_empty(), "no second case for the child back home");
+    for (handoff, state) in [(&moving_handoff, HandoffState::Completed), (&back_handoff, HandoffState::Rejected)] {
+        until(&linquan, &handoff.handoff_id, HandoffDirection::Incoming, state).await;
+    }
+    cases.close().await;
     test.finish().await;
 }
 
