@@ -6,8 +6,8 @@
 //! 3. The project's path: events through gRPC (CreatePupil, 8 callers; `NOL_BENCH_CALLERS`) → transaction with outbox →
 //!    relay → JetStream → the reporting service's inbox, until every one is counted; and the token
 //!    check a call makes, in full and for a token seen before.
-//! 4. Hand-off latency: from the destination's accept (its commit) to the origin recording it (its
-//!    commit), against raw JetStream publish→consume over the same link between provinces; where it
+//! 4. Hand-off latency: from the destination's accept (its state change) to the origin recording
+//!    it (its commit), against raw JetStream publish→consume over the same link between provinces; where it
 //!    goes: each acceptance's chain segment by segment, the relay's and consumers' stage histograms
 //!    of the services on the way (`/metrics`), Anhui's statements an acceptance, and the case
 //!    worker's `AcceptHandoff` call (it answers once the case service decided).
@@ -536,12 +536,14 @@ async fn backbone_stages(process: &nol_stack::process::ServiceProcess) -> anyhow
 }
 
 /// Where an acceptance's time goes on its way to the origin, from the timestamps the backbone
-/// keeps (one clock: both provinces' databases are on this machine's PostgreSQL). An acceptance
-/// takes three hops through outbox, relay, JetStream and inbox: Anhui's transfer service tells
-/// Anhui's case service (which opens the case), the case service tells transfer back, and transfer
-/// tells Jiangsu's transfer service. For each hop: the event's row written → the relay has
-/// published it (`sent_at`: commit, relay wake-up, claim, publish and its ack) → the consumer's
-/// inbox row (`received_at`: delivery, fetch, and the consumer's transaction up to its inbox write).
+/// keeps (one clock: both provinces' databases are on this machine's PostgreSQL). The accept's
+/// call has Anhui's case service open the case at once (`TakeInHandoff`, its event row written in
+/// that transaction), records the answer and writes the answer to the origin; one hop through
+/// outbox, relay, JetStream and inbox takes it to Jiangsu's transfer service. The accept's own
+/// event to the case service and the case service's event back still travel, off the way, and are
+/// listed with the hops. For each hop: the event's row written → the relay has published it
+/// (`sent_at`: commit, relay wake-up, claim, publish and its ack) → the consumer's inbox row
+/// (`received_at`: delivery, fetch, and the consumer's transaction up to its inbox write).
 ///
 /// The hand-offs were accepted one at a time, each after the last was recorded at the origin, so
 /// an event belongs to the hand-off whose window (accepted at the destination → recorded at the
@@ -598,23 +600,18 @@ async fn handoff_breakdown(
     }
     events.sort_by_key(|event| event.1);
     windows.sort();
-    // Each acceptance's chain: accepted → the three hops, each row written / published / in the
-    // next inbox → recorded at the origin. The segments between hops are the consumers' own work.
+    // Each acceptance's chain: accepted → the case service's row (the case opened by the accept's
+    // call) → the answer to the origin written / published / in Jiangsu's inbox → recorded at the
+    // origin.
     let chain = [
-        "Anhui transfer → Anhui cases: transfer.handoff_accepted",
         "Anhui cases → Anhui transfer: cases.case_taken_in",
         "Anhui transfer → Jiangsu transfer: transfer.handoff_accepted",
     ];
     let segment_names = [
-        "accept's transaction: state set → its event row written",
-        "hop 1 relay: accept committed, woken, claimed, published, acked, marked",
-        "hop 1 delivery: Anhui case service fetched it, its inbox row written",
-        "Anhui case service opens the case (R2, dossier): inbox → its event row",
-        "hop 2 relay",
-        "hop 2 delivery to Anhui transfer",
-        "Anhui transfer records it, answers the origin: inbox → answer row",
-        "hop 3 relay: across the province link",
-        "hop 3 delivery to Jiangsu transfer",
+        "the accept's transaction and commit, its TakeInHandoff call: state set → the case service's event row",
+        "the case service commits; Anhui transfer records it, answers the origin: → the answer's row",
+        "the hop's relay: across the province link",
+        "the hop's delivery to Jiangsu transfer",
         "Jiangsu transfer: inbox row → accepted_at (negative: written first)",
     ];
     let mut segments: Vec<Vec<f64>> = vec![Vec::new(); segment_names.len()];
@@ -626,9 +623,8 @@ async fn handoff_breakdown(
                 events.iter().find(|(label, created, _, _)| label == name && created >= accepted && created <= recorded)
             })
             .collect();
-        let [first, second, third] = found.as_slice() else { continue };
-        let points =
-            [*accepted, first.1, first.2, first.3, second.1, second.2, second.3, third.1, third.2, third.3, *recorded];
+        let [opened, answer] = found.as_slice() else { continue };
+        let points = [*accepted, opened.1, answer.1, answer.2, answer.3, *recorded];
         for (index, pair) in points.windows(2).enumerate() {
             segments[index].push(ms(pair[0], pair[1]));
         }
