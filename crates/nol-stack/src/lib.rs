@@ -8,6 +8,7 @@ pub mod backup;
 pub mod client;
 pub mod keys;
 pub mod nats;
+pub mod ports;
 pub mod postgres;
 pub mod process;
 pub mod profile;

@@ -123,6 +123,16 @@ impl NatsServer {
             options.name
         );
         std::fs::create_dir_all(dir)?;
+        let mut options = options;
+        // Ports not given are chosen below the kernel's ephemeral range, so that a restart finds
+        // them free (`crate::ports`); 0 from there leaves the choice to nats-server.
+        let chosen = || Some(crate::ports::unused_port()).filter(|port| *port != 0);
+        if options.client_port.is_none() {
+            options.client_port = chosen();
+        }
+        if options.leaf_listen == Some(None) {
+            options.leaf_listen = Some(chosen());
+        }
         let mut server = NatsServer {
             binary: crate::tools::nats_server()?,
             dir: dir.to_path_buf(),

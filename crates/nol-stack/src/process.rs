@@ -47,6 +47,19 @@ impl ServiceProcess {
         env: BTreeMap<String, String>,
         log: LogTo,
     ) -> anyhow::Result<ServiceProcess> {
+        let mut env = env;
+        // Ports left to the kernel (0) are chosen here instead, below its ephemeral range, so that
+        // a restart finds them free (`crate::ports`).
+        let any = |value: Option<&String>| value.is_some_and(|addr| addr.ends_with(":0"));
+        if any(env.get("NOL_GRPC_ADDR")) {
+            env.insert("NOL_GRPC_ADDR".to_owned(), format!("127.0.0.1:{}", crate::ports::unused_port()));
+            if env.get("NOL_METRICS_ADDR").is_none_or(|addr| addr.ends_with(":0")) {
+                env.insert("NOL_METRICS_ADDR".to_owned(), format!("127.0.0.1:{}", crate::ports::unused_port()));
+            }
+        }
+        if any(env.get("NOL_WEB_ADDR")) {
+            env.insert("NOL_WEB_ADDR".to_owned(), format!("127.0.0.1:{}", crate::ports::unused_port()));
+        }
         let mut process = ServiceProcess {
             name: name.to_owned(),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
