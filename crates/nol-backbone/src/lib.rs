@@ -26,7 +26,8 @@ pub use stats::{BackboneStats, StatsSnapshot};
 /// force_custom_plan`, for their subtree reads, `nol_runtime::database`); a batch's statements
 /// look rows up by key and event id, where a prepared statement's generic plan is as good, so the
 /// batch lets PostgreSQL choose (`auto`) rather than plan every statement again on every event.
-/// The registry's group commit begins its groups the same way.
+/// The registry's group commit begins its groups the same way, and so do calls whose
+/// transactions are a consumer's work done at once (the hand-off's accept and take-in).
 pub const BEGIN_BATCH: &str = "BEGIN; SET LOCAL plan_cache_mode TO auto";
 
 /// Creates the backbone tables (outbox, inbox, dead letters) in the pool's schema. They have

@@ -109,6 +109,31 @@ pub async fn enqueue(conn: &mut PgConnection, subject: &str, envelope: &EventEnv
     Ok(())
 }
 
+/// Adds an event to the outbox that the relay publishes only once `delay` has passed: the
+/// durable fallback of a change whose effect another way brings about at once (a call), so that the
+/// event, which then finds that effect done, does not race the call for it. Committed with the
+/// change like any event; the relay finds it due on a later pass (it polls besides being woken).
+pub async fn enqueue_after(
+    conn: &mut PgConnection,
+    subject: &str,
+    envelope: &EventEnvelope,
+    delay: std::time::Duration,
+) -> sqlx::Result<()> {
+    let row = OutboxRow::of(subject, envelope)?;
+    sqlx::query!(
+        "INSERT INTO outbox (id, subject, event_type, envelope, next_attempt_at)
+         VALUES ($1, $2, $3, $4, clock_timestamp() + make_interval(secs => $5))",
+        row.id,
+        row.subject,
+        row.event_type,
+        row.envelope,
+        delay.as_secs_f64(),
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Adds many events to the outbox in one statement (a job that publishes thousands at once).
 pub async fn enqueue_many(conn: &mut PgConnection, events: &[(String, EventEnvelope)]) -> sqlx::Result<()> {
     if events.is_empty() {

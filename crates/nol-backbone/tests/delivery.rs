@@ -257,6 +257,41 @@ async fn a_transaction_that_commits_after_a_later_one_is_still_published() {
     fixture.finish().await;
 }
 
+/// A fallback event (`outbox::enqueue_after`) commits with its transaction like any other, but the
+/// relay leaves it until it is due: a pass right after the commit publishes only the event beside
+/// it, and a pass once the delay has passed publishes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_due_later_is_published_once_it_is_due_and_not_before() {
+    let fixture = Fixture::start().await;
+    let stats = BackboneStats::default();
+    let relay = fixture.relay(&stats);
+    let mut tx = fixture.pool.begin().await.unwrap();
+    let (subject, now) = fixture.event();
+    nol_backbone::outbox::enqueue(&mut tx, &subject, &now).await.unwrap();
+    let (subject, later) = fixture.event();
+    nol_backbone::outbox::enqueue_after(&mut tx, &subject, &later, Duration::from_secs(1)).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(relay.publish_due().await.unwrap(), 1, "only the event due now");
+    let later_id = Uuid::parse_str(&later.event_id).unwrap();
+    let mut conn = fixture.pool.acquire().await.unwrap();
+    assert_eq!(nol_backbone::outbox::sent(&mut conn, later_id).await.unwrap(), Some(false), "still waiting");
+    drop(conn);
+    eventually("the later event to be published", Duration::from_secs(30), || async {
+        Ok((relay.publish_due().await? == 1).then_some(()))
+    })
+    .await
+    .unwrap();
+    let waited: f64 =
+        sqlx::query_scalar("SELECT EXTRACT(EPOCH FROM sent_at - created_at)::float8 FROM outbox WHERE id = $1")
+            .bind(later_id)
+            .fetch_one(&fixture.pool)
+            .await
+            .unwrap();
+    assert!(waited >= 1.0, "published {waited} s after it was written, before it was due");
+    assert_eq!(fixture.stream_messages().await, 2);
+    fixture.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_that_dies_between_commit_and_ack_applies_its_effect_once() {
     let fixture = Fixture::start().await;
