@@ -236,14 +236,15 @@ impl Transfer {
         Ok(handoff)
     }
 
-    /// AcceptHandoff: accepting (committed with its event), then this province's case service
-    /// asked to open the case at once (R2 checked there) and its answer recorded, the origin told;
-    /// if that call fails, the accept's event has the case opened and the call waits briefly for
-    /// that outcome, so the case worker hears it either way.
+    /// AcceptHandoff: accepting (committed with its fallback event), then this province's case
+    /// service asked to open the case at once (R2 checked there) and its answer recorded, the
+    /// origin told; if that call fails, the fallback event has the case opened and the call waits
+    /// briefly for that outcome, so the case worker hears it either way.
     async fn accept(&self, caller: &Caller, request: AcceptHandoffRequest) -> Result<Handoff, ServiceError> {
         caller.require_role(&[Role::Caseworker], Action::AcceptHandoffs)?;
         let id = parse_uuid("handoff_id", &request.handoff_id)?;
-        let mut tx = self.pool.begin().await?;
+        // Keyed statements only, as a consumer's batch: planned as PostgreSQL chooses.
+        let mut tx = self.pool.begin_with(nol_backbone::BEGIN_BATCH).await?;
         let handoff = self.incoming_for_update(&mut tx, caller, id).await?;
         handoff.check_accept()?;
         // The accept's messages continue the hand-off's own trace, so one hand-off is one trace
@@ -271,8 +272,9 @@ impl Transfer {
     /// answer recorded here as its event's would be: accepted and the origin answered, or
     /// rejected as "already has a case here". This takes two hops off the way to the origin (the
     /// accept's event to the case service, its answer back), each a relay pass and a commit.
-    /// `None` when the call or the recording fails: the accept is committed with its event, which
-    /// decides instead (the case service answers whichever comes second with the first's decision).
+    /// `None` when the call or the recording fails: the accept is committed with its event, due a
+    /// second later, which decides instead (the case service answers whichever comes second with
+    /// the first's decision).
     async fn take_in_now(&self, caller: &Caller, handoff: &domain::Handoff) -> Option<domain::Handoff> {
         let request = with_token(
             caller,
@@ -292,7 +294,7 @@ impl Transfer {
             }
         };
         let recorded: sqlx::Result<Option<domain::Handoff>> = async {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.pool.begin_with(nol_backbone::BEGIN_BATCH).await?;
             if let Ok(case_id) = Uuid::parse_str(&answer.case_id) {
                 self.steps.taken_in(&mut tx, handoff.id, case_id).await?;
             } else if let Ok(existing) = Uuid::parse_str(&answer.existing_case_id) {

@@ -30,6 +30,11 @@ use crate::notice::{self, NoticeFacts};
 use crate::proto::{reject_reason_from_proto, reject_reason_to_proto, sex_from_proto};
 use crate::store::{self, Notice};
 
+/// How long the accept's event to this province's case service waits before it goes out: the
+/// accept's call has the case taken in within milliseconds, and the event, its fallback, should
+/// not race it (both would wait on one another in the case service's take-in).
+pub const TAKE_IN_FALLBACK_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What the steps need besides the transaction.
 #[derive(Clone)]
 pub struct Steps {
@@ -511,11 +516,22 @@ impl Steps {
     /// A destination case worker accepts: the hand-off is accepting while this province's case
     /// service opens the case (R2 checked in that commit, which moves responsibility here). A
     /// cancel that arrives from now on loses.
+    ///
+    /// The accept's event to this province's case service is the take-in's fallback: `AcceptHandoff`
+    /// has the case service take the case in at once, so the event goes out only after
+    /// [`TAKE_IN_FALLBACK_AFTER`] and then finds the take-in decided. When the call failed or its
+    /// process died after this commit, the event decides.
     pub async fn accept(&self, conn: &mut PgConnection, handoff: &Handoff, accepted_by: &str) -> sqlx::Result<Handoff> {
         let updated =
             store::set_state(conn, handoff.id, Direction::Incoming, State::Accepting, Some(accepted_by)).await?;
         let local = acceptance_message(&updated, handoff.sealed_dossier.clone().unwrap_or_default());
-        self.tell_own(conn, HANDOFF_ACCEPTED, handoff.destination, handoff, accepted_by, &local).await?;
+        let id = handoff.id.to_string();
+        let envelope = nol_backbone::outbox::new_envelope(
+            header(HANDOFF_ACCEPTED, handoff.destination, &id, 3, accepted_by),
+            &local,
+        );
+        let subject = self.scheme.local(HANDOFF_ACCEPTED, &handoff.destination);
+        nol_backbone::outbox::enqueue_after(conn, &subject, &envelope, TAKE_IN_FALLBACK_AFTER).await?;
         Ok(updated)
     }
 

@@ -106,7 +106,8 @@ impl CaseService {
             seal: &self.seal,
             today: self.clock.today(),
         };
-        let mut tx = self.pool.begin().await?;
+        // The consumer's work for the accept's event, done at once: planned as in its batches.
+        let mut tx = self.pool.begin_with(nol_backbone::BEGIN_BATCH).await?;
         let decided = match events.decide_take_in(&mut tx, &accepted).await {
             Ok(decided) => decided,
             Err(TakeInError::Unusable(why)) => {
