@@ -3,8 +3,8 @@
 //! two requests or a request and a status change race for one case, a region that found the
 //! child asks for the case, the written notice and the dossier travel with the request, the
 //! decision is due on both sides (R12), an accept opens the case at once and once, and more
-//! requests at once than a pool holds connections all answer. After every path both sides show the same outcome, the case has exactly one owner,
-//! and no dead letter sits anywhere.
+//! requests at once than a pool holds connections all answer. After every path both sides show
+//! the same outcome, the case has exactly one owner, and no dead letter sits anywhere.
 
 mod common;
 
