@@ -29,7 +29,17 @@ use crate::outbox::RelayWake;
 /// committed without waiting for the WAL flush (`synchronous_commit = off`, this transaction
 /// only), and its two statements may keep their generic plans, like a consumer's batch
 /// ([`crate::BEGIN_BATCH`]).
-const BEGIN_PASS: &str = "BEGIN; SET LOCAL synchronous_commit TO OFF; SET LOCAL plan_cache_mode TO auto";
+///
+/// The claim reads the queue's partial index with a plain index scan, never a bitmap scan. A row
+/// marked sent leaves a dead entry in `outbox_unsent` until the table is vacuumed. An index scan
+/// that meets it marks it dead (it checks the row anyway), and the passes after step over it
+/// without reading the row; a bitmap scan marks nothing, so every pass reads every row sent since
+/// the last vacuum again. PostgreSQL picks the bitmap scan when it expects few unsent rows, as it
+/// does for an outbox not yet analysed: after a burst (an import's events, a cross-check's
+/// findings), each pass then cost O(rows sent), 40 ms a pass at the province's scale while
+/// autovacuum was busy with the province's tables (docs/BENCHMARKS.md, issue 13, tenth part).
+pub const BEGIN_PASS: &str =
+    "BEGIN; SET LOCAL synchronous_commit TO OFF; SET LOCAL plan_cache_mode TO auto; SET LOCAL enable_bitmapscan TO off";
 
 /// How the relay paces itself.
 #[derive(Debug, Clone)]
