@@ -182,12 +182,14 @@ impl EventHandler for TransferEvents {
             let taken: CaseTakeIn = decode_payload(envelope, CASE_TAKEN_IN)?;
             let id = uuid_field(envelope, "handoff_id", &taken.handoff_id)?;
             let case_id = uuid_field(envelope, "case_id", &taken.case_id)?;
-            Ok(steps.taken_in(conn, id, case_id).await?)
+            steps.taken_in(conn, id, case_id).await?;
+            Ok(())
         } else if CASE_TAKE_IN_REFUSED.matches(kind) {
             let refused: CaseTakeIn = decode_payload(envelope, CASE_TAKE_IN_REFUSED)?;
             let id = uuid_field(envelope, "handoff_id", &refused.handoff_id)?;
             let existing = uuid_field(envelope, "existing_case_id", &refused.existing_case_id)?;
-            Ok(steps.take_in_refused(conn, id, existing).await?)
+            steps.take_in_refused(conn, id, existing).await?;
+            Ok(())
         } else if CASE_HANDED_OVER.matches(kind) {
             let handed: CaseHandedOver = decode_payload(envelope, CASE_HANDED_OVER)?;
             let id = uuid_field(envelope, "handoff_id", &handed.handoff_id)?;

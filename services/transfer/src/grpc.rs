@@ -293,18 +293,19 @@ impl Transfer {
                 return None;
             }
         };
+        // The hand-off as this transaction leaves it: no second read after the commit.
         let recorded: sqlx::Result<Option<domain::Handoff>> = async {
             let mut tx = self.pool.begin_with(nol_backbone::BEGIN_BATCH).await?;
-            if let Ok(case_id) = Uuid::parse_str(&answer.case_id) {
-                self.steps.taken_in(&mut tx, handoff.id, case_id).await?;
+            let outcome = if let Ok(case_id) = Uuid::parse_str(&answer.case_id) {
+                self.steps.taken_in(&mut tx, handoff.id, case_id).await?
             } else if let Ok(existing) = Uuid::parse_str(&answer.existing_case_id) {
-                self.steps.take_in_refused(&mut tx, handoff.id, existing).await?;
+                self.steps.take_in_refused(&mut tx, handoff.id, existing).await?
             } else {
                 return Ok(None);
-            }
+            };
             tx.commit().await?;
             self.wake.notify();
-            store::get(&self.pool, handoff.id, Direction::Incoming).await
+            Ok(outcome)
         }
         .await;
         match recorded {

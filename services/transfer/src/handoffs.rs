@@ -536,31 +536,38 @@ impl Steps {
     }
 
     /// This province's case service opened the case: accepted, and the origin is told.
-    pub async fn taken_in(&self, conn: &mut PgConnection, id: Uuid, case_id: Uuid) -> sqlx::Result<()> {
-        let Some(handoff) = store::get_for_update(conn, id, Direction::Incoming).await? else {
-            return Ok(());
+    pub async fn taken_in(&self, conn: &mut PgConnection, id: Uuid, case_id: Uuid) -> sqlx::Result<Option<Handoff>> {
+        let Some(mut handoff) = store::get_for_update(conn, id, Direction::Incoming).await? else {
+            return Ok(None);
         };
         if handoff.state.advance_to(State::Accepted).is_none() {
             // Recorded already (the accept's call and the case service's event both tell it).
             if handoff.destination_case_id != Some(case_id) {
                 store::set_destination_case(conn, id, Direction::Incoming, case_id).await?;
+                handoff.destination_case_id = Some(case_id);
             }
-            return Ok(());
+            return Ok(Some(handoff));
         }
         let updated = store::set_taken_in(conn, id, case_id).await?;
         self.answer(conn, &updated).await?;
         tracing::info!(handoff_id = %id, case_id = %case_id, "hand-off accepted; responsibility moved here");
-        Ok(())
+        Ok(Some(updated))
     }
 
     /// This province's case service refused the accept (R2: the child already has an active case
-    /// here): the hand-off is rejected as "already has a case here", linked to that case.
-    pub async fn take_in_refused(&self, conn: &mut PgConnection, id: Uuid, existing: Uuid) -> sqlx::Result<()> {
+    /// here): the hand-off is rejected as "already has a case here", linked to that case. Returns
+    /// the hand-off as it stands after (as it was, when it was no longer accepting).
+    pub async fn take_in_refused(
+        &self,
+        conn: &mut PgConnection,
+        id: Uuid,
+        existing: Uuid,
+    ) -> sqlx::Result<Option<Handoff>> {
         let Some(handoff) = store::get_for_update(conn, id, Direction::Incoming).await? else {
-            return Ok(());
+            return Ok(None);
         };
         if handoff.state != State::Accepting {
-            return Ok(());
+            return Ok(Some(handoff));
         }
         let rejection = Rejection {
             reason: RejectReason::AlreadyHasCase,
@@ -569,8 +576,7 @@ impl Steps {
             at: None,
             linked_case_id: Some(existing),
         };
-        self.reject(conn, &handoff, &rejection).await?;
-        Ok(())
+        Ok(Some(self.reject(conn, &handoff, &rejection).await?))
     }
 
     /// The destination refuses: rejected on this side, its own services told, the origin answered.
