@@ -535,7 +535,8 @@ impl Steps {
         Ok(updated)
     }
 
-    /// This province's case service opened the case: accepted, and the origin is told.
+    /// This province's case service opened the case: accepted, and the origin is told. Returns the
+    /// hand-off as it stands after (`None` when there is no such incoming hand-off).
     pub async fn taken_in(&self, conn: &mut PgConnection, id: Uuid, case_id: Uuid) -> sqlx::Result<Option<Handoff>> {
         let Some(mut handoff) = store::get_for_update(conn, id, Direction::Incoming).await? else {
             return Ok(None);
