@@ -266,6 +266,7 @@ async fn after_a_burst_the_relay_steps_over_the_rows_it_sent() {
         dead >= entries * 99 / 100,
         "{dead} of {entries} entries marked dead; the rest are read again on every pass"
     );
+    fixture.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
